@@ -1,0 +1,79 @@
+"""Python API: distill any teacher into your own ``torch.nn.Module``.
+
+>>> import mentor, torch
+>>> splits = mentor.load_data("iris")
+>>> student = torch.nn.Linear(4, 3)
+>>> from sklearn.linear_model import LogisticRegression
+>>> teacher = LogisticRegression(max_iter=500).fit(splits.train.x.numpy(), splits.train.y.numpy())
+>>> d = mentor.Distiller(student, teacher, method="kd", temperature=2.0, epochs=5)
+>>> result = d.fit(splits)
+>>> 0.0 <= d.evaluate(splits)["accuracy"] <= 1.0
+True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data.splits import Splits
+from .engine import fit, get_accelerator
+from .engine.evaluate import evaluate
+from .engine.loop import FitResult
+from .methods import get_method
+from .recipe import TrainSpec
+from .teachers import as_teacher
+
+
+class Distiller:
+    """A student, a teacher, a registered method and its parameters.
+
+    ``teacher``: a ``torch.nn.Module``, an object with ``predict_proba`` (a fitted
+    scikit-learn classifier), a list of those (ensemble, averaged probabilities) or a
+    mentor teacher; ``None`` for methods that need none (``scratch``).
+    Training options are those of the recipe's ``train`` section (``epochs``, ``lr``, ...);
+    every other keyword is a parameter of the method (``temperature``, ``alpha``, ...).
+    """
+
+    def __init__(self, student: nn.Module, teacher: Any = None, method: str = "kd", *,
+                 seed: int = 0, refiners=(), updater=None, **options: Any):
+        train_fields = set(TrainSpec.model_fields) - {"seeds"}
+        train_opts = {k: v for k, v in options.items() if k in train_fields}
+        method_params = {k: v for k, v in options.items() if k not in train_fields}
+        self.spec = TrainSpec(**train_opts, seeds=[seed])
+        self.method = get_method(method)
+        self.plan = self.method.plan(**method_params)
+        self.student = student
+        self.teacher_source = teacher
+        self.seed = seed
+        self.refiners = list(refiners)
+        self.updater = updater
+        self.result: FitResult | None = None
+
+    def fit(self, data: Splits, *, checkpoint_dir: str | Path | None = None,
+            resume: bool = False, max_steps: int | None = None) -> FitResult:
+        """Train the student on ``data`` (train split; validation split for model selection)."""
+        teacher = None
+        if self.plan.needs_teacher:
+            teacher = as_teacher(self.teacher_source, data.num_classes)
+        self.result = fit(self.student, data.train, data.val, objectives=self.plan.objectives,
+                          refiners=self.refiners, updater=self.updater or self.plan.updater,
+                          spec=self.spec, seed=self.seed, num_classes=data.num_classes,
+                          teacher=teacher,
+                          checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+                          resume=resume, max_steps=max_steps)
+        return self.result
+
+    def evaluate(self, data: Splits, split: str = "test") -> dict[str, float]:
+        """Accuracy of the trained student on one split (gathered over processes)."""
+        acc = get_accelerator(self.spec.mixed_precision)
+        part = getattr(data, split)
+        return evaluate(self.student, part.x.to(acc.device), part.y.to(acc.device), acc)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        self.student.eval()
+        return torch.softmax(self.student(x), dim=-1)

@@ -1,0 +1,104 @@
+"""Fixed stratified train / validation / test splits and the labeled subset of train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import DataError
+from .arrays import ArrayData
+
+
+@dataclass
+class Split:
+    """Tensors of one split. ``labeled`` marks the rows whose label the student may see
+    (all rows of validation and test)."""
+
+    x: Tensor
+    y: Tensor
+    labeled: Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Splits:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    input_shape: tuple[int, ...]
+    seed: int
+
+    @property
+    def in_features(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    def describe(self) -> str:
+        n_lab = int(self.train.labeled.sum())
+        return (f"{self.name}: train {len(self.train)} ({n_lab} labeled), "
+                f"val {len(self.val)}, test {len(self.test)}, {self.num_classes} classes")
+
+
+def _stratified_pick(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``fraction`` of each class (at least one per class present)."""
+    picked = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        k = max(1, int(round(fraction * len(idx))))
+        picked.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
+                labeled_fraction: float = 1.0, seed: int = 0,
+                standardize: bool = True) -> Splits:
+    """Stratified split with a fixed seed; features standardized with train statistics.
+
+    ``labeled_fraction`` keeps that fraction of each class's training labels visible to the
+    student (the rest are unlabeled training inputs).
+    """
+    for field, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 < v < 1:
+            raise DataError(f"data.{field} must be in (0, 1), got {v}")
+    if val_fraction + test_fraction >= 1:
+        raise DataError(f"data.val_fraction + data.test_fraction must be < 1, got "
+                        f"{val_fraction + test_fraction:g}")
+    if not 0 < labeled_fraction <= 1:
+        raise DataError(f"data.labeled_fraction must be in (0, 1], got {labeled_fraction}")
+    counts = np.bincount(data.y, minlength=data.num_classes)
+    small = [c for c in range(data.num_classes) if 0 < counts[c] < 3]
+    if small:
+        raise DataError(f"{data.name}: class {small[0]} has {counts[small[0]]} samples; expected "
+                        "at least 3 per class for a stratified train/val/test split")
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx, test_idx = [], [], []
+    for c in np.unique(data.y):
+        idx = rng.permutation(np.flatnonzero(data.y == c))
+        n_test = max(1, int(round(test_fraction * len(idx))))
+        n_val = max(1, int(round(val_fraction * len(idx))))
+        test_idx.append(idx[:n_test])
+        val_idx.append(idx[n_test:n_test + n_val])
+        train_idx.append(idx[n_test + n_val:])
+    tr, va, te = (rng.permutation(np.concatenate(p)) for p in (train_idx, val_idx, test_idx))
+    x = data.x
+    if standardize:
+        mean = x[tr].mean(0)
+        std = x[tr].std(0)
+        std[std < 1e-8] = 1.0
+        x = (x - mean) / std
+    labeled = np.zeros(len(tr), dtype=bool)
+    labeled[_stratified_pick(data.y[tr], labeled_fraction, rng)] = True
+
+    def split(idx: np.ndarray, lab: np.ndarray | None = None) -> Split:
+        lab_t = torch.ones(len(idx), dtype=torch.bool) if lab is None else torch.from_numpy(lab)
+        return Split(torch.from_numpy(np.ascontiguousarray(x[idx], dtype=np.float32)),
+                     torch.from_numpy(data.y[idx].astype(np.int64)), lab_t)
+
+    return Splits(data.name, split(tr, labeled), split(va), split(te), data.num_classes,
+                  data.input_shape, seed)

@@ -1,0 +1,7 @@
+"""The training engine: one loop for every method (DESIGN.md §2), on HF Accelerate."""
+
+from .accel import get_accelerator
+from .loop import FitResult, fit
+from .objectives import Objective
+
+__all__ = ["FitResult", "Objective", "fit", "get_accelerator"]

@@ -1,0 +1,181 @@
+"""Checkpoints: weights as safetensors (never pickle) and an exact-resume training state.
+
+The training state is two files written atomically: ``state.safetensors`` (optimizer
+tensors, RNG states, the epoch's data order) and ``state.json`` (everything else: step,
+epoch, optimizer hyper-parameters, scheduler, best validation score).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import CheckpointError
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through ``write(tmp_path)`` to a temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    atomic_write(path, write)
+
+
+def save_weights(path: Path, model: nn.Module, metadata: dict[str, Any] | None = None) -> None:
+    """Save ``model``'s state dict as safetensors; ``metadata`` values are stored as JSON."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_safetensors(path: Path, field: str = "checkpoint") -> tuple[dict[str, torch.Tensor],
+                                                                     dict[str, Any]]:
+    """Tensors and decoded metadata of a safetensors file; anything else is refused unread."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{field}: file '{path}' does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"{field}: '{path}' is a directory; expected a .safetensors file")
+    try:
+        from safetensors import safe_open
+        with safe_open(str(path), framework="pt") as f:
+            raw_meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{field}: '{path}' is not a safetensors file ({e}); mentor loads "
+                              "weights only from safetensors, never from pickle") from None
+    meta = {}
+    for k, v in raw_meta.items():
+        try:
+            meta[k] = json.loads(v)
+        except (TypeError, ValueError):
+            meta[k] = v
+    return tensors, meta
+
+
+def load_weights(path: Path, model: nn.Module, field: str = "checkpoint") -> dict[str, Any]:
+    """Load safetensors weights into ``model`` after checking names and shapes; return metadata."""
+    tensors, meta = read_safetensors(path, field)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    extra = [k for k in tensors if k not in expected]
+    if missing or extra:
+        what = (f"lacks tensor {missing[0]!r}" if missing else f"has unexpected tensor {extra[0]!r}")
+        raise CheckpointError(f"{field}: '{path}' {what}; expected the tensors of the model "
+                              f"({len(expected)} tensors, first {next(iter(expected))!r})")
+    for k, v in expected.items():
+        if tuple(tensors[k].shape) != tuple(v.shape):
+            raise CheckpointError(f"{field}: tensor {k!r} in '{path}' has shape "
+                                  f"{list(tensors[k].shape)} but the model expects {list(v.shape)}")
+    model.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
+    return meta
+
+
+# ------------------------------------------------------------------------- training state
+
+def save_state(directory: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler, generator: torch.Generator, order: torch.Tensor,
+               extra_tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
+    """Everything needed to continue training bit-for-bit, in ``directory``.
+
+    Written in this order, each atomically: model, state tensors, then ``state.json`` last,
+    so a ``state.json`` present means a complete checkpoint.
+    """
+    directory = Path(directory)
+    save_weights(directory / "model.safetensors", model)
+    opt = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    opt_scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in opt["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{pid}.{k}"] = v.detach().contiguous().cpu()
+            else:
+                opt_scalars.setdefault(str(pid), {})[k] = v
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.generator"] = generator.get_state()
+    tensors["data.order"] = order.cpu()
+    for k, v in extra_tensors.items():
+        tensors[f"extra.{k}"] = v.detach().contiguous().cpu()
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    atomic_write(directory / "state.safetensors", lambda tmp: save_file(tensors, tmp))
+    py_state = random.getstate()
+    state = {
+        "format": "mentor-state-1",
+        "optimizer": {"param_groups": opt["param_groups"], "scalars": opt_scalars,
+                      "tensor_ids": sorted({int(k.split(".")[1]) for k in tensors
+                                            if k.startswith("optim.")})},
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
+        **info,
+    }
+    atomic_write_text(directory / "state.json", json.dumps(state, indent=1))
+
+
+def load_state(directory: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler, generator: torch.Generator) -> tuple[dict[str, Any], torch.Tensor,
+                                                              dict[str, torch.Tensor]]:
+    """Restore what :func:`save_state` wrote; return ``(info, order, extra_tensors)``."""
+    directory = Path(directory)
+    info_path = directory / "state.json"
+    if not info_path.exists():
+        raise CheckpointError(f"resume: '{directory}' holds no complete checkpoint "
+                              "(state.json missing)")
+    try:
+        state = json.loads(info_path.read_text())
+    except ValueError as e:
+        raise CheckpointError(f"resume: '{info_path}' is not valid JSON ({e})") from None
+    if state.get("format") != "mentor-state-1":
+        raise CheckpointError(f"resume: '{info_path}' has format {state.get('format')!r}; "
+                              "expected 'mentor-state-1'")
+    load_weights(directory / "model.safetensors", model, field="resume")
+    tensors, _ = read_safetensors(directory / "state.safetensors", field="resume")
+    per_param: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            per_param.setdefault(int(pid), {})[name] = v
+    for pid, scalars in state["optimizer"]["scalars"].items():
+        per_param.setdefault(int(pid), {}).update(scalars)
+    optimizer.load_state_dict({"state": per_param,
+                               "param_groups": state["optimizer"]["param_groups"]})
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    generator.set_state(tensors["rng.generator"])
+    if torch.cuda.is_available():
+        cuda = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())
+                if f"rng.cuda.{i}" in tensors]
+        if cuda:
+            torch.cuda.set_rng_state_all(cuda)
+    v, s, g = state["rng_python"]
+    random.setstate((v, tuple(s), g))
+    extra = {k[len("extra."):]: t for k, t in tensors.items() if k.startswith("extra.")}
+    return state, tensors["data.order"], extra

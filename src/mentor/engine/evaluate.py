@@ -1,0 +1,50 @@
+"""Evaluation with metrics gathered over all processes' shards."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
+    """Contiguous shard ``[lo, hi)`` of ``n`` rows for ``rank`` out of ``world``."""
+    per = -(-n // world)
+    return min(rank * per, n), min((rank + 1) * per, n)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: Tensor, chunk: int = 4096) -> Tensor:
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)]) if len(x) else None
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, accelerator=None,
+             teacher_logits: Tensor | None = None) -> dict[str, float]:
+    """Accuracy (and agreement with ``teacher_logits``) over the whole split.
+
+    Under several processes each evaluates its contiguous shard and the counts are summed
+    across processes, so the result covers every row exactly once (``n`` says how many).
+    """
+    world = accelerator.num_processes if accelerator is not None else 1
+    rank = accelerator.process_index if accelerator is not None else 0
+    lo, hi = shard_bounds(len(y), world, rank)
+    device = x.device
+    counts = torch.zeros(3, dtype=torch.float64, device=device)
+    if hi > lo:
+        logits = predict_logits(model, x[lo:hi])
+        pred = logits.argmax(-1)
+        counts[0] = (pred == y[lo:hi]).sum()
+        counts[1] = hi - lo
+        if teacher_logits is not None:
+            counts[2] = (pred == teacher_logits[lo:hi].argmax(-1)).sum()
+    if world > 1:
+        counts = accelerator.reduce(counts, reduction="sum")
+    n = float(counts[1])
+    out = {"accuracy": float(counts[0]) / max(n, 1.0), "n": int(n)}
+    if teacher_logits is not None:
+        out["teacher_agreement"] = float(counts[2]) / max(n, 1.0)
+    return out

@@ -1,0 +1,298 @@
+"""The one training loop (DESIGN.md §2).
+
+Per step: indices of a batch -> teacher signal (cached or computed) -> refiners -> weighted
+objectives -> backward -> optimizer + scheduler -> teacher updater. Per epoch: validation
+accuracy, model selection, optional checkpoint. In-memory data is batched by tensor
+indexing (no DataLoader), so the loop costs what a hand-written PyTorch loop costs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..contracts import Batch, Refiner, Targets, TeacherUpdater
+from ..data.splits import Split
+from ..errors import MentorError, TrainingFault
+from ..recipe import TrainSpec
+from ..updates import Frozen
+from .accel import get_accelerator, uses_plain_step
+from .checkpoint import load_state, save_state
+from .evaluate import evaluate
+from .objectives import Objective
+
+
+@dataclass
+class FitResult:
+    """The trained student (best-on-validation weights loaded unless ``select='last'``)."""
+
+    model: nn.Module
+    history: dict[str, list] = field(default_factory=dict)
+    best_epoch: int = -1
+    best_val_accuracy: float = float("nan")
+    steps: int = 0
+    finished: bool = True
+    teacher_cached: bool = False
+
+
+def make_optimizer(params, spec: TrainSpec) -> torch.optim.Optimizer:
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    if spec.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
+                           weight_decay=spec.weight_decay)
+
+
+def make_scheduler(optimizer, spec: TrainSpec, total_steps: int):
+    if spec.schedule == "constant":
+        return None
+    total = max(total_steps, 1)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
+
+
+class TeacherSignal:
+    """Teacher logits for a batch: looked up from outputs computed once for the whole
+    training split (frozen teacher, un-augmented inputs) or computed for the batch."""
+
+    def __init__(self, teacher, x: Tensor, cache: bool, chunk: int = 4096):
+        self.teacher = teacher
+        self.cached: Tensor | None = None
+        if cache:
+            with torch.no_grad():
+                self.cached = torch.cat([teacher.logits(x[i:i + chunk])
+                                         for i in range(0, len(x), chunk)])
+
+    def __call__(self, x: Tensor, index: Tensor) -> Tensor:
+        if self.cached is not None:
+            return self.cached[index]
+        with torch.no_grad():
+            return self.teacher.logits(x)
+
+
+def _check_classes(model: nn.Module, teacher, x: Tensor, num_classes: int) -> None:
+    with torch.no_grad():
+        was = model.training
+        model.eval()
+        out = model(x[:2])
+        model.train(was)
+    if out.ndim != 2 or out.shape[-1] != num_classes:
+        raise MentorError(f"student outputs shape {tuple(out.shape)} for 2 samples; expected "
+                          f"(2, {num_classes}) for {num_classes} classes")
+    if teacher is not None and teacher.num_classes != num_classes:
+        raise MentorError(f"teacher outputs {teacher.num_classes} classes but the student and "
+                          f"data have {num_classes}; expected the same number")
+
+
+def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Objective],
+        spec: TrainSpec, seed: int, num_classes: int, teacher=None,
+        refiners: Sequence[Refiner] = (), updater: TeacherUpdater | None = None,
+        checkpoint_dir: Path | None = None, resume: bool = False,
+        max_steps: int | None = None,
+        on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> FitResult:
+    """Train ``student`` with the given objectives; return the selected weights and history.
+
+    ``seed`` fixes the data order (a dedicated generator); model initialisation is the
+    caller's (seed before building the model). ``max_steps`` stops early (after writing a
+    checkpoint when ``checkpoint_dir`` is set); ``resume`` continues from that checkpoint and
+    gives the same final weights as an uninterrupted run.
+    """
+    if not objectives:
+        raise MentorError("a method needs at least one objective, got none")
+    updater = updater or Frozen()
+    needs_teacher = any(o.needs_teacher for o in objectives)
+    if needs_teacher and teacher is None:
+        names = [o.loss for o in objectives if o.needs_teacher]
+        raise MentorError(f"objective {names[0]!r} needs a teacher, but none was given")
+    acc = get_accelerator(spec.mixed_precision)
+    device = acc.device
+    _check_classes(student, teacher if needs_teacher else None, train.x, num_classes)
+
+    plain = uses_plain_step(acc)
+    student.to(device)
+    model = acc.prepare_model(student)
+    raw_model = acc.unwrap_model(model)
+    optimizer = make_optimizer(model.parameters(), spec)
+    opt_step = optimizer if plain else acc.prepare_optimizer(optimizer)
+    world, rank = acc.num_processes, acc.process_index
+    n = len(train)
+    g_batch = spec.batch_size * world
+    steps_per_epoch = n // g_batch + (1 if n % g_batch >= world else 0)
+    if steps_per_epoch == 0:
+        raise MentorError(f"train.batch_size {spec.batch_size} x {world} processes leaves no "
+                          f"batch from {n} training samples")
+    total_steps = steps_per_epoch * spec.epochs
+    scheduler = make_scheduler(optimizer, spec, total_steps)
+
+    x = train.x.to(device)
+    labeled = train.labeled.to(device)
+    all_labeled = bool(labeled.all())
+    y = torch.where(labeled, train.y.to(device), torch.full_like(train.y.to(device), -1))
+    lab_mask = None if all_labeled else labeled
+    x_val, y_val = val.x.to(device), val.y.to(device)
+
+    signal = None
+    teacher_module = None
+    if needs_teacher:
+        if hasattr(teacher, "to"):
+            teacher.to(device)
+        teacher_module = getattr(teacher, "module", None)
+        if not updater.frozen and teacher_module is None:
+            raise MentorError(f"teacher updater {type(updater).__name__} needs a module teacher")
+        cache = spec.cache_teacher == "always" or (spec.cache_teacher == "auto"
+                                                    and updater.frozen)
+        if spec.cache_teacher == "always" and not updater.frozen:
+            raise MentorError("train.cache_teacher 'always' needs a frozen teacher; the teacher "
+                              f"updater is {type(updater).__name__}")
+        signal = TeacherSignal(teacher, x, cache)
+    need_pseudo = lab_mask is not None and any(
+        o.needs_labels and o.rows == "all" for o in objectives)
+
+    gen = torch.Generator().manual_seed(seed)
+    history: dict[str, list] = {"epoch": [], "train_loss": [], "val_accuracy": []}
+    best_val, best_epoch, best_state = -1.0, -1, None
+    step, start_epoch, start_b = 0, 0, 0
+    order = None
+    resumed_running = 0.0
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume and ckpt is not None and (ckpt / "state.json").exists():
+        info, order, extra = load_state(ckpt, model=raw_model, optimizer=optimizer,
+                                        scheduler=scheduler, generator=gen)
+        step, start_epoch, start_b = info["step"], info["epoch"], info["batch"]
+        history, best_val, best_epoch = info["history"], info["best_val"], info["best_epoch"]
+        if info.get("has_best"):
+            best_state = {k[5:]: v.to(device) for k, v in extra.items() if k.startswith("best.")}
+        if teacher_module is not None and not updater.frozen:
+            teacher_module.load_state_dict({k[8:]: v.to(device) for k, v in extra.items()
+                                            if k.startswith("teacher.")})
+        resumed_running = float(info.get("running_loss", 0.0))
+        if start_b == 0:
+            order = None
+
+    def checkpoint(epoch: int, b: int, order_now: Tensor, running_sum: float = 0.0) -> None:
+        if ckpt is None or not acc.is_main_process:
+            return
+        extra = {}
+        if best_state is not None:
+            extra.update({f"best.{k}": v for k, v in best_state.items()})
+        if teacher_module is not None and not updater.frozen:
+            extra.update({f"teacher.{k}": v for k, v in teacher_module.state_dict().items()})
+        save_state(ckpt, model=raw_model, optimizer=optimizer, scheduler=scheduler,
+                   generator=gen, order=order_now, extra_tensors=extra,
+                   info={"step": step, "epoch": epoch, "batch": b, "history": history,
+                         "best_val": best_val, "best_epoch": best_epoch,
+                         "has_best": best_state is not None, "seed": seed,
+                         "running_loss": running_sum})
+
+    autocast = acc.autocast if spec.mixed_precision != "no" else None
+    model.train()
+    stopped = False
+    for epoch in range(start_epoch, spec.epochs):
+        if order is None:
+            order = torch.randperm(n, generator=gen)
+        order_dev = order.to(device)
+        running = torch.full((), resumed_running, device=device)
+        resumed_running = 0.0
+        for b in range(start_b, steps_per_epoch):
+            idx = order_dev[b * g_batch:(b + 1) * g_batch]
+            if world > 1:
+                idx = idx.tensor_split(world)[rank]
+            xb = x[idx]
+            batch = Batch(xb, y[idx], idx, None if lab_mask is None else lab_mask[idx],
+                          epoch, step)
+            targets = None
+            if signal is not None:
+                zt = signal(xb, idx)
+                labels = (torch.where(batch.labeled, batch.y, zt.argmax(-1)) if need_pseudo
+                          else batch.y)
+                targets = Targets(zt, labels)
+                for refine in refiners:
+                    targets = refine(targets, batch)
+            if autocast is None:
+                logits = model(xb)
+                total = _weighted_sum(objectives, logits, targets, batch, epoch)
+            else:
+                with autocast():
+                    logits = model(xb)
+                    total = _weighted_sum(objectives, logits, targets, batch, epoch)
+            if not torch.isfinite(total):
+                _raise_fault(objectives, logits, targets, batch, epoch, step)
+            optimizer.zero_grad(set_to_none=True)
+            if plain:
+                total.backward()
+            else:
+                acc.backward(total)
+            opt_step.step()
+            if scheduler is not None:
+                scheduler.step()
+            step += 1
+            if not updater.frozen:
+                updater.update(teacher_module, raw_model, step)
+            running += total.detach()
+            if max_steps is not None and step >= max_steps:
+                stopped = True
+                checkpoint(epoch, b + 1, order, float(running))
+                break
+            if (ckpt is not None and spec.checkpoint_every and step % spec.checkpoint_every == 0
+                    and b + 1 < steps_per_epoch):
+                checkpoint(epoch, b + 1, order, float(running))
+        if stopped:
+            break
+        done = steps_per_epoch
+        start_b = 0
+        order = None
+        val = evaluate(model, x_val, y_val, acc)
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(float(running) / max(done, 1))
+        history["val_accuracy"].append(val["accuracy"])
+        if spec.select == "best_val" and val["accuracy"] > best_val:
+            best_val, best_epoch = val["accuracy"], epoch + 1
+            best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
+        if on_epoch is not None:
+            on_epoch(epoch + 1, {"val_accuracy": val["accuracy"],
+                                 "train_loss": history["train_loss"][-1]})
+        if ckpt is not None and spec.checkpoint_every:
+            checkpoint(epoch + 1, 0, torch.empty(0, dtype=torch.long))
+    if not stopped and ckpt is not None and not spec.checkpoint_every:
+        checkpoint(spec.epochs, 0, torch.empty(0, dtype=torch.long))
+    if not stopped:
+        if spec.select == "best_val" and best_state is not None:
+            raw_model.load_state_dict(best_state)
+        else:
+            best_val = history["val_accuracy"][-1] if history["val_accuracy"] else float("nan")
+            best_epoch = history["epoch"][-1] if history["epoch"] else -1
+    acc.free_memory()
+    raw_model.eval()
+    return FitResult(raw_model, history, best_epoch, best_val, step, not stopped,
+                     signal is not None and signal.cached is not None)
+
+
+def _weighted_sum(objectives: Sequence[Objective], logits: Tensor, targets: Targets | None,
+                  batch: Batch, epoch: int) -> Tensor:
+    total = None
+    for obj in objectives:
+        w = obj.weight_at(epoch)
+        if w == 0.0:
+            continue
+        term = w * obj(logits, targets, batch)
+        total = term if total is None else total + term
+    if total is None:
+        total = logits.sum() * 0.0
+    return total
+
+
+def _raise_fault(objectives, logits, targets, batch, epoch, step) -> None:
+    for obj in objectives:
+        value = obj(logits, targets, batch)
+        if not torch.isfinite(value):
+            raise TrainingFault(f"objective {obj.describe()} gave a non-finite loss ({float(value)})"
+                                f" at step {step} (epoch {epoch + 1}); check the learning rate "
+                                "and the inputs")
+    raise TrainingFault(f"the loss became non-finite at step {step} (epoch {epoch + 1})")

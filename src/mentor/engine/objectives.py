@@ -1,0 +1,91 @@
+"""Weighted objectives: a registered loss, its parameters, which rows it sees, its weight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from torch import Tensor
+
+from ..contracts import Batch, Targets
+from ..losses.base import LossSpec, standardized
+from ..registry import LOSSES
+
+
+@dataclass
+class Objective:
+    """``weight · mean over selected rows of loss(student_logits, targets, labels)``.
+
+    ``rows``: ``"labeled"`` (rows whose label the student may see) or ``"all"``.
+    ``standardize``: apply logit standardization to both logit inputs (LS-KD).
+    ``warmup_epochs``: weight ramps as ``min(epoch / warmup_epochs, 1)`` with 1-based epochs
+    (DKD's warm-up as in the official mdistiller code).
+    """
+
+    loss: str
+    weight: float = 1.0
+    params: dict[str, Any] = field(default_factory=dict)
+    rows: Literal["labeled", "all"] = "all"
+    standardize: bool = False
+    warmup_epochs: int = 0
+
+    def __post_init__(self):
+        spec: LossSpec = LOSSES.get(self.loss)
+        self.params = spec.check(self.params)
+        self.spec = spec
+        fn: Callable = spec.fn
+        if self.standardize:
+            if not spec.logit_loss or not spec.needs_teacher:
+                from ..errors import ParameterError
+                raise ParameterError(f"standardize applies to teacher logit losses; {self.loss!r} "
+                                     "is not one")
+            fn = standardized(fn)
+        self.fn = fn
+        if self.rows == "labeled" and not spec.needs_labels and not spec.needs_teacher:
+            pass
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.spec.needs_teacher
+
+    @property
+    def needs_labels(self) -> bool:
+        return self.spec.needs_labels
+
+    def weight_at(self, epoch: int) -> float:
+        """Weight at 0-based ``epoch``."""
+        if self.warmup_epochs > 0:
+            return self.weight * min((epoch + 1) / self.warmup_epochs, 1.0)
+        return self.weight
+
+    def __call__(self, logits: Tensor, targets: Targets | None, batch: Batch) -> Tensor:
+        t_logits = targets.logits if targets is not None else None
+        mask = targets.mask if targets is not None and self.needs_teacher else None
+        weight = targets.weight if targets is not None and self.needs_teacher else None
+        if self.rows == "labeled" and batch.labeled is not None:
+            sel = batch.labeled
+            if mask is not None:
+                sel = sel & mask
+            logits = logits[sel]
+            labels = batch.y[sel]
+            t_logits = t_logits[sel] if t_logits is not None else None
+            weight = weight[sel] if weight is not None else None
+            mask = None
+        else:
+            labels = batch.y if self.rows == "labeled" else (
+                targets.labels if targets is not None else batch.y)
+        values = self.fn(logits, t_logits, labels, **self.params)
+        if weight is not None:
+            values = values * weight
+        if mask is not None:
+            m = mask.to(values.dtype)
+            return (values * m).sum() / m.sum().clamp_min(1.0)
+        if values.numel() == 0:
+            return values.sum()
+        return values.mean()
+
+    def describe(self) -> str:
+        ps = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in self.params.items())
+        ls = "LS " if self.standardize else ""
+        return f"{self.weight:g}*{ls}{self.loss}({ps})"

@@ -1,0 +1,86 @@
+"""Loss registration: declared parameter constraints checked with one error template."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import ParameterError, check_param
+from ..registry import LOSSES
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A registered loss: the pure function, what it consumes, its parameters and ranges.
+
+    ``constraints`` maps a parameter to the keyword arguments of
+    :func:`mentor.errors.check_param` (``low``, ``high``, ``low_open``, ``high_open``).
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    needs_teacher: bool
+    needs_labels: bool
+    defaults: dict[str, Any]
+    constraints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    logit_loss: bool = True  # standardization applies to its logit inputs
+
+    def check(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Return defaults updated with ``params``; raise on unknown or out-of-range values."""
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            from ..registry import suggest
+            raise ParameterError(f"{self.name}: unknown parameter {unknown[0]!r}"
+                                 f"{suggest(unknown[0], self.defaults)}; "
+                                 f"expected one of {sorted(self.defaults)}")
+        merged = {**self.defaults, **params}
+        self.check_values(merged)
+        return merged
+
+    def check_values(self, values: dict[str, Any]) -> None:
+        """Type and range checks of the constrained parameters present in ``values``."""
+        for key, value in values.items():
+            rule = self.constraints.get(key)
+            if rule is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParameterError(f"{self.name}.{key} must be a number, got {value!r}")
+            check_param(self.name, key, value, **rule)
+
+
+def register_loss(name: str, *, description: str, paper: str = "", needs_teacher: bool,
+                  needs_labels: bool, defaults: dict[str, Any],
+                  constraints: dict[str, dict[str, Any]] | None = None,
+                  logit_loss: bool = True):
+    """Decorator: register a pure loss function with its declared constraints."""
+
+    def deco(fn):
+        spec = LossSpec(name, fn, needs_teacher, needs_labels, dict(defaults),
+                        dict(constraints or {}), logit_loss)
+        LOSSES.register(name, description=description, paper=paper)(spec)
+        fn.spec = spec
+        return fn
+
+    return deco
+
+
+def loss_spec(name: str) -> LossSpec:
+    return LOSSES.get(name)
+
+
+def validate(name: str, **params: Any) -> None:
+    """Check ``params`` of loss ``name`` against its declared constraints."""
+    LOSSES.get(name).check_values(params)
+
+
+def standardized(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a logit loss so both logit inputs are z-scored first (logit standardization)."""
+    from .logits import logit_standardize
+
+    def wrapped(student_logits, teacher_logits, labels=None, **params):
+        return fn(logit_standardize(student_logits), logit_standardize(teacher_logits),
+                  labels, **params)
+
+    wrapped.__name__ = f"standardized_{getattr(fn, '__name__', 'loss')}"
+    wrapped.__doc__ = f"Logit-standardized {getattr(fn, '__name__', 'loss')}."
+    return wrapped

@@ -1,0 +1,109 @@
+"""Logit-distillation losses for classification (METHODS.md §27, §59.2).
+
+All functions return per-example values of shape ``(B,)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ParameterError
+from .base import register_loss, validate
+
+_POSITIVE = {"low": 0, "low_open": True}
+_NONNEG = {"low": 0}
+
+
+def logit_standardize(z: Tensor, eps: float = 1e-7) -> Tensor:
+    """Z-score each row of ``z``: ``(z - mean) / (eps + std)`` with the unbiased std.
+
+    Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024 (mentor reads
+    the official ``sunshangquan/logit-standardization-KD`` code: same eps and unbiased std).
+    The result is unchanged by ``z -> a*z + b`` for ``a > 0``, which makes any logit loss
+    built on it insensitive to the teacher's logit scale. Equivalent to giving each sample its
+    own temperature ``T * std(z)``.
+    """
+    if z.shape[-1] < 2:
+        raise ParameterError(f"logit_standardize needs at least 2 classes, got {z.shape[-1]}")
+    mean = z.mean(dim=-1, keepdim=True)
+    std = z.std(dim=-1, keepdim=True)
+    return (z - mean) / (eps + std)
+
+
+def _check_pair(student_logits: Tensor, teacher_logits: Tensor) -> None:
+    if student_logits.shape != teacher_logits.shape:
+        raise ParameterError(
+            f"student logits have shape {tuple(student_logits.shape)} but teacher logits have "
+            f"shape {tuple(teacher_logits.shape)}; expected the same (batch, classes)")
+
+
+@register_loss("ce", description="cross-entropy with the hard labels",
+               needs_teacher=False, needs_labels=True, defaults={"label_smoothing": 0.0},
+               constraints={"label_smoothing": {"low": 0, "high": 1, "high_open": True}},
+               logit_loss=False)
+def cross_entropy(student_logits: Tensor, teacher_logits: Tensor | None = None,
+                  labels: Tensor | None = None, *, label_smoothing: float = 0.0) -> Tensor:
+    """Per-example cross-entropy ``-log softmax(z)[y]`` (optionally label-smoothed)."""
+    validate("ce", label_smoothing=label_smoothing)
+    if labels is None:
+        raise ParameterError("ce needs labels, got None")
+    return F.cross_entropy(student_logits, labels, reduction="none",
+                           label_smoothing=label_smoothing)
+
+
+@register_loss("kd", description="Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T))",
+               paper="Hinton et al. 2015, arXiv:1503.02531",
+               needs_teacher=True, needs_labels=False, defaults={"temperature": 4.0},
+               constraints={"temperature": _POSITIVE})
+def kd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None = None, *,
+       temperature: float = 4.0) -> Tensor:
+    """Knowledge distillation loss ``T² · KL(p_t^T ‖ p_s^T)`` per example.
+
+    Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network", 2015. The ``T²``
+    factor keeps gradient magnitudes comparable across temperatures. ``labels`` is ignored.
+    """
+    validate("kd", temperature=temperature)
+    _check_pair(student_logits, teacher_logits)
+    log_ps = F.log_softmax(student_logits / temperature, dim=-1)
+    log_pt = F.log_softmax(teacher_logits / temperature, dim=-1)
+    return (log_pt.exp() * (log_pt - log_ps)).sum(-1) * temperature**2
+
+
+@register_loss("dkd", description="decoupled KD: alpha*TCKD + beta*NCKD",
+               paper="Zhao et al. 2022, Decoupled Knowledge Distillation, CVPR",
+               needs_teacher=True, needs_labels=True,
+               defaults={"alpha": 1.0, "beta": 8.0, "temperature": 4.0},
+               constraints={"alpha": _NONNEG, "beta": _NONNEG, "temperature": _POSITIVE})
+def dkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *, alpha: float = 1.0,
+        beta: float = 8.0, temperature: float = 4.0) -> Tensor:
+    """Decoupled KD per example: ``α·TCKD + β·NCKD`` (Zhao et al., CVPR 2022).
+
+    TCKD is ``T²·KL`` between the binary (target, non-target) probabilities of teacher and
+    student; NCKD is ``T²·KL`` between their distributions over the non-target classes only.
+    Computed in log space (the official mdistiller code masks with ``-1000`` and takes
+    ``log`` of probabilities; the values agree where that code is finite). The warm-up
+    ``min(epoch / warmup, 1)`` of the paper is an objective schedule
+    (:class:`mentor.objectives.Objective`), not part of this function.
+    """
+    validate("dkd", alpha=alpha, beta=beta, temperature=temperature)
+    _check_pair(student_logits, teacher_logits)
+    if labels is None:
+        raise ParameterError("dkd needs labels (the target class of each row), got None")
+    t = temperature
+    zs, zt = student_logits / t, teacher_logits / t
+    target = F.one_hot(labels, zs.shape[-1]).bool()
+    log_ps, log_pt = F.log_softmax(zs, -1), F.log_softmax(zt, -1)
+    # binary (target, non-target) log-probabilities
+    neg_inf = torch.finfo(zs.dtype).min
+    ls_t = log_ps.gather(-1, labels[:, None]).squeeze(-1)
+    lt_t = log_pt.gather(-1, labels[:, None]).squeeze(-1)
+    ls_o = torch.logsumexp(log_ps.masked_fill(target, neg_inf), -1)
+    lt_o = torch.logsumexp(log_pt.masked_fill(target, neg_inf), -1)
+    tckd = lt_t.exp() * (lt_t - ls_t) + lt_o.exp() * (lt_o - ls_o)
+    # distributions over the non-target classes
+    lq_s = F.log_softmax(zs.masked_fill(target, neg_inf), -1)
+    lq_t = F.log_softmax(zt.masked_fill(target, neg_inf), -1)
+    nckd = (lq_t.exp() * (lq_t - lq_s)).masked_fill(target, 0.0).sum(-1)
+    return (alpha * tckd + beta * nckd) * t * t

@@ -1,0 +1,162 @@
+"""Named methods: each is a composition of registered parts (objectives, refiners, updater).
+
+A method declares its parameters once as a pydantic model (ranges included) and builds a
+:class:`MethodPlan`. The engine never branches on a method's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .engine.objectives import Objective
+from .registry import METHODS
+
+
+@dataclass
+class MethodPlan:
+    objectives: list[Objective]
+    refiners: list[Any] = field(default_factory=list)
+    updater: Any = None
+    description: str = ""
+
+    @property
+    def needs_teacher(self) -> bool:
+        return any(o.needs_teacher for o in self.objectives)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    params: type[BaseModel]
+    build: Callable[[BaseModel], MethodPlan]
+
+    def plan(self, **params: Any) -> MethodPlan:
+        from .errors import RecipeError
+        from .recipe import format_errors
+        try:
+            p = self.params.model_validate(params)
+        except ValidationError as e:
+            raise RecipeError(format_errors(e, ("method",)), source=f"method {self.name!r}") \
+                from None
+        return self.build(p)
+
+
+def register_method(name: str, params: type[BaseModel], *, description: str, paper: str = ""):
+    def deco(build):
+        METHODS.register(name, description=description, paper=paper)(Method(name, params, build))
+        return build
+    return deco
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_method_params(raw: dict[str, Any], loc: tuple) -> list[str]:
+    """Problems with one ``method`` mapping of a recipe (unknown method or bad parameters)."""
+    from .errors import MentorError
+    from .recipe import format_errors
+    name = raw.get("name")
+    if not isinstance(name, str):
+        return []  # reported by the recipe schema
+    try:
+        method: Method = METHODS.get(name)
+    except MentorError as e:
+        where = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc)
+        return [f"{where}.name: {e}".replace(".[", "[")]
+    params = {k: v for k, v in raw.items() if k not in ("name", "label")}
+    try:
+        method.params.model_validate(params)
+    except ValidationError as e:
+        return format_errors(e, loc)
+    return []
+
+
+def get_method(name: str) -> Method:
+    return METHODS.get(name)
+
+
+# ------------------------------------------------------------------------------- presets
+
+class ScratchParams(_Params):
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+
+@register_method("scratch", ScratchParams,
+                 description="student trained on the hard labels only (no teacher)")
+def _scratch(p: ScratchParams) -> MethodPlan:
+    return MethodPlan([Objective("ce", 1.0, {"label_smoothing": p.label_smoothing},
+                                 rows="labeled")], description="cross-entropy on labels")
+
+
+class KDParams(_Params):
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.9, ge=0, le=1, description="weight of the KD term; CE gets 1-alpha")
+
+
+@register_method("kd", KDParams, paper="Hinton et al. 2015, arXiv:1503.02531",
+                 description="(1-alpha)*CE(labels) + alpha*T^2*KL(teacher || student)")
+def _kd(p: KDParams) -> MethodPlan:
+    return MethodPlan([
+        Objective("ce", 1.0 - p.alpha, rows="labeled"),
+        Objective("kd", p.alpha, {"temperature": p.temperature}, rows="all"),
+    ], description=f"Hinton KD, T={p.temperature:g}, alpha={p.alpha:g}")
+
+
+class LSKDParams(_Params):
+    temperature: float = Field(2.0, gt=0)
+    ce_weight: float = Field(0.1, ge=0)
+    kd_weight: float = Field(9.0, ge=0)
+
+
+@register_method("ls-kd", LSKDParams, paper="Sun et al. 2024, Logit Standardization in KD, CVPR",
+                 description="KD on z-scored logits (defaults: T=2, CE 0.1, KD 9 as in the "
+                 "official code)")
+def _ls_kd(p: LSKDParams) -> MethodPlan:
+    return MethodPlan([
+        Objective("ce", p.ce_weight, rows="labeled"),
+        Objective("kd", p.kd_weight, {"temperature": p.temperature}, rows="all",
+                  standardize=True),
+    ], description=f"logit-standardized KD, T={p.temperature:g}, CE {p.ce_weight:g}, "
+                   f"KD {p.kd_weight:g}")
+
+
+class DKDParams(_Params):
+    alpha: float = Field(1.0, ge=0, description="weight of TCKD")
+    beta: float = Field(8.0, ge=0, description="weight of NCKD")
+    temperature: float = Field(4.0, gt=0)
+    warmup_epochs: int = Field(20, ge=0, description="DKD weight ramps over these epochs")
+    ce_weight: float = Field(1.0, ge=0)
+
+
+def _dkd_plan(p: DKDParams, standardize: bool) -> MethodPlan:
+    prefix = "logit-standardized " if standardize else ""
+    return MethodPlan([
+        Objective("ce", p.ce_weight, rows="labeled"),
+        Objective("dkd", 1.0, {"alpha": p.alpha, "beta": p.beta, "temperature": p.temperature},
+                  rows="all", standardize=standardize, warmup_epochs=p.warmup_epochs),
+    ], description=f"{prefix}DKD, alpha={p.alpha:g}, beta={p.beta:g}, T={p.temperature:g}, "
+                   f"warm-up {p.warmup_epochs} epochs")
+
+
+@register_method("dkd", DKDParams, paper="Zhao et al. 2022, Decoupled KD, CVPR",
+                 description="CE + warm-up * (alpha*TCKD + beta*NCKD); unlabeled rows use the "
+                 "teacher's arg-max as target class")
+def _dkd(p: DKDParams) -> MethodPlan:
+    return _dkd_plan(p, standardize=False)
+
+
+class LSDKDParams(DKDParams):
+    alpha: float = Field(9.0, ge=0, description="TCKD weight (1 x kd-weight 9, official code)")
+    beta: float = Field(72.0, ge=0, description="NCKD weight (8 x kd-weight 9, official code)")
+    temperature: float = Field(2.0, gt=0)
+
+
+@register_method("ls-dkd", LSDKDParams, paper="Sun et al. 2024 (LS) + Zhao et al. 2022 (DKD)",
+                 description="DKD on z-scored logits (defaults as the official LS code: "
+                 "alpha 9, beta 72, T 2)")
+def _ls_dkd(p: LSDKDParams) -> MethodPlan:
+    return _dkd_plan(p, standardize=True)

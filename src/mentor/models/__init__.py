@@ -1,0 +1,86 @@
+"""Built-in models, built from recipe fields: ``linear``, ``mlp`` and a small ``cnn``.
+
+Users of the Python API pass any ``torch.nn.Module`` that maps ``(B, features)`` to
+``(B, classes)`` instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..registry import MODELS
+
+
+class Reshape(nn.Module):
+    def __init__(self, *shape: int):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+@MODELS.register("linear", description="logistic regression: one linear layer")
+def linear(input_shape: Sequence[int], num_classes: int) -> nn.Module:
+    return nn.Linear(math.prod(input_shape), num_classes)
+
+
+@MODELS.register("mlp", description="multi-layer perceptron with ReLU (optional dropout, BatchNorm)")
+def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (256, 256),
+        dropout: float = 0.0, batchnorm: bool = False) -> nn.Module:
+    layers: list[nn.Module] = []
+    width = math.prod(input_shape)
+    for h in hidden:
+        layers.append(nn.Linear(width, h))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(h))
+        layers.append(nn.ReLU())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+@MODELS.register("cnn", description="small CNN: conv-ReLU blocks (2-D for HxW inputs such as "
+                 "8x8 digits, 1-D for sequences such as MNIST-1D), global average pool, linear")
+def cnn(input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (16, 32),
+        kernel_size: int = 3, hidden: Sequence[int] = (), dropout: float = 0.0,
+        batchnorm: bool = False) -> nn.Module:
+    two_d = len(input_shape) == 2
+    conv = nn.Conv2d if two_d else nn.Conv1d
+    norm = nn.BatchNorm2d if two_d else nn.BatchNorm1d
+    layers: list[nn.Module] = [Reshape(1, *input_shape)]
+    c_in = 1
+    for i, c in enumerate(channels):
+        layers.append(conv(c_in, c, kernel_size, padding=kernel_size // 2,
+                           stride=1 if (two_d or i == 0) else 2))
+        if batchnorm:
+            layers.append(norm(c))
+        layers.append(nn.ReLU())
+        c_in = c
+    layers += [nn.AdaptiveAvgPool2d(1) if two_d else nn.AdaptiveAvgPool1d(1), nn.Flatten()]
+    width = c_in
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(name: str, input_shape: Sequence[int], num_classes: int, **fields) -> nn.Module:
+    """Build a registered model by name from recipe fields."""
+    return MODELS.get(name)(tuple(input_shape), int(num_classes), **fields)
+
+
+__all__ = ["build_model", "count_params", "linear", "mlp", "cnn", "Reshape"]

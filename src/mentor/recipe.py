@@ -1,0 +1,371 @@
+"""Recipe schema (pydantic) and loading.
+
+A recipe is YAML read with ``yaml.safe_load`` (no tags, no code). It names registered
+components only. Unknown keys are errors with a "did you mean" hint; every problem in a file
+is listed at once; each names the field, the value and what is expected.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import RecipeError
+from .registry import suggest
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class DataSpec(BaseModel):
+    model_config = _STRICT
+    source: str = Field(description="embedded data set name or a .npz / .csv path")
+    target: str | None = Field(None, description="label column of a .csv source")
+    num_classes: int | None = Field(None, ge=2)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    labeled_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each class's "
+                                    "training labels the student sees")
+    split_seed: int = 0
+    standardize: bool = True
+
+
+class ModelSpec(BaseModel):
+    """A built-in model. Fields not used by the chosen model are errors."""
+
+    model_config = _STRICT
+    model: Literal["linear", "mlp", "cnn"]
+    hidden: list[int] | None = None
+    channels: list[int] | None = None
+    kernel_size: int | None = Field(None, ge=1)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    batchnorm: bool | None = None
+    num_classes: int | None = Field(None, ge=2, description="must match the data and teacher")
+
+    @model_validator(mode="after")
+    def _fields_used(self):
+        used = {"linear": set(), "mlp": {"hidden", "dropout", "batchnorm"},
+                "cnn": {"channels", "kernel_size", "hidden", "dropout", "batchnorm"}}[self.model]
+        for name in ("hidden", "channels", "kernel_size", "dropout", "batchnorm"):
+            if getattr(self, name) is not None and name not in used:
+                raise ValueError(f"{name!r} is not used by model {self.model!r} (it uses: "
+                                 f"{', '.join(sorted(used)) or 'no options'})")
+        for name in ("hidden", "channels"):
+            widths = getattr(self, name)
+            if widths is not None and any(w < 1 for w in widths):
+                raise ValueError(f"{name} widths must be >= 1, got {widths}")
+        return self
+
+    def build_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items()
+                if v is not None and k not in ("model", "num_classes")}
+
+
+class TrainSpec(BaseModel):
+    model_config = _STRICT
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    schedule: Literal["constant", "cosine"] = "constant"
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = at end")
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    cache_teacher: Literal["auto", "always", "never"] = "auto"
+    select: Literal["best_val", "last"] = "best_val"
+
+
+class TeacherSpec(BaseModel):
+    """Exactly one of: a model trained from the recipe (``model`` + ``train``), a safetensors
+    ``checkpoint`` (architecture from ``model`` fields or the file's mentor metadata), or an
+    ``ensemble`` of teacher specs."""
+
+    model_config = _STRICT
+    model: Literal["linear", "mlp", "cnn"] | None = None
+    hidden: list[int] | None = None
+    channels: list[int] | None = None
+    kernel_size: int | None = Field(None, ge=1)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    batchnorm: bool | None = None
+    train: TrainSpec | None = None
+    seed: int = 0
+    checkpoint: str | None = None
+    ensemble: list["TeacherSpec"] | None = Field(None, min_length=1)
+    combine: Literal["probs", "logits"] = "probs"
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        sources = [n for n, v in (("checkpoint", self.checkpoint), ("ensemble", self.ensemble))
+                   if v is not None]
+        if len(sources) > 1:
+            raise ValueError("give one of 'checkpoint' or 'ensemble', not both")
+        if not sources and self.model is None:
+            raise ValueError("needs 'model' (trained from the recipe), 'checkpoint' or 'ensemble'")
+        if self.ensemble is not None and (self.model is not None or self.train is not None):
+            raise ValueError("an ensemble takes its members' fields; remove 'model'/'train' here")
+        if self.checkpoint is not None and self.train is not None:
+            raise ValueError("a checkpoint teacher is not trained; remove 'train'")
+        if self.model is not None:
+            self.model_spec()  # field/model consistency
+        return self
+
+    def model_spec(self) -> ModelSpec:
+        fields = {k: getattr(self, k) for k in ("hidden", "channels", "kernel_size", "dropout",
+                                                 "batchnorm") if getattr(self, k) is not None}
+        return ModelSpec(model=self.model, **fields)
+
+
+class MethodSpec(BaseModel):
+    """A registered method by ``name`` plus its parameters (checked by the method)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    label: str | None = Field(None, description="name shown in the leaderboard")
+
+
+class SettingSpec(BaseModel):
+    """A named variation of the recipe (e.g. fewer labels); its fields override the base."""
+
+    model_config = _STRICT
+    name: str
+    description: str = ""
+    data: dict[str, Any] | None = None
+    student: dict[str, Any] | None = None
+    train: dict[str, Any] | None = None
+
+
+class Recipe(BaseModel):
+    model_config = _STRICT
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    task: Literal["classification"] = "classification"
+    data: DataSpec
+    teacher: TeacherSpec | None = None
+    student: ModelSpec
+    method: MethodSpec | None = None
+    methods: list[MethodSpec] | None = Field(None, min_length=1)
+    settings: list[SettingSpec] | None = Field(None, min_length=1)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+
+    @model_validator(mode="after")
+    def _methods(self):
+        if (self.method is None) == (self.methods is None):
+            raise ValueError("give exactly one of 'method' or 'methods'")
+        return self
+
+    def method_list(self) -> list[MethodSpec]:
+        return [self.method] if self.method is not None else list(self.methods)
+
+
+# ---------------------------------------------------------------------------------- errors
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """Field names of the model reached by following ``loc`` from :class:`Recipe`."""
+    model: Any = Recipe
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        model = _inner_model(field.annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _inner_model(annotation):
+    import typing
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _fmt_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_EXPECT = {
+    "greater_than": "must be > {gt}", "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}", "less_than_equal": "must be <= {le}",
+    "int_type": "must be a whole number", "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number", "float_type": "must be a number",
+    "float_parsing": "must be a number", "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false", "string_type": "must be a string",
+    "list_type": "must be a list", "dict_type": "must be a mapping",
+    "model_type": "must be a mapping", "model_attributes_type": "must be a mapping",
+    "literal_error": "must be one of {expected}", "too_short": "must have at least "
+    "{min_length} item(s)", "string_pattern_mismatch": "must match {pattern}",
+}
+
+
+def format_errors(err: ValidationError, prefix: tuple = ()) -> list[str]:
+    """One sentence per pydantic error: field, value, expectation."""
+    out = []
+    for e in err.errors():
+        loc = prefix + tuple(e["loc"])
+        where = _fmt_loc(loc) or "recipe"
+        kind = e["type"]
+        value = e.get("input")
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            out.append(f"unknown key '{where}'{suggest(loc[-1], allowed)}")
+        elif kind == "missing":
+            out.append(f"{where} is required")
+        elif kind in _EXPECT:
+            expect = _EXPECT[kind].format(**e.get("ctx", {}))
+            out.append(f"{where} {expect}, got {value!r}")
+        elif kind == "value_error":
+            msg = str(e.get("ctx", {}).get("error", e["msg"]))
+            out.append(f"{where}: {msg}")
+        else:
+            out.append(f"{where}: {e['msg']}, got {value!r}")
+    return out
+
+
+# ---------------------------------------------------------------------------------- loading
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError([f"file '{path}' does not exist"], source=str(path))
+    if path.is_dir():
+        raise RecipeError([f"'{path}' is a directory; expected a YAML file"], source=str(path))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0] if str(e) else "invalid YAML"
+        raise RecipeError([f"not valid YAML (only plain YAML is accepted, no tags): {first}"],
+                          source=str(path)) from None
+    except UnicodeDecodeError:
+        raise RecipeError(["not a UTF-8 text file"], source=str(path)) from None
+    if not isinstance(raw, dict):
+        raise RecipeError([f"the top level must be a mapping of keys, got {type(raw).__name__}"],
+                          source=str(path))
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set key.path=value`` overrides (values parsed as YAML scalars/lists)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError([f"--set {item!r} must look like key.path=value"], source="--set")
+        key, _, text = item.partition("=")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            raise RecipeError([f"--set {key}: value {text!r} is not valid YAML"],
+                              source="--set") from None
+        parts = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+        node: Any = out
+        for i, part in enumerate(parts[:-1]):
+            nxt = parts[i + 1]
+            if isinstance(node, list):
+                if not isinstance(part, int) or part >= len(node):
+                    raise RecipeError([f"--set {key}: index {part} does not exist"],
+                                      source="--set")
+                node = node[part]
+                continue
+            if not isinstance(node, dict):
+                raise RecipeError([f"--set {key}: {_fmt_loc(tuple(parts[:i]))} is not a mapping"],
+                                  source="--set")
+            if node.get(part) is None:
+                node[part] = [] if isinstance(nxt, int) else {}
+            node = node[part]
+        last = parts[-1]
+        if isinstance(node, list):
+            if not isinstance(last, int) or last >= len(node):
+                raise RecipeError([f"--set {key}: index {last} does not exist"], source="--set")
+        elif not isinstance(node, dict):
+            raise RecipeError([f"--set {key}: parent is not a mapping"], source="--set")
+        node[last] = value
+    return out
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
+    """Validate a recipe mapping; raise :class:`RecipeError` listing every problem."""
+    from .methods import check_method_params
+
+    problems: list[str] = []
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as e:
+        problems.extend(format_errors(e))
+        recipe = None
+    # method parameters are checked by each method's own schema
+    if isinstance(raw, dict):
+        specs = []
+        if isinstance(raw.get("method"), dict):
+            specs.append((("method",), raw["method"]))
+        if isinstance(raw.get("methods"), list):
+            specs += [(("methods", i), m) for i, m in enumerate(raw["methods"])
+                      if isinstance(m, dict)]
+        for loc, spec in specs:
+            problems.extend(check_method_params(spec, loc))
+        if recipe is not None and recipe.settings:
+            for i, s in enumerate(recipe.settings):
+                merged = setting_raw(raw, s.name)
+                try:
+                    Recipe.model_validate(merged)
+                except ValidationError as e:
+                    problems.extend(f"settings[{i}] ({s.name}): {p}" for p in format_errors(e))
+    if problems:
+        raise RecipeError(problems, source=source)
+    return recipe
+
+
+def setting_raw(raw: dict[str, Any], setting: str) -> dict[str, Any]:
+    """The recipe mapping with the named setting's overrides applied (settings removed)."""
+    base = {k: v for k, v in raw.items() if k != "settings"}
+    for s in raw.get("settings") or []:
+        if s.get("name") == setting:
+            over = {k: s[k] for k in ("data", "student", "train") if s.get(k)}
+            return deep_merge(base, over)
+    raise RecipeError([f"no setting named {setting!r}"])
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[Recipe, dict]:
+    """Read, override and validate a recipe file; return the recipe and its raw mapping."""
+    raw = apply_overrides(read_yaml(path), overrides or [])
+    return parse_recipe(raw, source=str(path)), raw
+
+
+BUILTIN_DIR = Path(__file__).parent / "recipes"
+
+
+def builtin_recipes() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
+
+
+def resolve_recipe_path(name_or_path: str) -> Path:
+    """A recipe file path, or the name of a built-in recipe."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    builtins = builtin_recipes()
+    if name_or_path in builtins:
+        return builtins[name_or_path]
+    raise RecipeError([f"{name_or_path!r} is neither a file nor a built-in recipe"
+                       f"{suggest(name_or_path, builtins)}; built-ins: {', '.join(builtins)}"],
+                      source="recipe")

@@ -1,0 +1,91 @@
+"""Small formatting helpers shared by the table and HTML renderers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+__all__ = [
+    "fmt_params",
+    "fmt_acc",
+    "fmt_pct",
+    "fmt_speedup",
+    "grouped_rows",
+    "setting_descriptions",
+]
+
+DASH = "—"
+
+
+def _num(value: Any) -> float | None:
+    """Return ``value`` as a finite float, or ``None``."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def fmt_params(value: Any) -> str:
+    v = _num(value)
+    return DASH if v is None else f"{int(round(v)):,}"
+
+
+def fmt_acc(mean: Any, std: Any = None) -> str:
+    """``0.95, 0.004 -> "95.00 ± 0.40 %"``."""
+    m = _num(mean)
+    if m is None:
+        return DASH
+    s = _num(std)
+    if s is None:
+        return f"{100 * m:.2f} %"
+    return f"{100 * m:.2f} ± {100 * s:.2f} %"
+
+
+def fmt_pct(value: Any) -> str:
+    v = _num(value)
+    return DASH if v is None else f"{100 * v:.2f} %"
+
+
+def fmt_speedup(value: Any) -> str:
+    v = _num(value)
+    return DASH if v is None else f"{v:.1f}×"
+
+
+def _sort_key(row: dict) -> tuple[int, float]:
+    m = _num(row.get("test_accuracy_mean"))
+    return (1, 0.0) if m is None else (0, -m)
+
+
+def grouped_rows(results: dict) -> list[tuple[str, list[dict]]]:
+    """Rows grouped by setting, settings in declared order, then any others.
+
+    Within a setting rows are sorted by mean test accuracy, descending
+    (rows without an accuracy go last; ties keep input order).
+    """
+    rows: Iterable[dict] = results.get("rows") or []
+    order: list[str] = [
+        str(s.get("name")) for s in (results.get("settings") or []) if s.get("name") is not None
+    ]
+    groups: dict[str, list[dict]] = {name: [] for name in order}
+    for row in rows:
+        name = str(row.get("setting", ""))
+        groups.setdefault(name, []).append(row)
+    return [(name, sorted(rs, key=_sort_key)) for name, rs in groups.items() if rs]
+
+
+def setting_descriptions(results: dict) -> dict[str, str]:
+    return {
+        str(s.get("name")): str(s.get("description") or "")
+        for s in (results.get("settings") or [])
+        if s.get("name") is not None
+    }
+
+
+def best_index(rows: list[dict]) -> int | None:
+    """Index of the best row of an already sorted group (None if no accuracy)."""
+    if rows and _num(rows[0].get("test_accuracy_mean")) is not None:
+        return 0
+    return None

@@ -1,0 +1,82 @@
+"""The leaderboard table printed by the CLI."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from ._fmt import (
+    best_index,
+    fmt_acc,
+    fmt_params,
+    fmt_pct,
+    fmt_speedup,
+    grouped_rows,
+    setting_descriptions,
+)
+
+__all__ = ["leaderboard_table"]
+
+
+def _caption(results: dict) -> str:
+    lines: list[str] = []
+    teacher = results.get("teacher") or {}
+    if teacher:
+        desc = teacher.get("description") or "teacher"
+        parts = [f"Teacher: {desc}"]
+        if teacher.get("test_accuracy") is not None:
+            parts.append(f"test accuracy {fmt_acc(teacher.get('test_accuracy'))}")
+        if teacher.get("params") is not None:
+            parts.append(f"{fmt_params(teacher.get('params'))} params")
+        lines.append(", ".join(parts))
+    for name, desc in setting_descriptions(results).items():
+        if desc:
+            lines.append(f"{name}: {desc}")
+    return "\n".join(lines)
+
+
+def leaderboard_table(results: dict) -> Table:
+    """Build a rich leaderboard for a run's ``results`` dict.
+
+    One section per setting (settings in declared order); inside a setting
+    rows are sorted by mean test accuracy, best first, and the best row is
+    bold.
+    """
+    name = results.get("name") or "run"
+    caption = _caption(results)
+    table = Table(
+        title=f"Leaderboard — {name}",
+        caption=caption or None,
+        caption_justify="left",
+        show_lines=False,
+        header_style="bold",
+    )
+    table.add_column("setting", no_wrap=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column("student params", justify="right", no_wrap=True)
+    table.add_column("test accuracy", justify="right", no_wrap=True)
+    table.add_column("teacher agreement", justify="right", no_wrap=True)
+    table.add_column("speed-up vs teacher", justify="right", no_wrap=True)
+    table.add_column("description", overflow="fold", ratio=1)
+
+    groups = grouped_rows(results)
+    for gi, (setting, rows) in enumerate(groups):
+        if gi > 0:
+            table.add_section()
+        best = best_index(rows)
+        for ri, row in enumerate(rows):
+            cells = [
+                setting,
+                str(row.get("method", "")),
+                fmt_params(row.get("params")),
+                fmt_acc(row.get("test_accuracy_mean"), row.get("test_accuracy_std")),
+                fmt_pct(row.get("teacher_agreement_mean")),
+                fmt_speedup(row.get("speedup")),
+                str(row.get("description") or ""),
+            ]
+            # Text objects so that brackets in names are never read as markup.
+            table.add_row(
+                *(Text(c) for c in cells),
+                style="bold" if ri == best else None,
+            )
+    return table

@@ -1,0 +1,384 @@
+"""Run a recipe: teacher(s), then every setting x method x seed; results, report, leaderboard.
+
+Everything that can be checked is checked before the run folder exists (recipe, data,
+checkpoints, class counts). The run is written to ``<out>/.<name>-<time>.partial`` and moved
+to ``<out>/<name>-<time>`` when complete, so a failed run leaves no half-written folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from . import data as data_mod
+from .data.splits import Splits
+from .engine import fit, get_accelerator
+from .engine.checkpoint import atomic_write_text, save_weights
+from .engine.evaluate import evaluate, predict_logits
+from .errors import MentorError
+from .latency import speedup
+from .methods import MethodPlan, get_method
+from .models import build_model, count_params
+from .recipe import DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
+from .runinfo import environment, timestamp
+from .teachers import EnsembleTeacher, ModuleTeacher, load_checkpoint_teacher
+
+
+@dataclass
+class Setting:
+    name: str
+    description: str
+    recipe: Recipe
+    splits: Splits
+    teacher: Any = None
+    teacher_key: str = ""
+
+
+@dataclass
+class RunPlan:
+    recipe: Recipe
+    raw: dict
+    settings: list[Setting]
+    methods: list[tuple[str, str, MethodPlan, dict]]  # label, name, plan, resolved params
+    teachers: dict[str, dict] = field(default_factory=dict)  # key -> info
+
+
+def load_splits(spec: DataSpec) -> Splits:
+    return data_mod.load(spec.source, val_fraction=spec.val_fraction,
+                         test_fraction=spec.test_fraction, labeled_fraction=spec.labeled_fraction,
+                         split_seed=spec.split_seed, standardize=spec.standardize,
+                         target=spec.target, num_classes=spec.num_classes)
+
+
+def _teacher_key(recipe: Recipe) -> str:
+    d = recipe.data.model_dump()
+    d.pop("labeled_fraction")  # the teacher sees every training label
+    t = recipe.teacher.model_dump(mode="json") if recipe.teacher else None
+    return json.dumps({"data": d, "teacher": t, "train": recipe.train.model_dump()},
+                      sort_keys=True)
+
+
+def _check_student(spec: ModelSpec, splits: Splits, where: str) -> None:
+    if spec.num_classes is not None and spec.num_classes != splits.num_classes:
+        raise MentorError(f"{where}.num_classes is {spec.num_classes} but the data and teacher "
+                          f"have {splits.num_classes} classes; expected the same")
+    if spec.model == "cnn" and len(splits.input_shape) not in (1, 2):
+        raise MentorError(f"{where}.model 'cnn' needs 1-D or 2-D inputs, got input shape "
+                          f"{splits.input_shape}")
+
+
+def _static_teacher(spec: TeacherSpec, splits: Splits, field: str = "teacher"):
+    """A teacher that needs no training (checkpoint or ensemble of such), else None."""
+    if spec.checkpoint is not None:
+        fields = spec.model_spec().model_dump(exclude_none=True) if spec.model else None
+        if fields:
+            fields.pop("num_classes", None)
+        return load_checkpoint_teacher(spec.checkpoint, input_shape=splits.input_shape,
+                                       num_classes=splits.num_classes, model_fields=fields,
+                                       field=f"{field}.checkpoint")
+    if spec.ensemble is not None:
+        members = [_static_teacher(m, splits, f"{field}.ensemble[{i}]")
+                   for i, m in enumerate(spec.ensemble)]
+        if any(m is None for m in members):
+            return None
+        return EnsembleTeacher(members, spec.combine)
+    return None
+
+
+def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
+    """Validate everything and load data and checkpoint teachers, before writing anything."""
+    recipe = parse_recipe(raw, source)
+    setting_specs = recipe.settings or []
+    settings: list[Setting] = []
+    data_cache: dict[str, Splits] = {}
+    if not setting_specs:
+        entries = [("default", recipe.description, recipe)]
+    else:
+        entries = [(s.name, s.description, parse_recipe(setting_raw(raw, s.name), source))
+                   for s in setting_specs]
+        names = [e[0] for e in entries]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise MentorError(f"settings: name {sorted(dup)[0]!r} is used twice; expected "
+                              "unique names")
+    for name, desc, r in entries:
+        key = json.dumps(r.data.model_dump(), sort_keys=True)
+        if key not in data_cache:
+            data_cache[key] = load_splits(r.data)
+        splits = data_cache[key]
+        _check_student(r.student, splits, "student")
+        settings.append(Setting(name, desc, r, splits, teacher_key=_teacher_key(r)))
+    methods = []
+    for m in recipe.method_list():
+        params = {k: v for k, v in (m.model_extra or {}).items()}
+        method = get_method(m.name)
+        resolved = method.params.model_validate(params).model_dump()
+        plan = method.plan(**params)
+        methods.append((m.label or m.name, m.name, plan, resolved))
+    labels = [m[0] for m in methods]
+    dup = {n for n in labels if labels.count(n) > 1}
+    if dup:
+        raise MentorError(f"methods: {sorted(dup)[0]!r} appears twice; give each a distinct "
+                          "'label'")
+    needs_teacher = any(m[2].needs_teacher for m in methods)
+    if needs_teacher and recipe.teacher is None:
+        raise MentorError("teacher is required: a method in this recipe distills from a teacher")
+    run = RunPlan(recipe, raw, settings, methods)
+    for s in settings:
+        if s.recipe.teacher is None:
+            continue
+        t = _static_teacher(s.recipe.teacher, s.splits)
+        if t is not None:
+            if t.num_classes != s.splits.num_classes:
+                raise MentorError(f"teacher outputs {t.num_classes} classes but the data has "
+                                  f"{s.splits.num_classes}")
+            s.teacher = t
+        elif s.recipe.teacher.model is None:
+            raise MentorError("teacher.ensemble members must be checkpoints (training ensemble "
+                              "members from a recipe is not supported yet)")
+    return run
+
+
+def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
+                  out_dir: Path | None, on_epoch=None) -> tuple[ModuleTeacher, dict]:
+    """Train the teacher described in the recipe on every training label (method scratch)."""
+    acc = get_accelerator(default_train.mixed_precision)
+    tspec = spec.train or default_train
+    mspec = spec.model_spec()
+    torch.manual_seed(spec.seed)
+    module = build_model(mspec.model, splits.input_shape, splits.num_classes,
+                         **mspec.build_kwargs())
+    all_labeled = data_mod.Split(splits.train.x, splits.train.y,
+                                 torch.ones(len(splits.train), dtype=torch.bool))
+    plan = get_method("scratch").plan()
+    res = fit(module, all_labeled, splits.val, objectives=plan.objectives, spec=tspec,
+              seed=spec.seed, num_classes=splits.num_classes, on_epoch=on_epoch)
+    test = evaluate(res.model, splits.test.x.to(acc.device), splits.test.y.to(acc.device), acc)
+    arch = {"model": mspec.model, **mspec.build_kwargs()}
+    info = {"description": _describe_model(arch, splits) + " trained on all train labels",
+            "params": count_params(res.model), "test_accuracy": test["accuracy"],
+            "val_accuracy": res.best_val_accuracy, "best_epoch": res.best_epoch,
+            "seed": spec.seed}
+    if out_dir is not None and acc.is_main_process:
+        save_weights(out_dir / "model.safetensors", res.model,
+                     {"mentor.model": arch, "mentor.num_classes": splits.num_classes,
+                      "mentor.input_shape": list(splits.input_shape)})
+        atomic_write_text(out_dir / "recipe.yaml", yaml.safe_dump(
+            {"teacher": spec.model_dump(mode="json", exclude_none=True),
+             "train": tspec.model_dump(mode="json"), "data": splits.describe(),
+             "test_accuracy": test["accuracy"]}, sort_keys=False))
+    return ModuleTeacher(res.model, splits.num_classes, info["description"]), info
+
+
+def _describe_model(arch: dict, splits: Splits) -> str:
+    name = arch["model"]
+    if name == "mlp":
+        widths = [splits.in_features, *arch.get("hidden", [256, 256]), splits.num_classes]
+        return "MLP " + "-".join(map(str, widths))
+    if name == "cnn":
+        return f"CNN channels {arch.get('channels', [16, 32])}"
+    return "linear"
+
+
+class _Progress:
+    """Rich progress bars: total runs, and epochs of the current run. Silent if disabled."""
+
+    def __init__(self, enabled: bool, total_runs: int):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        self.progress = Progress(TextColumn("{task.description:<34}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+        self.overall = self.progress.add_task("all runs", total=total_runs, info="")
+        self.current = None
+
+    def __enter__(self):
+        if self.enabled:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.progress.__exit__(*exc)
+
+    def start(self, name: str, epochs: int):
+        if not self.enabled:
+            return None
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+        self.current = self.progress.add_task(name, total=epochs, info="")
+
+        def on_epoch(epoch, m):
+            self.progress.update(self.current, completed=epoch,
+                                 info=f"val {100 * m['val_accuracy']:.1f}%")
+        return on_epoch
+
+    def done(self):
+        if self.enabled:
+            self.progress.advance(self.overall)
+
+
+def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None) -> Path:
+    """Train and evaluate everything in ``run``; return the finished run folder."""
+    acc = get_accelerator(run.recipe.train.mixed_precision)
+    main = acc.is_main_process
+    stamp = timestamp()
+    final = Path(out_root) / f"{run.recipe.name}-{stamp}"
+    tmp = Path(out_root) / f".{run.recipe.name}-{stamp}.partial"
+    if main:
+        try:
+            tmp.mkdir(parents=True, exist_ok=False)
+        except OSError as e:
+            raise MentorError(f"--out: cannot create a run folder in '{out_root}' ({e.strerror})"
+                              ) from None
+    try:
+        results, histories = _execute(run, tmp, progress and main)
+        if main:
+            _write_outputs(run, tmp, results, histories)
+            tmp.rename(final)
+    except BaseException as exc:
+        if main and tmp.exists() and not isinstance(exc, KeyboardInterrupt):
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if main and console is not None:
+        from .report import leaderboard_table
+        console.print(leaderboard_table(results))
+        console.print(f"run folder: {final}")
+    return final
+
+
+def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
+    acc = get_accelerator(run.recipe.train.mixed_precision)
+    device = acc.device
+    seeds = run.recipe.train.seeds
+    n_runs = sum(len(s.recipe.train.seeds) for s in run.settings) * len(run.methods)
+    teachers: dict[str, tuple[Any, dict]] = {}
+    rows, histories = [], []
+    metrics_lines: list[str] = []
+    with _Progress(show, n_runs) as bars:
+        for s in run.settings:
+            if s.recipe.teacher is not None and s.teacher_key not in teachers:
+                if s.teacher is not None:
+                    t = s.teacher.to(device) if hasattr(s.teacher, "to") else s.teacher
+                    tl = t.logits(s.splits.test.x.to(device))
+                    tacc = float((tl.argmax(-1).cpu() == s.splits.test.y).float().mean())
+                    info = {"description": t.description, "test_accuracy": tacc,
+                            "params": sum(p.numel() for m in _modules(t)
+                                          for p in m.parameters())}
+                else:
+                    tdir = tmp / "teacher" if not teachers else tmp / f"teacher-{len(teachers)}"
+                    epochs = (s.recipe.teacher.train or s.recipe.train).epochs
+                    t, info = train_teacher(s.recipe.teacher, s.splits, s.recipe.train, tdir,
+                                            bars.start("teacher", epochs))
+                teachers[s.teacher_key] = (t, info)
+            teacher, tinfo = teachers.get(s.teacher_key, (None, None))
+            test_x, test_y = s.splits.test.x.to(device), s.splits.test.y.to(device)
+            t_test = teacher.logits(test_x) if teacher is not None else None
+            latency = None
+            for label, mname, plan, params in run.methods:
+                accs, agrees, vals, n_params = [], [], [], 0
+                for seed in s.recipe.train.seeds:
+                    torch.manual_seed(seed)
+                    student = build_model(s.recipe.student.model, s.splits.input_shape,
+                                          s.splits.num_classes, **s.recipe.student.build_kwargs())
+                    n_params = count_params(student)
+                    cb = bars.start(f"{s.name} / {label} / seed {seed}", s.recipe.train.epochs)
+                    ckpt = tmp / "checkpoints" / s.name / label / f"seed{seed}"
+                    res = fit(student, s.splits.train, s.splits.val, objectives=plan.objectives,
+                              refiners=plan.refiners, updater=plan.updater,
+                              spec=s.recipe.train, seed=seed, num_classes=s.splits.num_classes,
+                              teacher=teacher if plan.needs_teacher else None,
+                              checkpoint_dir=ckpt, on_epoch=cb)
+                    ev = evaluate(res.model, test_x, test_y, acc, teacher_logits=t_test)
+                    if acc.is_main_process:
+                        save_weights(ckpt / "student.safetensors", res.model,
+                                     {"mentor.model": {"model": s.recipe.student.model,
+                                                       **s.recipe.student.build_kwargs()},
+                                      "mentor.num_classes": s.splits.num_classes,
+                                      "mentor.input_shape": list(s.splits.input_shape)})
+                    accs.append(ev["accuracy"])
+                    vals.append(res.best_val_accuracy)
+                    if "teacher_agreement" in ev:
+                        agrees.append(ev["teacher_agreement"])
+                    histories.append({"setting": s.name, "method": label, "seed": seed,
+                                      **res.history})
+                    metrics_lines.append(json.dumps({
+                        "setting": s.name, "method": label, "seed": seed,
+                        "test_accuracy": ev["accuracy"], "test_n": ev["n"],
+                        "teacher_agreement": ev.get("teacher_agreement"),
+                        "best_epoch": res.best_epoch, "val_accuracy": res.best_val_accuracy,
+                        "steps": res.steps, "teacher_cached": res.teacher_cached,
+                        "history": res.history}))
+                    if latency is None and teacher is not None and acc.is_main_process:
+                        latency = speedup(teacher.logits, res.model, test_x)
+                    bars.done()
+                rows.append({
+                    "setting": s.name, "method": label, "method_name": mname,
+                    "description": plan.description, "method_params": params,
+                    "params": n_params, "seeds": list(s.recipe.train.seeds),
+                    "test_accuracy_mean": statistics.fmean(accs),
+                    "test_accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
+                    "test_accuracies": accs, "val_accuracy_mean": statistics.fmean(vals),
+                    "teacher_agreement_mean": statistics.fmean(agrees) if agrees else None,
+                    "speedup": latency["speedup"] if latency else None,
+                    "latency": latency,
+                })
+    first_teacher = next(iter(teachers.values()))[1] if teachers else None
+    results = {
+        "name": run.recipe.name, "description": run.recipe.description,
+        "created": environment()["created"], "teacher": first_teacher,
+        "settings": [{"name": s.name, "description": s.description or s.splits.describe(),
+                      "data": s.splits.describe()} for s in run.settings],
+        "rows": rows, "seeds": seeds,
+        "std": "population standard deviation over seeds",
+        "selection": f"student weights selected by {run.recipe.train.select} on the "
+                     "validation split; test split evaluated once per run",
+    }
+    if acc.is_main_process:
+        atomic_write_text(tmp / "metrics.jsonl", "\n".join(metrics_lines) + "\n")
+    return results, histories
+
+
+def _modules(teacher) -> list[torch.nn.Module]:
+    if hasattr(teacher, "module"):
+        return [teacher.module]
+    return [m for member in getattr(teacher, "members", []) for m in _modules(member)]
+
+
+def resolved_recipe(run: RunPlan) -> dict:
+    out = run.recipe.model_dump(mode="json", exclude_none=True)
+    out.pop("method", None)
+    out["methods"] = [{"name": name, "label": label, **params}
+                      for label, name, _, params in run.methods]
+    if run.raw.get("settings"):
+        out["settings"] = run.raw["settings"]
+    return out
+
+
+def _write_outputs(run: RunPlan, tmp: Path, results: dict, histories: list[dict]) -> None:
+    from .report import write_report
+    atomic_write_text(tmp / "recipe.yaml", yaml.safe_dump(resolved_recipe(run), sort_keys=False))
+    atomic_write_text(tmp / "env.json", json.dumps(environment(run.recipe.train.seeds), indent=1))
+    atomic_write_text(tmp / "results.json", json.dumps(results, indent=1))
+    write_report(tmp, results, histories)
+
+
+def run_recipe(raw: dict, out_root: str | Path = "runs", *, source: str = "recipe",
+               progress: bool = True, console=None) -> Path:
+    """Validate, plan and execute a recipe mapping; return the run folder."""
+    return execute(plan_run(raw, source), Path(out_root), progress=progress, console=console)
+
+
+__all__ = ["plan_run", "execute", "run_recipe", "train_teacher", "load_splits"]
+_ = np

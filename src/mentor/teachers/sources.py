@@ -1,0 +1,148 @@
+"""Built-in teacher sources."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import CheckpointError, MentorError
+
+_LOG_FLOOR = math.log(1e-8)
+
+
+class ModuleTeacher:
+    """A frozen ``torch.nn.Module`` teacher, always evaluated in eval mode."""
+
+    def __init__(self, module: nn.Module, num_classes: int, description: str = "module"):
+        self.module = module.eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.num_classes = int(num_classes)
+        self.description = description
+
+    def logits(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.module(x)
+
+    def to(self, device) -> "ModuleTeacher":
+        self.module.to(device)
+        return self
+
+    def train(self, mode: bool = True):  # a teacher stays in eval mode
+        return self
+
+
+class EnsembleTeacher:
+    """Average of several teachers: of probabilities (returned as log of the mean
+    probability) or of logits."""
+
+    def __init__(self, members: Sequence[Any], combine: Literal["probs", "logits"] = "probs"):
+        if not members:
+            raise MentorError("teacher.ensemble must have at least one member, got none")
+        if combine not in ("probs", "logits"):
+            raise MentorError(f"teacher.combine must be 'probs' or 'logits', got {combine!r}")
+        classes = {m.num_classes for m in members}
+        if len(classes) > 1:
+            raise MentorError(f"teacher.ensemble members output different numbers of classes "
+                              f"{sorted(classes)}; expected one")
+        self.members = list(members)
+        self.combine = combine
+        self.num_classes = classes.pop()
+        self.description = f"ensemble of {len(members)} ({combine} averaged)"
+
+    def logits(self, x: Tensor) -> Tensor:
+        outs = torch.stack([m.logits(x) for m in self.members])
+        if self.combine == "logits":
+            return outs.mean(0)
+        log_p = F.log_softmax(outs, dim=-1)
+        return torch.logsumexp(log_p, dim=0) - math.log(len(self.members))
+
+    def to(self, device) -> "EnsembleTeacher":
+        for m in self.members:
+            if hasattr(m, "to"):
+                m.to(device)
+        return self
+
+
+class ProbaTeacher:
+    """Any object with ``predict_proba`` (e.g. a fitted scikit-learn classifier).
+
+    Its ``classes_`` (when present) must be ``0..C-1`` in order so columns line up with
+    labels. Probabilities are floored at 1e-8 before the log.
+    """
+
+    def __init__(self, model: Any, num_classes: int | None = None):
+        if not callable(getattr(model, "predict_proba", None)):
+            raise MentorError(f"teacher {type(model).__name__} has no predict_proba method; "
+                              "expected a fitted classifier")
+        classes = getattr(model, "classes_", None)
+        if classes is not None:
+            classes = np.asarray(classes)
+            if not np.array_equal(classes, np.arange(len(classes))):
+                raise MentorError(f"teacher classes_ are {classes.tolist()}; expected 0..C-1 in "
+                                  "order so probability columns match labels")
+            num_classes = num_classes or len(classes)
+        if num_classes is None:
+            raise MentorError("teacher has no classes_; pass num_classes")
+        self.model = model
+        self.num_classes = int(num_classes)
+        self.description = f"{type(model).__name__} (predict_proba)"
+
+    def logits(self, x: Tensor) -> Tensor:
+        p = np.asarray(self.model.predict_proba(x.detach().cpu().numpy()), dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != self.num_classes:
+            raise MentorError(f"teacher predict_proba returned shape {p.shape}; expected "
+                              f"({len(x)}, {self.num_classes})")
+        return torch.from_numpy(np.maximum(np.log(np.maximum(p, 1e-8)), _LOG_FLOOR)).to(
+            device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+
+    def to(self, device) -> "ProbaTeacher":
+        return self
+
+
+def as_teacher(obj: Any, num_classes: int | None = None) -> Any:
+    """Wrap a module, a ``predict_proba`` model, a list (ensemble) or a teacher as a teacher."""
+    if hasattr(obj, "logits") and hasattr(obj, "num_classes"):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return EnsembleTeacher([as_teacher(m, num_classes) for m in obj])
+    if isinstance(obj, nn.Module):
+        if num_classes is None:
+            raise MentorError("a module teacher needs num_classes")
+        return ModuleTeacher(obj, num_classes, type(obj).__name__)
+    if callable(getattr(obj, "predict_proba", None)):
+        return ProbaTeacher(obj, num_classes)
+    raise MentorError(f"teacher of type {type(obj).__name__} is not supported; expected a torch "
+                      "module, an object with predict_proba, a list of those, or a mentor teacher")
+
+
+def load_checkpoint_teacher(path: str | Path, *, input_shape: Sequence[int],
+                            num_classes: int, model_fields: dict[str, Any] | None = None,
+                            field: str = "teacher.checkpoint") -> ModuleTeacher:
+    """A teacher from a safetensors file written by mentor (architecture in its metadata) or
+    any safetensors state dict with the architecture given in ``model_fields``."""
+    from ..engine.checkpoint import load_weights, read_safetensors
+    from ..models import build_model
+
+    _, meta = read_safetensors(Path(path), field)
+    if model_fields is None:
+        arch = meta.get("mentor.model")
+        if not isinstance(arch, dict) or "model" not in arch:
+            raise CheckpointError(f"{field}: '{path}' carries no mentor architecture metadata; "
+                                  "give the teacher's 'model' fields in the recipe")
+        model_fields = arch
+    ckpt_classes = meta.get("mentor.num_classes")
+    if ckpt_classes is not None and int(ckpt_classes) != num_classes:
+        raise CheckpointError(f"{field}: '{path}' was trained for {ckpt_classes} classes but the "
+                              f"data has {num_classes}")
+    fields = dict(model_fields)
+    name = fields.pop("model")
+    module = build_model(name, input_shape, num_classes, **fields)
+    load_weights(Path(path), module, field)
+    return ModuleTeacher(module, num_classes, f"{name} from {Path(path).name}")

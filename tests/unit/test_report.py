@@ -1,0 +1,167 @@
+"""Tests for mentor.report: leaderboard table, plots and the HTML report."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+from rich.console import Console
+
+from mentor.report import leaderboard_table, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+SETTINGS = [
+    {"name": "compress", "description": "student MLP 64-32-10, all labels"},
+    {"name": "semi", "description": "student MLP 64-32-10, 10% labels <& friends>"},
+]
+# Listed in an order that is NOT the accuracy order, so sorting is exercised.
+METHODS = {
+    "compress": {"scratch": 0.91, "kd": 0.95, "pseudo": 0.93},
+    "semi": {"scratch": 0.80, "kd": 0.86, "pseudo": 0.89},
+}
+SEEDS = [0, 1, 2]
+
+
+def _fake(name: str = "digits-default"):
+    rows, histories = [], []
+    for setting in SETTINGS:
+        s = setting["name"]
+        for method, acc in METHODS[s].items():
+            accs = [acc - 0.004, acc, acc + 0.004]
+            mean = sum(accs) / 3
+            std = math.sqrt(sum((a - mean) ** 2 for a in accs) / 3)
+            rows.append({
+                "setting": s, "method": method,
+                "description": f"{method} on {s}",
+                "params": 2410, "seeds": SEEDS,
+                "test_accuracy_mean": mean, "test_accuracy_std": std,
+                "test_accuracies": accs,
+                "val_accuracy_mean": mean + 0.01,
+                "teacher_agreement_mean": mean - 0.01,
+                "speedup": 7.3,
+            })
+            for seed in SEEDS:
+                epochs = list(range(1, 11))
+                histories.append({
+                    "setting": s, "method": method, "seed": seed,
+                    "epoch": epochs,
+                    "val_accuracy": [acc * (1 - 0.5 ** e) + 0.003 * seed for e in epochs],
+                    "train_loss": [1.0 / e for e in epochs],
+                })
+    results = {
+        "name": name,
+        "created": "2026-11-27T22:00:00Z",
+        "teacher": {"description": "MLP 64-256-256-10 trained on all train labels",
+                    "params": 85002, "test_accuracy": 0.978, "val_accuracy": 0.98},
+        "settings": SETTINGS,
+        "rows": rows,
+    }
+    return results, histories
+
+
+def _render(table) -> str:
+    console = Console(record=True, width=140)
+    console.print(table)
+    return console.export_text()
+
+
+def test_write_report_self_contained(tmp_path):
+    results, histories = _fake()
+    out = write_report(tmp_path, results, histories)
+
+    html_path = tmp_path / "report.html"
+    assert out == html_path
+    assert html_path.exists()
+    text = html_path.read_text(encoding="utf-8")
+
+    assert "digits-default" in text
+    for methods in METHODS.values():
+        for method in methods:
+            assert method in text
+    # Descriptions appear html-escaped.
+    from html import escape
+    for setting in SETTINGS:
+        assert escape(setting["description"]) in text
+    assert "<& friends>" not in text
+    assert text.count("data:image/png;base64,") >= 2
+    assert "http://" not in text and "https://" not in text
+    assert "<script" not in text.lower()
+
+    for name in ("learning_curves.png", "accuracy_vs_params.png"):
+        png = tmp_path / "plots" / name
+        assert png.exists()
+        assert png.read_bytes()[:8] == PNG_MAGIC
+
+    # Atomic writes leave no temp files behind.
+    leftovers = [p.name for p in tmp_path.rglob("*")
+                 if p.name.endswith(".tmp") or p.name.startswith(".")]
+    assert leftovers == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots", "report.html"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "accuracy_vs_params.png", "learning_curves.png"]
+
+
+def test_html_leaderboard_sorted_and_best_marked(tmp_path):
+    results, histories = _fake()
+    text = write_report(tmp_path, results, histories).read_text(encoding="utf-8")
+    for setting in SETTINGS:
+        section = text.split(f'id="setting-{setting["name"]}"', 1)[1].split("</section>", 1)[0]
+        ranked = sorted(METHODS[setting["name"]], key=METHODS[setting["name"]].get, reverse=True)
+        positions = [section.index(f"<td>{m}</td>") for m in ranked]
+        assert positions == sorted(positions)
+        best_row = section.split('<tr class="best">', 1)[1].split("</tr>", 1)[0]
+        assert f"<td>{ranked[0]}</td>" in best_row
+
+
+def test_write_report_overwrites_and_tolerates_missing_keys(tmp_path):
+    results, histories = _fake()
+    write_report(tmp_path, results, histories)
+    sparse = {"name": "sparse", "rows": [{"setting": "x", "method": "m"}]}
+    text = write_report(tmp_path, sparse, []).read_text(encoding="utf-8")
+    assert "sparse" in text and "digits-default" not in text
+    assert text.count("data:image/png;base64,") >= 2
+    for name in ("learning_curves.png", "accuracy_vs_params.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == PNG_MAGIC
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_leaderboard_table_renders_sorted():
+    results, _ = _fake()
+    text = _render(leaderboard_table(results))
+    assert "digits-default" in text
+    assert "±" in text
+    assert "95.00 ± 0.33 %" in text
+    assert "2,410" in text
+    assert "7.3×" in text
+    assert "MLP 64-256-256-10" in text and "97.80" in text
+    for setting in SETTINGS:
+        assert setting["description"] in text
+
+    lines = text.splitlines()
+    for s, accs in METHODS.items():
+        ranked = sorted(accs, key=accs.get, reverse=True)
+        idx = [next(i for i, line in enumerate(lines)
+                    if re.search(rf"\b{s}\b.*\b{m}\b", line)) for m in ranked]
+        assert idx == sorted(idx), (s, ranked, idx)
+    # Settings appear in declared order.
+    first = {s: next(i for i, line in enumerate(lines) if re.search(rf"│\s*{s}\b", line))
+             for s in METHODS}
+    assert first["compress"] < first["semi"]
+
+
+def test_leaderboard_table_best_row_bold():
+    results, _ = _fake()
+    table = leaderboard_table(results)
+    bold_rows = [i for i, row in enumerate(table.rows) if row.style == "bold"]
+    assert len(bold_rows) == len(SETTINGS)
+
+
+@pytest.mark.parametrize("results", [{}, {"name": "empty", "rows": []},
+                                     {"rows": [{"setting": "s", "method": "[red]m"}]}])
+def test_leaderboard_table_tolerates_sparse_input(results):
+    text = _render(leaderboard_table(results))
+    assert "Leaderboard" in text
+    if results.get("rows"):
+        assert "[red]m" in text
