@@ -292,7 +292,7 @@ def _raise_fault(objectives, logits, targets, batch, epoch, step) -> None:
     for obj in objectives:
         value = obj(logits, targets, batch)
         if not torch.isfinite(value):
-            raise TrainingFault(f"objective {obj.describe()} gave a non-finite loss ({float(value)})"
+            raise TrainingFault(f"objective {obj.describe()} gave a non-finite loss ({float(value.detach())})"
                                 f" at step {step} (epoch {epoch + 1}); check the learning rate "
                                 "and the inputs")
     raise TrainingFault(f"the loss became non-finite at step {step} (epoch {epoch + 1})")

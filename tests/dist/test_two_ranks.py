@@ -1,0 +1,69 @@
+"""Scale-out: a KD run on 2 gloo processes (torchrun, Accelerate on CPU).
+
+Both ranks must end with identical student weights, and metrics must be gathered over both
+shards: the test count equals the whole test split and equals a single-process evaluation.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import mentor
+from mentor.engine.evaluate import evaluate
+from mentor.models import mlp
+
+HERE = Path(__file__).parent
+SRC = HERE.parents[1] / "src"
+
+
+@pytest.fixture(scope="module")
+def two_rank_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    env = {**os.environ, "MENTOR_CPU": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--standalone", str(HERE / "kd_two_ranks.py"), str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+def test_both_ranks_end_with_identical_weights(two_rank_run):
+    w0 = load_file(str(two_rank_run / "rank0.safetensors"))
+    w1 = load_file(str(two_rank_run / "rank1.safetensors"))
+    assert w0.keys() == w1.keys()
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+
+
+def test_run_used_two_gloo_processes(two_rank_run):
+    for r in (0, 1):
+        info = json.loads((two_rank_run / f"rank{r}.json").read_text())
+        assert info["world"] == 2
+        assert "MULTI_CPU" in info["distributed_type"]
+
+
+def test_metrics_are_gathered_over_both_shards(two_rank_run):
+    splits = mentor.load_data("digits", labeled_fraction=0.5)
+    student = mlp(splits.input_shape, 10, hidden=[16])
+    student.load_state_dict(load_file(str(two_rank_run / "rank0.safetensors")))
+    single = evaluate(student, splits.test.x, splits.test.y)
+    for r in (0, 1):
+        info = json.loads((two_rank_run / f"rank{r}.json").read_text())
+        assert info["test"]["n"] == len(splits.test)  # every test row counted once
+        assert info["test"]["accuracy"] == pytest.approx(single["accuracy"], abs=1e-12)
+        assert 0.0 < info["test"]["teacher_agreement"] <= 1.0
+
+
+def test_each_rank_took_half_of_each_global_batch(two_rank_run):
+    # 1079 train rows, 32 per rank per step, 2 ranks: 17 steps per epoch, 4 epochs
+    splits = mentor.load_data("digits", labeled_fraction=0.5)
+    per_epoch = len(splits.train) // 64 + (1 if len(splits.train) % 64 >= 2 else 0)
+    info = json.loads((two_rank_run / "rank0.json").read_text())
+    assert info["steps"] == 4 * per_epoch
