@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 
@@ -152,6 +151,8 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
     """Train the teacher described in the recipe on every training label (method scratch)."""
     acc = get_accelerator(default_train.mixed_precision)
     tspec = spec.train or default_train
+    if "mixed_precision" not in tspec.model_fields_set:  # one precision per process
+        tspec = tspec.model_copy(update={"mixed_precision": default_train.mixed_precision})
     mspec = spec.model_spec()
     torch.manual_seed(spec.seed)
     module = build_model(mspec.model, splits.input_shape, splits.num_classes,
@@ -381,4 +382,3 @@ def run_recipe(raw: dict, out_root: str | Path = "runs", *, source: str = "recip
 
 
 __all__ = ["plan_run", "execute", "run_recipe", "train_teacher", "load_splits"]
-_ = np

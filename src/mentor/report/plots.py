@@ -8,6 +8,7 @@ display is needed.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
@@ -123,7 +124,7 @@ def learning_curves(histories: list[dict], path: Path, results: dict | None = No
     n = len(settings)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig = _new_figure(4.6 * ncols + 0.4, 3.5 * nrows + 0.7)
+    fig = _new_figure(5.2 * ncols + 0.4, 4.0 * nrows + 0.9)
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
 
     for i, setting in enumerate(settings):
@@ -144,8 +145,8 @@ def learning_curves(histories: list[dict], path: Path, results: dict | None = No
         title = setting
         desc = descriptions.get(setting)
         if desc:
-            title = f"{setting}\n{desc}"
-        ax.set_title(title, fontsize=10)
+            title = f"{setting}\n" + textwrap.fill(desc, 62)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         if i % ncols == 0:
             ax.set_ylabel("validation accuracy (%)")
