@@ -539,3 +539,18 @@ def test_shape_mismatch_raises_parameter_error(fn, params, teacher_shape):
     teacher = torch.randn(*teacher_shape, dtype=torch.float64)
     with pytest.raises(ParameterError):
         fn(student, teacher, _labels(500, b=B, c=C), **params)
+
+
+@pytest.mark.parametrize("name", LOSSES.names())
+def test_fused_mean_and_unchecked_impl_agree_with_the_public_function(name):
+    """The engine calls ``spec.impl`` / ``spec.mean_impl``; both must give the public values."""
+    spec = LOSSES.get(name)
+    g = torch.Generator().manual_seed(7)
+    zs = torch.randn(9, 6, generator=g, dtype=torch.float64) * 3
+    zt = torch.randn(9, 6, generator=g, dtype=torch.float64) * 3
+    y = torch.randint(0, 6, (9,), generator=g)
+    public = spec.fn(zs, zt, y, **spec.defaults)
+    torch.testing.assert_close(spec.impl(zs, zt, y, **spec.defaults), public, rtol=0, atol=0)
+    if spec.mean_impl is not None:
+        torch.testing.assert_close(spec.mean_impl(zs, zt, y, **spec.defaults), public.mean(),
+                                   rtol=1e-12, atol=1e-12)

@@ -22,7 +22,7 @@ from ..data.splits import Split
 from ..errors import MentorError, TrainingFault
 from ..recipe import TrainSpec
 from ..updates import Frozen
-from .accel import get_accelerator, uses_plain_step
+from .accel import get_accelerator, release, uses_plain_step
 from .checkpoint import load_state, save_state
 from .evaluate import evaluate
 from .objectives import Objective
@@ -198,7 +198,7 @@ def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Ob
         if order is None:
             order = torch.randperm(n, generator=gen)
         order_dev = order.to(device)
-        running = torch.full((), resumed_running, device=device)
+        running = resumed_running
         resumed_running = 0.0
         for b in range(start_b, steps_per_epoch):
             idx = order_dev[b * g_batch:(b + 1) * g_batch]
@@ -222,7 +222,8 @@ def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Ob
                 with autocast():
                     logits = model(xb)
                     total = _weighted_sum(objectives, logits, targets, batch, epoch)
-            if not torch.isfinite(total):
+            value = total.item()  # one read per step: exact step of a NaN/inf, cheap on CPU
+            if not math.isfinite(value):
                 _raise_fault(objectives, logits, targets, batch, epoch, step)
             optimizer.zero_grad(set_to_none=True)
             if plain:
@@ -235,14 +236,14 @@ def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Ob
             step += 1
             if not updater.frozen:
                 updater.update(teacher_module, raw_model, step)
-            running += total.detach()
+            running += value
             if max_steps is not None and step >= max_steps:
                 stopped = True
-                checkpoint(epoch, b + 1, order, float(running))
+                checkpoint(epoch, b + 1, order, running)
                 break
             if (ckpt is not None and spec.checkpoint_every and step % spec.checkpoint_every == 0
                     and b + 1 < steps_per_epoch):
-                checkpoint(epoch, b + 1, order, float(running))
+                checkpoint(epoch, b + 1, order, running)
         if stopped:
             break
         done = steps_per_epoch
@@ -250,7 +251,7 @@ def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Ob
         order = None
         val = evaluate(model, x_val, y_val, acc)
         history["epoch"].append(epoch + 1)
-        history["train_loss"].append(float(running) / max(done, 1))
+        history["train_loss"].append(running / max(done, 1))
         history["val_accuracy"].append(val["accuracy"])
         if spec.select == "best_val" and val["accuracy"] > best_val:
             best_val, best_epoch = val["accuracy"], epoch + 1
@@ -268,7 +269,7 @@ def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Ob
         else:
             best_val = history["val_accuracy"][-1] if history["val_accuracy"] else float("nan")
             best_epoch = history["epoch"][-1] if history["epoch"] else -1
-    acc.free_memory()
+    release(acc)
     raw_model.eval()
     return FitResult(raw_model, history, best_epoch, best_val, step, not stopped,
                      signal is not None and signal.cached is not None)

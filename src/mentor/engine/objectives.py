@@ -31,26 +31,20 @@ class Objective:
 
     def __post_init__(self):
         spec: LossSpec = LOSSES.get(self.loss)
-        self.params = spec.check(self.params)
+        self.params = spec.check(self.params)  # checked once here, not on every step
         self.spec = spec
-        fn: Callable = spec.fn
+        fn, mean_fn = spec.impl, spec.mean_impl
         if self.standardize:
             if not spec.logit_loss or not spec.needs_teacher:
                 from ..errors import ParameterError
                 raise ParameterError(f"standardize applies to teacher logit losses; {self.loss!r} "
                                      "is not one")
             fn = standardized(fn)
+            mean_fn = standardized(mean_fn) if mean_fn is not None else None
         self.fn = fn
-        if self.rows == "labeled" and not spec.needs_labels and not spec.needs_teacher:
-            pass
-
-    @property
-    def needs_teacher(self) -> bool:
-        return self.spec.needs_teacher
-
-    @property
-    def needs_labels(self) -> bool:
-        return self.spec.needs_labels
+        self.mean_fn = mean_fn
+        self.needs_teacher = spec.needs_teacher
+        self.needs_labels = spec.needs_labels
 
     def weight_at(self, epoch: int) -> float:
         """Weight at 0-based ``epoch``."""
@@ -62,7 +56,13 @@ class Objective:
         t_logits = targets.logits if targets is not None else None
         mask = targets.mask if targets is not None and self.needs_teacher else None
         weight = targets.weight if targets is not None and self.needs_teacher else None
-        if self.rows == "labeled" and batch.labeled is not None:
+        selects = self.rows == "labeled" and batch.labeled is not None
+        if mask is None and weight is None and not selects:
+            labels = batch.y if self.rows == "labeled" or targets is None else targets.labels
+            if self.mean_fn is not None:
+                return self.mean_fn(logits, t_logits, labels, **self.params)
+            return self.fn(logits, t_logits, labels, **self.params).mean()
+        if selects:
             sel = batch.labeled
             if mask is not None:
                 sel = sel & mask
@@ -72,8 +72,7 @@ class Objective:
             weight = weight[sel] if weight is not None else None
             mask = None
         else:
-            labels = batch.y if self.rows == "labeled" else (
-                targets.labels if targets is not None else batch.y)
+            labels = batch.y if self.rows == "labeled" or targets is None else targets.labels
         values = self.fn(logits, t_logits, labels, **self.params)
         if weight is not None:
             values = values * weight

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -18,12 +19,14 @@ class LossSpec:
     """
 
     name: str
-    fn: Callable[..., Any]
+    fn: Callable[..., Any]  # public: checks parameters, returns per-example values
     needs_teacher: bool
     needs_labels: bool
     defaults: dict[str, Any]
     constraints: dict[str, dict[str, Any]] = field(default_factory=dict)
     logit_loss: bool = True  # standardization applies to its logit inputs
+    impl: Callable[..., Any] | None = None  # same values, parameters not re-checked
+    mean_impl: Callable[..., Any] | None = None  # batch mean in one fused expression
 
     def check(self, params: dict[str, Any]) -> dict[str, Any]:
         """Return defaults updated with ``params``; raise on unknown or out-of-range values."""
@@ -51,26 +54,32 @@ class LossSpec:
 def register_loss(name: str, *, description: str, paper: str = "", needs_teacher: bool,
                   needs_labels: bool, defaults: dict[str, Any],
                   constraints: dict[str, dict[str, Any]] | None = None,
-                  logit_loss: bool = True):
-    """Decorator: register a pure loss function with its declared constraints."""
+                  logit_loss: bool = True, mean: Callable[..., Any] | None = None):
+    """Decorator: register a loss implementation with its declared constraints.
 
-    def deco(fn):
-        spec = LossSpec(name, fn, needs_teacher, needs_labels, dict(defaults),
-                        dict(constraints or {}), logit_loss)
+    Returns the public function: it checks its parameters against the declared constraints,
+    then calls the implementation. The engine calls the implementation directly (parameters
+    are checked once when an objective is built) and, where given, ``mean``: the batch mean
+    of the same values in one fused expression (cheaper forward and backward).
+    """
+
+    def deco(impl):
+        def checked(student_logits, teacher_logits=None, labels=None, **params):
+            spec.check_values(params)
+            return impl(student_logits, teacher_logits, labels, **params)
+
+        functools.update_wrapper(checked, impl)
+        spec = LossSpec(name, checked, needs_teacher, needs_labels, dict(defaults),
+                        dict(constraints or {}), logit_loss, impl, mean)
         LOSSES.register(name, description=description, paper=paper)(spec)
-        fn.spec = spec
-        return fn
+        checked.spec = spec
+        return checked
 
     return deco
 
 
 def loss_spec(name: str) -> LossSpec:
     return LOSSES.get(name)
-
-
-def validate(name: str, **params: Any) -> None:
-    """Check ``params`` of loss ``name`` against its declared constraints."""
-    LOSSES.get(name).check_values(params)
 
 
 def standardized(fn: Callable[..., Any]) -> Callable[..., Any]:

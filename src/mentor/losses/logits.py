@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ParameterError
-from .base import register_loss, validate
+from .base import register_loss
 
 _POSITIVE = {"low": 0, "low_open": True}
 _NONNEG = {"low": 0}
@@ -39,21 +39,32 @@ def _check_pair(student_logits: Tensor, teacher_logits: Tensor) -> None:
             f"shape {tuple(teacher_logits.shape)}; expected the same (batch, classes)")
 
 
-@register_loss("ce", description="cross-entropy with the hard labels",
+def _ce_mean(student_logits, teacher_logits=None, labels=None, *, label_smoothing=0.0):
+    return F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
+
+
+@register_loss("ce", description="cross-entropy with the hard labels", mean=_ce_mean,
                needs_teacher=False, needs_labels=True, defaults={"label_smoothing": 0.0},
                constraints={"label_smoothing": {"low": 0, "high": 1, "high_open": True}},
                logit_loss=False)
 def cross_entropy(student_logits: Tensor, teacher_logits: Tensor | None = None,
                   labels: Tensor | None = None, *, label_smoothing: float = 0.0) -> Tensor:
     """Per-example cross-entropy ``-log softmax(z)[y]`` (optionally label-smoothed)."""
-    validate("ce", label_smoothing=label_smoothing)
     if labels is None:
         raise ParameterError("ce needs labels, got None")
     return F.cross_entropy(student_logits, labels, reduction="none",
                            label_smoothing=label_smoothing)
 
 
-@register_loss("kd", description="Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T))",
+def _kd_mean(student_logits, teacher_logits, labels=None, *, temperature=4.0):
+    _check_pair(student_logits, teacher_logits)
+    log_ps = F.log_softmax(student_logits / temperature, dim=-1)
+    log_pt = F.log_softmax(teacher_logits / temperature, dim=-1)
+    return F.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True) * temperature**2
+
+
+@register_loss("kd", mean=_kd_mean,
+               description="Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T))",
                paper="Hinton et al. 2015, arXiv:1503.02531",
                needs_teacher=True, needs_labels=False, defaults={"temperature": 4.0},
                constraints={"temperature": _POSITIVE})
@@ -64,7 +75,6 @@ def kd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None = N
     Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network", 2015. The ``T²``
     factor keeps gradient magnitudes comparable across temperatures. ``labels`` is ignored.
     """
-    validate("kd", temperature=temperature)
     _check_pair(student_logits, teacher_logits)
     log_ps = F.log_softmax(student_logits / temperature, dim=-1)
     log_pt = F.log_softmax(teacher_logits / temperature, dim=-1)
@@ -87,7 +97,6 @@ def dkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *, alpha
     ``min(epoch / warmup, 1)`` of the paper is an objective schedule
     (:class:`mentor.objectives.Objective`), not part of this function.
     """
-    validate("dkd", alpha=alpha, beta=beta, temperature=temperature)
     _check_pair(student_logits, teacher_logits)
     if labels is None:
         raise ParameterError("dkd needs labels (the target class of each row), got None")

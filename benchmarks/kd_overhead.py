@@ -1,0 +1,354 @@
+"""How much does mentor's training loop cost over a hand-written PyTorch loop?
+
+Times five variants INTERLEAVED (round-robin) in one process, on the same data and models:
+
+  (i)   plain student alone: lean PyTorch loop (randperm + tensor indexing, CE, Adam)
+  (ii)  plain KD, online teacher (teacher forward under no_grad every step)
+  (iii) plain KD, teacher logits computed once for the train split (timed) and indexed
+  (iv)  mentor online KD:  mentor.engine.fit(..., cache_teacher="never", select="last")
+  (v)   mentor cached KD:  mentor.engine.fit(..., cache_teacher="always", select="last")
+
+Setup (defaults): digits train split (1078 rows x 64 features, 17 batches of 64 per epoch),
+teacher MLP 64-256-256-10 pretrained here for --teacher-epochs (20) epochs with Adam (or
+random init with --teacher-init random), student MLP 64-32-10 re-initialised from the same
+seed before every run, batch 64, Adam lr 1e-3, KD T=4 alpha=0.9 (loss
+(1-alpha)*CE + alpha*T^2*KL(p_t||p_s)), same epoch count and same data order (a
+torch.Generator seeded with --seed, as mentor's fit does) for every variant.
+
+Fairness: mentor's fit evaluates the student on the validation split after every epoch, so
+the plain loops do the same per-epoch validation pass (eval mode, no_grad, arg-max accuracy
+on the full val split, 359 rows) -- ``--val full`` (default). ``--val tiny`` instead passes
+a 16-row validation split to every variant, so the per-epoch evaluation is negligible on
+both sides. Timed: everything from optimizer creation to the returned model (mentor: the
+whole ``fit`` call, including its teacher-logit precompute for (v); plain (iii): the same
+precompute). Not timed: student init, building the method's objectives / wrapping the
+teacher (done once), and a warm-up round of every variant (--warmup, default 1) that
+absorbs one-time process costs (Accelerator creation, lazy imports, allocator warm-up).
+
+Each variant is repeated --reps (7) times in the order i,ii,iii,iv,v,i,ii,...; the median is
+reported. The last two lines are machine-readable:
+
+    RATIO online_kd <(iv)/(ii)>
+    RATIO cached_kd <(v)/(iii)>
+
+Run:   PYTHONPATH=src python benchmarks/kd_overhead.py            (~1-2 min, 1 thread)
+       PYTHONPATH=src python benchmarks/kd_overhead.py --profile online   (cProfile of (iv))
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+
+# --device is read before mentor is imported: mentor's Accelerator picks its device once.
+_pre = argparse.ArgumentParser(add_help=False)
+_pre.add_argument("--device", default="cpu")
+if _pre.parse_known_args()[0].device == "cpu":
+    os.environ["MENTOR_CPU"] = "1"
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import mentor.data  # noqa: E402
+from mentor.data.splits import Split  # noqa: E402
+from mentor.engine import fit  # noqa: E402
+from mentor.methods import get_method  # noqa: E402
+from mentor.models import mlp  # noqa: E402
+from mentor.recipe import TrainSpec  # noqa: E402
+from mentor.teachers import as_teacher  # noqa: E402
+
+VARIANTS = ["i", "ii", "iii", "iv", "v"]
+LABELS = {
+    "i": "(i)   plain student alone",
+    "ii": "(ii)  plain KD, online teacher",
+    "iii": "(iii) plain KD, cached teacher logits",
+    "iv": "(iv)  mentor KD, cache_teacher=never",
+    "v": "(v)   mentor KD, cache_teacher=always",
+}
+
+
+# ------------------------------------------------------------------------- plain loops
+
+@torch.no_grad()
+def val_accuracy(model, xv, yv) -> float:
+    """The per-epoch validation pass given to the plain loops (mentor's fit does its own)."""
+    model.eval()
+    acc = (model(xv).argmax(-1) == yv).float().mean().item()
+    model.train()
+    return acc
+
+
+def plain_student(student, x, y, xv, yv, *, epochs, bs, lr, seed, **_):
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(x)
+    acc = float("nan")
+    student.train()
+    for _epoch in range(epochs):
+        order = torch.randperm(n, generator=gen).to(x.device)
+        for i in range(0, n, bs):
+            idx = order[i:i + bs]
+            loss = F.cross_entropy(student(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        acc = val_accuracy(student, xv, yv)
+    return acc
+
+
+def plain_kd_online(student, x, y, xv, yv, *, teacher, epochs, bs, lr, seed, T, alpha, **_):
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(x)
+    w_ce, w_kd = 1.0 - alpha, alpha * T * T
+    acc = float("nan")
+    student.train()
+    for _epoch in range(epochs):
+        order = torch.randperm(n, generator=gen).to(x.device)
+        for i in range(0, n, bs):
+            idx = order[i:i + bs]
+            xb = x[idx]
+            with torch.no_grad():
+                zt = teacher(xb)
+            zs = student(xb)
+            kl = F.kl_div(F.log_softmax(zs / T, -1), F.log_softmax(zt / T, -1),
+                          reduction="batchmean", log_target=True)
+            loss = w_ce * F.cross_entropy(zs, y[idx]) + w_kd * kl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        acc = val_accuracy(student, xv, yv)
+    return acc
+
+
+def plain_kd_cached(student, x, y, xv, yv, *, teacher, epochs, bs, lr, seed, T, alpha, **_):
+    with torch.no_grad():  # the precompute is part of the timed run (as in mentor's fit)
+        zt_all = teacher(x)
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(x)
+    w_ce, w_kd = 1.0 - alpha, alpha * T * T
+    acc = float("nan")
+    student.train()
+    for _epoch in range(epochs):
+        order = torch.randperm(n, generator=gen).to(x.device)
+        for i in range(0, n, bs):
+            idx = order[i:i + bs]
+            zs = student(x[idx])
+            kl = F.kl_div(F.log_softmax(zs / T, -1), F.log_softmax(zt_all[idx] / T, -1),
+                          reduction="batchmean", log_target=True)
+            loss = w_ce * F.cross_entropy(zs, y[idx]) + w_kd * kl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        acc = val_accuracy(student, xv, yv)
+    return acc
+
+
+# ------------------------------------------------------------------------------ mentor
+
+def make_mentor(cache: str):
+    def run(student, x, y, xv, yv, *, train_split, val_split, mteacher, objectives, epochs,
+            bs, lr, seed, **_):
+        spec = TrainSpec(epochs=epochs, batch_size=bs, lr=lr, cache_teacher=cache,
+                         select="last")
+        res = fit(student, train_split, val_split, objectives=objectives, spec=spec,
+                  seed=seed, num_classes=10, teacher=mteacher)
+        return res.history["val_accuracy"][-1]
+    return run
+
+
+RUNNERS = {"i": plain_student, "ii": plain_kd_online, "iii": plain_kd_cached,
+           "iv": make_mentor("never"), "v": make_mentor("always")}
+
+
+# ------------------------------------------------------------------------------- setup
+
+def pretrain_teacher(x, y, xv, yv, *, epochs, seed, device):
+    torch.manual_seed(seed + 1000)
+    teacher = mlp((64,), 10, hidden=(256, 256)).to(device)
+    if epochs > 0:
+        plain_student(teacher, x, y, xv, yv, epochs=epochs, bs=64, lr=1e-3, seed=seed + 1000)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def fresh_student(seed, device):
+    torch.manual_seed(seed)
+    return mlp((64,), 10, hidden=(32,)).to(device)
+
+
+def sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=100, help="epochs per run (default 100)")
+    ap.add_argument("--reps", type=int, default=7, help="timed repetitions per variant")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds before timing")
+    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--temperature", type=float, default=4.0)
+    ap.add_argument("--alpha", type=float, default=0.9)
+    ap.add_argument("--teacher-init", choices=["pretrain", "random"], default="pretrain")
+    ap.add_argument("--teacher-epochs", type=int, default=20)
+    ap.add_argument("--val", choices=["full", "tiny"], default="full",
+                    help="full: every variant evaluates the whole val split each epoch; "
+                    "tiny: every variant gets a 16-row val split")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="comma list of variants to time (default all)")
+    ap.add_argument("--profile", choices=["online", "cached"], default=None,
+                    help="instead of the benchmark, cProfile one mentor run (iv or v) and "
+                    "its plain counterpart (ii or iii), sorted by tottime")
+    ap.add_argument("--profile-top", type=int, default=35)
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(args.threads)
+    except RuntimeError:
+        pass
+    device = args.device
+
+    splits = mentor.data.load("digits")
+    train, val = splits.train, splits.val
+    if args.val == "tiny":
+        val = Split(val.x[:16], val.y[:16], val.labeled[:16])
+    x, y = train.x.to(device), train.y.to(device)
+    xv, yv = val.x.to(device), val.y.to(device)
+    n = len(x)
+    steps_per_epoch = -(-n // args.batch_size)
+
+    t0 = time.perf_counter()
+    teacher = pretrain_teacher(x, y, xv, yv, device=device, seed=args.seed,
+                               epochs=args.teacher_epochs if args.teacher_init == "pretrain"
+                               else 0)
+    t_teacher = time.perf_counter() - t0
+    t_acc = val_accuracy(teacher, xv, yv)
+    teacher.eval()
+    mteacher = as_teacher(teacher, splits.num_classes)
+    objectives = get_method("kd").plan(temperature=args.temperature,
+                                       alpha=args.alpha).objectives
+
+    kw = dict(teacher=teacher, mteacher=mteacher, objectives=objectives, train_split=train,
+              val_split=val, epochs=args.epochs, bs=args.batch_size, lr=args.lr,
+              seed=args.seed, T=args.temperature, alpha=args.alpha)
+
+    print(f"torch {torch.__version__}  device={device}  threads={torch.get_num_threads()}  "
+          f"interop={torch.get_num_interop_threads()}  python {sys.version.split()[0]}")
+    print(f"data: digits train {n} rows ({steps_per_epoch} steps/epoch of "
+          f"{args.batch_size}), val {len(yv)} rows (--val {args.val}: evaluated after every "
+          f"epoch by every variant)")
+    if args.teacher_init == "pretrain":
+        print(f"teacher: MLP 64-256-256-10, pretrained {args.teacher_epochs} epochs "
+              f"({t_teacher:.1f}s), val acc {t_acc:.3f}")
+    else:
+        print(f"teacher: MLP 64-256-256-10, random init, val acc {t_acc:.3f}")
+    print(f"student: MLP 64-32-10, fresh init (seed {args.seed}) per run; Adam lr {args.lr:g},"
+          f" {args.epochs} epochs; KD T={args.temperature:g} alpha={args.alpha:g}")
+
+    def run_once(v):
+        student = fresh_student(args.seed, device)
+        gc.collect()
+        sync(device)
+        t = time.perf_counter()
+        acc = RUNNERS[v](student, x, y, xv, yv, **kw)
+        sync(device)
+        return time.perf_counter() - t, acc, student
+
+    if args.profile:
+        return profile(args, run_once)
+
+    variants = [v for v in args.variants.split(",") if v]
+    print(f"warm-up rounds: {args.warmup}; timed rounds: {args.reps} "
+          f"(order {','.join(variants)} repeated)", flush=True)
+    for _ in range(args.warmup):
+        for v in variants:
+            run_once(v)
+
+    times = {v: [] for v in variants}
+    accs, models = {}, {}
+    t_all = time.perf_counter()
+    for r in range(args.reps):
+        for v in variants:
+            dt, acc, student = run_once(v)
+            times[v].append(dt)
+            accs[v], models[v] = acc, student
+        print(f"  round {r + 1}/{args.reps}: " +
+              "  ".join(f"{v}={times[v][-1]:.3f}s" for v in variants), flush=True)
+    print(f"timed rounds took {time.perf_counter() - t_all:.1f}s")
+
+    med = {v: statistics.median(ts) for v, ts in times.items()}
+    total_steps = steps_per_epoch * args.epochs
+    print()
+    print(f"{'variant':40s} {'median s':>9s} {'min s':>8s} {'max s':>8s} {'us/step':>8s} "
+          f"{'final val acc':>13s}")
+    for v in variants:
+        print(f"{LABELS[v]:40s} {med[v]:9.3f} {min(times[v]):8.3f} {max(times[v]):8.3f} "
+              f"{1e6 * med[v] / total_steps:8.1f} {accs[v]:13.4f}")
+
+    # Sanity: mentor and the plain loop do the same work (same init, same data order, same
+    # loss up to floating-point summation order) -> same accuracy, near-identical weights.
+    print()
+    for plain_v, mentor_v, name in (("ii", "iv", "online"), ("iii", "v", "cached")):
+        if plain_v in models and mentor_v in models:
+            diff = max((a - b).abs().max().item() for a, b in
+                       zip(models[plain_v].parameters(), models[mentor_v].parameters()))
+            print(f"sanity {name:6s}: final val acc plain {accs[plain_v]:.4f}  mentor "
+                  f"{accs[mentor_v]:.4f}  (|diff| {abs(accs[plain_v] - accs[mentor_v]):.4f});"
+                  f" max |weight diff| {diff:.2e}")
+
+    def ratio(a, b):
+        return med[a] / med[b] if a in med and b in med else float("nan")
+
+    print()
+    for a, b, what in (("ii", "i", "online KD cost over student alone"),
+                       ("iii", "i", "cached KD cost over student alone"),
+                       ("iv", "ii", "mentor online KD / plain online KD"),
+                       ("v", "iii", "mentor cached KD / plain cached KD")):
+        extra = ""
+        if a in ("iv", "v") and a in med and b in med:
+            extra = f"   (mentor overhead {1e6 * (med[a] - med[b]) / total_steps:+.1f} us/step)"
+        print(f"({a})/({b}) = {ratio(a, b):.3f}   {what}{extra}")
+    mins = {v: min(ts) for v, ts in times.items()}
+    if all(v in mins for v in ("ii", "iii", "iv", "v")):
+        print(f"(min-based, less sensitive to other load on the machine: online "
+              f"{mins['iv'] / mins['ii']:.3f}, cached {mins['v'] / mins['iii']:.3f})")
+    print(f"RATIO online_kd {ratio('iv', 'ii'):.3f}")
+    print(f"RATIO cached_kd {ratio('v', 'iii'):.3f}")
+    return 0
+
+
+def profile(args, run_once) -> int:
+    import cProfile
+    import pstats
+
+    mentor_v, plain_v = ("iv", "ii") if args.profile == "online" else ("v", "iii")
+    for _ in range(max(args.warmup, 1)):
+        run_once(mentor_v)
+        run_once(plain_v)
+    for v in (plain_v, mentor_v):
+        pr = cProfile.Profile()
+        pr.enable()
+        dt, acc, _ = run_once(v)
+        pr.disable()
+        print(f"\n===== cProfile {LABELS[v]}: {dt:.3f}s under the profiler, val acc {acc:.4f}")
+        st = pstats.Stats(pr, stream=sys.stdout)
+        st.strip_dirs().sort_stats("tottime").print_stats(args.profile_top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
