@@ -164,9 +164,9 @@ class Recipe(BaseModel):
 
 # ---------------------------------------------------------------------------------- errors
 
-def _allowed_keys(loc: tuple) -> list[str]:
-    """Field names of the model reached by following ``loc`` from :class:`Recipe`."""
-    model: Any = Recipe
+def _allowed_keys(loc: tuple, root: Any = None) -> list[str]:
+    """Field names of the model reached by following ``loc`` from ``root`` (:class:`Recipe`)."""
+    model: Any = root or Recipe
     for part in loc:
         if isinstance(part, int) or model is None:
             continue
@@ -209,49 +209,104 @@ _EXPECT = {
 }
 
 
-def format_errors(err: ValidationError, prefix: tuple = ()) -> list[str]:
-    """One sentence per pydantic error: field, value, expectation."""
+def _root_model(err: ValidationError, prefix: tuple) -> Any:
+    """The model ``err`` was raised by: the recipe, or a method's parameter model (found by
+    its class name among the registered methods) when ``prefix`` points into a method."""
+    if not prefix:
+        return Recipe
+    from .registry import METHODS
+    for entry in METHODS.entries():
+        params = getattr(entry.obj, "params", None)
+        if params is not None and params.__name__ == err.title:
+            return params
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def format_errors(err: ValidationError, prefix: tuple = (), model: Any = None) -> list[str]:
+    """One sentence per pydantic error: field, value, expectation.
+
+    ``model`` is the pydantic model that raised ``err`` (default: :class:`Recipe`, or the
+    method parameter model when ``prefix`` is given); it supplies "did you mean" hints.
+    """
+    root = model or _root_model(err, prefix)
     out = []
     for e in err.errors():
-        loc = prefix + tuple(e["loc"])
+        rel = tuple(e["loc"])
+        loc = prefix + rel
         where = _fmt_loc(loc) or "recipe"
         kind = e["type"]
         value = e.get("input")
         if kind == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
-            out.append(f"unknown key '{where}'{suggest(loc[-1], allowed)}")
+            if root is None or root is Recipe:
+                allowed = _allowed_keys(loc[:-1])
+            else:
+                allowed = _allowed_keys(rel[:-1], root)
+                if model is None and not rel[:-1]:  # a method's parameters sit next to its
+                    allowed += ["name", "label"]    # own 'name' and 'label'
+            hint = suggest(loc[-1], allowed)
+            if not hint and allowed:
+                hint = f"; expected one of: {', '.join(allowed)}"
+            out.append(f"unknown key '{where}' with value {_short(value)}{hint}")
         elif kind == "missing":
             out.append(f"{where} is required")
         elif kind in _EXPECT:
-            expect = _EXPECT[kind].format(**e.get("ctx", {}))
-            out.append(f"{where} {expect}, got {value!r}")
+            ctx = {k: (f"{v:g}" if isinstance(v, float) else v)
+                   for k, v in (e.get("ctx") or {}).items()}
+            expect = _EXPECT[kind].format(**ctx)
+            out.append(f"{where} {expect}, got {_short(value)}")
         elif kind == "value_error":
             msg = str(e.get("ctx", {}).get("error", e["msg"]))
             out.append(f"{where}: {msg}")
         else:
-            out.append(f"{where}: {e['msg']}, got {value!r}")
+            out.append(f"{where}: {e['msg']}, got {_short(value)}")
     return out
 
 
 # ---------------------------------------------------------------------------------- loading
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """One sentence for a YAML error: where it is and what is wrong."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(e, "problem", None) or (str(e).splitlines() or ["invalid YAML"])[0]
+    if isinstance(e, yaml.constructor.ConstructorError) and "tag" in problem:
+        tag = problem.rsplit(" ", 1)[-1].strip("'\"").replace("tag:yaml.org,2002:", "!!")
+        return (f"{where}tag {tag!r} is not allowed; expected plain YAML (mappings, lists, "
+                "numbers, strings), never tags or code")
+    return f"{where}not valid YAML ({problem}); expected plain YAML"
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file with ``yaml.safe_load``: tags (code) are refused, never run."""
     path = Path(path)
     if not path.exists():
-        raise RecipeError([f"file '{path}' does not exist"], source=str(path))
+        raise RecipeError([f"file '{path}' does not exist; expected a recipe YAML file or the "
+                           f"name of a built-in recipe ({', '.join(builtin_recipes())})"],
+                          source="recipe")
     if path.is_dir():
-        raise RecipeError([f"'{path}' is a directory; expected a YAML file"], source=str(path))
+        raise RecipeError([f"'{path}' is a directory; expected a recipe YAML file"],
+                          source="recipe")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else "invalid YAML"
-        raise RecipeError([f"not valid YAML (only plain YAML is accepted, no tags): {first}"],
-                          source=str(path)) from None
+        raise RecipeError([_yaml_problem(e)], source=str(path)) from None
     except UnicodeDecodeError:
-        raise RecipeError(["not a UTF-8 text file"], source=str(path)) from None
+        raise RecipeError(["not a UTF-8 text file; expected a recipe YAML file"],
+                          source=str(path)) from None
+    except OSError as e:
+        raise RecipeError([f"file '{path}' cannot be read ({e.strerror}); expected a readable "
+                           "recipe YAML file"], source="recipe") from None
+    if raw is None:
+        raise RecipeError(["the file is empty; expected a mapping of recipe keys (name, data, "
+                           "student, method(s), ...)"], source=str(path))
     if not isinstance(raw, dict):
-        raise RecipeError([f"the top level must be a mapping of keys, got {type(raw).__name__}"],
-                          source=str(path))
+        raise RecipeError([f"the top level must be a mapping of keys, got "
+                           f"{type(raw).__name__} {_short(raw)}"], source=str(path))
     return raw
 
 
@@ -260,12 +315,17 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     out = copy.deepcopy(raw)
     for item in overrides:
         if "=" not in item:
-            raise RecipeError([f"--set {item!r} must look like key.path=value"], source="--set")
+            raise RecipeError([f"{item!r} has no '='; expected key.path=value (e.g. "
+                               "train.lr=0.01)"], source="--set")
         key, _, text = item.partition("=")
+        if not key.strip() or any(not p.strip() for p in key.split(".")):
+            raise RecipeError([f"{item!r} has an empty key path {key!r}; expected "
+                               "key.path=value (e.g. train.lr=0.01)"], source="--set")
         try:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError:
-            raise RecipeError([f"--set {key}: value {text!r} is not valid YAML"],
+            raise RecipeError([f"{key} value {text!r} is not a valid YAML value; expected a "
+                               "number, string, true/false or [list]"],
                               source="--set") from None
         parts = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
         node: Any = out
@@ -273,12 +333,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             nxt = parts[i + 1]
             if isinstance(node, list):
                 if not isinstance(part, int) or part >= len(node):
-                    raise RecipeError([f"--set {key}: index {part} does not exist"],
+                    raise RecipeError([f"{key}: index {part} does not exist; expected an "
+                                       f"index below {len(node)}"],
                                       source="--set")
                 node = node[part]
                 continue
             if not isinstance(node, dict):
-                raise RecipeError([f"--set {key}: {_fmt_loc(tuple(parts[:i]))} is not a mapping"],
+                raise RecipeError([f"{key}: {_fmt_loc(tuple(parts[:i]))} is "
+                                   f"{_short(node)}, not a mapping; expected a path of keys"],
                                   source="--set")
             if node.get(part) is None:
                 node[part] = [] if isinstance(nxt, int) else {}
@@ -286,9 +348,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         last = parts[-1]
         if isinstance(node, list):
             if not isinstance(last, int) or last >= len(node):
-                raise RecipeError([f"--set {key}: index {last} does not exist"], source="--set")
+                raise RecipeError([f"{key}: index {last} does not exist; expected an index "
+                                   f"below {len(node)}"], source="--set")
         elif not isinstance(node, dict):
-            raise RecipeError([f"--set {key}: parent is not a mapping"], source="--set")
+            raise RecipeError([f"{key}: {_fmt_loc(tuple(parts[:-1]))} is {_short(node)}, not "
+                               "a mapping; expected a path of keys"], source="--set")
         node[last] = value
     return out
 
@@ -323,7 +387,12 @@ def parse_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
                       if isinstance(m, dict)]
         for loc, spec in specs:
             problems.extend(check_method_params(spec, loc))
-        if recipe is not None and recipe.settings:
+        names = [s.name for s in recipe.settings or []] if recipe is not None else []
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            problems.append(f"settings: name {dup[0]!r} is used {names.count(dup[0])} times; "
+                            "expected unique names")
+        elif recipe is not None and recipe.settings:
             for i, s in enumerate(recipe.settings):
                 merged = setting_raw(raw, s.name)
                 try:

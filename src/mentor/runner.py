@@ -127,9 +127,22 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
     if dup:
         raise MentorError(f"methods: {sorted(dup)[0]!r} appears twice; give each a distinct "
                           "'label'")
-    needs_teacher = any(m[2].needs_teacher for m in methods)
-    if needs_teacher and recipe.teacher is None:
-        raise MentorError("teacher is required: a method in this recipe distills from a teacher")
+    students_of_teacher = [m[0] for m in methods if m[2].needs_teacher]
+    if students_of_teacher and recipe.teacher is None:
+        raise MentorError(f"teacher is required: method {students_of_teacher[0]!r} distills "
+                          "from a teacher; expected a 'teacher' section (model or checkpoint)")
+
+    def check_ensemble(spec: TeacherSpec, where: str) -> None:
+        for i, m in enumerate(spec.ensemble or []):  # every member must be a checkpoint
+            if m.ensemble is not None:
+                check_ensemble(m, f"{where}.ensemble[{i}]")
+            elif m.checkpoint is None:
+                raise MentorError(f"{where}.ensemble[{i}] has no checkpoint (model {m.model!r});"
+                                  " expected every ensemble member to be a safetensors checkpoint"
+                                  " (training ensemble members from a recipe is not supported)")
+    for s in settings:
+        if s.recipe.teacher is not None:
+            check_ensemble(s.recipe.teacher, "teacher")
     run = RunPlan(recipe, raw, settings, methods)
     for s in settings:
         if s.recipe.teacher is None:

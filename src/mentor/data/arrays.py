@@ -27,12 +27,14 @@ class ArrayData:
 
 def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
                     input_shape: tuple[int, ...] | None = None,
-                    class_names: tuple[str, ...] = ()) -> ArrayData:
+                    class_names: tuple[str, ...] = (), where: str | None = None) -> ArrayData:
     """Check shapes, finiteness and label range; return an :class:`ArrayData`.
 
     Every failure is one :class:`DataError` sentence naming the field, the value and what is
-    expected.
+    expected; it starts with ``where`` (default: ``name``), e.g. ``data.source 'x.npz'``.
     """
+    label = name
+    name = where or name
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim < 2:
@@ -60,6 +62,7 @@ def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
     elif not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{name}: y must be integer class indices, got dtype {y.dtype}")
     y = y.astype(np.int64)
+    nc_field = "num_classes" if num_classes is None else "data.num_classes"
     if num_classes is None:
         if y.min() < 0:
             i = int(np.argmin(y))
@@ -70,7 +73,7 @@ def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
     if bad_label.any():
         i = int(np.flatnonzero(bad_label)[0])
         raise DataError(f"{name}: label {int(y[i])} at row {i} is outside [0, {num_classes}); "
-                        f"expected class indices below num_classes={num_classes}")
+                        f"expected class indices below {nc_field}={num_classes}")
     present = np.unique(y)
     if len(present) < 2:
         raise DataError(f"{name}: all {len(y)} samples have label {int(present[0])}; expected "
@@ -78,4 +81,4 @@ def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
     shape = tuple(input_shape) if input_shape else tuple(x.shape[1:])
     if int(np.prod(shape)) != flat.shape[1]:
         raise DataError(f"{name}: input_shape {shape} does not hold {flat.shape[1]} features")
-    return ArrayData(name, flat, y, int(num_classes), shape, tuple(class_names))
+    return ArrayData(label, flat, y, int(num_classes), shape, tuple(class_names))

@@ -92,6 +92,14 @@ def load_npz(path: Path, *, num_classes: int | None = None) -> ArrayData:
     """Arrays ``x`` and ``y`` from a ``.npz`` file (``allow_pickle=False``: never unpickled)."""
     _existing_file(path)
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise DataError(f"data.source '{path}' cannot be read ({e.strerror})") from None
+    if head != b"PK\x03\x04":
+        raise DataError(f"data.source '{path}' is not a .npz archive (it is not a zip file); "
+                        "expected arrays 'x' and 'y' saved with numpy.savez")
+    try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x", "y") if k not in f.files]
             if missing:
@@ -105,7 +113,8 @@ def load_npz(path: Path, *, num_classes: int | None = None) -> ArrayData:
                         "expected numeric arrays 'x' and 'y'") from None
     except Exception as e:
         raise DataError(f"data.source '{path}' is not a readable .npz file ({e})") from None
-    return validate_arrays(str(path), x, y, num_classes=num_classes)
+    return validate_arrays(str(path), x, y, num_classes=num_classes,
+                           where=f"data.source '{path}'")
 
 
 def load_csv(path: Path, target: str, *, num_classes: int | None = None) -> ArrayData:
@@ -148,4 +157,5 @@ def load_csv(path: Path, target: str, *, num_classes: int | None = None) -> Arra
     except ValueError:
         names = tuple(sorted(set(raw)))
         y = np.array([names.index(v) for v in raw], dtype=np.int64)
-    return validate_arrays(str(path), x, y, num_classes=num_classes, class_names=names)
+    return validate_arrays(str(path), x, y, num_classes=num_classes, class_names=names,
+                           where=f"data.source '{path}'")

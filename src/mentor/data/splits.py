@@ -74,7 +74,8 @@ def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: fl
     counts = np.bincount(data.y, minlength=data.num_classes)
     small = [c for c in range(data.num_classes) if 0 < counts[c] < 3]
     if small:
-        raise DataError(f"{data.name}: class {small[0]} has {counts[small[0]]} samples; expected "
+        raise DataError(f"data.source {data.name!r}: class {small[0]} has {counts[small[0]]} "
+                        "samples; expected "
                         "at least 3 per class for a stratified train/val/test split")
     rng = np.random.default_rng(seed)
     train_idx, val_idx, test_idx = [], [], []

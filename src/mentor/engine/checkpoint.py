@@ -53,6 +53,11 @@ def save_weights(path: Path, model: nn.Module, metadata: dict[str, Any] | None =
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
+# Leading bytes of files that torch.save / pickle write: a zip archive (torch >= 1.6) or a
+# pickle stream (protocol 2+). Such files are refused without being read any further.
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
 def read_safetensors(path: Path, field: str = "checkpoint") -> tuple[dict[str, torch.Tensor],
                                                                      dict[str, Any]]:
     """Tensors and decoded metadata of a safetensors file; anything else is refused unread."""
@@ -61,6 +66,15 @@ def read_safetensors(path: Path, field: str = "checkpoint") -> tuple[dict[str, t
         raise CheckpointError(f"{field}: file '{path}' does not exist")
     if path.is_dir():
         raise CheckpointError(f"{field}: '{path}' is a directory; expected a .safetensors file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"{field}: cannot read '{path}' ({e.strerror})") from None
+    if head.startswith(_PICKLE_MAGIC):
+        raise CheckpointError(f"{field}: '{path}' is a pickle / torch.save file, not a "
+                              "safetensors file; mentor never unpickles checkpoints, expected a "
+                              "safetensors file (save with safetensors.torch.save_file)")
     try:
         from safetensors import safe_open
         with safe_open(str(path), framework="pt") as f:

@@ -136,13 +136,36 @@ def load_checkpoint_teacher(path: str | Path, *, input_shape: Sequence[int],
         if not isinstance(arch, dict) or "model" not in arch:
             raise CheckpointError(f"{field}: '{path}' carries no mentor architecture metadata; "
                                   "give the teacher's 'model' fields in the recipe")
-        model_fields = arch
+        model_fields = _checked_arch(arch, path, field)
     ckpt_classes = meta.get("mentor.num_classes")
-    if ckpt_classes is not None and int(ckpt_classes) != num_classes:
+    if ckpt_classes is not None and ckpt_classes != num_classes:
         raise CheckpointError(f"{field}: '{path}' was trained for {ckpt_classes} classes but the "
-                              f"data has {num_classes}")
+                              f"data has {num_classes}; expected the same number of classes")
+    ckpt_shape = meta.get("mentor.input_shape")
+    try:
+        ckpt_features = math.prod(int(n) for n in ckpt_shape)
+    except (TypeError, ValueError):
+        ckpt_features = None  # no usable shape metadata: the tensor shapes are checked below
+    if ckpt_features is not None and ckpt_features != math.prod(input_shape):
+        raise CheckpointError(f"{field}: '{path}' was trained on inputs of shape {ckpt_shape} "
+                              f"but the data has shape {list(input_shape)}; expected the same")
     fields = dict(model_fields)
     name = fields.pop("model")
     module = build_model(name, input_shape, num_classes, **fields)
     load_weights(Path(path), module, field)
     return ModuleTeacher(module, num_classes, f"{name} from {Path(path).name}")
+
+
+def _checked_arch(arch: dict, path, field: str) -> dict[str, Any]:
+    """The ``mentor.model`` metadata of a checkpoint, checked like a recipe's model fields."""
+    from pydantic import ValidationError
+
+    from ..recipe import ModelSpec, format_errors
+    try:
+        spec = ModelSpec.model_validate({k: v for k, v in arch.items() if k != "num_classes"})
+    except ValidationError as e:
+        problems = "; ".join(format_errors(e, ("mentor.model",), ModelSpec))
+        raise CheckpointError(f"{field}: '{path}' has an unusable architecture in its metadata "
+                              f"({problems}); give the teacher's 'model' fields in the recipe"
+                              ) from None
+    return {"model": spec.model, **spec.build_kwargs()}

@@ -1,0 +1,84 @@
+"""Shared helpers for the CLI tests: run ``python -m mentor`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def run_cli(args, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m mentor *args`` in ``cwd`` with this checkout's ``src`` on the path."""
+    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "mentor", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """``cli(args, cwd)``: the CLI in a subprocess (for fixtures wider than one test)."""
+    return run_cli
+
+
+@pytest.fixture
+def mentor(tmp_path):
+    """``mentor(*args)`` runs the CLI with cwd=tmp_path and returns the CompletedProcess."""
+
+    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return run_cli(args, tmp_path, timeout)
+
+    return run
+
+
+@pytest.fixture
+def write_recipe(tmp_path):
+    """``write_recipe(mapping_or_text, name)`` writes a recipe file in tmp_path."""
+
+    def write(content, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+def tiny_recipe(**over) -> dict:
+    """A recipe on iris that validates in well under a second."""
+    r = {"name": "tiny", "data": {"source": "iris"},
+         "teacher": {"model": "mlp", "hidden": [16], "train": {"epochs": 5}},
+         "student": {"model": "mlp", "hidden": [8]},
+         "methods": [{"name": "scratch"}, {"name": "kd", "temperature": 2.0, "alpha": 0.5}],
+         "train": {"epochs": 5, "seeds": [0, 1]}}
+    r.update(over)
+    return r
+
+
+@pytest.fixture(scope="session")
+def recipe_dict():
+    return tiny_recipe
+
+
+@pytest.fixture
+def refused(tmp_path):
+    """``refused(proc, *needles)``: exit 2, no traceback, every needle in stderr, one
+    ``error:`` line, and nothing left under ``tmp_path/runs``."""
+
+    def check(proc: subprocess.CompletedProcess, *needles: str) -> str:
+        err = proc.stderr
+        assert proc.returncode == 2, (proc.returncode, proc.stdout, err)
+        assert "Traceback" not in err, err
+        assert err.count("error:") == 1, err
+        for needle in needles:
+            assert needle in err, (needle, err)
+        runs = tmp_path / "runs"
+        assert not runs.exists() or not any(runs.iterdir()), list(runs.rglob("*"))
+        return err
+
+    return check

@@ -1,0 +1,87 @@
+"""The ``mentor`` command on good input: listing, validation, a tiny run end to end, and a
+second run whose teacher is the first run's checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+METHODS = ("scratch", "kd", "ls-kd", "dkd", "ls-dkd")
+ROW_KEYS = {"method", "params", "seeds", "test_accuracy_mean", "test_accuracy_std"}
+
+
+def _ok(proc):
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
+def test_recipes_lists_methods_and_builtins(mentor):
+    out = _ok(mentor("recipes"))
+    names = {line.split("│")[1].strip() for line in out.splitlines() if line.count("│") >= 2}
+    assert set(METHODS) <= names, out
+    assert "default" in names, out
+
+
+def test_validate_builtin(mentor, tmp_path):
+    out = _ok(mentor("recipes", "validate", "default"))
+    assert out.startswith("ok"), out
+    assert "2 setting(s), 5 method(s), 30 student run(s)" in out, out
+    assert list(tmp_path.iterdir()) == []  # validate writes nothing
+
+
+def test_validate_bad(mentor, write_recipe, recipe_dict, refused):
+    write_recipe(recipe_dict(train={"epochs": 0}), "bad.yaml")
+    refused(mentor("recipes", "validate", "bad.yaml"), "bad.yaml",
+            "train.epochs must be >= 1, got 0")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, cli, recipe_dict):
+    """One tiny end-to-end run (iris, MLP 8 student, MLP 16 teacher, scratch + kd, 2 seeds)."""
+    cwd = tmp_path_factory.mktemp("tiny")
+    (cwd / "tiny.yaml").write_text(yaml.safe_dump(recipe_dict()))
+    proc = cli(["run", "tiny.yaml", "--out", cwd / "runs", "--quiet"], cwd)
+    _ok(proc)
+    return cwd, proc
+
+
+def test_run_writes_one_complete_folder(tiny_run):
+    cwd, proc = tiny_run
+    folders = list((cwd / "runs").iterdir())
+    assert len(folders) == 1, folders
+    run = folders[0]
+    assert run.name.startswith("tiny-")
+    for name in ("results.json", "report.html", "recipe.yaml", "env.json", "metrics.jsonl",
+                 "teacher/model.safetensors"):
+        assert (run / name).is_file(), name
+    assert (run / "checkpoints").is_dir()
+    results = json.loads((run / "results.json").read_text())
+    rows = results["rows"]
+    assert [r["method"] for r in rows] == ["scratch", "kd"]
+    for r in rows:
+        assert ROW_KEYS <= set(r), r
+        assert r["seeds"] == [0, 1]
+        assert 0.0 <= r["test_accuracy_mean"] <= 1.0 and r["test_accuracy_std"] >= 0.0
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 4  # 2 methods x 2 seeds
+    saved = yaml.safe_load((run / "recipe.yaml").read_text())
+    assert [m["name"] for m in saved["methods"]] == ["scratch", "kd"]
+    assert str(run) in proc.stdout.replace("\n", "")
+
+
+def test_run_with_checkpoint_teacher(tiny_run, mentor, write_recipe, recipe_dict, tmp_path):
+    cwd, _ = tiny_run
+    ckpt = next((cwd / "runs").iterdir()) / "teacher" / "model.safetensors"
+    r = recipe_dict(name="from-ckpt", teacher={"checkpoint": str(ckpt)},
+                    methods=[{"name": "kd"}])
+    write_recipe(r, "ckpt.yaml")
+    _ok(mentor("run", "ckpt.yaml", "--out", "runs", "--quiet", "--set", "train.epochs=2",
+               "--set", "train.seeds=[0]"))
+    (run,) = list((tmp_path / "runs").iterdir())
+    results = json.loads((run / "results.json").read_text())
+    assert "model.safetensors" in results["teacher"]["description"]
+    assert [r["method"] for r in results["rows"]] == ["kd"]
+    assert results["rows"][0]["seeds"] == [0]
+    assert not (run / "teacher").exists()  # nothing trained: the checkpoint is the teacher
