@@ -118,9 +118,14 @@ class TaskAdapter(Protocol):
 
     def num_outputs(self, model: nn.Module, example: Tensor) -> int: ...
 
+    def check(self, model: nn.Module, teacher: Teacher | None, example: Tensor,
+              num_outputs: int) -> None:
+        """Raise a one-sentence error unless student (and teacher) outputs fit the data."""
+
     def predict(self, logits: Tensor) -> Tensor: ...
 
-    def correct(self, logits: Tensor, y: Tensor) -> Tensor: ...
+    def correct(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Per-row correctness against labels (or against another model's outputs)."""
 
 
 def no_grad_logits(teacher: Teacher, x: Tensor) -> Tensor:

@@ -26,6 +26,7 @@ from .errors import MentorError
 from .latency import speedup
 from .methods import MethodPlan, get_method
 from .models import build_model, count_params
+from .registry import TASKS
 from .recipe import DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
 from .runinfo import environment, timestamp
 from .teachers import EnsembleTeacher, ModuleTeacher, load_checkpoint_teacher
@@ -297,6 +298,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                                             bars.start("teacher", epochs))
                 teachers[s.teacher_key] = (t, info)
             teacher, tinfo = teachers.get(s.teacher_key, (None, None))
+            task = TASKS.get(s.recipe.task)
             test_x, test_y = s.splits.test.x.to(device), s.splits.test.y.to(device)
             t_test = teacher.logits(test_x) if teacher is not None else None
             latency = None
@@ -313,8 +315,9 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                               refiners=plan.refiners, updater=plan.updater,
                               spec=s.recipe.train, seed=seed, num_classes=s.splits.num_classes,
                               teacher=teacher if plan.needs_teacher else None,
-                              checkpoint_dir=ckpt, on_epoch=cb)
-                    ev = evaluate(res.model, test_x, test_y, acc, teacher_logits=t_test)
+                              checkpoint_dir=ckpt, on_epoch=cb, task=task)
+                    ev = evaluate(res.model, test_x, test_y, acc, teacher_logits=t_test,
+                                  task=task)
                     if acc.is_main_process:
                         save_weights(ckpt / "student.safetensors", res.model,
                                      {"mentor.model": {"model": s.recipe.student.model,

@@ -23,7 +23,7 @@ def predict_logits(model: nn.Module, x: Tensor, chunk: int = 4096) -> Tensor:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, accelerator=None,
-             teacher_logits: Tensor | None = None) -> dict[str, float]:
+             teacher_logits: Tensor | None = None, task=None) -> dict[str, float]:
     """Accuracy (and agreement with ``teacher_logits``) over the whole split.
 
     Under several processes each evaluates its contiguous shard and the counts are summed
@@ -34,13 +34,14 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, accelerator=None,
     lo, hi = shard_bounds(len(y), world, rank)
     device = x.device
     counts = torch.zeros(3, dtype=torch.float64, device=device)
+    if task is None:
+        from ..tasks import CLASSIFICATION as task
     if hi > lo:
         logits = predict_logits(model, x[lo:hi])
-        pred = logits.argmax(-1)
-        counts[0] = (pred == y[lo:hi]).sum()
+        counts[0] = task.correct(logits, y[lo:hi]).sum()
         counts[1] = hi - lo
         if teacher_logits is not None:
-            counts[2] = (pred == teacher_logits[lo:hi].argmax(-1)).sum()
+            counts[2] = task.correct(logits, teacher_logits[lo:hi]).sum()
     if world > 1:
         counts = accelerator.reduce(counts, reduction="sum")
     n = float(counts[1])

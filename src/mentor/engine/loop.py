@@ -17,10 +17,11 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..contracts import Batch, Refiner, Targets, TeacherUpdater
+from ..contracts import Batch, Refiner, TaskAdapter, Targets, TeacherUpdater
 from ..data.splits import Split
 from ..errors import MentorError, TrainingFault
 from ..recipe import TrainSpec
+from ..tasks import CLASSIFICATION
 from ..updates import Frozen
 from .accel import get_accelerator, release, uses_plain_step
 from .checkpoint import load_state, save_state
@@ -77,26 +78,13 @@ class TeacherSignal:
             return self.teacher.logits(x)
 
 
-def _check_classes(model: nn.Module, teacher, x: Tensor, num_classes: int) -> None:
-    with torch.no_grad():
-        was = model.training
-        model.eval()
-        out = model(x[:2])
-        model.train(was)
-    if out.ndim != 2 or out.shape[-1] != num_classes:
-        raise MentorError(f"student outputs shape {tuple(out.shape)} for 2 samples; expected "
-                          f"(2, {num_classes}) for {num_classes} classes")
-    if teacher is not None and teacher.num_classes != num_classes:
-        raise MentorError(f"teacher outputs {teacher.num_classes} classes but the student and "
-                          f"data have {num_classes}; expected the same number")
-
-
 def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Objective],
         spec: TrainSpec, seed: int, num_classes: int, teacher=None,
         refiners: Sequence[Refiner] = (), updater: TeacherUpdater | None = None,
         checkpoint_dir: Path | None = None, resume: bool = False,
         max_steps: int | None = None,
-        on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> FitResult:
+        on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+        task: TaskAdapter = CLASSIFICATION) -> FitResult:
     """Train ``student`` with the given objectives; return the selected weights and history.
 
     ``seed`` fixes the data order (a dedicated generator); model initialisation is the
@@ -113,7 +101,7 @@ def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Ob
         raise MentorError(f"objective {names[0]!r} needs a teacher, but none was given")
     acc = get_accelerator(spec.mixed_precision)
     device = acc.device
-    _check_classes(student, teacher if needs_teacher else None, train.x, num_classes)
+    task.check(student, teacher if needs_teacher else None, train.x, num_classes)
 
     plain = uses_plain_step(acc)
     student.to(device)
@@ -249,7 +237,7 @@ def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Ob
         done = steps_per_epoch
         start_b = 0
         order = None
-        val = evaluate(model, x_val, y_val, acc)
+        val = evaluate(model, x_val, y_val, acc, task=task)
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(running / max(done, 1))
         history["val_accuracy"].append(val["accuracy"])

@@ -1,0 +1,50 @@
+"""Classification: outputs are class logits ``(B, C)``; a prediction is the arg-max."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import MentorError
+from ..registry import TASKS
+
+
+class Classification:
+    """The classification task adapter (the contract :class:`mentor.contracts.TaskAdapter`)."""
+
+    name = "classification"
+
+    def num_outputs(self, model: nn.Module, example: Tensor) -> int:
+        """Number of classes ``model`` outputs, checked on two example rows."""
+        with torch.no_grad():
+            was = model.training
+            model.eval()
+            out = model(example[:2])
+            model.train(was)
+        if out.ndim != 2 or out.shape[0] != len(example[:2]):
+            raise MentorError(f"student outputs shape {tuple(out.shape)} for "
+                              f"{len(example[:2])} samples; expected (samples, classes)")
+        return int(out.shape[-1])
+
+    def check(self, model: nn.Module, teacher, example: Tensor, num_classes: int) -> None:
+        """The student (and teacher) must output ``num_classes`` logits per sample."""
+        got = self.num_outputs(model, example)
+        if got != num_classes:
+            raise MentorError(f"student outputs shape ({len(example[:2])}, {got}) for "
+                              f"{len(example[:2])} samples; expected ({len(example[:2])}, "
+                              f"{num_classes}) for {num_classes} classes")
+        if teacher is not None and teacher.num_classes != num_classes:
+            raise MentorError(f"teacher outputs {teacher.num_classes} classes but the student "
+                              f"and data have {num_classes}; expected the same number")
+
+    def predict(self, logits: Tensor) -> Tensor:
+        return logits.argmax(-1)
+
+    def correct(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Per-row 1/0: the prediction equals ``y`` (``y`` may be labels or other logits)."""
+        target = y.argmax(-1) if y.ndim == logits.ndim else y
+        return self.predict(logits) == target
+
+
+CLASSIFICATION = TASKS.register("classification", description="class logits (B, C); arg-max "
+                                "accuracy and agreement")(Classification())
