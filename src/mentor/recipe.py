@@ -33,23 +33,36 @@ class DataSpec(BaseModel):
     standardize: bool = True
 
 
-class ModelSpec(BaseModel):
-    """A built-in model. Fields not used by the chosen model are errors."""
+_MODEL_OPTIONS = ("hidden", "channels", "kernel_size", "dropout", "batchnorm", "pool")
+_USED_BY = {"linear": set(), "mlp": {"hidden", "dropout", "batchnorm"},
+            "cnn": {"channels", "kernel_size", "hidden", "dropout", "batchnorm", "pool"}}
+
+
+class _ModelOptions(BaseModel):
+    """The options of the built-in models (each used by some of them)."""
 
     model_config = _STRICT
-    model: Literal["linear", "mlp", "cnn"]
     hidden: list[int] | None = None
     channels: list[int] | None = None
     kernel_size: int | None = Field(None, ge=1)
     dropout: float | None = Field(None, ge=0, lt=1)
     batchnorm: bool | None = None
+    pool: Literal["avg", "flatten"] | None = None
+
+    def options(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _MODEL_OPTIONS if getattr(self, k) is not None}
+
+
+class ModelSpec(_ModelOptions):
+    """A built-in model. Fields not used by the chosen model are errors."""
+
+    model: Literal["linear", "mlp", "cnn"]
     num_classes: int | None = Field(None, ge=2, description="must match the data and teacher")
 
     @model_validator(mode="after")
     def _fields_used(self):
-        used = {"linear": set(), "mlp": {"hidden", "dropout", "batchnorm"},
-                "cnn": {"channels", "kernel_size", "hidden", "dropout", "batchnorm"}}[self.model]
-        for name in ("hidden", "channels", "kernel_size", "dropout", "batchnorm"):
+        used = _USED_BY[self.model]
+        for name in _MODEL_OPTIONS:
             if getattr(self, name) is not None and name not in used:
                 raise ValueError(f"{name!r} is not used by model {self.model!r} (it uses: "
                                  f"{', '.join(sorted(used)) or 'no options'})")
@@ -60,8 +73,7 @@ class ModelSpec(BaseModel):
         return self
 
     def build_kwargs(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items()
-                if v is not None and k not in ("model", "num_classes")}
+        return self.options()
 
 
 class TrainSpec(BaseModel):
@@ -80,18 +92,12 @@ class TrainSpec(BaseModel):
     select: Literal["best_val", "last"] = "best_val"
 
 
-class TeacherSpec(BaseModel):
+class TeacherSpec(_ModelOptions):
     """Exactly one of: a model trained from the recipe (``model`` + ``train``), a safetensors
     ``checkpoint`` (architecture from ``model`` fields or the file's mentor metadata), or an
     ``ensemble`` of teacher specs."""
 
-    model_config = _STRICT
     model: Literal["linear", "mlp", "cnn"] | None = None
-    hidden: list[int] | None = None
-    channels: list[int] | None = None
-    kernel_size: int | None = Field(None, ge=1)
-    dropout: float | None = Field(None, ge=0, lt=1)
-    batchnorm: bool | None = None
     train: TrainSpec | None = None
     seed: int = 0
     checkpoint: str | None = None
@@ -115,9 +121,7 @@ class TeacherSpec(BaseModel):
         return self
 
     def model_spec(self) -> ModelSpec:
-        fields = {k: getattr(self, k) for k in ("hidden", "channels", "kernel_size", "dropout",
-                                                 "batchnorm") if getattr(self, k) is not None}
-        return ModelSpec(model=self.model, **fields)
+        return ModelSpec(model=self.model, **self.options())
 
 
 class MethodSpec(BaseModel):

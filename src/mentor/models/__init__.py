@@ -50,7 +50,9 @@ def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (2
                  "8x8 digits, 1-D for sequences such as MNIST-1D), global average pool, linear")
 def cnn(input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (16, 32),
         kernel_size: int = 3, hidden: Sequence[int] = (), dropout: float = 0.0,
-        batchnorm: bool = False) -> nn.Module:
+        batchnorm: bool = False, pool: str = "avg") -> nn.Module:
+    """Conv-ReLU blocks (1-D: stride 2 after the first block), then ``pool``: ``avg`` (global
+    average, position-free) or ``flatten`` (keeps where features are, as MNIST-1D needs)."""
     two_d = len(input_shape) == 2
     conv = nn.Conv2d if two_d else nn.Conv1d
     norm = nn.BatchNorm2d if two_d else nn.BatchNorm1d
@@ -63,8 +65,15 @@ def cnn(input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = 
             layers.append(norm(c))
         layers.append(nn.ReLU())
         c_in = c
-    layers += [nn.AdaptiveAvgPool2d(1) if two_d else nn.AdaptiveAvgPool1d(1), nn.Flatten()]
-    width = c_in
+    if pool == "avg":
+        layers += [nn.AdaptiveAvgPool2d(1) if two_d else nn.AdaptiveAvgPool1d(1), nn.Flatten()]
+        width = c_in
+    elif pool == "flatten":
+        layers.append(nn.Flatten())
+        with torch.no_grad():
+            width = nn.Sequential(*layers)(torch.zeros(1, math.prod(input_shape))).shape[-1]
+    else:
+        raise ValueError(f"cnn.pool must be 'avg' or 'flatten', got {pool!r}")
     for h in hidden:
         layers += [nn.Linear(width, h), nn.ReLU()]
         if dropout > 0:
