@@ -85,3 +85,17 @@ def test_run_with_checkpoint_teacher(tiny_run, mentor, write_recipe, recipe_dict
     assert [r["method"] for r in results["rows"]] == ["kd"]
     assert results["rows"][0]["seeds"] == [0]
     assert not (run / "teacher").exists()  # nothing trained: the checkpoint is the teacher
+
+
+def test_non_finite_loss_stops_the_run_with_exit_1_and_leaves_nothing(mentor, write_recipe,
+                                                                     recipe_dict, tmp_path):
+    """A runtime fault (here an absurd learning rate) names the objective and the step, exits
+    1 (not a user-input error) and removes the half-written run folder."""
+    write_recipe(recipe_dict(train={"epochs": 3, "lr": 1e30, "optimizer": "sgd",
+                                    "seeds": [0]}), "nan.yaml")
+    proc = mentor("run", "nan.yaml", "--out", "runs", "--quiet")
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert "non-finite loss" in proc.stderr and "training step" in proc.stderr
+    runs = tmp_path / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []

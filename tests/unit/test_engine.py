@@ -168,7 +168,7 @@ def test_non_finite_loss_stops_with_step_and_component(splits):
         def logits(self, x):
             return torch.full((len(x), 10), float("nan"))
 
-    with pytest.raises(TrainingFault, match=r"kd\(temperature=4\).*step 0"):
+    with pytest.raises(TrainingFault, match=r"kd\(temperature=4\).*training step 1 "):
         fit(_student(), splits.train, splits.val, objectives=get_method("kd").plan().objectives,
             teacher=NaNTeacher(), spec=TrainSpec(epochs=1), seed=0, num_classes=10)
 

@@ -281,7 +281,8 @@ def _raise_fault(objectives, logits, targets, batch, epoch, step) -> None:
     for obj in objectives:
         value = obj(logits, targets, batch)
         if not torch.isfinite(value):
-            raise TrainingFault(f"objective {obj.describe()} gave a non-finite loss ({float(value.detach())})"
-                                f" at step {step} (epoch {epoch + 1}); check the learning rate "
-                                "and the inputs")
-    raise TrainingFault(f"the loss became non-finite at step {step} (epoch {epoch + 1})")
+            raise TrainingFault(f"objective {obj.describe()} gave a non-finite loss "
+                                f"({float(value.detach())}) at training step {step + 1} (epoch "
+                                f"{epoch + 1}); check the learning rate and the inputs")
+    raise TrainingFault(f"the loss became non-finite at training step {step + 1} "
+                        f"(epoch {epoch + 1})")
