@@ -77,18 +77,14 @@ def recipes(ctx: typer.Context) -> None:
     from .registry import LOSSES, METHODS
 
     console = Console()
-    table = Table(title="methods (use as method.name)")
-    for col in ("name", "description", "paper"):
-        table.add_column(col, no_wrap=col == "name")
-    for e in METHODS.entries():
-        table.add_row(Text(e.name), Text(e.description), Text(e.paper))
-    console.print(table)
-    table = Table(title="losses (objectives inside methods)")
-    for col in ("name", "description", "paper"):
-        table.add_column(col, no_wrap=col == "name")
-    for e in LOSSES.entries():
-        table.add_row(Text(e.name), Text(e.description), Text(e.paper))
-    console.print(table)
+    for registry, title in ((METHODS, "methods (use as method.name)"),
+                            (LOSSES, "losses (objectives inside methods)")):
+        table = Table(title=title)
+        for col in ("name", "description", "paper"):
+            table.add_column(col, no_wrap=col == "name")
+        for e in registry.entries():
+            table.add_row(Text(e.name), Text(e.description), Text(e.paper))
+        console.print(table)
     table = Table(title="built-in recipes (mentor run NAME)")
     table.add_column("name", no_wrap=True)
     table.add_column("description")

@@ -20,7 +20,8 @@ import yaml
 from . import data as data_mod
 from .data.splits import Splits
 from .engine import fit, get_accelerator
-from .engine.checkpoint import atomic_write_text, save_weights
+from .atomic import atomic_write_text
+from .engine.checkpoint import save_weights
 from .engine.evaluate import evaluate, predict_logits
 from .errors import MentorError
 from .latency import speedup

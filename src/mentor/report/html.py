@@ -16,7 +16,7 @@ from ._fmt import (
     grouped_rows,
     setting_descriptions,
 )
-from ._io import write_text_atomic
+from ..atomic import atomic_write_text
 from .plots import accuracy_vs_params, learning_curves
 
 __all__ = ["write_report"]
@@ -185,4 +185,4 @@ Teacher agreement is the share of inputs on which student and teacher predict th
 </body>
 </html>
 """
-    return write_text_atomic(run_dir / "report.html", page)
+    return atomic_write_text(run_dir / "report.html", page)
