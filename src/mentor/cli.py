@@ -16,7 +16,7 @@ from rich.text import Text
 
 from .errors import MentorError, TrainingFault
 
-app = typer.Typer(add_completion=False, no_args_is_help=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="mentor: teacher-student learning (distillation, pseudo-labels, mean "
                        "teachers) on one engine.")
 recipes_app = typer.Typer(help="List presets and built-in recipes, or validate a recipe file.")
