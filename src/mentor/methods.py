@@ -160,3 +160,64 @@ class LSDKDParams(DKDParams):
                  "alpha 9, beta 72, T 2)")
 def _ls_dkd(p: LSDKDParams) -> MethodPlan:
     return _dkd_plan(p, standardize=True)
+
+
+class NKDParams(_Params):
+    temperature: float = Field(1.0, gt=0, description="non-target temperature (ImageNet 1, "
+                               "CIFAR-100 3 in the official configs)")
+    gamma: float = Field(1.5, ge=0, description="non-target weight (ImageNet 1.5, CIFAR 3.5)")
+    ce_weight: float = Field(1.0, ge=0)
+
+
+@register_method("nkd", NKDParams, paper="Yang et al. 2023, NKD (ICCV)",
+                 description="CE + normalized KD (teacher-weighted target term + renormalised "
+                 "non-target KD); unlabeled rows use the teacher's arg-max as target class")
+def _nkd(p: NKDParams) -> MethodPlan:
+    return MethodPlan([
+        Objective("ce", p.ce_weight, rows="labeled"),
+        Objective("nkd", 1.0, {"temperature": p.temperature, "gamma": p.gamma}, rows="all"),
+    ], description=f"NKD, T={p.temperature:g}, gamma={p.gamma:g}")
+
+
+class PLDParams(_Params):
+    temperature: float = Field(1.0, gt=0)
+    top_k: int = Field(0, ge=0, description="ranks summed (0 = all classes)")
+
+
+@register_method("pld", PLDParams, paper="Plackett-Luce Distillation (METHODS.md §26)",
+                 description="one teacher-weighted list-wise loss replaces CE + KD (no weight "
+                 "to tune); unlabeled rows use the teacher's arg-max as first class")
+def _pld(p: PLDParams) -> MethodPlan:
+    return MethodPlan([Objective("pld", 1.0, {"temperature": p.temperature, "top_k": p.top_k},
+                                 rows="all")],
+                      description=f"Plackett-Luce KD, T={p.temperature:g}"
+                                  + (f", top-{p.top_k}" if p.top_k else ""))
+
+
+class SSLDParams(_Params):
+    temperature: float = Field(1.0, gt=0)
+
+
+@register_method("ssld", SSLDParams, paper="Cui et al. 2021, SSLD (PaddleClas); DML loss",
+                 description="label-free: the student matches the teacher with symmetric KL on "
+                 "every training input and never sees a label")
+def _ssld(p: SSLDParams) -> MethodPlan:
+    return MethodPlan([Objective("symmetric_kl", 1.0, {"temperature": p.temperature},
+                                 rows="all")],
+                      description=f"SSLD symmetric KL, T={p.temperature:g}, no labels")
+
+
+class TopKParams(_Params):
+    k: int = Field(3, ge=1, description="teacher candidate classes")
+    temperature: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, ge=0, description="weight of the restricted KD term")
+    ce_weight: float = Field(1.0, ge=0)
+
+
+@register_method("topk-kd", TopKParams, paper="METHODS.md §28 (hypothesis-restricted KD) "
+                 "[recon]", description="CE + KD restricted to the teacher's top-k classes")
+def _topk(p: TopKParams) -> MethodPlan:
+    return MethodPlan([
+        Objective("ce", p.ce_weight, rows="labeled"),
+        Objective("topk_kd", p.weight, {"k": p.k, "temperature": p.temperature}, rows="all"),
+    ], description=f"top-{p.k} restricted KD, T={p.temperature:g}, weight {p.weight:g}")

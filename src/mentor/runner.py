@@ -22,7 +22,8 @@ from .data.splits import Splits
 from .engine import fit, get_accelerator
 from .atomic import atomic_write_text
 from .engine.checkpoint import save_weights
-from .engine.evaluate import evaluate, predict_logits
+from .engine.evaluate import evaluate
+from .engine.objectives import probe_objectives
 from .errors import MentorError
 from .latency import speedup
 from .methods import MethodPlan, get_method
@@ -145,6 +146,12 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
     for s in settings:
         if s.recipe.teacher is not None:
             check_ensemble(s.recipe.teacher, "teacher")
+    for s in settings:
+        for label, _, plan, _ in methods:
+            try:
+                probe_objectives(plan.objectives, s.splits.num_classes)
+            except MentorError as e:
+                raise MentorError(f"method {label!r}: {e}") from None
     run = RunPlan(recipe, raw, settings, methods)
     for s in settings:
         if s.recipe.teacher is None:

@@ -99,3 +99,9 @@ def test_non_finite_loss_stops_the_run_with_exit_1_and_leaves_nothing(mentor, wr
     assert "non-finite loss" in proc.stderr and "training step" in proc.stderr
     runs = tmp_path / "runs"
     assert not runs.exists() or list(runs.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["default", "kd-family", "mnist1d"])
+def test_every_builtin_recipe_validates(mentor, name):
+    out = _ok(mentor("recipes", "validate", name))
+    assert out.startswith("ok"), out

@@ -44,7 +44,8 @@ def _student_acc(splits, teacher, method, seed=0, spec=SPEC, **params):
 
 @pytest.mark.parametrize("method,params", [
     ("kd", {}), ("ls-kd", {}), ("dkd", {"warmup_epochs": 5}),
-    ("ls-dkd", {"alpha": 1.0, "beta": 8.0, "warmup_epochs": 5})])
+    ("ls-dkd", {"alpha": 1.0, "beta": 8.0, "warmup_epochs": 5}), ("nkd", {}), ("pld", {}),
+    ("ssld", {}), ("topk-kd", {})])
 def test_distilled_student_beats_scratch_with_few_labels(few_labels, teacher, method, params):
     """With 10% of labels, the teacher's soft labels on every training input carry the rest
     (Hinton et al.: soft targets transfer knowledge on transfer data without labels)."""
@@ -91,3 +92,28 @@ def test_ls_dkd_defaults_follow_the_official_code():
     dkd_obj = next(o for o in plan.objectives if o.loss == "dkd")
     assert dkd_obj.standardize
     assert dkd_obj.params == {"alpha": 9.0, "beta": 72.0, "temperature": 2.0}
+
+
+def test_ssld_never_uses_a_label(few_labels, teacher):
+    """SSLD is label-free: scrambling every training label changes nothing."""
+    s = few_labels
+    scrambled = mentor.data.Split(s.train.x, (s.train.y + 1) % 10,
+                                  torch.ones(len(s.train), dtype=torch.bool))
+    spec = TrainSpec(epochs=2, batch_size=64, select="last")
+    plan = get_method("ssld").plan()
+    out = []
+    for split in (s.train, scrambled):
+        torch.manual_seed(0)
+        res = fit(mlp(s.input_shape, 10, hidden=[32]), split, s.val, objectives=plan.objectives,
+                  teacher=teacher, spec=spec, seed=0, num_classes=10)
+        out.append(res.model.state_dict())
+    for k in out[0]:
+        assert torch.equal(out[0][k], out[1][k])
+
+
+def test_topk_larger_than_the_class_count_fails_before_training(few_labels, teacher):
+    plan = get_method("topk-kd").plan(k=11)
+    with pytest.raises(mentor.errors.ParameterError, match=r"topk_kd.k .*\(10\), got 11"):
+        fit(mlp(few_labels.input_shape, 10, hidden=[4]), few_labels.train, few_labels.val,
+            objectives=plan.objectives, teacher=teacher, spec=TrainSpec(epochs=1), seed=0,
+            num_classes=10)

@@ -26,7 +26,7 @@ from ..updates import Frozen
 from .accel import get_accelerator, release, uses_plain_step
 from .checkpoint import load_state, save_state
 from .evaluate import evaluate
-from .objectives import Objective
+from .objectives import Objective, probe_objectives
 
 
 @dataclass
@@ -102,6 +102,7 @@ def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Ob
     acc = get_accelerator(spec.mixed_precision)
     device = acc.device
     task.check(student, teacher if needs_teacher else None, train.x, num_classes)
+    probe_objectives(objectives, num_classes)
 
     plain = uses_plain_step(acc)
     student.to(device)

@@ -88,3 +88,15 @@ class Objective:
                        for k, v in self.params.items())
         ls = "LS " if self.standardize else ""
         return f"{self.weight:g}*{ls}{self.loss}({ps})"
+
+
+def probe_objectives(objectives, num_classes: int) -> None:
+    """Run every objective once on zero logits of ``num_classes`` classes so parameters that
+    depend on the class count (e.g. ``topk_kd.k``) fail before any training or writing."""
+    import torch
+    zeros = torch.zeros(2, num_classes)
+    labels = torch.zeros(2, dtype=torch.long)
+    batch = Batch(zeros, labels, torch.arange(2), None)
+    targets = Targets(zeros, labels)
+    for obj in objectives:
+        obj(zeros, targets if obj.needs_teacher else None, batch)

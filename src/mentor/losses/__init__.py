@@ -7,7 +7,10 @@ to both logit inputs of any logit loss.
 """
 
 from .base import LossSpec, loss_spec, standardized
-from .logits import cross_entropy, dkd, kd, logit_standardize
+from .logits import (binary_kl, binary_kl_norm, cross_entropy, dkd, kd, logit_standardize, nkd,
+                     symmetric_kl, topk_kd)
+from .ranking import pld, teacher_optimal_order
 
-__all__ = ["LossSpec", "loss_spec", "standardized", "cross_entropy", "dkd", "kd",
-           "logit_standardize"]
+__all__ = ["LossSpec", "loss_spec", "standardized", "binary_kl", "binary_kl_norm",
+           "cross_entropy", "dkd", "kd", "logit_standardize", "nkd", "pld", "symmetric_kl",
+           "teacher_optimal_order", "topk_kd"]

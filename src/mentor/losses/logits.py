@@ -116,3 +116,114 @@ def dkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *, alpha
     lq_t = F.log_softmax(zt.masked_fill(target, neg_inf), -1)
     nckd = (lq_t.exp() * (lq_t - lq_s)).masked_fill(target, 0.0).sum(-1)
     return (alpha * tckd + beta * nckd) * t * t
+
+
+@register_loss("nkd", paper="Yang et al. 2023, From Knowledge Distillation to Self-Knowledge "
+               "Distillation (NKD), ICCV", needs_teacher=True, needs_labels=True,
+               description="normalized KD: -p_t[y]*log p_s[y] - gamma*T^2*sum q_t log q_s over "
+               "the renormalised non-target classes",
+               defaults={"temperature": 1.0, "gamma": 1.5},
+               constraints={"temperature": _POSITIVE, "gamma": _NONNEG})
+def nkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *,
+        temperature: float = 1.0, gamma: float = 1.5) -> Tensor:
+    """Normalized KD per example (METHODS.md §18; official ``yzd-v/cls_KD`` ``nkd.py``).
+
+    Target term at T = 1: ``-p_t[y] · log p_s[y]`` (teacher probability detached as a weight).
+    Non-target term: both logit vectors without column ``y``, softmax at ``T``, and
+    ``-γ·T²·Σ q_t log q_s`` (a cross-entropy, so it includes the teacher's entropy; its
+    gradient equals the KL's). The method adds the usual CE on labels separately. With
+    ``γ = 0`` and a one-hot teacher this is the cross-entropy.
+    """
+    _check_pair(student_logits, teacher_logits)
+    if labels is None:
+        raise ParameterError("nkd needs labels (the target class of each row), got None")
+    log_ps = F.log_softmax(student_logits, -1)
+    p_t = F.softmax(teacher_logits, -1).detach()
+    idx = labels[:, None]
+    target = -(p_t.gather(-1, idx) * log_ps.gather(-1, idx)).squeeze(-1)
+    mask = F.one_hot(labels, student_logits.shape[-1]).bool()
+    neg_inf = torch.finfo(student_logits.dtype).min
+    lq_s = F.log_softmax((student_logits / temperature).masked_fill(mask, neg_inf), -1)
+    q_t = F.softmax((teacher_logits / temperature).masked_fill(mask, neg_inf), -1)
+    non_target = -(q_t * lq_s).masked_fill(mask, 0.0).sum(-1)
+    return target + gamma * temperature**2 * non_target
+
+
+def _bernoulli_kl(p: Tensor, q: Tensor, eps: float = 1e-8) -> Tensor:
+    """Element-wise ``KL(Bernoulli(p) ‖ Bernoulli(q))`` with clamping at ``eps``."""
+    p = p.clamp(eps, 1 - eps)
+    q = q.clamp(eps, 1 - eps)
+    return p * (p.log() - q.log()) + (1 - p) * ((1 - p).log() - (1 - q).log())
+
+
+@register_loss("binary_kl", paper="Yang et al. 2024, Dual-Head Knowledge Distillation (DHKD)",
+               needs_teacher=True, needs_labels=False,
+               description="per-class sigmoid KL at T: T^2 * sum_c KL(sig(z_t/T) || sig(z_s/T))",
+               defaults={"temperature": 2.0}, constraints={"temperature": _POSITIVE})
+def binary_kl(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None = None, *,
+              temperature: float = 2.0) -> Tensor:
+    """BinaryKL of DHKD (official ``penghui-yang/DHKD`` ``BinaryKL.py``): each class as an
+    independent Bernoulli ``sigmoid(z/T)``; ``T² · Σ_c KL_bin(σ_t ‖ σ_s)`` per example.
+    A logit-level loss: the paper shows it degrades a single shared head (use a dual head)."""
+    _check_pair(student_logits, teacher_logits)
+    t = temperature
+    return _bernoulli_kl(torch.sigmoid(teacher_logits / t),
+                         torch.sigmoid(student_logits / t)).sum(-1) * t * t
+
+
+@register_loss("binary_kl_norm", paper="Yang et al. 2024, Dual-Head Knowledge Distillation "
+               "(DHKD)", needs_teacher=True, needs_labels=False,
+               description="T^2 * sum_c KL(0.5 || sigmoid((z_s - z_t)/T)): bounded pull of each "
+               "logit difference to 0", defaults={"temperature": 2.0},
+               constraints={"temperature": _POSITIVE})
+def binary_kl_norm(student_logits: Tensor, teacher_logits: Tensor,
+                   labels: Tensor | None = None, *, temperature: float = 2.0) -> Tensor:
+    """BinaryKL-Norm of DHKD (``BinaryKLNorm.py``, used by ``--distill dhkd``):
+    ``d = sigmoid((z_s − z_t)/T)``, ``T² · Σ_c KL_bin(0.5 ‖ d)`` per example; zero exactly when
+    ``z_s = z_t``. Not invariant to a constant shift of one input (it matches logits)."""
+    _check_pair(student_logits, teacher_logits)
+    t = temperature
+    d = torch.sigmoid((student_logits - teacher_logits) / t)
+    return _bernoulli_kl(torch.full_like(d, 0.5), d).sum(-1) * t * t
+
+
+@register_loss("symmetric_kl", paper="Zhang et al. 2018, Deep Mutual Learning; used by "
+               "PaddleClas SSLD (Cui et al. 2021)", needs_teacher=True, needs_labels=False,
+               description="1/2 [KL(p_s || p_t) + KL(p_t || p_s)] at temperature T (label-free)",
+               defaults={"temperature": 1.0}, constraints={"temperature": _POSITIVE})
+def symmetric_kl(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None = None,
+                 *, temperature: float = 1.0) -> Tensor:
+    """Symmetric KL per example, ``½[KL(p_s‖p_t) + KL(p_t‖p_s)] · T²`` (PaddleClas
+    ``dmlloss.py`` uses T = 1; the ``T²`` factor is mentor's, and is 1 there). The teacher
+    side is detached: only the student learns (SSLD freezes the teacher)."""
+    _check_pair(student_logits, teacher_logits)
+    t = temperature
+    log_ps = F.log_softmax(student_logits / t, -1)
+    log_pt = F.log_softmax(teacher_logits.detach() / t, -1)
+    return 0.5 * ((log_pt.exp() - log_ps.exp()) * (log_pt - log_ps)).sum(-1) * t * t
+
+
+@register_loss("topk_kd", paper="METHODS.md §28 (Guided DML, GEMINI teacher) [recon]",
+               needs_teacher=True, needs_labels=False,
+               description="KD over the teacher's top-k candidate classes, renormalised there",
+               defaults={"k": 3, "temperature": 1.0},
+               constraints={"k": {"low": 1}, "temperature": _POSITIVE})
+def topk_kd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None = None, *,
+            k: int = 3, temperature: float = 1.0) -> Tensor:
+    """Hypothesis-restricted KD: ``T² · KL(p_t|_H ‖ p_s|_H)`` where ``H`` is the teacher's
+    top-``k`` classes and both distributions are renormalised over ``H``.
+
+    A reconstruction from the paper's abstract (METHODS.md §28, tagged [recon]): the student
+    is only asked to order the teacher's candidate hypotheses, not to copy the whole tail.
+    ``k = C`` is plain KD.
+    """
+    _check_pair(student_logits, teacher_logits)
+    num_classes = student_logits.shape[-1]
+    if int(k) != k or k > num_classes:
+        raise ParameterError(f"topk_kd.k must be a whole number <= the number of classes "
+                             f"({num_classes}), got {k!r}")
+    idx = teacher_logits.topk(int(k), dim=-1).indices
+    t = temperature
+    log_ps = F.log_softmax(student_logits.gather(-1, idx) / t, -1)
+    log_pt = F.log_softmax(teacher_logits.gather(-1, idx) / t, -1)
+    return (log_pt.exp() * (log_pt - log_ps)).sum(-1) * t * t
