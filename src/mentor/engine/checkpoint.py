@@ -74,7 +74,8 @@ def load_weights(path: Path, model: nn.Module, field: str = "checkpoint") -> dic
     missing = [k for k in expected if k not in tensors]
     extra = [k for k in tensors if k not in expected]
     if missing or extra:
-        what = (f"lacks tensor {missing[0]!r}" if missing else f"has unexpected tensor {extra[0]!r}")
+        what = (f"lacks tensor {missing[0]!r}" if missing
+                else f"has unexpected tensor {extra[0]!r}")
         raise CheckpointError(f"{field}: '{path}' {what}; expected the tensors of the model "
                               f"({len(expected)} tensors, first {next(iter(expected))!r})")
     for k, v in expected.items():

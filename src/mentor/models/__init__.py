@@ -29,7 +29,8 @@ def linear(input_shape: Sequence[int], num_classes: int) -> nn.Module:
     return nn.Linear(math.prod(input_shape), num_classes)
 
 
-@MODELS.register("mlp", description="multi-layer perceptron with ReLU (optional dropout, BatchNorm)")
+@MODELS.register("mlp", description="multi-layer perceptron with ReLU (optional dropout, "
+                 "BatchNorm)")
 def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (256, 256),
         dropout: float = 0.0, batchnorm: bool = False) -> nn.Module:
     layers: list[nn.Module] = []
