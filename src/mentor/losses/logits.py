@@ -137,8 +137,9 @@ def nkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *,
     _check_pair(student_logits, teacher_logits)
     if labels is None:
         raise ParameterError("nkd needs labels (the target class of each row), got None")
+    teacher_logits = teacher_logits.detach()  # the teacher only provides targets
     log_ps = F.log_softmax(student_logits, -1)
-    p_t = F.softmax(teacher_logits, -1).detach()
+    p_t = F.softmax(teacher_logits, -1)
     idx = labels[:, None]
     target = -(p_t.gather(-1, idx) * log_ps.gather(-1, idx)).squeeze(-1)
     mask = F.one_hot(labels, student_logits.shape[-1]).bool()
