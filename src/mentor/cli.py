@@ -5,6 +5,7 @@ User mistakes print one sentence on stderr and exit with code 2, without a trace
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -65,6 +66,43 @@ def run(recipe: Optional[str] = typer.Argument(
         _fail(str(e))
     except TrainingFault as e:
         _fail(str(e), code=1)
+
+
+@app.command()
+def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd"),
+          out: Path = typer.Option(Path("runs"), "--out", help="folder that receives it"),
+          quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+          threads: int = typer.Option(1, "--threads", min=0,
+                                      help="torch CPU threads (0 = torch's default)")) -> None:
+    """Run a suite of built-in recipes over their seeds and compare every method with the
+    effect its paper claims; writes bench.md and bench.json."""
+    import torch
+    from rich.table import Table
+
+    from .bench import run_suite
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    try:
+        folder = run_suite(suite, out, progress=not quiet, console=None)
+    except MentorError as e:
+        _fail(str(e))
+    except TrainingFault as e:
+        _fail(str(e), code=1)
+    rows = json.loads((folder / "bench.json").read_text())
+    table = Table(title=f"{suite} suite: observed vs the papers' claims (mean ± std over seeds; "
+                        "separated = gap > 2x the larger std)")
+    for col in ("data / setting", "method", "test accuracy", "baseline", "claim", "observed",
+                "agrees"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(Text(f"{r['recipe']} / {r['setting']}"), Text(r["method"]),
+                      Text(f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} %"),
+                      Text(f"{r['baseline']} {100 * r['baseline_mean']:.2f} %"),
+                      Text(r["claim"]), Text(r["observed"]), Text(r["agrees"]))
+    console.print(table)
+    console.print(f"bench folder: {folder} (bench.md, bench.json, one run folder per recipe)")
 
 
 @recipes_app.callback(invoke_without_command=True)
