@@ -59,7 +59,12 @@ class Targets:
 
 @runtime_checkable
 class Teacher(Protocol):
-    """Where supervision comes from. ``logits`` is called under ``torch.no_grad``."""
+    """Where supervision comes from. ``logits`` is called under ``torch.no_grad``.
+
+    A teacher may also define ``logits_at(x, index)`` (``index``: the samples' positions in
+    the training split); the engine then calls it instead of ``logits`` during training, so
+    the teacher can use per-sample information the student never sees (privileged inputs).
+    """
 
     num_classes: int
 

@@ -61,21 +61,34 @@ def make_scheduler(optimizer, spec: TrainSpec, total_steps: int):
 
 class TeacherSignal:
     """Teacher logits for a batch: looked up from outputs computed once for the whole
-    training split (frozen teacher, un-augmented inputs) or computed for the batch."""
+    training split (frozen teacher, un-augmented inputs) or computed for the batch.
+
+    A teacher that needs to know which samples it sees (e.g. a privileged-input teacher
+    reading extra per-sample data) provides ``logits_at(x, index)``; ``index`` are positions
+    in the training split.
+    """
 
     def __init__(self, teacher, x: Tensor, cache: bool, chunk: int = 4096):
         self.teacher = teacher
+        self.by_index = getattr(teacher, "logits_at", None)
         self.cached: Tensor | None = None
         if cache:
             with torch.no_grad():
-                self.cached = torch.cat([teacher.logits(x[i:i + chunk])
+                self.cached = torch.cat([self._compute(x[i:i + chunk],
+                                                       torch.arange(i, min(i + chunk, len(x)),
+                                                                    device=x.device))
                                          for i in range(0, len(x), chunk)])
+
+    def _compute(self, x: Tensor, index: Tensor) -> Tensor:
+        if self.by_index is not None:
+            return self.by_index(x, index)
+        return self.teacher.logits(x)
 
     def __call__(self, x: Tensor, index: Tensor) -> Tensor:
         if self.cached is not None:
             return self.cached[index]
         with torch.no_grad():
-            return self.teacher.logits(x)
+            return self._compute(x, index)
 
 
 def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Objective],
