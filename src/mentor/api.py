@@ -47,6 +47,7 @@ class Distiller:
         self.method = get_method(method)
         self.plan = self.method.plan(**method_params)
         self.student = student
+        self.model = self.plan.prepare_student(student)  # what is trained and used to predict
         self.teacher_source = teacher
         self.seed = seed
         self.refiners = list(refiners)
@@ -59,7 +60,8 @@ class Distiller:
         teacher = None
         if self.plan.needs_teacher:
             teacher = as_teacher(self.teacher_source, data.num_classes)
-        self.result = fit(self.student, data.train, data.val, objectives=self.plan.objectives,
+        self.result = fit(self.model, data.train, data.val, objectives=self.plan.objectives,
+                          taps=self.plan.taps,
                           refiners=self.refiners, updater=self.updater or self.plan.updater,
                           spec=self.spec, seed=self.seed, num_classes=data.num_classes,
                           teacher=teacher,
@@ -71,9 +73,9 @@ class Distiller:
         """Accuracy of the trained student on one split (gathered over processes)."""
         acc = get_accelerator(self.spec.mixed_precision)
         part = getattr(data, split)
-        return evaluate(self.student, part.x.to(acc.device), part.y.to(acc.device), acc)
+        return evaluate(self.model, part.x.to(acc.device), part.y.to(acc.device), acc)
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        self.student.eval()
-        return torch.softmax(self.student(x), dim=-1)
+        self.model.eval()
+        return torch.softmax(self.model(x), dim=-1)

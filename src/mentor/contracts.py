@@ -45,13 +45,15 @@ class Targets:
     ``logits``: teacher logits ``(B, C)`` (log-probabilities for probability teachers).
     ``labels``: a hard class per row: the true label where the student may see it, else the
     teacher's arg-max. ``mask``: rows that carry a teacher target (``None`` = all rows).
-    ``weight``: per-row weights (``None`` = 1).
+    ``weight``: per-row weights (``None`` = 1). ``extra``: the teacher's other outputs by key
+    (``"feat:<name>"`` for tapped features), when a method asks for them.
     """
 
     logits: Tensor
     labels: Tensor
     mask: Tensor | None = None
     weight: Tensor | None = None
+    extra: dict[str, Tensor] | None = None
 
     def with_(self, **changes: Any) -> "Targets":
         return replace(self, **changes)

@@ -7,7 +7,7 @@ A method declares its parameters once as a pydantic model (ranges included) and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -17,10 +17,22 @@ from .registry import METHODS
 
 @dataclass
 class MethodPlan:
+    """What a method plugs into the engine.
+
+    ``taps``: feature taps (:class:`mentor.features.Tap`) whose outputs objectives read as
+    ``feat:<name>``. ``wrap_student``: turns the user's student into the trained module (e.g.
+    a :class:`mentor.heads.DualHead`); the wrapped module is what inference uses.
+    """
+
     objectives: list[Objective]
     refiners: list[Any] = field(default_factory=list)
     updater: Any = None
     description: str = ""
+    taps: list[Any] = field(default_factory=list)
+    wrap_student: Callable[[Any], Any] | None = None
+
+    def prepare_student(self, student):
+        return self.wrap_student(student) if self.wrap_student is not None else student
 
     @property
     def needs_teacher(self) -> bool:
@@ -251,3 +263,73 @@ def _topk(p: TopKParams) -> MethodPlan:
         Objective("ce", p.ce_weight, rows="labeled"),
         Objective("topk_kd", p.weight, {"k": p.k, "temperature": p.temperature}, rows="all"),
     ], description=f"top-{p.k} restricted KD, T={p.temperature:g}, weight {p.weight:g}")
+
+
+class FeatureKDParams(_Params):
+    student_layer: str = Field(description="dotted module path in the student, e.g. '1'")
+    teacher_layer: str = Field(description="dotted module path in the teacher, e.g. '3'")
+    feature_loss: Literal["mse", "cosine"] = "mse"
+    feature_weight: float = Field(1.0, ge=0)
+    projector: Literal["auto", "none"] = "auto"
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.9, ge=0, le=1, description="KD weight; CE gets 1-alpha")
+
+
+@register_method("feature-kd", FeatureKDParams,
+                 paper="FitNets (Romero et al. 2015); METHODS.md L23 (55, 56)",
+                 description="KD + alignment of a tapped student feature with a tapped teacher "
+                 "feature (forward hooks; learned projector when widths differ, dropped after "
+                 "training)")
+def _feature_kd(p: FeatureKDParams) -> MethodPlan:
+    from .features import Tap
+    tap = Tap("f", p.student_layer, p.teacher_layer, p.projector)
+    return MethodPlan([
+        Objective("ce", 1.0 - p.alpha, rows="labeled"),
+        Objective("kd", p.alpha, {"temperature": p.temperature}, rows="all"),
+        Objective(f"feature_{p.feature_loss}", p.feature_weight, rows="all", on=tap.key,
+                  against=tap.key),
+    ], taps=[tap], description=f"KD (T={p.temperature:g}, alpha={p.alpha:g}) + feature "
+                               f"{p.feature_loss} {p.student_layer!r}->{p.teacher_layer!r} "
+                               f"x{p.feature_weight:g}")
+
+
+class DHKDParams(_Params):
+    temperature: float = Field(2.0, gt=0, description="BinaryKL-Norm temperature")
+    alpha: float = Field(1.0, ge=0, description="weight of BinaryKL-Norm on the second head")
+    ce_weight: float = Field(1.0, ge=0)
+    head: str | None = Field(None, description="classifier module (default: last nn.Linear)")
+
+
+@register_method("dhkd", DHKDParams, paper="Dual-Head Knowledge Distillation, METHODS.md §46",
+                 claim=Claim("kd", ">=", "dual-head logit-level KD beats KD on CIFAR-100 / "
+                             "ImageNet"),
+                 description="CE on the student's head + BinaryKL-Norm on a second head over "
+                 "the same features; inference uses the CE head")
+def _dhkd(p: DHKDParams) -> MethodPlan:
+    from .heads import DualHead
+    return MethodPlan([
+        Objective("ce", p.ce_weight, rows="labeled"),
+        Objective("binary_kl_norm", p.alpha, {"temperature": p.temperature}, rows="all",
+                  on="head:kd"),
+    ], wrap_student=lambda m: DualHead(m, p.head, a=0.0),
+        description=f"dual head: CE | BinaryKL-Norm (T={p.temperature:g}, x{p.alpha:g})")
+
+
+class DHOParams(_Params):
+    temperature: float = Field(2.0, gt=0)
+    a: float = Field(0.5, ge=0, le=1, description="inference weight of the KD head")
+    b: float = Field(1.0, gt=0, description="inference temperature of the KD head")
+    head: str | None = Field(None, description="classifier module (default: last nn.Linear)")
+
+
+@register_method("dho", DHOParams, paper="Dual-Head Optimization (DHO), METHODS.md §50",
+                 claim=Claim("kd", ">=", "+3 % over single-head SOTA at 1 % ImageNet labels"),
+                 description="0.5*CE on the CE head (labeled rows) + 0.5*KD on a KD head (all "
+                 "rows); inference (1-a)*softmax(z_ce) + a*softmax(z_kd/b)")
+def _dho(p: DHOParams) -> MethodPlan:
+    from .heads import DualHead
+    return MethodPlan([
+        Objective("ce", 0.5, rows="labeled"),
+        Objective("kd", 0.5, {"temperature": p.temperature}, rows="all", on="head:kd"),
+    ], wrap_student=lambda m: DualHead(m, p.head, a=p.a, b=p.b),
+        description=f"DHO, T={p.temperature:g}, inference a={p.a:g}, b={p.b:g}")

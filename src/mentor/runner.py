@@ -314,8 +314,9 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                 accs, agrees, vals, n_params = [], [], [], 0
                 for seed in s.recipe.train.seeds:
                     torch.manual_seed(seed)
-                    student = build_model(s.recipe.student.model, s.splits.input_shape,
-                                          s.splits.num_classes, **s.recipe.student.build_kwargs())
+                    student = plan.prepare_student(build_model(
+                        s.recipe.student.model, s.splits.input_shape, s.splits.num_classes,
+                        **s.recipe.student.build_kwargs()))
                     n_params = count_params(student)
                     cb = bars.start(f"{s.name} / {label} / seed {seed}", s.recipe.train.epochs)
                     ckpt = tmp / "checkpoints" / s.name / label / f"seed{seed}"
@@ -323,7 +324,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                               refiners=plan.refiners, updater=plan.updater,
                               spec=s.recipe.train, seed=seed, num_classes=s.splits.num_classes,
                               teacher=teacher if plan.needs_teacher else None,
-                              checkpoint_dir=ckpt, on_epoch=cb, task=task)
+                              checkpoint_dir=ckpt, on_epoch=cb, task=task, taps=plan.taps)
                     ev = evaluate(res.model, test_x, test_y, acc, teacher_logits=t_test,
                                   task=task)
                     if acc.is_main_process:

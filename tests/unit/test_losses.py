@@ -339,9 +339,19 @@ def _inputs(spec, dtype=torch.float64, seed: int = 0, b: int = B, c: int = C):
     return student, teacher, labels
 
 
+def _expand(spec, z):
+    """(B, C) -> (B, C, *spec.trailing_dims) for losses on maps (e.g. channel_kd), with each
+    position scaled differently so the maps are not constant."""
+    if z is None or not spec.trailing_dims or z.ndim != 2:
+        return z
+    n = spec.trailing_dims[0]
+    scale = torch.linspace(0.5, 1.5, n, dtype=z.dtype)
+    return z.unsqueeze(-1) * scale
+
+
 def _call(spec, student, teacher, labels, **overrides):
     params = {**spec.defaults, **overrides}
-    return spec.fn(student, teacher, labels, **params)
+    return spec.fn(_expand(spec, student), _expand(spec, teacher), labels, **params)
 
 
 def test_registry_has_the_builtin_losses():
@@ -546,8 +556,8 @@ def test_fused_mean_and_unchecked_impl_agree_with_the_public_function(name):
     """The engine calls ``spec.impl`` / ``spec.mean_impl``; both must give the public values."""
     spec = LOSSES.get(name)
     g = torch.Generator().manual_seed(7)
-    zs = torch.randn(9, 6, generator=g, dtype=torch.float64) * 3
-    zt = torch.randn(9, 6, generator=g, dtype=torch.float64) * 3
+    zs = torch.randn(9, 6, *spec.trailing_dims, generator=g, dtype=torch.float64) * 3
+    zt = torch.randn(9, 6, *spec.trailing_dims, generator=g, dtype=torch.float64) * 3
     y = torch.randint(0, 6, (9,), generator=g)
     public = spec.fn(zs, zt, y, **spec.defaults)
     torch.testing.assert_close(spec.impl(zs, zt, y, **spec.defaults), public, rtol=0, atol=0)

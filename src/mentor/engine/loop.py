@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ..contracts import Batch, Refiner, TaskAdapter, Targets, TeacherUpdater
 from ..data.splits import Split
 from ..errors import MentorError, TrainingFault
+from ..features import Tap, TappedStudent, TappedTeacher, tapped_shapes
 from ..recipe import TrainSpec
 from ..tasks import CLASSIFICATION
 from ..updates import Frozen
@@ -71,40 +72,77 @@ class TeacherSignal:
     def __init__(self, teacher, x: Tensor, cache: bool, chunk: int = 4096):
         self.teacher = teacher
         self.by_index = getattr(teacher, "logits_at", None)
-        self.cached: Tensor | None = None
+        self.all_outputs = getattr(teacher, "outputs", None)  # logits + tapped features
+        self.cached: Tensor | dict[str, Tensor] | None = None
         if cache:
             with torch.no_grad():
-                self.cached = torch.cat([self._compute(x[i:i + chunk],
-                                                       torch.arange(i, min(i + chunk, len(x)),
-                                                                    device=x.device))
-                                         for i in range(0, len(x), chunk)])
+                parts = [self._compute(x[i:i + chunk],
+                                       torch.arange(i, min(i + chunk, len(x)), device=x.device))
+                         for i in range(0, len(x), chunk)]
+            self.cached = ({k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+                           if isinstance(parts[0], dict) else torch.cat(parts))
 
-    def _compute(self, x: Tensor, index: Tensor) -> Tensor:
+    def _compute(self, x: Tensor, index: Tensor) -> Tensor | dict[str, Tensor]:
+        if self.all_outputs is not None:
+            return self.all_outputs(x, index)
         if self.by_index is not None:
             return self.by_index(x, index)
         return self.teacher.logits(x)
 
-    def __call__(self, x: Tensor, index: Tensor) -> Tensor:
-        if self.cached is not None:
-            return self.cached[index]
+    def __call__(self, x: Tensor, index: Tensor) -> Tensor | dict[str, Tensor]:
+        cached = self.cached
+        if cached is not None:
+            if type(cached) is dict:
+                return {k: v[index] for k, v in cached.items()}
+            return cached[index]
         with torch.no_grad():
             return self._compute(x, index)
 
 
-def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Objective],
+def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (),
+        teacher=None, **kwargs) -> FitResult:
+    """Train ``student`` with the given objectives; return the selected weights and history.
+
+    Keyword arguments: ``objectives``, ``spec`` (a :class:`mentor.recipe.TrainSpec`),
+    ``seed``, ``num_classes``, and optionally ``teacher``, ``refiners``, ``updater``,
+    ``checkpoint_dir``, ``resume``, ``max_steps``, ``on_epoch``, ``task``. ``seed`` fixes the
+    data order (a dedicated generator); model initialisation is the caller's (seed before
+    building the model). ``max_steps`` stops early (after writing a checkpoint when
+    ``checkpoint_dir`` is set); ``resume`` continues from that checkpoint and gives the same
+    final weights as an uninterrupted run.
+
+    ``taps`` (feature distillation): forward hooks on the named student and teacher modules
+    and training-only projectors; the hooks are removed and the projectors dropped when
+    training ends (or fails), and the result's model is the plain ``student``.
+    """
+    if not taps:
+        return _fit(student, train, val, teacher=teacher, **kwargs)
+    if teacher is None:
+        raise MentorError("feature taps need a teacher, but none was given")
+    kwargs.get("task", CLASSIFICATION).check(student, teacher, train.x,
+                                             kwargs.get("num_classes"))
+    tapped_teacher = TappedTeacher(teacher, list(taps))
+    tapped_student = None
+    try:
+        tapped_student = TappedStudent(student, list(taps),
+                                       tapped_shapes(tapped_teacher, train.x[:2]), train.x[:2])
+        result = _fit(tapped_student, train, val, teacher=tapped_teacher, **kwargs)
+    finally:
+        tapped_teacher.remove()
+        if tapped_student is not None:
+            tapped_student.remove()
+    result.model = student.eval()
+    return result
+
+
+def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Objective],
         spec: TrainSpec, seed: int, num_classes: int, teacher=None,
         refiners: Sequence[Refiner] = (), updater: TeacherUpdater | None = None,
         checkpoint_dir: Path | None = None, resume: bool = False,
         max_steps: int | None = None,
         on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
         task: TaskAdapter = CLASSIFICATION) -> FitResult:
-    """Train ``student`` with the given objectives; return the selected weights and history.
-
-    ``seed`` fixes the data order (a dedicated generator); model initialisation is the
-    caller's (seed before building the model). ``max_steps`` stops early (after writing a
-    checkpoint when ``checkpoint_dir`` is set); ``resume`` continues from that checkpoint and
-    gives the same final weights as an uninterrupted run.
-    """
+    """The training loop behind :func:`fit` (no feature taps)."""
     if not objectives:
         raise MentorError("a method needs at least one objective, got none")
     updater = updater or Frozen()
@@ -148,11 +186,16 @@ def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Ob
         teacher_module = getattr(teacher, "module", None)
         if not updater.frozen and teacher_module is None:
             raise MentorError(f"teacher updater {type(updater).__name__} needs a module teacher")
+        cacheable = getattr(teacher, "cacheable", True)  # False: outputs change as we train
         cache = spec.cache_teacher == "always" or (spec.cache_teacher == "auto"
-                                                    and updater.frozen)
+                                                    and updater.frozen and cacheable)
         if spec.cache_teacher == "always" and not updater.frozen:
             raise MentorError("train.cache_teacher 'always' needs a frozen teacher; the teacher "
                               f"updater is {type(updater).__name__}")
+        if spec.cache_teacher == "always" and not cacheable:
+            raise MentorError("train.cache_teacher 'always' cannot cache teacher "
+                              f"{getattr(teacher, 'description', type(teacher).__name__)}: its "
+                              "outputs change during training; expected 'auto' or 'never'")
         signal = TeacherSignal(teacher, x, cache)
     need_pseudo = lab_mask is not None and any(
         o.needs_labels and o.rows == "all" for o in objectives)
@@ -212,9 +255,12 @@ def fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Ob
             targets = None
             if signal is not None:
                 zt = signal(xb, idx)
+                extra = None
+                if type(zt) is dict:
+                    extra, zt = zt, zt["logits"]
                 labels = (torch.where(batch.labeled, batch.y, zt.argmax(-1)) if need_pseudo
                           else batch.y)
-                targets = Targets(zt, labels)
+                targets = Targets(zt, labels, extra=extra)
                 for refine in refiners:
                     targets = refine(targets, batch)
             if autocast is None:
@@ -287,7 +333,7 @@ def _weighted_sum(objectives: Sequence[Objective], logits: Tensor, targets: Targ
         term = w * obj(logits, targets, batch)
         total = term if total is None else total + term
     if total is None:
-        total = logits.sum() * 0.0
+        total = (logits["logits"] if type(logits) is dict else logits).sum() * 0.0
     return total
 
 

@@ -20,6 +20,9 @@ class Objective:
     ``standardize``: apply logit standardization to both logit inputs (LS-KD).
     ``warmup_epochs``: weight ramps as ``min(epoch / warmup_epochs, 1)`` with 1-based epochs
     (DKD's warm-up as in the official mdistiller code).
+    ``on``: which student output the loss reads (``"logits"``, ``"head:<name>"`` of a
+    multi-head student, ``"feat:<name>"`` of a feature tap); ``against``: which teacher output
+    (``"logits"`` or ``"feat:<name>"``).
     """
 
     loss: str
@@ -28,6 +31,8 @@ class Objective:
     rows: Literal["labeled", "all"] = "all"
     standardize: bool = False
     warmup_epochs: int = 0
+    on: str = "logits"
+    against: str = "logits"
 
     def __post_init__(self):
         spec: LossSpec = LOSSES.get(self.loss)
@@ -52,8 +57,15 @@ class Objective:
             return self.weight * min((epoch + 1) / self.warmup_epochs, 1.0)
         return self.weight
 
-    def __call__(self, logits: Tensor, targets: Targets | None, batch: Batch) -> Tensor:
-        t_logits = targets.logits if targets is not None else None
+    def __call__(self, outputs: Tensor | dict[str, Tensor], targets: Targets | None,
+                 batch: Batch) -> Tensor:
+        logits = outputs[self.on] if type(outputs) is dict else outputs
+        if targets is None:
+            t_logits = None
+        elif self.against == "logits":
+            t_logits = targets.logits
+        else:
+            t_logits = targets.extra[self.against]
         mask = targets.mask if targets is not None and self.needs_teacher else None
         weight = targets.weight if targets is not None and self.needs_teacher else None
         selects = self.rows == "labeled" and batch.labeled is not None
@@ -99,4 +111,5 @@ def probe_objectives(objectives, num_classes: int) -> None:
     batch = Batch(zeros, labels, torch.arange(2), None)
     targets = Targets(zeros, labels)
     for obj in objectives:
-        obj(zeros, targets if obj.needs_teacher else None, batch)
+        if obj.on == "logits" and obj.against == "logits":
+            obj(zeros, targets if obj.needs_teacher else None, batch)

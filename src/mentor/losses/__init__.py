@@ -9,8 +9,9 @@ to both logit inputs of any logit loss.
 from .base import LossSpec, loss_spec, standardized
 from .logits import (binary_kl, binary_kl_norm, cross_entropy, dkd, kd, logit_standardize, nkd,
                      symmetric_kl, topk_kd)
+from .features import channel_kd, feature_cosine, feature_mse
 from .ranking import pld, teacher_optimal_order
 
 __all__ = ["LossSpec", "loss_spec", "standardized", "binary_kl", "binary_kl_norm",
-           "cross_entropy", "dkd", "kd", "logit_standardize", "nkd", "pld", "symmetric_kl",
+           "channel_kd", "cross_entropy", "dkd", "feature_cosine", "feature_mse", "kd", "logit_standardize", "nkd", "pld", "symmetric_kl",
            "teacher_optimal_order", "topk_kd"]

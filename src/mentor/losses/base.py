@@ -27,6 +27,7 @@ class LossSpec:
     logit_loss: bool = True  # standardization applies to its logit inputs
     impl: Callable[..., Any] | None = None  # same values, parameters not re-checked
     mean_impl: Callable[..., Any] | None = None  # batch mean in one fused expression
+    trailing_dims: tuple[int, ...] = ()  # example input (B, C, *trailing) for contract tests
 
     def check(self, params: dict[str, Any]) -> dict[str, Any]:
         """Return defaults updated with ``params``; raise on unknown or out-of-range values."""
@@ -54,7 +55,8 @@ class LossSpec:
 def register_loss(name: str, *, description: str, paper: str = "", needs_teacher: bool,
                   needs_labels: bool, defaults: dict[str, Any],
                   constraints: dict[str, dict[str, Any]] | None = None,
-                  logit_loss: bool = True, mean: Callable[..., Any] | None = None):
+                  logit_loss: bool = True, mean: Callable[..., Any] | None = None,
+                  trailing_dims: tuple[int, ...] = ()):
     """Decorator: register a loss implementation with its declared constraints.
 
     Returns the public function: it checks its parameters against the declared constraints,
@@ -70,7 +72,7 @@ def register_loss(name: str, *, description: str, paper: str = "", needs_teacher
 
         functools.update_wrapper(checked, impl)
         spec = LossSpec(name, checked, needs_teacher, needs_labels, dict(defaults),
-                        dict(constraints or {}), logit_loss, impl, mean)
+                        dict(constraints or {}), logit_loss, impl, mean, tuple(trailing_dims))
         LOSSES.register(name, description=description, paper=paper)(spec)
         checked.spec = spec
         return checked

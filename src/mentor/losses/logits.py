@@ -157,7 +157,7 @@ def _bernoulli_kl(p: Tensor, q: Tensor, eps: float = 1e-8) -> Tensor:
     return p * (p.log() - q.log()) + (1 - p) * ((1 - p).log() - (1 - q).log())
 
 
-@register_loss("binary_kl", paper="Yang et al. 2024, Dual-Head Knowledge Distillation (DHKD)",
+@register_loss("binary_kl", paper="Dual-Head Knowledge Distillation (DHKD), METHODS.md §46",
                needs_teacher=True, needs_labels=False,
                description="per-class sigmoid KL at T: T^2 * sum_c KL(sig(z_t/T) || sig(z_s/T))",
                defaults={"temperature": 2.0}, constraints={"temperature": _POSITIVE})
@@ -172,8 +172,8 @@ def binary_kl(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | N
                          torch.sigmoid(student_logits / t)).sum(-1) * t * t
 
 
-@register_loss("binary_kl_norm", paper="Yang et al. 2024, Dual-Head Knowledge Distillation "
-               "(DHKD)", needs_teacher=True, needs_labels=False,
+@register_loss("binary_kl_norm", paper="Dual-Head Knowledge Distillation (DHKD), METHODS.md "
+               "§46", needs_teacher=True, needs_labels=False,
                description="T^2 * sum_c KL(0.5 || sigmoid((z_s - z_t)/T)): bounded pull of each "
                "logit difference to 0", defaults={"temperature": 2.0},
                constraints={"temperature": _POSITIVE})

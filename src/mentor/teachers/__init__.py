@@ -1,11 +1,16 @@
-"""Teacher sources: a torch module, an ensemble, a scikit-learn model, a safetensors checkpoint.
+"""Teacher sources: a torch module, an ensemble, a scikit-learn model, a safetensors checkpoint,
+a committee of teachers with fusion, and privileged-input teachers.
 
 Every teacher exposes ``num_classes`` and ``logits(x)`` (called without gradients). Teachers
 that produce probabilities return log-probabilities as logits, so ``softmax`` recovers them.
+Teachers that need each sample's training-split position (privileged inputs) also define
+``logits_at(x, index)``.
 """
 
+from .committee import CommitteeTeacher
+from .privileged import PrivilegedInputTeacher, label_channel
 from .sources import (EnsembleTeacher, ModuleTeacher, ProbaTeacher, as_teacher,
                       load_checkpoint_teacher)
 
-__all__ = ["EnsembleTeacher", "ModuleTeacher", "ProbaTeacher", "as_teacher",
-           "load_checkpoint_teacher"]
+__all__ = ["CommitteeTeacher", "EnsembleTeacher", "ModuleTeacher", "PrivilegedInputTeacher",
+           "ProbaTeacher", "as_teacher", "label_channel", "load_checkpoint_teacher"]

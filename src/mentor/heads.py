@@ -1,0 +1,76 @@
+"""Heads: a second classifier head on a student, combined at inference (DHKD, DHO).
+
+:class:`DualHead` wraps any student whose last classifier is a named ``nn.Linear``: the
+original head stays the ``logits`` (cross-entropy) head; a second head of the same shape,
+``head:kd``, reads the same features. In training mode ``forward`` returns both; in eval
+mode it returns the inference logits ``log((1-a)·softmax(z_ce) + a·softmax(z_kd / b))``
+(the DHO combination; ``a = 0`` is the CE head alone, as DHKD uses at inference).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import MentorError
+from .features import resolve_module
+
+
+def last_linear(model: nn.Module) -> str:
+    """Dotted name of the model's last ``nn.Linear`` (the classifier head)."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise MentorError(f"{type(model).__name__} has no nn.Linear classifier head; name the "
+                          "head module explicitly")
+    return names[-1]
+
+
+def dual_head_combine(z_ce: Tensor, z_kd: Tensor, a: float, b: float = 1.0) -> Tensor:
+    """Log of ``(1-a)·softmax(z_ce) + a·softmax(z_kd / b)``: usable as logits."""
+    if not 0.0 <= a <= 1.0:
+        raise MentorError(f"dual_head.a must be in [0, 1], got {a}")
+    if b <= 0:
+        raise MentorError(f"dual_head.b must be > 0, got {b}")
+    if a == 0.0:
+        return F.log_softmax(z_ce, -1)
+    if a == 1.0:
+        return F.log_softmax(z_kd / b, -1)
+    stacked = torch.stack([F.log_softmax(z_ce, -1) + torch.log(torch.tensor(1.0 - a)),
+                           F.log_softmax(z_kd / b, -1) + torch.log(torch.tensor(a))])
+    return torch.logsumexp(stacked, dim=0)
+
+
+class DualHead(nn.Module):
+    """The student with a second head on the features that feed its classifier."""
+
+    def __init__(self, student: nn.Module, head: str | None = None, a: float = 0.0,
+                 b: float = 1.0):
+        super().__init__()
+        self.student = student
+        self.head_name = head or last_linear(student)
+        first = resolve_module(student, self.head_name, "dual_head.head")
+        if not isinstance(first, nn.Linear):
+            raise MentorError(f"dual_head.head {self.head_name!r} is a "
+                              f"{type(first).__name__}; expected an nn.Linear classifier")
+        self.kd_head = nn.Linear(first.in_features, first.out_features,
+                                 bias=first.bias is not None)
+        dual_head_combine(torch.zeros(1, 2), torch.zeros(1, 2), a, b)  # checks a, b
+        self.a, self.b = float(a), float(b)
+        self._features: Tensor | None = None
+        first.register_forward_pre_hook(self._keep_input)
+
+    def _keep_input(self, module, inputs):
+        self._features = inputs[0]
+
+    def heads(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        z_ce = self.student(x)
+        z_kd = self.kd_head(self._features)
+        self._features = None
+        return z_ce, z_kd
+
+    def forward(self, x: Tensor):
+        z_ce, z_kd = self.heads(x)
+        if self.training:
+            return {"logits": z_ce, "head:kd": z_kd}
+        return dual_head_combine(z_ce, z_kd, self.a, self.b)

@@ -1,0 +1,115 @@
+"""Feature taps with projectors, and the dual head (DHKD, DHO)."""
+
+import pytest
+import torch
+from torch import nn
+
+import mentor
+from mentor.engine import Objective, fit
+from mentor.engine.evaluate import evaluate
+from mentor.errors import MentorError
+from mentor.heads import DualHead, dual_head_combine
+from mentor.methods import get_method
+from mentor.models import mlp
+from mentor.recipe import TrainSpec
+from mentor.teachers import ModuleTeacher
+
+SPEC = TrainSpec(epochs=15, batch_size=64, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def few_labels():
+    return mentor.load_data("digits", labeled_fraction=0.1)
+
+
+@pytest.fixture(scope="module")
+def teacher(few_labels):
+    s = few_labels
+    full = mentor.data.Split(s.train.x, s.train.y, torch.ones(len(s.train), dtype=torch.bool))
+    torch.manual_seed(0)
+    res = fit(mlp(s.input_shape, 10, hidden=[128, 128]), full, s.val,
+              objectives=get_method("scratch").plan().objectives,
+              spec=TrainSpec(epochs=30, lr=1e-3), seed=0, num_classes=10)
+    return ModuleTeacher(res.model, 10)
+
+
+def _train(splits, teacher, method, seed=0, spec=SPEC, **params):
+    plan = get_method(method).plan(**params)
+    torch.manual_seed(seed)
+    student = plan.prepare_student(mlp(splits.input_shape, 10, hidden=[32]))
+    res = fit(student, splits.train, splits.val, objectives=plan.objectives,
+              teacher=teacher if plan.needs_teacher else None, spec=spec, seed=seed,
+              num_classes=10, taps=plan.taps)
+    return evaluate(res.model, splits.test.x, splits.test.y)["accuracy"], res.model
+
+
+def test_feature_kd_student_beats_scratch_and_comes_back_without_projector(few_labels, teacher):
+    scratch, _ = _train(few_labels, None, "scratch")
+    acc, model = _train(few_labels, teacher, "feature-kd", student_layer="1", teacher_layer="3")
+    assert acc > scratch + 0.04
+    plain = mlp(few_labels.input_shape, 10, hidden=[32])
+    assert type(model) is nn.Sequential
+    assert model.state_dict().keys() == plain.state_dict().keys()  # projector dropped
+    assert all(not m._forward_hooks for m in model.modules())  # hooks removed
+
+
+def test_feature_term_pulls_the_projected_student_feature_to_the_teacher(few_labels, teacher):
+    """With only the feature objective, its value falls as training proceeds."""
+    from mentor.features import Tap
+    tap = Tap("f", "1", "3")
+    obj = [Objective("feature_mse", 1.0, on=tap.key, against=tap.key)]
+    torch.manual_seed(0)
+    res = fit(mlp(few_labels.input_shape, 10, hidden=[32]), few_labels.train, few_labels.val,
+              objectives=obj, teacher=teacher, taps=[tap], spec=TrainSpec(epochs=5),
+              seed=0, num_classes=10)
+    losses = res.history["train_loss"]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_a_missing_tap_path_names_the_nearest_modules(few_labels, teacher):
+    plan = get_method("feature-kd").plan(student_layer="7", teacher_layer="3")
+    with pytest.raises(MentorError, match=r"student tap '7' is not a module of Sequential; "
+                                          r"nearest names: '0', '1', '2'"):
+        fit(mlp(few_labels.input_shape, 10, hidden=[32]), few_labels.train, few_labels.val,
+            objectives=plan.objectives, teacher=teacher, taps=plan.taps,
+            spec=TrainSpec(epochs=1), seed=0, num_classes=10)
+
+
+def test_dual_head_combination_with_a_zero_is_the_ce_head():
+    torch.manual_seed(0)
+    net = DualHead(mlp((4,), 3, hidden=[8]), a=0.0)
+    net.eval()
+    x = torch.randn(5, 4)
+    z_ce, _ = net.heads(x)
+    torch.testing.assert_close(torch.softmax(net(x), -1), torch.softmax(z_ce, -1))
+
+
+def test_dual_head_combination_matches_the_formula():
+    z_ce, z_kd = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    a, b = 0.3, 2.0
+    expected = (1 - a) * torch.softmax(z_ce, -1) + a * torch.softmax(z_kd / b, -1)
+    torch.testing.assert_close(dual_head_combine(z_ce, z_kd, a, b).exp(), expected)
+    with pytest.raises(MentorError, match=r"dual_head.a must be in \[0, 1\], got 1.5"):
+        dual_head_combine(z_ce, z_kd, 1.5)
+
+
+def test_dual_head_returns_both_heads_in_training_and_trains_the_second(few_labels, teacher):
+    _, model = _train(few_labels, teacher, "dho", spec=TrainSpec(epochs=2))
+    assert isinstance(model, DualHead)
+    model.train()
+    out = model(few_labels.val.x[:3])
+    assert set(out) == {"logits", "head:kd"} and out["head:kd"].shape == (3, 10)
+    torch.manual_seed(0)
+    fresh = DualHead(mlp(few_labels.input_shape, 10, hidden=[32]))
+    assert not torch.equal(fresh.kd_head.weight, model.kd_head.weight)
+
+
+def test_dual_head_rejects_a_head_that_is_not_linear():
+    with pytest.raises(MentorError, match=r"dual_head.head '1' is a ReLU; expected an nn.Linear"):
+        DualHead(mlp((4,), 3, hidden=[8]), head="1")
+
+
+def test_dho_beats_scratch_with_few_labels(few_labels, teacher):
+    scratch, _ = _train(few_labels, None, "scratch")
+    dho, _ = _train(few_labels, teacher, "dho")
+    assert dho > scratch + 0.04
