@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-import mentor
 from mentor.engine import Objective, fit
 from mentor.engine.evaluate import evaluate
 from mentor.errors import MentorError
@@ -12,25 +11,8 @@ from mentor.heads import DualHead, dual_head_combine
 from mentor.methods import get_method
 from mentor.models import mlp
 from mentor.recipe import TrainSpec
-from mentor.teachers import ModuleTeacher
 
 SPEC = TrainSpec(epochs=15, batch_size=64, lr=3e-3)
-
-
-@pytest.fixture(scope="module")
-def few_labels():
-    return mentor.load_data("digits", labeled_fraction=0.1)
-
-
-@pytest.fixture(scope="module")
-def teacher(few_labels):
-    s = few_labels
-    full = mentor.data.Split(s.train.x, s.train.y, torch.ones(len(s.train), dtype=torch.bool))
-    torch.manual_seed(0)
-    res = fit(mlp(s.input_shape, 10, hidden=[128, 128]), full, s.val,
-              objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=30, lr=1e-3), seed=0, num_classes=10)
-    return ModuleTeacher(res.model, 10)
 
 
 def _train(splits, teacher, method, seed=0, spec=SPEC, **params):

@@ -15,23 +15,6 @@ from mentor.teachers import ModuleTeacher
 SPEC = TrainSpec(epochs=15, batch_size=64, lr=3e-3, select="best_val")
 
 
-@pytest.fixture(scope="module")
-def few_labels():
-    return mentor.load_data("digits", labeled_fraction=0.1)
-
-
-@pytest.fixture(scope="module")
-def teacher(few_labels):
-    """Trained on every training label (as in the default run's few-labels setting)."""
-    s = few_labels
-    full = mentor.data.Split(s.train.x, s.train.y, torch.ones(len(s.train), dtype=torch.bool))
-    torch.manual_seed(0)
-    res = fit(mlp(s.input_shape, 10, hidden=[128, 128]), full, s.val,
-              objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=30, lr=1e-3), seed=0, num_classes=10)
-    return ModuleTeacher(res.model, 10)
-
-
 def _student_acc(splits, teacher, method, seed=0, spec=SPEC, **params):
     plan = get_method(method).plan(**params)
     torch.manual_seed(seed)

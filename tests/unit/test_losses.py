@@ -17,6 +17,7 @@ import math
 
 import pytest
 import torch
+from naive import kl as _kl, log_softmax as _log_softmax, logsumexp as _logsumexp
 
 import mentor.losses  # noqa: F401  (registers the built-in losses)
 from mentor.errors import ParameterError
@@ -50,26 +51,7 @@ def _labels(seed: int, b: int = 5, c: int = 7) -> torch.Tensor:
     return torch.randint(0, c, (b,), generator=g)
 
 
-def _logsumexp(xs: list[float]) -> float:
-    m = max(xs)
-    total = 0.0
-    for x in xs:
-        total += math.exp(x - m)
-    return m + math.log(total)
 
-
-def _log_softmax(row: list[float], t: float) -> list[float]:
-    scaled = [x / t for x in row]
-    lse = _logsumexp(scaled)
-    return [x - lse for x in scaled]
-
-
-def _kl(log_p: list[float], log_q: list[float]) -> float:
-    """KL(p || q) from log-probabilities, p = target distribution."""
-    total = 0.0
-    for lp, lq in zip(log_p, log_q):
-        total += math.exp(lp) * (lp - lq)
-    return total
 
 
 # --- naive references (Python floats, explicit loops) -----------------------------------------

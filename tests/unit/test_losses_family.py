@@ -20,6 +20,7 @@ import math
 
 import pytest
 import torch
+from naive import kl as _kl, log_softmax as _log_softmax, logsumexp as _logsumexp
 
 import mentor.losses  # noqa: F401  (registers the built-in losses)
 from mentor.errors import ParameterError
@@ -52,26 +53,7 @@ def _shift(b: int = B) -> torch.Tensor:
     return torch.linspace(-25.0, 40.0, b, dtype=torch.float64)[:, None]
 
 
-def _logsumexp(xs: list[float]) -> float:
-    m = max(xs)
-    total = 0.0
-    for x in xs:
-        total += math.exp(x - m)
-    return m + math.log(total)
 
-
-def _log_softmax(row: list[float], t: float) -> list[float]:
-    scaled = [x / t for x in row]
-    lse = _logsumexp(scaled)
-    return [x - lse for x in scaled]
-
-
-def _kl(log_p: list[float], log_q: list[float]) -> float:
-    """KL(p || q) from log-probabilities."""
-    total = 0.0
-    for lp, lq in zip(log_p, log_q):
-        total += math.exp(lp) * (lp - lq)
-    return total
 
 
 def _sigmoid(x: float) -> float:

@@ -8,7 +8,6 @@ indexing (no DataLoader), so the loop costs what a hand-written PyTorch loop cos
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
