@@ -546,3 +546,16 @@ def test_fused_mean_and_unchecked_impl_agree_with_the_public_function(name):
     if spec.mean_impl is not None:
         torch.testing.assert_close(spec.mean_impl(zs, zt, y, **spec.defaults), public.mean(),
                                    rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_contract_finite_in_float32_with_confident_logits(name):
+    """Training runs in float32: logits of about +-60 must still give finite values and
+    gradients (a probability clamp at 1e-8 next to 1 rounds to 1 in float32 and overflows)."""
+    spec = _spec(name)
+    student = (_logits(410, b=B, c=C, scale=60.0).float()).requires_grad_(True)
+    teacher = (-_logits(411, b=B, c=C, scale=60.0)).float() if spec.needs_teacher else None
+    labels = _labels(410, b=B, c=C) if spec.needs_labels else None
+    out = _call(spec, student, teacher, labels)
+    (grad,) = torch.autograd.grad(out.sum(), student)
+    assert torch.isfinite(out).all() and torch.isfinite(grad).all()

@@ -5,6 +5,8 @@ All functions return per-example values of shape ``(B,)``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -150,11 +152,15 @@ def nkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *,
     return target + gamma * temperature**2 * non_target
 
 
-def _bernoulli_kl(p: Tensor, q: Tensor, eps: float = 1e-8) -> Tensor:
-    """Element-wise ``KL(Bernoulli(p) ‖ Bernoulli(q))`` with clamping at ``eps``."""
-    p = p.clamp(eps, 1 - eps)
-    q = q.clamp(eps, 1 - eps)
-    return p * (p.log() - q.log()) + (1 - p) * ((1 - p).log() - (1 - q).log())
+def _bernoulli_kl_logits(v: Tensor, u: Tensor) -> Tensor:
+    """Element-wise ``KL(Bernoulli(σ(v)) ‖ Bernoulli(σ(u)))`` computed from the logits.
+
+    ``log σ(a) = −softplus(−a)`` and ``log(1 − σ(a)) = −softplus(a)`` keep every term finite in
+    float32 (the official code clamps probabilities at 1e-8, which float32 cannot hold next
+    to 1 and so overflows to inf for confident logits).
+    """
+    p = torch.sigmoid(v)
+    return p * (F.softplus(-u) - F.softplus(-v)) + (1 - p) * (F.softplus(u) - F.softplus(v))
 
 
 @register_loss("binary_kl", paper="Dual-Head Knowledge Distillation (DHKD), METHODS.md §46",
@@ -168,8 +174,7 @@ def binary_kl(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | N
     A logit-level loss: the paper shows it degrades a single shared head (use a dual head)."""
     _check_pair(student_logits, teacher_logits)
     t = temperature
-    return _bernoulli_kl(torch.sigmoid(teacher_logits / t),
-                         torch.sigmoid(student_logits / t)).sum(-1) * t * t
+    return _bernoulli_kl_logits(teacher_logits.detach() / t, student_logits / t).sum(-1) * t * t
 
 
 @register_loss("binary_kl_norm", paper="Dual-Head Knowledge Distillation (DHKD), METHODS.md "
@@ -184,8 +189,9 @@ def binary_kl_norm(student_logits: Tensor, teacher_logits: Tensor,
     ``z_s = z_t``. Not invariant to a constant shift of one input (it matches logits)."""
     _check_pair(student_logits, teacher_logits)
     t = temperature
-    d = torch.sigmoid((student_logits - teacher_logits) / t)
-    return _bernoulli_kl(torch.full_like(d, 0.5), d).sum(-1) * t * t
+    u = (student_logits - teacher_logits.detach()) / t
+    # KL(0.5 ‖ σ(u)) = ½(softplus(u) + softplus(−u)) − log 2
+    return (0.5 * (F.softplus(u) + F.softplus(-u)) - math.log(2.0)).sum(-1) * t * t
 
 
 @register_loss("symmetric_kl", paper="Zhang et al. 2018, Deep Mutual Learning; used by "
