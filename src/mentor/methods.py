@@ -268,7 +268,9 @@ def _topk(p: TopKParams) -> MethodPlan:
 class FeatureKDParams(_Params):
     student_layer: str = Field(description="dotted module path in the student, e.g. '1'")
     teacher_layer: str = Field(description="dotted module path in the teacher, e.g. '3'")
-    feature_loss: Literal["mse", "cosine"] = "mse"
+    feature_loss: Literal["mse", "cosine", "channel"] = Field(
+        "mse", description="mse, cosine, or channel (channel-wise KD on spatial maps)")
+    feature_temperature: float = Field(4.0, gt=0, description="temperature of channel KD")
     feature_weight: float = Field(1.0, ge=0)
     projector: Literal["auto", "none"] = "auto"
     temperature: float = Field(4.0, gt=0)
@@ -286,8 +288,10 @@ def _feature_kd(p: FeatureKDParams) -> MethodPlan:
     return MethodPlan([
         Objective("ce", 1.0 - p.alpha, rows="labeled"),
         Objective("kd", p.alpha, {"temperature": p.temperature}, rows="all"),
-        Objective(f"feature_{p.feature_loss}", p.feature_weight, rows="all", on=tap.key,
-                  against=tap.key),
+        Objective("channel_kd" if p.feature_loss == "channel" else f"feature_{p.feature_loss}",
+                  p.feature_weight,
+                  {"temperature": p.feature_temperature} if p.feature_loss == "channel" else {},
+                  rows="all", on=tap.key, against=tap.key),
     ], taps=[tap], description=f"KD (T={p.temperature:g}, alpha={p.alpha:g}) + feature "
                                f"{p.feature_loss} {p.student_layer!r}->{p.teacher_layer!r} "
                                f"x{p.feature_weight:g}")

@@ -11,6 +11,7 @@ from mentor.heads import DualHead, dual_head_combine
 from mentor.methods import get_method
 from mentor.models import mlp
 from mentor.recipe import TrainSpec
+from mentor.teachers import ModuleTeacher
 
 SPEC = TrainSpec(epochs=15, batch_size=64, lr=3e-3)
 
@@ -95,3 +96,24 @@ def test_dho_beats_scratch_with_few_labels(few_labels, teacher):
     scratch, _ = _train(few_labels, None, "scratch")
     dho, _ = _train(few_labels, teacher, "dho")
     assert dho > scratch + 0.04
+
+
+def test_channel_wise_kd_on_cnn_feature_maps(few_labels):
+    """Channel-wise distillation taps 2-D conv maps of a CNN teacher and student (different
+    widths: a 1x1-conv projector) and trains; the student comes back without it."""
+    from mentor.models import cnn
+    s = few_labels
+    torch.manual_seed(0)
+    t = fit(cnn(s.input_shape, 10, channels=[16, 32]), s.train, s.val,
+            objectives=get_method("scratch").plan().objectives, spec=TrainSpec(epochs=3),
+            seed=0, num_classes=10)
+    plan = get_method("feature-kd").plan(student_layer="4", teacher_layer="4",
+                                         feature_loss="channel")
+    torch.manual_seed(1)
+    student = cnn(s.input_shape, 10, channels=[8, 8])
+    res = fit(student, s.train, s.val, objectives=plan.objectives,
+              teacher=ModuleTeacher(t.model, 10), taps=plan.taps, spec=TrainSpec(epochs=2),
+              seed=0, num_classes=10)
+    assert res.model is student
+    assert set(student.state_dict()) == set(cnn(s.input_shape, 10, channels=[8, 8]).state_dict())
+    assert all(h == h for h in res.history["train_loss"])  # finite, trained
