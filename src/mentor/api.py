@@ -60,7 +60,8 @@ class Distiller:
         teacher = None
         if self.plan.needs_teacher:
             teacher = as_teacher(self.teacher_source, data.num_classes)
-        self.result = fit(self.model, data.train, data.val, objectives=self.plan.objectives,
+        train = self.plan.prepare_train(data.train, self.seed)
+        self.result = fit(self.model, train, data.val, objectives=self.plan.objectives,
                           taps=self.plan.taps,
                           refiners=self.refiners, updater=self.updater or self.plan.updater,
                           spec=self.spec, seed=self.seed, num_classes=data.num_classes,

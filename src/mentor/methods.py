@@ -22,6 +22,7 @@ class MethodPlan:
     ``taps``: feature taps (:class:`mentor.features.Tap`) whose outputs objectives read as
     ``feat:<name>``. ``wrap_student``: turns the user's student into the trained module (e.g.
     a :class:`mentor.heads.DualHead`); the wrapped module is what inference uses.
+    ``select_train``: ``(train split, seed) -> split``, the rows the student trains on.
     """
 
     objectives: list[Objective]
@@ -30,9 +31,14 @@ class MethodPlan:
     description: str = ""
     taps: list[Any] = field(default_factory=list)
     wrap_student: Callable[[Any], Any] | None = None
+    select_train: Callable[[Any, int], Any] | None = None
 
     def prepare_student(self, student):
         return self.wrap_student(student) if self.wrap_student is not None else student
+
+    def prepare_train(self, train, seed: int):
+        """The training rows this method uses for ``seed`` (all of them unless it prunes)."""
+        return self.select_train(train, seed) if self.select_train is not None else train
 
     @property
     def needs_teacher(self) -> bool:
@@ -337,3 +343,32 @@ def _dho(p: DHOParams) -> MethodPlan:
         Objective("kd", 0.5, {"temperature": p.temperature}, rows="all", on="head:kd"),
     ], wrap_student=lambda m: DualHead(m, p.head, a=p.a, b=p.b),
         description=f"DHO, T={p.temperature:g}, inference a={p.a:g}, b={p.b:g}")
+
+
+class PrunedKDParams(_Params):
+    keep_fraction: float = Field(0.5, gt=0, le=1, description="fraction f of training rows kept")
+    alpha: float | None = Field(None, ge=0, le=1, description="KD weight; default "
+                                "clip(1 - f/2, 0.5, 0.95) [recon]")
+    temperature: float = Field(4.0, gt=0)
+
+
+def pruning_kd_weight(keep_fraction: float) -> float:
+    """``α(f) = clip(1 − f/2, 0.5, 0.95)``: more teacher weight when less data is kept
+    (METHODS.md §57; the paper shows α* grows as f shrinks, this schedule is a [recon])."""
+    return min(max(1.0 - keep_fraction / 2.0, 0.5), 0.95)
+
+
+@register_method("pruned-kd", PrunedKDParams, paper="KD for data pruning, METHODS.md §57",
+                 claim=Claim("scratch", ">=", "with KD a random 50 % subset beats the full "
+                             "data without KD on ImageNet"),
+                 description="train on a random fraction f of the training rows (new subset "
+                 "per seed) with KD weighted by alpha(f)")
+def _pruned_kd(p: PrunedKDParams) -> MethodPlan:
+    from .select import keep_fraction
+    alpha = pruning_kd_weight(p.keep_fraction) if p.alpha is None else p.alpha
+    return MethodPlan([
+        Objective("ce", 1.0 - alpha, rows="labeled"),
+        Objective("kd", alpha, {"temperature": p.temperature}, rows="all"),
+    ], select_train=lambda train, seed: keep_fraction(train, p.keep_fraction, seed),
+        description=f"random {100 * p.keep_fraction:g}% of rows + KD (alpha {alpha:g}, "
+                    f"T={p.temperature:g})")

@@ -320,7 +320,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                     n_params = count_params(student)
                     cb = bars.start(f"{s.name} / {label} / seed {seed}", s.recipe.train.epochs)
                     ckpt = tmp / "checkpoints" / s.name / label / f"seed{seed}"
-                    res = fit(student, s.splits.train, s.splits.val, objectives=plan.objectives,
+                    res = fit(student, plan.prepare_train(s.splits.train, seed), s.splits.val,
+                              objectives=plan.objectives,
                               refiners=plan.refiners, updater=plan.updater,
                               spec=s.recipe.train, seed=seed, num_classes=s.splits.num_classes,
                               teacher=teacher if plan.needs_teacher else None,

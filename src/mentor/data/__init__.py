@@ -1,11 +1,12 @@
 """Data: embedded data sets by name, user files (.npz, .csv), stratified splits."""
 
 from .arrays import ArrayData, validate_arrays
+from .generated import with_generated
 from .sources import load_source
 from .splits import Split, Splits, make_splits
 
 __all__ = ["ArrayData", "Split", "Splits", "load_source", "make_splits", "validate_arrays",
-           "load"]
+           "load", "with_generated"]
 
 
 def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,

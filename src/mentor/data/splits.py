@@ -34,6 +34,15 @@ class Splits:
     num_classes: int
     input_shape: tuple[int, ...]
     seed: int
+    mean: np.ndarray | None = None  # feature standardization fitted on train (None: off)
+    std: np.ndarray | None = None
+
+    def standardize(self, x) -> Tensor:
+        """Raw inputs ``(N, ...)`` mapped as the splits were (train mean and std)."""
+        flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        if self.mean is not None:
+            flat = (flat - self.mean) / self.std
+        return torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
 
     @property
     def in_features(self) -> int:
@@ -88,6 +97,7 @@ def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: fl
         train_idx.append(idx[n_test + n_val:])
     tr, va, te = (rng.permutation(np.concatenate(p)) for p in (train_idx, val_idx, test_idx))
     x = data.x
+    mean = std = None
     if standardize:
         mean = x[tr].mean(0)
         std = x[tr].std(0)
@@ -102,4 +112,4 @@ def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: fl
                      torch.from_numpy(data.y[idx].astype(np.int64)), lab_t)
 
     return Splits(data.name, split(tr, labeled), split(va), split(te), data.num_classes,
-                  data.input_shape, seed)
+                  data.input_shape, seed, mean, std)

@@ -1,0 +1,45 @@
+"""Teacher-labeled generated inputs as extra training data (HarmAug, METHODS.md §2).
+
+A generator proposes new inputs; they join the training split as unlabeled rows, so the
+teacher's outputs are their only supervision (every distillation objective that reads all
+rows learns from them; the supervised term never sees them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .splits import Split, Splits
+
+
+def with_generated(splits: Splits, generator: Callable[[int, np.random.Generator], object],
+                   n: int, seed: int = 0, *, raw: bool = True) -> Splits:
+    """``splits`` with ``n`` generated inputs appended to train as unlabeled rows.
+
+    ``generator(n, rng)`` returns ``n`` inputs (array or tensor ``(n, ...)``); with
+    ``raw=True`` they are standardized like the original data. Their label is ``-1``
+    (unknown): only the teacher labels them.
+    """
+    if n < 1:
+        raise DataError(f"generated.n must be >= 1, got {n}")
+    x = generator(int(n), np.random.default_rng(seed))
+    x = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+    if len(x) != n:
+        raise DataError(f"the generator returned {len(x)} inputs; expected {n}")
+    flat = x.reshape(len(x), -1)
+    if flat.shape[1] != splits.in_features:
+        raise DataError(f"the generator returned inputs with {flat.shape[1]} features; expected "
+                        f"{splits.in_features} like the data")
+    if not np.isfinite(flat).all():
+        raise DataError("the generator returned NaN or infinite values; expected finite inputs")
+    new_x = splits.standardize(flat) if raw else torch.as_tensor(flat, dtype=torch.float32)
+    t = splits.train
+    train = Split(torch.cat([t.x, new_x]),
+                  torch.cat([t.y, torch.full((n,), -1, dtype=t.y.dtype)]),
+                  torch.cat([t.labeled, torch.zeros(n, dtype=torch.bool)]))
+    return replace(splits, train=train)

@@ -1,0 +1,48 @@
+"""Selectors: which samples to keep, label or query (DESIGN.md §1, METHODS.md §58.4).
+
+A selector scores a pool (``score(pool, teacher, student) -> scores``) and picks a budget
+(``pick(scores, budget) -> indices``). Active-learning selectors come with the active loop;
+this module holds the random pruner of "KD for data pruning" (METHODS.md §57).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..data.splits import Split
+from ..errors import check_param
+from ..registry import SELECTORS
+
+
+@SELECTORS.register("random", description="keep a uniformly random subset (the pruning "
+                    "baseline that, with KD, beats score-based pruners; METHODS.md §57)")
+class RandomSelector:
+    """Random scores from a seeded generator; ``pick`` keeps the ``budget`` highest."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = int(seed)
+
+    def score(self, pool: Tensor, teacher=None, student=None) -> Tensor:
+        g = torch.Generator().manual_seed(self.seed)
+        return torch.rand(len(pool), generator=g)
+
+    def pick(self, scores: Tensor, budget: int) -> Tensor:
+        check_param("random", "budget", budget, low=1, high=len(scores))
+        return scores.topk(int(budget)).indices.sort().values
+
+
+def subset(split: Split, indices: Tensor) -> Split:
+    """The rows ``indices`` of a split."""
+    return Split(split.x[indices], split.y[indices], split.labeled[indices])
+
+
+def keep_fraction(split: Split, fraction: float, seed: int) -> Split:
+    """A random ``fraction`` of the training rows (at least one), chosen by ``seed``."""
+    check_param("pruning", "keep_fraction", fraction, low=0, high=1, low_open=True)
+    budget = max(1, int(round(fraction * len(split))))
+    sel = RandomSelector(seed)
+    return subset(split, sel.pick(sel.score(split.x), budget))
+
+
+__all__ = ["RandomSelector", "keep_fraction", "subset"]
