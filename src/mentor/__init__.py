@@ -4,7 +4,8 @@ The parts (losses, teachers, updaters, data, models) are importable on their own
 engine (:func:`mentor.engine.fit`) and :class:`Distiller` put them together.
 """
 
-from . import losses, methods, models, select, tasks, teachers, updates  # noqa: F401
+from . import (losses, methods, models, select, targets, tasks, teachers,  # noqa: F401
+               updates)
 from .api import Distiller
 from .data import load as load_data
 from .errors import MentorError

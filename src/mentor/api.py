@@ -63,7 +63,8 @@ class Distiller:
         train = self.plan.prepare_train(data.train, self.seed)
         self.result = fit(self.model, train, data.val, objectives=self.plan.objectives,
                           taps=self.plan.taps,
-                          refiners=self.refiners, updater=self.updater or self.plan.updater,
+                          refiners=[*self.plan.refiners, *self.refiners],
+                          updater=self.updater or self.plan.updater,
                           spec=self.spec, seed=self.seed, num_classes=data.num_classes,
                           teacher=teacher,
                           checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,

@@ -372,3 +372,25 @@ def _pruned_kd(p: PrunedKDParams) -> MethodPlan:
     ], select_train=lambda train, seed: keep_fraction(train, p.keep_fraction, seed),
         description=f"random {100 * p.keep_fraction:g}% of rows + KD (alpha {alpha:g}, "
                     f"T={p.temperature:g})")
+
+
+class FerKDParams(_Params):
+    temperature: float = Field(1.0, gt=0, description="FKD uses soft cross-entropy at T 1")
+    alpha: float = Field(1.0, ge=0, le=1, description="weight of the (calibrated) KD term")
+    discard: float = Field(0.05, ge=0, le=1)
+    calibrate: float = Field(0.15, ge=0, le=1)
+    epsilon: float = Field(0.1, ge=0, le=1)
+
+
+@register_method("ferkd", FerKDParams, paper="FerKD (METHODS.md §15) [recon of thresholds]",
+                 claim=Claim("kd", ">=", "FerKD ends at or above FKD soft labels on ImageNet"),
+                 description="KD whose least reliable teacher targets are dropped or replaced "
+                 "by softened hard labels (per batch, by the teacher's true-class probability)")
+def _ferkd(p: FerKDParams) -> MethodPlan:
+    from .targets import FerKDCalibration
+    return MethodPlan([
+        Objective("ce", 1.0 - p.alpha, rows="labeled"),
+        Objective("kd", p.alpha, {"temperature": p.temperature}, rows="all"),
+    ], refiners=[FerKDCalibration(p.discard, p.calibrate, p.epsilon)],
+        description=f"FerKD: drop {100 * p.discard:g}%, calibrate {100 * p.calibrate:g}% "
+                    f"(eps {p.epsilon:g}), KD T={p.temperature:g}")
