@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
-import torch
 from torch import Tensor, nn
 
 
@@ -133,9 +132,3 @@ class TaskAdapter(Protocol):
 
     def correct(self, logits: Tensor, y: Tensor) -> Tensor:
         """Per-row correctness against labels (or against another model's outputs)."""
-
-
-def no_grad_logits(teacher: Teacher, x: Tensor) -> Tensor:
-    """Teacher logits without autograd history."""
-    with torch.no_grad():
-        return teacher.logits(x)

@@ -418,12 +418,6 @@ def setting_raw(raw: dict[str, Any], setting: str) -> dict[str, Any]:
     raise RecipeError([f"no setting named {setting!r}"])
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[Recipe, dict]:
-    """Read, override and validate a recipe file; return the recipe and its raw mapping."""
-    raw = apply_overrides(read_yaml(path), overrides or [])
-    return parse_recipe(raw, source=str(path)), raw
-
-
 BUILTIN_DIR = Path(__file__).parent / "recipes"
 
 
