@@ -102,7 +102,10 @@ class TeacherSpec(_ModelOptions):
     seed: int = 0
     checkpoint: str | None = None
     ensemble: list["TeacherSpec"] | None = Field(None, min_length=1)
-    combine: Literal["probs", "logits"] = "probs"
+    combine: Literal["probs", "logits", "weighted", "confidence"] = Field(
+        "probs", description="ensemble fusion: mean of probabilities or logits, user-weighted "
+        "or per-sample confidence-weighted probabilities")
+    weights: list[float] | None = Field(None, description="one per member, for 'weighted'")
 
     @model_validator(mode="after")
     def _one_source(self):

@@ -31,7 +31,8 @@ from .models import build_model, count_params
 from .registry import TASKS
 from .recipe import DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
 from .runinfo import environment, timestamp
-from .teachers import EnsembleTeacher, ModuleTeacher, load_checkpoint_teacher
+from .teachers import (CommitteeTeacher, EnsembleTeacher, ModuleTeacher,
+                       load_checkpoint_teacher)
 
 
 @dataclass
@@ -91,7 +92,12 @@ def _static_teacher(spec: TeacherSpec, splits: Splits, field: str = "teacher"):
                    for i, m in enumerate(spec.ensemble)]
         if any(m is None for m in members):
             return None
-        return EnsembleTeacher(members, spec.combine)
+        if spec.combine in ("probs", "logits"):
+            if spec.weights is not None:
+                raise MentorError(f"{field}.weights are only used with combine 'weighted', got "
+                                  f"combine {spec.combine!r}")
+            return EnsembleTeacher(members, spec.combine)
+        return CommitteeTeacher(members, fuse=spec.combine, weights=spec.weights)
     return None
 
 

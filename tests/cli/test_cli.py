@@ -105,3 +105,31 @@ def test_non_finite_loss_stops_the_run_with_exit_1_and_leaves_nothing(mentor, wr
 def test_every_builtin_recipe_validates(mentor, name):
     out = _ok(mentor("recipes", "validate", name))
     assert out.startswith("ok"), out
+
+
+def test_run_with_a_confidence_weighted_committee_of_checkpoints(tiny_run, mentor, write_recipe,
+                                                                 recipe_dict, tmp_path):
+    """A recipe ensemble fuses checkpoint teachers with the committee's modes."""
+    cwd, _ = tiny_run
+    ckpt = str(next((cwd / "runs").iterdir()) / "teacher" / "model.safetensors")
+    r = recipe_dict(name="committee", methods=[{"name": "kd"}],
+                    teacher={"ensemble": [{"checkpoint": ckpt}, {"checkpoint": ckpt}],
+                             "combine": "confidence"})
+    write_recipe(r, "committee.yaml")
+    _ok(mentor("run", "committee.yaml", "--out", "runs", "--quiet", "--set", "train.epochs=1",
+               "--set", "train.seeds=[0]"))
+    (run,) = list((tmp_path / "runs").iterdir())
+    results = json.loads((run / "results.json").read_text())
+    assert "committee of 2 (confidence fusion" in results["teacher"]["description"]
+
+
+def test_committee_weights_of_the_wrong_length_are_refused(tiny_run, mentor, write_recipe,
+                                                          recipe_dict, refused):
+    cwd, _ = tiny_run
+    ckpt = str(next((cwd / "runs").iterdir()) / "teacher" / "model.safetensors")
+    r = recipe_dict(name="committee", methods=[{"name": "kd"}],
+                    teacher={"ensemble": [{"checkpoint": ckpt}, {"checkpoint": ckpt}],
+                             "combine": "weighted", "weights": [1.0]})
+    write_recipe(r, "w.yaml")
+    refused(mentor("run", "w.yaml", "--out", "runs", "--quiet"), "weights has 1 entries",
+            "expected 2, one per member")

@@ -10,6 +10,8 @@ output is the fused distribution), for three modes:
 
 ``mean``
     ``p = 1/M * sum_m p_m`` -- the plain committee average.
+``logits``
+    the mean of the members' logits (not of probabilities); returned as logits.
 ``weighted``
     ``p = sum_m w_m p_m`` with fixed user weights ``w`` (non-negative, at least one positive,
     normalised to sum 1), e.g. trust in each source.
@@ -35,7 +37,7 @@ from torch import Tensor
 
 from ..errors import MentorError, check_param
 
-FUSE_MODES = ("mean", "weighted", "confidence")
+FUSE_MODES = ("mean", "logits", "weighted", "confidence")
 
 
 class CommitteeTeacher:
@@ -53,7 +55,7 @@ class CommitteeTeacher:
     ``cacheable`` is False when any member is not cacheable.
     """
 
-    def __init__(self, members: Sequence[Any], fuse: Literal["mean", "weighted",
+    def __init__(self, members: Sequence[Any], fuse: Literal["mean", "logits", "weighted",
                                                              "confidence"] = "mean",
                  weights: Sequence[float] | Tensor | None = None, temperature: float = 1.0):
         members = list(members) if members is not None else []
@@ -148,7 +150,7 @@ class CommitteeTeacher:
     def member_weights(self, member_logits: Tensor) -> Tensor:
         """The fusion weights ``(M, B)`` (each column sums to 1) for stacked member logits."""
         m, b = member_logits.shape[:2]
-        if self.fuse == "mean":
+        if self.fuse in ("mean", "logits"):
             return member_logits.new_full((m, b), 1.0 / m)
         if self.fuse == "weighted":
             w = self.weights.to(device=member_logits.device, dtype=member_logits.dtype)
@@ -159,7 +161,10 @@ class CommitteeTeacher:
     # ------------------------------------------------------------------------- fused signal
 
     def fused(self, member_logits: Tensor) -> Tensor:
-        """Log of the fused probability ``sum_m w_m p_m`` for stacked member logits."""
+        """Log of the fused probability ``sum_m w_m p_m`` for stacked member logits (the mean
+        logit for ``fuse='logits'``)."""
+        if self.fuse == "logits":
+            return member_logits.mean(0)
         log_p = F.log_softmax(member_logits, dim=-1)
         if self.fuse == "mean":
             return torch.logsumexp(log_p, dim=0) - math.log(len(member_logits))

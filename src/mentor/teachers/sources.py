@@ -8,10 +8,10 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, MentorError
+from .committee import CommitteeTeacher
 
 _LOG_FLOOR = math.log(1e-8)
 
@@ -38,36 +38,18 @@ class ModuleTeacher:
         return self
 
 
-class EnsembleTeacher:
-    """Average of several teachers: of probabilities (returned as log of the mean
-    probability) or of logits."""
+class EnsembleTeacher(CommitteeTeacher):
+    """Average of several teachers: of probabilities (``combine='probs'``, returned as the log
+    of the mean probability) or of logits (``combine='logits'``). A committee with fixed,
+    equal weights; see :class:`mentor.teachers.CommitteeTeacher` for weighted and
+    confidence-weighted fusion."""
 
     def __init__(self, members: Sequence[Any], combine: Literal["probs", "logits"] = "probs"):
-        if not members:
-            raise MentorError("teacher.ensemble must have at least one member, got none")
         if combine not in ("probs", "logits"):
             raise MentorError(f"teacher.combine must be 'probs' or 'logits', got {combine!r}")
-        classes = {m.num_classes for m in members}
-        if len(classes) > 1:
-            raise MentorError(f"teacher.ensemble members output different numbers of classes "
-                              f"{sorted(classes)}; expected one")
-        self.members = list(members)
+        super().__init__(members, fuse="mean" if combine == "probs" else "logits")
         self.combine = combine
-        self.num_classes = classes.pop()
-        self.description = f"ensemble of {len(members)} ({combine} averaged)"
-
-    def logits(self, x: Tensor) -> Tensor:
-        outs = torch.stack([m.logits(x) for m in self.members])
-        if self.combine == "logits":
-            return outs.mean(0)
-        log_p = F.log_softmax(outs, dim=-1)
-        return torch.logsumexp(log_p, dim=0) - math.log(len(self.members))
-
-    def to(self, device) -> "EnsembleTeacher":
-        for m in self.members:
-            if hasattr(m, "to"):
-                m.to(device)
-        return self
+        self.description = f"ensemble of {len(self.members)} ({combine} averaged)"
 
 
 class ProbaTeacher:
