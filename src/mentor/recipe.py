@@ -31,6 +31,9 @@ class DataSpec(BaseModel):
                                     "training labels the student sees")
     split_seed: int = 0
     standardize: bool = True
+    generated: int = Field(0, ge=0, description="extra generated training inputs, labeled "
+                           "only by the teacher (sources with a generator: mnist1d)")
+    generated_seed: int = 1
 
 
 _MODEL_OPTIONS = ("hidden", "channels", "kernel_size", "dropout", "batchnorm", "pool")

@@ -55,15 +55,25 @@ class RunPlan:
 
 
 def load_splits(spec: DataSpec) -> Splits:
-    return data_mod.load(spec.source, val_fraction=spec.val_fraction,
-                         test_fraction=spec.test_fraction, labeled_fraction=spec.labeled_fraction,
-                         split_seed=spec.split_seed, standardize=spec.standardize,
-                         target=spec.target, num_classes=spec.num_classes)
+    splits = data_mod.load(spec.source, val_fraction=spec.val_fraction,
+                           test_fraction=spec.test_fraction,
+                           labeled_fraction=spec.labeled_fraction, split_seed=spec.split_seed,
+                           standardize=spec.standardize, target=spec.target,
+                           num_classes=spec.num_classes)
+    if spec.generated:
+        from .data.sources import GENERATORS
+        if spec.source not in GENERATORS:
+            raise MentorError(f"data.generated needs a source with a generator ("
+                              f"{', '.join(GENERATORS)}), got source {spec.source!r}")
+        splits = data_mod.with_generated(splits, GENERATORS[spec.source], spec.generated,
+                                         spec.generated_seed)
+    return splits
 
 
 def _teacher_key(recipe: Recipe) -> str:
     d = recipe.data.model_dump()
-    d.pop("labeled_fraction")  # the teacher sees every training label
+    for key in ("labeled_fraction", "generated", "generated_seed"):
+        d.pop(key)  # the teacher trains on every real training row and label
     t = recipe.teacher.model_dump(mode="json") if recipe.teacher else None
     return json.dumps({"data": d, "teacher": t, "train": recipe.train.model_dump()},
                       sort_keys=True)
@@ -185,8 +195,9 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
     torch.manual_seed(spec.seed)
     module = build_model(mspec.model, splits.input_shape, splits.num_classes,
                          **mspec.build_kwargs())
-    all_labeled = data_mod.Split(splits.train.x, splits.train.y,
-                                 torch.ones(len(splits.train), dtype=torch.bool))
+    real = splits.train.y >= 0  # generated rows (label -1) are not the teacher's data
+    all_labeled = data_mod.Split(splits.train.x[real], splits.train.y[real],
+                                 torch.ones(int(real.sum()), dtype=torch.bool))
     plan = get_method("scratch").plan()
     res = fit(module, all_labeled, splits.val, objectives=plan.objectives, spec=tspec,
               seed=spec.seed, num_classes=splits.num_classes, on_epoch=on_epoch)

@@ -133,3 +133,22 @@ def test_committee_weights_of_the_wrong_length_are_refused(tiny_run, mentor, wri
     write_recipe(r, "w.yaml")
     refused(mentor("run", "w.yaml", "--out", "runs", "--quiet"), "weights has 1 entries",
             "expected 2, one per member")
+
+
+def test_generated_inputs_from_a_recipe(mentor, write_recipe, recipe_dict, tmp_path):
+    """data.generated appends teacher-labeled inputs from the source's own generator; the
+    teacher itself trains on the real rows only."""
+    r = recipe_dict(name="gen", data={"source": "mnist1d", "generated": 500},
+                    methods=[{"name": "kd"}], train={"epochs": 1, "seeds": [0]})
+    write_recipe(r, "gen.yaml")
+    _ok(mentor("run", "gen.yaml", "--out", "runs", "--quiet"))
+    (run,) = list((tmp_path / "runs").iterdir())
+    results = json.loads((run / "results.json").read_text())
+    assert "train 3500 (3000 labeled, 500 generated)" in results["settings"][0]["data"]
+
+
+def test_generated_inputs_need_a_source_with_a_generator(mentor, write_recipe, recipe_dict,
+                                                         refused):
+    write_recipe(recipe_dict(data={"source": "iris", "generated": 10}), "g.yaml")
+    refused(mentor("run", "g.yaml", "--out", "runs", "--quiet"),
+            "data.generated needs a source with a generator (mnist1d), got source 'iris'")

@@ -10,20 +10,9 @@ from mentor.engine.evaluate import evaluate
 from mentor.errors import DataError
 from mentor.methods import get_method
 from mentor.models import cnn, mlp
+from mentor.data.sources import mnist1d_generator
 from mentor.recipe import TrainSpec
 from mentor.teachers import ModuleTeacher
-
-
-def _mnist1d_generator(n, rng):
-    """New MNIST-1D samples from the package's own generator with a fresh seed."""
-    from mnist1d.data import get_dataset_args, make_dataset
-    args = get_dataset_args()
-    args.num_samples, args.train_split, args.seed = n, 1.0, int(rng.integers(1, 2**31))
-    state = np.random.get_state()
-    try:
-        return make_dataset(args)["x"]
-    finally:
-        np.random.set_state(state)
 
 
 def test_generated_rows_join_train_unlabeled_and_standardized():
@@ -48,23 +37,29 @@ def test_generator_output_is_checked():
 
 
 def test_teacher_labeled_generated_inputs_help_a_small_student():
-    """MNIST-1D, MLP 40-32-10 student: KD on 3,000 inputs vs KD with 9,000 more inputs from
-    the data's own generator, labeled only by the CNN teacher (one seed and a shorter
-    teacher here to keep the test short; the 3-seed measurement is in docs/methods.md)."""
+    """MNIST-1D, MLP 40-32-10 student, 3 seeds: KD on the 3,000 training inputs (60 epochs)
+    vs KD with 12,000 more inputs from the data's own generator (15 epochs, about the same
+    number of steps), labeled only by the CNN teacher. Measured here: 54.17 ± 0.98 % ->
+    57.27 ± 1.55 %."""
+    import statistics
     s = mentor.load_data("mnist1d")
     torch.manual_seed(0)
     t = fit(cnn(s.input_shape, 10, channels=[32, 32, 32], kernel_size=5, pool="flatten",
                 batchnorm=True), s.train, s.val,
             objectives=get_method("scratch").plan().objectives,
-            spec=TrainSpec(epochs=30, lr=3e-3, schedule="cosine"), seed=0, num_classes=10)
+            spec=TrainSpec(epochs=60, lr=3e-3, schedule="cosine", weight_decay=1e-4), seed=0,
+            num_classes=10)
     teacher = ModuleTeacher(t.model, 10)
-    g = mentor.data.with_generated(s, _mnist1d_generator, 9000, seed=1)
+    g = mentor.data.with_generated(s, mnist1d_generator, 12000, seed=1)
     plan = get_method("kd").plan()
-    accs = []
-    for splits, epochs in ((s, 40), (g, 10)):  # about the same number of student steps
-        torch.manual_seed(0)
-        res = fit(mlp(s.input_shape, 10, hidden=[32]), splits.train, s.val,
-                  objectives=plan.objectives, teacher=teacher,
-                  spec=TrainSpec(epochs=epochs, lr=3e-3), seed=0, num_classes=10)
-        accs.append(evaluate(res.model, s.test.x, s.test.y)["accuracy"])
-    assert accs[1] > accs[0] + 0.01, accs  # measured here: 53.2 -> 55.1 %
+    means = []
+    for splits, epochs in ((s, 60), (g, 15)):
+        accs = []
+        for seed in (0, 1, 2):
+            torch.manual_seed(seed)
+            res = fit(mlp(s.input_shape, 10, hidden=[32]), splits.train, s.val,
+                      objectives=plan.objectives, teacher=teacher,
+                      spec=TrainSpec(epochs=epochs, lr=3e-3), seed=seed, num_classes=10)
+            accs.append(evaluate(res.model, s.test.x, s.test.y)["accuracy"])
+        means.append(statistics.fmean(accs))
+    assert means[1] > means[0] + 0.02, means

@@ -48,15 +48,32 @@ def iris() -> ArrayData:
                    "generated offline by the mnist1d package with its default arguments")
 def mnist1d() -> ArrayData:
     # make_dataset is the package's own generator; its download path is never used.
-    from mnist1d.data import get_dataset_args, make_dataset
-    state = np.random.get_state()  # the generator seeds numpy's global RNG; restore it
-    try:
-        d = make_dataset(get_dataset_args())
-    finally:
-        np.random.set_state(state)
+    d = _mnist1d_make()
     x = np.concatenate([d["x"], d["x_test"]])
     y = np.concatenate([d["y"], d["y_test"]])
     return validate_arrays("mnist1d", x, y, input_shape=(40,))
+
+
+def _mnist1d_make(**changes) -> dict:
+    from mnist1d.data import get_dataset_args, make_dataset
+    args = get_dataset_args()
+    for k, v in changes.items():
+        setattr(args, k, v)
+    state = np.random.get_state()  # the generator seeds numpy's global RNG; restore it
+    try:
+        return make_dataset(args)
+    finally:
+        np.random.set_state(state)
+
+
+def mnist1d_generator(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` new MNIST-1D inputs from the package's generator with a seed drawn from ``rng``
+    (the default data set uses seed 42)."""
+    return _mnist1d_make(num_samples=n, train_split=1.0, seed=int(rng.integers(43, 2**31)))["x"]
+
+
+# sources whose inputs can be generated anew (data.generated in a recipe)
+GENERATORS = {"mnist1d": mnist1d_generator}
 
 
 def load_source(source: str, *, target: str | None = None,

@@ -50,7 +50,9 @@ class Splits:
 
     def describe(self) -> str:
         n_lab = int(self.train.labeled.sum())
-        return (f"{self.name}: train {len(self.train)} ({n_lab} labeled), "
+        n_gen = int((self.train.y < 0).sum())
+        gen = f", {n_gen} generated" if n_gen else ""
+        return (f"{self.name}: train {len(self.train)} ({n_lab} labeled{gen}), "
                 f"val {len(self.val)}, test {len(self.test)}, {self.num_classes} classes")
 
 
