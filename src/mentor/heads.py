@@ -74,3 +74,36 @@ class DualHead(nn.Module):
         if self.training:
             return {"logits": z_ce, "head:kd": z_kd}
         return dual_head_combine(z_ce, z_kd, self.a, self.b)
+
+
+class AuxHead(nn.Module):
+    """The student plus a weak auxiliary classifier on an intermediate feature (USKD).
+
+    ``layer``: dotted path of the module whose (flattened) output feeds the auxiliary head;
+    ``None`` taps the input of the classifier (the student's last ``nn.Linear``). In training
+    mode ``forward`` returns ``{"logits": ..., "head:aux": ...}``, in eval mode the student's
+    logits: the auxiliary head only teaches during training.
+    """
+
+    def __init__(self, student: nn.Module, num_classes: int, layer: str | None = None):
+        super().__init__()
+        self.student = student
+        if layer is None:
+            resolve_module(student, last_linear(student), "aux_head.layer") \
+                .register_forward_pre_hook(lambda m, inputs: self._keep(inputs[0]))
+        else:
+            resolve_module(student, layer, "aux_head.layer") \
+                .register_forward_hook(lambda m, inputs, out: self._keep(out))
+        self.aux = nn.LazyLinear(num_classes)
+        self._feature: Tensor | None = None
+
+    def _keep(self, feature: Tensor) -> None:
+        self._feature = feature
+
+    def forward(self, x: Tensor):
+        logits = self.student(x)
+        aux = self.aux(self._feature.flatten(1))  # always run: initialises the lazy head
+        self._feature = None
+        if self.training:
+            return {"logits": logits, "head:aux": aux}
+        return logits

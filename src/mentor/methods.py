@@ -394,3 +394,34 @@ def _ferkd(p: FerKDParams) -> MethodPlan:
     ], refiners=[FerKDCalibration(p.discard, p.calibrate, p.epsilon)],
         description=f"FerKD: drop {100 * p.discard:g}%, calibrate {100 * p.calibrate:g}% "
                     f"(eps {p.epsilon:g}), KD T={p.temperature:g}")
+
+
+class USKDParams(_Params):
+    alpha: float = Field(1.0, ge=0, description="target-term weight")
+    beta: float = Field(0.1, ge=0, description="Zipf non-target weight")
+    mu: float = Field(0.005, ge=0, description="weight of the weak head's smoothed CE")
+    layer: str | None = Field(None, description="module feeding the weak head (default: the "
+                              "classifier's input)")
+
+
+@register_method("uskd", USKDParams, paper="Yang et al. 2023, USKD (ICCV); METHODS.md §18",
+                 claim=Claim("scratch", ">=", "+1.17 % MobileNet, +0.55 % DeiT-Tiny on "
+                             "ImageNet, teacher-free"),
+                 description="teacher-free self-KD: CE + customised target term + Zipf "
+                 "non-target labels ranked with a weak auxiliary head (label-smoothed CE)")
+def _uskd(p: USKDParams) -> MethodPlan:
+    from .heads import AuxHead
+    return MethodPlan([
+        Objective("ce", 1.0, rows="labeled"),
+        Objective("uskd", 1.0, {"alpha": p.alpha, "beta": p.beta}, rows="labeled",
+                  against="head:aux"),
+        Objective("ce", p.mu, {"label_smoothing": 0.1}, rows="labeled", on="head:aux"),
+    ], wrap_student=lambda m: AuxHead(m, _num_outputs(m), p.layer),
+        description=f"USKD, alpha={p.alpha:g}, beta={p.beta:g}, mu={p.mu:g}")
+
+
+def _num_outputs(model) -> int:
+    """Classes of a student: the out_features of its last nn.Linear."""
+    from .features import resolve_module
+    from .heads import last_linear
+    return resolve_module(model, last_linear(model), "student").out_features

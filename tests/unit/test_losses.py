@@ -388,6 +388,8 @@ def test_contract_deterministic(name):
 def test_contract_masking_equals_slicing(name):
     """loss(rows[mask]) == loss(all rows)[mask]: every row's value depends only on that row."""
     spec = _spec(name)
+    if spec.batch_coupled:
+        pytest.skip(f"{name} couples rows through batch statistics by design")
     student, teacher, labels = _inputs(spec, b=8)
     mask = torch.tensor([True, False, True, True, False, False, True, False])
     full = _call(spec, student, teacher, labels)

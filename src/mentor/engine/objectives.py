@@ -48,7 +48,9 @@ class Objective:
             mean_fn = standardized(mean_fn) if mean_fn is not None else None
         self.fn = fn
         self.mean_fn = mean_fn
-        self.needs_teacher = spec.needs_teacher
+        # a target read from one of the student's own heads (self-distillation) needs no teacher
+        self.self_target = self.against.startswith("head:")
+        self.needs_teacher = spec.needs_teacher and not self.self_target
         self.needs_labels = spec.needs_labels
 
     def weight_at(self, epoch: int) -> float:
@@ -60,7 +62,10 @@ class Objective:
     def __call__(self, outputs: Tensor | dict[str, Tensor], targets: Targets | None,
                  batch: Batch) -> Tensor:
         logits = outputs[self.on] if type(outputs) is dict else outputs
-        if targets is None:
+        if self.self_target:
+            t_logits = outputs[self.against].detach()
+            targets = None
+        elif targets is None:
             t_logits = None
         elif self.against == "logits":
             t_logits = targets.logits

@@ -11,7 +11,8 @@ from .logits import (binary_kl, binary_kl_norm, cross_entropy, dkd, kd, logit_st
                      symmetric_kl, topk_kd)
 from .features import channel_kd, feature_cosine, feature_mse
 from .ranking import pld, teacher_optimal_order
+from .selfkd import uskd, zipf_non_target
 
 __all__ = ["LossSpec", "loss_spec", "standardized", "binary_kl", "binary_kl_norm",
            "channel_kd", "cross_entropy", "dkd", "feature_cosine", "feature_mse", "kd", "logit_standardize", "nkd", "pld", "symmetric_kl",
-           "teacher_optimal_order", "topk_kd"]
+           "teacher_optimal_order", "topk_kd", "uskd", "zipf_non_target"]

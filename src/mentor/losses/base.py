@@ -28,6 +28,7 @@ class LossSpec:
     impl: Callable[..., Any] | None = None  # same values, parameters not re-checked
     mean_impl: Callable[..., Any] | None = None  # batch mean in one fused expression
     trailing_dims: tuple[int, ...] = ()  # example input (B, C, *trailing) for contract tests
+    batch_coupled: bool = False  # a row's value depends on batch statistics (e.g. USKD)
 
     def check(self, params: dict[str, Any]) -> dict[str, Any]:
         """Return defaults updated with ``params``; raise on unknown or out-of-range values."""
@@ -56,7 +57,7 @@ def register_loss(name: str, *, description: str, paper: str = "", needs_teacher
                   needs_labels: bool, defaults: dict[str, Any],
                   constraints: dict[str, dict[str, Any]] | None = None,
                   logit_loss: bool = True, mean: Callable[..., Any] | None = None,
-                  trailing_dims: tuple[int, ...] = ()):
+                  trailing_dims: tuple[int, ...] = (), batch_coupled: bool = False):
     """Decorator: register a loss implementation with its declared constraints.
 
     Returns the public function: it checks its parameters against the declared constraints,
@@ -72,7 +73,8 @@ def register_loss(name: str, *, description: str, paper: str = "", needs_teacher
 
         functools.update_wrapper(checked, impl)
         spec = LossSpec(name, checked, needs_teacher, needs_labels, dict(defaults),
-                        dict(constraints or {}), logit_loss, impl, mean, tuple(trailing_dims))
+                        dict(constraints or {}), logit_loss, impl, mean, tuple(trailing_dims),
+                        batch_coupled)
         LOSSES.register(name, description=description, paper=paper)(spec)
         checked.spec = spec
         return checked
