@@ -47,7 +47,7 @@ class Distiller:
         self.method = get_method(method)
         self.plan = self.method.plan(**method_params)
         self.student = student
-        self.model = self.plan.prepare_student(student)  # what is trained and used to predict
+        self.model = student  # what is trained and predicts; a method may wrap it in fit
         self.teacher_source = teacher
         self.seed = seed
         self.refiners = list(refiners)
@@ -60,6 +60,7 @@ class Distiller:
         teacher = None
         if self.plan.needs_teacher:
             teacher = as_teacher(self.teacher_source, data.num_classes)
+        self.model = self.plan.prepare_student(self.student, data.train.x[:2])
         train = self.plan.prepare_train(data.train, self.seed)
         self.result = fit(self.model, train, data.val, objectives=self.plan.objectives,
                           taps=self.plan.taps,

@@ -80,12 +80,13 @@ class AuxHead(nn.Module):
     """The student plus a weak auxiliary classifier on an intermediate feature (USKD).
 
     ``layer``: dotted path of the module whose (flattened) output feeds the auxiliary head;
-    ``None`` taps the input of the classifier (the student's last ``nn.Linear``). In training
+    ``None`` taps the input of the classifier (the student's last ``nn.Linear``).
+    ``example``: a few input rows, used once to size the head. In training
     mode ``forward`` returns ``{"logits": ..., "head:aux": ...}``, in eval mode the student's
     logits: the auxiliary head only teaches during training.
     """
 
-    def __init__(self, student: nn.Module, num_classes: int, layer: str | None = None):
+    def __init__(self, student: nn.Module, example: Tensor, layer: str | None = None):
         super().__init__()
         self.student = student
         if layer is None:
@@ -94,16 +95,21 @@ class AuxHead(nn.Module):
         else:
             resolve_module(student, layer, "aux_head.layer") \
                 .register_forward_hook(lambda m, inputs, out: self._keep(out))
-        self.aux = nn.LazyLinear(num_classes)
         self._feature: Tensor | None = None
+        with torch.no_grad():  # size the head from the tapped feature and the logits
+            was = student.training
+            student.eval()
+            logits = student(example[:2])
+            student.train(was)
+        self.aux = nn.Linear(self._feature.flatten(1).shape[1], logits.shape[-1])
+        self._feature = None
 
     def _keep(self, feature: Tensor) -> None:
         self._feature = feature
 
     def forward(self, x: Tensor):
         logits = self.student(x)
-        aux = self.aux(self._feature.flatten(1))  # always run: initialises the lazy head
-        self._feature = None
+        feature, self._feature = self._feature, None
         if self.training:
-            return {"logits": logits, "head:aux": aux}
+            return {"logits": logits, "head:aux": self.aux(feature.flatten(1))}
         return logits

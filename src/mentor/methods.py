@@ -20,8 +20,9 @@ class MethodPlan:
     """What a method plugs into the engine.
 
     ``taps``: feature taps (:class:`mentor.features.Tap`) whose outputs objectives read as
-    ``feat:<name>``. ``wrap_student``: turns the user's student into the trained module (e.g.
-    a :class:`mentor.heads.DualHead`); the wrapped module is what inference uses.
+    ``feat:<name>``. ``wrap_student(student, example_rows)``: turns the user's student into
+    the trained module (e.g. a :class:`mentor.heads.DualHead`); the wrapped module is what
+    inference uses.
     ``select_train``: ``(train split, seed) -> split``, the rows the student trains on.
     """
 
@@ -30,11 +31,12 @@ class MethodPlan:
     updater: Any = None
     description: str = ""
     taps: list[Any] = field(default_factory=list)
-    wrap_student: Callable[[Any], Any] | None = None
+    wrap_student: Callable[[Any, Any], Any] | None = None
     select_train: Callable[[Any, int], Any] | None = None
 
-    def prepare_student(self, student):
-        return self.wrap_student(student) if self.wrap_student is not None else student
+    def prepare_student(self, student, example):
+        """The module to train; ``example``: a few input rows (to size new heads)."""
+        return self.wrap_student(student, example) if self.wrap_student is not None else student
 
     def prepare_train(self, train, seed: int):
         """The training rows this method uses for ``seed`` (all of them unless it prunes)."""
@@ -321,7 +323,7 @@ def _dhkd(p: DHKDParams) -> MethodPlan:
         Objective("ce", p.ce_weight, rows="labeled"),
         Objective("binary_kl_norm", p.alpha, {"temperature": p.temperature}, rows="all",
                   on="head:kd"),
-    ], wrap_student=lambda m: DualHead(m, p.head, a=0.0),
+    ], wrap_student=lambda m, x: DualHead(m, p.head, a=0.0),
         description=f"dual head: CE | BinaryKL-Norm (T={p.temperature:g}, x{p.alpha:g})")
 
 
@@ -341,7 +343,7 @@ def _dho(p: DHOParams) -> MethodPlan:
     return MethodPlan([
         Objective("ce", 0.5, rows="labeled"),
         Objective("kd", 0.5, {"temperature": p.temperature}, rows="all", on="head:kd"),
-    ], wrap_student=lambda m: DualHead(m, p.head, a=p.a, b=p.b),
+    ], wrap_student=lambda m, x: DualHead(m, p.head, a=p.a, b=p.b),
         description=f"DHO, T={p.temperature:g}, inference a={p.a:g}, b={p.b:g}")
 
 
@@ -416,12 +418,5 @@ def _uskd(p: USKDParams) -> MethodPlan:
         Objective("uskd", 1.0, {"alpha": p.alpha, "beta": p.beta}, rows="labeled",
                   against="head:aux"),
         Objective("ce", p.mu, {"label_smoothing": 0.1}, rows="labeled", on="head:aux"),
-    ], wrap_student=lambda m: AuxHead(m, _num_outputs(m), p.layer),
+    ], wrap_student=lambda m, x: AuxHead(m, x, p.layer),
         description=f"USKD, alpha={p.alpha:g}, beta={p.beta:g}, mu={p.mu:g}")
-
-
-def _num_outputs(model) -> int:
-    """Classes of a student: the out_features of its last nn.Linear."""
-    from .features import resolve_module
-    from .heads import last_linear
-    return resolve_module(model, last_linear(model), "student").out_features

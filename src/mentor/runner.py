@@ -333,7 +333,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                     torch.manual_seed(seed)
                     student = plan.prepare_student(build_model(
                         s.recipe.student.model, s.splits.input_shape, s.splits.num_classes,
-                        **s.recipe.student.build_kwargs()))
+                        **s.recipe.student.build_kwargs()), s.splits.train.x[:2])
                     n_params = count_params(student)
                     cb = bars.start(f"{s.name} / {label} / seed {seed}", s.recipe.train.epochs)
                     ckpt = tmp / "checkpoints" / s.name / label / f"seed{seed}"

@@ -152,3 +152,17 @@ def test_generated_inputs_need_a_source_with_a_generator(mentor, write_recipe, r
     write_recipe(recipe_dict(data={"source": "iris", "generated": 10}), "g.yaml")
     refused(mentor("run", "g.yaml", "--out", "runs", "--quiet"),
             "data.generated needs a source with a generator (mnist1d), got source 'iris'")
+
+
+def test_every_preset_runs_from_a_recipe(mentor, write_recipe, recipe_dict, tmp_path):
+    """Every registered method runs through `mentor run` (wrapped students, taps, pruning,
+    refiners): one epoch, one seed."""
+    from mentor.registry import METHODS
+    extra = {"feature-kd": {"student_layer": "1", "teacher_layer": "1"}}
+    methods = [{"name": n, **extra.get(n, {})} for n in METHODS.names()]
+    write_recipe(recipe_dict(name="all", methods=methods, train={"epochs": 1, "seeds": [0]}),
+                 "all.yaml")
+    _ok(mentor("run", "all.yaml", "--out", "runs", "--quiet"))
+    (run,) = list((tmp_path / "runs").iterdir())
+    rows = json.loads((run / "results.json").read_text())["rows"]
+    assert sorted(r["method"] for r in rows) == sorted(METHODS.names())

@@ -19,7 +19,8 @@ SPEC = TrainSpec(epochs=15, batch_size=64, lr=3e-3)
 def _train(splits, teacher, method, seed=0, spec=SPEC, **params):
     plan = get_method(method).plan(**params)
     torch.manual_seed(seed)
-    student = plan.prepare_student(mlp(splits.input_shape, 10, hidden=[32]))
+    student = plan.prepare_student(mlp(splits.input_shape, 10, hidden=[32]),
+                                   splits.train.x[:2])
     res = fit(student, splits.train, splits.val, objectives=plan.objectives,
               teacher=teacher if plan.needs_teacher else None, spec=spec, seed=seed,
               num_classes=10, taps=plan.taps)
