@@ -77,7 +77,9 @@ class Refiner(Protocol):
     """Turns teacher targets into the supervision the losses see: ``Targets -> Targets``.
 
     Refiners filter (``mask``), weight (``weight``) or transform (``logits``/``labels``)
-    and compose in a chain, each seeing the previous one's output.
+    and compose in a chain, each seeing the previous one's output. A refiner with state
+    (prototypes, class thresholds) may define ``reset()``; the engine calls it when a training
+    run starts.
     """
 
     def __call__(self, targets: Targets, batch: Batch) -> Targets: ...

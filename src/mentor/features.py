@@ -24,11 +24,12 @@ class Tap:
     """Distill feature ``name``: student module ``student`` against teacher module ``teacher``.
 
     ``projector``: ``"auto"`` (a linear map / 1x1 convolution from the student's width to the
-    teacher's when they differ, identity otherwise) or ``"none"``.
+    teacher's when they differ, identity otherwise) or ``"none"``. ``student=None`` taps the
+    teacher only (its feature reaches refiners as ``Targets.extra``).
     """
 
     name: str
-    student: str
+    student: str | None
     teacher: str
     projector: str = "auto"
 
@@ -96,7 +97,8 @@ class TappedStudent(nn.Module):
                  example: Tensor):
         super().__init__()
         self.student = student
-        self.taps = list(taps)
+        self.taps = [t for t in taps if t.student is not None]
+        taps = self.taps
         self._rec = _Recorder(student, {t.key: t.student for t in taps}, "student tap")
         with torch.no_grad():
             was = student.training

@@ -420,3 +420,30 @@ def _uskd(p: USKDParams) -> MethodPlan:
         Objective("ce", p.mu, {"label_smoothing": 0.1}, rows="labeled", on="head:aux"),
     ], wrap_student=lambda m, x: AuxHead(m, x, p.layer),
         description=f"USKD, alpha={p.alpha:g}, beta={p.beta:g}, mu={p.mu:g}")
+
+
+class ProtoKDParams(_Params):
+    teacher_layer: str = Field(description="teacher module whose output is the feature")
+    kappa: float = Field(10.0, gt=0)
+    momentum: float = Field(0.5, ge=0, le=1)
+    low: float = Field(0.5, ge=0, le=1)
+    high: float = Field(0.9, ge=0, le=1)
+    temperature: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, ge=0, description="weight of the KD term")
+
+
+@register_method("proto-kd", ProtoKDParams, paper="PS-TTL (METHODS.md §21)",
+                 claim=Claim("scratch", ">=", "prototype soft labels use more unlabeled "
+                             "samples and help few-shot classes"),
+                 description="CE + KD where uncertain unlabeled rows learn from class-prototype "
+                 "soft labels of the teacher's features; very uncertain rows are dropped")
+def _proto_kd(p: ProtoKDParams) -> MethodPlan:
+    from .features import Tap
+    from .targets import PrototypeSoftLabels
+    tap = Tap("proto", None, p.teacher_layer)
+    return MethodPlan([
+        Objective("ce", 1.0, rows="labeled"),
+        Objective("kd", p.weight, {"temperature": p.temperature}, rows="all"),
+    ], taps=[tap], refiners=[PrototypeSoftLabels(tap.key, p.kappa, p.momentum, p.low, p.high)],
+        description=f"prototype soft labels (kappa {p.kappa:g}, band {p.low:g}-{p.high:g}) + "
+                    f"KD x{p.weight:g}")

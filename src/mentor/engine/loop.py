@@ -196,6 +196,9 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                               f"{getattr(teacher, 'description', type(teacher).__name__)}: its "
                               "outputs change during training; expected 'auto' or 'never'")
         signal = TeacherSignal(teacher, x, cache)
+    for refiner in refiners:  # stateful refiners start afresh with each run
+        if callable(getattr(refiner, "reset", None)):
+            refiner.reset()
     need_pseudo = lab_mask is not None and any(
         o.needs_labels and o.rows == "all" for o in objectives)
 
