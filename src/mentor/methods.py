@@ -135,10 +135,14 @@ class KDParams(_Params):
                  paper="Hinton et al. 2015, arXiv:1503.02531",
                  description="(1-alpha)*CE(labels) + alpha*T^2*KL(teacher || student)")
 def _kd(p: KDParams) -> MethodPlan:
-    return MethodPlan([
-        Objective("ce", 1.0 - p.alpha, rows="labeled"),
-        Objective("kd", p.alpha, {"temperature": p.temperature}, rows="all"),
-    ], description=f"Hinton KD, T={p.temperature:g}, alpha={p.alpha:g}")
+    return MethodPlan(hinton(p.alpha, p.temperature),
+                      description=f"Hinton KD, T={p.temperature:g}, alpha={p.alpha:g}")
+
+
+def hinton(alpha: float, temperature: float) -> list[Objective]:
+    """``(1 − α)·CE`` on the labeled rows and ``α·KD_T`` on all rows (Hinton et al. 2015)."""
+    return [Objective("ce", 1.0 - alpha, rows="labeled"),
+            Objective("kd", alpha, {"temperature": temperature}, rows="all")]
 
 
 class LSKDParams(_Params):
@@ -294,8 +298,7 @@ def _feature_kd(p: FeatureKDParams) -> MethodPlan:
     from .features import Tap
     tap = Tap("f", p.student_layer, p.teacher_layer, p.projector)
     return MethodPlan([
-        Objective("ce", 1.0 - p.alpha, rows="labeled"),
-        Objective("kd", p.alpha, {"temperature": p.temperature}, rows="all"),
+        *hinton(p.alpha, p.temperature),
         Objective("channel_kd" if p.feature_loss == "channel" else f"feature_{p.feature_loss}",
                   p.feature_weight,
                   {"temperature": p.feature_temperature} if p.feature_loss == "channel" else {},
@@ -368,10 +371,9 @@ def pruning_kd_weight(keep_fraction: float) -> float:
 def _pruned_kd(p: PrunedKDParams) -> MethodPlan:
     from .select import keep_fraction
     alpha = pruning_kd_weight(p.keep_fraction) if p.alpha is None else p.alpha
-    return MethodPlan([
-        Objective("ce", 1.0 - alpha, rows="labeled"),
-        Objective("kd", alpha, {"temperature": p.temperature}, rows="all"),
-    ], select_train=lambda train, seed: keep_fraction(train, p.keep_fraction, seed),
+    return MethodPlan(
+        hinton(alpha, p.temperature),
+        select_train=lambda train, seed: keep_fraction(train, p.keep_fraction, seed),
         description=f"random {100 * p.keep_fraction:g}% of rows + KD (alpha {alpha:g}, "
                     f"T={p.temperature:g})")
 
@@ -390,10 +392,9 @@ class FerKDParams(_Params):
                  "by softened hard labels (per batch, by the teacher's true-class probability)")
 def _ferkd(p: FerKDParams) -> MethodPlan:
     from .targets import FerKDCalibration
-    return MethodPlan([
-        Objective("ce", 1.0 - p.alpha, rows="labeled"),
-        Objective("kd", p.alpha, {"temperature": p.temperature}, rows="all"),
-    ], refiners=[FerKDCalibration(p.discard, p.calibrate, p.epsilon)],
+    return MethodPlan(
+        hinton(p.alpha, p.temperature),
+        refiners=[FerKDCalibration(p.discard, p.calibrate, p.epsilon)],
         description=f"FerKD: drop {100 * p.discard:g}%, calibrate {100 * p.calibrate:g}% "
                     f"(eps {p.epsilon:g}), KD T={p.temperature:g}")
 
