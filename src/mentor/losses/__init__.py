@@ -14,5 +14,6 @@ from .ranking import pld, teacher_optimal_order
 from .selfkd import uskd, zipf_non_target
 
 __all__ = ["LossSpec", "loss_spec", "standardized", "binary_kl", "binary_kl_norm",
-           "channel_kd", "cross_entropy", "dkd", "feature_cosine", "feature_mse", "kd", "logit_standardize", "nkd", "pld", "symmetric_kl",
-           "teacher_optimal_order", "topk_kd", "uskd", "zipf_non_target"]
+           "channel_kd", "cross_entropy", "dkd", "feature_cosine", "feature_mse", "kd",
+           "logit_standardize", "nkd", "pld", "symmetric_kl", "teacher_optimal_order", "topk_kd",
+           "uskd", "zipf_non_target"]
