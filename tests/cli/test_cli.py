@@ -158,7 +158,8 @@ def test_every_preset_runs_from_a_recipe(mentor, write_recipe, recipe_dict, tmp_
     """Every registered method runs through `mentor run` (wrapped students, taps, pruning,
     refiners): one epoch, one seed."""
     from mentor.registry import METHODS
-    extra = {"feature-kd": {"student_layer": "1", "teacher_layer": "1"}}
+    extra = {"feature-kd": {"student_layer": "1", "teacher_layer": "1"},
+             "proto-kd": {"teacher_layer": "1"}}
     methods = [{"name": n, **extra.get(n, {})} for n in METHODS.names()]
     write_recipe(recipe_dict(name="all", methods=methods, train={"epochs": 1, "seeds": [0]}),
                  "all.yaml")
