@@ -308,14 +308,14 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
     metrics_lines: list[str] = []
     with _Progress(show, n_runs) as bars:
         for s in run.settings:
+            task = TASKS.get(s.recipe.task)
             if s.recipe.teacher is not None and s.teacher_key not in teachers:
                 if s.teacher is not None:
                     t = s.teacher.to(device) if hasattr(s.teacher, "to") else s.teacher
                     tl = t.logits(s.splits.test.x.to(device))
-                    tacc = float((tl.argmax(-1).cpu() == s.splits.test.y).float().mean())
+                    tacc = float(task.correct(tl, s.splits.test.y.to(device)).float().mean())
                     info = {"description": t.description, "test_accuracy": tacc,
-                            "params": sum(p.numel() for m in _modules(t)
-                                          for p in m.parameters())}
+                            "params": sum(count_params(m) for m in _modules(t))}
                 else:
                     tdir = tmp / "teacher" if not teachers else tmp / f"teacher-{len(teachers)}"
                     epochs = (s.recipe.teacher.train or s.recipe.train).epochs
@@ -323,7 +323,6 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                                             bars.start("teacher", epochs))
                 teachers[s.teacher_key] = (t, info)
             teacher, tinfo = teachers.get(s.teacher_key, (None, None))
-            task = TASKS.get(s.recipe.task)
             test_x, test_y = s.splits.test.x.to(device), s.splits.test.y.to(device)
             t_test = teacher.logits(test_x) if teacher is not None else None
             latency = None
