@@ -72,6 +72,15 @@ class Teacher(Protocol):
     def logits(self, x: Tensor) -> Tensor: ...
 
 
+def teacher_logits(teacher: Teacher, x: Tensor, index: Tensor | None = None) -> Tensor:
+    """How a teacher is asked: ``logits_at(x, index)`` when it has one and ``index`` is given
+    (training rows), else ``logits(x)``."""
+    at = getattr(teacher, "logits_at", None)
+    if index is not None and at is not None:
+        return at(x, index)
+    return teacher.logits(x)
+
+
 @runtime_checkable
 class Refiner(Protocol):
     """Turns teacher targets into the supervision the losses see: ``Targets -> Targets``.

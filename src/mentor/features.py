@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .contracts import teacher_logits
 from .errors import MentorError
 
 
@@ -150,10 +151,7 @@ class TappedTeacher:
 
     def outputs(self, x: Tensor, index: Tensor | None = None) -> dict[str, Tensor]:
         with torch.no_grad():
-            at = getattr(self.teacher, "logits_at", None)
-            logits = at(x, index) if at is not None and index is not None else \
-                self.teacher.logits(x)
-            out = {"logits": logits, **self._rec.values}
+            out = {"logits": teacher_logits(self.teacher, x, index), **self._rec.values}
             self._rec.values = {}
             return out
 

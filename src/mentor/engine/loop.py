@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..contracts import Batch, Refiner, TaskAdapter, Targets, TeacherUpdater
+from ..contracts import Batch, Refiner, TaskAdapter, Targets, TeacherUpdater, teacher_logits
 from ..data.splits import Split
 from ..errors import MentorError, TrainingFault
 from ..features import Tap, TappedStudent, TappedTeacher, tapped_shapes
@@ -70,7 +70,6 @@ class TeacherSignal:
 
     def __init__(self, teacher, x: Tensor, cache: bool, chunk: int = 4096):
         self.teacher = teacher
-        self.by_index = getattr(teacher, "logits_at", None)
         self.all_outputs = getattr(teacher, "outputs", None)  # logits + tapped features
         self.cached: Tensor | dict[str, Tensor] | None = None
         if cache:
@@ -84,9 +83,7 @@ class TeacherSignal:
     def _compute(self, x: Tensor, index: Tensor) -> Tensor | dict[str, Tensor]:
         if self.all_outputs is not None:
             return self.all_outputs(x, index)
-        if self.by_index is not None:
-            return self.by_index(x, index)
-        return self.teacher.logits(x)
+        return teacher_logits(self.teacher, x, index)
 
     def __call__(self, x: Tensor, index: Tensor) -> Tensor | dict[str, Tensor]:
         cached = self.cached

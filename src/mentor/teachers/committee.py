@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..contracts import teacher_logits
 from ..errors import MentorError, check_param
 
 FUSE_MODES = ("mean", "logits", "weighted", "confidence")
@@ -119,16 +120,11 @@ class CommitteeTeacher:
         outs = []
         with torch.no_grad():
             for i, m in enumerate(self.members):
-                by_index = getattr(m, "logits_at", None)
-                if index is not None and by_index is not None:
-                    z = by_index(x, index)
-                elif callable(getattr(m, "logits", None)):
-                    z = m.logits(x)
-                else:
+                if index is None and not callable(getattr(m, "logits", None)):
                     raise MentorError(f"teacher.committee member {i} ({type(m).__name__}) only "
                                       "has logits_at(x, index) but was called without index; "
                                       "expected training-row positions")
-                outs.append(z)
+                outs.append(teacher_logits(m, x, index))
         self._check_shapes(outs, len(x))
         dtype = outs[0].dtype
         for z in outs[1:]:
