@@ -115,8 +115,6 @@ def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (
         return _fit(student, train, val, teacher=teacher, **kwargs)
     if teacher is None:
         raise MentorError("feature taps need a teacher, but none was given")
-    kwargs.get("task", CLASSIFICATION).check(student, teacher, train.x,
-                                             kwargs.get("num_classes"))
     tapped_teacher = TappedTeacher(teacher, list(taps))
     tapped_student = None
     try:
