@@ -339,32 +339,26 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                               source="--set") from None
         parts = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
         node: Any = out
-        for i, part in enumerate(parts[:-1]):
-            nxt = parts[i + 1]
-            if isinstance(node, list):
-                if not isinstance(part, int) or part >= len(node):
-                    raise RecipeError([f"{key}: index {part} does not exist; expected an "
-                                       f"index below {len(node)}"],
-                                      source="--set")
+        for i, part in enumerate(parts):
+            _check_step(node, part, key, parts[:i])
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                if isinstance(node, dict) and node.get(part) is None:
+                    node[part] = [] if isinstance(parts[i + 1], int) else {}
                 node = node[part]
-                continue
-            if not isinstance(node, dict):
-                raise RecipeError([f"{key}: {_fmt_loc(tuple(parts[:i]))} is "
-                                   f"{_short(node)}, not a mapping; expected a path of keys"],
-                                  source="--set")
-            if node.get(part) is None:
-                node[part] = [] if isinstance(nxt, int) else {}
-            node = node[part]
-        last = parts[-1]
-        if isinstance(node, list):
-            if not isinstance(last, int) or last >= len(node):
-                raise RecipeError([f"{key}: index {last} does not exist; expected an index "
-                                   f"below {len(node)}"], source="--set")
-        elif not isinstance(node, dict):
-            raise RecipeError([f"{key}: {_fmt_loc(tuple(parts[:-1]))} is {_short(node)}, not "
-                               "a mapping; expected a path of keys"], source="--set")
-        node[last] = value
     return out
+
+
+def _check_step(node: Any, part: Any, key: str, parent: list) -> None:
+    """``node[part]`` must be reachable for ``--set key``: an existing list index or a key."""
+    if isinstance(node, list):
+        if not isinstance(part, int) or part >= len(node):
+            raise RecipeError([f"{key}: index {part} does not exist; expected an index below "
+                               f"{len(node)}"], source="--set")
+    elif not isinstance(node, dict):
+        raise RecipeError([f"{key}: {_fmt_loc(tuple(parent))} is {_short(node)}, not a "
+                           "mapping; expected a path of keys"], source="--set")
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
