@@ -95,6 +95,21 @@ class TrainSpec(BaseModel):
     select: Literal["best_val", "last"] = "best_val"
 
 
+class PrivilegedSpec(BaseModel):
+    """The teacher sees more than the student. ``kind: labels``: LAD's label-assisted teacher
+    (METHODS.md §1) -- trained on ``[x || one-hot(y) + noise]`` with dual-path consistency,
+    then distilled into a student that sees only ``x``."""
+
+    model_config = _STRICT
+    kind: Literal["labels"] = "labels"
+    train_noise: float = Field(0.3, ge=0, description="std of the code noise while the "
+                               "teacher trains")
+    use_noise: float = Field(0.0, ge=0, description="std of the code noise while it teaches")
+    consistency: float = Field(5.0, ge=0, description="weight of the dual-path consistency "
+                               "term (0: the ablation)")
+    temperature: float = Field(4.0, gt=0, description="temperature of the consistency KD")
+
+
 class TeacherSpec(_ModelOptions):
     """Exactly one of: a model trained from the recipe (``model`` + ``train``), a safetensors
     ``checkpoint`` (architecture from ``model`` fields or the file's mentor metadata), or an
@@ -109,9 +124,18 @@ class TeacherSpec(_ModelOptions):
         "probs", description="ensemble fusion: mean of probabilities or logits, user-weighted "
         "or per-sample confidence-weighted probabilities")
     weights: list[float] | None = Field(None, description="one per member, for 'weighted'")
+    privileged: PrivilegedSpec | None = Field(None, description="train a privileged-input "
+                                              "teacher (kind: labels = LAD)")
 
     @model_validator(mode="after")
     def _one_source(self):
+        if self.privileged is not None and (self.checkpoint is not None
+                                            or self.ensemble is not None):
+            raise ValueError("'privileged' applies to a teacher trained from the recipe "
+                             "('model'), not to a checkpoint or an ensemble")
+        if self.privileged is not None and self.model == "cnn":
+            raise ValueError("'privileged' appends the label code to flat input rows, which a "
+                             "'cnn' cannot read; expected model 'mlp' or 'linear'")
         sources = [n for n, v in (("checkpoint", self.checkpoint), ("ensemble", self.ensemble))
                    if v is not None]
         if len(sources) > 1:
@@ -147,6 +171,8 @@ class SettingSpec(BaseModel):
     data: dict[str, Any] | None = None
     student: dict[str, Any] | None = None
     train: dict[str, Any] | None = None
+    teacher: dict[str, Any] | None = Field(None, description="teacher overrides; a setting "
+                                           "with a different teacher trains its own")
 
 
 class Recipe(BaseModel):
@@ -413,7 +439,7 @@ def setting_raw(raw: dict[str, Any], setting: str) -> dict[str, Any]:
     base = {k: v for k, v in raw.items() if k != "settings"}
     for s in raw.get("settings") or []:
         if s.get("name") == setting:
-            over = {k: s[k] for k in ("data", "student", "train") if s.get(k)}
+            over = {k: s[k] for k in ("data", "student", "train", "teacher") if s.get(k)}
             return deep_merge(base, over)
     raise RecipeError([f"no setting named {setting!r}"])
 

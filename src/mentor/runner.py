@@ -31,7 +31,8 @@ from .models import build_model, count_params
 from .registry import TASKS
 from .recipe import DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
 from .runinfo import environment, timestamp
-from .teachers import (CommitteeTeacher, EnsembleTeacher, ModuleTeacher,
+from .teachers import (CommitteeTeacher, EnsembleTeacher, LabelAssistedNet, ModuleTeacher,
+                       PrivilegedInputTeacher, dual_path_objectives, label_input_shape,
                        load_checkpoint_teacher)
 
 
@@ -162,6 +163,13 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
     for s in settings:
         if s.recipe.teacher is not None:
             check_ensemble(s.recipe.teacher, "teacher")
+            if s.recipe.teacher.privileged is not None:
+                for label, _, plan, _ in methods:
+                    if plan.select_train is not None:
+                        raise MentorError(
+                            f"method {label!r} trains on a subset of the training rows, but "
+                            "teacher.privileged needs every row aligned with its privileged "
+                            "input; expected a method without data selection")
     for s in settings:
         for label, _, plan, _ in methods:
             try:
@@ -192,30 +200,54 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
     if "mixed_precision" not in tspec.model_fields_set:  # one precision per process
         tspec = tspec.model_copy(update={"mixed_precision": default_train.mixed_precision})
     mspec = spec.model_spec()
+    priv = spec.privileged
+    input_shape = (label_input_shape(splits.input_shape, splits.num_classes) if priv
+                   else splits.input_shape)
     torch.manual_seed(spec.seed)
-    module = build_model(mspec.model, splits.input_shape, splits.num_classes,
-                         **mspec.build_kwargs())
+    module = build_model(mspec.model, input_shape, splits.num_classes, **mspec.build_kwargs())
+    if priv is not None:  # LAD: the label code is an input; two noisy passes per step
+        module = LabelAssistedNet(module, splits.num_classes, train_noise=priv.train_noise,
+                                  use_noise=priv.use_noise, seed=spec.seed)
+        objectives = dual_path_objectives(priv.consistency, priv.temperature)
+    else:
+        objectives = get_method("scratch").plan().objectives
     real = splits.train.y >= 0  # generated rows (label -1) are not the teacher's data
     all_labeled = data_mod.Split(splits.train.x[real], splits.train.y[real],
                                  torch.ones(int(real.sum()), dtype=torch.bool))
-    plan = get_method("scratch").plan()
-    res = fit(module, all_labeled, splits.val, objectives=plan.objectives, spec=tspec,
+    res = fit(module, all_labeled, splits.val, objectives=objectives, spec=tspec,
               seed=spec.seed, num_classes=splits.num_classes, on_epoch=on_epoch)
-    test = evaluate(res.model, splits.test.x.to(acc.device), splits.test.y.to(acc.device), acc)
+    test_x, test_y = splits.test.x.to(acc.device), splits.test.y.to(acc.device)
+    test = evaluate(res.model, test_x, test_y, acc, labels_as_input=priv is not None)
     arch = {"model": mspec.model, **mspec.build_kwargs()}
-    info = {"description": _describe_model(arch, splits) + " trained on all train labels",
-            "params": count_params(res.model), "test_accuracy": test["accuracy"],
-            "val_accuracy": res.best_val_accuracy, "best_epoch": res.best_epoch,
-            "seed": spec.seed}
+    description = _describe_model(arch, splits) + " trained on all train labels"
+    net = res.model
+    if priv is not None:
+        plain = _describe_model(arch, splits).replace(f"MLP {splits.in_features}-",
+                                                      f"MLP ({splits.in_features}+"
+                                                      f"{splits.num_classes})-", 1)
+        description = (f"label-assisted {plain} (LAD: sees a one-hot "
+                       f"label code, noise {priv.train_noise:g}; dual-path consistency "
+                       f"x{priv.consistency:g})")
+        net = res.model.net
+    info = {"description": description, "params": count_params(net),
+            "test_accuracy": test["accuracy"], "val_accuracy": res.best_val_accuracy,
+            "best_epoch": res.best_epoch, "seed": spec.seed}
+    if priv is not None:  # what the label channel buys: accuracy without any label code
+        info["test_accuracy_without_labels"] = evaluate(res.model, test_x, test_y,
+                                                        acc)["accuracy"]
     if out_dir is not None and acc.is_main_process:
-        save_weights(out_dir / "model.safetensors", res.model,
-                     {"mentor.model": arch, "mentor.num_classes": splits.num_classes,
-                      "mentor.input_shape": list(splits.input_shape)})
+        meta = {"mentor.model": arch, "mentor.num_classes": splits.num_classes,
+                "mentor.input_shape": list(input_shape)}
+        if priv is not None:
+            meta["mentor.privileged"] = priv.model_dump(mode="json")
+        save_weights(out_dir / "model.safetensors", net, meta)
         atomic_write_text(out_dir / "recipe.yaml", yaml.safe_dump(
             {"teacher": spec.model_dump(mode="json", exclude_none=True),
              "train": tspec.model_dump(mode="json"), "data": splits.describe(),
              "test_accuracy": test["accuracy"]}, sort_keys=False))
-    return ModuleTeacher(res.model, splits.num_classes, info["description"]), info
+    if priv is not None:
+        return res.model.teacher(splits.train.y, description), info
+    return ModuleTeacher(res.model, splits.num_classes, description), info
 
 
 def _describe_model(arch: dict, splits: Splits) -> str:
@@ -324,7 +356,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                 teachers[s.teacher_key] = (t, info)
             teacher, tinfo = teachers.get(s.teacher_key, (None, None))
             test_x, test_y = s.splits.test.x.to(device), s.splits.test.y.to(device)
-            t_test = teacher.logits(test_x) if teacher is not None else None
+            teacher_fn = _teacher_on(teacher, test_y)
+            t_test = teacher_fn(test_x) if teacher is not None else None
             latency = None
             for label, mname, plan, params in run.methods:
                 accs, agrees, vals, n_params = [], [], [], 0
@@ -364,7 +397,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                         "steps": res.steps, "teacher_cached": res.teacher_cached,
                         "history": res.history}))
                     if latency is None and teacher is not None and acc.is_main_process:
-                        latency = speedup(teacher.logits, res.model, test_x)
+                        latency = speedup(teacher_fn, res.model, test_x)
                     bars.done()
                 rows.append({
                     "setting": s.name, "method": label, "method_name": mname,
@@ -382,7 +415,9 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
         "name": run.recipe.name, "description": run.recipe.description,
         "created": environment()["created"], "teacher": first_teacher,
         "settings": [{"name": s.name, "description": s.description or s.splits.describe(),
-                      "data": s.splits.describe()} for s in run.settings],
+                      "data": s.splits.describe(),
+                      "teacher": teachers[s.teacher_key][1] if s.teacher_key in teachers
+                      else None} for s in run.settings],
         "rows": rows, "seeds": seeds,
         "std": "population standard deviation over seeds",
         "selection": f"student weights selected by {run.recipe.train.select} on the "
@@ -391,6 +426,15 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
     if acc.is_main_process:
         atomic_write_text(tmp / "metrics.jsonl", "\n".join(metrics_lines) + "\n")
     return results, histories
+
+
+def _teacher_on(teacher, test_y: torch.Tensor):
+    """The teacher as a function of the test inputs. A privileged teacher gets the test rows'
+    privileged information (a label-assisted teacher: the test labels), so its agreement and
+    latency are those of the teacher the student learned from."""
+    if isinstance(teacher, PrivilegedInputTeacher) and teacher.extra is not None:
+        return lambda x: teacher.logits_with(x, test_y[:len(x)])
+    return getattr(teacher, "logits", None)
 
 
 def _modules(teacher) -> list[torch.nn.Module]:

@@ -177,6 +177,16 @@ CASES = [
     # 11. YAML with a Python tag
     Case("yaml-python-tag", ("recipe.yaml", "'!!python/object/apply:os.system'",
                              "not allowed"), _python_tag),
+    # 14. privileged (label-assisted) teachers
+    Case("privileged-cnn", ("teacher", "'cnn' cannot read", "expected model 'mlp' or "
+                            "'linear'"),
+         _recipe(teacher={"model": "cnn", "privileged": {"kind": "labels"}})),
+    Case("privileged-unknown-kind", ("teacher.privileged.kind", "'clean'", "'labels'"),
+         _recipe(teacher={"model": "mlp", "privileged": {"kind": "clean"}})),
+    Case("privileged-with-pruning", ("method 'pruned-kd'", "subset of the training rows",
+                                     "teacher.privileged"),
+         _recipe(teacher={"model": "mlp", "hidden": [16], "privileged": {"kind": "labels"}},
+                 methods=[{"name": "pruned-kd"}])),
     # 13. recipe files
     Case("missing-recipe", ("'missing.yaml'", "does not exist"),
          argv=("run", "missing.yaml", "--out", "runs")),

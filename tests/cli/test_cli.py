@@ -8,6 +8,8 @@ import json
 import pytest
 import yaml
 
+from mentor.recipe import builtin_recipes
+
 METHODS = ("scratch", "kd", "ls-kd", "dkd", "ls-dkd")
 ROW_KEYS = {"method", "params", "seeds", "test_accuracy_mean", "test_accuracy_std"}
 
@@ -101,7 +103,7 @@ def test_non_finite_loss_stops_the_run_with_exit_1_and_leaves_nothing(mentor, wr
     assert not runs.exists() or list(runs.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["default", "kd-family", "mnist1d"])
+@pytest.mark.parametrize("name", sorted(builtin_recipes()))
 def test_every_builtin_recipe_validates(mentor, name):
     out = _ok(mentor("recipes", "validate", name))
     assert out.startswith("ok"), out
@@ -167,3 +169,25 @@ def test_every_preset_runs_from_a_recipe(mentor, write_recipe, recipe_dict, tmp_
     (run,) = list((tmp_path / "runs").iterdir())
     rows = json.loads((run / "results.json").read_text())["rows"]
     assert sorted(r["method"] for r in rows) == sorted(METHODS.names())
+
+
+def test_label_assisted_teacher_from_a_recipe(mentor, write_recipe, recipe_dict, tmp_path):
+    """teacher.privileged (LAD): the teacher trains on [x || label code] with dual-path
+    consistency; the results record its accuracy with and without the code, and a setting
+    with a different teacher trains (and reports) its own."""
+    r = recipe_dict(name="lad", teacher={"model": "mlp", "hidden": [16], "train": {"epochs": 3},
+                                         "privileged": {"kind": "labels", "train_noise": 0.3}},
+                    methods=[{"name": "kd"}], train={"epochs": 2, "seeds": [0]},
+                    settings=[{"name": "lad"},
+                              {"name": "plain", "teacher": {"privileged": None}}])
+    write_recipe(r, "lad.yaml")
+    out = _ok(mentor("run", "lad.yaml", "--out", "runs", "--quiet"))
+    assert "label-assisted MLP (4+3)-16-3" in out and "plain teacher: MLP 4-16-3" in out
+    (run,) = list((tmp_path / "runs").iterdir())
+    results = json.loads((run / "results.json").read_text())
+    lad, plain = (s["teacher"] for s in results["settings"])
+    assert "dual-path consistency x5" in lad["description"]
+    assert 0 <= lad["test_accuracy_without_labels"] <= 1
+    assert "test_accuracy_without_labels" not in plain
+    assert {r["setting"] for r in results["rows"]} == {"lad", "plain"}
+    assert all(r["teacher_agreement_mean"] is not None for r in results["rows"])

@@ -13,18 +13,26 @@ def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: Tensor, chunk: int = 4096) -> Tensor:
+def predict_logits(model: nn.Module, x: Tensor, chunk: int = 4096,
+                   y: Tensor | None = None) -> Tensor:
+    """Eval-mode logits in chunks; ``y`` given: ``model(x, y)`` (labels as model input)."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)]) if len(x) else None
+    out = torch.cat([model(x[i:i + chunk]) if y is None else
+                     model(x[i:i + chunk], y[i:i + chunk])
+                     for i in range(0, len(x), chunk)]) if len(x) else None
     model.train(was_training)
     return out
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, accelerator=None,
-             teacher_logits: Tensor | None = None, task=None) -> dict[str, float]:
+             teacher_logits: Tensor | None = None, task=None,
+             labels_as_input: bool = False) -> dict[str, float]:
     """Accuracy (and agreement with ``teacher_logits``) over the whole split.
+
+    ``labels_as_input``: the model reads the labels as privileged input (``model(x, y)``,
+    a label-assisted teacher); its accuracy is then the label-assisted accuracy.
 
     Under several processes each evaluates its contiguous shard and the counts are summed
     across processes, so the result covers every row exactly once (``n`` says how many).
@@ -37,7 +45,7 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, accelerator=None,
     if task is None:
         from ..tasks import CLASSIFICATION as task
     if hi > lo:
-        logits = predict_logits(model, x[lo:hi])
+        logits = predict_logits(model, x[lo:hi], y=y[lo:hi] if labels_as_input else None)
         counts[0] = task.correct(logits, y[lo:hi]).sum()
         counts[1] = hi - lo
         if teacher_logits is not None:

@@ -113,6 +113,9 @@ def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (
     """
     if not taps:
         return _fit(student, train, val, teacher=teacher, **kwargs)
+    if getattr(student, "takes_labels", False):
+        raise MentorError(f"feature taps work on students called as student(x); "
+                          f"{type(student).__name__} takes the labels as input")
     if teacher is None:
         raise MentorError("feature taps need a teacher, but none was given")
     tapped_teacher = TappedTeacher(teacher, list(taps))
@@ -149,6 +152,9 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     task.check(student, teacher if needs_teacher else None, train.x, num_classes)
     probe_objectives(objectives, num_classes)
 
+    # a model that reads the labels as privileged input (a label-assisted teacher being
+    # trained) is called model(x, y), with y = -1 on rows whose label it may not see
+    takes_labels = bool(getattr(student, "takes_labels", False))
     plain = uses_plain_step(acc)
     student.to(device)
     model = acc.prepare_model(student)
@@ -260,12 +266,13 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                 targets = Targets(zt, labels, extra=extra)
                 for refine in refiners:
                     targets = refine(targets, batch)
+            inputs = (xb, batch.y) if takes_labels else (xb,)
             if autocast is None:
-                logits = model(xb)
+                logits = model(*inputs)
                 total = _weighted_sum(objectives, logits, targets, batch, epoch)
             else:
                 with autocast():
-                    logits = model(xb)
+                    logits = model(*inputs)
                     total = _weighted_sum(objectives, logits, targets, batch, epoch)
             value = total.item()  # one read per step: exact step of a NaN/inf, cheap on CPU
             if not math.isfinite(value):
@@ -294,7 +301,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         done = steps_per_epoch
         start_b = 0
         order = None
-        val = evaluate(model, x_val, y_val, acc, task=task)
+        val = evaluate(model, x_val, y_val, acc, task=task, labels_as_input=takes_labels)
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(running / max(done, 1))
         history["val_accuracy"].append(val["accuracy"])

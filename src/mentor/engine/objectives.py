@@ -22,7 +22,8 @@ class Objective:
     (DKD's warm-up as in the official mdistiller code).
     ``on``: which student output the loss reads (``"logits"``, ``"head:<name>"`` of a
     multi-head student, ``"feat:<name>"`` of a feature tap); ``against``: which teacher output
-    (``"logits"`` or ``"feat:<name>"``).
+    (``"logits"`` or ``"feat:<name>"``), or ``"head:<name>"`` for one of the student's own
+    outputs, detached (self-distillation; ``"head:logits"`` is the main output).
     """
 
     loss: str
@@ -63,7 +64,8 @@ class Objective:
                  batch: Batch) -> Tensor:
         logits = outputs[self.on] if type(outputs) is dict else outputs
         if self.self_target:
-            t_logits = outputs[self.against].detach()
+            t_logits = outputs["logits" if self.against == "head:logits"
+                               else self.against].detach()
             targets = None
         elif targets is None:
             t_logits = None

@@ -65,6 +65,9 @@ def _teacher_line(results: dict) -> str:
         parts.append(f"{_e(fmt_params(teacher.get('params')))} params")
     if teacher.get("test_accuracy") is not None:
         parts.append(f"test accuracy {_e(fmt_acc(teacher.get('test_accuracy')))}")
+    if teacher.get("test_accuracy_without_labels") is not None:
+        parts.append("without the label code "
+                     f"{_e(fmt_acc(teacher.get('test_accuracy_without_labels')))}")
     if teacher.get("val_accuracy") is not None:
         parts.append(f"validation accuracy {_e(fmt_acc(teacher.get('val_accuracy')))}")
     return f'<p class="teacher">{" · ".join(parts)}</p>'

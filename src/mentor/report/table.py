@@ -22,17 +22,27 @@ def _caption(results: dict) -> str:
     lines: list[str] = []
     teacher = results.get("teacher") or {}
     if teacher:
-        desc = teacher.get("description") or "teacher"
-        parts = [f"Teacher: {desc}"]
-        if teacher.get("test_accuracy") is not None:
-            parts.append(f"test accuracy {fmt_acc(teacher.get('test_accuracy'))}")
-        if teacher.get("params") is not None:
-            parts.append(f"{fmt_params(teacher.get('params'))} params")
-        lines.append(", ".join(parts))
+        lines.append(_teacher_line("Teacher", teacher))
     for name, desc in setting_descriptions(results).items():
         if desc:
             lines.append(f"{name}: {desc}")
+    for s in results.get("settings") or []:  # settings that trained a teacher of their own
+        own = s.get("teacher")
+        if own and own != teacher:
+            lines.append(_teacher_line(f"{s.get('name')} teacher", own))
     return "\n".join(lines)
+
+
+def _teacher_line(title: str, teacher: dict) -> str:
+    parts = [f"{title}: {teacher.get('description') or 'teacher'}"]
+    if teacher.get("test_accuracy") is not None:
+        parts.append(f"test accuracy {fmt_acc(teacher.get('test_accuracy'))}")
+    if teacher.get("test_accuracy_without_labels") is not None:
+        parts.append("without the label code "
+                     f"{fmt_acc(teacher.get('test_accuracy_without_labels'))}")
+    if teacher.get("params") is not None:
+        parts.append(f"{fmt_params(teacher.get('params'))} params")
+    return ", ".join(parts)
 
 
 def leaderboard_table(results: dict) -> Table:

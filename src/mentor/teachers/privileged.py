@@ -140,6 +140,13 @@ class PrivilegedInputTeacher:
         with torch.no_grad():
             return self._forward(self.privileged_input(x, index), len(x))
 
+    def logits_with(self, x: Tensor, extra_rows: Tensor) -> Tensor:
+        """Teacher logits for ``x`` with explicit privileged rows (e.g. the test labels, to
+        score a label-assisted teacher outside the training split)."""
+        with torch.no_grad():
+            return self._forward(self.privileged_fn(x, torch.as_tensor(extra_rows)
+                                                    .to(x.device)), len(x))
+
     def logits(self, x: Tensor) -> Tensor:
         """Teacher logits without training positions: ``module(privileged_fn(x, None))``."""
         with torch.no_grad():
@@ -168,12 +175,15 @@ class PrivilegedInputTeacher:
 def label_channel(num_classes: int, noise: float = 0.0, seed: int = 0) -> PrivilegedFn:
     """A ``privileged_fn`` for label-assisted distillation (LAD, METHODS.md §1).
 
-    ``fn(x, y_rows)`` returns ``cat([x.reshape(B, -1), code], dim=1)`` where ``code`` is the
-    one-hot of ``y_rows`` (``num_classes`` columns) plus Gaussian noise of standard deviation
-    ``noise`` (drawn from a generator seeded with ``seed``; fresh noise at each call), so the
-    label is a noisy hint rather than the answer. Rows with a negative label (unknown) get an
-    all-zero code plus noise. The teacher network must therefore take
-    ``in_features + num_classes`` inputs (e.g. ``mlp((64 + 10,), 10)`` for digits). Use it with
+    ``code`` is the one-hot of ``y_rows`` (``num_classes`` values per row) plus Gaussian noise
+    of standard deviation ``noise`` (drawn from a generator seeded with ``seed``; fresh noise
+    at each call), so the label is a noisy hint rather than the answer. Rows with a negative
+    label (unknown) get an all-zero code plus noise. For vector inputs ``(B, F)``, ``fn(x,
+    y_rows)`` returns ``cat([x, code], dim=1)`` and the teacher network takes ``F +
+    num_classes`` inputs (e.g. ``mlp((64 + 10,), 10)`` for digits). For inputs with spatial
+    dimensions ``(B, C, *S)`` the code is broadcast over ``S`` as ``num_classes`` extra
+    channels -- LAD's label map appended as input channels -- and the teacher takes
+    ``(C + num_classes, *S)``. Use it with
     ``PrivilegedInputTeacher(..., extra=train_labels)``. Without labels (``y_rows`` None, i.e.
     :meth:`PrivilegedInputTeacher.logits`) it raises :class:`~mentor.errors.MentorError`: a
     label-assisted teacher only exists on training rows.
@@ -204,7 +214,12 @@ def label_channel(num_classes: int, noise: float = 0.0, seed: int = 0) -> Privil
         if noise > 0:
             code = code + noise * torch.randn(b, c, generator=gen).to(device=x.device,
                                                                        dtype=dtype)
-        return torch.cat([x.reshape(b, -1).to(dtype), code], dim=1)
+        x = x.to(dtype)
+        if x.ndim <= 2:
+            return torch.cat([x.reshape(b, -1), code], dim=1)
+        spatial = x.shape[2:]
+        code = code.reshape(b, c, *([1] * len(spatial))).expand(b, c, *spatial)
+        return torch.cat([x, code], dim=1)
 
     label_code.__name__ = f"label_channel({c}, noise={noise:g})"
     return label_code
