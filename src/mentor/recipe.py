@@ -110,6 +110,17 @@ class PrivilegedSpec(BaseModel):
     temperature: float = Field(4.0, gt=0, description="temperature of the consistency KD")
 
 
+class StageSpec(BaseModel):
+    """One teacher pre-training stage: its own data (same input shape and classes as the
+    recipe's) and training settings. Stages run in order before the teacher's own training
+    on the recipe's data (AlexaTM, METHODS.md §6: generic data, then in-domain data)."""
+
+    model_config = _STRICT
+    name: str | None = Field(None, description="shown in the teacher's description")
+    data: DataSpec
+    train: TrainSpec | None = None
+
+
 class TeacherSpec(_ModelOptions):
     """Exactly one of: a model trained from the recipe (``model`` + ``train``), a safetensors
     ``checkpoint`` (architecture from ``model`` fields or the file's mentor metadata), or an
@@ -126,6 +137,10 @@ class TeacherSpec(_ModelOptions):
     weights: list[float] | None = Field(None, description="one per member, for 'weighted'")
     privileged: PrivilegedSpec | None = Field(None, description="train a privileged-input "
                                               "teacher (kind: labels = LAD)")
+    pretrain: list[StageSpec] | None = Field(None, min_length=1, description="stages trained "
+                                             "in order before the recipe's data")
+    adapt: bool = Field(True, description="after 'pretrain', train on the recipe's data "
+                        "(false: the teacher is the last pre-training stage)")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -133,6 +148,15 @@ class TeacherSpec(_ModelOptions):
                                             or self.ensemble is not None):
             raise ValueError("'privileged' applies to a teacher trained from the recipe "
                              "('model'), not to a checkpoint or an ensemble")
+        if self.pretrain is not None and self.model is None:
+            raise ValueError("'pretrain' stages train a teacher from the recipe ('model'), not "
+                             "a checkpoint or an ensemble")
+        if not self.adapt and self.pretrain is None:
+            raise ValueError("'adapt: false' leaves the teacher untrained without 'pretrain' "
+                             "stages; expected 'pretrain' or adapt true")
+        if self.pretrain is not None and self.privileged is not None:
+            raise ValueError("'pretrain' and 'privileged' cannot be combined yet; expected one "
+                             "of them")
         if self.privileged is not None and self.model == "cnn":
             raise ValueError("'privileged' appends the label code to flat input rows, which a "
                              "'cnn' cannot read; expected model 'mlp' or 'linear'")

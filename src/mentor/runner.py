@@ -44,6 +44,7 @@ class Setting:
     splits: Splits
     teacher: Any = None
     teacher_key: str = ""
+    teacher_stages: list[Splits] = field(default_factory=list)  # teacher.pretrain data
 
 
 @dataclass
@@ -177,6 +178,7 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
             except MentorError as e:
                 raise MentorError(f"method {label!r}: {e}") from None
     run = RunPlan(recipe, raw, settings, methods)
+    stage_cache: dict[str, list[Splits]] = {}
     for s in settings:
         if s.recipe.teacher is None:
             continue
@@ -186,19 +188,53 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
                 raise MentorError(f"teacher outputs {t.num_classes} classes but the data has "
                                   f"{s.splits.num_classes}")
             s.teacher = t
-        elif s.recipe.teacher.model is None:
+        elif s.recipe.teacher.pretrain:
+            if s.teacher_key not in stage_cache:  # settings that share a teacher load once
+                stage_cache[s.teacher_key] = stage_splits(s.recipe.teacher, s.splits)
+            s.teacher_stages = stage_cache[s.teacher_key]
+        if t is None and s.recipe.teacher.model is None:
             raise MentorError("teacher.ensemble members must be checkpoints (training ensemble "
                               "members from a recipe is not supported yet)")
     return run
 
 
-def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
-                  out_dir: Path | None, on_epoch=None) -> tuple[ModuleTeacher, dict]:
-    """Train the teacher described in the recipe on every training label (method scratch)."""
-    acc = get_accelerator(default_train.mixed_precision)
-    tspec = spec.train or default_train
+def _all_labeled(split: data_mod.Split) -> data_mod.Split:
+    real = split.y >= 0  # generated rows (label -1) are not the teacher's data
+    return data_mod.Split(split.x[real], split.y[real],
+                          torch.ones(int(real.sum()), dtype=torch.bool))
+
+
+def _same_precision(tspec: TrainSpec, default_train: TrainSpec) -> TrainSpec:
     if "mixed_precision" not in tspec.model_fields_set:  # one precision per process
         tspec = tspec.model_copy(update={"mixed_precision": default_train.mixed_precision})
+    return tspec
+
+
+def stage_splits(spec: TeacherSpec, splits: Splits) -> list[Splits]:
+    """The data of each ``teacher.pretrain`` stage, checked against the recipe's data."""
+    out = []
+    for i, stage in enumerate(spec.pretrain or []):
+        where = f"teacher.pretrain[{i}].data"
+        st = load_splits(stage.data)
+        if st.input_shape != splits.input_shape or st.num_classes != splits.num_classes:
+            raise MentorError(f"{where} ({stage.data.source}) has inputs {st.input_shape} and "
+                              f"{st.num_classes} classes; expected {splits.input_shape} and "
+                              f"{splits.num_classes} like the recipe's data")
+        out.append(st)
+    return out
+
+
+def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
+                  out_dir: Path | None, on_epoch=None, *, stages: list[Splits] | None = None,
+                  progress=None) -> tuple[ModuleTeacher, dict]:
+    """Train the teacher described in the recipe on every training label (method scratch).
+
+    With ``teacher.pretrain`` the teacher first trains on each stage's data in turn (weights
+    carried over; ``stages`` are their loaded splits), then -- unless ``adapt`` is false --
+    on the recipe's data. ``progress(name, epochs)`` returns a per-epoch callback per stage.
+    """
+    acc = get_accelerator(default_train.mixed_precision)
+    tspec = _same_precision(spec.train or default_train, default_train)
     mspec = spec.model_spec()
     priv = spec.privileged
     input_shape = (label_input_shape(splits.input_shape, splits.num_classes) if priv
@@ -211,15 +247,31 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
         objectives = dual_path_objectives(priv.consistency, priv.temperature)
     else:
         objectives = get_method("scratch").plan().objectives
-    real = splits.train.y >= 0  # generated rows (label -1) are not the teacher's data
-    all_labeled = data_mod.Split(splits.train.x[real], splits.train.y[real],
-                                 torch.ones(int(real.sum()), dtype=torch.bool))
-    res = fit(module, all_labeled, splits.val, objectives=objectives, spec=tspec,
-              seed=spec.seed, num_classes=splits.num_classes, on_epoch=on_epoch)
     test_x, test_y = splits.test.x.to(acc.device), splits.test.y.to(acc.device)
+    stages = stage_splits(spec, splits) if stages is None else stages
+    history = []
+    for i, (stage, st) in enumerate(zip(spec.pretrain or [], stages)):
+        name = stage.name or stage.data.source
+        sspec = _same_precision(stage.train or tspec, default_train)
+        cb = progress(f"teacher / {name}", sspec.epochs) if progress else None
+        res = fit(module, _all_labeled(st.train), st.val, objectives=objectives, spec=sspec,
+                  seed=spec.seed + i, num_classes=splits.num_classes, on_epoch=cb)
+        module = res.model
+        history.append({"stage": name, "data": st.describe(),
+                        "val_accuracy": res.best_val_accuracy,
+                        "test_accuracy": evaluate(module, test_x, test_y, acc)["accuracy"]})
+    if spec.adapt:
+        cb = progress("teacher", tspec.epochs) if progress else on_epoch
+        res = fit(module, _all_labeled(splits.train), splits.val, objectives=objectives,
+                  spec=tspec, seed=spec.seed, num_classes=splits.num_classes, on_epoch=cb)
     test = evaluate(res.model, test_x, test_y, acc, labels_as_input=priv is not None)
     arch = {"model": mspec.model, **mspec.build_kwargs()}
     description = _describe_model(arch, splits) + " trained on all train labels"
+    if history:
+        chain = " then ".join(h["stage"] for h in history)
+        description = (_describe_model(arch, splits) + f" pre-trained on {chain}" +
+                       (", then adapted on all train labels" if spec.adapt
+                        else " (not adapted to the recipe's data)"))
     net = res.model
     if priv is not None:
         plain = _describe_model(arch, splits).replace(f"MLP {splits.in_features}-",
@@ -232,6 +284,8 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
     info = {"description": description, "params": count_params(net),
             "test_accuracy": test["accuracy"], "val_accuracy": res.best_val_accuracy,
             "best_epoch": res.best_epoch, "seed": spec.seed}
+    if history:  # each stage's teacher scored on the recipe's test split
+        info["stages"] = history
     if priv is not None:  # what the label channel buys: accuracy without any label code
         info["test_accuracy_without_labels"] = evaluate(res.model, test_x, test_y,
                                                         acc)["accuracy"]
@@ -350,9 +404,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                             "params": sum(count_params(m) for m in _modules(t))}
                 else:
                     tdir = tmp / "teacher" if not teachers else tmp / f"teacher-{len(teachers)}"
-                    epochs = (s.recipe.teacher.train or s.recipe.train).epochs
                     t, info = train_teacher(s.recipe.teacher, s.splits, s.recipe.train, tdir,
-                                            bars.start("teacher", epochs))
+                                            stages=s.teacher_stages, progress=bars.start)
                 teachers[s.teacher_key] = (t, info)
             teacher, tinfo = teachers.get(s.teacher_key, (None, None))
             test_x, test_y = s.splits.test.x.to(device), s.splits.test.y.to(device)

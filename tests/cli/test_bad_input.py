@@ -187,6 +187,13 @@ CASES = [
                                      "teacher.privileged"),
          _recipe(teacher={"model": "mlp", "hidden": [16], "privileged": {"kind": "labels"}},
                  methods=[{"name": "pruned-kd"}])),
+    # 15. multi-stage teachers
+    Case("adapt-false-without-stages", ("teacher", "'adapt: false' leaves the teacher "
+                                        "untrained", "expected 'pretrain'"),
+         _recipe(teacher={"model": "mlp", "adapt": False})),
+    Case("stage-data-mismatch", ("teacher.pretrain[0].data (digits)", "10 classes",
+                                 "expected (4,) and 3"),
+         _recipe(teacher={"model": "mlp", "pretrain": [{"data": {"source": "digits"}}]})),
     # 13. recipe files
     Case("missing-recipe", ("'missing.yaml'", "does not exist"),
          argv=("run", "missing.yaml", "--out", "runs")),

@@ -54,6 +54,21 @@ def mnist1d() -> ArrayData:
     return validate_arrays("mnist1d", x, y, input_shape=(40,))
 
 
+# a second domain of the same task: stronger correlated and i.i.d. noise, more shear and
+# scale variation, other random draws -- the "generic" data of a multi-stage recipe
+MNIST1D_SHIFTED = {"num_samples": 10000, "corr_noise_scale": 0.6, "iid_noise_scale": 0.1,
+                   "shear_scale": 1.5, "scale_coeff": 0.6, "seed": 7}
+
+
+@DATASETS.register("mnist1d-shifted", description="MNIST-1D from the same generator in a "
+                   "shifted domain (more noise, shear and scale), 10,000 x 40, 10 classes")
+def mnist1d_shifted() -> ArrayData:
+    d = _mnist1d_make(**MNIST1D_SHIFTED)
+    x = np.concatenate([d["x"], d["x_test"]])
+    y = np.concatenate([d["y"], d["y_test"]])
+    return validate_arrays("mnist1d-shifted", x, y, input_shape=(40,))
+
+
 def _mnist1d_make(**changes) -> dict:
     from mnist1d.data import get_dataset_args, make_dataset
     args = get_dataset_args()
