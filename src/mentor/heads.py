@@ -113,3 +113,31 @@ class AuxHead(nn.Module):
         if self.training:
             return {"logits": logits, "head:aux": self.aux(feature.flatten(1))}
         return logits
+
+
+def for_export(model: nn.Module) -> tuple[nn.Module, dict | None]:
+    """What to save of a trained student, and how to rebuild it around the bare student.
+
+    A :class:`DualHead` is saved whole (its second head is used at inference) with
+    ``{"kind": "dual_head", "head", "a", "b"}``; an :class:`AuxHead` is saved as the bare
+    student (its head only teaches during training); any other model as it is (``None``).
+    """
+    if isinstance(model, DualHead):
+        return model, {"kind": "dual_head", "head": model.head_name, "a": model.a, "b": model.b}
+    if isinstance(model, AuxHead):
+        return model.student, None
+    return model, None
+
+
+def rebuild(student: nn.Module, wrapper: dict | None, field: str = "checkpoint") -> nn.Module:
+    """The inverse of :func:`for_export`: wrap a freshly built bare student as saved."""
+    if wrapper is None:
+        return student
+    if not isinstance(wrapper, dict) or wrapper.get("kind") != "dual_head":
+        raise MentorError(f"{field}: unknown student wrapper {wrapper!r} in the metadata; "
+                          "expected {'kind': 'dual_head', ...} or none")
+    try:
+        return DualHead(student, wrapper["head"], float(wrapper["a"]), float(wrapper["b"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise MentorError(f"{field}: dual_head wrapper metadata {wrapper!r} is incomplete "
+                          f"({type(e).__name__}: {e}); expected head, a and b") from None

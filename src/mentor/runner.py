@@ -25,6 +25,7 @@ from .engine.checkpoint import save_weights
 from .engine.evaluate import evaluate
 from .engine.objectives import probe_objectives
 from .errors import MentorError
+from .heads import for_export
 from .latency import speedup
 from .methods import MethodPlan, get_method
 from .models import build_model, count_params
@@ -399,7 +400,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                 if s.teacher is not None:
                     t = s.teacher.to(device) if hasattr(s.teacher, "to") else s.teacher
                     tl = t.logits(s.splits.test.x.to(device))
-                    tacc = float(task.correct(tl, s.splits.test.y.to(device)).float().mean())
+                    tacc = float(task.correct(tl, s.splits.test.y.to(device)).double().mean())
                     info = {"description": t.description, "test_accuracy": tacc,
                             "params": sum(count_params(m) for m in _modules(t))}
                 else:
@@ -431,11 +432,14 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                     ev = evaluate(res.model, test_x, test_y, acc, teacher_logits=t_test,
                                   task=task)
                     if acc.is_main_process:
-                        save_weights(ckpt / "student.safetensors", res.model,
-                                     {"mentor.model": {"model": s.recipe.student.model,
-                                                       **s.recipe.student.build_kwargs()},
-                                      "mentor.num_classes": s.splits.num_classes,
-                                      "mentor.input_shape": list(s.splits.input_shape)})
+                        saved, wrapper = for_export(res.model)
+                        meta = {"mentor.model": {"model": s.recipe.student.model,
+                                                 **s.recipe.student.build_kwargs()},
+                                "mentor.num_classes": s.splits.num_classes,
+                                "mentor.input_shape": list(s.splits.input_shape)}
+                        if wrapper is not None:  # e.g. the dual head used at inference
+                            meta["mentor.wrapper"] = wrapper
+                        save_weights(ckpt / "student.safetensors", saved, meta)
                     accs.append(ev["accuracy"])
                     vals.append(res.best_val_accuracy)
                     if "teacher_agreement" in ev:

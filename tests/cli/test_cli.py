@@ -191,3 +191,23 @@ def test_label_assisted_teacher_from_a_recipe(mentor, write_recipe, recipe_dict,
     assert "test_accuracy_without_labels" not in plain
     assert {r["setting"] for r in results["rows"]} == {"lad", "plain"}
     assert all(r["teacher_agreement_mean"] is not None for r in results["rows"])
+
+
+def test_a_dho_student_checkpoint_is_a_teacher_for_a_second_run(mentor, write_recipe,
+                                                                recipe_dict, tmp_path):
+    """The dual-head student of one run, loaded as the next run's teacher, scores exactly
+    what it scored as a student (its inference combination is rebuilt from the metadata)."""
+    write_recipe(recipe_dict(name="dho", methods=[{"name": "dho"}],
+                             train={"epochs": 3, "seeds": [0]}), "dho.yaml")
+    _ok(mentor("run", "dho.yaml", "--out", "first", "--quiet"))
+    (run,) = list((tmp_path / "first").iterdir())
+    student_acc = json.loads((run / "results.json").read_text())["rows"][0]["test_accuracies"][0]
+    ckpt = run / "checkpoints" / "default" / "dho" / "seed0" / "student.safetensors"
+    write_recipe(recipe_dict(name="again", teacher={"checkpoint": str(ckpt)},
+                             methods=[{"name": "kd"}], train={"epochs": 1, "seeds": [0]}),
+                 "again.yaml")
+    _ok(mentor("run", "again.yaml", "--out", "second", "--quiet"))
+    (run2,) = list((tmp_path / "second").iterdir())
+    teacher = json.loads((run2 / "results.json").read_text())["teacher"]
+    assert "(dual_head)" in teacher["description"]
+    assert teacher["test_accuracy"] == student_acc

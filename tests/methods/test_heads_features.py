@@ -118,3 +118,40 @@ def test_channel_wise_kd_on_cnn_feature_maps(few_labels):
     assert res.model is student
     assert set(student.state_dict()) == set(cnn(s.input_shape, 10, channels=[8, 8]).state_dict())
     assert all(h == h for h in res.history["train_loss"])  # finite, trained
+
+
+# ------------------------------------------------------------- export and reload of heads
+
+
+def test_a_saved_dual_head_student_loads_back_as_a_teacher_with_its_combination(tmp_path):
+    from mentor.engine.checkpoint import save_weights
+    from mentor.heads import AuxHead, for_export
+    from mentor.teachers import load_checkpoint_teacher
+
+    torch.manual_seed(0)
+    dual = DualHead(mlp((64,), 10, hidden=[16]), a=0.3, b=2.0)
+    with torch.no_grad():  # make the two heads differ
+        dual.kd_head.weight.normal_()
+    saved, wrapper = for_export(dual)
+    assert saved is dual and wrapper == {"kind": "dual_head", "head": "2", "a": 0.3, "b": 2.0}
+    meta = {"mentor.model": {"model": "mlp", "hidden": [16]}, "mentor.num_classes": 10,
+            "mentor.input_shape": [64], "mentor.wrapper": wrapper}
+    save_weights(tmp_path / "s.safetensors", saved, meta)
+    teacher = load_checkpoint_teacher(tmp_path / "s.safetensors", input_shape=(64,),
+                                      num_classes=10)
+    x = torch.randn(5, 64)
+    dual.eval()
+    with torch.no_grad():
+        expect = dual(x)
+        z_ce, z_kd = dual.heads(x)
+    torch.testing.assert_close(teacher.logits(x), expect)
+    torch.testing.assert_close(expect, dual_head_combine(z_ce, z_kd, 0.3, 2.0))
+    assert "dual_head" in teacher.description
+
+    aux = AuxHead(mlp((64,), 10, hidden=[16]), torch.randn(2, 64))
+    bare, none = for_export(aux)
+    assert bare is aux.student and none is None  # the auxiliary head never ships
+
+    save_weights(tmp_path / "bad.safetensors", saved, {**meta, "mentor.wrapper": {"kind": "x"}})
+    with pytest.raises(MentorError, match="unknown student wrapper"):
+        load_checkpoint_teacher(tmp_path / "bad.safetensors", input_shape=(64,), num_classes=10)

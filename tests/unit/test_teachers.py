@@ -89,3 +89,30 @@ def test_checkpoint_teacher_wrong_classes_and_shapes_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"has shape \[8, 4\] but the model expects \[6, 4\]"):
         load_checkpoint_teacher(tmp_path / "t.safetensors", input_shape=(4,), num_classes=3,
                                 model_fields={"model": "mlp", "hidden": [6]})
+
+
+def test_a_safetensors_file_whose_header_length_looks_like_pickle_still_loads(tmp_path):
+    """A 640-byte safetensors header is written as 0x80 0x02 ...: the same two bytes as a
+    pickle protocol-2 stream. Such a file is a valid checkpoint and must load; a real pickle
+    (no JSON header) is still refused."""
+    import pickle
+
+    from mentor.engine.checkpoint import read_safetensors, save_weights
+    from mentor.errors import CheckpointError
+
+    net = torch.nn.Linear(3, 2)
+    path = tmp_path / "w.safetensors"
+    pad = 0
+    for _ in range(2000):  # grow the metadata until the header is exactly 640 bytes long
+        save_weights(path, net, {"pad": "x" * pad})
+        n = int.from_bytes(path.read_bytes()[:8], "little")
+        if n == 0x280:
+            break
+        pad += 0x280 - n if n < 0x280 else 1
+    assert path.read_bytes()[:2] == b"\x80\x02"
+    tensors, meta = read_safetensors(path)
+    torch.testing.assert_close(tensors["weight"], net.weight.detach())
+    fake = tmp_path / "p.safetensors"
+    fake.write_bytes(pickle.dumps({"weight": [1.0]}, protocol=2))
+    with pytest.raises(CheckpointError, match="pickle / torch.save file"):
+        read_safetensors(fake)

@@ -43,10 +43,17 @@ def read_safetensors(path: Path, field: str = "checkpoint") -> tuple[dict[str, t
         raise CheckpointError(f"{field}: '{path}' is a directory; expected a .safetensors file")
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            head = f.read(9)
+        size = path.stat().st_size
     except OSError as e:
         raise CheckpointError(f"{field}: cannot read '{path}' ({e.strerror})") from None
-    if head.startswith(_PICKLE_MAGIC):
+    # safetensors: an 8-byte little-endian header length, then the JSON header. Its length
+    # bytes can look like a pickle opcode (a 640-byte header starts 0x80 0x02), so the pickle
+    # test applies only to files without a plausible safetensors header. Either way nothing
+    # is ever unpickled: safetensors parsing executes no code.
+    looks_safetensors = (len(head) == 9 and head[8:9] == b"{"
+                         and 8 + int.from_bytes(head[:8], "little") <= size)
+    if not looks_safetensors and head.startswith(_PICKLE_MAGIC):
         raise CheckpointError(f"{field}: '{path}' is a pickle / torch.save file, not a "
                               "safetensors file; mentor never unpickles checkpoints, expected a "
                               "safetensors file (save with safetensors.torch.save_file)")

@@ -134,6 +134,11 @@ def load_checkpoint_teacher(path: str | Path, *, input_shape: Sequence[int],
     fields = dict(model_fields)
     name = fields.pop("model")
     module = build_model(name, input_shape, num_classes, **fields)
+    wrapper = meta.get("mentor.wrapper")  # a student saved with its inference head
+    if wrapper is not None:
+        from ..heads import rebuild
+        module = rebuild(module, wrapper, field)
+        name = f"{name} ({wrapper.get('kind')})"
     load_weights(Path(path), module, field)
     return ModuleTeacher(module, num_classes, f"{name} from {Path(path).name}")
 
