@@ -1,4 +1,4 @@
-"""The ``mentor`` command: run, recipes (list / validate).
+"""The ``mentor`` command: run, bench, label, inspect, recipes (list / validate).
 
 User mistakes print one sentence on stderr and exit with code 2, without a traceback.
 """
@@ -103,6 +103,95 @@ def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd")
                       Text(r["claim"]), Text(r["observed"]), Text(r["agrees"]))
     console.print(table)
     console.print(f"bench folder: {folder} (bench.md, bench.json, one run folder per recipe)")
+
+
+@app.command("label")
+def label_cmd(
+        teacher: str = typer.Option(..., "--teacher", help="teacher checkpoint (.safetensors "
+                                    "written by mentor, e.g. RUN/teacher/model.safetensors)"),
+        data: str = typer.Option(..., "--data", help="data source: embedded name or .npz/.csv"),
+        out: Path = typer.Option(..., "--out", help="store folder (created; a rerun resumes)"),
+        split: str = typer.Option("train", "--split", help="train, val or test"),
+        split_seed: int = typer.Option(0, "--split-seed", help="as data.split_seed in recipes"),
+        views: int = typer.Option(1, "--views", help="views per sample (needs --augment)"),
+        augment: Optional[str] = typer.Option(None, "--augment", help="augmentation: crop"),
+        augment_seed: int = typer.Option(0, "--augment-seed", help="seed of the views"),
+        scale_min: Optional[float] = typer.Option(None, "--scale-min",
+                                                  help="crop: smallest area fraction"),
+        topk: Optional[int] = typer.Option(None, "--topk", help="store the top-k "
+                                           "probabilities and the tail mass"),
+        hard: bool = typer.Option(False, "--hard", help="store hard labels with confidence"),
+        dtype: str = typer.Option("float32", "--dtype", help="full logits: float32 or float16"),
+        temperature: float = typer.Option(1.0, "--temperature", help="top-k capture "
+                                          "temperature"),
+        shard_samples: int = typer.Option(2048, "--shard-samples", help="samples per shard"),
+        quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+        threads: int = typer.Option(1, "--threads", min=0, help="torch CPU threads")) -> None:
+    """Run a teacher once over a data split and keep its outputs as a label store."""
+    import torch
+
+    from .labels.command import label
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    params = {"scale_min": scale_min} if scale_min is not None else None
+    try:
+        path = label(teacher_path=teacher, source=data, out=out, split=split,
+                     split_seed=split_seed, views=views, augment=augment,
+                     augment_params=params, augment_seed=augment_seed, topk=topk, hard=hard,
+                     dtype=dtype, temperature=temperature, shard_samples=shard_samples,
+                     progress=not quiet)
+    except MentorError as e:
+        _fail(str(e))
+    if path is not None:
+        from rich.markup import escape
+        Console().print(f"[green]ok[/]: label store {escape(str(path))}", highlight=False)
+
+
+@app.command("inspect")
+def inspect_cmd(store: Path = typer.Argument(..., help="label store folder"),
+                as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Describe a label store: kind, rows, views, size, fingerprints, verified checksums and
+    the teacher's confidence per predicted class."""
+    from .labels.command import inspect
+
+    try:
+        info = inspect(store)
+    except MentorError as e:
+        _fail(str(e))
+    if as_json:
+        print(json.dumps(info, indent=1))
+        return
+    console = Console()
+    kind = info["kind"]
+    console.print(Text(f"label store {info['path']}"), style="bold")
+    lines = [f"kind: {', '.join(f'{k} {v}' for k, v in kind.items())}",
+             f"rows: {info['rows']} ({info['samples']} samples x {info['views_per_sample']} "
+             f"views) in {info['shards']} shards",
+             f"views: {info['views'] or 'none (the un-augmented inputs)'}",
+             f"size on disk: {info['bytes_on_disk']:,} bytes ({info['bytes_per_row']:.1f} per "
+             "row)"]
+    if "compression_ratio" in info:
+        lines.append(f"compression vs float32 full logits: {info['compression_ratio']:.2f}x")
+    t, d = info["teacher"], info["data"]
+    lines += [f"teacher: {t.get('description')} ({t.get('method')} sha256 "
+              f"{t['sha256'][:16]}...)",
+              f"data: {d['rows']} rows of shape {d['shape']} (sha256 {d['sha256'][:16]}...)",
+              f"checksums: {info['checksums']}"]
+    for line in lines:
+        console.print(Text(line))
+    if "confidence_by_class" in info:
+        edges = info["confidence_bins"]
+        table = Table(title="teacher confidence by predicted class (rows per bin)")
+        table.add_column("class")
+        table.add_column("rows", justify="right")
+        table.add_column("mean conf.", justify="right")
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            table.add_column(f"{lo:.1f}-{hi:.1f}", justify="right")
+        for k, h in info["confidence_by_class"].items():
+            mean = "-" if h["mean_confidence"] is None else f"{h['mean_confidence']:.3f}"
+            table.add_row(k, str(h["rows"]), mean, *map(str, h["histogram"]))
+        console.print(table)
 
 
 @recipes_app.callback(invoke_without_command=True)

@@ -1,0 +1,340 @@
+"""The label store (DESIGN.md §6): teacher outputs as a folder of Arrow IPC shards.
+
+Layout of ``STORE/``::
+
+    manifest.json            written last: format, kind, fingerprints, views, shard list
+    shard-00000.arrow        Arrow IPC file: sample_id, view_id, the kind's columns
+    shard-00000.json         the shard's sidecar: rows, samples, sha256 (written after it)
+
+Rows are sample-major: shard ``s`` holds samples ``[s·S, (s+1)·S)`` with every view of each.
+Every file is written to a temp name, fsynced and renamed, so a killed labeler leaves only
+complete shards (each with its sidecar) and temp files; a rerun removes the temp files and
+skips every shard whose sidecar matches its bytes. Shards are plain Arrow: ``pyarrow.ipc``,
+``pandas`` (``pa.ipc.open_file(f).read_pandas()``) and HF ``datasets`` read them without mentor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import torch
+from torch import Tensor
+
+from ..atomic import atomic_path, atomic_write_text
+from ..errors import MentorError
+from .fingerprint import data_fingerprint, same, teacher_fingerprint
+from .kinds import Kind, kind_from_manifest
+from .views import Views
+
+FORMAT = "mentor-label-store"
+FORMAT_VERSION = 1
+
+
+class StoreError(MentorError):
+    """A label store is missing, corrupt, or belongs to another teacher or data set."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _shard_name(s: int) -> str:
+    return f"shard-{s:05d}"
+
+
+# ------------------------------------------------------------------------------- writing
+
+
+def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
+                views: Views | None = None, shard_samples: int = 2048, batch_size: int = 1024,
+                on_rows: Callable[[int], None] | None = None, rank: int = 0, world: int = 1,
+                barrier: Callable[[], None] | None = None,
+                extra_manifest: dict[str, Any] | None = None) -> Path | None:
+    """Label every row of ``x`` (every view of it) with ``teacher`` into the store ``out``.
+
+    Resumable: shards already complete (sidecar present, checksum matching) are skipped.
+    Under several processes rank ``r`` writes shards ``r, r + world, ...``; after
+    ``barrier()`` rank 0 writes the manifest. ``on_rows(n)`` reports progress.
+    Returns the store path on rank 0 (None elsewhere).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        for tmp in out.glob(".*.tmp"):  # leftovers of a killed writer
+            tmp.unlink(missing_ok=True)
+    n = len(x)
+    if n == 0:
+        raise MentorError("label store: the data has no rows")
+    if shard_samples < 1:
+        raise MentorError(f"label store shard_samples must be >= 1, got {shard_samples}")
+    n_views = views.views if views is not None else 1
+    n_shards = math.ceil(n / shard_samples)
+    teacher_fp = teacher_fingerprint(teacher, probe=x[:64])
+    data_fp = data_fingerprint(x)
+    header = {"kind": kind.describe(), "teacher": teacher_fp, "data": data_fp,
+              "views": views.describe() if views is not None else None}
+    existing = _read_json(out / "manifest.json")
+    if existing is not None and _identity(existing) != _identity(header):
+        raise StoreError(f"label store '{out}' already holds outputs of another teacher, data "
+                         "set, kind or views (manifest.json differs); expected an empty folder "
+                         "or the same labeling command")
+    for s in range(rank, n_shards, world):
+        lo, hi = s * shard_samples, min((s + 1) * shard_samples, n)
+        rows = (hi - lo) * n_views
+        name = _shard_name(s)
+        if _shard_complete(out, name, header, rows):
+            if on_rows:
+                on_rows(rows)
+            continue
+        table = _label_shard(teacher, x, lo, hi, kind, views, batch_size, on_rows)
+        with atomic_path(out / f"{name}.arrow") as tmp:
+            with pa.OSFile(str(tmp), "wb") as sink:
+                with pa.ipc.new_file(sink, table.schema) as writer:
+                    writer.write_table(table)
+        side = {"file": f"{name}.arrow", "shard": s, "rows": rows, "samples": [lo, hi],
+                "sha256": sha256_file(out / f"{name}.arrow"),
+                "bytes": (out / f"{name}.arrow").stat().st_size,
+                "identity": _identity(header)}
+        atomic_write_text(out / f"{name}.json", json.dumps(side, indent=1))
+    if barrier is not None:
+        barrier()
+    if rank != 0:
+        return None
+    shards = []
+    for s in range(n_shards):
+        side = _read_json(out / f"{_shard_name(s)}.json")
+        if side is None:
+            raise StoreError(f"label store '{out}': shard {_shard_name(s)}.json is missing after "
+                             "labeling; expected every rank to finish its shards")
+        shards.append({k: side[k] for k in ("file", "rows", "samples", "sha256", "bytes")})
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": "classification",
+                **header, "samples": n, "views_per_sample": n_views,
+                "rows": n * n_views, "shard_samples": shard_samples, "shards": shards,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra_manifest or {})}
+    from .. import __version__
+    manifest["mentor_version"] = __version__
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    return out
+
+
+def _identity(d: dict[str, Any]) -> str:
+    """What makes two labeling runs the same: kind, teacher, data and views."""
+    def fp(f):
+        return None if f is None else {k: f.get(k) for k in ("method", "sha256", "architecture",
+                                                              "rows", "shape")}
+    return json.dumps({"kind": d.get("kind"), "teacher": fp(d.get("teacher")),
+                       "data": fp(d.get("data")), "views": d.get("views")}, sort_keys=True)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _shard_complete(out: Path, name: str, header: dict, rows: int) -> bool:
+    side = _read_json(out / f"{name}.json")
+    arrow = out / f"{name}.arrow"
+    if side is None or not arrow.exists():
+        return False
+    return (side.get("identity") == _identity(header) and side.get("rows") == rows
+            and side.get("sha256") == sha256_file(arrow))
+
+
+def _label_shard(teacher, x: Tensor, lo: int, hi: int, kind: Kind, views: Views | None,
+                 batch_size: int, on_rows) -> pa.Table:
+    n_views = views.views if views is not None else 1
+    sample = torch.arange(lo, hi).repeat_interleave(n_views)
+    view = torch.arange(n_views).repeat(hi - lo)
+    columns: dict[str, list] = {}
+    for i in range(0, len(sample), batch_size):
+        sid, vid = sample[i:i + batch_size], view[i:i + batch_size]
+        xb = x[sid.to(x.device)]
+        if views is not None:
+            xb = views.apply(xb, sid, vid, len(x))
+        with torch.no_grad():
+            z = teacher.logits(xb)
+        for k, arr in kind.encode(z).items():
+            columns.setdefault(k, []).append(arr)
+        if on_rows:
+            on_rows(len(sid))
+    data = {"sample_id": pa.array(sample.numpy().astype("int64")),
+            "view_id": pa.array(view.numpy().astype("int32"))}
+    for k, parts in columns.items():
+        data[k] = pa.concat_arrays(parts)
+    return pa.table(data)
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+class LabelStore:
+    """A complete label store, verified on opening.
+
+    ``open(path, teacher=..., data=...)`` checks the manifest, that every shard exists with
+    the recorded size and sha256, and -- when a teacher or data are given -- that the
+    fingerprints match (``allow_mismatch=True`` overrides that check, never the checksums).
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = Path(path)
+        self.manifest = manifest
+        self.kind: Kind = kind_from_manifest(manifest["kind"])
+        self.views = Views.from_manifest(manifest["views"]) if manifest.get("views") else None
+        self.samples = int(manifest["samples"])
+        self.views_per_sample = int(manifest["views_per_sample"])
+        self._dense: Tensor | None = None
+
+    @classmethod
+    def open(cls, path: str | Path, *, teacher=None, data: Tensor | None = None,
+             allow_mismatch: bool = False, verify: bool = True) -> "LabelStore":
+        path = Path(path)
+        mpath = path / "manifest.json"
+        if not path.is_dir():
+            raise StoreError(f"label store '{path}' does not exist or is not a folder")
+        if not mpath.exists():
+            raise StoreError(f"label store '{path}' has no manifest.json; it is incomplete "
+                             "(rerun the labeling command to finish it)")
+        try:
+            manifest = json.loads(mpath.read_text())
+        except ValueError as e:
+            raise StoreError(f"label store manifest '{mpath}' is not valid JSON ({e})") from None
+        if manifest.get("format") != FORMAT:
+            raise StoreError(f"'{mpath}' is not a mentor label store manifest (format "
+                             f"{manifest.get('format')!r}); expected {FORMAT!r}")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise StoreError(f"'{mpath}' has format_version {manifest.get('format_version')!r}; "
+                             f"this mentor reads version {FORMAT_VERSION}")
+        store = cls(path, manifest)
+        if verify:
+            store.verify()
+        if not allow_mismatch:
+            store.check_fingerprints(teacher=teacher, data=data)
+        return store
+
+    def verify(self) -> None:
+        """Every shard present, with the recorded size and sha256."""
+        for sh in self.manifest["shards"]:
+            f = self.path / sh["file"]
+            if not f.exists():
+                raise StoreError(f"label store shard '{f}' is missing; expected "
+                                 f"{sh['rows']} rows there")
+            size = f.stat().st_size
+            if size != sh["bytes"]:
+                raise StoreError(f"label store shard '{f}' has {size} bytes but the manifest "
+                                 f"records {sh['bytes']} (truncated or overwritten)")
+            if sha256_file(f) != sh["sha256"]:
+                raise StoreError(f"label store shard '{f}' fails its sha256 check (its bytes "
+                                 "changed since it was written); relabel or restore it")
+
+    def check_fingerprints(self, *, teacher=None, data: Tensor | None = None) -> None:
+        m = self.path / "manifest.json"
+        if data is not None and not same(self.manifest.get("data"), data_fingerprint(data)):
+            raise StoreError(f"label store '{m}' was made from other data (sha256 "
+                             f"{self.manifest['data']['sha256'][:12]}…, "
+                             f"{self.manifest['data']['rows']} rows) than the data given "
+                             f"({len(data)} rows); expected the same inputs, or pass "
+                             "allow_mismatch=True (--allow-mismatch) to use it anyway")
+        if teacher is not None:
+            probe = data[:64] if data is not None else None
+            try:
+                fp = teacher_fingerprint(teacher, probe=probe)
+            except ValueError:
+                fp = None
+            if not same(self.manifest.get("teacher"), fp):
+                raise StoreError(f"label store '{m}' was made by another teacher "
+                                 f"({self.manifest['teacher'].get('description')}, sha256 "
+                                 f"{self.manifest['teacher']['sha256'][:12]}…) than the one "
+                                 "given; expected the same weights, or pass "
+                                 "allow_mismatch=True (--allow-mismatch) to use it anyway")
+
+    # ----------------------------------------------------------------------- contents
+
+    def table(self) -> pa.Table:
+        """Every row, in (sample_id, view_id) order."""
+        tables = []
+        for sh in self.manifest["shards"]:
+            f = self.path / sh["file"]
+            try:
+                with pa.memory_map(str(f), "r") as src:
+                    tables.append(pa.ipc.open_file(src).read_all())
+            except (pa.ArrowInvalid, OSError) as e:
+                raise StoreError(f"label store shard '{f}' cannot be read as Arrow ({e})"
+                                 ) from None
+        return pa.concat_tables(tables)
+
+    def outputs(self) -> Tensor:
+        """Decoded outputs as a dense tensor ``(samples, views, ...)`` (cached)."""
+        if self._dense is None:
+            t = self.table()
+            decoded = self.kind.decode(t)
+            sid = torch.from_numpy(t.column("sample_id").to_numpy())
+            vid = torch.from_numpy(t.column("view_id").to_numpy().astype("int64"))
+            dense = torch.empty(self.samples, self.views_per_sample, *decoded.shape[1:])
+            dense[sid, vid] = decoded
+            if len(t) != self.samples * self.views_per_sample:
+                raise StoreError(f"label store '{self.path}' has {len(t)} rows; the manifest "
+                                 f"promises {self.samples} x {self.views_per_sample}")
+            self._dense = dense
+        return self._dense
+
+    def as_teacher(self) -> "StoreTeacher":
+        return StoreTeacher(self)
+
+
+class StoreTeacher:
+    """A label store used as a teacher (a cached teacher): the engine asks for the rows of
+    the training split it was made from. ``logits_at(x, index)`` returns view 0 of samples
+    ``index``; ``logits_at_view(x, index, view)`` a stored view. It never sees ``x``."""
+
+    cacheable = True
+    frozen = True
+
+    def __init__(self, store: LabelStore):
+        if store.kind.name == "tensor":
+            raise MentorError("a label store of kind 'tensor' holds no class outputs; expected "
+                              "kind logits, topk or hard to use it as a teacher")
+        self.store = store
+        self.num_classes = store.kind.num_classes
+        self.views = store.views
+        self.description = (f"label store {store.path.name} ({store.kind.name}, "
+                            f"{store.samples} samples x {store.views_per_sample} views; teacher "
+                            f"{store.manifest['teacher'].get('description')})")
+        self._table = store.outputs()
+
+    def to(self, device) -> "StoreTeacher":
+        self._table = self._table.to(device)
+        return self
+
+    def _rows(self, index: Tensor) -> Tensor:
+        index = torch.as_tensor(index).long()
+        if index.numel() and (int(index.max()) >= self.store.samples or int(index.min()) < 0):
+            raise MentorError(f"label store has {self.store.samples} samples but training "
+                              f"position {int(index.max())} was asked for; expected the store "
+                              "of this training split")
+        return index.to(self._table.device)
+
+    def logits_at(self, x: Tensor, index: Tensor) -> Tensor:
+        return self._table[self._rows(index), 0]
+
+    def logits_at_view(self, x: Tensor, index: Tensor, view: Tensor) -> Tensor:
+        return self._table[self._rows(index), torch.as_tensor(view).long().to(self._table.device)]
+
+    def logits(self, x: Tensor) -> Tensor:
+        raise MentorError("a label store holds teacher outputs only for the rows it was made "
+                          "from; it cannot label new inputs (use logits_at with training "
+                          "positions)")
+
+    def train(self, mode: bool = True):
+        return self
