@@ -130,6 +130,10 @@ class TeacherSpec(_ModelOptions):
     train: TrainSpec | None = None
     seed: int = 0
     checkpoint: str | None = None
+    store: str | None = Field(None, description="a label store folder (mentor label) made "
+                              "from this recipe's training split")
+    allow_mismatch: bool = Field(False, description="use a store whose data fingerprint "
+                                 "differs from the training split")
     ensemble: list["TeacherSpec"] | None = Field(None, min_length=1)
     combine: Literal["probs", "logits", "weighted", "confidence"] = Field(
         "probs", description="ensemble fusion: mean of probabilities or logits, user-weighted "
@@ -160,12 +164,16 @@ class TeacherSpec(_ModelOptions):
         if self.privileged is not None and self.model == "cnn":
             raise ValueError("'privileged' appends the label code to flat input rows, which a "
                              "'cnn' cannot read; expected model 'mlp' or 'linear'")
-        sources = [n for n, v in (("checkpoint", self.checkpoint), ("ensemble", self.ensemble))
-                   if v is not None]
+        sources = [n for n, v in (("checkpoint", self.checkpoint), ("ensemble", self.ensemble),
+                                  ("store", self.store)) if v is not None]
         if len(sources) > 1:
-            raise ValueError("give one of 'checkpoint' or 'ensemble', not both")
+            raise ValueError(f"give one of 'checkpoint', 'ensemble' or 'store', not "
+                             f"{' and '.join(sources)}")
         if not sources and self.model is None:
-            raise ValueError("needs 'model' (trained from the recipe), 'checkpoint' or 'ensemble'")
+            raise ValueError("needs 'model' (trained from the recipe), 'checkpoint', 'store' or "
+                             "'ensemble'")
+        if self.store is not None and (self.model is not None or self.train is not None):
+            raise ValueError("a label store holds the teacher's outputs; remove 'model'/'train'")
         if self.ensemble is not None and (self.model is not None or self.train is not None):
             raise ValueError("an ensemble takes its members' fields; remove 'model'/'train' here")
         if self.checkpoint is not None and self.train is not None:

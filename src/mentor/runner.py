@@ -26,6 +26,7 @@ from .engine.evaluate import evaluate
 from .engine.objectives import probe_objectives
 from .errors import MentorError
 from .heads import for_export
+from .labels import StoreTeacher
 from .latency import speedup
 from .methods import MethodPlan, get_method
 from .models import build_model, count_params
@@ -100,6 +101,15 @@ def _static_teacher(spec: TeacherSpec, splits: Splits, field: str = "teacher"):
         return load_checkpoint_teacher(spec.checkpoint, input_shape=splits.input_shape,
                                        num_classes=splits.num_classes, model_fields=fields,
                                        field=f"{field}.checkpoint")
+    if spec.store is not None:
+        from .labels import LabelStore
+        store = LabelStore.open(spec.store, data=splits.train.x,
+                                allow_mismatch=spec.allow_mismatch)
+        if store.kind.name == "tensor" or store.kind.num_classes != splits.num_classes:
+            raise MentorError(f"{field}.store '{spec.store}' holds "
+                              f"{store.manifest['kind']}; expected class outputs for "
+                              f"{splits.num_classes} classes")
+        return store.as_teacher()
     if spec.ensemble is not None:
         members = [_static_teacher(m, splits, f"{field}.ensemble[{i}]")
                    for i, m in enumerate(spec.ensemble)]
@@ -165,13 +175,15 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
     for s in settings:
         if s.recipe.teacher is not None:
             check_ensemble(s.recipe.teacher, "teacher")
-            if s.recipe.teacher.privileged is not None:
+            aligned = ("teacher.privileged" if s.recipe.teacher.privileged is not None else
+                       "teacher.store" if s.recipe.teacher.store is not None else None)
+            if aligned:  # the teacher knows training rows by position
                 for label, _, plan, _ in methods:
                     if plan.select_train is not None:
                         raise MentorError(
                             f"method {label!r} trains on a subset of the training rows, but "
-                            "teacher.privileged needs every row aligned with its privileged "
-                            "input; expected a method without data selection")
+                            f"{aligned} needs every row aligned with its outputs; expected a "
+                            "method without data selection")
     for s in settings:
         for label, _, plan, _ in methods:
             try:
@@ -189,6 +201,13 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
                 raise MentorError(f"teacher outputs {t.num_classes} classes but the data has "
                                   f"{s.splits.num_classes}")
             s.teacher = t
+            if isinstance(t, StoreTeacher):
+                for label, _, plan, _ in methods:
+                    if plan.taps:
+                        raise MentorError(
+                            f"method {label!r} reads teacher features through forward hooks, "
+                            f"but teacher.store '{s.recipe.teacher.store}' holds outputs "
+                            "only; expected a module teacher (model or checkpoint)")
         elif s.recipe.teacher.pretrain:
             if s.teacher_key not in stage_cache:  # settings that share a teacher load once
                 stage_cache[s.teacher_key] = stage_splits(s.recipe.teacher, s.splits)
@@ -399,10 +418,12 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
             if s.recipe.teacher is not None and s.teacher_key not in teachers:
                 if s.teacher is not None:
                     t = s.teacher.to(device) if hasattr(s.teacher, "to") else s.teacher
-                    tl = t.logits(s.splits.test.x.to(device))
-                    tacc = float(task.correct(tl, s.splits.test.y.to(device)).double().mean())
-                    info = {"description": t.description, "test_accuracy": tacc,
-                            "params": sum(count_params(m) for m in _modules(t))}
+                    info = {"description": t.description,
+                            "params": sum(count_params(m) for m in _modules(t)) or None}
+                    if not isinstance(t, StoreTeacher):  # a store has no test-split outputs
+                        tl = t.logits(s.splits.test.x.to(device))
+                        info["test_accuracy"] = float(task.correct(
+                            tl, s.splits.test.y.to(device)).double().mean())
                 else:
                     tdir = tmp / "teacher" if not teachers else tmp / f"teacher-{len(teachers)}"
                     t, info = train_teacher(s.recipe.teacher, s.splits, s.recipe.train, tdir,
@@ -410,8 +431,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                 teachers[s.teacher_key] = (t, info)
             teacher, tinfo = teachers.get(s.teacher_key, (None, None))
             test_x, test_y = s.splits.test.x.to(device), s.splits.test.y.to(device)
-            teacher_fn = _teacher_on(teacher, test_y)
-            t_test = teacher_fn(test_x) if teacher is not None else None
+            teacher_fn = _teacher_on(teacher, test_y) if teacher is not None else None
+            t_test = teacher_fn(test_x) if teacher_fn is not None else None
             latency = None
             for label, mname, plan, params in run.methods:
                 accs, agrees, vals, n_params = [], [], [], 0
@@ -453,7 +474,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                         "best_epoch": res.best_epoch, "val_accuracy": res.best_val_accuracy,
                         "steps": res.steps, "teacher_cached": res.teacher_cached,
                         "history": res.history}))
-                    if latency is None and teacher is not None and acc.is_main_process:
+                    if latency is None and teacher_fn is not None and acc.is_main_process:
                         latency = speedup(teacher_fn, res.model, test_x)
                     bars.done()
                 rows.append({
@@ -491,6 +512,8 @@ def _teacher_on(teacher, test_y: torch.Tensor):
     latency are those of the teacher the student learned from."""
     if isinstance(teacher, PrivilegedInputTeacher) and teacher.extra is not None:
         return lambda x: teacher.logits_with(x, test_y[:len(x)])
+    if isinstance(teacher, StoreTeacher):  # outputs exist for the training rows only
+        return None
     return getattr(teacher, "logits", None)
 
 

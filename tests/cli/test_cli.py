@@ -4,6 +4,7 @@ second run whose teacher is the first run's checkpoint."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -211,3 +212,35 @@ def test_a_dho_student_checkpoint_is_a_teacher_for_a_second_run(mentor, write_re
     teacher = json.loads((run2 / "results.json").read_text())["teacher"]
     assert "(dual_head)" in teacher["description"]
     assert teacher["test_accuracy"] == student_acc
+
+
+def test_every_logit_preset_runs_from_a_label_store(tiny_run, mentor, write_recipe, recipe_dict,
+                                                    tmp_path, refused):
+    """`mentor label` keeps the teacher's outputs; every preset that needs no teacher features
+    then trains from the store (teacher: {store: ...}); presets that tap teacher modules are
+    refused before anything is written."""
+    from mentor.registry import METHODS
+    cwd, _ = tiny_run
+    ckpt = next((cwd / "runs").iterdir()) / "teacher" / "model.safetensors"
+    _ok(mentor("label", "--teacher", str(ckpt), "--data", "iris", "--out", "store",
+               "--views", "2", "--augment", "crop", "--quiet"))
+    taps = {"feature-kd": {"student_layer": "1", "teacher_layer": "1"},
+            "proto-kd": {"teacher_layer": "1"}}
+    names = [n for n in METHODS.names() if n not in taps and n != "pruned-kd"]
+    write_recipe(recipe_dict(name="store", teacher={"store": "store"},
+                             methods=[{"name": n} for n in names],
+                             train={"epochs": 1, "seeds": [0]}), "store.yaml")
+    _ok(mentor("run", "store.yaml", "--out", "runs", "--quiet"))
+    (run,) = list((tmp_path / "runs").iterdir())
+    results = json.loads((run / "results.json").read_text())
+    assert sorted(r["method"] for r in results["rows"]) == sorted(names)
+    assert "label store store (logits, 90 samples x 2 views" in results["teacher"]["description"]
+    shutil.rmtree(tmp_path / "runs")
+    write_recipe(recipe_dict(name="taps", teacher={"store": "store"},
+                             methods=[{"name": "feature-kd", **taps["feature-kd"]}]), "t.yaml")
+    refused(mentor("run", "t.yaml", "--out", "runs", "--quiet"),
+            "method 'feature-kd' reads teacher features", "expected a module teacher")
+    write_recipe(recipe_dict(name="prune", teacher={"store": "store"},
+                             methods=[{"name": "pruned-kd"}]), "p.yaml")
+    refused(mentor("run", "p.yaml", "--out", "runs", "--quiet"),
+            "method 'pruned-kd' trains on a subset", "teacher.store needs every row")

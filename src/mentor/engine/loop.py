@@ -85,7 +85,12 @@ class TeacherSignal:
             return self.all_outputs(x, index)
         return teacher_logits(self.teacher, x, index)
 
-    def __call__(self, x: Tensor, index: Tensor) -> Tensor | dict[str, Tensor]:
+    def __call__(self, x: Tensor, index: Tensor,
+                 view: Tensor | None = None) -> Tensor | dict[str, Tensor]:
+        if view is not None:  # x is the augmented view; a store looks the view up
+            at_view = getattr(self.teacher, "logits_at_view", None)
+            with torch.no_grad():
+                return at_view(x, index, view) if at_view is not None else self._compute(x, index)
         cached = self.cached
         if cached is not None:
             if type(cached) is dict:
@@ -138,7 +143,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         checkpoint_dir: Path | None = None, resume: bool = False,
         max_steps: int | None = None,
         on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
-        task: TaskAdapter = CLASSIFICATION) -> FitResult:
+        task: TaskAdapter = CLASSIFICATION, views=None) -> FitResult:
     """The training loop behind :func:`fit` (no feature taps)."""
     if not objectives:
         raise MentorError("a method needs at least one objective, got none")
@@ -196,6 +201,17 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
             raise MentorError("train.cache_teacher 'always' cannot cache teacher "
                               f"{getattr(teacher, 'description', type(teacher).__name__)}: its "
                               "outputs change during training; expected 'auto' or 'never'")
+        if views is None:  # a label store made with views: train on its stored views
+            views = getattr(teacher, "views", None)
+        samples = getattr(getattr(teacher, "store", None), "samples", None)
+        if samples is not None and samples != n:
+            raise MentorError(f"the label store holds {samples} samples but the training split "
+                              f"has {n} rows; expected the store made from this training split")
+        if views is not None:
+            if spec.cache_teacher == "always":
+                raise MentorError("train.cache_teacher 'always' cannot cache a teacher on "
+                                  "augmented views; expected 'auto' or 'never'")
+            cache = False  # outputs depend on the view: looked up (store) or computed per batch
         signal = TeacherSignal(teacher, x, cache)
     for refiner in refiners:  # stateful refiners start afresh with each run
         if callable(getattr(refiner, "reset", None)):
@@ -250,14 +266,21 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         resumed_running = 0.0
         for b in range(start_b, steps_per_epoch):
             idx = order_dev[b * g_batch:(b + 1) * g_batch]
+            view = None
+            if views is not None:  # one stored view per row, a pure function of (seed, step)
+                view = _draw_views(views.views, len(idx), seed, step)
             if world > 1:
                 idx = idx.tensor_split(world)[rank]
-            xb = x[idx]
+                view = view.tensor_split(world)[rank] if view is not None else None
+            if view is not None:
+                xb = views.apply(x[idx], idx, view, n)
+            else:
+                xb = x[idx]
             batch = Batch(xb, y[idx], idx, None if lab_mask is None else lab_mask[idx],
                           epoch, step)
             targets = None
             if signal is not None:
-                zt = signal(xb, idx)
+                zt = signal(xb, idx, view)
                 extra = None
                 if type(zt) is dict:
                     extra, zt = zt, zt["logits"]
@@ -325,6 +348,13 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     raw_model.eval()
     return FitResult(raw_model, history, best_epoch, best_val, step, not stopped,
                      signal is not None and signal.cached is not None)
+
+
+def _draw_views(n_views: int, size: int, seed: int, step: int) -> Tensor:
+    """View ids for a global batch: a pure function of (seed, step), so resuming a run draws
+    the same views without any saved generator state."""
+    g = torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
+    return torch.randint(n_views, (size,), generator=g)
 
 
 def _weighted_sum(objectives: Sequence[Objective], logits: Tensor, targets: Targets | None,

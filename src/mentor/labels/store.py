@@ -279,7 +279,7 @@ class LabelStore:
         if self._dense is None:
             t = self.table()
             decoded = self.kind.decode(t)
-            sid = torch.from_numpy(t.column("sample_id").to_numpy())
+            sid = torch.from_numpy(t.column("sample_id").to_numpy().astype("int64"))
             vid = torch.from_numpy(t.column("view_id").to_numpy().astype("int64"))
             dense = torch.empty(self.samples, self.views_per_sample, *decoded.shape[1:])
             dense[sid, vid] = decoded
