@@ -63,7 +63,7 @@ class Distiller:
         self.model = self.plan.prepare_student(self.student, data.train.x[:2])
         train = self.plan.prepare_train(data.train, self.seed)
         self.result = fit(self.model, train, data.val, objectives=self.plan.objectives,
-                          taps=self.plan.taps,
+                          taps=self.plan.taps, mixer=self.plan.mixer,
                           refiners=[*self.plan.refiners, *self.refiners],
                           updater=self.updater or self.plan.updater,
                           spec=self.spec, seed=self.seed, num_classes=data.num_classes,

@@ -33,6 +33,7 @@ class MethodPlan:
     taps: list[Any] = field(default_factory=list)
     wrap_student: Callable[[Any, Any], Any] | None = None
     select_train: Callable[[Any, int], Any] | None = None
+    mixer: Any = None  # mixes two views of each sample (SelfMix); needs stored views
 
     def prepare_student(self, student, example):
         """The module to train; ``example``: a few input rows (to size new heads)."""
@@ -384,6 +385,8 @@ class FerKDParams(_Params):
     discard: float = Field(0.05, ge=0, le=1)
     calibrate: float = Field(0.15, ge=0, le=1)
     epsilon: float = Field(0.1, ge=0, le=1)
+    selfmix: float = Field(0.0, ge=0, le=1, description="probability of SelfMix per row "
+                           "(needs a label store with views)")
 
 
 @register_method("ferkd", FerKDParams, paper="FerKD (METHODS.md §15) [recon of thresholds]",
@@ -392,11 +395,14 @@ class FerKDParams(_Params):
                  "by softened hard labels (per batch, by the teacher's true-class probability)")
 def _ferkd(p: FerKDParams) -> MethodPlan:
     from .targets import FerKDCalibration
+    from .labels.selfmix import SelfMix
+    mix = f", SelfMix p {p.selfmix:g}" if p.selfmix > 0 else ""
     return MethodPlan(
         hinton(p.alpha, p.temperature),
         refiners=[FerKDCalibration(p.discard, p.calibrate, p.epsilon)],
+        mixer=SelfMix(p.selfmix) if p.selfmix > 0 else None,
         description=f"FerKD: drop {100 * p.discard:g}%, calibrate {100 * p.calibrate:g}% "
-                    f"(eps {p.epsilon:g}), KD T={p.temperature:g}")
+                    f"(eps {p.epsilon:g}), KD T={p.temperature:g}{mix}")
 
 
 class USKDParams(_Params):

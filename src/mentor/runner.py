@@ -449,7 +449,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                               refiners=plan.refiners, updater=plan.updater,
                               spec=s.recipe.train, seed=seed, num_classes=s.splits.num_classes,
                               teacher=teacher if plan.needs_teacher else None,
-                              checkpoint_dir=ckpt, on_epoch=cb, task=task, taps=plan.taps)
+                              checkpoint_dir=ckpt, on_epoch=cb, task=task, taps=plan.taps,
+                              mixer=plan.mixer)
                     ev = evaluate(res.model, test_x, test_y, acc, teacher_logits=t_test,
                                   task=task)
                     if acc.is_main_process:

@@ -143,7 +143,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         checkpoint_dir: Path | None = None, resume: bool = False,
         max_steps: int | None = None,
         on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
-        task: TaskAdapter = CLASSIFICATION, views=None) -> FitResult:
+        task: TaskAdapter = CLASSIFICATION, views=None, mixer=None) -> FitResult:
     """The training loop behind :func:`fit` (no feature taps)."""
     if not objectives:
         raise MentorError("a method needs at least one objective, got none")
@@ -213,6 +213,10 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                                   "augmented views; expected 'auto' or 'never'")
             cache = False  # outputs depend on the view: looked up (store) or computed per batch
         signal = TeacherSignal(teacher, x, cache)
+    if mixer is not None and (views is None or signal is None):
+        raise MentorError(f"{type(mixer).__name__} mixes two views of each sample, but this run "
+                          "has no views; expected a label store made with --views/--augment "
+                          "as the teacher (or fit(..., views=...)) and a teacher objective")
     for refiner in refiners:  # stateful refiners start afresh with each run
         if callable(getattr(refiner, "reset", None)):
             refiner.reset()
@@ -266,12 +270,16 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         resumed_running = 0.0
         for b in range(start_b, steps_per_epoch):
             idx = order_dev[b * g_batch:(b + 1) * g_batch]
-            view = None
+            view = mixing = None
             if views is not None:  # one stored view per row, a pure function of (seed, step)
                 view = _draw_views(views.views, len(idx), seed, step)
+                if mixer is not None:  # (rows that mix, their second view, box draws)
+                    mixing = mixer.draw(views.views, len(idx), seed, step, view)
             if world > 1:
                 idx = idx.tensor_split(world)[rank]
                 view = view.tensor_split(world)[rank] if view is not None else None
+                if mixing is not None:
+                    mixing = tuple(m.tensor_split(world)[rank] for m in mixing)
             if view is not None:
                 xb = views.apply(x[idx], idx, view, n)
             else:
@@ -289,6 +297,14 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                 targets = Targets(zt, labels, extra=extra)
                 for refine in refiners:
                     targets = refine(targets, batch)
+                if mixing is not None:  # SelfMix: paste a second view, mix its target in
+                    on, view2, u = mixing
+                    x2 = views.apply(x[idx], idx, view2, n)
+                    targets2 = Targets(signal(x2, idx, view2), labels)
+                    for refine in refiners:
+                        targets2 = refine(targets2, batch)
+                    xb, targets = mixer.mix(xb, x2, targets, targets2, on, u, views.input_shape)
+                    batch = Batch(xb, batch.y, idx, batch.labeled, epoch, step)
             inputs = (xb, batch.y) if takes_labels else (xb,)
             if autocast is None:
                 logits = model(*inputs)

@@ -92,6 +92,8 @@ def as_teacher(obj: Any, num_classes: int | None = None) -> Any:
     """Wrap a module, a ``predict_proba`` model, a list (ensemble) or a teacher as a teacher."""
     if hasattr(obj, "logits") and hasattr(obj, "num_classes"):
         return obj
+    if callable(getattr(obj, "as_teacher", None)):  # a label store
+        return obj.as_teacher()
     if isinstance(obj, (list, tuple)):
         return EnsembleTeacher([as_teacher(m, num_classes) for m in obj])
     if isinstance(obj, nn.Module):
