@@ -224,6 +224,14 @@ def test_every_logit_preset_runs_from_a_label_store(tiny_run, mentor, write_reci
     ckpt = next((cwd / "runs").iterdir()) / "teacher" / "model.safetensors"
     _ok(mentor("label", "--teacher", str(ckpt), "--data", "iris", "--out", "store",
                "--views", "2", "--augment", "crop", "--quiet"))
+    shown = _ok(mentor("inspect", "store"))
+    for needle in ("kind logits, num_classes 3", "rows: 180 (90 samples x 2 views)",
+                   "'augment': 'crop'", "compression vs float32 full logits",
+                   "checksums: verified", "teacher confidence by predicted class"):
+        assert needle in shown, (needle, shown)
+    info = json.loads(_ok(mentor("inspect", "store", "--json")))
+    assert info["rows"] == 180 and info["teacher"]["method"] == "weights"
+    assert sum(h["rows"] for h in info["confidence_by_class"].values()) == 180
     taps = {"feature-kd": {"student_layer": "1", "teacher_layer": "1"},
             "proto-kd": {"teacher_layer": "1"}}
     names = [n for n in METHODS.names() if n not in taps and n != "pruned-kd"]
