@@ -69,9 +69,6 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        for tmp in out.glob(".*.tmp"):  # leftovers of a killed writer
-            tmp.unlink(missing_ok=True)
     n = len(x)
     if n == 0:
         raise MentorError("label store: the data has no rows")
@@ -79,6 +76,16 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
         raise MentorError(f"label store shard_samples must be >= 1, got {shard_samples}")
     n_views = views.views if views is not None else 1
     n_shards = math.ceil(n / shard_samples)
+    # leftovers of a killed writer: each rank removes only those of its own shards (another
+    # rank may be writing its temp files right now); rank 0 also the manifest's
+    mine = {_shard_name(s) for s in range(rank, n_shards, world)}
+    if rank == 0:
+        mine.add("manifest")
+    for tmp in out.glob(".*.tmp"):
+        stem = tmp.name[1:].split(".", 1)[0]
+        if stem in mine or (rank == 0 and stem.startswith("shard-")
+                            and int(stem[6:] or 0) >= n_shards):
+            tmp.unlink(missing_ok=True)
     teacher_fp = teacher_fingerprint(teacher, probe=x[:64])
     data_fp = data_fingerprint(x)
     header = {"kind": kind.describe(), "teacher": teacher_fp, "data": data_fp,
@@ -92,7 +99,7 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
         lo, hi = s * shard_samples, min((s + 1) * shard_samples, n)
         rows = (hi - lo) * n_views
         name = _shard_name(s)
-        if _shard_complete(out, name, header, rows):
+        if _shard_complete(out, name, header, rows, [lo, hi]):
             if on_rows:
                 on_rows(rows)
             continue
@@ -143,13 +150,15 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _shard_complete(out: Path, name: str, header: dict, rows: int) -> bool:
+def _shard_complete(out: Path, name: str, header: dict, rows: int,
+                    samples: list[int]) -> bool:
+    """A finished shard of *these* samples (a rerun may use another shard size)."""
     side = _read_json(out / f"{name}.json")
     arrow = out / f"{name}.arrow"
     if side is None or not arrow.exists():
         return False
     return (side.get("identity") == _identity(header) and side.get("rows") == rows
-            and side.get("sha256") == sha256_file(arrow))
+            and side.get("samples") == samples and side.get("sha256") == sha256_file(arrow))
 
 
 def _label_shard(teacher, x: Tensor, lo: int, hi: int, kind: Kind, views: Views | None,
@@ -251,7 +260,9 @@ class LabelStore:
             try:
                 fp = teacher_fingerprint(teacher, probe=probe)
             except ValueError:
-                fp = None
+                raise StoreError(f"label store '{m}': the teacher given has no modules, so it "
+                                 "is fingerprinted by its outputs; pass data= (the inputs the "
+                                 "store was made from) to compare it") from None
             if not same(self.manifest.get("teacher"), fp):
                 raise StoreError(f"label store '{m}' was made by another teacher "
                                  f"({self.manifest['teacher'].get('description')}, sha256 "
@@ -281,11 +292,21 @@ class LabelStore:
             decoded = self.kind.decode(t)
             sid = torch.from_numpy(t.column("sample_id").to_numpy().astype("int64"))
             vid = torch.from_numpy(t.column("view_id").to_numpy().astype("int64"))
-            dense = torch.empty(self.samples, self.views_per_sample, *decoded.shape[1:])
-            dense[sid, vid] = decoded
             if len(t) != self.samples * self.views_per_sample:
                 raise StoreError(f"label store '{self.path}' has {len(t)} rows; the manifest "
                                  f"promises {self.samples} x {self.views_per_sample}")
+            if len(t) and (int(sid.min()) < 0 or int(sid.max()) >= self.samples
+                           or int(vid.min()) < 0 or int(vid.max()) >= self.views_per_sample):
+                raise StoreError(f"label store '{self.path}' has rows outside {self.samples} "
+                                 f"samples x {self.views_per_sample} views")
+            seen = torch.zeros(self.samples, self.views_per_sample, dtype=torch.long)
+            seen.index_put_((sid, vid), torch.ones_like(sid), accumulate=True)
+            if not bool((seen == 1).all()):  # every (sample, view) exactly once
+                lost, dup = int((seen == 0).sum()), int((seen > 1).sum())
+                raise StoreError(f"label store '{self.path}' has {lost} missing and {dup} "
+                                 "repeated (sample_id, view_id) pairs; relabel it")
+            dense = torch.empty(self.samples, self.views_per_sample, *decoded.shape[1:])
+            dense[sid, vid] = decoded
             self._dense = dense
         return self._dense
 
