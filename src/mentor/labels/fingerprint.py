@@ -13,7 +13,7 @@ from torch import Tensor
 def _update_tensor(h, t: Tensor) -> None:
     t = t.detach().cpu().contiguous()
     h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(t.view(torch.uint8).numpy() if t.numel() else b"")  # buffer protocol: no copy
 
 
 def data_fingerprint(x: Tensor) -> dict[str, Any]:

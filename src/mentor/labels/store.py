@@ -104,15 +104,7 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
                 on_rows(rows)
             continue
         table = _label_shard(teacher, x, lo, hi, kind, views, batch_size, on_rows)
-        with atomic_path(out / f"{name}.arrow") as tmp:
-            with pa.OSFile(str(tmp), "wb") as sink:
-                with pa.ipc.new_file(sink, table.schema) as writer:
-                    writer.write_table(table)
-        side = {"file": f"{name}.arrow", "shard": s, "rows": rows, "samples": [lo, hi],
-                "sha256": sha256_file(out / f"{name}.arrow"),
-                "bytes": (out / f"{name}.arrow").stat().st_size,
-                "identity": _identity(header)}
-        atomic_write_text(out / f"{name}.json", json.dumps(side, indent=1))
+        _save_shard(out, name, s, lo, hi, rows, table, _identity(header))
     if barrier is not None:
         barrier()
     if rank != 0:
@@ -132,6 +124,23 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
     manifest["mentor_version"] = __version__
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return out
+
+
+def _save_shard(out: Path, name: str, s: int, lo: int, hi: int, rows: int, table: pa.Table,
+                identity: str) -> None:
+    """Write one shard, then its sidecar, each atomically. The sha256 is taken from the
+    serialized bytes in memory (what was written), not by reading the file back."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    buf = sink.getvalue()
+    with atomic_path(out / f"{name}.arrow") as tmp:
+        with open(tmp, "wb") as f:
+            f.write(memoryview(buf))
+    side = {"file": f"{name}.arrow", "shard": s, "rows": rows, "samples": [lo, hi],
+            "sha256": hashlib.sha256(memoryview(buf)).hexdigest(), "bytes": buf.size,
+            "identity": identity}
+    atomic_write_text(out / f"{name}.json", json.dumps(side, indent=1))
 
 
 def _identity(d: dict[str, Any]) -> str:
@@ -169,7 +178,8 @@ def _label_shard(teacher, x: Tensor, lo: int, hi: int, kind: Kind, views: Views 
     columns: dict[str, list] = {}
     for i in range(0, len(sample), batch_size):
         sid, vid = sample[i:i + batch_size], view[i:i + batch_size]
-        xb = x[sid.to(x.device)]
+        # one view per sample: the ids are lo + i.., so a slice (no copy) replaces the gather
+        xb = x[lo + i:lo + i + len(sid)] if views is None else x[sid.to(x.device)]
         if views is not None:
             xb = views.apply(xb, sid, vid, len(x))
         with torch.no_grad():
