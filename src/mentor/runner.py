@@ -175,15 +175,6 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
     for s in settings:
         if s.recipe.teacher is not None:
             check_ensemble(s.recipe.teacher, "teacher")
-            aligned = ("teacher.privileged" if s.recipe.teacher.privileged is not None else
-                       "teacher.store" if s.recipe.teacher.store is not None else None)
-            if aligned:  # the teacher knows training rows by position
-                for label, _, plan, _ in methods:
-                    if plan.select_train is not None:
-                        raise MentorError(
-                            f"method {label!r} trains on a subset of the training rows, but "
-                            f"{aligned} needs every row aligned with its outputs; expected a "
-                            "method without data selection")
     for s in settings:
         for label, _, plan, _ in methods:
             try:

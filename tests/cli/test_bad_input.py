@@ -54,6 +54,17 @@ def _mlp16_checkpoint(d: Path):
     return _recipe(teacher={"checkpoint": "t16.safetensors", "model": "mlp", "hidden": [8]})
 
 
+def _store_of_other_data(d: Path):
+    """A label store of iris inputs other than the recipe's training split."""
+    from mentor.labels import make_kind, write_store
+    from mentor.teachers import ModuleTeacher
+
+    torch.manual_seed(0)
+    teacher = ModuleTeacher(build_model("mlp", (4,), 3, hidden=[8]), 3)
+    write_store(teacher, torch.randn(90, 4), d / "store", make_kind("logits", num_classes=3))
+    return _recipe(teacher={"store": str(d / "store")})
+
+
 class _Evil:
     """Unpickling this creates the marker file."""
 
@@ -183,10 +194,11 @@ CASES = [
          _recipe(teacher={"model": "cnn", "privileged": {"kind": "labels"}})),
     Case("privileged-unknown-kind", ("teacher.privileged.kind", "'clean'", "'labels'"),
          _recipe(teacher={"model": "mlp", "privileged": {"kind": "clean"}})),
-    Case("privileged-with-pruning", ("method 'pruned-kd'", "subset of the training rows",
-                                     "teacher.privileged"),
-         _recipe(teacher={"model": "mlp", "hidden": [16], "privileged": {"kind": "labels"}},
-                 methods=[{"name": "pruned-kd"}])),
+    # 16. label stores
+    Case("store-of-other-data", ("manifest.json", "was made from other data",
+                                 "teacher.allow_mismatch"), _store_of_other_data),
+    Case("store-missing", ("label store", "'nowhere'", "does not exist"),
+         _recipe(teacher={"store": "nowhere"})),
     # 15. multi-stage teachers
     Case("adapt-false-without-stages", ("teacher", "'adapt: false' leaves the teacher "
                                         "untrained", "expected 'pretrain'"),

@@ -234,7 +234,7 @@ def test_every_logit_preset_runs_from_a_label_store(tiny_run, mentor, write_reci
     assert sum(h["rows"] for h in info["confidence_by_class"].values()) == 180
     taps = {"feature-kd": {"student_layer": "1", "teacher_layer": "1"},
             "proto-kd": {"teacher_layer": "1"}}
-    names = [n for n in METHODS.names() if n not in taps and n != "pruned-kd"]
+    names = [n for n in METHODS.names() if n not in taps]
     write_recipe(recipe_dict(name="store", teacher={"store": "store"},
                              methods=[{"name": n} for n in names],
                              train={"epochs": 1, "seeds": [0]}), "store.yaml")
@@ -248,7 +248,3 @@ def test_every_logit_preset_runs_from_a_label_store(tiny_run, mentor, write_reci
                              methods=[{"name": "feature-kd", **taps["feature-kd"]}]), "t.yaml")
     refused(mentor("run", "t.yaml", "--out", "runs", "--quiet"),
             "method 'feature-kd' reads teacher features", "expected a module teacher")
-    write_recipe(recipe_dict(name="prune", teacher={"store": "store"},
-                             methods=[{"name": "pruned-kd"}]), "p.yaml")
-    refused(mentor("run", "p.yaml", "--out", "runs", "--quiet"),
-            "method 'pruned-kd' trains on a subset", "teacher.store needs every row")

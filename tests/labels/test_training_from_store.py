@@ -77,3 +77,27 @@ def test_a_store_of_another_split_is_refused(digits, teacher, tmp_path):
     with pytest.raises(MentorError, match=f"holds {len(digits.val)} samples but the training "
                                           f"split has {len(digits.train)} rows"):
         _student(digits, LabelStore.open(tmp_path / "v").as_teacher())
+
+
+def test_a_subset_asks_the_store_for_its_source_rows(digits, teacher, tmp_path):
+    """Data selection (pruned-kd) trains on a random half; the store is asked for those
+    rows' positions in the full split, so the student equals the live teacher's."""
+    views = Views("crop", 3, 4, digits.input_shape)
+    write_store(teacher, digits.train.x, tmp_path / "s", make_kind("logits", num_classes=10),
+                views=views)
+    store = LabelStore.open(tmp_path / "s")
+    plan = get_method("pruned-kd").plan(keep_fraction=0.5)
+    half = plan.prepare_train(digits.train, 0)
+    assert half.source_index is not None and len(half) == round(0.5 * len(digits.train))
+    spec = TrainSpec(epochs=2, batch_size=64, cache_teacher="never")
+
+    def run(t, v):
+        torch.manual_seed(1)
+        return fit(mlp((64,), 10, hidden=[16]), half, digits.val, objectives=plan.objectives,
+                   teacher=t, views=v, spec=spec, seed=0, num_classes=10).model.state_dict()
+    from_store = run(store.as_teacher(), None)
+    # the live teacher on the same views (a view's draws do not depend on the table size)
+    assert torch.equal(views.table(len(digits.train))[:700], views.table(700))
+    live = run(teacher, views)
+    assert all(torch.equal(from_store[k], live[k]) for k in live)
+

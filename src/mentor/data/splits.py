@@ -15,11 +15,14 @@ from .arrays import ArrayData
 @dataclass
 class Split:
     """Tensors of one split. ``labeled`` marks the rows whose label the student may see
-    (all rows of validation and test)."""
+    (all rows of validation and test). ``source_index``: for a subset (data selection), each
+    row's position in the split it was taken from -- what teachers that know rows by
+    position (label stores, privileged inputs) are asked for; ``None``: the rows themselves."""
 
     x: Tensor
     y: Tensor
     labeled: Tensor
+    source_index: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.y)

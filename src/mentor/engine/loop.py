@@ -68,8 +68,10 @@ class TeacherSignal:
     in the training split.
     """
 
-    def __init__(self, teacher, x: Tensor, cache: bool, chunk: int = 4096):
+    def __init__(self, teacher, x: Tensor, cache: bool, chunk: int = 4096,
+                 positions: Tensor | None = None):
         self.teacher = teacher
+        self.positions = positions  # row i of x is row positions[i] of the teacher's split
         self.all_outputs = getattr(teacher, "outputs", None)  # logits + tapped features
         self.cached: Tensor | dict[str, Tensor] | None = None
         if cache:
@@ -81,6 +83,8 @@ class TeacherSignal:
                            if isinstance(parts[0], dict) else torch.cat(parts))
 
     def _compute(self, x: Tensor, index: Tensor) -> Tensor | dict[str, Tensor]:
+        if self.positions is not None:
+            index = self.positions[index]
         if self.all_outputs is not None:
             return self.all_outputs(x, index)
         return teacher_logits(self.teacher, x, index)
@@ -90,7 +94,10 @@ class TeacherSignal:
         if view is not None:  # x is the augmented view; a store looks the view up
             at_view = getattr(self.teacher, "logits_at_view", None)
             with torch.no_grad():
-                return at_view(x, index, view) if at_view is not None else self._compute(x, index)
+                if at_view is None:
+                    return self._compute(x, index)
+                pos = self.positions[index] if self.positions is not None else index
+                return at_view(x, pos, view)
         cached = self.cached
         if cached is not None:
             if type(cached) is dict:
@@ -177,6 +184,8 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     scheduler = make_scheduler(optimizer, spec, total_steps)
 
     x = train.x.to(device)
+    # a subset (data selection) asks position-aware teachers and views for its source rows
+    positions = train.source_index.to(device) if train.source_index is not None else None
     labeled = train.labeled.to(device)
     all_labeled = bool(labeled.all())
     y = torch.where(labeled, train.y.to(device), torch.full_like(train.y.to(device), -1))
@@ -185,6 +194,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
 
     signal = None
     teacher_module = None
+    samples = None  # rows of a label store teacher
     if needs_teacher:
         if hasattr(teacher, "to"):
             teacher.to(device)
@@ -204,7 +214,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         if views is None:  # a label store made with views: train on its stored views
             views = getattr(teacher, "views", None)
         samples = getattr(getattr(teacher, "store", None), "samples", None)
-        if samples is not None and samples != n:
+        if samples is not None and samples != n and train.source_index is None:
             raise MentorError(f"the label store holds {samples} samples but the training split "
                               f"has {n} rows; expected the store made from this training split")
         if views is not None:
@@ -212,7 +222,10 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                 raise MentorError("train.cache_teacher 'always' cannot cache a teacher on "
                                   "augmented views; expected 'auto' or 'never'")
             cache = False  # outputs depend on the view: looked up (store) or computed per batch
-        signal = TeacherSignal(teacher, x, cache)
+        signal = TeacherSignal(teacher, x, cache, positions=positions)
+    # the views' table covers the source split (a label store: all of its samples)
+    views_n = (samples if samples is not None else
+               n if positions is None else int(positions.max()) + 1) if views is not None else n
     if mixer is not None and (views is None or signal is None):
         raise MentorError(f"{type(mixer).__name__} mixes two views of each sample, but this run "
                           "has no views; expected a label store made with --views/--augment "
@@ -280,8 +293,9 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                 view = view.tensor_split(world)[rank] if view is not None else None
                 if mixing is not None:
                     mixing = tuple(m.tensor_split(world)[rank] for m in mixing)
+            source = positions[idx] if positions is not None else idx
             if view is not None:
-                xb = views.apply(x[idx], idx, view, n)
+                xb = views.apply(x[idx], source, view, views_n)
             else:
                 xb = x[idx]
             batch = Batch(xb, y[idx], idx, None if lab_mask is None else lab_mask[idx],
@@ -299,7 +313,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                     targets = refine(targets, batch)
                 if mixing is not None:  # SelfMix: paste a second view, mix its target in
                     on, view2, u = mixing
-                    x2 = views.apply(x[idx], idx, view2, n)
+                    x2 = views.apply(x[idx], source, view2, views_n)
                     targets2 = Targets(signal(x2, idx, view2), labels)
                     for refine in refiners:
                         targets2 = refine(targets2, batch)

@@ -264,7 +264,8 @@ class LabelStore:
                              f"{self.manifest['data']['sha256'][:12]}…, "
                              f"{self.manifest['data']['rows']} rows) than the data given "
                              f"({len(data)} rows); expected the same inputs, or pass "
-                             "allow_mismatch=True (--allow-mismatch) to use it anyway")
+                             "allow_mismatch=True (in a recipe: teacher.allow_mismatch: "
+                             "true) to use it anyway")
         if teacher is not None:
             probe = data[:64] if data is not None else None
             try:
@@ -278,7 +279,8 @@ class LabelStore:
                                  f"({self.manifest['teacher'].get('description')}, sha256 "
                                  f"{self.manifest['teacher']['sha256'][:12]}…) than the one "
                                  "given; expected the same weights, or pass "
-                                 "allow_mismatch=True (--allow-mismatch) to use it anyway")
+                                 "allow_mismatch=True (in a recipe: teacher.allow_mismatch: "
+                                 "true) to use it anyway")
 
     # ----------------------------------------------------------------------- contents
 

@@ -100,7 +100,8 @@ class Views:
         return int(getattr(self.fn, "draws", 0))
 
     def table(self, n: int) -> Tensor:
-        """Uniform draws ``(n, views, P)``: the whole randomness of every view."""
+        """Uniform draws ``(n, views, P)``: the whole randomness of every view. The generator
+        fills the table in order, so row ``i`` is the same for every ``n > i``."""
         if self._table is None or len(self._table) != n:
             g = torch.Generator().manual_seed(self.seed)
             self._table = torch.rand(n, self.views, max(self.draws, 1), generator=g)

@@ -33,8 +33,10 @@ class RandomSelector:
 
 
 def subset(split: Split, indices: Tensor) -> Split:
-    """The rows ``indices`` of a split."""
-    return Split(split.x[indices], split.y[indices], split.labeled[indices])
+    """The rows ``indices`` of a split; ``source_index`` keeps their original positions."""
+    indices = torch.as_tensor(indices).long()
+    base = split.source_index if split.source_index is not None else torch.arange(len(split))
+    return Split(split.x[indices], split.y[indices], split.labeled[indices], base[indices])
 
 
 def keep_fraction(split: Split, fraction: float, seed: int) -> Split:
