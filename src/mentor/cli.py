@@ -125,6 +125,8 @@ def label_cmd(
         temperature: float = typer.Option(1.0, "--temperature", help="top-k capture "
                                           "temperature"),
         shard_samples: int = typer.Option(2048, "--shard-samples", help="samples per shard"),
+        feature: list[str] = typer.Option([], "--feature", help="also store the output of "
+                                          "this teacher module (dotted path; repeatable)"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
         threads: int = typer.Option(1, "--threads", min=0, help="torch CPU threads")) -> None:
     """Run a teacher once over a data split and keep its outputs as a label store."""
@@ -140,7 +142,7 @@ def label_cmd(
                      split_seed=split_seed, views=views, augment=augment,
                      augment_params=params, augment_seed=augment_seed, topk=topk, hard=hard,
                      dtype=dtype, temperature=temperature, shard_samples=shard_samples,
-                     progress=not quiet)
+                     progress=not quiet, features=tuple(feature))
     except MentorError as e:
         _fail(str(e))
     if path is not None:
@@ -169,6 +171,8 @@ def inspect_cmd(store: Path = typer.Argument(..., help="label store folder"),
              f"rows: {info['rows']} ({info['samples']} samples x {info['views_per_sample']} "
              f"views) in {info['shards']} shards",
              f"views: {info['views'] or 'none (the un-augmented inputs)'}",
+             "features: " + (", ".join(f"{p} {d['shape']}" for p, d in info["features"].items())
+                             or "none"),
              f"size on disk: {info['bytes_on_disk']:,} bytes ({info['bytes_per_row']:.1f} per "
              "row)"]
     if "compression_ratio" in info:

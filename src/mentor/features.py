@@ -171,5 +171,8 @@ class TappedTeacher:
         self._rec.remove()
 
 
-def tapped_shapes(teacher: TappedTeacher, example: Tensor) -> dict[str, torch.Size]:
-    return {k: v.shape for k, v in teacher.outputs(example).items()}
+def tapped_shapes(teacher: TappedTeacher, example: Tensor,
+                  index: Tensor | None = None) -> dict[str, torch.Size]:
+    """Shapes of the teacher's logits and tapped features on ``example`` rows (at training
+    positions ``index``, for teachers that know rows by position)."""
+    return {k: v.shape for k, v in teacher.outputs(example, index).items()}

@@ -192,13 +192,16 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
                 raise MentorError(f"teacher outputs {t.num_classes} classes but the data has "
                                   f"{s.splits.num_classes}")
             s.teacher = t
-            if isinstance(t, StoreTeacher):
+            if isinstance(t, StoreTeacher):  # tapped modules must be stored features
                 for label, _, plan, _ in methods:
-                    if plan.taps:
-                        raise MentorError(
-                            f"method {label!r} reads teacher features through forward hooks, "
-                            f"but teacher.store '{s.recipe.teacher.store}' holds outputs "
-                            "only; expected a module teacher (model or checkpoint)")
+                    for tap in plan.taps:
+                        if tap.teacher not in t.store.features:
+                            held = ", ".join(map(repr, t.store.features)) or "none"
+                            raise MentorError(
+                                f"method {label!r} reads teacher module {tap.teacher!r}, but "
+                                f"teacher.store '{s.recipe.teacher.store}' holds no such "
+                                f"feature (it holds {held}); expected a store labeled with "
+                                f"--feature {tap.teacher}")
         elif s.recipe.teacher.pretrain:
             if s.teacher_key not in stage_cache:  # settings that share a teacher load once
                 stage_cache[s.teacher_key] = stage_splits(s.recipe.teacher, s.splits)

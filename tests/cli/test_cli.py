@@ -214,29 +214,31 @@ def test_a_dho_student_checkpoint_is_a_teacher_for_a_second_run(mentor, write_re
     assert teacher["test_accuracy"] == student_acc
 
 
-def test_every_logit_preset_runs_from_a_label_store(tiny_run, mentor, write_recipe, recipe_dict,
+def test_every_preset_runs_from_a_label_store(tiny_run, mentor, write_recipe, recipe_dict,
                                                     tmp_path, refused):
-    """`mentor label` keeps the teacher's outputs; every preset that needs no teacher features
-    then trains from the store (teacher: {store: ...}); presets that tap teacher modules are
-    refused before anything is written."""
+    """`mentor label` keeps the teacher's outputs (and, with --feature, a module's output);
+    every preset then trains from the store (teacher: {store: ...}), the feature presets from
+    the stored feature; a tap of a module the store lacks is refused before anything is
+    written."""
     from mentor.registry import METHODS
     cwd, _ = tiny_run
     ckpt = next((cwd / "runs").iterdir()) / "teacher" / "model.safetensors"
     _ok(mentor("label", "--teacher", str(ckpt), "--data", "iris", "--out", "store",
-               "--views", "2", "--augment", "crop", "--quiet"))
+               "--views", "2", "--augment", "crop", "--feature", "1", "--quiet"))
     shown = _ok(mentor("inspect", "store"))
     for needle in ("kind logits, num_classes 3", "rows: 180 (90 samples x 2 views)",
                    "'augment': 'crop'", "compression vs float32 full logits",
-                   "checksums: verified", "teacher confidence by predicted class"):
+                   "checksums: verified", "features: 1 [16]",
+                   "teacher confidence by predicted class"):
         assert needle in shown, (needle, shown)
     info = json.loads(_ok(mentor("inspect", "store", "--json")))
     assert info["rows"] == 180 and info["teacher"]["method"] == "weights"
     assert sum(h["rows"] for h in info["confidence_by_class"].values()) == 180
     taps = {"feature-kd": {"student_layer": "1", "teacher_layer": "1"},
             "proto-kd": {"teacher_layer": "1"}}
-    names = [n for n in METHODS.names() if n not in taps]
+    names = METHODS.names()
     write_recipe(recipe_dict(name="store", teacher={"store": "store"},
-                             methods=[{"name": n} for n in names],
+                             methods=[{"name": n, **taps.get(n, {})} for n in names],
                              train={"epochs": 1, "seeds": [0]}), "store.yaml")
     _ok(mentor("run", "store.yaml", "--out", "runs", "--quiet"))
     (run,) = list((tmp_path / "runs").iterdir())
@@ -245,6 +247,8 @@ def test_every_logit_preset_runs_from_a_label_store(tiny_run, mentor, write_reci
     assert "label store store (logits, 90 samples x 2 views" in results["teacher"]["description"]
     shutil.rmtree(tmp_path / "runs")
     write_recipe(recipe_dict(name="taps", teacher={"store": "store"},
-                             methods=[{"name": "feature-kd", **taps["feature-kd"]}]), "t.yaml")
+                             methods=[{"name": "feature-kd", "student_layer": "1",
+                                       "teacher_layer": "0"}]), "t.yaml")
     refused(mentor("run", "t.yaml", "--out", "runs", "--quiet"),
-            "method 'feature-kd' reads teacher features", "expected a module teacher")
+            "method 'feature-kd' reads teacher module '0'", "holds no such feature (it holds "
+            "'1')", "--feature 0")

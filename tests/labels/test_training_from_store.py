@@ -101,3 +101,25 @@ def test_a_subset_asks_the_store_for_its_source_rows(digits, teacher, tmp_path):
     live = run(teacher, views)
     assert all(torch.equal(from_store[k], live[k]) for k in live)
 
+
+
+def test_feature_kd_from_stored_features_equals_the_live_teacher(digits, teacher, tmp_path):
+    """A store labeled with a teacher module's output trains feature-kd (forward hooks on the
+    student, the stored feature for the teacher) to the live teacher's exact weights."""
+    write_store(teacher, digits.train.x, tmp_path / "f", make_kind("logits", num_classes=10),
+                views=Views("crop", 2, 5, digits.input_shape), features=["1"])
+    store = LabelStore.open(tmp_path / "f")
+    assert store.feature("1").shape == (len(digits.train), 2, 64)
+    plan = get_method("feature-kd").plan(student_layer="1", teacher_layer="1")
+
+    def run(t, views):
+        torch.manual_seed(2)
+        return fit(mlp((64,), 10, hidden=[32]), digits.train, digits.val,
+                   objectives=plan.objectives, taps=plan.taps, teacher=t, views=views,
+                   spec=TrainSpec(epochs=2, batch_size=64, cache_teacher="never"), seed=0,
+                   num_classes=10).model.state_dict()
+    from_store = run(store.as_teacher(), None)
+    live = run(teacher, Views("crop", 2, 5, digits.input_shape))
+    assert all(torch.equal(from_store[k], live[k]) for k in live)
+    with pytest.raises(MentorError, match="holds no feature of teacher module '3'"):
+        store.feature("3")

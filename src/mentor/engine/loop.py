@@ -130,11 +130,16 @@ def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (
                           f"{type(student).__name__} takes the labels as input")
     if teacher is None:
         raise MentorError("feature taps need a teacher, but none was given")
-    tapped_teacher = TappedTeacher(teacher, list(taps))
+    # a label store reads the tapped teacher modules from its feature columns
+    tapped_teacher = (teacher.tapped(list(taps)) if callable(getattr(teacher, "tapped", None))
+                      else TappedTeacher(teacher, list(taps)))
     tapped_student = None
     try:
+        first = (train.source_index[:2] if train.source_index is not None
+                 else torch.arange(min(2, len(train))))
         tapped_student = TappedStudent(student, list(taps),
-                                       tapped_shapes(tapped_teacher, train.x[:2]), train.x[:2])
+                                       tapped_shapes(tapped_teacher, train.x[:2], first),
+                                       train.x[:2])
         result = _fit(tapped_student, train, val, teacher=tapped_teacher, **kwargs)
     finally:
         tapped_teacher.remove()

@@ -38,7 +38,7 @@ def label(*, teacher_path: str, source: str, out: Path, split: str = "train",
           augment_params: dict[str, Any] | None = None, augment_seed: int = 0,
           topk: int | None = None, hard: bool = False, dtype: str = "float32",
           temperature: float = 1.0, shard_samples: int = 2048, batch_size: int = 1024,
-          progress: bool = True) -> Path | None:
+          progress: bool = True, features: tuple[str, ...] = ()) -> Path | None:
     """Label a split of ``source`` with the checkpoint teacher into the store ``out``."""
     from ..engine.accel import get_accelerator
     from ..registry import AUGMENTS
@@ -84,7 +84,7 @@ def label(*, teacher_path: str, source: str, out: Path, split: str = "train",
                            shard_samples=shard_samples, batch_size=batch_size,
                            on_rows=bar.advance, rank=acc.process_index,
                            world=acc.num_processes, barrier=acc.wait_for_everyone,
-                           extra_manifest=extra)
+                           extra_manifest=extra, features=tuple(features))
 
 
 class _RowsProgress:
@@ -126,6 +126,7 @@ def inspect(path: Path, bins: int = 5) -> dict[str, Any]:
         "path": str(path), "kind": m["kind"], "samples": m["samples"],
         "views_per_sample": m["views_per_sample"], "rows": m["rows"],
         "views": m.get("views"), "shards": len(m["shards"]), "bytes_on_disk": on_disk,
+        "features": m.get("features") or {},
         "bytes_per_row": on_disk / max(m["rows"], 1), "teacher": m["teacher"],
         "data": m["data"], "checksums": "verified (sha256 of every shard)",
         "source": m.get("source"), "mentor_version": m.get("mentor_version"),

@@ -59,8 +59,13 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
                 views: Views | None = None, shard_samples: int = 2048, batch_size: int = 1024,
                 on_rows: Callable[[int], None] | None = None, rank: int = 0, world: int = 1,
                 barrier: Callable[[], None] | None = None,
-                extra_manifest: dict[str, Any] | None = None) -> Path | None:
+                extra_manifest: dict[str, Any] | None = None,
+                features: list[str] | tuple[str, ...] = ()) -> Path | None:
     """Label every row of ``x`` (every view of it) with ``teacher`` into the store ``out``.
+
+    ``features``: dotted paths of teacher modules whose outputs are stored too (column
+    ``feat:<path>``, shape in the manifest), so feature-distillation methods can train from
+    the store.
 
     Resumable: shards already complete (sidecar present, checksum matching) are skipped.
     Under several processes rank ``r`` writes shards ``r, r + world, ...``; after
@@ -88,8 +93,11 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
             tmp.unlink(missing_ok=True)
     teacher_fp = teacher_fingerprint(teacher, probe=x[:64])
     data_fp = data_fingerprint(x)
+    tapped, feature_kinds = _feature_taps(teacher, list(features), x[:2])
     header = {"kind": kind.describe(), "teacher": teacher_fp, "data": data_fp,
               "views": views.describe() if views is not None else None}
+    if feature_kinds:
+        header["features"] = {p: k.describe() for p, k in feature_kinds.items()}
     existing = _read_json(out / "manifest.json")
     if existing is not None and _identity(existing) != _identity(header):
         raise StoreError(f"label store '{out}' already holds outputs of another teacher, data "
@@ -103,8 +111,16 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
             if on_rows:
                 on_rows(rows)
             continue
-        table = _label_shard(teacher, x, lo, hi, kind, views, batch_size, on_rows)
+        try:
+            table = _label_shard(tapped or teacher, x, lo, hi, kind, views, batch_size, on_rows,
+                                 feature_kinds)
+        except BaseException:
+            if tapped is not None:
+                tapped.remove()
+            raise
         _save_shard(out, name, s, lo, hi, rows, table, _identity(header))
+    if tapped is not None:
+        tapped.remove()
     if barrier is not None:
         barrier()
     if rank != 0:
@@ -149,7 +165,26 @@ def _identity(d: dict[str, Any]) -> str:
         return None if f is None else {k: f.get(k) for k in ("method", "sha256", "architecture",
                                                               "rows", "shape")}
     return json.dumps({"kind": d.get("kind"), "teacher": fp(d.get("teacher")),
-                       "data": fp(d.get("data")), "views": d.get("views")}, sort_keys=True)
+                       "data": fp(d.get("data")), "views": d.get("views"),
+                       "features": d.get("features")}, sort_keys=True)
+
+
+def _feature_taps(teacher, paths: list[str], example: Tensor):
+    """Hooks on the teacher's ``paths`` and a tensor kind per path (its row shape)."""
+    if not paths:
+        return None, {}
+    from ..features import Tap, TappedTeacher
+    if len(set(paths)) != len(paths):
+        raise MentorError(f"label store features {paths} name a module twice")
+    tapped = TappedTeacher(teacher, [Tap(p, None, p) for p in paths])
+    try:
+        shapes = {k[5:]: v.shape[1:] for k, v in tapped.outputs(example).items()
+                  if k.startswith("feat:")}
+    except BaseException:
+        tapped.remove()
+        raise
+    from .kinds import Tensors
+    return tapped, {p: Tensors(tuple(shapes[p])) for p in paths}
 
 
 def _read_json(path: Path) -> dict | None:
@@ -171,7 +206,7 @@ def _shard_complete(out: Path, name: str, header: dict, rows: int,
 
 
 def _label_shard(teacher, x: Tensor, lo: int, hi: int, kind: Kind, views: Views | None,
-                 batch_size: int, on_rows) -> pa.Table:
+                 batch_size: int, on_rows, feature_kinds: dict[str, Kind]) -> pa.Table:
     n_views = views.views if views is not None else 1
     sample = torch.arange(lo, hi).repeat_interleave(n_views)
     view = torch.arange(n_views).repeat(hi - lo)
@@ -183,9 +218,12 @@ def _label_shard(teacher, x: Tensor, lo: int, hi: int, kind: Kind, views: Views 
         if views is not None:
             xb = views.apply(xb, sid, vid, len(x))
         with torch.no_grad():
-            z = teacher.logits(xb)
-        for k, arr in kind.encode(z).items():
+            out = teacher.outputs(xb) if feature_kinds else {"logits": teacher.logits(xb)}
+        for k, arr in kind.encode(out["logits"]).items():
             columns.setdefault(k, []).append(arr)
+        for path, fkind in feature_kinds.items():
+            columns.setdefault(f"feat:{path}", []).append(
+                fkind.encode(out[f"feat:{path}"])["value"])
         if on_rows:
             on_rows(len(sid))
     data = {"sample_id": pa.array(sample.numpy().astype("int64")),
@@ -213,7 +251,10 @@ class LabelStore:
         self.views = Views.from_manifest(manifest["views"]) if manifest.get("views") else None
         self.samples = int(manifest["samples"])
         self.views_per_sample = int(manifest["views_per_sample"])
+        self.features = {p: kind_from_manifest(d)
+                         for p, d in (manifest.get("features") or {}).items()}
         self._dense: Tensor | None = None
+        self._features: dict[str, Tensor] | None = None
 
     @classmethod
     def open(cls, path: str | Path, *, teacher=None, data: Tensor | None = None,
@@ -320,7 +361,25 @@ class LabelStore:
             dense = torch.empty(self.samples, self.views_per_sample, *decoded.shape[1:])
             dense[sid, vid] = decoded
             self._dense = dense
+            self._features = {}
+            for path, fkind in self.features.items():
+                values = fkind.decode(t.rename_columns(
+                    ["value" if c == f"feat:{path}" else c for c in t.column_names]))
+                feat = torch.empty(self.samples, self.views_per_sample, *values.shape[1:])
+                feat[sid, vid] = values
+                self._features[path] = feat
         return self._dense
+
+    def feature(self, path: str) -> Tensor:
+        """Stored outputs of teacher module ``path``: ``(samples, views, *shape)``."""
+        if path not in self.features:
+            from ..registry import suggest
+            raise MentorError(f"label store '{self.path}' holds no feature of teacher module "
+                              f"{path!r}{suggest(path, self.features)}; it holds "
+                              f"{', '.join(map(repr, self.features)) or 'none'} (mentor label "
+                              "--feature PATH stores one)")
+        self.outputs()
+        return self._features[path]
 
     def as_teacher(self) -> "StoreTeacher":
         return StoreTeacher(self)
@@ -364,10 +423,59 @@ class StoreTeacher:
     def logits_at_view(self, x: Tensor, index: Tensor, view: Tensor) -> Tensor:
         return self._table[self._rows(index), torch.as_tensor(view).long().to(self._table.device)]
 
+    def tapped(self, taps) -> "StoreTapped":
+        """The store as a tapped teacher: each tap's teacher module read from its column."""
+        return StoreTapped(self, taps)
+
     def logits(self, x: Tensor) -> Tensor:
         raise MentorError("a label store holds teacher outputs only for the rows it was made "
                           "from; it cannot label new inputs (use logits_at with training "
                           "positions)")
+
+    def train(self, mode: bool = True):
+        return self
+
+
+class StoreTapped:
+    """A label store standing in for a tapped module teacher (feature distillation):
+    ``outputs(x, index)`` returns the stored logits and ``feat:<tap name>`` features."""
+
+    frozen = True
+
+    def __init__(self, teacher: StoreTeacher, taps):
+        self.teacher = teacher
+        self.num_classes = teacher.num_classes
+        self.views = teacher.views
+        self.store = teacher.store
+        self.cacheable = True
+        self._feats = {t.key: teacher.store.feature(t.teacher) for t in taps}
+
+    def to(self, device) -> "StoreTapped":
+        self.teacher.to(device)
+        self._feats = {k: v.to(device) for k, v in self._feats.items()}
+        return self
+
+    def outputs(self, x: Tensor, index: Tensor | None = None, view: Tensor | None = None):
+        if index is None:
+            raise MentorError("a label store answers for training positions only; expected "
+                              "outputs(x, index)")
+        rows = self.teacher._rows(index)
+        v = (torch.zeros_like(rows) if view is None
+             else torch.as_tensor(view).long().to(rows.device))
+        return {"logits": self.teacher._table[rows, v],
+                **{k: f[rows, v] for k, f in self._feats.items()}}
+
+    def logits_at(self, x: Tensor, index: Tensor) -> Tensor:
+        return self.outputs(x, index)["logits"]
+
+    def logits_at_view(self, x: Tensor, index: Tensor, view: Tensor):
+        return self.outputs(x, index, view)
+
+    def logits(self, x: Tensor) -> Tensor:
+        return self.teacher.logits(x)
+
+    def remove(self) -> None:
+        pass
 
     def train(self, mode: bool = True):
         return self
