@@ -60,6 +60,7 @@ from mentor.methods import get_method  # noqa: E402
 from mentor.models import mlp  # noqa: E402
 from mentor.recipe import TrainSpec  # noqa: E402
 from mentor.teachers import as_teacher  # noqa: E402
+from plain_loops import plain_kd_loop, sync, val_accuracy  # noqa: E402
 
 VARIANTS = ["i", "ii", "iii", "iv", "v"]
 LABELS = {
@@ -72,15 +73,6 @@ LABELS = {
 
 
 # ------------------------------------------------------------------------- plain loops
-
-@torch.no_grad()
-def val_accuracy(model, xv, yv) -> float:
-    """The per-epoch validation pass given to the plain loops (mentor's fit does its own)."""
-    model.eval()
-    acc = (model(xv).argmax(-1) == yv).float().mean().item()
-    model.train()
-    return acc
-
 
 def plain_student(student, x, y, xv, yv, *, epochs, bs, lr, seed, **_):
     opt = torch.optim.Adam(student.parameters(), lr=lr)
@@ -128,28 +120,9 @@ def plain_kd_online(student, x, y, xv, yv, *, teacher, epochs, bs, lr, seed, T, 
 def plain_kd_cached(student, x, y, xv, yv, *, teacher, epochs, bs, lr, seed, T, alpha, **_):
     with torch.no_grad():  # the precompute is part of the timed run (as in mentor's fit)
         zt_all = teacher(x)
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    n = len(x)
-    w_ce, w_kd = 1.0 - alpha, alpha * T * T
-    acc = float("nan")
-    student.train()
-    for _epoch in range(epochs):
-        order = torch.randperm(n, generator=gen).to(x.device)
-        for i in range(0, n, bs):
-            idx = order[i:i + bs]
-            zs = student(x[idx])
-            kl = F.kl_div(F.log_softmax(zs / T, -1), F.log_softmax(zt_all[idx] / T, -1),
-                          reduction="batchmean", log_target=True)
-            loss = w_ce * F.cross_entropy(zs, y[idx]) + w_kd * kl
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        acc = val_accuracy(student, xv, yv)
-    return acc
+    return plain_kd_loop(student, x, y, xv, yv, zt_all, epochs=epochs, bs=bs, lr=lr, seed=seed,
+                         T=T, alpha=alpha)
 
-
-# ------------------------------------------------------------------------------ mentor
 
 def make_mentor(cache: str):
     def run(student, x, y, xv, yv, *, train_split, val_split, mteacher, objectives, epochs,
@@ -182,11 +155,6 @@ def pretrain_teacher(x, y, xv, yv, *, epochs, seed, device):
 def fresh_student(seed, device):
     torch.manual_seed(seed)
     return mlp((64,), 10, hidden=(32,)).to(device)
-
-
-def sync(device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def main(argv=None) -> int:

@@ -64,7 +64,6 @@ if _pre.parse_known_args()[0].device == "cpu":
     os.environ["MENTOR_CPU"] = "1"
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from mentor.data.splits import Split  # noqa: E402
 from mentor.engine import fit  # noqa: E402
@@ -74,6 +73,7 @@ from mentor.methods import get_method  # noqa: E402
 from mentor.models import mlp  # noqa: E402
 from mentor.recipe import TrainSpec  # noqa: E402
 from mentor.teachers import ModuleTeacher  # noqa: E402
+from plain_loops import plain_kd_loop, sync  # noqa: E402
 
 # Time spent in os.fsync (mentor.atomic fsyncs every file it writes), to tell waiting on the
 # disk from CPU work in the labeling numbers. The wrapper costs ~1 us per call.
@@ -90,11 +90,6 @@ def _timed_fsync(fd):
 
 
 os.fsync = _timed_fsync
-
-
-def sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 # --------------------------------------------------------------------------- data, models
@@ -141,35 +136,10 @@ def dir_bytes(path: Path, suffix: str | None = None) -> int:
 
 # --------------------------------------------------------------------- 2. student epoch
 
-@torch.no_grad()
-def val_accuracy(model, xv, yv) -> float:
-    model.eval()
-    acc = (model(xv).argmax(-1) == yv).float().mean().item()
-    model.train()
-    return acc
-
-
 def plain_epoch(student, x, y, xv, yv, zt_all, *, bs, lr, seed, T, alpha, epochs=1):
     """Lean PyTorch KD loop with the teacher logits already in memory (``zt_all``)."""
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    n = len(x)
-    w_ce, w_kd = 1.0 - alpha, alpha * T * T
-    acc = float("nan")
-    student.train()
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=gen).to(x.device)
-        for i in range(0, n, bs):
-            idx = order[i:i + bs]
-            zs = student(x[idx])
-            kl = F.kl_div(F.log_softmax(zs / T, -1), F.log_softmax(zt_all[idx] / T, -1),
-                          reduction="batchmean", log_target=True)
-            loss = w_ce * F.cross_entropy(zs, y[idx]) + w_kd * kl
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        acc = val_accuracy(student, xv, yv)
-    return acc
+    return plain_kd_loop(student, x, y, xv, yv, zt_all, epochs=epochs, bs=bs, lr=lr, seed=seed,
+                         T=T, alpha=alpha)
 
 
 def mentor_epoch(student, train, val, store_teacher, objectives, *, bs, lr, seed, classes,
