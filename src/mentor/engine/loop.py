@@ -83,28 +83,26 @@ class TeacherSignal:
                            if isinstance(parts[0], dict) else torch.cat(parts))
 
     def _compute(self, x: Tensor, index: Tensor) -> Tensor | dict[str, Tensor]:
-        if self.positions is not None:
-            index = self.positions[index]
+        """Teacher outputs for rows ``index`` of the training split (``x`` are their inputs,
+        or views of them); the teacher is asked for the rows' source positions."""
+        pos = self.positions[index] if self.positions is not None else index
         if self.all_outputs is not None:
-            return self.all_outputs(x, index)
-        return teacher_logits(self.teacher, x, index)
+            return self.all_outputs(x, pos)
+        return teacher_logits(self.teacher, x, pos)
 
     def __call__(self, x: Tensor, index: Tensor,
                  view: Tensor | None = None) -> Tensor | dict[str, Tensor]:
-        if view is not None:  # x is the augmented view; a store looks the view up
-            at_view = getattr(self.teacher, "logits_at_view", None)
-            with torch.no_grad():
-                if at_view is None:
-                    return self._compute(x, index)
-                pos = self.positions[index] if self.positions is not None else index
-                return at_view(x, pos, view)
         cached = self.cached
-        if cached is not None:
+        if cached is not None and view is None:
             if type(cached) is dict:
                 return {k: v[index] for k, v in cached.items()}
             return cached[index]
         with torch.no_grad():
-            return self._compute(x, index)
+            at_view = getattr(self.teacher, "logits_at_view", None)
+            if view is not None and at_view is not None:  # a store looks the view up
+                pos = self.positions[index] if self.positions is not None else index
+                return at_view(x, pos, view)
+            return self._compute(x, index)  # x is the (augmented) input
 
 
 def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (),
@@ -228,9 +226,8 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                                   "augmented views; expected 'auto' or 'never'")
             cache = False  # outputs depend on the view: looked up (store) or computed per batch
         signal = TeacherSignal(teacher, x, cache, positions=positions)
-    # the views' table covers the source split (a label store: all of its samples)
-    views_n = (samples if samples is not None else
-               n if positions is None else int(positions.max()) + 1) if views is not None else n
+    # the views' random table must cover every source row (its rows do not depend on its size)
+    views_n = int(positions.max()) + 1 if positions is not None else n
     if mixer is not None and (views is None or signal is None):
         raise MentorError(f"{type(mixer).__name__} mixes two views of each sample, but this run "
                           "has no views; expected a label store made with --views/--augment "
