@@ -60,7 +60,7 @@ from mentor.methods import get_method  # noqa: E402
 from mentor.models import mlp  # noqa: E402
 from mentor.recipe import TrainSpec  # noqa: E402
 from mentor.teachers import as_teacher  # noqa: E402
-from plain_loops import plain_kd_loop, sync, val_accuracy  # noqa: E402
+from plain_loops import plain_kd_loop, set_threads, sync, val_accuracy  # noqa: E402
 
 VARIANTS = ["i", "ii", "iii", "iv", "v"]
 LABELS = {
@@ -183,11 +183,7 @@ def main(argv=None) -> int:
     ap.add_argument("--profile-top", type=int, default=35)
     args = ap.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    try:
-        torch.set_num_interop_threads(args.threads)
-    except RuntimeError:
-        pass
+    set_threads(args.threads)
     device = args.device
 
     splits = mentor.data.load("digits")

@@ -73,7 +73,7 @@ from mentor.methods import get_method  # noqa: E402
 from mentor.models import mlp  # noqa: E402
 from mentor.recipe import TrainSpec  # noqa: E402
 from mentor.teachers import ModuleTeacher  # noqa: E402
-from plain_loops import plain_kd_loop, sync  # noqa: E402
+from plain_loops import plain_kd_loop, set_threads, sync  # noqa: E402
 
 # Time spent in os.fsync (mentor.atomic fsyncs every file it writes), to tell waiting on the
 # disk from CPU work in the labeling numbers. The wrapper costs ~1 us per call.
@@ -183,11 +183,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     t_script = time.perf_counter()
-    torch.set_num_threads(args.threads)
-    try:
-        torch.set_num_interop_threads(args.threads)
-    except RuntimeError:
-        pass
+    set_threads(args.threads)
     device = args.device
     skip = {s for s in args.skip.split(",") if s}
     C = args.classes

@@ -10,6 +10,15 @@ import torch
 import torch.nn.functional as F
 
 
+def set_threads(n: int) -> None:
+    """Intra- and inter-op torch threads (the latter can only be set once per process)."""
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:
+        pass
+
+
 def sync(device) -> None:
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
