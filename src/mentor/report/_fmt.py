@@ -76,6 +76,19 @@ def grouped_rows(results: dict) -> list[tuple[str, list[dict]]]:
     return [(name, sorted(rs, key=_sort_key)) for name, rs in groups.items() if rs]
 
 
+_TEACHER_FACTS = {
+    "test_accuracy": lambda v: f"test accuracy {fmt_acc(v)}",
+    "test_accuracy_without_labels": lambda v: f"without the label code {fmt_acc(v)}",
+    "params": lambda v: f"{fmt_params(v)} params",
+    "val_accuracy": lambda v: f"validation accuracy {fmt_acc(v)}",
+}
+
+
+def teacher_facts(teacher: dict, fields: tuple[str, ...]) -> list[str]:
+    """The recorded teacher facts among ``fields``, formatted, in that order."""
+    return [_TEACHER_FACTS[f](teacher[f]) for f in fields if teacher.get(f) is not None]
+
+
 def setting_descriptions(results: dict) -> dict[str, str]:
     return {
         str(s.get("name")): str(s.get("description") or "")

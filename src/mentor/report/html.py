@@ -15,6 +15,7 @@ from ._fmt import (
     fmt_speedup,
     grouped_rows,
     setting_descriptions,
+    teacher_facts,
 )
 from ..atomic import atomic_write_text
 from .plots import accuracy_vs_params, learning_curves
@@ -61,15 +62,9 @@ def _teacher_line(results: dict) -> str:
     if not teacher:
         return '<p class="teacher">No teacher information recorded.</p>'
     parts = [f"<strong>Teacher:</strong> {_e(teacher.get('description') or 'teacher')}"]
-    if teacher.get("params") is not None:
-        parts.append(f"{_e(fmt_params(teacher.get('params')))} params")
-    if teacher.get("test_accuracy") is not None:
-        parts.append(f"test accuracy {_e(fmt_acc(teacher.get('test_accuracy')))}")
-    if teacher.get("test_accuracy_without_labels") is not None:
-        parts.append("without the label code "
-                     f"{_e(fmt_acc(teacher.get('test_accuracy_without_labels')))}")
-    if teacher.get("val_accuracy") is not None:
-        parts.append(f"validation accuracy {_e(fmt_acc(teacher.get('val_accuracy')))}")
+    parts += [_e(f) for f in teacher_facts(teacher, ("params", "test_accuracy",
+                                                     "test_accuracy_without_labels",
+                                                     "val_accuracy"))]
     return f'<p class="teacher">{" · ".join(parts)}</p>'
 
 

@@ -13,6 +13,7 @@ from ._fmt import (
     fmt_speedup,
     grouped_rows,
     setting_descriptions,
+    teacher_facts,
 )
 
 __all__ = ["leaderboard_table"]
@@ -34,15 +35,8 @@ def _caption(results: dict) -> str:
 
 
 def _teacher_line(title: str, teacher: dict) -> str:
-    parts = [f"{title}: {teacher.get('description') or 'teacher'}"]
-    if teacher.get("test_accuracy") is not None:
-        parts.append(f"test accuracy {fmt_acc(teacher.get('test_accuracy'))}")
-    if teacher.get("test_accuracy_without_labels") is not None:
-        parts.append("without the label code "
-                     f"{fmt_acc(teacher.get('test_accuracy_without_labels'))}")
-    if teacher.get("params") is not None:
-        parts.append(f"{fmt_params(teacher.get('params'))} params")
-    return ", ".join(parts)
+    facts = teacher_facts(teacher, ("test_accuracy", "test_accuracy_without_labels", "params"))
+    return ", ".join([f"{title}: {teacher.get('description') or 'teacher'}", *facts])
 
 
 def leaderboard_table(results: dict) -> Table:
