@@ -67,7 +67,8 @@ class Distiller:
                           refiners=[*self.plan.refiners, *self.refiners],
                           updater=self.updater or self.plan.updater,
                           spec=self.spec, seed=self.seed, num_classes=data.num_classes,
-                          teacher=teacher,
+                          teacher=teacher, augment=self.plan.augment,
+                          input_shape=data.input_shape,
                           checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
                           resume=resume, max_steps=max_steps)
         return self.result
@@ -82,3 +83,25 @@ class Distiller:
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         self.model.eval()
         return torch.softmax(self.model(x), dim=-1)
+
+
+class SemiSupervised(Distiller):
+    """A student that learns from a few labels and many unlabeled rows with a
+    semi-supervised preset (``fixmatch``, ``flexmatch``, ``freematch``, ``softmatch``,
+    ``mean-teacher``, ``pseudo-label``, ``gmm-teacher``); the teacher is built from the
+    student (itself or a moving average), so none is given. Rows of ``data.train`` whose
+    ``labeled`` flag is False are the unlabeled pool.
+
+    >>> import mentor, torch
+    >>> splits = mentor.load_data("digits", labeled_fraction=0.1)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(),
+    ...                           torch.nn.Linear(64, 10))
+    >>> ssl = mentor.SemiSupervised(net, "fixmatch", epochs=2, batch_size=16,
+    ...                             unlabeled_ratio=7)
+    >>> ssl.fit(splits).history["pl_coverage"][-1] >= 0
+    True
+    """
+
+    def __init__(self, student: nn.Module, method: str = "fixmatch", *, teacher: Any = None,
+                 **options: Any):
+        super().__init__(student, teacher, method, **options)

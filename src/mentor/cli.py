@@ -237,10 +237,11 @@ def validate(file: str = typer.Argument(..., help="recipe file or built-in name"
         plan = plan_run(raw, source=_source(path, set_))
     except MentorError as e:
         _fail(str(e))
-    n = sum(len(s.recipe.train.seeds) for s in plan.settings) * len(plan.methods)
+    n = sum(len(s.recipe.train.seeds) * len(s.methods) for s in plan.settings)
+    n_methods = len({m[0] for s in plan.settings for m in s.methods})
     from rich.markup import escape
     Console().print(f"[green]ok[/]: {escape(str(path))} - {len(plan.settings)} setting(s), "
-                    f"{len(plan.methods)} method(s), {n} student run(s)", highlight=False)
+                    f"{n_methods} method(s), {n} student run(s)", highlight=False)
 
 
 def main() -> None:

@@ -34,6 +34,8 @@ class MethodPlan:
     wrap_student: Callable[[Any, Any], Any] | None = None
     select_train: Callable[[Any, int], Any] | None = None
     mixer: Any = None  # mixes two views of each sample (SelfMix); needs stored views
+    # semi-supervised views: role -> "weak" / "strong" / None (teacher, student, labeled)
+    augment: dict[str, str | None] | None = None
 
     def prepare_student(self, student, example):
         """The module to train; ``example``: a few input rows (to size new heads)."""
@@ -45,7 +47,10 @@ class MethodPlan:
 
     @property
     def needs_teacher(self) -> bool:
-        return any(o.needs_teacher for o in self.objectives)
+        """True when the method learns from an external teacher (not one it builds from the
+        student, such as a mean teacher)."""
+        return (any(o.needs_teacher for o in self.objectives)
+                and not getattr(self.updater, "from_student", False))
 
 
 @dataclass(frozen=True)
@@ -454,3 +459,6 @@ def _proto_kd(p: ProtoKDParams) -> MethodPlan:
     ], taps=[tap], refiners=[PrototypeSoftLabels(tap.key, p.kappa, p.momentum, p.low, p.high)],
         description=f"prototype soft labels (kappa {p.kappa:g}, band {p.low:g}-{p.high:g}) + "
                     f"KD x{p.weight:g}")
+
+
+from . import methods_ssl  # noqa: E402,F401  (registers the semi-supervised presets)

@@ -79,6 +79,38 @@ class ModelSpec(_ModelOptions):
         return self.options()
 
 
+class AugmentSpec(BaseModel):
+    """The weak and strong views of semi-supervised methods: lists of registered
+    augmentations (``{name: shift, pixels: 1}``); a missing list takes mentor's default for
+    the input layout (:func:`mentor.data.augment.default_views`)."""
+
+    model_config = _STRICT
+    weak: list[dict[str, Any]] | None = None
+    strong: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _named(self):
+        from .data import augment  # noqa: F401  (registers the built-in augmentations)
+        from .registry import AUGMENTS
+        for role in ("weak", "strong"):
+            for i, op in enumerate(getattr(self, role) or []):
+                name = op.get("name")
+                if not isinstance(name, str):
+                    raise ValueError(f"{role}[{i}] needs a 'name' (one of "
+                                     f"{', '.join(AUGMENTS.names())}), got {_short(op)}")
+                if name not in AUGMENTS:
+                    raise ValueError(f"{role}[{i}].name {name!r} is not a registered "
+                                     f"augmentation{suggest(name, AUGMENTS.names())}; expected "
+                                     f"one of {', '.join(AUGMENTS.names())}")
+        return self
+
+    def pipelines(self) -> dict[str, list[tuple[str, dict[str, Any]]] | None]:
+        def ops(lst):
+            return None if lst is None else [(o["name"], {k: v for k, v in o.items()
+                                                          if k != "name"}) for o in lst]
+        return {"weak": ops(self.weak), "strong": ops(self.strong)}
+
+
 class TrainSpec(BaseModel):
     model_config = _STRICT
     epochs: int = Field(30, ge=1)
@@ -93,6 +125,17 @@ class TrainSpec(BaseModel):
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     cache_teacher: Literal["auto", "always", "never"] = "auto"
     select: Literal["best_val", "last"] = "best_val"
+    unlabeled_ratio: int = Field(0, ge=0, description="semi-supervised batches: batch_size "
+                                 "labeled rows plus this many times as many unlabeled rows per "
+                                 "step (0: one shuffled pass over all rows)")
+    augment: AugmentSpec | None = Field(None, description="weak/strong views of "
+                                        "semi-supervised methods")
+    eval_ema: float = Field(0.0, ge=0, lt=1, description="validate, select and return an "
+                            "exponential moving average of the student's weights with this "
+                            "decay (warm-up min(1 - 1/(t+1), decay)); 0 = the student itself")
+    collapse_steps: int = Field(300, ge=0, description="stop when the pseudo-labels collapse "
+                                "(none admitted, or one class > 90 %) for this many steps in a "
+                                "row; 0 turns the check off")
 
 
 class PrivilegedSpec(BaseModel):
@@ -205,6 +248,8 @@ class SettingSpec(BaseModel):
     train: dict[str, Any] | None = None
     teacher: dict[str, Any] | None = Field(None, description="teacher overrides; a setting "
                                            "with a different teacher trains its own")
+    methods: list[dict[str, Any]] | None = Field(None, min_length=1, description="this "
+                                                 "setting's methods (replace the recipe's)")
 
 
 class Recipe(BaseModel):
@@ -472,7 +517,11 @@ def setting_raw(raw: dict[str, Any], setting: str) -> dict[str, Any]:
     for s in raw.get("settings") or []:
         if s.get("name") == setting:
             over = {k: s[k] for k in ("data", "student", "train", "teacher") if s.get(k)}
-            return deep_merge(base, over)
+            merged = deep_merge(base, over)
+            if s.get("methods"):  # a list of its own replaces the recipe's method(s)
+                merged.pop("method", None)
+                merged["methods"] = copy.deepcopy(s["methods"])
+            return merged
     raise RecipeError([f"no setting named {setting!r}"])
 
 

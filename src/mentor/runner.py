@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from . import data as data_mod
+from .data.augment import Augment
 from .data.splits import Splits
 from .engine import fit, get_accelerator
 from .atomic import atomic_write_text
@@ -47,6 +48,8 @@ class Setting:
     teacher: Any = None
     teacher_key: str = ""
     teacher_stages: list[Splits] = field(default_factory=list)  # teacher.pretrain data
+    methods: list[tuple[str, str, MethodPlan, dict]] = field(default_factory=list)
+    own_methods: bool = False  # the setting lists its own methods
 
 
 @dataclass
@@ -146,23 +149,16 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
             data_cache[key] = load_splits(r.data)
         splits = data_cache[key]
         _check_student(r.student, splits, "student")
-        settings.append(Setting(name, desc, r, splits, teacher_key=_teacher_key(r)))
-    methods = []
-    for m in recipe.method_list():
-        params = {k: v for k, v in (m.model_extra or {}).items()}
-        method = get_method(m.name)
-        resolved = method.params.model_validate(params).model_dump()
-        plan = method.plan(**params)
-        methods.append((m.label or m.name, m.name, plan, resolved))
-    labels = [m[0] for m in methods]
-    dup = {n for n in labels if labels.count(n) > 1}
-    if dup:
-        raise MentorError(f"methods: {sorted(dup)[0]!r} appears twice; give each a distinct "
-                          "'label'")
-    students_of_teacher = [m[0] for m in methods if m[2].needs_teacher]
-    if students_of_teacher and recipe.teacher is None:
-        raise MentorError(f"teacher is required: method {students_of_teacher[0]!r} distills "
-                          "from a teacher; expected a 'teacher' section (model or checkpoint)")
+        own = any(sp.name == name and sp.methods for sp in setting_specs)
+        settings.append(Setting(name, desc, r, splits, teacher_key=_teacher_key(r),
+                                methods=_plan_methods(r), own_methods=own))
+    methods = _plan_methods(recipe)
+    for s in settings:
+        students_of_teacher = [m[0] for m in s.methods if m[2].needs_teacher]
+        if students_of_teacher and s.recipe.teacher is None:
+            raise MentorError(f"teacher is required: method {students_of_teacher[0]!r} distills"
+                              " from a teacher; expected a 'teacher' section (model or "
+                              "checkpoint)")
 
     def check_ensemble(spec: TeacherSpec, where: str) -> None:
         for i, m in enumerate(spec.ensemble or []):  # every member must be a checkpoint
@@ -176,7 +172,11 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
         if s.recipe.teacher is not None:
             check_ensemble(s.recipe.teacher, "teacher")
     for s in settings:
-        for label, _, plan, _ in methods:
+        aug = s.recipe.train.augment
+        for role, ops in (aug.pipelines().items() if aug is not None else ()):
+            if ops is not None:  # names and parameters checked against the input layout
+                Augment(ops, s.splits.input_shape, where=f"train.augment.{role}")
+        for label, _, plan, _ in s.methods:
             try:
                 probe_objectives(plan.objectives, s.splits.num_classes)
             except MentorError as e:
@@ -193,7 +193,7 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
                                   f"{s.splits.num_classes}")
             s.teacher = t
             if isinstance(t, StoreTeacher):  # tapped modules must be stored features
-                for label, _, plan, _ in methods:
+                for label, _, plan, _ in s.methods:
                     for tap in plan.taps:
                         if tap.teacher not in t.store.features:
                             held = ", ".join(map(repr, t.store.features)) or "none"
@@ -210,6 +210,23 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
             raise MentorError("teacher.ensemble members must be checkpoints (training ensemble "
                               "members from a recipe is not supported yet)")
     return run
+
+
+def _plan_methods(recipe: Recipe) -> list[tuple[str, str, MethodPlan, dict]]:
+    """(label, name, plan, resolved parameters) of each method of a recipe; a setting's own
+    methods get their own plans (and so their own refiner state)."""
+    methods = []
+    for m in recipe.method_list():
+        params = {k: v for k, v in (m.model_extra or {}).items()}
+        method = get_method(m.name)
+        resolved = method.params.model_validate(params).model_dump()
+        methods.append((m.label or m.name, m.name, method.plan(**params), resolved))
+    labels = [m[0] for m in methods]
+    dup = {n for n in labels if labels.count(n) > 1}
+    if dup:
+        raise MentorError(f"methods: {sorted(dup)[0]!r} appears twice; give each a distinct "
+                          "'label'")
+    return methods
 
 
 def _all_labeled(split: data_mod.Split) -> data_mod.Split:
@@ -402,14 +419,17 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
     acc = get_accelerator(run.recipe.train.mixed_precision)
     device = acc.device
     seeds = run.recipe.train.seeds
-    n_runs = sum(len(s.recipe.train.seeds) for s in run.settings) * len(run.methods)
+    n_runs = sum(len(s.recipe.train.seeds) * len(s.methods) for s in run.settings)
     teachers: dict[str, tuple[Any, dict]] = {}
     rows, histories = [], []
     metrics_lines: list[str] = []
     with _Progress(show, n_runs) as bars:
         for s in run.settings:
             task = TASKS.get(s.recipe.task)
-            if s.recipe.teacher is not None and s.teacher_key not in teachers:
+            # a setting with methods of its own trains the teacher only if one of them uses it
+            wants_teacher = s.recipe.teacher is not None and (
+                not s.own_methods or any(m[2].needs_teacher for m in s.methods))
+            if wants_teacher and s.teacher_key not in teachers:
                 if s.teacher is not None:
                     t = s.teacher.to(device) if hasattr(s.teacher, "to") else s.teacher
                     info = {"description": t.description,
@@ -428,7 +448,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
             teacher_fn = _teacher_on(teacher, test_y) if teacher is not None else None
             t_test = teacher_fn(test_x) if teacher_fn is not None else None
             latency = None
-            for label, mname, plan, params in run.methods:
+            for label, mname, plan, params in s.methods:
                 accs, agrees, vals, n_params = [], [], [], 0
                 for seed in s.recipe.train.seeds:
                     torch.manual_seed(seed)
@@ -444,7 +464,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                               spec=s.recipe.train, seed=seed, num_classes=s.splits.num_classes,
                               teacher=teacher if plan.needs_teacher else None,
                               checkpoint_dir=ckpt, on_epoch=cb, task=task, taps=plan.taps,
-                              mixer=plan.mixer)
+                              mixer=plan.mixer, augment=plan.augment,
+                              input_shape=s.splits.input_shape)
                     ev = evaluate(res.model, test_x, test_y, acc, teacher_logits=t_test,
                                   task=task)
                     if acc.is_main_process:

@@ -206,7 +206,24 @@ CASES = [
     Case("stage-data-mismatch", ("teacher.pretrain[0].data (digits)", "10 classes",
                                  "expected (4,) and 3"),
          _recipe(teacher={"model": "mlp", "pretrain": [{"data": {"source": "digits"}}]})),
-    # 13. recipe files
+    # 13. semi-supervised views and batches
+    Case("augment-unknown-name", ("train.augment", "strong[0].name 'blurr'",
+                                  "expected one of"),
+         _recipe(train={"epochs": 2, "seeds": [0],
+                        "augment": {"strong": [{"name": "blurr"}]}})),
+    Case("augment-bad-parameter", ("train.augment.strong[1]", "noise.std must be >= 0",
+                                   "got -1"),
+         _recipe(train={"epochs": 2, "seeds": [0], "augment": {"strong": [
+             {"name": "shift"}, {"name": "noise", "std": -1}]}})),
+    Case("augment-unknown-parameter", ("train.augment.weak[0]", "'mask'",
+                                       "rejects parameters"),
+         _recipe(train={"epochs": 2, "seeds": [0], "augment": {"weak": [
+             {"name": "mask", "prob": 0.2}]}})),
+    Case("unlabeled-ratio-negative", ("train.unlabeled_ratio", "must be >= 0", "got -2"),
+         _recipe(train={"epochs": 2, "seeds": [0], "unlabeled_ratio": -2})),
+    Case("ssl-threshold-out-of-range", ("methods[0].threshold", "must be <= 1", "got 1.5"),
+         _recipe(methods=[{"name": "fixmatch", "threshold": 1.5}])),
+    # 14. recipe files
     Case("missing-recipe", ("'missing.yaml'", "does not exist"),
          argv=("run", "missing.yaml", "--out", "runs")),
     Case("directory-recipe", ("'somedir'", "directory"),

@@ -31,7 +31,7 @@ def test_recipes_lists_methods_and_builtins(mentor):
 def test_validate_builtin(mentor, tmp_path):
     out = _ok(mentor("recipes", "validate", "default"))
     assert out.startswith("ok"), out
-    assert "2 setting(s), 5 method(s), 30 student run(s)" in out, out
+    assert "3 setting(s), 7 method(s), 39 student run(s)" in out, out
     assert list(tmp_path.iterdir()) == []  # validate writes nothing
 
 
@@ -252,3 +252,31 @@ def test_every_preset_runs_from_a_label_store(tiny_run, mentor, write_recipe, re
     refused(mentor("run", "t.yaml", "--out", "runs", "--quiet"),
             "method 'feature-kd' reads teacher module '0'", "holds no such feature (it holds "
             "'1')", "--feature 0")
+
+
+def test_a_semi_supervised_setting_with_its_own_methods(mentor, write_recipe, recipe_dict,
+                                                       tmp_path):
+    """A setting may list its own methods: here semi-supervised presets on 10 % of the digits
+    labels beside the recipe's distillation methods. Their pseudo-label quality is recorded
+    per epoch and plotted in the report."""
+    ssl = {"name": "ssl", "data": {"labeled_fraction": 0.1},
+           "train": {"epochs": 2, "batch_size": 8, "unlabeled_ratio": 3, "seeds": [0]},
+           "methods": [{"name": "scratch"}, {"name": "fixmatch", "threshold": 0.5},
+                       {"name": "mean-teacher"}]}
+    write_recipe(recipe_dict(name="ssl", data={"source": "digits"},
+                             train={"epochs": 2, "seeds": [0]},
+                             settings=[{"name": "kd"}, ssl]), "ssl.yaml")
+    _ok(mentor("run", "ssl.yaml", "--out", "runs", "--quiet"))
+    (run,) = list((tmp_path / "runs").iterdir())
+    results = json.loads((run / "results.json").read_text())
+    by_setting = {}
+    for r in results["rows"]:
+        by_setting.setdefault(r["setting"], set()).add(r["method"])
+    assert by_setting == {"kd": {"scratch", "kd"}, "ssl": {"scratch", "fixmatch", "mean-teacher"}}
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    fm = next(x for x in lines if x["setting"] == "ssl" and x["method"] == "fixmatch")
+    assert len(fm["history"]["pl_precision"]) == 2
+    assert all(0 <= c <= 1 for c in fm["history"]["pl_coverage"])
+    assert fm["history"]["pl_thresholds"][-1] == [0.5] * 10
+    assert (run / "plots" / "pseudo_labels.png").stat().st_size > 0
+    assert "Pseudo-label quality" in (run / "report.html").read_text()

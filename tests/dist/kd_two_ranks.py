@@ -1,4 +1,5 @@
-"""Run under torchrun with 2 processes: a KD run whose data is sharded across ranks.
+"""Run under torchrun with 2 processes: a KD run whose data is sharded across ranks, then a
+semi-supervised FixMatch run (labeled and unlabeled streams, weak/strong views per rank).
 
 Each rank writes its final student weights and the gathered metrics to OUT/rank<r>.*.
 Used by test_two_ranks.py.
@@ -40,3 +41,16 @@ save_weights(out / f"rank{r}.safetensors", res.model)
 (out / f"rank{r}.json").write_text(json.dumps({
     "world": acc.num_processes, "distributed_type": str(acc.distributed_type),
     "test": ev, "val_history": res.history["val_accuracy"], "steps": res.steps}))
+
+ssl_splits = mentor.load_data("digits", labeled_fraction=0.1)
+torch.manual_seed(2)
+ssl_student = mlp(ssl_splits.input_shape, 10, hidden=[16])
+ssl_plan = get_method("fixmatch").plan(threshold=0.5)
+ssl = fit(ssl_student, ssl_splits.train, ssl_splits.val, objectives=ssl_plan.objectives,
+          refiners=ssl_plan.refiners, updater=ssl_plan.updater, augment=ssl_plan.augment,
+          input_shape=ssl_splits.input_shape,
+          spec=TrainSpec(epochs=2, batch_size=8, unlabeled_ratio=3, lr=3e-3), seed=2,
+          num_classes=10)
+save_weights(out / f"rank{r}-ssl.safetensors", ssl.model)
+(out / f"rank{r}-ssl.json").write_text(json.dumps({"steps": ssl.steps,
+                                                    "coverage": ssl.history["pl_coverage"]}))

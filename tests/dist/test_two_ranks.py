@@ -67,3 +67,19 @@ def test_each_rank_took_half_of_each_global_batch(two_rank_run):
     per_epoch = len(splits.train) // 64 + (1 if len(splits.train) % 64 >= 2 else 0)
     info = json.loads((two_rank_run / "rank0.json").read_text())
     assert info["steps"] == 4 * per_epoch
+
+
+def test_semi_supervised_run_keeps_ranks_identical(two_rank_run):
+    """Each rank takes half of the labeled and half of the unlabeled rows of every global
+    batch, with views drawn for the whole batch: the ranks end with the same weights."""
+    w0 = load_file(str(two_rank_run / "rank0-ssl.safetensors"))
+    w1 = load_file(str(two_rank_run / "rank1-ssl.safetensors"))
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+    splits = mentor.load_data("digits", labeled_fraction=0.1)
+    n_unl = int((~splits.train.labeled).sum())
+    for r in (0, 1):
+        info = json.loads((two_rank_run / f"rank{r}-ssl.json").read_text())
+        # one epoch = one pass over the unlabeled pool with 2 x 8 x 3 unlabeled rows per step
+        assert info["steps"] == 2 * -(-n_unl // 48)
+        assert len(info["coverage"]) == 2

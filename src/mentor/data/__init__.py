@@ -1,5 +1,6 @@
 """Data: embedded data sets by name, user files (.npz, .csv), stratified splits."""
 
+from . import augment  # noqa: F401  (registers shift, flip, noise, mask, cutout, scale)
 from .arrays import ArrayData, validate_arrays
 from .generated import with_generated
 from .sources import load_source

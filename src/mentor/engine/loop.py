@@ -8,6 +8,7 @@ indexing (no DataLoader), so the loop costs what a hand-written PyTorch loop cos
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,16 +18,19 @@ import torch
 from torch import Tensor, nn
 
 from ..contracts import Batch, Refiner, TaskAdapter, Targets, TeacherUpdater, teacher_logits
+from ..data.augment import Augment, default_views, role_generator
 from ..data.splits import Split
 from ..errors import MentorError, TrainingFault
 from ..features import Tap, TappedStudent, TappedTeacher, tapped_shapes
 from ..recipe import TrainSpec
 from ..tasks import CLASSIFICATION
-from ..updates import Frozen
+from ..updates import EMA, Frozen
 from .accel import get_accelerator, release, uses_plain_step
 from .checkpoint import load_state, save_state
 from .evaluate import evaluate
 from .objectives import Objective, probe_objectives
+from .sampling import TwoStreams
+from .telemetry import PseudoLabelMonitor
 
 
 @dataclass
@@ -153,18 +157,28 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         checkpoint_dir: Path | None = None, resume: bool = False,
         max_steps: int | None = None,
         on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
-        task: TaskAdapter = CLASSIFICATION, views=None, mixer=None) -> FitResult:
-    """The training loop behind :func:`fit` (no feature taps)."""
+        task: TaskAdapter = CLASSIFICATION, views=None, mixer=None,
+        augment: dict[str, str | None] | None = None,
+        input_shape: Sequence[int] | None = None) -> FitResult:
+    """The training loop behind :func:`fit` (no feature taps).
+
+    ``augment`` (semi-supervised views): which pipeline, ``"weak"``, ``"strong"`` or ``None``
+    (the input as is), each role sees: ``{"teacher": ..., "student": ..., "labeled": ...}``
+    -- the teacher's input, the student's input on unlabeled rows and on labeled rows.
+    The pipelines are ``spec.augment`` or the defaults for ``input_shape``.
+    """
     if not objectives:
         raise MentorError("a method needs at least one objective, got none")
     updater = updater or Frozen()
     needs_teacher = any(o.needs_teacher for o in objectives)
-    if needs_teacher and teacher is None:
+    own_teacher = teacher is None and bool(getattr(updater, "from_student", False))
+    if needs_teacher and teacher is None and not own_teacher:
         names = [o.loss for o in objectives if o.needs_teacher]
         raise MentorError(f"objective {names[0]!r} needs a teacher, but none was given")
     acc = get_accelerator(spec.mixed_precision)
     device = acc.device
-    task.check(student, teacher if needs_teacher else None, train.x, num_classes)
+    task.check(student, teacher if needs_teacher and not own_teacher else None, train.x,
+               num_classes)
     probe_objectives(objectives, num_classes)
 
     # a model that reads the labels as privileged input (a label-assisted teacher being
@@ -180,6 +194,15 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     n = len(train)
     g_batch = spec.batch_size * world
     steps_per_epoch = n // g_batch + (1 if n % g_batch >= world else 0)
+    sampler = None
+    if spec.unlabeled_ratio and not bool(train.labeled.all()):
+        if not bool(train.labeled.any()):
+            raise MentorError("train.unlabeled_ratio needs labeled rows, but the training split "
+                              "has none; expected data.labeled_fraction > 0 or "
+                              "unlabeled_ratio 0")
+        sampler = TwoStreams(train.labeled, spec.batch_size, spec.unlabeled_ratio, seed, world,
+                             draw_unlabeled=any(o.rows != "labeled" for o in objectives))
+        steps_per_epoch = sampler.steps_per_epoch
     if steps_per_epoch == 0:
         raise MentorError(f"train.batch_size {spec.batch_size} x {world} processes leaves no "
                           f"batch from {n} training samples")
@@ -198,6 +221,11 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     signal = None
     teacher_module = None
     samples = None  # rows of a label store teacher
+    if needs_teacher and own_teacher:  # mean teacher: a copy of the student, or the student
+        from ..teachers import LiveTeacher, ModuleTeacher
+        teacher = (LiveTeacher(raw_model, num_classes) if getattr(updater, "live", False)
+                   else ModuleTeacher(copy.deepcopy(raw_model), num_classes,
+                                      "a moving average of the student"))
     if needs_teacher:
         if hasattr(teacher, "to"):
             teacher.to(device)
@@ -225,6 +253,14 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                 raise MentorError("train.cache_teacher 'always' cannot cache a teacher on "
                                   "augmented views; expected 'auto' or 'never'")
             cache = False  # outputs depend on the view: looked up (store) or computed per batch
+        if augment is not None and augment.get("teacher"):
+            if views is not None:
+                raise MentorError("weak/strong views cannot be combined with a label store's "
+                                  "stored views; expected one of them")
+            if spec.cache_teacher == "always":
+                raise MentorError("train.cache_teacher 'always' cannot cache a teacher on "
+                                  "augmented views; expected 'auto' or 'never'")
+            cache = False  # the teacher sees a fresh weak view each step
         signal = TeacherSignal(teacher, x, cache, positions=positions)
     # the views' random table must cover every source row (its rows do not depend on its size)
     views_n = int(positions.max()) + 1 if positions is not None else n
@@ -235,8 +271,22 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     for refiner in refiners:  # stateful refiners start afresh with each run
         if callable(getattr(refiner, "reset", None)):
             refiner.reset()
-    need_pseudo = lab_mask is not None and any(
-        o.needs_labels and o.rows == "all" for o in objectives)
+        if callable(getattr(refiner, "bind", None)):  # pool-sized state (class-wise counts)
+            refiner.bind(labeled, train.y.to(device), num_classes)
+    pipes = _pipelines(augment, spec, input_shape or tuple(train.x.shape[1:]))
+    monitor = None
+    if signal is not None and lab_mask is not None:  # pseudo-label quality on hidden labels
+        judged = bool(refiners) or own_teacher  # collapse needs an admission or a self-teacher
+        monitor = PseudoLabelMonitor(train.y.to(device), num_classes, refiners,
+                                     spec.collapse_steps if judged else 0)
+    # unlabeled rows take the teacher's arg-max as label when a loss or the monitor reads it
+    need_pseudo = lab_mask is not None and (monitor is not None or any(
+        o.needs_labels and o.rows != "labeled" for o in objectives))
+    local = None  # this process's positions in the global batch (several processes)
+    averaged = None  # an EMA of the student's weights, validated and returned (eval_ema)
+    if spec.eval_ema > 0:
+        averaged = copy.deepcopy(raw_model).eval()
+        averager = EMA(spec.eval_ema, warmup=True)
 
     gen = torch.Generator().manual_seed(seed)
     history: dict[str, list] = {"epoch": [], "train_loss": [], "val_accuracy": []}
@@ -252,9 +302,16 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         history, best_val, best_epoch = info["history"], info["best_val"], info["best_epoch"]
         if info.get("has_best"):
             best_state = {k[5:]: v.to(device) for k, v in extra.items() if k.startswith("best.")}
-        if teacher_module is not None and not updater.frozen:
+        if teacher_module is not None and not updater.frozen and teacher_module is not raw_model:
             teacher_module.load_state_dict({k[8:]: v.to(device) for k, v in extra.items()
                                             if k.startswith("teacher.")})
+        _load_component_state(refiners, updater, extra)
+        if monitor is not None and "monitor.sums" in extra:
+            monitor.load_state_dict({k[8:]: v for k, v in extra.items()
+                                     if k.startswith("monitor.")})
+        if averaged is not None:
+            averaged.load_state_dict({k[9:]: v.to(device) for k, v in extra.items()
+                                      if k.startswith("averaged.")})
         resumed_running = float(info.get("running_loss", 0.0))
         if start_b == 0:
             order = None
@@ -265,8 +322,13 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         extra = {}
         if best_state is not None:
             extra.update({f"best.{k}": v for k, v in best_state.items()})
-        if teacher_module is not None and not updater.frozen:
+        if teacher_module is not None and not updater.frozen and teacher_module is not raw_model:
             extra.update({f"teacher.{k}": v for k, v in teacher_module.state_dict().items()})
+        extra.update(_component_state(refiners, updater))
+        if monitor is not None:
+            extra.update({f"monitor.{k}": v for k, v in monitor.state_dict().items()})
+        if averaged is not None:
+            extra.update({f"averaged.{k}": v for k, v in averaged.state_dict().items()})
         save_state(ckpt, model=raw_model, optimizer=optimizer, scheduler=scheduler,
                    generator=gen, order=order_now, extra_tensors=extra,
                    info={"step": step, "epoch": epoch, "batch": b, "history": history,
@@ -284,14 +346,21 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         running = resumed_running
         resumed_running = 0.0
         for b in range(start_b, steps_per_epoch):
-            idx = order_dev[b * g_batch:(b + 1) * g_batch]
+            if sampler is not None:
+                idx = sampler.batch(step).to(device)
+            else:
+                idx = order_dev[b * g_batch:(b + 1) * g_batch]
             view = mixing = None
+            size = len(idx)  # rows of the global batch
+            if world > 1:
+                local = (sampler.local(rank) if sampler is not None
+                         else torch.arange(size).tensor_split(world)[rank]).to(device)
             if views is not None:  # one stored view per row, a pure function of (seed, step)
                 view = _draw_views(views.views, len(idx), seed, step)
                 if mixer is not None:  # (rows that mix, their second view, box draws)
                     mixing = mixer.draw(views.views, len(idx), seed, step, view)
             if world > 1:
-                idx = idx.tensor_split(world)[rank]
+                idx = idx[local]
                 view = view.tensor_split(world)[rank] if view is not None else None
                 if mixing is not None:
                     mixing = tuple(m.tensor_split(world)[rank] for m in mixing)
@@ -302,9 +371,14 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                 xb = x[idx]
             batch = Batch(xb, y[idx], idx, None if lab_mask is None else lab_mask[idx],
                           epoch, step)
+            x_teacher = xb
+            if pipes:  # weak / strong views, a pure function of (seed, step, role)
+                x_teacher, xb = _ssl_views(pipes, x[idx], batch.labeled, seed, step,
+                                           local if world > 1 else None, size)
+                batch = Batch(xb, batch.y, idx, batch.labeled, epoch, step)
             targets = None
             if signal is not None:
-                zt = signal(xb, idx, view)
+                zt = signal(x_teacher, idx, view)
                 extra = None
                 if type(zt) is dict:
                     extra, zt = zt, zt["logits"]
@@ -313,6 +387,8 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                 targets = Targets(zt, labels, extra=extra)
                 for refine in refiners:
                     targets = refine(targets, batch)
+                if monitor is not None:
+                    monitor.observe(targets, batch, epoch, step)
                 if mixing is not None:  # SelfMix: paste a second view, mix its target in
                     on, view2, u = mixing
                     x2 = views.apply(x[idx], source, view2, views_n)
@@ -343,6 +419,8 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
             step += 1
             if not updater.frozen:
                 updater.update(teacher_module, raw_model, step)
+            if averaged is not None:
+                averager.update(averaged, raw_model, step)
             running += value
             if max_steps is not None and step >= max_steps:
                 stopped = True
@@ -356,13 +434,18 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         done = steps_per_epoch
         start_b = 0
         order = None
-        val = evaluate(model, x_val, y_val, acc, task=task, labels_as_input=takes_labels)
+        judged = model if averaged is None else averaged
+        val = evaluate(judged, x_val, y_val, acc, task=task, labels_as_input=takes_labels)
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(running / max(done, 1))
         history["val_accuracy"].append(val["accuracy"])
+        if monitor is not None:
+            for k, v in monitor.epoch_summary().items():
+                history.setdefault(k, []).append(v)
         if spec.select == "best_val" and val["accuracy"] > best_val:
             best_val, best_epoch = val["accuracy"], epoch + 1
-            best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
+            source = raw_model if averaged is None else averaged
+            best_state = {k: v.detach().clone() for k, v in source.state_dict().items()}
         if on_epoch is not None:
             on_epoch(epoch + 1, {"val_accuracy": val["accuracy"],
                                  "train_loss": history["train_loss"][-1]})
@@ -374,12 +457,79 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         if spec.select == "best_val" and best_state is not None:
             raw_model.load_state_dict(best_state)
         else:
+            if averaged is not None:  # the last averaged weights
+                raw_model.load_state_dict(averaged.state_dict())
             best_val = history["val_accuracy"][-1] if history["val_accuracy"] else float("nan")
             best_epoch = history["epoch"][-1] if history["epoch"] else -1
     release(acc)
     raw_model.eval()
     return FitResult(raw_model, history, best_epoch, best_val, step, not stopped,
                      signal is not None and signal.cached is not None)
+
+
+_ROLES = {"teacher": 1, "student": 2, "labeled": 3}
+
+
+def _pipelines(augment, spec: TrainSpec, input_shape) -> dict[str, Augment]:
+    """Role -> augmentation pipeline for a method's weak/strong views ({} without views)."""
+    if not augment or not any(augment.values()):
+        return {}
+    chosen = spec.augment.pipelines() if spec.augment is not None else {}
+    defaults = default_views(input_shape)
+    out = {}
+    for role, kind in augment.items():
+        if role not in _ROLES:
+            raise MentorError(f"augment role {role!r} is unknown; expected one of "
+                              f"{', '.join(_ROLES)}")
+        if kind is None:
+            continue
+        if kind not in ("weak", "strong"):
+            raise MentorError(f"augment.{role} must be 'weak', 'strong' or None, got {kind!r}")
+        ops = chosen.get(kind) if chosen.get(kind) is not None else defaults[kind]
+        out[role] = Augment(ops, input_shape, where=f"train.augment.{kind}")
+    return out
+
+
+def _ssl_views(pipes: dict[str, Augment], rows: Tensor, labeled: Tensor | None, seed: int,
+               step: int, local: Tensor | None, size: int) -> tuple[Tensor, Tensor]:
+    """(teacher input, student input) of a batch. The student sees the ``labeled`` view on
+    labeled rows and the ``student`` view on the others; a role without a pipeline sees the
+    rows as they are. Each role's draws come from its own generator and are drawn for the
+    whole global batch of ``size`` rows, of which this process holds positions ``local``,
+    so the views do not depend on the number of processes."""
+    def view(role: str) -> Tensor:
+        pipe = pipes.get(role)
+        if pipe is None:
+            return rows
+        g = role_generator(seed, step, _ROLES[role])
+        if local is None:
+            return pipe(rows, g)
+        full = rows.new_zeros(size, rows.shape[1])
+        full[local] = rows
+        return pipe(full, g)[local]
+    x_lab, x_unl = view("labeled"), view("student")
+    x_student = x_lab if labeled is None else torch.where(labeled[:, None], x_lab, x_unl)
+    return view("teacher"), x_student
+
+
+def _component_state(refiners, updater) -> dict[str, Tensor]:
+    """Refiner and updater state as checkpoint tensors (``refiner.<i>.<key>``)."""
+    out = {}
+    for i, r in enumerate(refiners):
+        if callable(getattr(r, "state_dict", None)):
+            out.update({f"refiner.{i}.{k}": v for k, v in r.state_dict().items()})
+    if callable(getattr(updater, "state_dict", None)):
+        out.update({f"updater.{k}": v for k, v in updater.state_dict().items()})
+    return out
+
+
+def _load_component_state(refiners, updater, extra: dict[str, Tensor]) -> None:
+    for i, r in enumerate(refiners):
+        if callable(getattr(r, "load_state_dict", None)):
+            pre = f"refiner.{i}."
+            r.load_state_dict({k[len(pre):]: v for k, v in extra.items() if k.startswith(pre)})
+    if callable(getattr(updater, "load_state_dict", None)):
+        updater.load_state_dict({k[8:]: v for k, v in extra.items() if k.startswith("updater.")})
 
 
 def _draw_views(n_views: int, size: int, seed: int, step: int) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import torch
 from torch import Tensor
 
 from ..contracts import Batch, Targets
@@ -16,7 +17,8 @@ from ..registry import LOSSES
 class Objective:
     """``weight · mean over selected rows of loss(student_logits, targets, labels)``.
 
-    ``rows``: ``"labeled"`` (rows whose label the student may see) or ``"all"``.
+    ``rows``: ``"labeled"`` (rows whose label the student may see), ``"unlabeled"`` (the
+    others: semi-supervised losses) or ``"all"``.
     ``standardize``: apply logit standardization to both logit inputs (LS-KD).
     ``warmup_epochs``: weight ramps as ``min(epoch / warmup_epochs, 1)`` with 1-based epochs
     (DKD's warm-up as in the official mdistiller code).
@@ -24,16 +26,20 @@ class Objective:
     multi-head student, ``"feat:<name>"`` of a feature tap); ``against``: which teacher output
     (``"logits"`` or ``"feat:<name>"``), or ``"head:<name>"`` for one of the student's own
     outputs, detached (self-distillation; ``"head:logits"`` is the main output).
+    ``normalize``: a refiner's mask averages the loss over the admitted rows
+    (``"admitted"``) or counts rejected rows as zeros in the mean over the selected rows
+    (``"rows"``: FixMatch's ``mean(mask · CE)`` over the unlabeled batch).
     """
 
     loss: str
     weight: float = 1.0
     params: dict[str, Any] = field(default_factory=dict)
-    rows: Literal["labeled", "all"] = "all"
+    rows: Literal["labeled", "unlabeled", "all"] = "all"
     standardize: bool = False
     warmup_epochs: int = 0
     on: str = "logits"
     against: str = "logits"
+    normalize: Literal["admitted", "rows"] = "admitted"
 
     def __post_init__(self):
         spec: LossSpec = LOSSES.get(self.loss)
@@ -75,21 +81,27 @@ class Objective:
             t_logits = targets.extra[self.against]
         mask = targets.mask if targets is not None and self.needs_teacher else None
         weight = targets.weight if targets is not None and self.needs_teacher else None
-        selects = self.rows == "labeled" and batch.labeled is not None
+        selects = self.rows != "all" and (batch.labeled is not None or self.rows == "unlabeled")
         if mask is None and weight is None and not selects:
             labels = batch.y if self.rows == "labeled" or targets is None else targets.labels
             if self.mean_fn is not None:
                 return self.mean_fn(logits, t_logits, labels, **self.params)
             return self.fn(logits, t_logits, labels, **self.params).mean()
         if selects:
-            sel = batch.labeled
-            if mask is not None:
+            if batch.labeled is None:  # every row is labeled
+                sel = torch.zeros(len(logits), dtype=torch.bool, device=logits.device)
+            else:
+                sel = batch.labeled if self.rows == "labeled" else ~batch.labeled
+            if mask is not None and self.normalize == "admitted":
                 sel = sel & mask
+                mask = None
+            elif mask is not None:
+                mask = mask[sel]
             logits = logits[sel]
-            labels = batch.y[sel]
+            source = batch.y if self.rows == "labeled" or targets is None else targets.labels
+            labels = source[sel]
             t_logits = t_logits[sel] if t_logits is not None else None
             weight = weight[sel] if weight is not None else None
-            mask = None
         else:
             labels = batch.y if self.rows == "labeled" or targets is None else targets.labels
         values = self.fn(logits, t_logits, labels, **self.params)
@@ -97,6 +109,8 @@ class Objective:
             values = values * weight
         if mask is not None:
             m = mask.to(values.dtype)
+            if self.normalize == "rows":
+                return (values * m).sum() / max(len(values), 1)
             return (values * m).sum() / m.sum().clamp_min(1.0)
         if values.numel() == 0:
             return values.sum()

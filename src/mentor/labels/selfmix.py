@@ -16,41 +16,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..contracts import Targets
-from ..errors import MentorError, check_param
+from ..errors import check_param
 
 
 def paste_box(x1: Tensor, x2: Tensor, u: Tensor, input_shape: tuple[int, ...],
               lam_min: float, lam_max: float) -> tuple[Tensor, Tensor]:
     """Paste a box of ``x2`` into ``x1`` (flat rows laid out as ``input_shape``); returns
     the mixed rows and the exact area fraction taken from ``x2`` per row. ``u`` ``(B, 3)``
-    are uniforms: area, x position, y position."""
-    shape = tuple(input_shape)
-    if len(shape) == 1:
-        h, w = 1, shape[0]
-    elif len(shape) == 2:
-        h, w = shape
-    elif len(shape) == 3:
-        h, w = shape[1], shape[2]
-    else:
-        raise MentorError(f"selfmix: input shape {shape} is not supported")
-    b = len(x1)
-    lam = lam_min + (lam_max - lam_min) * u[:, 0]
-    if h == 1:
-        bw = (lam * w).round().clamp(0, w)
-        bh = torch.ones_like(bw)
-    else:
-        side = lam.sqrt()
-        bh, bw = (side * h).round().clamp(0, h), (side * w).round().clamp(0, w)
-    y0 = ((h - bh) * u[:, 2]).floor()
-    x0 = ((w - bw) * u[:, 1]).floor()
-    rows = torch.arange(h).view(1, h, 1)
-    cols = torch.arange(w).view(1, 1, w)
-    box = ((rows >= y0.view(b, 1, 1)) & (rows < (y0 + bh).view(b, 1, 1)) &
-           (cols >= x0.view(b, 1, 1)) & (cols < (x0 + bw).view(b, 1, 1)))  # (B, H, W)
-    channels = shape[0] if len(shape) == 3 else 1
-    mask = box.unsqueeze(1).expand(b, channels, h, w).reshape(b, -1).to(x1.device)
-    area = box.flatten(1).float().mean(1).to(x1.device)
-    return torch.where(mask, x2, x1), area
+    are uniforms: area, x position, y position (the box of :func:`mentor.mix.box_mask`)."""
+    from ..mix.mixers import box_mask
+    mask, area = box_mask(u, tuple(input_shape), lam_min, lam_max)
+    return torch.where(mask.to(x1.device), x2, x1), area.to(x1.device)
 
 
 class SelfMix:

@@ -88,7 +88,7 @@ class Views:
                                   "0 < scale_min <= scale_max <= 1")
         try:  # the augmentation must accept its parameters and the input layout
             self.fn(torch.zeros(1, math.prod(self.input_shape)),
-                    torch.zeros(1, max(getattr(self.fn, "draws", 0), 1)), self.input_shape,
+                    torch.zeros(1, max(self.draws, 1)), self.input_shape,
                     **self.params)
         except TypeError as e:
             raise MentorError(f"augmentation {augment!r} rejects parameters {self.params}: "
@@ -97,7 +97,8 @@ class Views:
 
     @property
     def draws(self) -> int:
-        return int(getattr(self.fn, "draws", 0))
+        from ..data.augment import draws_for
+        return draws_for(self.fn, self.input_shape)
 
     def table(self, n: int) -> Tensor:
         """Uniform draws ``(n, views, P)``: the whole randomness of every view. The generator

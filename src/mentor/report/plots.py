@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from ._fmt import grouped_rows, setting_descriptions
 from ..atomic import atomic_path
 
-__all__ = ["learning_curves", "accuracy_vs_params"]
+__all__ = ["learning_curves", "accuracy_vs_params", "pseudo_label_quality"]
 
 _DPI = 110
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
@@ -79,6 +79,14 @@ def _placeholder(path: Path, message: str) -> Path:
     return _save(fig, path)
 
 
+def _panels(n: int):
+    """A figure with one panel per setting, up to three per row, sharing the y axis."""
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = _new_figure(5.2 * ncols + 0.4, 4.0 * nrows + 0.9)
+    return fig, fig.subplots(nrows, ncols, squeeze=False, sharey=True), ncols, nrows
+
+
 def _mean_std(series: list[tuple[list[float], list[float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-epoch mean and std over seeds; seeds may have different lengths."""
     by_epoch: dict[float, list[float]] = defaultdict(list)
@@ -122,10 +130,7 @@ def learning_curves(histories: list[dict], path: Path, results: dict | None = No
         grouped[key].append((list(h["epoch"]), list(h["val_accuracy"])))
 
     n = len(settings)
-    ncols = min(n, 3)
-    nrows = math.ceil(n / ncols)
-    fig = _new_figure(5.2 * ncols + 0.4, 4.0 * nrows + 0.9)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    fig, axes, ncols, nrows = _panels(n)
 
     for i, setting in enumerate(settings):
         ax = axes[i // ncols][i % ncols]
@@ -232,4 +237,44 @@ def accuracy_vs_params(results: dict, path: Path) -> Path:
         handles.append(Line2D([], [], ls="", marker="*", color="gold", mec="black",
                               ms=14, label="teacher"))
     fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize=9)
+    return _save(fig, path)
+
+
+def pseudo_label_quality(histories: list[dict], path: Path,
+                         results: dict | None = None) -> Path | None:
+    """Pseudo-label precision (solid) and coverage (dashed) vs epoch for every run that
+    recorded them (semi-supervised methods on data with hidden labels): one panel per
+    setting, one colour per method, mean over seeds. Returns ``None`` when no run did."""
+    usable = [h for h in (histories or []) if h.get("pl_precision") and h.get("epoch")]
+    if not usable:
+        return None
+    path = Path(path)
+    settings = _unique(str(h.get("setting", "")) for h in usable)
+    colors = _method_colors(results or {}, usable)
+    methods = [m for m in colors if any(str(h.get("method", "")) == m for h in usable)]
+    n = len(settings)
+    fig, axes, ncols, nrows = _panels(n)
+    for i, setting in enumerate(settings):
+        ax = axes[i // ncols][i % ncols]
+        for method in methods:
+            runs = [h for h in usable if str(h.get("setting", "")) == setting
+                    and str(h.get("method", "")) == method]
+            if not runs:
+                continue
+            for key, style in (("pl_precision", "-"), ("pl_coverage", "--")):
+                xs, mean, _ = _mean_std([(list(h["epoch"]), list(h[key])) for h in runs])
+                if xs.size:
+                    ax.plot(xs, 100 * mean, style, color=colors[method], lw=1.6,
+                            label=f"{method} {key[3:]}")
+        ax.set_title(setting, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 101)
+        ax.grid(alpha=0.3)
+        if i % ncols == 0:
+            ax.set_ylabel("% of unlabeled rows")
+        ax.legend(fontsize=7, loc="lower right")
+    for j in range(n, nrows * ncols):
+        axes[j // ncols][j % ncols].set_axis_off()
+    fig.suptitle("pseudo-labels: precision (solid) and coverage (dashed), mean over seeds",
+                 fontsize=11)
     return _save(fig, path)

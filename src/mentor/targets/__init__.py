@@ -1,6 +1,11 @@
 """Target refiners: ``Targets -> Targets`` steps between the teacher and the losses."""
 
+from .align import DistributionAlignment
 from .ferkd import FerKDCalibration
 from .prototypes import PrototypeSoftLabels
+from .thresholds import (ConfidenceThreshold, ConfidenceWeight, FlexMatchThreshold,
+                         FreeMatchThreshold, GMMThreshold, SoftMatchWeight, gmm_threshold)
 
-__all__ = ["FerKDCalibration", "PrototypeSoftLabels"]
+__all__ = ["ConfidenceThreshold", "ConfidenceWeight", "DistributionAlignment",
+           "FerKDCalibration", "FlexMatchThreshold", "FreeMatchThreshold", "GMMThreshold",
+           "PrototypeSoftLabels", "SoftMatchWeight", "gmm_threshold"]

@@ -38,6 +38,22 @@ class ModuleTeacher:
         return self
 
 
+class LiveTeacher:
+    """The student itself as its own teacher (FixMatch-style self-training): outputs are
+    computed without gradient, in whatever mode the student is in, and change as it learns."""
+
+    cacheable = False
+
+    def __init__(self, module: nn.Module, num_classes: int):
+        self.module = module
+        self.num_classes = int(num_classes)
+        self.description = "the student itself (no gradient)"
+
+    def logits(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.module(x)
+
+
 class EnsembleTeacher(CommitteeTeacher):
     """Average of several teachers: of probabilities (``combine='probs'``, returned as the log
     of the mean probability) or of logits (``combine='logits'``). A committee with fixed,

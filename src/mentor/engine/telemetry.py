@@ -1,0 +1,113 @@
+"""Pseudo-label quality over training, and teacher-collapse detection.
+
+When the unlabeled rows carry hidden true labels (every embedded data set does), each step's
+targets on those rows are scored with their effective weight ``w = mask · weight``:
+
+- ``precision``: ``Σ w·[label correct] / Σ w`` -- how often admitted pseudo-labels are right;
+- ``recall``: ``Σ w·[correct] / #[teacher arg-max correct]`` -- how much of the teacher's
+  correct knowledge the admission lets through;
+- ``coverage``: ``Σ w / #unlabeled rows`` -- how much of the pool is used;
+- ``thresholds``: the refiners' current per-class thresholds, when they have any.
+
+Collapse: a step where no unlabeled row is admitted, or where one class takes more than
+``share`` of at least ``C`` admitted rows, is a bad step; ``steps`` bad steps in a row stop
+the run with a :class:`mentor.errors.TrainingFault` naming the steps and a hint.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..contracts import Batch, Targets
+from ..errors import TrainingFault
+
+
+class PseudoLabelMonitor:
+    def __init__(self, truth: Tensor, num_classes: int, refiners=(), collapse_steps: int = 0,
+                 share: float = 0.9):
+        self.truth = truth  # (n,) true labels of the training rows, -1 where unknown
+        self.num_classes = num_classes
+        self.refiners = list(refiners)
+        self.collapse_steps, self.share = int(collapse_steps), float(share)
+        self.bad = 0
+        self.bad_since = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums = torch.zeros(4, dtype=torch.float64)  # Σw, Σw·ok, Σok(teacher), n
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The epoch's running sums and the collapse counter (a mid-epoch checkpoint)."""
+        return {"sums": self.sums.clone(),
+                "bad": torch.tensor([self.bad, self.bad_since], dtype=torch.long)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.sums = state["sums"].clone()
+        self.bad, self.bad_since = (int(v) for v in state["bad"])
+
+    def observe(self, targets: Targets, batch: Batch, epoch: int, step: int) -> None:
+        if batch.labeled is None:
+            return
+        unl = ~batch.labeled
+        if not bool(unl.any()):
+            return
+        n = len(unl)
+        w = torch.ones(n, device=unl.device)
+        if targets.mask is not None:
+            w = w * targets.mask.to(w.dtype)
+        if targets.weight is not None:
+            w = w * targets.weight.detach().to(w.dtype)
+        truth = self.truth[batch.index]
+        known = unl & (truth >= 0)
+        if bool(known.any()):
+            wk = w[known].double()
+            ok = (targets.labels[known] == truth[known]).double()
+            teacher_ok = (targets.logits[known].argmax(-1) == truth[known]).double()
+            self.sums += torch.stack([wk.sum(), (wk * ok).sum(), teacher_ok.sum(),
+                                      torch.tensor(float(known.sum()), dtype=torch.float64)]
+                                     ).cpu()
+        if self.collapse_steps:
+            self._check_collapse(w[unl], targets.labels[unl], epoch, step)
+
+    def _check_collapse(self, w: Tensor, labels: Tensor, epoch: int, step: int) -> None:
+        admitted = w > 0
+        k = int(admitted.sum())
+        reason = None
+        if k == 0:
+            reason = "no pseudo-label was admitted"
+        elif k >= self.num_classes:
+            counts = torch.bincount(labels[admitted], minlength=self.num_classes)
+            top = int(counts.argmax())
+            frac = float(counts[top]) / k
+            if frac > self.share:
+                reason = (f"class {top} took {100 * frac:.0f} % of the admitted pseudo-labels "
+                          f"(limit {100 * self.share:.0f} %)")
+        if reason is None:
+            self.bad = 0
+            return
+        if self.bad == 0:
+            self.bad_since = step + 1
+        self.bad += 1
+        if self.bad >= self.collapse_steps:
+            raise TrainingFault(
+                f"teacher collapse: {reason} at every step from {self.bad_since} to {step + 1} "
+                f"(epoch {epoch + 1}, {self.bad} steps in a row); lower the confidence "
+                "threshold, train the teacher longer on the labels, or raise "
+                "train.collapse_steps (0 turns the check off)")
+
+    def epoch_summary(self) -> dict[str, object]:
+        sw, swok, tok, n = (float(v) for v in self.sums)
+        out: dict[str, object] = {
+            "pl_precision": swok / sw if sw > 0 else float("nan"),
+            "pl_recall": swok / tok if tok > 0 else float("nan"),
+            "pl_coverage": sw / n if n > 0 else float("nan"),
+        }
+        thr = None
+        for r in self.refiners:
+            t = getattr(r, "thresholds", None)
+            if t is not None:
+                thr = [round(float(v), 6) for v in t]
+        out["pl_thresholds"] = thr
+        self._reset()
+        return out

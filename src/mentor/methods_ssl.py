@@ -1,0 +1,155 @@
+"""Semi-supervised presets: pseudo-labels and mean teachers as compositions of parts.
+
+Each is a teacher source (the live student, or an EMA copy of it), weak/strong views, a
+refiner chain (thresholds, weights, alignment) and a masked unlabeled loss, on top of
+cross-entropy on the labeled rows (METHODS.md §59.1). Batches mix labeled and unlabeled
+rows in the ratio ``train.unlabeled_ratio`` (FixMatch's mu).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .engine.objectives import Objective
+from .methods import Claim, MethodPlan, _Params, register_method
+from .targets import (ConfidenceThreshold, DistributionAlignment, FlexMatchThreshold,
+                      FreeMatchThreshold, GMMThreshold, SoftMatchWeight)
+from .updates import EMA, Live
+
+WEAK_STRONG = {"teacher": "weak", "student": "strong", "labeled": "weak"}
+_BEATS_SCRATCH = Claim("scratch", ">", "unlabeled data lifts a few-label student above "
+                       "supervised training on its labels")
+
+
+def _unlabeled_ce(weight: float, warmup: int = 0) -> Objective:
+    """Masked cross-entropy with the pseudo-labels, averaged over the unlabeled batch."""
+    return Objective("pseudo_ce", weight, rows="unlabeled", normalize="rows",
+                     warmup_epochs=warmup)
+
+
+class _SSLParams(_Params):
+    unlabeled_weight: float = Field(1.0, ge=0, description="weight of the unlabeled loss "
+                                    "(lambda_u)")
+    warmup_epochs: int = Field(0, ge=0, description="the unlabeled weight ramps up linearly "
+                               "over these epochs")
+
+
+class PseudoLabelParams(_SSLParams):
+    threshold: float = Field(0.95, ge=0, le=1, description="confidence needed to use a "
+                             "pseudo-label (USB's default; Lee 2013 uses every arg-max)")
+    unlabeled_weight: float = Field(1.0, ge=0)
+    warmup_epochs: int = Field(10, ge=0)
+
+
+@register_method("pseudo-label", PseudoLabelParams, claim=_BEATS_SCRATCH,
+                 paper="Lee 2013, Pseudo-Label (ICML workshop)",
+                 description="the student's own confident arg-max on unlabeled rows is its "
+                 "target (no augmentation), weight ramped up")
+def _pseudo_label(p: PseudoLabelParams) -> MethodPlan:
+    return MethodPlan([Objective("ce", 1.0, rows="labeled"),
+                       _unlabeled_ce(p.unlabeled_weight, p.warmup_epochs)],
+                      refiners=[ConfidenceThreshold(p.threshold)], updater=Live(),
+                      description=f"pseudo-label, threshold {p.threshold:g}, weight "
+                                  f"{p.unlabeled_weight:g} (ramp {p.warmup_epochs} epochs)")
+
+
+class MeanTeacherParams(_SSLParams):
+    decay: float = Field(0.99, ge=0, le=1, description="EMA momentum (with the reference "
+                         "code's warm-up min(1 - 1/(t+1), decay))")
+    unlabeled_weight: float = Field(10.0, ge=0, description="consistency weight")
+    warmup_epochs: int = Field(10, ge=0)
+
+
+@register_method("mean-teacher", MeanTeacherParams, claim=_BEATS_SCRATCH,
+                 paper="Tarvainen & Valpola 2017, Mean teachers are better role models",
+                 description="EMA teacher on one weak view, student on another; MSE between "
+                 "their probabilities on every row (ramped up)")
+def _mean_teacher(p: MeanTeacherParams) -> MethodPlan:
+    return MethodPlan([Objective("ce", 1.0, rows="labeled"),
+                       Objective("prob_mse", p.unlabeled_weight, rows="all",
+                                 warmup_epochs=p.warmup_epochs)],
+                      updater=EMA(p.decay, warmup=True),
+                      augment={"teacher": "weak", "student": "weak", "labeled": "weak"},
+                      description=f"mean teacher, EMA {p.decay:g}, consistency "
+                                  f"{p.unlabeled_weight:g} (ramp {p.warmup_epochs} epochs)")
+
+
+class FixMatchParams(_SSLParams):
+    threshold: float = Field(0.95, ge=0, le=1, description="confidence threshold tau")
+
+
+def _fixmatch_like(p, refiners, name: str, teacher=None) -> MethodPlan:
+    return MethodPlan([Objective("ce", 1.0, rows="labeled"),
+                       _unlabeled_ce(p.unlabeled_weight, p.warmup_epochs)],
+                      refiners=refiners, updater=teacher or Live(), augment=dict(WEAK_STRONG),
+                      description=f"{name}, weight {p.unlabeled_weight:g}, weak -> strong views")
+
+
+@register_method("fixmatch", FixMatchParams, claim=_BEATS_SCRATCH,
+                 paper="Sohn et al. 2020, FixMatch (NeurIPS)",
+                 description="hard pseudo-label from a weak view, admitted at confidence >= "
+                 "tau, trains the prediction on a strong view")
+def _fixmatch(p: FixMatchParams) -> MethodPlan:
+    return _fixmatch_like(p, [ConfidenceThreshold(p.threshold)], f"FixMatch tau={p.threshold:g}")
+
+
+class FlexMatchParams(FixMatchParams):
+    warmup: bool = Field(True, description="threshold warm-up (unused samples count in the "
+                         "normaliser)")
+
+
+@register_method("flexmatch", FlexMatchParams, claim=Claim("fixmatch", ">=", "class-wise "
+                 "curriculum thresholds use more unlabeled data early (Zhang et al. 2021)"),
+                 paper="Zhang et al. 2021, FlexMatch (NeurIPS)",
+                 description="FixMatch with class-wise thresholds from each class's learning "
+                 "status (curriculum pseudo-labeling)")
+def _flexmatch(p: FlexMatchParams) -> MethodPlan:
+    return _fixmatch_like(p, [FlexMatchThreshold(p.threshold, p.warmup)],
+                          f"FlexMatch tau={p.threshold:g}")
+
+
+class FreeMatchParams(_SSLParams):
+    ema: float = Field(0.999, ge=0, lt=1, description="momentum of the self-adaptive state")
+
+
+@register_method("freematch", FreeMatchParams, claim=Claim("fixmatch", ">=", "self-adaptive "
+                 "thresholds help most with very few labels (Wang et al. 2023)"),
+                 paper="Wang et al. 2023, FreeMatch (ICLR)",
+                 description="FixMatch with a self-adaptive global threshold and class-wise "
+                 "scaling (fairness loss not included)")
+def _freematch(p: FreeMatchParams) -> MethodPlan:
+    return _fixmatch_like(p, [FreeMatchThreshold(p.ema)], f"FreeMatch m={p.ema:g}")
+
+
+class SoftMatchParams(_SSLParams):
+    ema: float = Field(0.999, ge=0, lt=1)
+    n_sigma: float = Field(2.0, gt=0)
+    align: bool = Field(True, description="uniform distribution alignment before weighting")
+
+
+@register_method("softmatch", SoftMatchParams, claim=Claim("fixmatch", ">=", "soft weights "
+                 "keep quantity and quality of pseudo-labels (Chen et al. 2023)"),
+                 paper="Chen et al. 2023, SoftMatch (ICLR)",
+                 description="FixMatch with truncated-Gaussian confidence weights instead of a "
+                 "hard threshold, after uniform distribution alignment")
+def _softmatch(p: SoftMatchParams) -> MethodPlan:
+    refiners = ([DistributionAlignment(p.ema, "uniform")] if p.align else []) + [
+        SoftMatchWeight(p.ema, p.n_sigma)]
+    return _fixmatch_like(p, refiners, f"SoftMatch n_sigma={p.n_sigma:g}")
+
+
+class GMMTeacherParams(_SSLParams):
+    decay: float = Field(0.99, ge=0, le=1, description="EMA momentum of the teacher")
+    buffer: int = Field(100, ge=4, description="scores kept per class")
+    refit_every: int = Field(10, ge=1)
+    policy: str = Field("high", pattern="^(high|middle)$")
+
+
+@register_method("gmm-teacher", GMMTeacherParams, claim=_BEATS_SCRATCH,
+                 paper="Wang et al. 2023, Consistent-Teacher (CVPR), METHODS.md §22",
+                 description="mean teacher whose pseudo-labels pass a per-class threshold "
+                 "fitted by a 2-component GMM to recent confidences")
+def _gmm_teacher(p: GMMTeacherParams) -> MethodPlan:
+    return _fixmatch_like(p, [GMMThreshold(p.buffer, p.refit_every, p.policy)],
+                          f"GMM-threshold mean teacher (EMA {p.decay:g})",
+                          teacher=EMA(p.decay, warmup=True))

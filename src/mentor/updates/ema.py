@@ -1,0 +1,96 @@
+"""The mean teacher's update rule and the live-student teacher."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..errors import check_param
+from ..registry import UPDATERS
+
+
+@UPDATERS.register("ema", description="teacher = exponential moving average of the student",
+                   paper="Tarvainen & Valpola 2017, Mean teachers are better role models")
+class EMA:
+    """``θ_t ← m_t·θ_t + (1 − m_t)·θ_s`` every ``every`` optimizer steps (mean teacher).
+
+    ``m_t`` (:meth:`decay_at`): ``decay`` (``schedule='constant'``); with ``warmup`` the Mean
+    Teacher reference code's ``min(1 − 1/(t + 1), decay)``, so early teachers follow the
+    student closely; ``schedule='cosine'`` ramps from ``start`` to ``decay`` over
+    ``ramp_steps`` steps (BYOL's momentum schedule). ``buffers``: ``'copy'`` copies the
+    student's buffers (BatchNorm statistics; the Mean Teacher code's policy) or ``'ema'``
+    averages float buffers like parameters. ``decay=0`` copies the student, ``decay=1``
+    freezes the teacher. Built from a copy of the student when the method has no teacher.
+    """
+
+    frozen = False
+    from_student = True
+
+    def __init__(self, decay: float = 0.999, *, warmup: bool = False,
+                 schedule: Literal["constant", "cosine"] = "constant", start: float = 0.9,
+                 ramp_steps: int = 1000, every: int = 1,
+                 buffers: Literal["copy", "ema"] = "copy"):
+        check_param("ema", "decay", decay, low=0, high=1)
+        check_param("ema", "start", start, low=0, high=1)
+        check_param("ema", "ramp_steps", ramp_steps, low=1)
+        check_param("ema", "every", every, low=1)
+        from ..errors import ParameterError
+        if schedule not in ("constant", "cosine"):
+            raise ParameterError(f"ema.schedule must be 'constant' or 'cosine', got {schedule!r}")
+        if buffers not in ("copy", "ema"):
+            raise ParameterError(f"ema.buffers must be 'copy' or 'ema', got {buffers!r}")
+        self.decay, self.warmup, self.schedule = float(decay), bool(warmup), schedule
+        self.start, self.ramp_steps, self.every = float(start), int(ramp_steps), int(every)
+        self.buffers = buffers
+
+    def decay_at(self, step: int) -> float:
+        """The momentum used by the update after optimizer step ``step`` (1-based)."""
+        m = self.decay
+        if self.schedule == "cosine":
+            t = min(step, self.ramp_steps) / self.ramp_steps
+            m = self.decay - (self.decay - self.start) * (math.cos(math.pi * t) + 1) / 2
+        if self.warmup:
+            m = min(1.0 - 1.0 / (step + 1), m)
+        return m
+
+    @torch.no_grad()
+    def update(self, teacher: nn.Module, student: nn.Module, step: int) -> None:
+        if step % self.every:
+            return
+        blend(teacher, student, self.decay_at(step), self.buffers)
+
+
+@torch.no_grad()
+def blend(teacher: nn.Module, student: nn.Module, m: float, buffers: str = "copy",
+          keep: dict[str, torch.Tensor] | None = None) -> None:
+    """``θ_t ← m·θ_t + (1 − m)·θ_s`` for every parameter; buffers copied or averaged.
+    ``keep`` (optional, by parameter name): a boolean mask per parameter of entries that
+    stay unchanged (Fisher-masked EMA)."""
+    for (name, pt), ps in zip(teacher.named_parameters(), student.parameters()):
+        new = pt * m + ps.detach() * (1.0 - m)
+        if keep is not None and name in keep:
+            new = torch.where(keep[name], pt, new)
+        pt.copy_(new)
+    for bt, bs in zip(teacher.buffers(), student.buffers()):
+        if buffers == "ema" and bt.is_floating_point():
+            bt.mul_(m).add_(bs.detach(), alpha=1.0 - m)
+        else:
+            bt.copy_(bs)
+
+
+@UPDATERS.register("live", description="the teacher is the student itself, evaluated without "
+                   "gradient on its own view (FixMatch-style self-training)",
+                   paper="Sohn et al. 2020, FixMatch")
+class Live:
+    """No separate teacher: pseudo-labels come from the current student (no gradient).
+    Equivalent to an EMA with decay 0, without the copy."""
+
+    frozen = False
+    from_student = True
+    live = True
+
+    def update(self, teacher, student, step: int) -> None:
+        return None
