@@ -14,7 +14,8 @@ from .engine.objectives import Objective
 from .methods import Claim, MethodPlan, _Params, register_method
 from .targets import (ConfidenceThreshold, DistributionAlignment, FlexMatchThreshold,
                       FreeMatchThreshold, GMMThreshold, SoftMatchWeight)
-from .updates import EMA, Live
+from .targets import ConfidenceWeight
+from .updates import EMA, Live, Relabel
 
 WEAK_STRONG = {"teacher": "weak", "student": "strong", "labeled": "weak"}
 _BEATS_SCRATCH = Claim("scratch", ">", "unlabeled data lifts a few-label student above "
@@ -25,6 +26,12 @@ def _unlabeled_ce(weight: float, warmup: int = 0) -> Objective:
     """Masked cross-entropy with the pseudo-labels, averaged over the unlabeled batch."""
     return Objective("pseudo_ce", weight, rows="unlabeled", normalize="rows",
                      warmup_epochs=warmup)
+
+
+def _unlabeled_soft(weight: float, temperature: float, warmup: int = 0) -> Objective:
+    """Masked, weighted KD to the (refined) teacher distribution on the unlabeled batch."""
+    return Objective("kd", weight, {"temperature": temperature}, rows="unlabeled",
+                     normalize="rows", warmup_epochs=warmup)
 
 
 class _SSLParams(_Params):
@@ -153,3 +160,56 @@ def _gmm_teacher(p: GMMTeacherParams) -> MethodPlan:
     return _fixmatch_like(p, [GMMThreshold(p.buffer, p.refit_every, p.policy)],
                           f"GMM-threshold mean teacher (EMA {p.decay:g})",
                           teacher=EMA(p.decay, warmup=True))
+
+
+class SoftTeacherParams(_SSLParams):
+    decay: float = Field(0.99, ge=0, le=1, description="EMA momentum of the teacher "
+                         "(0.999 in the paper's 180k-iteration runs)")
+    threshold: float = Field(0.9, ge=0, le=1, description="teacher score for a hard "
+                             "pseudo-label (cls_pseudo_threshold)")
+    low: float = Field(0.5, ge=0, le=1, description="below this score a row is ignored "
+                       "(pseudo_label_initial_score_thr)")
+    unlabeled_weight: float = Field(4.0, ge=0, description="unsup_weight of the paper")
+
+
+@register_method("soft-teacher", SoftTeacherParams, claim=_BEATS_SCRATCH,
+                 paper="Xu et al. 2021, End-to-End Semi-Supervised Object Detection with Soft "
+                 "Teacher (ICCV), METHODS.md §16",
+                 description="mean teacher; confident pseudo-labels are hard, the middle band "
+                 "keeps the teacher's distribution, and every row is weighted by the "
+                 "teacher's confidence (the classification analogue of its soft background "
+                 "weights)")
+def _soft_teacher(p: SoftTeacherParams) -> MethodPlan:
+    from .targets import ConfidenceThreshold as Band
+    low = min(p.low, p.threshold)
+    return MethodPlan([Objective("ce", 1.0, rows="labeled"),
+                       _unlabeled_soft(p.unlabeled_weight, 1.0, p.warmup_epochs)],
+                      refiners=[Band(p.threshold, low=low), ConfidenceWeight(1.0)],
+                      updater=EMA(p.decay, warmup=True), augment=dict(WEAK_STRONG),
+                      description=f"soft teacher: EMA {p.decay:g}, hard >= {p.threshold:g}, "
+                                  f"soft in [{low:g}, {p.threshold:g}), confidence-weighted, "
+                                  f"weight {p.unlabeled_weight:g}")
+
+
+class NoisyStudentParams(_SSLParams):
+    every_epochs: int = Field(20, ge=1, description="epochs per round: then the student "
+                              "becomes the teacher")
+    threshold: float = Field(0.3, ge=0, le=1, description="pseudo-labels below this "
+                             "confidence are dropped (the paper's 0.3 filter)")
+    temperature: float = Field(1.0, gt=0, description="soft pseudo-labels at this temperature")
+
+
+@register_method("noisy-student", NoisyStudentParams, claim=_BEATS_SCRATCH,
+                 paper="Xie et al. 2020, Self-training with Noisy Student (CVPR); METHODS.md "
+                 "U11 (3, 33, 37)",
+                 description="rounds of self-training: a clean (un-augmented) teacher gives "
+                 "soft pseudo-labels, a noised (strongly augmented) student learns them, then "
+                 "becomes the next round's teacher")
+def _noisy_student(p: NoisyStudentParams) -> MethodPlan:
+    return MethodPlan([Objective("ce", 1.0, rows="labeled"),
+                       _unlabeled_soft(p.unlabeled_weight, p.temperature, p.warmup_epochs)],
+                      refiners=[ConfidenceThreshold(p.threshold)],
+                      updater=Relabel(p.every_epochs),
+                      augment={"teacher": None, "student": "strong", "labeled": "weak"},
+                      description=f"noisy student: rounds of {p.every_epochs} epochs, soft "
+                                  f"labels T={p.temperature:g}, confidence >= {p.threshold:g}")

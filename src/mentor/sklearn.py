@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
                        **params):
         return estimator._validate_data(X, y, reset=reset, **params)
 
-__all__ = ["EXPECTED_FAILED_CHECKS", "SemiSupervisedClassifier", "UNLABELED"]
+__all__ = ["EXPECTED_FAILED_CHECKS", "UNLABELED", "SemiSupervisedClassifier"]
 
 UNLABELED = -1
 """The value of ``y`` that marks an unlabeled row (scikit-learn's convention)."""
@@ -107,8 +107,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         above 90 %) for this many steps in a row; 0 turns the check off.
     random_state : int, RandomState instance or None, default=0
         Seeds the network's initialisation, the batch order and the augmentations. A fixed
-        int gives identical fits on the CPU (the global torch and numpy random states are
-        left as they were).
+        int gives identical fits on the CPU. The global torch random state is left as it
+        was; None draws the seed from numpy's global generator (scikit-learn's convention).
 
     Attributes
     ----------
@@ -242,6 +242,10 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         has_val = len(val_rows) > 0
 
         plan = get_method(self.method).plan(**dict(self.method_params or {}))
+        if plan.needs_teacher:
+            raise ValueError(f"method {self.method!r} distills an external teacher; expected a "
+                             "semi-supervised preset (fixmatch, flexmatch, freematch, "
+                             "softmatch, pseudo-label, mean-teacher, gmm-teacher) or scratch")
         spec = TrainSpec(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             weight_decay=self.weight_decay, seeds=[seed],
@@ -358,11 +362,6 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
                 logits = torch.func.functional_call(net, state, (xs[i:i + _INFER_CHUNK],))
                 out.append(torch.log_softmax(logits, dim=-1))
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.classes_)))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags
 
 
 def _unlabeled_mask(y: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from mentor.recipe import TrainSpec
 from mentor.updates import EMA
 
 SSL_PRESETS = ["pseudo-label", "mean-teacher", "fixmatch", "flexmatch", "freematch",
-               "softmatch", "gmm-teacher"]
+               "softmatch", "gmm-teacher", "soft-teacher", "noisy-student"]
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,35 @@ def test_ema_decay_zero_copies_and_one_freezes_the_student_made_teacher(digits5,
         assert all(torch.equal(got[k], want[k]) for k in want), decay
 
 
+def test_relabel_teacher_is_frozen_within_a_round_and_the_student_at_its_end(digits5):
+    """Noisy-student rounds: the teacher copies the student exactly every `every_epochs`
+    epochs and does not move in between."""
+    from mentor.updates import Relabel
+    seen = []
+
+    class Watch(Relabel):
+        def update(self, teacher, student, step):
+            super().update(teacher, student, step)
+            seen.append((step, _state(teacher), _state(student)))
+
+    updater = Watch(every_epochs=1)
+    plan = get_method("noisy-student").plan(every_epochs=1)
+    torch.manual_seed(0)
+    student = mlp(digits5.input_shape, 10, hidden=[32])
+    fit(student, digits5.train, digits5.val, objectives=plan.objectives,
+        refiners=plan.refiners, updater=updater, spec=_spec(epochs=2), seed=0,
+        num_classes=10, augment=plan.augment, input_shape=digits5.input_shape)
+    period = updater.period
+    assert period > 1 and len(seen) == 2 * period
+    for step, teacher, student_now in seen:
+        if step % period == 0:
+            assert all(torch.equal(teacher[k], student_now[k]) for k in teacher)
+        else:
+            prev = seen[step - 2][1] if step > 1 else teacher
+            assert all(torch.equal(teacher[k], prev[k]) for k in teacher)
+            assert not all(torch.equal(teacher[k], student_now[k]) for k in teacher)
+
+
 # ----------------------------------------------------------------- unlabeled loss gradients
 
 @pytest.mark.parametrize("name", SSL_PRESETS)
@@ -204,16 +233,19 @@ def test_monitor_matches_a_naive_count():
     batch = Batch(torch.zeros(30, 2), torch.where(labeled, truth, -1), torch.arange(30), labeled)
     mon.observe(Targets(logits, labels, mask, weight), batch, 0, 0)
     got = mon.epoch_summary()
-    sw = swok = tok = n = 0.0
+    sw = swok = tok = sw_all = n_all = 0.0
     for i in range(30):
-        if labeled[i] or truth[i] < 0:
+        if labeled[i]:
             continue
         w = float(mask[i]) * float(weight[i])
+        sw_all, n_all = sw_all + w, n_all + 1  # coverage needs no true label
+        if truth[i] < 0:
+            continue
         ok = float(labels[i] == truth[i])
-        sw, swok, tok, n = sw + w, swok + w * ok, tok + ok, n + 1
+        sw, swok, tok = sw + w, swok + w * ok, tok + ok
     assert got["pl_precision"] == pytest.approx(swok / sw)
     assert got["pl_recall"] == pytest.approx(swok / tok)
-    assert got["pl_coverage"] == pytest.approx(sw / n)
+    assert got["pl_coverage"] == pytest.approx(sw_all / n_all)
 
 
 # -------------------------------------------------------------------------- resume

@@ -5,6 +5,7 @@ import doctest
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -57,13 +58,12 @@ def test_semi_supervised_beats_scratch_on_digits(digits_few_labels):
 
 def _blobs(n=60, labels=(3, 7, 9)):
     X, y = make_blobs(n_samples=n, centers=len(labels), cluster_std=0.5, random_state=0)
-    return StandardScaler().fit_transform(X), np.take(np.asarray(labels, dtype=object), y)
+    return StandardScaler().fit_transform(X), np.asarray(labels)[y]
 
 
 @pytest.mark.parametrize("labels", [(3, 7, 9), ("one", "two", "three")])
 def test_proba_predict_and_label_round_trip(labels):
     X, y = _blobs(labels=labels)
-    y = y.astype(type(labels[0]) if isinstance(labels[0], int) else str)
     clf = SemiSupervisedClassifier(epochs=10).fit(X, y)
     assert list(clf.classes_) == sorted(labels)
     proba = clf.predict_proba(X)
@@ -78,6 +78,7 @@ def test_proba_predict_and_label_round_trip(labels):
 
 def test_string_labels_with_unlabeled_rows():
     X, y = _blobs(labels=("a", "b", "c"))
+    y = y.astype(object)
     y[::3] = -1  # object array: the integer -1 marks unlabeled rows
     clf = SemiSupervisedClassifier(epochs=10).fit(X, y)
     assert list(clf.classes_) == ["a", "b", "c"]
@@ -90,6 +91,12 @@ def test_no_labeled_row_raises():
         SemiSupervisedClassifier(epochs=1).fit(X, np.full(len(X), -1))
 
 
+def test_distillation_method_rejected():
+    X, y = _blobs()
+    with pytest.raises(ValueError, match="teacher"):
+        SemiSupervisedClassifier(method="kd", epochs=1).fit(X, y)
+
+
 def test_one_labeled_class_raises():
     X, _ = _blobs()
     y = np.full(len(X), -1)
@@ -100,9 +107,10 @@ def test_one_labeled_class_raises():
 
 def test_same_random_state_same_model():
     X, y = _blobs()
-    y = y.astype(int)
     y[1::2] = -1
+    rng_before = torch.get_rng_state()
     a = SemiSupervisedClassifier(epochs=5, random_state=3).fit(X, y).predict_proba(X)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's RNG is left alone
     b = SemiSupervisedClassifier(epochs=5, random_state=3).fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(a, b)
     c = SemiSupervisedClassifier(epochs=5, random_state=4).fit(X, y).predict_proba(X)
@@ -110,7 +118,7 @@ def test_same_random_state_same_model():
 
 
 def test_validation_fraction_and_image_rows(digits_few_labels):
-    X_tr, y_semi, X_te, y_te = digits_few_labels
+    X_tr, y_semi, X_te, _ = digits_few_labels
     clf = SemiSupervisedClassifier(method="flexmatch", model="cnn", channels=(8,),
                                    hidden=(), input_shape=(8, 8), epochs=3,
                                    validation_fraction=0.2).fit(X_tr, y_semi)

@@ -240,9 +240,6 @@ def test_flexmatch_warmup_changes_thresholds():
     assert any(not torch.allclose(a, b) for a, b in zip(thr[True], thr[False]))
 
 
-@pytest.mark.xfail(strict=True, reason="FlexMatchThreshold recomputes beta when every pool "
-                   "sample is selected with one class; the reference hook keeps the previous "
-                   "classwise_acc (deviation reported, not fixed here)")
 def test_flexmatch_keeps_previous_acc_when_pool_is_one_class():
     labeled = np.zeros(4, dtype=bool)
     ref = FlexMatchThreshold(0.9, warmup=True)

@@ -207,6 +207,9 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         raise MentorError(f"train.batch_size {spec.batch_size} x {world} processes leaves no "
                           f"batch from {n} training samples")
     total_steps = steps_per_epoch * spec.epochs
+    if callable(getattr(updater, "bind_steps", None)):  # updaters that act per round
+        updater.bind_steps(steps_per_epoch)
+    observe_gradients = getattr(updater, "observe_gradients", None)
     scheduler = make_scheduler(optimizer, spec, total_steps)
 
     x = train.x.to(device)
@@ -413,6 +416,8 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                 total.backward()
             else:
                 acc.backward(total)
+            if observe_gradients is not None:  # e.g. a Fisher-masked EMA reads g^2
+                observe_gradients(raw_model)
             opt_step.step()
             if scheduler is not None:
                 scheduler.step()

@@ -6,7 +6,8 @@ targets on those rows are scored with their effective weight ``w = mask · weigh
 - ``precision``: ``Σ w·[label correct] / Σ w`` -- how often admitted pseudo-labels are right;
 - ``recall``: ``Σ w·[correct] / #[teacher arg-max correct]`` -- how much of the teacher's
   correct knowledge the admission lets through;
-- ``coverage``: ``Σ w / #unlabeled rows`` -- how much of the pool is used;
+- ``coverage``: ``Σ w / #unlabeled rows`` -- how much of the pool is used (over every
+  unlabeled row: it needs no true label);
 - ``thresholds``: the refiners' current per-class thresholds, when they have any.
 
 Collapse: a step where no unlabeled row is admitted, or where one class takes more than
@@ -35,7 +36,8 @@ class PseudoLabelMonitor:
         self._reset()
 
     def _reset(self) -> None:
-        self.sums = torch.zeros(4, dtype=torch.float64)  # Σw, Σw·ok, Σok(teacher), n
+        # Σw, Σw·ok, Σok(teacher), n over rows with a known label; Σw, n over all unlabeled
+        self.sums = torch.zeros(6, dtype=torch.float64)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The epoch's running sums and the collapse counter (a mid-epoch checkpoint)."""
@@ -58,15 +60,17 @@ class PseudoLabelMonitor:
             w = w * targets.mask.to(w.dtype)
         if targets.weight is not None:
             w = w * targets.weight.detach().to(w.dtype)
+        self.sums[4] += float(w[unl].double().sum())
+        self.sums[5] += float(unl.sum())
         truth = self.truth[batch.index]
         known = unl & (truth >= 0)
         if bool(known.any()):
             wk = w[known].double()
             ok = (targets.labels[known] == truth[known]).double()
             teacher_ok = (targets.logits[known].argmax(-1) == truth[known]).double()
-            self.sums += torch.stack([wk.sum(), (wk * ok).sum(), teacher_ok.sum(),
-                                      torch.tensor(float(known.sum()), dtype=torch.float64)]
-                                     ).cpu()
+            self.sums[:4] += torch.stack([wk.sum(), (wk * ok).sum(), teacher_ok.sum(),
+                                          torch.tensor(float(known.sum()),
+                                                       dtype=torch.float64)]).cpu()
         if self.collapse_steps:
             self._check_collapse(w[unl], targets.labels[unl], epoch, step)
 
@@ -97,11 +101,11 @@ class PseudoLabelMonitor:
                 "train.collapse_steps (0 turns the check off)")
 
     def epoch_summary(self) -> dict[str, object]:
-        sw, swok, tok, n = (float(v) for v in self.sums)
+        sw, swok, tok, _, sw_all, n_all = (float(v) for v in self.sums)
         out: dict[str, object] = {
             "pl_precision": swok / sw if sw > 0 else float("nan"),
             "pl_recall": swok / tok if tok > 0 else float("nan"),
-            "pl_coverage": sw / n if n > 0 else float("nan"),
+            "pl_coverage": sw_all / n_all if n_all > 0 else float("nan"),
         }
         thr = None
         for r in self.refiners:

@@ -123,15 +123,17 @@ class FlexMatchThreshold(_Stateful):
     of class c is ``beta_c = sigma_c / max(max_k sigma_k, n_unused)`` (``warmup``; without
     warm-up the unused count is left out of the maximum) and its threshold is
     ``threshold * beta_c / (2 - beta_c)`` (the convex mapping). The mask of a batch uses the
-    thresholds before this batch's predictions are recorded, as in the reference code.
+    thresholds before this batch's predictions are recorded, as in the reference code, and
+    ``beta`` is kept unchanged while one value (a class, or "none") holds the whole pool.
     """
 
-    _state = ("selected",)
+    _state = ("selected", "acc")
 
     def __init__(self, threshold: float = 0.95, warmup: bool = True):
         check_param("flexmatch", "threshold", threshold, low=0, high=1)
         self.threshold, self.warmup = float(threshold), bool(warmup)
         self.selected = torch.empty(0, dtype=torch.long)
+        self.acc = torch.empty(0, dtype=torch.float64)
         self.pool: Tensor | None = None
         self.num_classes = 0
         self.thresholds: Tensor | None = None
@@ -140,15 +142,20 @@ class FlexMatchThreshold(_Stateful):
         self.pool = ~labeled.cpu()  # the unlabeled rows of the training split
         self.num_classes = num_classes
         self.selected = torch.full((len(labeled),), -1, dtype=torch.long)
+        self.acc = torch.zeros(num_classes, dtype=torch.float64)
 
     def beta(self) -> Tensor:
+        """The current learning effects ``beta_c``."""
+        return self.acc
+
+    def _update(self) -> None:
         sel = self.selected[self.pool]
         counts = torch.bincount(sel[sel >= 0], minlength=self.num_classes).double()
         unused = float((sel < 0).sum())
+        if max(float(counts.max()), unused) >= len(sel):
+            return  # one value holds the whole pool: keep the previous beta (reference)
         top = max(float(counts.max()), unused) if self.warmup else float(counts.max())
-        if top == 0 or (self.warmup and unused == len(sel)):
-            return torch.zeros(self.num_classes, dtype=torch.float64)
-        return counts / top
+        self.acc = counts / top
 
     def __call__(self, targets: Targets, batch: Batch) -> Targets:
         unl = unlabeled_rows(batch, len(targets.logits), targets.logits.device)
@@ -160,6 +167,7 @@ class FlexMatchThreshold(_Stateful):
         sure = (unl & (conf >= self.threshold)).cpu()
         if sure.any():
             self.selected[batch.index.cpu()[sure]] = pred.cpu()[sure]
+        self._update()
         return _admit(targets, unl, keep)
 
 

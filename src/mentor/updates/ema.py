@@ -94,3 +94,75 @@ class Live:
 
     def update(self, teacher, student, step: int) -> None:
         return None
+
+
+@UPDATERS.register("relabel", description="iterative relabeling: every 'every_epochs' epochs "
+                   "the teacher becomes a copy of the student (the student of round r teaches "
+                   "round r+1)", paper="Xie et al. 2020, Self-training with Noisy Student; "
+                   "METHODS.md U11 (3, 33, 37)")
+class Relabel:
+    """The teacher is frozen within a round of ``every_epochs`` epochs and replaced by a copy
+    of the student at the end of each round. The student keeps training (it is not
+    re-initialised each round, unlike Noisy Student's fresh students). Needs the engine to
+    tell it the steps per epoch (:meth:`bind_steps`)."""
+
+    frozen = False
+    from_student = True
+
+    def __init__(self, every_epochs: int = 10):
+        check_param("relabel", "every_epochs", every_epochs, low=1)
+        self.every_epochs = int(every_epochs)
+        self.period = 0
+
+    def bind_steps(self, steps_per_epoch: int) -> None:
+        self.period = self.every_epochs * int(steps_per_epoch)
+
+    @torch.no_grad()
+    def update(self, teacher: nn.Module, student: nn.Module, step: int) -> None:
+        if self.period and step % self.period == 0:
+            blend(teacher, student, 0.0)
+
+
+@UPDATERS.register("fisher_ema", description="EMA teacher whose most gradient-sensitive "
+                   "parameters (top fraction of the squared gradient, a one-batch Fisher "
+                   "estimate) stay unchanged",
+                   paper="Tian et al. 2024, Parameter-Selective Mean Teacher (PSMT), METHODS.md "
+                   "§48 [recon of the mask side]")
+class FisherMaskedEMA(EMA):
+    """``θ_t ← θ_t`` where the student's current squared gradient ``g²`` is among the top
+    ``fraction`` of all entries (``protect='high'``, the paper's "crucial parameters are
+    kept") or the bottom ``fraction`` (``protect='low'``), ``θ_t ← m·θ_t + (1 − m)·θ_s``
+    elsewhere. The engine hands it the gradients after each backward pass
+    (:meth:`observe_gradients`); without gradients it is a plain EMA. The paper and its code
+    differ on which side the mask protects; both are offered."""
+
+    def __init__(self, decay: float = 0.999, *, fraction: float = 0.03,
+                 protect: Literal["high", "low"] = "high", warmup: bool = False):
+        super().__init__(decay, warmup=warmup)
+        check_param("fisher_ema", "fraction", fraction, low=0, high=1)
+        from ..errors import ParameterError
+        if protect not in ("high", "low"):
+            raise ParameterError(f"fisher_ema.protect must be 'high' or 'low', got {protect!r}")
+        self.fraction, self.protect = float(fraction), protect
+        self.keep: dict[str, torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def observe_gradients(self, student: nn.Module) -> None:
+        named = [(n, p.grad) for n, p in student.named_parameters() if p.grad is not None]
+        if not named or self.fraction == 0:
+            self.keep = None
+            return
+        flat = torch.cat([g.detach().pow(2).flatten() for _, g in named])
+        k = max(1, int(round(self.fraction * flat.numel())))
+        if self.protect == "high":
+            cut = flat.topk(k).values.min()
+            self.keep = {n: g.detach().pow(2) >= cut for n, g in named}
+        else:
+            cut = (-flat).topk(k).values.neg().max()
+            self.keep = {n: g.detach().pow(2) <= cut for n, g in named}
+
+    @torch.no_grad()
+    def update(self, teacher: nn.Module, student: nn.Module, step: int) -> None:
+        if step % self.every:
+            return
+        blend(teacher, student, self.decay_at(step), self.buffers, keep=self.keep)
