@@ -2,10 +2,11 @@
 
 from .align import DistributionAlignment
 from .ferkd import FerKDCalibration
+from .fusion import Consensus, UncertaintyFusion
 from .prototypes import PrototypeSoftLabels
 from .thresholds import (ConfidenceThreshold, ConfidenceWeight, FlexMatchThreshold,
                          FreeMatchThreshold, GMMThreshold, SoftMatchWeight, gmm_threshold)
 
-__all__ = ["ConfidenceThreshold", "ConfidenceWeight", "DistributionAlignment",
+__all__ = ["Consensus", "ConfidenceThreshold", "ConfidenceWeight", "DistributionAlignment",
            "FerKDCalibration", "FlexMatchThreshold", "FreeMatchThreshold", "GMMThreshold",
-           "PrototypeSoftLabels", "SoftMatchWeight", "gmm_threshold"]
+           "PrototypeSoftLabels", "SoftMatchWeight", "UncertaintyFusion", "gmm_threshold"]

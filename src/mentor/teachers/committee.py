@@ -170,6 +170,12 @@ class CommitteeTeacher:
     def logits(self, x: Tensor) -> Tensor:
         return self.fused(self.member_logits(x))
 
+    def outputs(self, x: Tensor, index: Tensor | None = None) -> dict[str, Tensor]:
+        """The fused logits and every member's, ``{"logits": (B, C), "members": (B, M, C)}``:
+        what the engine hands to refiners that fuse or compare members (consensus)."""
+        members = self.member_logits(x, index)
+        return {"logits": self.fused(members), "members": members.transpose(0, 1)}
+
     def logits_at(self, x: Tensor, index: Tensor) -> Tensor:
         return self.fused(self.member_logits(x, index))
 
