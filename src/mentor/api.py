@@ -68,7 +68,7 @@ class Distiller:
                           updater=self.updater or self.plan.updater,
                           spec=self.spec, seed=self.seed, num_classes=data.num_classes,
                           teacher=teacher, augment=self.plan.augment,
-                          input_shape=data.input_shape,
+                          input_shape=data.input_shape, batch_mixer=self.plan.batch_mixer,
                           checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
                           resume=resume, max_steps=max_steps)
         return self.result

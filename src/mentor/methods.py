@@ -36,6 +36,7 @@ class MethodPlan:
     mixer: Any = None  # mixes two views of each sample (SelfMix); needs stored views
     # semi-supervised views: role -> "weak" / "strong" / None (teacher, student, labeled)
     augment: dict[str, str | None] | None = None
+    batch_mixer: Any = None  # rebuilds batches from mixed labeled/unlabeled rows (BCP)
 
     def prepare_student(self, student, example):
         """The module to train; ``example``: a few input rows (to size new heads)."""

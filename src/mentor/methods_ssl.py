@@ -15,7 +15,7 @@ from .methods import Claim, MethodPlan, _Params, register_method
 from .targets import (ConfidenceThreshold, DistributionAlignment, FlexMatchThreshold,
                       FreeMatchThreshold, GMMThreshold, SoftMatchWeight)
 from .targets import ConfidenceWeight
-from .updates import EMA, Live, Relabel
+from .updates import EMA, FisherMaskedEMA, FuturePeekEMA, Live, Relabel
 
 WEAK_STRONG = {"teacher": "weak", "student": "strong", "labeled": "weak"}
 _BEATS_SCRATCH = Claim("scratch", ">", "unlabeled data lifts a few-label student above "
@@ -213,3 +213,69 @@ def _noisy_student(p: NoisyStudentParams) -> MethodPlan:
                       augment={"teacher": None, "student": "strong", "labeled": "weak"},
                       description=f"noisy student: rounds of {p.every_epochs} epochs, soft "
                                   f"labels T={p.temperature:g}, confidence >= {p.threshold:g}")
+
+
+class BCPParams(_SSLParams):
+    decay: float = Field(0.99, ge=0, le=1, description="EMA momentum of the teacher (BCP: 0.99)")
+    ratio: float = Field(2 / 3, gt=0, le=1, description="side of the pasted rectangle")
+    u_weight: float = Field(0.5, ge=0, description="weight of pseudo-label regions")
+    scales: str = Field("single", pattern="^(single|multi)$", description="'multi': Switch's "
+                        "multiscale patches (2 coarse + 2 fine)")
+
+
+@register_method("bcp", BCPParams, claim=_BEATS_SCRATCH,
+                 paper="Bai et al. 2023, Bidirectional Copy-Paste (CVPR), METHODS.md §29; "
+                 "multiscale patches: Switch, §35",
+                 description="mean teacher; each labeled image is copy-pasted with an "
+                 "unlabeled one both ways, and the student learns the area-weighted mixture of "
+                 "the label and the teacher's pseudo-label (pseudo-label regions weighted 0.5)")
+def _bcp(p: BCPParams) -> MethodPlan:
+    from .mix.batch import CopyPasteBatch
+    return MethodPlan([Objective("ce", 1.0, rows="labeled"),
+                       _unlabeled_soft(p.unlabeled_weight, 1.0, p.warmup_epochs)],
+                      updater=EMA(p.decay, warmup=True),
+                      augment={"teacher": "weak", "student": "weak", "labeled": "weak"},
+                      batch_mixer=CopyPasteBatch(p.ratio, p.u_weight, p.scales),
+                      description=f"BCP: copy-paste ratio {p.ratio:.2g} ({p.scales} scale), "
+                                  f"pseudo-label regions x{p.u_weight:g}, EMA {p.decay:g}")
+
+
+class PSMTParams(MeanTeacherParams):
+    fraction: float = Field(0.03, ge=0, le=1, description="share of parameters, by squared "
+                            "gradient, the teacher keeps unchanged at each update")
+    protect: str = Field("high", pattern="^(high|low)$", description="'high': the most "
+                         "sensitive parameters are kept (the paper); 'low': the least (code)")
+
+
+@register_method("psmt", PSMTParams, claim=_BEATS_SCRATCH,
+                 paper="Tian et al. 2024, Parameter-Selective Mean Teacher (PSMT), METHODS.md "
+                 "§48 [recon of the mask side]",
+                 description="mean teacher whose EMA leaves the student's most "
+                 "gradient-sensitive parameters unchanged (Fisher-masked EMA); for test-time "
+                 "adaptation on a stream see mentor.tta")
+def _psmt(p: PSMTParams) -> MethodPlan:
+    plan = _mean_teacher(p)
+    plan.updater = FisherMaskedEMA(p.decay, fraction=p.fraction, protect=p.protect,
+                                   warmup=True)
+    plan.description = (f"PSMT: Fisher-masked EMA {p.decay:g} (keeps the {p.protect} "
+                        f"{100 * p.fraction:g} %), consistency {p.unlabeled_weight:g}")
+    return plan
+
+
+class FutureTeacherParams(_SSLParams):
+    decay: float = Field(0.99, ge=0, le=1, description="EMA momentum (FST: 0.999)")
+    ahead: int = Field(3, ge=1, description="virtual student steps per real step")
+    threshold: float = Field(0.95, ge=0, le=1, description="confidence threshold (FST uses "
+                             "DACS's 0.968 on pixels)")
+
+
+@register_method("future-teacher", FutureTeacherParams, claim=Claim(
+                 "mean-teacher", ">=", "pseudo-labels from a teacher advanced by virtual "
+                 "future student steps are more accurate (Du et al. 2022)"),
+                 paper="Du et al. 2022, Learning from Future (FST-D), METHODS.md §5",
+                 description="EMA teacher advanced by K virtual student steps on the batch "
+                 "before it labels it; FixMatch-style thresholded hard labels on strong views")
+def _future_teacher(p: FutureTeacherParams) -> MethodPlan:
+    return _fixmatch_like(p, [ConfidenceThreshold(p.threshold)],
+                          f"future teacher (K={p.ahead}, EMA {p.decay:g}, tau {p.threshold:g})",
+                          teacher=FuturePeekEMA(p.decay, ahead=p.ahead))

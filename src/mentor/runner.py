@@ -465,7 +465,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                               teacher=teacher if plan.needs_teacher else None,
                               checkpoint_dir=ckpt, on_epoch=cb, task=task, taps=plan.taps,
                               mixer=plan.mixer, augment=plan.augment,
-                              input_shape=s.splits.input_shape)
+                              input_shape=s.splits.input_shape,
+                              batch_mixer=plan.batch_mixer)
                     ev = evaluate(res.model, test_x, test_y, acc, teacher_logits=t_test,
                                   task=task)
                     if acc.is_main_process:

@@ -159,13 +159,15 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
         task: TaskAdapter = CLASSIFICATION, views=None, mixer=None,
         augment: dict[str, str | None] | None = None,
-        input_shape: Sequence[int] | None = None) -> FitResult:
+        input_shape: Sequence[int] | None = None, batch_mixer=None) -> FitResult:
     """The training loop behind :func:`fit` (no feature taps).
 
     ``augment`` (semi-supervised views): which pipeline, ``"weak"``, ``"strong"`` or ``None``
     (the input as is), each role sees: ``{"teacher": ..., "student": ..., "labeled": ...}``
     -- the teacher's input, the student's input on unlabeled rows and on labeled rows.
     The pipelines are ``spec.augment`` or the defaults for ``input_shape``.
+    ``batch_mixer``: rebuilds each batch from mixed labeled and unlabeled rows after the
+    teacher's targets are refined (BCP copy-paste, :mod:`mentor.mix.batch`).
     """
     if not objectives:
         raise MentorError("a method needs at least one objective, got none")
@@ -286,6 +288,10 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     need_pseudo = lab_mask is not None and (monitor is not None or any(
         o.needs_labels and o.rows != "labeled" for o in objectives))
     local = None  # this process's positions in the global batch (several processes)
+    ahead = int(getattr(updater, "ahead", 0)) if signal is not None else 0
+    if ahead and (batch_mixer is not None or mixer is not None):
+        raise MentorError(f"{type(updater).__name__} peeks ahead with virtual steps on plain "
+                          "batches; it cannot be combined with a batch mixer or SelfMix")
     averaged = None  # an EMA of the student's weights, validated and returned (eval_ema)
     if spec.eval_ema > 0:
         averaged = copy.deepcopy(raw_model).eval()
@@ -379,6 +385,10 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                 x_teacher, xb = _ssl_views(pipes, x[idx], batch.labeled, seed, step,
                                            local if world > 1 else None, size)
                 batch = Batch(xb, batch.y, idx, batch.labeled, epoch, step)
+            if ahead:  # future-peek EMA (FST): K virtual student steps advance the teacher
+                _peek_ahead(ahead, updater, teacher_module, raw_model, model, optimizer,
+                            opt_step, plain, acc, refiners, objectives, signal, x_teacher, idx,
+                            view, xb, batch, need_pseudo, epoch, step, takes_labels)
             targets = None
             if signal is not None:
                 zt = signal(x_teacher, idx, view)
@@ -392,6 +402,10 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                     targets = refine(targets, batch)
                 if monitor is not None:
                     monitor.observe(targets, batch, epoch, step)
+                if batch_mixer is not None:  # e.g. BCP: labeled <-> unlabeled copy-paste
+                    xb, batch, targets = batch_mixer.mix(
+                        xb, batch, targets, role_generator(seed, step, 5),
+                        input_shape or tuple(train.x.shape[1:]))
                 if mixing is not None:  # SelfMix: paste a second view, mix its target in
                     on, view2, u = mixing
                     x2 = views.apply(x[idx], source, view2, views_n)
@@ -515,6 +529,45 @@ def _ssl_views(pipes: dict[str, Augment], rows: Tensor, labeled: Tensor | None, 
     x_lab, x_unl = view("labeled"), view("student")
     x_student = x_lab if labeled is None else torch.where(labeled[:, None], x_lab, x_unl)
     return view("teacher"), x_student
+
+
+def _peek_ahead(k: int, updater, teacher_module, raw_model, model, optimizer, opt_step,
+                plain: bool, acc, refiners, objectives, signal, x_teacher, idx, view, xb,
+                batch: Batch, need_pseudo: bool, epoch: int, step: int,
+                takes_labels: bool) -> None:
+    """FST-D's virtual future (METHODS.md §5): ``k`` times, move the teacher towards the
+    student and take an optimizer step on this batch with the teacher's targets; move the
+    teacher once more, then restore the student, the optimizer state and the refiners' state,
+    so only the teacher keeps what the virtual steps taught it."""
+    saved_model = {n: v.detach().clone() for n, v in raw_model.state_dict().items()}
+    saved_opt = copy.deepcopy(optimizer.state_dict())
+    saved_ref = [copy.deepcopy(r.state_dict()) if callable(getattr(r, "state_dict", None))
+                 else None for r in refiners]
+    inputs = (xb, batch.y) if takes_labels else (xb,)
+    for _ in range(k):
+        updater.peek(teacher_module, raw_model, step + 1)
+        zt = signal(x_teacher, idx, view)
+        extra = None
+        if type(zt) is dict:
+            extra, zt = zt, zt["logits"]
+        labels = torch.where(batch.labeled, batch.y, zt.argmax(-1)) if need_pseudo else batch.y
+        targets = Targets(zt, labels, extra=extra)
+        for refine in refiners:
+            targets = refine(targets, batch)
+        loss = _weighted_sum(objectives, model(*inputs), targets, batch, epoch)
+        optimizer.zero_grad(set_to_none=True)
+        if plain:
+            loss.backward()
+        else:
+            acc.backward(loss)
+        opt_step.step()
+    updater.peek(teacher_module, raw_model, step + 1)
+    with torch.no_grad():
+        raw_model.load_state_dict(saved_model)
+    optimizer.load_state_dict(saved_opt)
+    for r, state in zip(refiners, saved_ref):
+        if state is not None:
+            r.load_state_dict(state)
 
 
 def _component_state(refiners, updater) -> dict[str, Tensor]:

@@ -11,9 +11,9 @@ checkpoints and restores it on resume.
 from __future__ import annotations
 
 from ..registry import UPDATERS
-from .ema import EMA, FisherMaskedEMA, Live, Relabel
+from .ema import EMA, FisherMaskedEMA, FuturePeekEMA, Live, Relabel
 
-__all__ = ["Frozen", "EMA", "FisherMaskedEMA", "Live", "Relabel"]
+__all__ = ["Frozen", "EMA", "FisherMaskedEMA", "FuturePeekEMA", "Live", "Relabel"]
 
 
 @UPDATERS.register("frozen", description="the teacher never changes (offline distillation)")

@@ -166,3 +166,28 @@ class FisherMaskedEMA(EMA):
         if step % self.every:
             return
         blend(teacher, student, self.decay_at(step), self.buffers, keep=self.keep)
+
+
+@UPDATERS.register("future_ema", description="EMA teacher advanced by K virtual student steps "
+                   "on the current batch before it labels it (deep future peek)",
+                   paper="Du et al. 2022, Learning from Future (FST), METHODS.md §5")
+class FuturePeekEMA(EMA):
+    """FST-D: before each real step the engine takes ``ahead`` virtual optimizer steps on the
+    batch, moving the teacher towards the student before each and once after (``peek``), then
+    restores the student and the optimizer; the teacher labels the batch from that future.
+    The real step itself does not move the teacher (:meth:`update` is a no-op). The optimizer
+    state is restored too (the official code leaves the momentum buffers advanced). FST-W
+    (virtual students on other batches) is not implemented. Cost: ``ahead + 1`` forward and
+    backward passes per step."""
+
+    def __init__(self, decay: float = 0.999, *, ahead: int = 3, warmup: bool = True):
+        super().__init__(decay, warmup=warmup)
+        check_param("future_ema", "ahead", ahead, low=1)
+        self.ahead = int(ahead)
+
+    @torch.no_grad()
+    def peek(self, teacher: nn.Module, student: nn.Module, step: int) -> None:
+        blend(teacher, student, self.decay_at(step), self.buffers)
+
+    def update(self, teacher: nn.Module, student: nn.Module, step: int) -> None:
+        return None
