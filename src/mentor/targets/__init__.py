@@ -1,12 +1,13 @@
 """Target refiners: ``Targets -> Targets`` steps between the teacher and the losses."""
 
 from .align import DistributionAlignment
+from .curriculum import CurriculumAdmission, LearnedCorrector
 from .ferkd import FerKDCalibration
 from .fusion import Consensus, UncertaintyFusion
 from .prototypes import PrototypeSoftLabels
 from .thresholds import (ConfidenceThreshold, ConfidenceWeight, FlexMatchThreshold,
                          FreeMatchThreshold, GMMThreshold, SoftMatchWeight, gmm_threshold)
 
-__all__ = ["Consensus", "ConfidenceThreshold", "ConfidenceWeight", "DistributionAlignment",
+__all__ = ["Consensus", "ConfidenceThreshold", "CurriculumAdmission", "LearnedCorrector", "ConfidenceWeight", "DistributionAlignment",
            "FerKDCalibration", "FlexMatchThreshold", "FreeMatchThreshold", "GMMThreshold",
            "PrototypeSoftLabels", "SoftMatchWeight", "UncertaintyFusion", "gmm_threshold"]
