@@ -65,6 +65,9 @@ class MeanTeacherParams(_SSLParams):
                          "code's warm-up min(1 - 1/(t+1), decay))")
     unlabeled_weight: float = Field(10.0, ge=0, description="consistency weight")
     warmup_epochs: int = Field(10, ge=0)
+    reviewer_weight: float = Field(0.0, ge=0, description="TRS reviewer: weight of a second "
+                                   "consistency term to the teacher's best past weights (0: off)")
+    reviewer_every: int = Field(5, ge=1, description="epochs between reviewer checks")
 
 
 @register_method("mean-teacher", MeanTeacherParams, claim=_BEATS_SCRATCH,
@@ -72,13 +75,22 @@ class MeanTeacherParams(_SSLParams):
                  description="EMA teacher on one weak view, student on another; MSE between "
                  "their probabilities on every row (ramped up)")
 def _mean_teacher(p: MeanTeacherParams) -> MethodPlan:
-    return MethodPlan([Objective("ce", 1.0, rows="labeled"),
-                       Objective("prob_mse", p.unlabeled_weight, rows="all",
-                                 warmup_epochs=p.warmup_epochs)],
-                      updater=EMA(p.decay, warmup=True),
+    from .updates import ReviewerBank
+    objectives = [Objective("ce", 1.0, rows="labeled"),
+                  Objective("prob_mse", p.unlabeled_weight, rows="all",
+                            warmup_epochs=p.warmup_epochs)]
+    updater = EMA(p.decay, warmup=True)
+    extra = ""
+    if p.reviewer_weight > 0:  # TRS: a second target from the reviewer's weights
+        objectives.append(Objective("prob_mse", p.reviewer_weight, rows="all",
+                                    warmup_epochs=p.warmup_epochs, against="reviewer"))
+        updater = ReviewerBank(p.decay, every_epochs=p.reviewer_every)
+        extra = f", reviewer x{p.reviewer_weight:g} every {p.reviewer_every} epochs"
+    return MethodPlan(objectives, updater=updater,
                       augment={"teacher": "weak", "student": "weak", "labeled": "weak"},
                       description=f"mean teacher, EMA {p.decay:g}, consistency "
-                                  f"{p.unlabeled_weight:g} (ramp {p.warmup_epochs} epochs)")
+                                  f"{p.unlabeled_weight:g} (ramp {p.warmup_epochs} epochs)"
+                                  f"{extra}")
 
 
 class FixMatchParams(_SSLParams):
@@ -240,7 +252,10 @@ def _bcp(p: BCPParams) -> MethodPlan:
                                   f"pseudo-label regions x{p.u_weight:g}, EMA {p.decay:g}")
 
 
-class PSMTParams(MeanTeacherParams):
+class PSMTParams(_SSLParams):
+    decay: float = Field(0.99, ge=0, le=1, description="EMA momentum (with warm-up)")
+    unlabeled_weight: float = Field(10.0, ge=0, description="consistency weight")
+    warmup_epochs: int = Field(10, ge=0)
     fraction: float = Field(0.03, ge=0, le=1, description="share of parameters, by squared "
                             "gradient, the teacher keeps unchanged at each update")
     protect: str = Field("high", pattern="^(high|low)$", description="'high': the most "
@@ -254,7 +269,8 @@ class PSMTParams(MeanTeacherParams):
                  "gradient-sensitive parameters unchanged (Fisher-masked EMA); for test-time "
                  "adaptation on a stream see mentor.tta")
 def _psmt(p: PSMTParams) -> MethodPlan:
-    plan = _mean_teacher(p)
+    plan = _mean_teacher(MeanTeacherParams(decay=p.decay, unlabeled_weight=p.unlabeled_weight,
+                                           warmup_epochs=p.warmup_epochs))
     plan.updater = FisherMaskedEMA(p.decay, fraction=p.fraction, protect=p.protect,
                                    warmup=True)
     plan.description = (f"PSMT: Fisher-masked EMA {p.decay:g} (keeps the {p.protect} "

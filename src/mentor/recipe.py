@@ -178,9 +178,9 @@ class TeacherSpec(_ModelOptions):
     allow_mismatch: bool = Field(False, description="use a store whose data fingerprint "
                                  "differs from the training split")
     ensemble: list["TeacherSpec"] | None = Field(None, min_length=1)
-    combine: Literal["probs", "logits", "weighted", "confidence"] = Field(
-        "probs", description="ensemble fusion: mean of probabilities or logits, user-weighted "
-        "or per-sample confidence-weighted probabilities")
+    combine: Literal["probs", "logits", "weighted", "confidence", "entropy"] = Field(
+        "probs", description="ensemble fusion: mean of probabilities or logits, user-weighted, "
+        "or per-sample confidence- or inverse-entropy-weighted probabilities")
     weights: list[float] | None = Field(None, description="one per member, for 'weighted'")
     privileged: PrivilegedSpec | None = Field(None, description="train a privileged-input "
                                               "teacher (kind: labels = LAD)")

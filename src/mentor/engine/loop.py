@@ -226,7 +226,12 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     signal = None
     teacher_module = None
     samples = None  # rows of a label store teacher
-    if needs_teacher and own_teacher:  # mean teacher: a copy of the student, or the student
+    build = getattr(updater, "build_teacher", None)
+    if needs_teacher and callable(build) and (own_teacher
+                                              or getattr(updater, "needs_external", False)):
+        # teachers of several models (static + EMA, EMA + reviewer)
+        teacher = build(teacher, copy.deepcopy(raw_model), num_classes)
+    elif needs_teacher and own_teacher:  # mean teacher: a copy of the student, or itself
         from ..teachers import LiveTeacher, ModuleTeacher
         teacher = (LiveTeacher(raw_model, num_classes) if getattr(updater, "live", False)
                    else ModuleTeacher(copy.deepcopy(raw_model), num_classes,

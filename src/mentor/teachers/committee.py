@@ -24,6 +24,9 @@ output is the fused distribution), for three modes:
     several judges). ``temperature`` only shapes the confidences ``c_m``; the averaged
     ``p_m`` are ``softmax(z_m)`` at temperature 1 (KD losses apply their own temperature to
     the fused output).
+``entropy``
+    per sample, ``w_m(x) ∝ exp(−H(p_m(x)))``: the member that is less uncertain counts more
+    (BUS-SSL's fusion of a static and an EMA teacher, METHODS.md §9 [recon of the form]).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from torch import Tensor
 from ..contracts import teacher_logits
 from ..errors import MentorError, check_param
 
-FUSE_MODES = ("mean", "logits", "weighted", "confidence")
+FUSE_MODES = ("mean", "logits", "weighted", "confidence", "entropy")
 
 
 class CommitteeTeacher:
@@ -57,7 +60,7 @@ class CommitteeTeacher:
     """
 
     def __init__(self, members: Sequence[Any], fuse: Literal["mean", "logits", "weighted",
-                                                             "confidence"] = "mean",
+                                                             "confidence", "entropy"] = "mean",
                  weights: Sequence[float] | Tensor | None = None, temperature: float = 1.0):
         members = list(members) if members is not None else []
         if not members:
@@ -151,6 +154,10 @@ class CommitteeTeacher:
         if self.fuse == "weighted":
             w = self.weights.to(device=member_logits.device, dtype=member_logits.dtype)
             return w[:, None].expand(m, b)
+        if self.fuse == "entropy":
+            p = F.softmax(member_logits, dim=-1)
+            h = -(p * F.log_softmax(member_logits, dim=-1)).sum(-1)
+            return F.softmax(-h, dim=0)
         conf = F.softmax(member_logits / self.temperature, dim=-1).amax(-1)
         return conf / conf.sum(0, keepdim=True)
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from ..registry import UPDATERS
 from .ema import EMA, FisherMaskedEMA, FuturePeekEMA, Live, Relabel
+from .pairs import ReviewerBank, StaticPlusEMA
 
-__all__ = ["Frozen", "EMA", "FisherMaskedEMA", "FuturePeekEMA", "Live", "Relabel"]
+__all__ = ["Frozen", "EMA", "FisherMaskedEMA", "FuturePeekEMA", "Live", "Relabel",
+           "ReviewerBank", "StaticPlusEMA"]
 
 
 @UPDATERS.register("frozen", description="the teacher never changes (offline distillation)")
