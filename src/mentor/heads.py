@@ -115,6 +115,40 @@ class AuxHead(nn.Module):
         return logits
 
 
+class PairedStudents(nn.Module):
+    """``n`` students trained side by side (DMT's teacher-student pairs, METHODS.md §8):
+    member 0 is the given student, the others copies re-initialised with seeds ``seed + i``
+    (without touching the global random state). In training (or with ``expose``, as for its
+    EMA teacher) the output is ``{"logits", "head:<i>", "members"}`` with ``members``
+    ``(B, n, C)``; at inference the log of the members' mean probability."""
+
+    def __init__(self, student: nn.Module, n: int = 2, seed: int = 0):
+        super().__init__()
+        import copy
+        if n < 2:
+            raise MentorError(f"paired students need n >= 2, got {n}")
+        members = [student]
+        for i in range(1, n):
+            twin = copy.deepcopy(student)
+            with torch.random.fork_rng():
+                torch.manual_seed(seed + i)
+                for m in twin.modules():
+                    if callable(getattr(m, "reset_parameters", None)):
+                        m.reset_parameters()
+            members.append(twin)
+        self.members = nn.ModuleList(members)
+        self.expose = False
+
+    def forward(self, x: Tensor):
+        outs = [m(x) for m in self.members]
+        mean = torch.logsumexp(torch.stack([o.log_softmax(-1) for o in outs]), 0) \
+            - torch.log(torch.tensor(float(len(outs))))
+        if not (self.training or self.expose):
+            return mean
+        return {"logits": mean, "members": torch.stack(outs, 1),
+                **{f"head:{i}": o for i, o in enumerate(outs)}}
+
+
 def for_export(model: nn.Module) -> tuple[nn.Module, dict | None]:
     """What to save of a trained student, and how to rebuild it around the bare student.
 
@@ -126,6 +160,8 @@ def for_export(model: nn.Module) -> tuple[nn.Module, dict | None]:
         return model, {"kind": "dual_head", "head": model.head_name, "a": model.a, "b": model.b}
     if isinstance(model, AuxHead):
         return model.student, None
+    if isinstance(model, PairedStudents):
+        return model, {"kind": "pairs", "n": len(model.members)}
     return model, None
 
 
@@ -133,6 +169,11 @@ def rebuild(student: nn.Module, wrapper: dict | None, field: str = "checkpoint")
     """The inverse of :func:`for_export`: wrap a freshly built bare student as saved."""
     if wrapper is None:
         return student
+    if isinstance(wrapper, dict) and wrapper.get("kind") == "pairs":
+        n = wrapper.get("n")
+        if not isinstance(n, int) or n < 2:
+            raise MentorError(f"{field}: pairs wrapper metadata {wrapper!r} needs n >= 2")
+        return PairedStudents(student, n)
     if not isinstance(wrapper, dict) or wrapper.get("kind") != "dual_head":
         raise MentorError(f"{field}: unknown student wrapper {wrapper!r} in the metadata; "
                           "expected {'kind': 'dual_head', ...} or none")

@@ -295,3 +295,38 @@ def _future_teacher(p: FutureTeacherParams) -> MethodPlan:
     return _fixmatch_like(p, [ConfidenceThreshold(p.threshold)],
                           f"future teacher (K={p.ahead}, EMA {p.decay:g}, tau {p.threshold:g})",
                           teacher=FuturePeekEMA(p.decay, ahead=p.ahead))
+
+
+class _PairsEMA(EMA):
+    """EMA of paired students whose copy shows every member's output (the teachers)."""
+
+    def build_teacher(self, given, student_copy, num_classes):
+        from .teachers import ModuleTeacher
+        student_copy.expose = True
+        return ModuleTeacher(student_copy, num_classes, "EMA of the paired students")
+
+
+class DualMeanTeacherParams(_SSLParams):
+    pairs: int = Field(2, ge=2, description="teacher-student pairs")
+    decay: float = Field(0.99, ge=0, le=1, description="EMA momentum of the teachers")
+
+
+@register_method("dual-mean-teacher", DualMeanTeacherParams, claim=_BEATS_SCRATCH,
+                 paper="Guo et al. 2024, Dual Mean-Teacher (DMT), METHODS.md §8",
+                 description="two (or N) teacher-student pairs from different initialisations; "
+                 "every student learns the pseudo-labels all EMA teachers agree on (consensus); "
+                 "inference averages the students")
+def _dual_mean_teacher(p: DualMeanTeacherParams) -> MethodPlan:
+    from .heads import PairedStudents
+    from .targets import Consensus
+    objectives = []
+    for i in range(p.pairs):
+        objectives += [Objective("ce", 1.0, rows="labeled", on=f"head:{i}"),
+                       Objective("pseudo_ce", p.unlabeled_weight, rows="unlabeled",
+                                 normalize="rows", on=f"head:{i}",
+                                 warmup_epochs=p.warmup_epochs)]
+    return MethodPlan(objectives, refiners=[Consensus()],
+                      updater=_PairsEMA(p.decay, warmup=True), augment=dict(WEAK_STRONG),
+                      wrap_student=lambda m, x: PairedStudents(m, p.pairs),
+                      description=f"dual mean teacher: {p.pairs} pairs, consensus "
+                                  f"pseudo-labels, EMA {p.decay:g}")

@@ -19,7 +19,8 @@ from mentor.recipe import TrainSpec
 from mentor.updates import EMA
 
 SSL_PRESETS = ["pseudo-label", "mean-teacher", "fixmatch", "flexmatch", "freematch",
-               "softmatch", "gmm-teacher", "soft-teacher", "noisy-student", "bcp", "psmt", "future-teacher"]
+               "softmatch", "gmm-teacher", "soft-teacher", "noisy-student", "bcp", "psmt", "future-teacher",
+               "dual-mean-teacher"]
 
 
 @pytest.fixture(scope="module")
@@ -163,13 +164,16 @@ def test_unlabeled_loss_gives_the_student_a_nonzero_gradient(name):
     y = torch.where(labeled, torch.arange(12) % 10, torch.full((12,), -1))
     batch = Batch(x, y, torch.arange(12), labeled)
     plan = get_method(name).plan()
+    student = plan.prepare_student(student, x[:2])
     for r in plan.refiners:
         if hasattr(r, "bind"):
             r.bind(labeled, y, 10)
     out = student(x)
-    # a confident teacher on another view (one-hot-like logits)
+    # a confident teacher on another view (one-hot-like logits); two agreeing members for
+    # refiners that compare teachers
     zt = 9 * torch.nn.functional.one_hot(torch.randint(10, (12,)), 10) + torch.randn(12, 10)
-    targets = Targets(zt, torch.where(labeled, y, zt.argmax(-1)))
+    targets = Targets(zt, torch.where(labeled, y, zt.argmax(-1)),
+                      extra={"members": torch.stack([zt, zt], 1)})
     for r in plan.refiners:
         targets = r(targets, batch)
     unsup = [o for o in plan.objectives if o.needs_teacher]
@@ -349,7 +353,8 @@ AUG = {"weak": [{"name": "affine", "degrees": 10, "scale": 0.1, "translate": 0.1
 
 def _run_with(plan, splits, epochs=10, seed=0):
     torch.manual_seed(seed)
-    return fit(mlp(splits.input_shape, 10, hidden=[64]), splits.train, splits.val,
+    student = plan.prepare_student(mlp(splits.input_shape, 10, hidden=[64]), splits.train.x[:2])
+    return fit(student, splits.train, splits.val,
                objectives=plan.objectives, refiners=plan.refiners, updater=plan.updater,
                spec=TrainSpec(epochs=epochs, batch_size=16, lr=3e-3, weight_decay=5e-4,
                               unlabeled_ratio=7, augment=AUG, collapse_steps=0),

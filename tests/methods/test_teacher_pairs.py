@@ -125,3 +125,25 @@ def test_mean_teacher_with_a_reviewer_resumes_bit_for_bit(digits10, tmp_path):
     ra = _state(plan_full.updater.teacher.reviewer.module)
     rb = _state(plan_done.updater.teacher.reviewer.module)
     assert all(torch.equal(ra[k], rb[k]) for k in ra)
+
+
+def test_paired_students_differ_average_at_inference_and_rebuild_from_metadata():
+    from mentor.heads import PairedStudents, for_export, rebuild
+    torch.manual_seed(0)
+    student = mlp((8, 8), 10, hidden=[8])
+    state = torch.get_rng_state()
+    pairs = PairedStudents(student, n=3)
+    assert torch.equal(state, torch.get_rng_state())  # re-initialised in a forked RNG
+    w = [next(m.parameters()) for m in pairs.members]
+    assert not torch.equal(w[0], w[1]) and not torch.equal(w[1], w[2])
+    x = torch.randn(5, 64)
+    out = pairs.train()(x)
+    assert out["members"].shape == (5, 3, 10) and torch.equal(out["head:1"],
+                                                               out["members"][:, 1])
+    mean = torch.stack([o.softmax(-1) for o in out["members"].unbind(1)]).mean(0)
+    torch.testing.assert_close(pairs.eval()(x).exp(), mean)
+    saved, meta = for_export(pairs)
+    assert meta == {"kind": "pairs", "n": 3}
+    again = rebuild(mlp((8, 8), 10, hidden=[8]), meta)
+    again.load_state_dict(saved.state_dict())
+    torch.testing.assert_close(again.eval()(x), pairs(x))
