@@ -26,7 +26,8 @@ class Batch:
 
     ``y`` holds ``-1`` for samples whose label the student may not see; ``labeled`` is the
     matching boolean mask; ``index`` are the samples' positions in the training split (the
-    key under which cached teacher outputs are found).
+    key under which cached teacher outputs are found). ``weak_y``: weak labels of the rows
+    (``-1`` where none), when the data has a weakly-labeled pool.
     """
 
     x: Tensor
@@ -35,6 +36,7 @@ class Batch:
     labeled: Tensor
     epoch: int = 0
     step: int = 0
+    weak_y: Tensor | None = None
 
 
 @dataclass

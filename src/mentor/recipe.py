@@ -29,6 +29,15 @@ class DataSpec(BaseModel):
     test_fraction: float = Field(0.2, gt=0, lt=1)
     labeled_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each class's "
                                     "training labels the student sees")
+    labeled_sampling: Literal["per_class", "overall"] = Field(
+        "per_class", description="labeled rows drawn per class (at least one each) or "
+        "uniformly over the training split")
+    weak_noise: float | None = Field(None, ge=0, le=1, description="give unlabeled rows weak "
+                                     "labels: the true label, replaced with this probability "
+                                     "by another class")
+    weak_flip: Literal["uniform", "next"] = Field("uniform", description="the wrong weak "
+                                                  "label: a random other class, or always the "
+                                                  "next class (a systematic confusion)")
     split_seed: int = 0
     standardize: bool = True
     generated: int = Field(0, ge=0, description="extra generated training inputs, labeled "

@@ -66,7 +66,9 @@ def load_splits(spec: DataSpec) -> Splits:
                            test_fraction=spec.test_fraction,
                            labeled_fraction=spec.labeled_fraction, split_seed=spec.split_seed,
                            standardize=spec.standardize, target=spec.target,
-                           num_classes=spec.num_classes)
+                           num_classes=spec.num_classes,
+                           labeled_sampling=spec.labeled_sampling, weak_noise=spec.weak_noise,
+                           weak_flip=spec.weak_flip)
     if spec.generated:
         from .data.sources import GENERATORS
         if spec.source not in GENERATORS:

@@ -39,7 +39,9 @@ def with_generated(splits: Splits, generator: Callable[[int, np.random.Generator
         raise DataError("the generator returned NaN or infinite values; expected finite inputs")
     new_x = splits.standardize(flat) if raw else torch.as_tensor(flat, dtype=torch.float32)
     t = splits.train
+    weak = (None if t.weak_y is None
+            else torch.cat([t.weak_y, torch.full((n,), -1, dtype=t.weak_y.dtype)]))
     train = Split(torch.cat([t.x, new_x]),
                   torch.cat([t.y, torch.full((n,), -1, dtype=t.y.dtype)]),
-                  torch.cat([t.labeled, torch.zeros(n, dtype=torch.bool)]))
+                  torch.cat([t.labeled, torch.zeros(n, dtype=torch.bool)]), weak_y=weak)
     return replace(splits, train=train)

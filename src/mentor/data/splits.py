@@ -17,12 +17,16 @@ class Split:
     """Tensors of one split. ``labeled`` marks the rows whose label the student may see
     (all rows of validation and test). ``source_index``: for a subset (data selection), each
     row's position in the split it was taken from -- what teachers that know rows by
-    position (label stores, privileged inputs) are asked for; ``None``: the rows themselves."""
+    position (label stores, privileged inputs) are asked for; ``None``: the rows themselves.
+    ``weak_y``: a weak (possibly wrong) label per row, ``-1`` where there is none; the
+    weakly-labeled pool is the unlabeled rows that have one (``y`` keeps the true label,
+    hidden from the student, for telemetry)."""
 
     x: Tensor
     y: Tensor
     labeled: Tensor
     source_index: Tensor | None = None
+    weak_y: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -71,11 +75,17 @@ def _stratified_pick(y: np.ndarray, fraction: float, rng: np.random.Generator) -
 
 def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
                 labeled_fraction: float = 1.0, seed: int = 0,
-                standardize: bool = True) -> Splits:
+                standardize: bool = True, labeled_sampling: str = "per_class",
+                weak_noise: float | None = None, weak_flip: str = "uniform") -> Splits:
     """Stratified split with a fixed seed; features standardized with train statistics.
 
-    ``labeled_fraction`` keeps that fraction of each class's training labels visible to the
-    student (the rest are unlabeled training inputs).
+    ``labeled_fraction`` keeps that fraction of the training labels visible to the student
+    (the rest are unlabeled training inputs): of each class (``labeled_sampling='per_class'``,
+    at least one per class) or of the whole training split drawn uniformly (``'overall'``).
+    ``weak_noise``: give every unlabeled row a weak label, its true label replaced with
+    probability ``weak_noise`` by another class (a weakly-labeled pool): a uniformly drawn one
+    (``weak_flip='uniform'``) or always the next class, ``(y + 1) mod C`` (``'next'``: a
+    systematic confusion, as behaviour data confuses related attributes).
     """
     for field, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < v < 1:
@@ -109,12 +119,34 @@ def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: fl
         std[std < 1e-8] = 1.0
         x = (x - mean) / std
     labeled = np.zeros(len(tr), dtype=bool)
-    labeled[_stratified_pick(data.y[tr], labeled_fraction, rng)] = True
+    if labeled_sampling == "per_class":
+        labeled[_stratified_pick(data.y[tr], labeled_fraction, rng)] = True
+    elif labeled_sampling == "overall":
+        k = max(1, int(round(labeled_fraction * len(tr))))
+        labeled[rng.choice(len(tr), size=k, replace=False)] = True
+    else:
+        raise DataError(f"data.labeled_sampling must be 'per_class' or 'overall', got "
+                        f"{labeled_sampling!r}")
+    weak = None
+    if weak_noise is not None:
+        if not 0 <= weak_noise <= 1:
+            raise DataError(f"data.weak_noise must be in [0, 1], got {weak_noise}")
+        y_tr = data.y[tr]
+        flip = rng.random(len(tr)) < weak_noise
+        if weak_flip not in ("uniform", "next"):
+            raise DataError(f"data.weak_flip must be 'uniform' or 'next', got {weak_flip!r}")
+        shift = (rng.integers(1, data.num_classes, len(tr)) if weak_flip == "uniform"
+                 else np.ones(len(tr), dtype=np.int64))
+        other = (y_tr + shift) % data.num_classes
+        weak = np.where(labeled, -1, np.where(flip, other, y_tr)).astype(np.int64)
 
     def split(idx: np.ndarray, lab: np.ndarray | None = None) -> Split:
         lab_t = torch.ones(len(idx), dtype=torch.bool) if lab is None else torch.from_numpy(lab)
         return Split(torch.from_numpy(np.ascontiguousarray(x[idx], dtype=np.float32)),
                      torch.from_numpy(data.y[idx].astype(np.int64)), lab_t)
 
-    return Splits(data.name, split(tr, labeled), split(va), split(te), data.num_classes,
+    train = split(tr, labeled)
+    if weak is not None:
+        train.weak_y = torch.from_numpy(weak)
+    return Splits(data.name, train, split(va), split(te), data.num_classes,
                   data.input_shape, seed, mean, std)

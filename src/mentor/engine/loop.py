@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -222,6 +222,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     y = torch.where(labeled, train.y.to(device), torch.full_like(train.y.to(device), -1))
     lab_mask = None if all_labeled else labeled
     x_val, y_val = val.x.to(device), val.y.to(device)
+    weak_y = train.weak_y.to(device) if train.weak_y is not None else None
 
     signal = None
     teacher_module = None
@@ -384,12 +385,12 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
             else:
                 xb = x[idx]
             batch = Batch(xb, y[idx], idx, None if lab_mask is None else lab_mask[idx],
-                          epoch, step)
+                          epoch, step, None if weak_y is None else weak_y[idx])
             x_teacher = xb
             if pipes:  # weak / strong views, a pure function of (seed, step, role)
                 x_teacher, xb = _ssl_views(pipes, x[idx], batch.labeled, seed, step,
                                            local if world > 1 else None, size)
-                batch = Batch(xb, batch.y, idx, batch.labeled, epoch, step)
+                batch = replace(batch, x=xb)
             if ahead:  # future-peek EMA (FST): K virtual student steps advance the teacher
                 _peek_ahead(ahead, updater, teacher_module, raw_model, model, optimizer,
                             opt_step, plain, acc, refiners, objectives, signal, x_teacher, idx,
@@ -418,7 +419,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                     for refine in refiners:
                         targets2 = refine(targets2, batch)
                     xb, targets = mixer.mix(xb, x2, targets, targets2, on, u, views.input_shape)
-                    batch = Batch(xb, batch.y, idx, batch.labeled, epoch, step)
+                    batch = replace(batch, x=xb)
             inputs = (xb, batch.y) if takes_labels else (xb,)
             if autocast is None:
                 logits = model(*inputs)

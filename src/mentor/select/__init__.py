@@ -36,7 +36,9 @@ def subset(split: Split, indices: Tensor) -> Split:
     """The rows ``indices`` of a split; ``source_index`` keeps their original positions."""
     indices = torch.as_tensor(indices).long()
     base = split.source_index if split.source_index is not None else torch.arange(len(split))
-    return Split(split.x[indices], split.y[indices], split.labeled[indices], base[indices])
+    weak = split.weak_y[indices] if split.weak_y is not None else None
+    return Split(split.x[indices], split.y[indices], split.labeled[indices], base[indices],
+                 weak)
 
 
 def keep_fraction(split: Split, fraction: float, seed: int) -> Split:

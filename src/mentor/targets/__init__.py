@@ -5,9 +5,10 @@ from .curriculum import CurriculumAdmission, LearnedCorrector
 from .ferkd import FerKDCalibration
 from .fusion import Consensus, UncertaintyFusion
 from .prototypes import PrototypeSoftLabels
+from .weak import WeakLabelRefiner
 from .thresholds import (ConfidenceThreshold, ConfidenceWeight, FlexMatchThreshold,
                          FreeMatchThreshold, GMMThreshold, SoftMatchWeight, gmm_threshold)
 
 __all__ = ["Consensus", "ConfidenceThreshold", "CurriculumAdmission", "LearnedCorrector", "ConfidenceWeight", "DistributionAlignment",
            "FerKDCalibration", "FlexMatchThreshold", "FreeMatchThreshold", "GMMThreshold",
-           "PrototypeSoftLabels", "SoftMatchWeight", "UncertaintyFusion", "gmm_threshold"]
+           "PrototypeSoftLabels", "SoftMatchWeight", "UncertaintyFusion", "WeakLabelRefiner", "gmm_threshold"]
