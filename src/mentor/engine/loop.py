@@ -284,6 +284,8 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
             refiner.reset()
         if callable(getattr(refiner, "bind", None)):  # pool-sized state (class-wise counts)
             refiner.bind(labeled, train.y.to(device), num_classes)
+        if callable(getattr(refiner, "bind_inputs", None)):  # e.g. clusters of the inputs
+            refiner.bind_inputs(train.x)
     pipes = _pipelines(augment, spec, input_shape or tuple(train.x.shape[1:]))
     monitor = None
     if signal is not None and lab_mask is not None:  # pseudo-label quality on hidden labels

@@ -1,6 +1,7 @@
 """Target refiners: ``Targets -> Targets`` steps between the teacher and the losses."""
 
 from .align import DistributionAlignment
+from .cluster import ClusterLabels, cluster_pseudo_labels, matched_accuracy
 from .curriculum import CurriculumAdmission, LearnedCorrector
 from .ferkd import FerKDCalibration
 from .fusion import Consensus, UncertaintyFusion
@@ -9,6 +10,7 @@ from .weak import WeakLabelRefiner
 from .thresholds import (ConfidenceThreshold, ConfidenceWeight, FlexMatchThreshold,
                          FreeMatchThreshold, GMMThreshold, SoftMatchWeight, gmm_threshold)
 
-__all__ = ["Consensus", "ConfidenceThreshold", "CurriculumAdmission", "LearnedCorrector", "ConfidenceWeight", "DistributionAlignment",
+__all__ = ["ClusterLabels", "Consensus", "ConfidenceThreshold", "CurriculumAdmission", "LearnedCorrector", "ConfidenceWeight", "DistributionAlignment",
            "FerKDCalibration", "FlexMatchThreshold", "FreeMatchThreshold", "GMMThreshold",
-           "PrototypeSoftLabels", "SoftMatchWeight", "UncertaintyFusion", "WeakLabelRefiner", "gmm_threshold"]
+           "PrototypeSoftLabels", "SoftMatchWeight", "UncertaintyFusion", "WeakLabelRefiner", "cluster_pseudo_labels", "gmm_threshold",
+           "matched_accuracy"]
