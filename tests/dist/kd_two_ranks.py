@@ -1,5 +1,6 @@
 """Run under torchrun with 2 processes: a KD run whose data is sharded across ranks, then a
-semi-supervised FixMatch run (labeled and unlabeled streams, weak/strong views per rank).
+semi-supervised FlexMatch run (labeled and unlabeled streams, weak/strong views per rank,
+class-wise state gathered over the ranks).
 
 Each rank writes its final student weights and the gathered metrics to OUT/rank<r>.*.
 Used by test_two_ranks.py.
@@ -45,12 +46,14 @@ save_weights(out / f"rank{r}.safetensors", res.model)
 ssl_splits = mentor.load_data("digits", labeled_fraction=0.1)
 torch.manual_seed(2)
 ssl_student = mlp(ssl_splits.input_shape, 10, hidden=[16])
-ssl_plan = get_method("fixmatch").plan(threshold=0.5)
+ssl_plan = get_method("flexmatch").plan(threshold=0.5)
 ssl = fit(ssl_student, ssl_splits.train, ssl_splits.val, objectives=ssl_plan.objectives,
           refiners=ssl_plan.refiners, updater=ssl_plan.updater, augment=ssl_plan.augment,
           input_shape=ssl_splits.input_shape,
           spec=TrainSpec(epochs=2, batch_size=8, unlabeled_ratio=3, lr=3e-3), seed=2,
           num_classes=10)
 save_weights(out / f"rank{r}-ssl.safetensors", ssl.model)
-(out / f"rank{r}-ssl.json").write_text(json.dumps({"steps": ssl.steps,
-                                                    "coverage": ssl.history["pl_coverage"]}))
+(out / f"rank{r}-ssl.json").write_text(json.dumps({
+    "steps": ssl.steps, "coverage": ssl.history["pl_coverage"],
+    "precision": ssl.history["pl_precision"],
+    "selected": ssl_plan.refiners[0].selected.tolist()}))

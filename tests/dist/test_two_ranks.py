@@ -78,8 +78,15 @@ def test_semi_supervised_run_keeps_ranks_identical(two_rank_run):
         assert torch.equal(w0[k], w1[k]), k
     splits = mentor.load_data("digits", labeled_fraction=0.1)
     n_unl = int((~splits.train.labeled).sum())
-    for r in (0, 1):
-        info = json.loads((two_rank_run / f"rank{r}-ssl.json").read_text())
+    infos = [json.loads((two_rank_run / f"rank{r}-ssl.json").read_text()) for r in (0, 1)]
+    for info in infos:
         # one epoch = one pass over the unlabeled pool with 2 x 8 x 3 unlabeled rows per step
         assert info["steps"] == 2 * -(-n_unl // 48)
         assert len(info["coverage"]) == 2
+    # FlexMatch's per-sample memory holds both ranks' rows, the same on each rank, and the
+    # telemetry counts both shards
+    assert infos[0]["selected"] == infos[1]["selected"]
+    # (without the gather each rank would remember only its own, disjoint rows)
+    assert sum(s >= 0 for s in infos[0]["selected"]) > 10
+    assert infos[0]["precision"] == infos[1]["precision"]
+    assert infos[0]["coverage"] == infos[1]["coverage"]

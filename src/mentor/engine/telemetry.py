@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..contracts import Batch, Targets
 from ..errors import TrainingFault
+from .gather import cat_all
 
 
 class PseudoLabelMonitor:
@@ -49,11 +50,9 @@ class PseudoLabelMonitor:
         self.bad, self.bad_since = (int(v) for v in state["bad"])
 
     def observe(self, targets: Targets, batch: Batch, epoch: int, step: int) -> None:
-        if batch.labeled is None:
+        if batch.labeled is None:  # the same on every process: all rows labeled
             return
         unl = ~batch.labeled
-        if not bool(unl.any()):
-            return
         n = len(unl)
         w = torch.ones(n, device=unl.device)
         if targets.mask is not None:
@@ -71,8 +70,10 @@ class PseudoLabelMonitor:
             self.sums[:4] += torch.stack([wk.sum(), (wk * ok).sum(), teacher_ok.sum(),
                                           torch.tensor(float(known.sum()),
                                                        dtype=torch.float64)]).cpu()
-        if self.collapse_steps:
-            self._check_collapse(w[unl], targets.labels[unl], epoch, step)
+        if self.collapse_steps:  # decided on every process's rows, so all stop together
+            w_all, labels_all = cat_all(w[unl]), cat_all(targets.labels[unl])
+            if len(w_all):
+                self._check_collapse(w_all, labels_all, epoch, step)
 
     def _check_collapse(self, w: Tensor, labels: Tensor, epoch: int, step: int) -> None:
         admitted = w > 0
@@ -101,7 +102,8 @@ class PseudoLabelMonitor:
                 "train.collapse_steps (0 turns the check off)")
 
     def epoch_summary(self) -> dict[str, object]:
-        sw, swok, tok, _, sw_all, n_all = (float(v) for v in self.sums)
+        sums = cat_all(self.sums[None]).sum(0)  # every process's rows
+        sw, swok, tok, _, sw_all, n_all = (float(v) for v in sums)
         out: dict[str, object] = {
             "pl_precision": swok / sw if sw > 0 else float("nan"),
             "pl_recall": swok / tok if tok > 0 else float("nan"),

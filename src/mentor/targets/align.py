@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..contracts import Batch, Targets
+from ..engine.gather import cat_all
 from ..errors import ParameterError, check_param
 from ..registry import REFINERS
 from .thresholds import _Stateful, unlabeled_rows
@@ -48,10 +49,11 @@ class DistributionAlignment(_Stateful):
 
     def __call__(self, targets: Targets, batch: Batch) -> Targets:
         unl = unlabeled_rows(batch, len(targets.logits), targets.logits.device)
-        if not unl.any():
-            return targets
         probs = F.softmax(targets.logits.double(), -1)
-        mean = probs[unl].mean(0).cpu()
+        pu = cat_all(probs[unl]).cpu()  # the mean over every process's unlabeled rows
+        if not len(pu):
+            return targets
+        mean = pu.mean(0)
         self.p_model = mean if not bool(self.started) else (
             self.m * self.p_model + (1 - self.m) * mean)
         self.started = torch.ones((), dtype=torch.bool)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..contracts import Batch, Targets
+from ..engine.gather import cat_all
 from ..errors import ParameterError, check_param
 from ..registry import REFINERS
 from .thresholds import _admit, _Stateful, confidence, unlabeled_rows
@@ -61,8 +62,8 @@ class CurriculumAdmission(_Stateful):
         unl = unlabeled_rows(batch, len(targets.logits), targets.logits.device)
         probs, _, pred = confidence(targets)
         h = -(probs * probs.clamp_min(1e-12).log()).sum(-1).double()
-        if int(unl.sum()) > 1:
-            hu = h[unl].cpu()
+        hu = cat_all(h[unl]).cpu()
+        if len(hu) > 1:
             if not bool(self.started):
                 self.mu, self.var = hu.mean(), hu.var(unbiased=True)
                 self.started = torch.ones((), dtype=torch.bool)
@@ -76,8 +77,9 @@ class CurriculumAdmission(_Stateful):
         is_frozen = unl & (frozen >= 0)
         labels = torch.where(is_frozen, frozen, targets.labels)
         if self.freeze_after:
-            seen = (unl & keep & ~is_frozen).cpu()
-            rows, lab = idx[seen], pred.cpu()[seen]
+            seen = unl & keep & ~is_frozen.to(unl.device)
+            rows = cat_all(batch.index[seen]).cpu()
+            lab = cat_all(pred[seen]).cpu()
             same = self.last[rows] == lab
             self.stable[rows] = torch.where(same, self.stable[rows] + 1, torch.ones_like(lab))
             self.last[rows] = lab
@@ -146,12 +148,14 @@ class LearnedCorrector(_Stateful):
     def __call__(self, targets: Targets, batch: Batch) -> Targets:
         unl = unlabeled_rows(batch, len(targets.logits), targets.logits.device)
         lab = ~unl if batch.labeled is not None else torch.zeros_like(unl)
-        if lab.any():
-            lp = F.log_softmax(targets.logits.double(), -1).clamp_min(-30.0)[lab].cpu()
+        lp = cat_all(F.log_softmax(targets.logits.double(), -1).clamp_min(-30.0)[lab]).cpu()
+        ys = cat_all(batch.y[lab]).cpu()
+        if len(lp):
+            lp, ys = lp[-self.size:], ys[-self.size:]  # a batch larger than the buffer
             k = len(lp)
             pos = (int(self.count) + torch.arange(k)) % self.size
             self.pairs_x[pos] = lp
-            self.pairs_y[pos] = batch.y[lab].cpu()
+            self.pairs_y[pos] = ys
             self.count += k
         self.calls += 1
         if int(self.calls) % self.refit_every == 0 and int(self.count) >= self.min_pairs:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..contracts import Batch, Targets
+from ..engine.gather import cat_all
 from ..errors import ParameterError, check_param
 from ..registry import REFINERS
 
@@ -164,9 +165,10 @@ class FlexMatchThreshold(_Stateful):
         thr = self.threshold * beta / (2.0 - beta)
         self.thresholds = thr.float()
         keep = conf >= thr.to(conf.device, conf.dtype)[pred]
-        sure = (unl & (conf >= self.threshold)).cpu()
-        if sure.any():
-            self.selected[batch.index.cpu()[sure]] = pred.cpu()[sure]
+        sure = unl & (conf >= self.threshold)  # every process's rows update the memory
+        rows, labels = cat_all(batch.index[sure]).cpu(), cat_all(pred[sure]).cpu()
+        if len(rows):
+            self.selected[rows] = labels
         self._update()
         return _admit(targets, unl, keep)
 
@@ -198,9 +200,9 @@ class FreeMatchThreshold(_Stateful):
     def __call__(self, targets: Targets, batch: Batch) -> Targets:
         unl = unlabeled_rows(batch, len(targets.logits), targets.logits.device)
         probs, conf, pred = confidence(targets)
-        if unl.any():
+        pu = cat_all(probs[unl].double()).cpu()
+        if len(pu):
             m = self.m
-            pu = probs[unl].double().cpu()
             self.tau = m * self.tau + (1 - m) * pu.max(-1).values.mean()
             self.p_model = m * self.p_model + (1 - m) * pu.mean(0)
             hist = torch.bincount(pu.argmax(-1), minlength=len(self.p_model)).double()
@@ -237,8 +239,8 @@ class SoftMatchWeight(_Stateful):
     def __call__(self, targets: Targets, batch: Batch) -> Targets:
         unl = unlabeled_rows(batch, len(targets.logits), targets.logits.device)
         _, conf, _ = confidence(targets)
-        if int(unl.sum()) > 1:
-            cu = conf[unl].double().cpu()
+        cu = cat_all(conf[unl].double()).cpu()
+        if len(cu) > 1:
             self.mu = self.m * self.mu + (1 - self.m) * cu.mean()
             self.var = self.m * self.var + (1 - self.m) * cu.var(unbiased=True)
         mu = float(self.mu)
@@ -323,8 +325,9 @@ class GMMThreshold(_Stateful):
         thr = self.thresholds_now
         self.thresholds = thr.float()
         keep = conf >= thr.to(conf.device, conf.dtype)[pred]
-        if unl.any():
-            self._push(conf[unl].double().cpu(), pred[unl].cpu())
+        conf_all, pred_all = cat_all(conf[unl].double()).cpu(), cat_all(pred[unl]).cpu()
+        if len(conf_all):
+            self._push(conf_all, pred_all)
         self.calls += 1
         if int(self.calls) % self.refit_every == 0:
             self._refit()
