@@ -185,9 +185,17 @@ class Augment:
                 raise MentorError(f"{where}[{i}]: {e}") from None
             self.ops.append((name, fn, params, n))
 
-    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def __call__(self, x: Tensor, generator: torch.Generator,
+                 positions: Tensor | None = None) -> Tensor:
+        """``positions``: the rows' places in a larger batch whose draws ``generator``
+        makes (several processes each augment their share of one global batch)."""
         widths = [max(n, 1) for *_, n in self.ops]
-        draws = torch.rand(len(x), sum(widths), generator=generator).split(widths, dim=1)
+        if positions is None:
+            u = torch.rand(len(x), sum(widths), generator=generator)
+        else:  # a row's draws depend only on its position: draw up to the last, take ours
+            pos = positions.cpu()
+            u = torch.rand(int(pos.max()) + 1, sum(widths), generator=generator)[pos]
+        draws = u.split(widths, dim=1)
         for (_, fn, params, _), u in zip(self.ops, draws):
             x = fn(x, u.to(x.device), self.input_shape, **params)
         return x

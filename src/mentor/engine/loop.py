@@ -259,19 +259,16 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         if samples is not None and samples != n and train.source_index is None:
             raise MentorError(f"the label store holds {samples} samples but the training split "
                               f"has {n} rows; expected the store made from this training split")
-        if views is not None:
+        teacher_view = augment is not None and bool(augment.get("teacher"))
+        if teacher_view and views is not None:
+            raise MentorError("weak/strong views cannot be combined with a label store's "
+                              "stored views; expected one of them")
+        if views is not None or teacher_view:
             if spec.cache_teacher == "always":
                 raise MentorError("train.cache_teacher 'always' cannot cache a teacher on "
                                   "augmented views; expected 'auto' or 'never'")
-            cache = False  # outputs depend on the view: looked up (store) or computed per batch
-        if augment is not None and augment.get("teacher"):
-            if views is not None:
-                raise MentorError("weak/strong views cannot be combined with a label store's "
-                                  "stored views; expected one of them")
-            if spec.cache_teacher == "always":
-                raise MentorError("train.cache_teacher 'always' cannot cache a teacher on "
-                                  "augmented views; expected 'auto' or 'never'")
-            cache = False  # the teacher sees a fresh weak view each step
+            cache = False  # outputs depend on the view: looked up (store), or a fresh weak
+            #                view computed per batch
         signal = TeacherSignal(teacher, x, cache, positions=positions)
     # the views' random table must cover every source row (its rows do not depend on its size)
     views_n = int(positions.max()) + 1 if positions is not None else n
@@ -391,7 +388,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
             x_teacher = xb
             if pipes:  # weak / strong views, a pure function of (seed, step, role)
                 x_teacher, xb = _ssl_views(pipes, x[idx], batch.labeled, seed, step,
-                                           local if world > 1 else None, size)
+                                           local if world > 1 else None)
                 batch = replace(batch, x=xb)
             if ahead:  # future-peek EMA (FST): K virtual student steps advance the teacher
                 _peek_ahead(ahead, updater, teacher_module, raw_model, model, optimizer,
@@ -399,15 +396,8 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                             view, xb, batch, need_pseudo, epoch, step, takes_labels)
             targets = None
             if signal is not None:
-                zt = signal(x_teacher, idx, view)
-                extra = None
-                if type(zt) is dict:
-                    extra, zt = zt, zt["logits"]
-                labels = (torch.where(batch.labeled, batch.y, zt.argmax(-1)) if need_pseudo
-                          else batch.y)
-                targets = Targets(zt, labels, extra=extra)
-                for refine in refiners:
-                    targets = refine(targets, batch)
+                targets, labels = _teacher_targets(signal, x_teacher, idx, view, batch,
+                                                   need_pseudo, refiners)
                 if monitor is not None:
                     monitor.observe(targets, batch, epoch, step)
                 if batch_mixer is not None:  # e.g. BCP: labeled <-> unlabeled copy-paste
@@ -518,25 +508,36 @@ def _pipelines(augment, spec: TrainSpec, input_shape) -> dict[str, Augment]:
 
 
 def _ssl_views(pipes: dict[str, Augment], rows: Tensor, labeled: Tensor | None, seed: int,
-               step: int, local: Tensor | None, size: int) -> tuple[Tensor, Tensor]:
+               step: int, local: Tensor | None) -> tuple[Tensor, Tensor]:
     """(teacher input, student input) of a batch. The student sees the ``labeled`` view on
     labeled rows and the ``student`` view on the others; a role without a pipeline sees the
-    rows as they are. Each role's draws come from its own generator and are drawn for the
-    whole global batch of ``size`` rows, of which this process holds positions ``local``,
-    so the views do not depend on the number of processes."""
+    rows as they are. Each role's draws come from its own generator, by position in the
+    global batch (this process holds positions ``local``), so the views do not depend on the
+    number of processes."""
     def view(role: str) -> Tensor:
         pipe = pipes.get(role)
         if pipe is None:
             return rows
         g = role_generator(seed, step, _ROLES[role])
-        if local is None:
-            return pipe(rows, g)
-        full = rows.new_zeros(size, rows.shape[1])
-        full[local] = rows
-        return pipe(full, g)[local]
+        return pipe(rows, g, positions=local)
     x_lab, x_unl = view("labeled"), view("student")
     x_student = x_lab if labeled is None else torch.where(labeled[:, None], x_lab, x_unl)
     return view("teacher"), x_student
+
+
+def _teacher_targets(signal, x_teacher: Tensor, idx: Tensor, view, batch: Batch,
+                     need_pseudo: bool, refiners) -> tuple[Targets, Tensor]:
+    """The refined teacher targets of a batch, and the labels before refinement: the true
+    label where the student may see it, else (``need_pseudo``) the teacher's arg-max."""
+    zt = signal(x_teacher, idx, view)
+    extra = None
+    if type(zt) is dict:  # logits plus other outputs (features, members, a reviewer)
+        extra, zt = zt, zt["logits"]
+    labels = torch.where(batch.labeled, batch.y, zt.argmax(-1)) if need_pseudo else batch.y
+    targets = Targets(zt, labels, extra=extra)
+    for refine in refiners:
+        targets = refine(targets, batch)
+    return targets, labels
 
 
 def _peek_ahead(k: int, updater, teacher_module, raw_model, model, optimizer, opt_step,
@@ -554,14 +555,8 @@ def _peek_ahead(k: int, updater, teacher_module, raw_model, model, optimizer, op
     inputs = (xb, batch.y) if takes_labels else (xb,)
     for _ in range(k):
         updater.peek(teacher_module, raw_model, step + 1)
-        zt = signal(x_teacher, idx, view)
-        extra = None
-        if type(zt) is dict:
-            extra, zt = zt, zt["logits"]
-        labels = torch.where(batch.labeled, batch.y, zt.argmax(-1)) if need_pseudo else batch.y
-        targets = Targets(zt, labels, extra=extra)
-        for refine in refiners:
-            targets = refine(targets, batch)
+        targets, _ = _teacher_targets(signal, x_teacher, idx, view, batch, need_pseudo,
+                                      refiners)
         loss = _weighted_sum(objectives, model(*inputs), targets, batch, epoch)
         optimizer.zero_grad(set_to_none=True)
         if plain:
