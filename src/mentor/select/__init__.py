@@ -31,6 +31,10 @@ class RandomSelector:
         check_param("random", "budget", budget, low=1, high=len(scores))
         return scores.topk(int(budget)).indices.sort().values
 
+    def reseed(self, seed: int) -> "RandomSelector":
+        self.seed = int(seed)
+        return self
+
 
 def subset(split: Split, indices: Tensor) -> Split:
     """The rows ``indices`` of a split; ``source_index`` keeps their original positions."""
@@ -49,4 +53,12 @@ def keep_fraction(split: Split, fraction: float, seed: int) -> Split:
     return subset(split, sel.pick(sel.score(split.x), budget))
 
 
-__all__ = ["RandomSelector", "keep_fraction", "subset"]
+from .selectors import (LLKD, KCenter, Pool, ProbabilisticCoreSet,  # noqa: E402
+                        RobustActiveDistillation, SkillProfile, StudentEntropy, StudentMargin,
+                        TeacherConfidence, VarianceSplit, coverage_radius, greedy_k_center,
+                        select, top)
+
+__all__ = ["KCenter", "LLKD", "Pool", "ProbabilisticCoreSet", "RandomSelector",
+           "RobustActiveDistillation", "SkillProfile", "StudentEntropy", "StudentMargin",
+           "TeacherConfidence", "VarianceSplit", "coverage_radius", "greedy_k_center",
+           "keep_fraction", "select", "subset", "top"]
