@@ -110,26 +110,9 @@ def active_loop(splits: Splits, *, make_student: Callable[[], nn.Module], select
                 on_round: Callable[[RoundResult], Any] | None = None) -> ActiveResult:
     """Run (or continue) ``rounds`` rounds; round 0 trains on the initial labels only."""
     train = splits.train
-    n_pool = int((~train.labeled).sum())
-    if rounds < 1:
-        raise MentorError(f"active rounds must be >= 1, got {rounds}")
-    if oracle_per_round < 0 or teacher_per_round < 0:
-        raise MentorError("active budgets per round must be >= 0, got oracle "
-                          f"{oracle_per_round}, teacher {teacher_per_round}")
-    if oracle_per_round == 0 and teacher_per_round == 0:
-        raise MentorError("active loop: both budgets are 0; expected oracle_per_round or "
-                          "teacher_per_round > 0")
-    if rounds * (oracle_per_round + teacher_per_round) > n_pool:
-        raise MentorError(f"active budget {rounds} rounds x ({oracle_per_round} oracle + "
-                          f"{teacher_per_round} teacher) rows exceeds the unlabeled pool of "
-                          f"{n_pool} rows")
-    if teacher_per_round and teacher is None:
-        raise MentorError("teacher_per_round > 0 needs a teacher")
-    total_cost = rounds * teacher_per_round * teacher_cost
-    if max_cost is not None and total_cost > max_cost:
-        raise MentorError(f"the teacher budget costs {total_cost:g} ({rounds} x "
-                          f"{teacher_per_round} queries x {teacher_cost:g}) but max_cost is "
-                          f"{max_cost:g}")
+    check_budgets(int((~train.labeled).sum()), rounds=rounds, oracle_per_round=oracle_per_round,
+                  teacher_per_round=teacher_per_round, has_teacher=teacher is not None,
+                  teacher_cost=teacher_cost, max_cost=max_cost)
     c = splits.num_classes
     labeled = train.labeled.clone()
     queried = torch.zeros(len(train), dtype=torch.bool)
@@ -176,6 +159,31 @@ def active_loop(splits: Splits, *, make_student: Callable[[], nn.Module], select
                                    spent * teacher_cost, acc, picked_o, picked_t))
         _save(state, labeled, queried, store, results, on_round)
     return ActiveResult(results)
+
+
+def check_budgets(n_pool: int, *, rounds: int, oracle_per_round: int, teacher_per_round: int,
+                  has_teacher: bool, teacher_cost: float = 0.0,
+                  max_cost: float | None = None) -> None:
+    """One sentence for a budget that cannot be met (checked before any work starts)."""
+    if rounds < 1:
+        raise MentorError(f"active rounds must be >= 1, got {rounds}")
+    if oracle_per_round < 0 or teacher_per_round < 0:
+        raise MentorError("active budgets per round must be >= 0, got oracle "
+                          f"{oracle_per_round}, teacher {teacher_per_round}")
+    if oracle_per_round == 0 and teacher_per_round == 0:
+        raise MentorError("active loop: both budgets are 0; expected oracle_per_round or "
+                          "teacher_per_round > 0")
+    if rounds * (oracle_per_round + teacher_per_round) > n_pool:
+        raise MentorError(f"active budget {rounds} rounds x ({oracle_per_round} oracle + "
+                          f"{teacher_per_round} teacher) rows exceeds the unlabeled pool of "
+                          f"{n_pool} rows")
+    if teacher_per_round and not has_teacher:
+        raise MentorError("teacher_per_round > 0 needs a teacher")
+    total_cost = rounds * teacher_per_round * teacher_cost
+    if max_cost is not None and total_cost > max_cost:
+        raise MentorError(f"the teacher budget costs {total_cost:g} ({rounds} x "
+                          f"{teacher_per_round} queries x {teacher_cost:g}) but max_cost is "
+                          f"{max_cost:g}")
 
 
 def _train(splits: Splits, labeled: Tensor, queried: Tensor, store: Tensor, make_student,

@@ -69,6 +69,33 @@ def run(recipe: Optional[str] = typer.Argument(
 
 
 @app.command()
+def active(recipe: str = typer.Argument(..., help="recipe file with an 'active' section"),
+           set_: list[str] = typer.Option([], "--set", help="override a field: key.path=value"),
+           out: Path = typer.Option(Path("runs"), "--out", help="folder that receives the run"),
+           resume: Optional[Path] = typer.Option(None, "--resume",
+                                                 help="continue an unfinished active run folder"),
+           quiet: bool = typer.Option(False, "--quiet", help="no per-round lines")) -> None:
+    """Rounds of select -> label -> train per selector and seed; a per-round table and an
+    accuracy-vs-budget plot."""
+    import torch
+
+    from .active_command import run_active
+    from .recipe import apply_overrides, read_yaml, resolve_recipe_path
+
+    torch.set_num_threads(1)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    try:
+        path = resolve_recipe_path(recipe)
+        raw = apply_overrides(read_yaml(path), set_)
+        run_active(raw, out, source=_source(path, set_), resume=resume, progress=not quiet,
+                   console=console)
+    except MentorError as e:
+        _fail(str(e))
+    except TrainingFault as e:
+        _fail(str(e), code=1)
+
+
+@app.command()
 def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd"),
           out: Path = typer.Option(Path("runs"), "--out", help="folder that receives it"),
           quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
@@ -231,15 +258,21 @@ def validate(file: str = typer.Argument(..., help="recipe file or built-in name"
     from .recipe import apply_overrides, read_yaml, resolve_recipe_path
     from .runner import plan_run
 
+    from rich.markup import escape
     try:
         path = resolve_recipe_path(file)
         raw = apply_overrides(read_yaml(path), set_)
+        if isinstance(raw, dict) and raw.get("active") is not None:
+            from .active_command import check_active
+            n_sel, n_runs = check_active(raw, source=_source(path, set_))
+            Console().print(f"[green]ok[/]: {escape(str(path))} - active: {n_sel} "
+                            f"selector(s), {n_runs} loop(s)", highlight=False)
+            return
         plan = plan_run(raw, source=_source(path, set_))
     except MentorError as e:
         _fail(str(e))
     n = sum(len(s.recipe.train.seeds) * len(s.methods) for s in plan.settings)
     n_methods = len({m[0] for s in plan.settings for m in s.methods})
-    from rich.markup import escape
     Console().print(f"[green]ok[/]: {escape(str(path))} - {len(plan.settings)} setting(s), "
                     f"{n_methods} method(s), {n} student run(s)", highlight=False)
 

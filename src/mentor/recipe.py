@@ -238,6 +238,44 @@ class TeacherSpec(_ModelOptions):
         return ModelSpec(model=self.model, **self.options())
 
 
+class SelectorSpec(BaseModel):
+    """A registered selector by ``name`` plus its parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class ActiveSpec(BaseModel):
+    """Rounds of select -> label -> train (``mentor active``): each selector is run for every
+    seed; the oracle reveals hidden labels, the teacher's outputs are bought per query."""
+
+    model_config = _STRICT
+    selectors: list[SelectorSpec | str] = Field(min_length=1)
+    rounds: int = Field(3, ge=1)
+    oracle_per_round: int = Field(0, ge=0)
+    teacher_per_round: int = Field(0, ge=0)
+    teacher_cost: float = Field(0.0, ge=0, description="cost of one teacher query")
+    max_cost: float | None = Field(None, ge=0, description="refuse budgets that cost more")
+    alpha: float = Field(0.5, ge=0, le=1, description="KD weight on teacher-labeled rows")
+    temperature: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _budget(self):
+        if self.oracle_per_round == 0 and self.teacher_per_round == 0:
+            raise ValueError("both budgets are 0; expected oracle_per_round or "
+                             "teacher_per_round > 0")
+        return self
+
+    def selector_list(self) -> list[tuple[str, dict]]:
+        out = []
+        for s in self.selectors:
+            if isinstance(s, str):
+                out.append((s, {}))
+            else:
+                out.append((s.name, dict(s.model_extra or {})))
+        return out
+
+
 class MethodSpec(BaseModel):
     """A registered method by ``name`` plus its parameters (checked by the method)."""
 
@@ -273,9 +311,15 @@ class Recipe(BaseModel):
     methods: list[MethodSpec] | None = Field(None, min_length=1)
     settings: list[SettingSpec] | None = Field(None, min_length=1)
     train: TrainSpec = Field(default_factory=TrainSpec)
+    active: ActiveSpec | None = Field(None, description="rounds of selection (mentor active)")
 
     @model_validator(mode="after")
     def _methods(self):
+        if self.active is not None:
+            if self.method is not None or self.methods is not None:
+                raise ValueError("an 'active' recipe trains its students with CE + KD on the "
+                                 "labels it buys; remove 'method'/'methods'")
+            return self
         if (self.method is None) == (self.methods is None):
             raise ValueError("give exactly one of 'method' or 'methods'")
         return self

@@ -132,6 +132,9 @@ def _static_teacher(spec: TeacherSpec, splits: Splits, field: str = "teacher"):
 def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
     """Validate everything and load data and checkpoint teachers, before writing anything."""
     recipe = parse_recipe(raw, source)
+    if recipe.active is not None:
+        raise MentorError(f"{source}: this recipe has an 'active' section; run it with "
+                          "`mentor active`")
     setting_specs = recipe.settings or []
     settings: list[Setting] = []
     data_cache: dict[str, Splits] = {}

@@ -280,3 +280,42 @@ def test_a_semi_supervised_setting_with_its_own_methods(mentor, write_recipe, re
     assert fm["history"]["pl_thresholds"][-1] == [0.5] * 10
     assert (run / "plots" / "pseudo_labels.png").stat().st_size > 0
     assert "Pseudo-label quality" in (run / "report.html").read_text()
+
+
+def _active_recipe(**over):
+    r = {"name": "act", "data": {"source": "digits", "labeled_fraction": 0.02},
+         "student": {"model": "mlp", "hidden": [8]},
+         "active": {"selectors": ["random", {"name": "kcenter"}], "rounds": 2,
+                    "oracle_per_round": 10},
+         "train": {"epochs": 2, "batch_size": 32, "seeds": [0]}}
+    r.update(over)
+    return r
+
+
+def test_mentor_active_writes_rounds_and_a_curve(mentor, write_recipe, tmp_path):
+    write_recipe(_active_recipe(), "act.yaml")
+    out = _ok(mentor("active", "act.yaml", "--out", "runs"))
+    assert "Active distillation" in out and "round 2" in out
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert run.name.startswith("act-active-") and not run.name.endswith(".partial")
+    data = json.loads((run / "active.json").read_text())
+    assert [(r["selector"], r["round"]) for r in data["rounds"]] == [
+        (s, i) for s in ("random", "kcenter") for i in range(3)]
+    labels0 = data["rounds"][0]["labels"]
+    assert [r["labels"] for r in data["rounds"][:3]] == [labels0, labels0 + 10, labels0 + 20]
+    assert (run / "plots" / "active_curve.png").stat().st_size > 0
+
+
+def test_mentor_active_refuses_bad_budgets_and_selectors(mentor, write_recipe, refused):
+    write_recipe(_active_recipe(active={"selectors": ["random"], "rounds": 2,
+                                        "oracle_per_round": 5000}), "big.yaml")
+    refused(mentor("active", "big.yaml", "--out", "runs"), "exceeds the unlabeled pool")
+    write_recipe(_active_recipe(active={"selectors": ["pcorset"], "rounds": 1,
+                                        "oracle_per_round": 5}), "typo.yaml")
+    refused(mentor("active", "typo.yaml", "--out", "runs"), "'pcorset'",
+            "did you mean 'pcoreset'")
+    write_recipe(_active_recipe(active={"selectors": ["rad"], "rounds": 1,
+                                        "oracle_per_round": 5}), "noteacher.yaml")
+    refused(mentor("active", "noteacher.yaml", "--out", "runs"), "need a 'teacher' section")
+    write_recipe(_active_recipe(), "act.yaml")
+    refused(mentor("run", "act.yaml", "--out", "runs"), "run it with `mentor active`")

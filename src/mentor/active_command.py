@@ -1,0 +1,190 @@
+"""``mentor active RECIPE``: every selector of the recipe's ``active`` section, for every seed,
+through :func:`mentor.active.active_loop`; a per-round table, ``active.json`` and a
+learning-curve plot (test accuracy vs labels or teacher queries spent).
+
+Everything that can be checked is checked before the run folder exists (recipe, data,
+selectors, budgets). The folder is ``<out>/.<name>-active-<time>.partial`` until every loop
+has finished; ``--resume`` continues such a folder: each (selector, seed) loop keeps its
+state under ``state/`` and restarts after its last finished round.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import yaml
+
+from .active import active_loop, check_budgets
+from .atomic import atomic_write_text
+from .errors import MentorError
+from .models import build_model
+from .recipe import parse_recipe
+from .registry import SELECTORS, suggest
+from .runinfo import environment, timestamp
+
+
+def _selectors(spec) -> list[tuple[str, object]]:
+    out = []
+    for i, (name, params) in enumerate(spec.selector_list()):
+        if name not in SELECTORS:
+            raise MentorError(f"active.selectors[{i}] {name!r} is not a registered selector"
+                              f"{suggest(name, SELECTORS.names())}; expected one of "
+                              f"{', '.join(SELECTORS.names())}")
+        try:
+            sel = SELECTORS.get(name)(**params)
+        except TypeError as e:
+            raise MentorError(f"active.selectors[{i}] {name!r} rejects parameters {params} "
+                              f"({e})") from None
+        label = name if not params else f"{name}({', '.join(f'{k}={v}' for k, v in params.items())})"
+        out.append((label, sel))
+    labels = [x[0] for x in out]
+    if len(set(labels)) != len(labels):
+        raise MentorError("active.selectors: a selector appears twice with the same parameters")
+    return out
+
+
+def _plan(raw: dict, source: str):
+    """Recipe, splits, selectors and whether a teacher is needed; every check before work."""
+    from .runner import load_splits
+    recipe = parse_recipe(raw, source)
+    spec = recipe.active
+    if spec is None:
+        raise MentorError(f"{source}: no 'active' section; expected active: {{selectors, rounds, "
+                          "oracle_per_round and/or teacher_per_round}} (mentor run runs the "
+                          "other recipes)")
+    if recipe.settings:
+        raise MentorError(f"{source}: an active recipe cannot have 'settings' yet; expected one "
+                          "data set and student")
+    splits = load_splits(recipe.data)
+    selectors = _selectors(spec)
+    needs_teacher = spec.teacher_per_round > 0 or any(
+        type(s).__name__ in ("TeacherConfidence", "RobustActiveDistillation", "LLKD",
+                             "SkillProfile") for _, s in selectors)
+    if needs_teacher and recipe.teacher is None:
+        raise MentorError(f"{source}: teacher queries or teacher-scored selectors need a "
+                          "'teacher' section")
+    check_budgets(int((~splits.train.labeled).sum()), rounds=spec.rounds,
+                  oracle_per_round=spec.oracle_per_round,
+                  teacher_per_round=spec.teacher_per_round, has_teacher=needs_teacher,
+                  teacher_cost=spec.teacher_cost, max_cost=spec.max_cost)
+    return recipe, splits, selectors, needs_teacher
+
+
+def check_active(raw: dict, source: str = "recipe") -> tuple[int, int]:
+    """Validate an active recipe (writes nothing): (selectors, loops to run)."""
+    recipe, _, selectors, _ = _plan(raw, source)
+    return len(selectors), len(selectors) * len(recipe.train.seeds)
+
+
+def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Path | None = None,
+               progress: bool = True, console=None) -> Path:
+    from .runner import _static_teacher, train_teacher
+    recipe, splits, selectors, needs_teacher = _plan(raw, source)
+    spec = recipe.active
+    if resume is not None:
+        folder = Path(resume)
+        if not (folder / "recipe.yaml").exists():
+            raise MentorError(f"--resume '{folder}' is not an active run folder (no recipe.yaml)")
+    else:
+        folder = Path(out_root) / f".{recipe.name}-active-{timestamp()}.partial"
+        folder.mkdir(parents=True, exist_ok=False)
+        atomic_write_text(folder / "recipe.yaml", yaml.safe_dump(raw, sort_keys=False))
+        atomic_write_text(folder / "env.json", json.dumps(environment(recipe.train.seeds),
+                                                          indent=1))
+    # on failure the folder stays: `mentor active RECIPE --resume FOLDER` continues it
+    teacher = None
+    if needs_teacher:
+        teacher = _static_teacher(recipe.teacher, splits)
+        if teacher is None:
+            teacher, _ = train_teacher(recipe.teacher, splits, recipe.train,
+                                       folder / "teacher")
+    results = {}
+    for label, selector in selectors:
+        for seed in recipe.train.seeds:
+            if hasattr(selector, "reseed"):
+                selector.reseed(seed)
+            res = active_loop(
+                splits, make_student=lambda: build_model(
+                    recipe.student.model, splits.input_shape, splits.num_classes,
+                    **recipe.student.build_kwargs()),
+                selector=selector, rounds=spec.rounds, spec=recipe.train,
+                oracle_per_round=spec.oracle_per_round, teacher=teacher,
+                teacher_per_round=spec.teacher_per_round, teacher_cost=spec.teacher_cost,
+                max_cost=spec.max_cost, alpha=spec.alpha, temperature=spec.temperature,
+                seed=seed, state_dir=folder / "state" / label / f"seed{seed}",
+                on_round=(lambda r, lb=label, s=seed: console.print(
+                    f"{lb} seed {s} round {r.round}: {100 * r.test_accuracy:.2f} % "
+                    f"({r.labels} labels, {r.teacher_queries} teacher queries)",
+                    highlight=False)) if progress and console is not None else None)
+            results.setdefault(label, []).append(res)
+    table = _table(results)
+    atomic_write_text(folder / "active.json", json.dumps(
+        {"name": recipe.name, "rounds": table,
+         "runs": {k: [[r.__dict__ for r in res.rounds] for res in v]
+                  for k, v in results.items()}}, indent=1))
+    _plot(table, folder / "plots" / "active_curve.png",
+          "teacher queries" if spec.oracle_per_round == 0 else "labels")
+    final = folder.parent / folder.name.lstrip(".").replace(".partial", "")
+    if folder.name.endswith(".partial"):
+        if final.exists():
+            shutil.rmtree(final)
+        folder.rename(final)
+    else:
+        final = folder
+    if console is not None:
+        _print(console, table)
+        console.print(f"run folder: {final}")
+    return final
+
+
+def _table(results: dict) -> list[dict]:
+    rows = []
+    for label, runs in results.items():
+        for i, rnd in enumerate(runs[0].rounds):
+            accs = [r.rounds[i].test_accuracy for r in runs]
+            rows.append({"selector": label, "round": rnd.round, "labels": rnd.labels,
+                         "teacher_queries": rnd.teacher_queries, "cost": rnd.cost,
+                         "test_accuracy_mean": statistics.fmean(accs),
+                         "test_accuracy_std": statistics.pstdev(accs) if len(accs) > 1
+                         else 0.0, "seeds": len(accs)})
+    return rows
+
+
+def _print(console, table: list[dict]) -> None:
+    from rich.table import Table
+    t = Table(title="Active distillation: test accuracy per round (mean ± std over seeds)")
+    for col in ("selector", "round", "labels", "teacher queries", "cost", "test accuracy"):
+        t.add_column(col)
+    for r in table:
+        t.add_row(r["selector"], str(r["round"]), str(r["labels"]), str(r["teacher_queries"]),
+                  f"{r['cost']:g}", f"{100 * r['test_accuracy_mean']:.2f} ± "
+                  f"{100 * r['test_accuracy_std']:.2f} %")
+    console.print(t)
+
+
+def _plot(table: list[dict], path: Path, axis: str) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from .atomic import atomic_path
+    fig = Figure(figsize=(6.4, 4.2), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    key = "teacher_queries" if axis == "teacher queries" else "labels"
+    for label in dict.fromkeys(r["selector"] for r in table):
+        rows = [r for r in table if r["selector"] == label]
+        xs = [r[key] for r in rows]
+        ys = [100 * r["test_accuracy_mean"] for r in rows]
+        err = [100 * r["test_accuracy_std"] for r in rows]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
+    ax.set_xlabel(axis)
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("accuracy vs " + axis + " (mean ± std over seeds)", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", facecolor="white")
+    return path
