@@ -104,12 +104,16 @@ class ActiveResult:
 
 def active_loop(splits: Splits, *, make_student: Callable[[], nn.Module], selector,
                 rounds: int, spec: TrainSpec, oracle_per_round: int = 0, teacher=None,
-                teacher_per_round: int = 0, teacher_cost: float = 0.0,
+                teacher_per_round: int = 0, teacher_cost: float | None = None,
                 max_cost: float | None = None, alpha: float = 0.5, temperature: float = 1.0,
                 seed: int = 0, state_dir: str | Path | None = None,
                 on_round: Callable[[RoundResult], Any] | None = None) -> ActiveResult:
-    """Run (or continue) ``rounds`` rounds; round 0 trains on the initial labels only."""
+    """Run (or continue) ``rounds`` rounds; round 0 trains on the initial labels only.
+    ``teacher_cost``: cost of one teacher query; ``None`` takes the teacher's declared
+    ``cost_per_query`` (0 for local models that declare none)."""
     train = splits.train
+    if teacher_cost is None:
+        teacher_cost = float(getattr(teacher, "cost_per_query", 0.0) or 0.0)
     check_budgets(int((~train.labeled).sum()), rounds=rounds, oracle_per_round=oracle_per_round,
                   teacher_per_round=teacher_per_round, has_teacher=teacher is not None,
                   teacher_cost=teacher_cost, max_cost=max_cost)

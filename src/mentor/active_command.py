@@ -69,7 +69,7 @@ def _plan(raw: dict, source: str):
     check_budgets(int((~splits.train.labeled).sum()), rounds=spec.rounds,
                   oracle_per_round=spec.oracle_per_round,
                   teacher_per_round=spec.teacher_per_round, has_teacher=needs_teacher,
-                  teacher_cost=spec.teacher_cost, max_cost=spec.max_cost)
+                  teacher_cost=spec.teacher_cost or 0.0, max_cost=spec.max_cost)
     return recipe, splits, selectors, needs_teacher
 
 

@@ -254,7 +254,9 @@ class ActiveSpec(BaseModel):
     rounds: int = Field(3, ge=1)
     oracle_per_round: int = Field(0, ge=0)
     teacher_per_round: int = Field(0, ge=0)
-    teacher_cost: float = Field(0.0, ge=0, description="cost of one teacher query")
+    teacher_cost: float | None = Field(None, ge=0, description="cost of one teacher query "
+                                       "(default: the teacher's declared cost_per_query, 0 for "
+                                       "local models)")
     max_cost: float | None = Field(None, ge=0, description="refuse budgets that cost more")
     alpha: float = Field(0.5, ge=0, le=1, description="KD weight on teacher-labeled rows")
     temperature: float = Field(1.0, gt=0)

@@ -208,3 +208,17 @@ def test_a_resumed_loop_continues_after_the_last_finished_round(tmp_path):
     assert [r.picked_oracle for r in resumed.rounds] == [r.picked_oracle for r in straight.rounds]
     assert [r.test_accuracy for r in resumed.rounds] == [r.test_accuracy
                                                           for r in straight.rounds]
+
+
+def test_a_teacher_declares_its_cost_per_query():
+    sp = mentor.load_data("digits", labeled_fraction=0.02)
+    teacher = _flawed_teacher(sp)
+    teacher.cost_per_query = 0.25  # e.g. an API teacher
+    res = active_loop(sp, make_student=lambda: mlp(sp.input_shape, 10, hidden=[8]),
+                      selector=RandomSelector(), rounds=2, spec=TrainSpec(epochs=1),
+                      teacher=teacher, teacher_per_round=4)
+    assert res.rounds[-1].teacher_queries == 8 and res.rounds[-1].cost == pytest.approx(2.0)
+    with pytest.raises(MentorError, match="max_cost"):
+        active_loop(sp, make_student=lambda: None, selector=RandomSelector(), rounds=2,
+                    spec=TrainSpec(epochs=1), teacher=teacher, teacher_per_round=4,
+                    max_cost=1.0)
