@@ -61,8 +61,7 @@ def _plan(raw: dict, source: str):
     splits = load_splits(recipe.data)
     selectors = _selectors(spec)
     needs_teacher = spec.teacher_per_round > 0 or any(
-        type(s).__name__ in ("TeacherConfidence", "RobustActiveDistillation", "LLKD",
-                             "SkillProfile") for _, s in selectors)
+        getattr(s, "needs_teacher", False) for _, s in selectors)
     if needs_teacher and recipe.teacher is None:
         raise MentorError(f"{source}: teacher queries or teacher-scored selectors need a "
                           "'teacher' section")

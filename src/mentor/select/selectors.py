@@ -4,6 +4,7 @@ teacher labels, the human (oracle) labels, or the student keeps.
 Every selector has ``score(pool, teacher, student) -> scores`` (higher = picked first) and
 ``pick(scores, budget) -> indices``; greedy ones (k-center, probabilistic coreset) pick from
 the geometry their ``score`` stored. :func:`select` runs both and checks the budget.
+Selectors that score with the teacher's outputs say so with ``needs_teacher = True``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def margin(p: Tensor) -> Tensor:
 @SELECTORS.register("teacher_confidence", description="rows the teacher is most sure of "
                     "(its labels are most likely right)")
 class TeacherConfidence:
+    needs_teacher = True  # scores with the teacher's outputs
+
     def score(self, pool: Pool, teacher=None, student=None) -> Tensor:
         return _teacher_probs(teacher, pool).amax(-1)
 
@@ -167,6 +170,8 @@ class ProbabilisticCoreSet(_Greedy):
                     paper="Robust Active Distillation (METHODS.md §30) [recon: the practical "
                     "form g*c, not the max-min solution]")
 class RobustActiveDistillation:
+    needs_teacher = True  # scores with the teacher's outputs
+
     def score(self, pool: Pool, teacher=None, student=None) -> Tensor:
         g = 1.0 - margin(_probs(student, pool.x))
         c = _teacher_probs(teacher, pool).amax(-1)
@@ -193,6 +198,9 @@ class LLKD:
     entropy of the rows labeled y. Selected: confidence ≥ τ_T and entropy ≥ τ_S. Weights
     ``norm(c)·norm(u)`` (min-max per class); ``score`` is the weight for selected rows and
     −1 for the others, so ``pick`` takes selected rows first, by weight."""
+
+    needs_teacher = True  # scores with the teacher's outputs
+
 
     def score(self, pool: Pool, teacher=None, student=None) -> Tensor:
         pt = _teacher_probs(teacher, pool)
@@ -222,6 +230,9 @@ class SkillProfile:
     (category = the teacher's predicted class) on rows with known labels; ``score`` gives
     each pool row its category's error rate, so weak skills are picked (or weighted) first;
     ``weights(pool, teacher)`` normalises them to mean 1."""
+
+    needs_teacher = True  # scores with the teacher's outputs
+
 
     def __init__(self):
         self.error: Tensor | None = None
