@@ -21,6 +21,8 @@ from .active import active_loop, check_budgets
 from .atomic import atomic_write_text
 from .errors import MentorError
 from .models import build_model
+from .progress import Bars
+from .report.active_html import write_active_report
 from .recipe import parse_recipe
 from .registry import SELECTORS, suggest
 from .runinfo import environment, timestamp
@@ -87,6 +89,10 @@ def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Pat
         folder = Path(resume)
         if not (folder / "recipe.yaml").exists():
             raise MentorError(f"--resume '{folder}' is not an active run folder (no recipe.yaml)")
+        started = yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8"))
+        if started != raw:
+            raise MentorError(f"--resume '{folder}' was started with a different recipe; "
+                              "expected the same recipe and --set overrides as its recipe.yaml")
     else:
         folder = Path(out_root) / f".{recipe.name}-active-{timestamp()}.partial"
         folder.mkdir(parents=True, exist_ok=False)
@@ -101,31 +107,31 @@ def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Pat
             teacher, _ = train_teacher(recipe.teacher, splits, recipe.train,
                                        folder / "teacher")
     results = {}
-    for label, selector in selectors:
-        for seed in recipe.train.seeds:
-            if hasattr(selector, "reseed"):
-                selector.reseed(seed)
-            res = active_loop(
-                splits, make_student=lambda: build_model(
-                    recipe.student.model, splits.input_shape, splits.num_classes,
-                    **recipe.student.build_kwargs()),
-                selector=selector, rounds=spec.rounds, spec=recipe.train,
-                oracle_per_round=spec.oracle_per_round, teacher=teacher,
-                teacher_per_round=spec.teacher_per_round, teacher_cost=spec.teacher_cost,
-                max_cost=spec.max_cost, alpha=spec.alpha, temperature=spec.temperature,
-                seed=seed, state_dir=folder / "state" / label / f"seed{seed}",
-                on_round=(lambda r, lb=label, s=seed: console.print(
-                    f"{lb} seed {s} round {r.round}: {100 * r.test_accuracy:.2f} % "
-                    f"({r.labels} labels, {r.teacher_queries} teacher queries)",
-                    highlight=False)) if progress and console is not None else None)
-            results.setdefault(label, []).append(res)
+    bars = Bars(progress, len(selectors) * len(recipe.train.seeds), total_label="all loops",
+                console=console)
+    with bars:
+        for label, selector in selectors:
+            for seed in recipe.train.seeds:
+                results.setdefault(label, []).append(_one_loop(
+                    recipe, splits, spec, selector, teacher, seed,
+                    folder / "state" / label / f"seed{seed}",
+                    bars.start(f"{label} / seed {seed}", spec.rounds + 1),
+                    lambda r, lb=label, s=seed: bars.log(
+                        f"{lb} seed {s} round {r.round}: {100 * r.test_accuracy:.2f} % "
+                        f"({r.labels} labels, {r.teacher_queries} teacher queries)")))
+                bars.done()
     table = _table(results)
     atomic_write_text(folder / "active.json", json.dumps(
         {"name": recipe.name, "rounds": table,
          "runs": {k: [[r.__dict__ for r in res.rounds] for res in v]
                   for k, v in results.items()}}, indent=1))
-    _plot(table, folder / "plots" / "active_curve.png",
-          "teacher queries" if spec.oracle_per_round == 0 else "labels")
+    axis = "teacher queries" if spec.oracle_per_round == 0 else "labels"
+    curve = _plot(table, folder / "plots" / "active_curve.png", axis)
+    write_active_report(folder, name=recipe.name, rows=table, curve=curve, budgets={
+        "rounds": spec.rounds, "oracle labels per round": spec.oracle_per_round,
+        "teacher queries per round": spec.teacher_per_round,
+        "cost per teacher query": spec.teacher_cost or 0.0,
+        "seeds": len(recipe.train.seeds)})
     final = folder.parent / folder.name.lstrip(".").replace(".partial", "")
     if folder.name.endswith(".partial"):
         if final.exists():
@@ -137,6 +143,28 @@ def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Pat
         _print(console, table)
         console.print(f"run folder: {final}")
     return final
+
+
+def _one_loop(recipe, splits, spec, selector, teacher, seed, state_dir, on_step, log):
+    """One (selector, seed) active loop; ``on_step`` advances its progress bar, ``log``
+    prints a line per finished round."""
+
+    def on_round(r):
+        if on_step is not None:
+            on_step(r.round + 1, {"test_accuracy": r.test_accuracy})
+        log(r)
+
+    if hasattr(selector, "reseed"):
+        selector.reseed(seed)
+    return active_loop(
+        splits, make_student=lambda: build_model(
+            recipe.student.model, splits.input_shape, splits.num_classes,
+            **recipe.student.build_kwargs()),
+        selector=selector, rounds=spec.rounds, spec=recipe.train,
+        oracle_per_round=spec.oracle_per_round, teacher=teacher,
+        teacher_per_round=spec.teacher_per_round, teacher_cost=spec.teacher_cost,
+        max_cost=spec.max_cost, alpha=spec.alpha, temperature=spec.temperature,
+        seed=seed, state_dir=state_dir, on_round=on_round)
 
 
 def _table(results: dict) -> list[dict]:

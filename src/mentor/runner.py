@@ -33,6 +33,7 @@ from .methods import MethodPlan, get_method
 from .models import build_model, count_params
 from .registry import TASKS
 from .recipe import DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
+from .progress import Bars
 from .runinfo import environment, timestamp
 from .teachers import (CommitteeTeacher, EnsembleTeacher, LabelAssistedNet, ModuleTeacher,
                        PrivilegedInputTeacher, dual_path_objectives, label_input_shape,
@@ -350,47 +351,6 @@ def _describe_model(arch: dict, splits: Splits) -> str:
     return "linear"
 
 
-class _Progress:
-    """Rich progress bars: total runs, and epochs of the current run. Silent if disabled."""
-
-    def __init__(self, enabled: bool, total_runs: int):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-        self.progress = Progress(TextColumn("{task.description:<34}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
-        self.overall = self.progress.add_task("all runs", total=total_runs, info="")
-        self.current = None
-
-    def __enter__(self):
-        if self.enabled:
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.progress.__exit__(*exc)
-
-    def start(self, name: str, epochs: int):
-        if not self.enabled:
-            return None
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-        self.current = self.progress.add_task(name, total=epochs, info="")
-
-        def on_epoch(epoch, m):
-            self.progress.update(self.current, completed=epoch,
-                                 info=f"val {100 * m['val_accuracy']:.1f}%")
-        return on_epoch
-
-    def done(self):
-        if self.enabled:
-            self.progress.advance(self.overall)
-
-
 def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None) -> Path:
     """Train and evaluate everything in ``run``; return the finished run folder."""
     acc = get_accelerator(run.recipe.train.mixed_precision)
@@ -428,7 +388,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
     teachers: dict[str, tuple[Any, dict]] = {}
     rows, histories = [], []
     metrics_lines: list[str] = []
-    with _Progress(show, n_runs) as bars:
+    with Bars(show, n_runs) as bars:
         for s in run.settings:
             task = TASKS.get(s.recipe.task)
             # a setting with methods of its own trains the teacher only if one of them uses it

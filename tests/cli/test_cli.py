@@ -304,6 +304,36 @@ def test_mentor_active_writes_rounds_and_a_curve(mentor, write_recipe, tmp_path)
     labels0 = data["rounds"][0]["labels"]
     assert [r["labels"] for r in data["rounds"][:3]] == [labels0, labels0 + 10, labels0 + 20]
     assert (run / "plots" / "active_curve.png").stat().st_size > 0
+    page = (run / "report.html").read_text()
+    assert "mentor active report" in page and "data:image/png;base64," in page
+    assert page.count("<tr") == 1 + 6 and "http" not in page.replace("http-equiv", "")
+
+
+def test_mentor_active_resume_finishes_an_interrupted_folder(mentor, write_recipe, tmp_path):
+    """An interrupted folder (.partial, one loop finished, one never started) resumes: the
+    finished loop is not retrained and every number equals the uninterrupted run's."""
+    write_recipe(_active_recipe(), "act.yaml")
+    _ok(mentor("active", "act.yaml", "--out", "full"))
+    (done,) = list((tmp_path / "full").iterdir())
+    part = tmp_path / "cut" / ("." + done.name + ".partial")
+    shutil.copytree(done, part)
+    for f in ("active.json", "report.html"):
+        (part / f).unlink()
+    shutil.rmtree(part / "plots")
+    shutil.rmtree(part / "state" / "kcenter")
+    kept = part / "state" / "random" / "seed0" / "arrays.safetensors"
+    stamp = kept.stat().st_mtime_ns
+    out = _ok(mentor("active", "act.yaml", "--resume", str(part)))
+    assert "kcenter seed 0 round 2" in out and "random seed 0 round 1" not in out
+    resumed = tmp_path / "cut" / done.name
+    assert not part.exists() and resumed.is_dir()
+    assert (resumed / kept.relative_to(part)).stat().st_mtime_ns == stamp
+    assert (json.loads((resumed / "active.json").read_text())["rounds"]
+            == json.loads((done / "active.json").read_text())["rounds"])
+    write_recipe(_active_recipe(name="other"), "other.yaml")
+    shutil.copytree(resumed, part)
+    refused = mentor("active", "other.yaml", "--resume", str(part))
+    assert refused.returncode == 2 and "different recipe" in refused.stderr + refused.stdout
 
 
 def test_mentor_active_refuses_bad_budgets_and_selectors(mentor, write_recipe, refused):
