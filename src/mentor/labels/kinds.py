@@ -13,6 +13,10 @@ returns *logits* the engine can use directly (softmax gives back the stored dist
   ``log`` of ``confidence`` on the label and the rest spread uniformly.
 - ``tensor``: any per-row tensor (features, per-pixel maps), flattened, with its shape in the
   manifest; decoding reshapes it.
+- ``token_topk``: a language-model teacher's top-k next-token log-probabilities at every one
+  of ``seq_len`` positions (``topk_index`` int32, ``topk_logprob`` float32, ``seq_len · k``
+  per row); decoding returns the pair ``(indices, logprobs)`` of shape ``(B, seq_len, k)``,
+  not logits (see :class:`TokenTopK`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from torch import Tensor
 
 from ..errors import MentorError, check_param
 
-KIND_NAMES = ("logits", "topk", "hard", "tensor")
+KIND_NAMES = ("logits", "topk", "hard", "tensor", "token_topk")
 
 
 def _fixed(values: np.ndarray, width: int, arrow_type) -> pa.FixedSizeListArray:
@@ -183,10 +187,68 @@ class Tensors(Kind):
         return {"kind": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
 
+class TokenTopK(Kind):
+    """Sparse token-level LM targets: per position, the teacher's ``k`` most likely tokens and
+    their log-probabilities at temperature 1: the cached top-k teacher targets of token-level
+    LM distillation (studied by Anshumann et al. 2025, "Sparse Logit Sampling"), i.e. FKD's
+    top-k label store (Shen & Xing 2022) applied per token position.
+
+    ``encode(z)``: ``z`` the teacher's raw logits ``(B, seq_len, vocab_size)`` (or an output
+    object with ``.logits``, e.g. a Hugging Face ``CausalLMOutput``). ``decode(table)`` returns
+    ``(indices, logprobs)``: ``int64`` and ``float32`` tensors ``(B, seq_len, k)``, the
+    log-probabilities sorted descending per position. The caller builds the loss target with
+    ``mentor.losses.tokens.TopKSignal(indices, logprobs)``; the mass left outside the top k
+    at each position is ``1 - logprobs.exp().sum(-1)``.
+    """
+
+    name = "token_topk"
+
+    def __init__(self, vocab_size: int, seq_len: int, k: int):
+        for field, value in (("vocab_size", vocab_size), ("seq_len", seq_len), ("k", k)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise MentorError(f"label store token_topk.{field} must be an integer, got "
+                                  f"{value!r}")
+        check_param("token_topk", "vocab_size", int(vocab_size), low=1)
+        check_param("token_topk", "seq_len", int(seq_len), low=1)
+        if not 1 <= int(k) <= int(vocab_size):
+            raise MentorError(f"label store token_topk k {k} is out of range; expected "
+                              f"1..{vocab_size} for a vocabulary of {vocab_size} tokens")
+        self.vocab_size, self.seq_len, self.k = int(vocab_size), int(seq_len), int(k)
+        self.width = self.seq_len * self.k
+
+    def columns(self):
+        return ["topk_index", "topk_logprob"]
+
+    def encode(self, z):
+        z = getattr(z, "logits", z)
+        if not isinstance(z, Tensor) or tuple(z.shape[1:]) != (self.seq_len, self.vocab_size):
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise MentorError(f"label store token_topk teacher outputs have shape {shape}; "
+                              f"expected (batch, {self.seq_len}, {self.vocab_size}) logits as "
+                              "declared (seq_len, vocab_size)")
+        logp = torch.log_softmax(z.detach().float(), dim=-1)
+        value, index = logp.topk(self.k, dim=-1)
+        return {"topk_index": _fixed(index.int().cpu().numpy(), self.width, pa.int32()),
+                "topk_logprob": _fixed(value.cpu().numpy(), self.width, pa.float32())}
+
+    def decode(self, table):
+        shape = (-1, self.seq_len, self.k)
+        index = _unfixed(table.column("topk_index"), self.width, np.int64).reshape(shape)
+        logp = _unfixed(table.column("topk_logprob"), self.width, np.float32).reshape(shape)
+        return torch.from_numpy(index), torch.from_numpy(logp)
+
+    def describe(self):
+        return {"kind": self.name, "vocab_size": self.vocab_size, "seq_len": self.seq_len,
+                "k": self.k}
+
+
 def make_kind(kind: str, *, num_classes: int | None = None, k: int | None = None,
               temperature: float = 1.0, dtype: str = "float32",
-              shape: tuple[int, ...] | None = None) -> Kind:
-    """A kind from its name and parameters (as given on the command line or the manifest)."""
+              shape: tuple[int, ...] | None = None, vocab_size: int | None = None,
+              seq_len: int | None = None) -> Kind:
+    """A kind from its name and parameters (as given on the command line or the manifest).
+
+    ``token_topk`` takes ``vocab_size`` (or ``num_classes``), ``seq_len`` and ``k``."""
     if kind == "logits":
         return FullLogits(num_classes, dtype)
     if kind == "topk":
@@ -199,6 +261,12 @@ def make_kind(kind: str, *, num_classes: int | None = None, k: int | None = None
         if shape is None:
             raise MentorError("label store kind 'tensor' needs the row shape")
         return Tensors(tuple(shape), dtype)
+    if kind == "token_topk":
+        vocab = vocab_size if vocab_size is not None else num_classes
+        for field, value in (("vocab_size", vocab), ("seq_len", seq_len), ("k", k)):
+            if value is None:
+                raise MentorError(f"label store kind 'token_topk' needs {field}")
+        return TokenTopK(vocab, seq_len, k)
     raise MentorError(f"label store kind {kind!r} is not supported; expected one of "
                       f"{', '.join(KIND_NAMES)}")
 
@@ -206,4 +274,5 @@ def make_kind(kind: str, *, num_classes: int | None = None, k: int | None = None
 def kind_from_manifest(d: dict[str, Any]) -> Kind:
     return make_kind(d["kind"], num_classes=d.get("num_classes"), k=d.get("k"),
                      temperature=d.get("temperature", 1.0), dtype=d.get("dtype", "float32"),
-                     shape=d.get("shape"))
+                     shape=d.get("shape"), vocab_size=d.get("vocab_size"),
+                     seq_len=d.get("seq_len"))

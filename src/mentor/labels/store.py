@@ -338,8 +338,10 @@ class LabelStore:
                                  ) from None
         return pa.concat_tables(tables)
 
-    def outputs(self) -> Tensor:
-        """Decoded outputs as a dense tensor ``(samples, views, ...)`` (cached)."""
+    def outputs(self) -> Tensor | tuple[Tensor, ...]:
+        """Decoded outputs as a dense tensor ``(samples, views, ...)`` (cached); a tuple of
+        them for kinds that decode to several tensors (``token_topk``: ``(indices,
+        logprobs)``, each ``(samples, views, seq_len, k)``)."""
         if self._dense is None:
             t = self.table()
             decoded = self.kind.decode(t)
@@ -358,9 +360,15 @@ class LabelStore:
                 lost, dup = int((seen == 0).sum()), int((seen > 1).sum())
                 raise StoreError(f"label store '{self.path}' has {lost} missing and {dup} "
                                  "repeated (sample_id, view_id) pairs; relabel it")
-            dense = torch.empty(self.samples, self.views_per_sample, *decoded.shape[1:])
-            dense[sid, vid] = decoded
-            self._dense = dense
+            # a kind may decode to several tensors (token_topk: indices, logprobs)
+            parts = decoded if isinstance(decoded, tuple) else (decoded,)
+            dense = []
+            for part in parts:
+                d = torch.empty(self.samples, self.views_per_sample, *part.shape[1:],
+                                dtype=part.dtype)
+                d[sid, vid] = part
+                dense.append(d)
+            self._dense = tuple(dense) if isinstance(decoded, tuple) else dense[0]
             self._features = {}
             for path, fkind in self.features.items():
                 values = fkind.decode(t.rename_columns(
@@ -394,9 +402,10 @@ class StoreTeacher:
     frozen = True
 
     def __init__(self, store: LabelStore):
-        if store.kind.name == "tensor":
-            raise MentorError("a label store of kind 'tensor' holds no class outputs; expected "
-                              "kind logits, topk or hard to use it as a teacher")
+        if store.kind.name in ("tensor", "token_topk"):
+            raise MentorError(f"a label store of kind {store.kind.name!r} holds no class "
+                              "outputs; expected kind logits, topk or hard to use it as a "
+                              "teacher")
         self.store = store
         self.num_classes = store.kind.num_classes
         self.views = store.views

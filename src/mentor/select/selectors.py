@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..contracts import teacher_logits
-from ..errors import MentorError, check_param
+from ..errors import MentorError, ParameterError, check_param
 from ..registry import SELECTORS
 
 
@@ -165,19 +165,166 @@ class ProbabilisticCoreSet(_Greedy):
         return _probs(student, x)  # a DualHead's eval output is its combination
 
 
+def rad_worst_case(p: Tensor, g: Tensor, c: Tensor, errors: float) -> float:
+    """The adversary's best response in RAD's max-min game (see :func:`rad_maxmin`): the
+    learner's expected gain ``Σ p_i g_i z_i`` after the adversary lowers the teacher's
+    correctness ``z_i = c_i − δ_i`` with ``0 ≤ δ_i ≤ c_i`` and ``Σ δ_i ≤ errors`` (a
+    fractional knapsack: it spends its budget on the largest ``p_i g_i`` first)."""
+    w = (p.double() * g.double()).clamp_min(0)
+    cap = c.double().clamp(0, 1)
+    order = torch.argsort(w, descending=True, stable=True)
+    spent_before = torch.cumsum(cap[order], 0) - cap[order]
+    delta = torch.minimum(cap[order], (float(errors) - spent_before).clamp_min(0))
+    return float((w * cap).sum() - (w[order] * delta).sum())
+
+
+def rad_maxmin(g: Tensor, c: Tensor, budget: float, errors: float | None = None
+               ) -> tuple[Tensor, float]:
+    """RAD's robust sampling plan: inclusion probabilities ``p`` (``0 ≤ p_i ≤ 1``,
+    ``Σ p_i = budget``) maximising the worst-case expected gain, and that max-min value.
+
+    Game: the learner commits to ``p``; the adversary, knowing ``p``, lowers the teacher's
+    correctness on the points it chooses, ``z_i = c_i − δ_i`` with ``0 ≤ δ_i ≤ c_i`` and
+    ``Σ δ_i ≤ errors``; the learner's payoff is ``Σ p_i g_i z_i``. ``errors=None``:
+    ``sqrt(Σ c_i (1 − c_i))``, one standard deviation of the number of teacher mistakes if
+    ``c`` were calibrated and mistakes independent (so no parameter to tune; a budget of
+    ``Σ (1 − c_i)`` would let the adversary zero every plan of a teacher whose mean
+    confidence is under 1/2). Dualising the adversary's (fractional-knapsack) problem turns the
+    max-min into one LP, solved with HiGHS (``scipy.optimize.linprog``):
+
+        max  Σ p_i g_i c_i − errors·μ − Σ c_i ν_i
+        s.t. ν_i ≥ p_i g_i − μ,  ν ≥ 0,  μ ≥ 0,  0 ≤ p ≤ 1,  Σ p = budget.
+
+    The max-min optimum is rarely unique (e.g. when the adversary can zero every plan, all
+    plans tie at 0), so a second LP keeps the worst case at its optimum and maximises the
+    expected gain ``Σ p_i g_i c_i`` among those plans (the product score breaks ties)."""
+    import numpy as np
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    g64 = g.detach().double().clamp(0, 1).cpu().numpy()
+    c64 = c.detach().double().clamp(0, 1).cpu().numpy()
+    n = len(g64)
+    check_param("rad", "budget", budget, low=0, high=n, low_open=True)
+    gamma = float(np.sqrt((c64 * (1.0 - c64)).sum())) if errors is None else float(errors)
+    check_param("rad", "errors", gamma, low=0)
+    rows = np.arange(n)
+    # variables: p (n), ν (n), μ (1); rows: p_i g_i − ν_i − μ ≤ 0
+    a_ub = sparse.csr_matrix((np.concatenate([g64, -np.ones(n), -np.ones(n)]),
+                              (np.concatenate([rows, rows, rows]),
+                               np.concatenate([rows, n + rows, np.full(n, 2 * n)]))),
+                             shape=(n, 2 * n + 1))
+    a_eq = sparse.csr_matrix((np.ones(n), (np.zeros(n, dtype=int), rows)),
+                             shape=(1, 2 * n + 1))
+    bounds = [(0.0, 1.0)] * n + [(0.0, None)] * (n + 1)
+    worst = np.concatenate([-g64 * c64, c64, [gamma]])  # minimise −(worst-case payoff)
+    kw = dict(A_eq=a_eq, b_eq=[float(budget)], bounds=bounds, method="highs")
+    first = linprog(worst, A_ub=a_ub, b_ub=np.zeros(n), **kw)
+    if first.status != 0:
+        raise MentorError(f"rad: the max-min LP failed ({first.message})")
+    value = -float(first.fun)
+    tol = 1e-9 * max(1.0, abs(value))
+    second = linprog(np.concatenate([-g64 * c64, np.zeros(n + 1)]),
+                     A_ub=sparse.vstack([a_ub, sparse.csr_matrix(worst)]),
+                     b_ub=np.concatenate([np.zeros(n), [-(value - tol)]]), **kw)
+    x = second.x if second.status == 0 else first.x
+    p = torch.from_numpy(np.clip(x[:n], 0.0, 1.0))
+    return p, value
+
+
+def sample_inclusion(p: Tensor, budget: int, generator: torch.Generator) -> Tensor:
+    """``budget`` distinct indices drawn without replacement so that index ``i`` is drawn
+    with probability ``p_i`` (``0 ≤ p_i ≤ 1``, ``Σ p_i = budget``): systematic sampling over
+    a random order (Madow 1949), exact for these marginals. Returned ascending."""
+    n = len(p)
+    check_param("rad", "budget", budget, low=1, high=n)
+    order = torch.randperm(n, generator=generator)
+    q = p.double().clamp(0, 1)[order]
+    q = q * (budget / q.sum().clamp_min(1e-300))
+    ends = torch.cumsum(q, 0)
+    points = torch.rand((), generator=generator, dtype=torch.float64) + torch.arange(
+        budget, dtype=torch.float64)
+    hit = torch.searchsorted(ends, points.clamp_max(float(ends[-1]) - 1e-12), right=True)
+    chosen = order[hit.clamp_max(n - 1)].unique()
+    if len(chosen) < budget:  # only from rounding at p_i ≈ 1: top up by probability
+        rest = torch.ones(n, dtype=torch.bool)
+        rest[chosen] = False
+        extra = torch.nonzero(rest).squeeze(-1)
+        extra = extra[torch.argsort(p[extra], descending=True, stable=True)]
+        chosen = torch.cat([chosen, extra[:budget - len(chosen)]])
+    return chosen.sort().values
+
+
 @SELECTORS.register("rad", description="informativeness x teacher correctness: student "
-                    "uncertainty (1 - margin) times the teacher's confidence",
-                    paper="Robust Active Distillation (METHODS.md §30) [recon: the practical "
-                    "form g*c, not the max-min solution]")
+                    "uncertainty (1 - margin) times the teacher's confidence, or (mode="
+                    "'maxmin') the max-min sampling plan against an adversarial teacher",
+                    paper="Robust Active Distillation, Baykal et al. ICLR 2023 (METHODS.md §30) "
+                    "[recon: g*c product form; the max-min game's adversary model and LP]")
 class RobustActiveDistillation:
+    """Robust Active Distillation (Baykal et al., ICLR 2023, arXiv 2210.01213).
+
+    Both modes use ``g_i = 1 − margin`` of the student (informativeness) and ``c_i`` = the
+    teacher's top probability (an estimate of the chance its soft label is right).
+
+    ``mode="product"`` (default): score ``g_i · c_i``, pick the top ``budget``.
+
+    ``mode="maxmin"``: the game-theoretic form. ``score`` returns the learner's robust
+    sampling distribution over the pool (sums to 1; :func:`rad_maxmin` with budget 1);
+    ``pick(scores, budget)`` turns it into inclusion probabilities ``p`` with
+    ``Σ p = budget`` (``budget · scores`` when no entry exceeds 1, which is then optimal for
+    that budget too because the game is positively homogeneous in ``p``; otherwise it
+    re-solves the LP for that budget from the ``g, c`` that ``score`` kept) and draws
+    ``budget`` distinct rows without replacement with exactly those marginals
+    (:func:`sample_inclusion`), from a generator seeded by ``seed`` (``reseed(seed)`` as
+    for the ``random`` selector). ``errors``: the adversary's budget, default
+    ``sqrt(Σ c_i (1 − c_i))``.
+
+    What follows the paper (its abstract: the only part of the text retrieved when this
+    was written): selection as a game between a learner choosing which soft labels to
+    query and an adversary on the teacher's correctness, trading informativeness against
+    correctness, with a worst-case guarantee and no tuning parameter. Reconstructed here,
+    not checked against the paper's method section: the adversary model (lowering the
+    correctness estimate ``c_i`` by ``δ_i ∈ [0, c_i]`` with ``Σ δ_i ≤ errors``; with
+    ``c ≡ 1`` and ``errors = k`` this is "the adversary mislabels k points of its choice"),
+    the default budget, the expected-gain tie-break among max-min optima,
+    the LP solution instead of a closed form, and systematic sampling of the batch. With
+    ``errors = 0`` the max-min plan is the product form's top-``budget``; with ``c ≡ 1``
+    and ``errors = k`` its support gets ``p_i ∝ 1/g_i`` (the adversary strikes the largest
+    ``p_i g_i``, so the learner equalises them) unless the cap ``p_i ≤ 1`` binds."""
+
     needs_teacher = True  # scores with the teacher's outputs
+
+    def __init__(self, mode: str = "product", errors: float | None = None, seed: int = 0):
+        if mode not in ("product", "maxmin"):
+            raise ParameterError(f"rad.mode must be 'product' or 'maxmin', got {mode!r}")
+        if errors is not None:
+            check_param("rad", "errors", errors, low=0)
+        self.mode, self.errors, self.seed = mode, errors, int(seed)
+        self._gc: tuple[Tensor, Tensor] | None = None
+
+    def reseed(self, seed: int) -> "RobustActiveDistillation":
+        self.seed = int(seed)
+        return self
 
     def score(self, pool: Pool, teacher=None, student=None) -> Tensor:
         g = 1.0 - margin(_probs(student, pool.x))
         c = _teacher_probs(teacher, pool).amax(-1)
-        return g * c
+        if self.mode == "product":
+            return g * c
+        self._gc = (g, c)
+        return rad_maxmin(g, c, 1, self.errors)[0].float()
 
-    pick = staticmethod(top)
+    def pick(self, scores: Tensor, budget: int) -> Tensor:
+        if self.mode == "product":
+            return top(scores, budget)
+        check_param("rad", "budget", budget, low=1, high=len(scores))
+        p = scores.double() * budget
+        if float(p.max()) > 1.0 + 1e-6:
+            if self._gc is None or len(self._gc[0]) != len(scores):
+                raise MentorError("rad (maxmin): pick needs the scores of this selector's "
+                                  "own score() on the same pool; expected score() first")
+            p = rad_maxmin(*self._gc, budget, self.errors)[0]
+        return sample_inclusion(p, int(budget), torch.Generator().manual_seed(self.seed))
 
 
 def _per_class_minmax(v: Tensor, cls: Tensor, c: int) -> Tensor:

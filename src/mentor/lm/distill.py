@@ -1,0 +1,220 @@
+"""Language-model distillation regimes on one loop: :func:`distill_lm`.
+
+Where the training sequences come from, and which loss compares student and teacher on them:
+
+* ``supervised``  -- dataset completions, cross-entropy (the no-teacher baseline).
+* ``off_policy``  -- dataset completions, token divergence to the teacher's distribution at
+  every completion position (word-level KD; DistillKit's offline logits when the teacher is a
+  :class:`~mentor.lm.signals.StoredTopKTeacher`).
+* ``seqkd``       -- sequence-level KD (Kim & Rush 2016): the teacher completes every training
+  prompt once; the student learns those completions with cross-entropy. ``gold_tries=N``
+  keeps, per prompt, the first of up to N sampled teacher completions whose answer equals
+  the dataset's (gold-agreement rejection sampling, Fully Open Meditron, paper 41) and drops
+  prompts with none.
+* ``on_policy``   -- GKD (Agarwal et al. 2024): with probability ``lam`` a batch's completions
+  are sampled from the student (no gradient through sampling), else taken from the dataset;
+  the teacher scores them. ``estimator="full"`` minimizes the full-distribution divergence
+  (default reverse KL) at each position; ``estimator="sampled"`` uses the sampled-token
+  reverse-KL policy gradient: per position ``(log p_s(y_t) - log p_t(y_t))`` (no gradient)
+  times ``log p_s(y_t)`` -- the per-token, undiscounted form of on-policy distillation (dataset
+  batches under ``lam < 1`` use the full loss: the score-function estimator needs samples of
+  the student).
+* ``bridge``      -- the sparse-to-dense bridge of paper 39: ``warmup_steps`` of forward KL on
+  teacher-sampled completions, then on-policy reverse KL on student samples.
+
+Each optimizer step takes ``accumulate`` micro-batches of ``batch_size`` sequences and weights
+every target token equally across them (:func:`~mentor.losses.tokens.token_count`). The best
+student by validation exact match (evaluated every ``eval_every`` steps) is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import MentorError, TrainingFault, check_param
+from ..losses.tokens import DIVERGENCES, token_count, token_divergence
+from .generate import complete, exact_match, logits_of
+from .signals import as_token_teacher
+from .testbed import TokenData
+
+REGIMES = ("supervised", "off_policy", "seqkd", "on_policy", "bridge")
+
+
+@dataclass
+class LMResult:
+    """The trained student (best validation exact match), its history and what was spent."""
+
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    best_step: int = 0
+    best_val: float = float("nan")
+    teacher_queries: int = 0
+    kept_sequences: int | None = None
+
+
+def _check(regime, divergence, estimator, lam, steps, batch_size, accumulate, warmup_steps):
+    if regime not in REGIMES:
+        raise MentorError(f"regime {regime!r} is unknown; expected one of {', '.join(REGIMES)}")
+    if divergence is not None and divergence not in DIVERGENCES:
+        raise MentorError(f"divergence {divergence!r} is unknown; expected one of "
+                          f"{', '.join(DIVERGENCES)}")
+    if estimator not in ("full", "sampled"):
+        raise MentorError(f"estimator {estimator!r} is unknown; expected 'full' or 'sampled'")
+    check_param("on_policy", "lam", lam, low=0, high=1)
+    for name, v in (("steps", steps), ("batch_size", batch_size), ("accumulate", accumulate)):
+        check_param("distill_lm", name, v, low=1)
+    if regime == "bridge" and not 0 <= warmup_steps <= steps:
+        raise MentorError(f"bridge warmup_steps {warmup_steps} is out of range; expected "
+                          f"0..{steps} (the total steps)")
+
+
+def _seqkd_data(teacher, train: TokenData, gold_tries: int, temperature: float,
+                generator) -> TokenData:
+    """The teacher's completions of every training prompt (greedy, or with gold-agreement
+    rejection sampling)."""
+    p = train.prompt_len
+    new = train.ids.shape[1] - p
+    prompts = train.ids[:, :p]
+    if gold_tries <= 0:
+        return TokenData(teacher.generate(prompts, new), train.target)
+    ids = train.ids.clone()
+    accepted = torch.zeros(len(train), dtype=torch.bool)
+    for _ in range(gold_tries):
+        todo = (~accepted).nonzero().squeeze(-1)
+        if len(todo) == 0:
+            break
+        out = teacher.generate(prompts[todo], new, greedy=False, temperature=temperature,
+                               generator=generator)
+        ok = (out[:, p:] == train.ids[todo, p:]).all(1)
+        ids[todo[ok]] = out[ok]
+        accepted[todo[ok]] = True
+    if not accepted.any():
+        raise MentorError(f"no teacher completion agreed with the gold answer in {gold_tries} "
+                          "tries on any prompt; expected a teacher that is sometimes right")
+    return TokenData(ids[accepted], train.target[accepted])
+
+
+def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData | None = None,
+               regime: str = "off_policy", divergence: str | None = None, beta: float = 0.5,
+               alpha: float = 0.1, temperature: float = 1.0, t2: bool = False,
+               steps: int = 500, batch_size: int = 64, lr: float = 3e-3, accumulate: int = 1,
+               lam: float = 1.0, estimator: str = "full", warmup_steps: int | None = None,
+               gold_tries: int = 0, sample_temperature: float = 1.0,
+               chunk_size: int | None = None, eval_every: int = 100, seed: int = 0,
+               on_eval=None) -> LMResult:
+    """Train ``student`` (a causal LM: ids -> logits) from ``teacher`` on ``train`` with one
+    of :data:`REGIMES` (module docstring). ``divergence`` defaults to forward KL (off-policy,
+    bridge warm-up) or reverse KL (on-policy); ``beta``, ``alpha``, ``temperature``, ``t2``
+    and ``chunk_size`` go to :func:`~mentor.losses.tokens.token_divergence`. Returns an
+    :class:`LMResult` holding the student at its best validation exact match."""
+    warmup_steps = steps // 2 if warmup_steps is None else warmup_steps
+    _check(regime, divergence, estimator, lam, steps, batch_size, accumulate, warmup_steps)
+    if regime != "supervised":
+        if teacher is None:
+            raise MentorError(f"regime {regime!r} needs a teacher; use 'supervised' without one")
+        teacher = as_token_teacher(teacher)
+    if len(train) == 0:
+        raise MentorError("training data has no sequences; expected at least one")
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    kept = None
+    if regime == "seqkd":
+        train = _seqkd_data(teacher, train, gold_tries, sample_temperature, g)
+        kept = len(train)
+    p = train.prompt_len
+    new = train.ids.shape[1] - p
+    device = next(student.parameters()).device
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    res = LMResult(student, kept_sequences=kept)
+    best_state, best = None, -1.0
+
+    for step in range(1, steps + 1):
+        student.train()
+        micro = []
+        for _ in range(accumulate):
+            rows = torch.randint(0, len(train), (batch_size,), generator=g)
+            ids = train.ids[rows].to(device)
+            mode = regime
+            if regime == "on_policy" or (regime == "bridge" and step > warmup_steps):
+                if regime == "bridge" or torch.rand((), generator=g) < lam:
+                    ids = complete(student, ids[:, :p], new, greedy=False,
+                                   temperature=sample_temperature, generator=g)
+                    rows, mode = None, "student_samples"
+                else:
+                    mode = "dataset_on_policy_loss"
+            elif regime == "bridge":
+                ids = teacher.generate(ids[:, :p], new, greedy=False,
+                                       temperature=sample_temperature, generator=g)
+                rows, mode = None, "teacher_samples"
+            # every row of a TokenData has the same prompt/completion layout
+            mask = train.target[0, 1:].expand(len(ids), -1).to(device)
+            micro.append((ids, rows, mask, mode))
+        n = token_count([m for _, _, m, _ in micro])
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for ids, rows, mask, mode in micro:
+            loss, value = _micro_loss(student, teacher, ids, rows, mask, mode, n, regime,
+                                      step > warmup_steps, divergence, estimator,
+                                      dict(beta=beta, alpha=alpha, temperature=temperature,
+                                           t2=t2, chunk_size=chunk_size))
+            if not torch.isfinite(loss):
+                raise TrainingFault(f"step {step}: the {regime} loss is {loss.item()} "
+                                    f"(component: distill_lm/{mode})")
+            loss.backward()
+            total += float(value)
+        opt.step()
+        res.losses.append(total)
+        if val is not None and (step % eval_every == 0 or step == steps):
+            acc = exact_match(student, val)
+            res.history.append({"step": step, "loss": total, "val_exact_match": acc})
+            if on_eval is not None:
+                on_eval(step, {"val_accuracy": acc})
+            if acc > best:
+                best, res.best_step = acc, step
+                best_state = copy.deepcopy(student.state_dict())
+    if best_state is not None:
+        student.load_state_dict(best_state)
+        res.best_val = best
+    res.teacher_queries = getattr(teacher, "queries", 0) if teacher is not None else 0
+    return res
+
+
+def _micro_loss(student, teacher, ids, rows, mask, mode, n, regime, past_warmup, divergence,
+                estimator, kw) -> tuple[Tensor, Tensor]:
+    """(loss to differentiate, the value it stands for) of one micro-batch, per token of
+    the whole step (``n`` target tokens)."""
+    ids_in = ids[:, :-1]
+    zs = logits_of(student, ids_in)
+    if regime in ("supervised", "seqkd"):
+        loss = F.cross_entropy(zs[mask].float(), ids[:, 1:][mask], reduction="sum") / n
+        return loss, loss.detach()
+    on = regime == "on_policy" or (regime == "bridge" and past_warmup)
+    signal = teacher.signal(ids_in, rows)
+    if on and estimator == "sampled" and mode == "student_samples":
+        loss, value = _sampled_reverse_kl(zs, signal, ids[:, 1:], mask, kw["temperature"])
+        return loss / n, value / n
+    kind = divergence or ("reverse_kl" if on else "forward_kl")
+    loss = token_divergence(zs, signal, mask, kind=kind, reduction="mean", normalizer=n, **kw)
+    return loss, loss.detach()
+
+
+def _sampled_reverse_kl(zs: Tensor, signal, tokens: Tensor, mask: Tensor,
+                        temperature: float) -> tuple[Tensor, Tensor]:
+    """The surrogate ``Σ sg(log p_s(y) - log p_t(y)) * log p_s(y)`` over masked positions of
+    the sampled tokens ``y`` (its gradient is the policy gradient of the reverse KL) and the
+    value it estimates, ``Σ (log p_s(y) - log p_t(y))`` (full teacher logits needed: a
+    top-k teacher may not rank y)."""
+    if not isinstance(signal, Tensor):
+        raise MentorError("the sampled-token estimator needs the teacher's full logits; a "
+                          "top-k teacher may not score the sampled token (use estimator='full')")
+    ls = torch.log_softmax(zs.float() / temperature, -1).gather(-1, tokens[..., None])[..., 0]
+    lt = torch.log_softmax(signal.float() / temperature, -1).gather(-1, tokens[..., None])[..., 0]
+    adv = (ls - lt).detach()
+    m = mask.bool()
+    return (adv * ls)[m].sum(), adv[m].sum()

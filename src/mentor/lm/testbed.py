@@ -1,0 +1,106 @@
+"""TB-LM: a synthetic language testbed (METHODS.md §0) -- fixed-width addition strings.
+
+A sequence is ``<bos>07+12=019;``: two zero-padded operands, ``=``, their zero-padded sum and
+``;``. The prompt is ``<bos>07+12=``, the completion ``019;``. Every sequence of one task has
+the same length, so there is no padding; the completion mask still separates prompt tokens
+(never trained on) from target tokens. The metric is exact match of greedy completions on
+held-out prompts (operand pairs never seen in training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..errors import MentorError
+
+CHARS = "0123456789+=;"
+PAD, BOS = 0, 1
+VOCAB = ["<pad>", "<bos>", *CHARS]
+_ID = {c: i for i, c in enumerate(VOCAB)}
+
+
+def encode(text: str) -> list[int]:
+    """Token ids of ``text`` (characters of :data:`CHARS`), without ``<bos>``."""
+    try:
+        return [_ID[c] for c in text]
+    except KeyError as e:
+        raise MentorError(f"TB-LM text {text!r} has character {e.args[0]!r}; expected only "
+                          f"{CHARS!r}") from None
+
+
+def decode(ids) -> str:
+    """The text of token ids, ``<pad>``/``<bos>`` dropped."""
+    return "".join(VOCAB[int(i)] for i in ids if int(i) > BOS)
+
+
+@dataclass
+class TokenData:
+    """Sequences of one length: ``ids`` (N, L) long and ``target`` (N, L) bool, True where
+    the token is part of the completion (the positions a loss predicts)."""
+
+    ids: Tensor
+    target: Tensor
+
+    def __post_init__(self):
+        if self.ids.ndim != 2 or self.target.shape != self.ids.shape:
+            raise MentorError(f"token data ids {tuple(self.ids.shape)} and target mask "
+                              f"{tuple(self.target.shape)} must both be (sequences, length)")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def prompt_len(self) -> int:
+        """Length of the prompt (every row has the same: the first target position)."""
+        return int(self.target[0].float().argmax())
+
+    def prompts(self) -> Tensor:
+        return self.ids[:, :self.prompt_len]
+
+    def subset(self, rows) -> "TokenData":
+        return TokenData(self.ids[rows], self.target[rows])
+
+
+class Addition:
+    """Addition of ``digits``-digit operands. ``split(seed)`` gives disjoint train / val /
+    test operand pairs (fractions of all pairs; ``train_size`` caps the training set)."""
+
+    def __init__(self, digits: int = 2):
+        if not 1 <= int(digits) <= 4:
+            raise MentorError(f"TB-LM digits {digits!r} is out of range; expected 1..4")
+        self.digits = int(digits)
+        self.width = self.digits + 1
+
+    def text(self, a: int, b: int) -> tuple[str, str]:
+        d, w = self.digits, self.width
+        return f"{a:0{d}d}+{b:0{d}d}=", f"{a + b:0{w}d};"
+
+    def data(self, pairs: Tensor) -> TokenData:
+        rows, target = [], []
+        for a, b in pairs.tolist():
+            p, c = self.text(a, b)
+            rows.append([BOS, *encode(p), *encode(c)])
+            target.append([False] * (1 + len(p)) + [True] * len(c))
+        return TokenData(torch.tensor(rows), torch.tensor(target))
+
+    def answer(self, prompt_ids) -> str:
+        """The correct completion of a prompt given as ids."""
+        a, b = decode(prompt_ids).rstrip("=").split("+")
+        return self.text(int(a), int(b))[1]
+
+    def split(self, seed: int = 0, *, train_size: int | None = None, val: int = 200,
+              test: int = 500) -> tuple[TokenData, TokenData, TokenData]:
+        n = 10 ** self.digits
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(n * n, generator=g)
+        pairs = torch.stack([order // n, order % n], 1)
+        if val + test >= len(pairs):
+            raise MentorError(f"TB-LM val {val} + test {test} leave no training pairs out of "
+                              f"{len(pairs)}")
+        te, va, tr = pairs[:test], pairs[test:test + val], pairs[test + val:]
+        if train_size is not None:
+            tr = tr[:int(train_size)]
+        return self.data(tr), self.data(va), self.data(te)
