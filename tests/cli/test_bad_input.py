@@ -245,7 +245,8 @@ def _prepare(case: Case, folder: Path) -> list[str]:
 def outcomes(request, tmp_path_factory, cli):
     """Prepare every selected case in its own folder and run their CLIs concurrently."""
     wanted = {item.callspec.params["case"].id for item in request.session.items
-              if hasattr(item, "callspec") and "case" in item.callspec.params}
+              if item.module is request.module and hasattr(item, "callspec")
+              and "case" in item.callspec.params}
     jobs = {}
     for case in CASES:
         if case.id in wanted:
