@@ -56,6 +56,24 @@ class LMResult:
     best_val: float = float("nan")
     teacher_queries: int = 0
     kept_sequences: int | None = None
+    _best_state: dict | None = field(default=None, repr=False)
+
+    def evaluate(self, step: int, val: TokenData, on_eval=None) -> float:
+        """Exact match on ``val`` now; remembers the weights of the best step so far."""
+        acc = exact_match(self.model, val)
+        self.history.append({"step": step, "loss": self.losses[-1] if self.losses else None,
+                             "val_exact_match": acc})
+        if on_eval is not None:
+            on_eval(step, {"val_accuracy": acc})
+        if self._best_state is None or acc > self.best_val:
+            self.best_val, self.best_step = acc, step
+            self._best_state = copy.deepcopy(self.model.state_dict())
+        return acc
+
+    def restore_best(self) -> None:
+        """Load the best evaluated weights back into the model (no-op without evaluation)."""
+        if self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
 
 
 def _check(regime, divergence, estimator, lam, steps, batch_size, accumulate, warmup_steps):
@@ -132,7 +150,6 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
     device = next(student.parameters()).device
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     res = LMResult(student, kept_sequences=kept)
-    best_state, best = None, -1.0
 
     for step in range(1, steps + 1):
         student.train()
@@ -171,16 +188,8 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
         opt.step()
         res.losses.append(total)
         if val is not None and (step % eval_every == 0 or step == steps):
-            acc = exact_match(student, val)
-            res.history.append({"step": step, "loss": total, "val_exact_match": acc})
-            if on_eval is not None:
-                on_eval(step, {"val_accuracy": acc})
-            if acc > best:
-                best, res.best_step = acc, step
-                best_state = copy.deepcopy(student.state_dict())
-    if best_state is not None:
-        student.load_state_dict(best_state)
-        res.best_val = best
+            res.evaluate(step, val, on_eval)
+    res.restore_best()
     res.teacher_queries = getattr(teacher, "queries", 0) if teacher is not None else 0
     return res
 

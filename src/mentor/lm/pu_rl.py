@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..errors import MentorError, check_param
 from .distill import LMResult
-from .generate import complete, exact_match, logits_of
+from .generate import complete, logits_of
 from .preference import dpo_loss, edit_similarity, preference_pairs, sequence_logprob
 from .testbed import TokenData
 
@@ -60,7 +60,6 @@ def preference_distill(student: nn.Module, anchor_fn: Callable[[Tensor, int], Te
     new = train.ids.shape[1] - p
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     res = LMResult(student)
-    best, best_state = -1.0, None
     for step in range(1, steps + 1):
         rows = torch.randint(0, len(train), (prompts_per_step,), generator=g)
         prompts = train.ids[rows, :p]
@@ -95,12 +94,6 @@ def preference_distill(student: nn.Module, anchor_fn: Callable[[Tensor, int], Te
         opt.step()
         res.losses.append(float(loss.detach()))
         if val is not None and (step % eval_every == 0 or step == steps):
-            acc = exact_match(student, val)
-            res.history.append({"step": step, "loss": res.losses[-1], "val_exact_match": acc})
-            if acc > best:
-                best, res.best_step = acc, step
-                best_state = copy.deepcopy(student.state_dict())
-    if best_state is not None:
-        student.load_state_dict(best_state)
-        res.best_val = best
+            res.evaluate(step, val)
+    res.restore_best()
     return res
