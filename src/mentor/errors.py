@@ -62,3 +62,14 @@ def check_param(component: str, name: str, value, *, low=None, high=None,
     else:
         expect = f"{'<' if high_open else '<='} {high}"
     raise ParameterError(f"{component}.{name} must be {expect}, got {value!r}")
+
+
+def check_positive_int(component: str, name: str, value, what: str) -> int:
+    """``value`` as an int, or :class:`MentorError` unless it is an integer >= 1 (bools
+    refused): ``layer_map.student_layers must be a positive integer (what), got 'x'``."""
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise MentorError(f"{component}.{name} must be a positive integer ({what}), got "
+                          f"{value!r}")
+    check_param(component, name, int(value), low=1)
+    return int(value)

@@ -26,7 +26,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..errors import MentorError, check_param
+from ..errors import MentorError, check_positive_int
 
 __all__ = ["VocabAlignment", "align_vocab", "vocab_from_tokenizer"]
 
@@ -98,11 +98,7 @@ def _id_to_token(vocab: Any, side: str) -> dict[int, Any]:
 
 
 def _check_size(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise MentorError(f"align_vocab.{name} must be a positive integer (the model's number "
-                          f"of logits), got {value!r}")
-    check_param("align_vocab", name, int(value), low=1)
-    return int(value)
+    return check_positive_int("align_vocab", name, value, "the model's number of logits")
 
 
 def _fits(ids: dict[int, Any], size: int, side: str) -> None:

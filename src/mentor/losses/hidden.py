@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import MentorError, check_param
+from ..errors import MentorError, check_param, check_positive_int
 
 __all__ = ["HiddenStateDistiller", "layer_map"]
 
@@ -42,11 +42,7 @@ LOSSES = ("mse", "cosine")
 
 
 def _count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise MentorError(f"layer_map.{name} must be a positive integer (a number of transformer "
-                          f"layers), got {value!r}")
-    check_param("layer_map", name, int(value), low=1)
-    return int(value)
+    return check_positive_int("layer_map", name, value, "a number of transformer layers")
 
 
 def _index(value: Any) -> bool:
