@@ -11,7 +11,6 @@ state under ``state/`` and restarts after its last finished round.
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from .progress import Bars
 from .report.active_html import write_active_report
 from .recipe import parse_recipe
 from .registry import SELECTORS, suggest
-from .runinfo import environment, timestamp
+from .rundir import PARTIAL, claim_run_dir, final_name, finish_run_dir
+from .runinfo import environment
 
 
 def _selectors(spec) -> list[tuple[str, object]]:
@@ -94,8 +94,7 @@ def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Pat
             raise MentorError(f"--resume '{folder}' was started with a different recipe; "
                               "expected the same recipe and --set overrides as its recipe.yaml")
     else:
-        folder = Path(out_root) / f".{recipe.name}-active-{timestamp()}.partial"
-        folder.mkdir(parents=True, exist_ok=False)
+        folder, _ = claim_run_dir(Path(out_root), f"{recipe.name}-active")
         atomic_write_text(folder / "recipe.yaml", yaml.safe_dump(raw, sort_keys=False))
         atomic_write_text(folder / "env.json", json.dumps(environment(recipe.train.seeds),
                                                           indent=1))
@@ -132,11 +131,8 @@ def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Pat
         "teacher queries per round": spec.teacher_per_round,
         "cost per teacher query": spec.teacher_cost or 0.0,
         "seeds": len(recipe.train.seeds)})
-    final = folder.parent / folder.name.lstrip(".").replace(".partial", "")
-    if folder.name.endswith(".partial"):
-        if final.exists():
-            shutil.rmtree(final)
-        folder.rename(final)
+    if folder.name.endswith(PARTIAL):
+        final = finish_run_dir(folder, final_name(folder))
     else:
         final = folder
     if console is not None:

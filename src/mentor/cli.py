@@ -268,6 +268,13 @@ def validate(file: str = typer.Argument(..., help="recipe file or built-in name"
             Console().print(f"[green]ok[/]: {escape(str(path))} - active: {n_sel} "
                             f"selector(s), {n_runs} loop(s)", highlight=False)
             return
+        from .lm.recipe import is_tokens_recipe, parse_tokens_recipe
+        if is_tokens_recipe(raw):
+            r = parse_tokens_recipe(raw, source=_source(path, set_))
+            Console().print(f"[green]ok[/]: {escape(str(path))} - tokens: {len(r.methods)} "
+                            f"method(s), {len(r.methods) * len(r.train.seeds)} student run(s)",
+                            highlight=False)
+            return
         plan = plan_run(raw, source=_source(path, set_))
     except MentorError as e:
         _fail(str(e))

@@ -34,7 +34,8 @@ from .models import build_model, count_params
 from .registry import TASKS
 from .recipe import DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
 from .progress import Bars
-from .runinfo import environment, timestamp
+from .rundir import claim_run_dir, finish_run_dir
+from .runinfo import environment
 from .teachers import (CommitteeTeacher, EnsembleTeacher, LabelAssistedNet, ModuleTeacher,
                        PrivilegedInputTeacher, dual_path_objectives, label_input_shape,
                        load_checkpoint_teacher)
@@ -355,20 +356,15 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
     """Train and evaluate everything in ``run``; return the finished run folder."""
     acc = get_accelerator(run.recipe.train.mixed_precision)
     main = acc.is_main_process
-    stamp = timestamp()
-    final = Path(out_root) / f"{run.recipe.name}-{stamp}"
-    tmp = Path(out_root) / f".{run.recipe.name}-{stamp}.partial"
+    # other ranks never write: they get a path that is not created
+    tmp, final = Path(out_root) / f".rank{acc.process_index}.unused", None
     if main:
-        try:
-            tmp.mkdir(parents=True, exist_ok=False)
-        except OSError as e:
-            raise MentorError(f"--out: cannot create a run folder in '{out_root}' ({e.strerror})"
-                              ) from None
+        tmp, final = claim_run_dir(Path(out_root), run.recipe.name)
     try:
         results, histories = _execute(run, tmp, progress and main)
         if main:
             _write_outputs(run, tmp, results, histories)
-            tmp.rename(final)
+            final = finish_run_dir(tmp, final)
     except BaseException as exc:
         if main and tmp.exists() and not isinstance(exc, KeyboardInterrupt):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -525,7 +521,13 @@ def _write_outputs(run: RunPlan, tmp: Path, results: dict, histories: list[dict]
 
 def run_recipe(raw: dict, out_root: str | Path = "runs", *, source: str = "recipe",
                progress: bool = True, console=None) -> Path:
-    """Validate, plan and execute a recipe mapping; return the run folder."""
+    """Validate, plan and execute a recipe mapping; return the run folder. A recipe with
+    ``task: tokens`` runs the language-model regimes (:mod:`mentor.lm.run`)."""
+    from .lm.recipe import is_tokens_recipe
+    if is_tokens_recipe(raw):
+        from .lm.run import run_tokens
+        return run_tokens(raw, Path(out_root), source=source, progress=progress,
+                          console=console)
     return execute(plan_run(raw, source), Path(out_root), progress=progress, console=console)
 
 

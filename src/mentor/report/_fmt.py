@@ -102,3 +102,8 @@ def best_index(rows: list[dict]) -> int | None:
     if rows and _num(rows[0].get("test_accuracy_mean")) is not None:
         return 0
     return None
+
+
+def metric_name(results: dict) -> str:
+    """The leaderboard's score column: test accuracy, or the task's own metric name."""
+    return str(results.get("metric_name") or "test accuracy")

@@ -14,6 +14,7 @@ from ._fmt import (
     fmt_pct,
     fmt_speedup,
     grouped_rows,
+    metric_name,
     setting_descriptions,
     teacher_facts,
 )
@@ -79,14 +80,15 @@ _COLUMNS = [
 ]
 
 
-def _leaderboard_html(setting: str, description: str, rows: list[dict]) -> str:
+def _leaderboard_html(setting: str, description: str, rows: list[dict],
+                      metric: str = "test accuracy") -> str:
     out = [f'<section class="setting" id="setting-{_e(setting)}">',
            f"<h3>{_e(setting)}</h3>"]
     if description:
         out.append(f'<p class="desc">{_e(description)}</p>')
     head = "".join(
-        f'<th class="{cls}">{_e(name)}</th>' if cls else f"<th>{_e(name)}</th>"
-        for name, cls in _COLUMNS
+        f'<th class="{cls}">{_e(metric if name == "test accuracy" else name)}</th>' if cls
+        else f"<th>{_e(name)}</th>" for name, cls in _COLUMNS
     )
     out.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>")
     best = best_index(rows)
@@ -150,7 +152,8 @@ coverage = share of unlabeled rows admitted. Mean over seeds.</figcaption>
 
     if groups:
         boards = "\n".join(
-            _leaderboard_html(setting, descriptions.get(setting, ""), rows)
+            _leaderboard_html(setting, descriptions.get(setting, ""), rows,
+                              metric_name(results))
             for setting, rows in groups
         )
     else:
@@ -163,7 +166,8 @@ Teacher agreement is the share of inputs on which student and teacher predict th
 <h2>Plots</h2>
 <figure>
 {_img_tag(curves_png, "validation accuracy vs epoch, one panel per setting")}
-<figcaption>Validation accuracy per epoch: mean over seeds, shaded band = ±1 std.</figcaption>
+<figcaption>Validation {"exact match per optimizer step" if results.get("task") == "tokens"
+else "accuracy per epoch"}: mean over seeds, shaded band = ±1 std.</figcaption>
 </figure>
 <figure>
 {_img_tag(scatter_png, "test accuracy vs student parameters")}

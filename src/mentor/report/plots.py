@@ -109,9 +109,11 @@ def learning_curves(histories: list[dict], path: Path, results: dict | None = No
     descriptions. Returns ``path``.
     """
     path = Path(path)
+    # epochs, or optimizer steps for runs that evaluate every few steps (tokens task)
+    xkey = "epoch" if any(h.get("epoch") for h in histories or []) else "step"
     usable = [
         h for h in (histories or [])
-        if h.get("epoch") and h.get("val_accuracy")
+        if h.get(xkey) and h.get("val_accuracy")
     ]
     if not usable:
         return _placeholder(path, "no training histories recorded")
@@ -127,7 +129,7 @@ def learning_curves(histories: list[dict], path: Path, results: dict | None = No
     grouped: dict[tuple[str, str], list[tuple[list, list]]] = defaultdict(list)
     for h in usable:
         key = (str(h.get("setting", "")), str(h.get("method", "")))
-        grouped[key].append((list(h["epoch"]), list(h["val_accuracy"])))
+        grouped[key].append((list(h[xkey]), list(h["val_accuracy"])))
 
     n = len(settings)
     fig, axes, ncols, nrows = _panels(n)
@@ -152,7 +154,7 @@ def learning_curves(histories: list[dict], path: Path, results: dict | None = No
         if desc:
             title = f"{setting}\n" + textwrap.fill(desc, 62)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(xkey)
         if i % ncols == 0:
             ax.set_ylabel("validation accuracy (%)")
         ax.grid(True, alpha=0.3)

@@ -13,6 +13,7 @@ from ._fmt import (
     fmt_speedup,
     grouped_rows,
     setting_descriptions,
+    metric_name,
     teacher_facts,
 )
 
@@ -58,7 +59,7 @@ def leaderboard_table(results: dict) -> Table:
     table.add_column("setting", no_wrap=True)
     table.add_column("method", no_wrap=True)
     table.add_column("student params", justify="right", no_wrap=True)
-    table.add_column("test accuracy", justify="right", no_wrap=True)
+    table.add_column(metric_name(results), justify="right", no_wrap=True)
     table.add_column("teacher agreement", justify="right", no_wrap=True)
     table.add_column("speed-up vs teacher", justify="right", no_wrap=True)
     table.add_column("description", overflow="fold", ratio=1)

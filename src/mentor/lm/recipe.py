@@ -1,0 +1,121 @@
+"""The ``tokens`` recipe: language-model distillation regimes compared on TB-LM.
+
+A recipe with ``task: tokens`` trains a teacher language model on the synthetic testbed (all
+training sequences), then trains one student per method and seed on the first
+``data.student_sequences`` training sequences with one of the regimes of
+:func:`~mentor.lm.distill.distill_lm`, and reports exact match on held-out prompts. Read
+with the same rules as every recipe: ``yaml.safe_load``, unknown keys are errors with a
+"did you mean" hint, every problem listed at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import RecipeError
+from ..losses.tokens import DIVERGENCES
+from .distill import REGIMES
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class TokensData(BaseModel):
+    model_config = _STRICT
+    testbed: Literal["addition"] = Field("addition", description="TB-LM task: fixed-width "
+                                         "addition strings")
+    digits: int = Field(2, ge=1, le=4, description="operand digits")
+    split_seed: int = 0
+    val: int = Field(200, ge=1, description="validation prompts (model selection)")
+    test: int = Field(500, ge=1, description="test prompts (reported once per run)")
+    teacher_sequences: int | None = Field(None, ge=1, description="training sequences the "
+                                          "teacher sees (default: all)")
+    student_sequences: int | None = Field(1000, ge=1, description="the first N training "
+                                          "sequences, the students' data (None: all)")
+
+
+class LMSpec(BaseModel):
+    model_config = _STRICT
+    arch: Literal["gru", "transformer"] = "gru"
+    d_model: int = Field(64, ge=1)
+    layers: int = Field(1, ge=1)
+    heads: int = Field(2, ge=1, description="attention heads (transformer)")
+
+
+class TokensTeacher(LMSpec):
+    steps: int = Field(800, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    seed: int = 0
+    eval_every: int = Field(200, ge=1)
+
+
+class TokensTrain(BaseModel):
+    model_config = _STRICT
+    steps: int = Field(800, ge=1)
+    batch_size: int = Field(64, ge=1)
+    accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    lr: float = Field(3e-3, gt=0)
+    eval_every: int = Field(200, ge=1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    chunk_size: int | None = Field(None, ge=1, description="positions per chunk of the "
+                                   "token loss (None: one chunk)")
+
+
+class TokensMethod(BaseModel):
+    """One student recipe: a label and a :func:`distill_lm` regime with its options."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1, description="label in the leaderboard")
+    regime: Literal[REGIMES]  # type: ignore[valid-type]
+    divergence: Literal[DIVERGENCES] | None = None  # type: ignore[valid-type]
+    beta: float = Field(0.5, ge=0, le=1)
+    alpha: float = Field(0.1, ge=0, le=1)
+    temperature: float = Field(1.0, gt=0)
+    t2: bool = False
+    lam: float = Field(1.0, ge=0, le=1)
+    estimator: Literal["full", "sampled"] = "full"
+    warmup_steps: int | None = Field(None, ge=0)
+    gold_tries: int = Field(0, ge=0)
+    sample_temperature: float = Field(1.0, gt=0)
+
+    def options(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+
+class TokensRecipe(BaseModel):
+    model_config = _STRICT
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    task: Literal["tokens"]
+    data: TokensData = Field(default_factory=TokensData)
+    teacher: TokensTeacher = Field(default_factory=lambda: TokensTeacher(layers=2))
+    student: LMSpec = Field(default_factory=LMSpec)
+    train: TokensTrain = Field(default_factory=TokensTrain)
+    methods: list[TokensMethod] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        labels = [m.name for m in self.methods]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"method name {dup[0]!r} is used twice; expected unique names")
+        for m in self.methods:
+            if m.warmup_steps is not None and m.warmup_steps > self.train.steps:
+                raise ValueError(f"method {m.name!r}: warmup_steps {m.warmup_steps} exceeds "
+                                 f"train.steps {self.train.steps}; expected at most that")
+        return self
+
+
+def is_tokens_recipe(raw: Any) -> bool:
+    return isinstance(raw, dict) and raw.get("task") == "tokens"
+
+
+def parse_tokens_recipe(raw: dict, source: str = "recipe") -> TokensRecipe:
+    """Validate a ``task: tokens`` mapping; raise :class:`RecipeError` listing every problem."""
+    from ..recipe import format_errors
+    try:
+        return TokensRecipe.model_validate(raw)
+    except ValidationError as e:
+        raise RecipeError(format_errors(e, model=TokensRecipe), source=source) from None

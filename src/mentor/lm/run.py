@@ -1,0 +1,190 @@
+"""Run a ``tokens`` recipe (``mentor run tokens``): a TB-LM teacher, then every method x seed
+through :func:`~mentor.lm.distill.distill_lm`; a leaderboard, ``results.json``, metrics,
+checkpoints and ``report.html`` in a run folder written like every mentor run (a partial
+folder renamed when complete).
+
+Metrics per student: exact match of greedy completions on the test prompts (the
+leaderboard's "test accuracy"), agreement with the teacher's greedy completions, the step
+chosen on the validation prompts, teacher queries, and for sequence-level KD the sequences
+kept by gold-agreement rejection.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import torch
+import yaml
+
+from ..atomic import atomic_write_text
+from ..engine.checkpoint import save_weights
+from ..latency import speedup
+from ..models import count_params
+from ..progress import Bars
+from ..rundir import claim_run_dir, finish_run_dir
+from ..runinfo import environment
+from .distill import distill_lm
+from .generate import complete, exact_match, logits_of
+from .models import CharLM
+from .recipe import LMSpec, TokensRecipe, parse_tokens_recipe
+from .testbed import VOCAB, Addition, TokenData
+
+
+def build_lm(spec: LMSpec, max_len: int) -> CharLM:
+    return CharLM(len(VOCAB), spec.d_model, spec.layers, kind=spec.arch, heads=spec.heads,
+                  max_len=max_len)
+
+
+def _describe(spec: LMSpec) -> str:
+    return f"{spec.arch} LM d={spec.d_model} x {spec.layers} layer(s)"
+
+
+def tokens_data(recipe: TokensRecipe) -> tuple[TokenData, TokenData, TokenData]:
+    d = recipe.data
+    return Addition(d.digits).split(d.split_seed, val=d.val, test=d.test)
+
+
+@torch.no_grad()
+def agreement(student, teacher, data: TokenData) -> float:
+    """Share of prompts whose greedy completion is the same for student and teacher."""
+    p, new = data.prompt_len, data.ids.shape[1] - data.prompt_len
+    a = complete(student, data.prompts(), new)
+    b = complete(teacher, data.prompts(), new)
+    return float((a[:, p:] == b[:, p:]).all(1).double().mean())
+
+
+def run_tokens(raw: dict, out_root: Path, *, source: str = "recipe", progress: bool = True,
+               console=None) -> Path:
+    """Validate and execute a ``task: tokens`` recipe; return the finished run folder."""
+    recipe = parse_tokens_recipe(raw, source)
+    train, val, test = tokens_data(recipe)
+    teacher_train = train if recipe.data.teacher_sequences is None else \
+        train.subset(slice(0, recipe.data.teacher_sequences))
+    student_train = train if recipe.data.student_sequences is None else \
+        train.subset(slice(0, recipe.data.student_sequences))
+    tmp, final = claim_run_dir(Path(out_root), recipe.name)
+    try:
+        results, histories, lines = _execute(recipe, teacher_train, student_train, val, test,
+                                             tmp, progress)
+        atomic_write_text(tmp / "metrics.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
+        atomic_write_text(tmp / "recipe.yaml",
+                          yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+        atomic_write_text(tmp / "env.json",
+                          json.dumps(environment(recipe.train.seeds), indent=1))
+        atomic_write_text(tmp / "results.json", json.dumps(results, indent=1))
+        from ..report import write_report
+        write_report(tmp, results, histories)
+        final = finish_run_dir(tmp, final)
+    except BaseException as exc:
+        if tmp.exists() and not isinstance(exc, KeyboardInterrupt):
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if console is not None:
+        from ..report import leaderboard_table
+        console.print(leaderboard_table(results))
+        console.print(f"run folder: {final}")
+    return final
+
+
+def _execute(recipe: TokensRecipe, teacher_train, student_train, val, test, tmp: Path,
+             show: bool):
+    t = recipe.teacher
+    max_len = teacher_train.ids.shape[1]
+    seeds = recipe.train.seeds
+    rows, histories, lines = [], [], []
+    with Bars(show, len(recipe.methods) * len(seeds)) as bars:
+        torch.manual_seed(t.seed)
+        teacher = build_lm(t, max_len)
+        cb = bars.start("teacher", t.steps)
+        tres = distill_lm(teacher, None, teacher_train, val=val, regime="supervised",
+                          steps=t.steps, batch_size=t.batch_size, lr=t.lr,
+                          eval_every=t.eval_every, seed=t.seed, on_eval=cb)
+        teacher = tres.model.eval()
+        save_weights(tmp / "teacher" / "model.safetensors", teacher,
+                     {"mentor.lm": {**t.model_dump(), "vocab": len(VOCAB), "max_len": max_len}})
+        tinfo = {"description": _describe(t), "params": count_params(teacher),
+                 "test_accuracy": exact_match(teacher, test),
+                 "val_accuracy": tres.best_val, "sequences": len(teacher_train)}
+        test_in = test.ids[:, :-1]
+        latency = None
+        tr = recipe.train
+        for m in recipe.methods:
+            accs, agrees, vals, per_seed = [], [], [], []
+            for seed in seeds:
+                torch.manual_seed(seed)
+                student = build_lm(recipe.student, max_len)
+                cb = bars.start(f"{m.name} / seed {seed}", tr.steps)
+                res = distill_lm(student, teacher, student_train, val=val, steps=tr.steps,
+                                 batch_size=tr.batch_size, lr=tr.lr, accumulate=tr.accumulate,
+                                 chunk_size=tr.chunk_size, eval_every=tr.eval_every,
+                                 seed=seed, on_eval=cb, **m.options())
+                model = res.model.eval()
+                acc = exact_match(model, test)
+                agree = agreement(model, teacher, test)
+                save_weights(tmp / "checkpoints" / m.name / f"seed{seed}" / "student.safetensors",
+                             model, {"mentor.lm": {**recipe.student.model_dump(),
+                                                   "vocab": len(VOCAB), "max_len": max_len}})
+                accs.append(acc)
+                agrees.append(agree)
+                vals.append(res.best_val)
+                histories.append({"setting": "default", "method": m.name, "seed": seed,
+                                  "step": [h["step"] for h in res.history],
+                                  "val_accuracy": [h["val_exact_match"] for h in res.history]})
+                per_seed.append({"method": m.name, "seed": seed, "test_exact_match": acc,
+                                 "teacher_agreement": agree, "best_step": res.best_step,
+                                 "val_exact_match": res.best_val,
+                                 "teacher_queries": res.teacher_queries,
+                                 "kept_sequences": res.kept_sequences,
+                                 "history": res.history})
+                if latency is None:
+                    latency = speedup(lambda x: logits_of(teacher, x), model, test_in)
+                bars.done()
+            lines += per_seed
+            rows.append({
+                "setting": "default", "method": m.name, "method_name": m.regime,
+                "description": _method_text(m), "method_params": m.options(),
+                "params": count_params(student), "seeds": list(seeds),
+                "test_accuracy_mean": statistics.fmean(accs),
+                "test_accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
+                "test_accuracies": accs, "val_accuracy_mean": statistics.fmean(vals),
+                "teacher_agreement_mean": statistics.fmean(agrees),
+                "speedup": latency["speedup"], "latency": latency,
+                "teacher_queries_mean": statistics.fmean(r["teacher_queries"] for r in per_seed),
+            })
+    d = recipe.data
+    results = {
+        "name": recipe.name, "description": recipe.description, "task": "tokens",
+        "created": environment()["created"], "teacher": tinfo,
+        "settings": [{"name": "default",
+                      "description": recipe.description or _data_text(recipe, student_train),
+                      "data": _data_text(recipe, student_train), "teacher": tinfo}],
+        "rows": rows, "seeds": list(seeds),
+        "metric_name": "test exact match",
+        "metric": f"exact match of greedy completions on {d.test} held-out prompts",
+        "std": "population standard deviation over seeds",
+        "selection": "student weights selected by exact match on the validation prompts; "
+                     "test prompts evaluated once per run",
+    }
+    return results, histories, lines
+
+
+def _data_text(recipe: TokensRecipe, student_train: TokenData) -> str:
+    d = recipe.data
+    return (f"TB-LM {d.testbed}, {d.digits}-digit operands: students see {len(student_train)} "
+            f"training sequences; {d.val} validation and {d.test} test prompts (exact match)")
+
+
+def _method_text(m) -> str:
+    parts = [m.regime]
+    if m.divergence:
+        parts.append(m.divergence)
+    if m.regime == "on_policy":
+        parts.append(f"lambda {m.lam:g}, {m.estimator} estimator")
+    if m.regime == "bridge" and m.warmup_steps is not None:
+        parts.append(f"{m.warmup_steps} warm-up steps")
+    if m.regime == "seqkd" and m.gold_tries:
+        parts.append(f"gold-agreement rejection, {m.gold_tries} tries")
+    return ", ".join(parts)
