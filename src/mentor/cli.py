@@ -44,6 +44,9 @@ def run(recipe: Optional[str] = typer.Argument(
         set_: list[str] = typer.Option([], "--set", help="override a field: key.path=value"),
         out: Path = typer.Option(Path("runs"), "--out", help="folder that receives the run"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+        resume: Optional[Path] = typer.Option(
+            None, "--resume", help="continue an unfinished run folder (.<run>.partial) from its "
+                                   "checkpoints; the recipe is the one it started with"),
         threads: int = typer.Option(
             1, "--threads", min=0,
             help="torch CPU threads (0 = torch's default). With the built-in tiny models, 2 "
@@ -59,6 +62,18 @@ def run(recipe: Optional[str] = typer.Argument(
         torch.set_num_threads(threads)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     try:
+        if resume is not None:
+            from .runner import read_resume_input
+            raw, source = read_resume_input(resume), f"{resume}/input.yaml"
+            if recipe is not None or set_:
+                path = resolve_recipe_path(recipe or "default")
+                if apply_overrides(read_yaml(path), set_) != raw:
+                    raise MentorError(f"--resume: '{resume}' was started with a different "
+                                      "recipe; give --resume alone (the folder records its "
+                                      "recipe) or the same recipe and --set overrides")
+            run_recipe(raw, resume.parent, source=source, progress=not quiet,
+                       console=console, resume=resume)
+            return
         path = resolve_recipe_path(recipe or "default")
         raw = apply_overrides(read_yaml(path), set_)
         run_recipe(raw, out, source=_source(path, set_), progress=not quiet, console=console)

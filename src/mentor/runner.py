@@ -32,9 +32,10 @@ from .latency import speedup
 from .methods import MethodPlan, get_method
 from .models import build_model, count_params
 from .registry import TASKS
-from .recipe import DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
+from .recipe import (DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, read_yaml,
+                     setting_raw)
 from .progress import Bars
-from .rundir import claim_run_dir, finish_run_dir
+from .rundir import claim_run_dir, final_name, finish_run_dir
 from .runinfo import environment
 from .teachers import (CommitteeTeacher, EnsembleTeacher, LabelAssistedNet, ModuleTeacher,
                        PrivilegedInputTeacher, dual_path_objectives, label_input_shape,
@@ -264,12 +265,14 @@ def stage_splits(spec: TeacherSpec, splits: Splits) -> list[Splits]:
 
 def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
                   out_dir: Path | None, on_epoch=None, *, stages: list[Splits] | None = None,
-                  progress=None) -> tuple[ModuleTeacher, dict]:
+                  progress=None, resume: bool = False) -> tuple[ModuleTeacher, dict]:
     """Train the teacher described in the recipe on every training label (method scratch).
 
     With ``teacher.pretrain`` the teacher first trains on each stage's data in turn (weights
     carried over; ``stages`` are their loaded splits), then -- unless ``adapt`` is false --
     on the recipe's data. ``progress(name, epochs)`` returns a per-epoch callback per stage.
+    With ``out_dir`` each training checkpoints into ``out_dir/state*``; ``resume`` continues
+    from those checkpoints.
     """
     acc = get_accelerator(default_train.mixed_precision)
     tspec = _same_precision(spec.train or default_train, default_train)
@@ -293,7 +296,9 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
         sspec = _same_precision(stage.train or tspec, default_train)
         cb = progress(f"teacher / {name}", sspec.epochs) if progress else None
         res = fit(module, _all_labeled(st.train), st.val, objectives=objectives, spec=sspec,
-                  seed=spec.seed + i, num_classes=splits.num_classes, on_epoch=cb)
+                  seed=spec.seed + i, num_classes=splits.num_classes, on_epoch=cb,
+                  checkpoint_dir=out_dir / f"state-stage{i}" if out_dir else None,
+                  resume=resume)
         module = res.model
         history.append({"stage": name, "data": st.describe(),
                         "val_accuracy": res.best_val_accuracy,
@@ -301,7 +306,8 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
     if spec.adapt:
         cb = progress("teacher", tspec.epochs) if progress else on_epoch
         res = fit(module, _all_labeled(splits.train), splits.val, objectives=objectives,
-                  spec=tspec, seed=spec.seed, num_classes=splits.num_classes, on_epoch=cb)
+                  spec=tspec, seed=spec.seed, num_classes=splits.num_classes, on_epoch=cb,
+                  checkpoint_dir=out_dir / "state" if out_dir else None, resume=resume)
     test = evaluate(res.model, test_x, test_y, acc, labels_as_input=priv is not None)
     arch = {"model": mspec.model, **mspec.build_kwargs()}
     description = _describe_model(arch, splits) + " trained on all train labels"
@@ -322,6 +328,8 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
     info = {"description": description, "params": count_params(net),
             "test_accuracy": test["accuracy"], "val_accuracy": res.best_val_accuracy,
             "best_epoch": res.best_epoch, "seed": spec.seed}
+    if res.resumed_step:
+        info["resumed_from_step"] = res.resumed_step
     if history:  # each stage's teacher scored on the recipe's test split
         info["stages"] = history
     if priv is not None:  # what the label channel buys: accuracy without any label code
@@ -352,21 +360,55 @@ def _describe_model(arch: dict, splits: Splits) -> str:
     return "linear"
 
 
-def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None) -> Path:
-    """Train and evaluate everything in ``run``; return the finished run folder."""
+INPUT = "input.yaml"  # the recipe as given (overrides applied), written when a run starts
+
+
+def read_resume_input(folder: Path) -> dict:
+    """The recipe mapping an unfinished run folder was started with (for ``--resume``)."""
+    folder = Path(folder)
+    final_name(folder)  # a '.<run>.partial' folder
+    if not folder.is_dir():
+        raise MentorError(f"--resume: '{folder}' does not exist; expected an unfinished run "
+                          "folder (.<run>.partial)")
+    path = folder / INPUT
+    if not path.is_file():
+        raise MentorError(f"--resume: '{folder}' has no {INPUT}; expected a folder started by "
+                          "`mentor run` (it records the recipe it runs)")
+    return read_yaml(path)
+
+
+def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None,
+            resume: Path | None = None) -> Path:
+    """Train and evaluate everything in ``run``; return the finished run folder.
+
+    The run lives in a partial folder until it is complete. Every training run checkpoints
+    into it (``train.checkpoint_every`` steps, and at the end), so after a crash
+    ``resume=<partial folder>`` continues: finished trainings are loaded from their final
+    checkpoint, an interrupted one continues from its last checkpoint, and the final weights
+    equal those of an uninterrupted run.
+    """
     acc = get_accelerator(run.recipe.train.mixed_precision)
     main = acc.is_main_process
     # other ranks never write: they get a path that is not created
     tmp, final = Path(out_root) / f".rank{acc.process_index}.unused", None
-    if main:
+    if resume is not None:
+        tmp, final = Path(resume), final_name(Path(resume))
+        started = read_resume_input(tmp)
+        if started != run.raw:
+            raise MentorError(f"--resume: '{tmp}' was started with a different recipe; "
+                              f"expected the recipe and --set overrides in its {INPUT}")
+    elif main:
         tmp, final = claim_run_dir(Path(out_root), run.recipe.name)
+        atomic_write_text(tmp / INPUT, yaml.safe_dump(run.raw, sort_keys=False))
     try:
-        results, histories = _execute(run, tmp, progress and main)
+        results, histories = _execute(run, tmp, progress and main, resume is not None)
         if main:
             _write_outputs(run, tmp, results, histories)
             final = finish_run_dir(tmp, final)
     except BaseException as exc:
-        if main and tmp.exists() and not isinstance(exc, KeyboardInterrupt):
+        # a failed new run leaves nothing; a resumed folder is never deleted
+        if (main and resume is None and tmp.exists()
+                and not isinstance(exc, KeyboardInterrupt)):
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     if main and console is not None:
@@ -376,7 +418,8 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
     return final
 
 
-def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
+def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False
+             ) -> tuple[dict, list[dict]]:
     acc = get_accelerator(run.recipe.train.mixed_precision)
     device = acc.device
     seeds = run.recipe.train.seeds
@@ -402,7 +445,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                 else:
                     tdir = tmp / "teacher" if not teachers else tmp / f"teacher-{len(teachers)}"
                     t, info = train_teacher(s.recipe.teacher, s.splits, s.recipe.train, tdir,
-                                            stages=s.teacher_stages, progress=bars.start)
+                                            stages=s.teacher_stages, progress=bars.start,
+                                            resume=resume)
                 teachers[s.teacher_key] = (t, info)
             teacher, tinfo = teachers.get(s.teacher_key, (None, None))
             test_x, test_y = s.splits.test.x.to(device), s.splits.test.y.to(device)
@@ -424,7 +468,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                               refiners=plan.refiners, updater=plan.updater,
                               spec=s.recipe.train, seed=seed, num_classes=s.splits.num_classes,
                               teacher=teacher if plan.needs_teacher else None,
-                              checkpoint_dir=ckpt, on_epoch=cb, task=task, taps=plan.taps,
+                              checkpoint_dir=ckpt, resume=resume, on_epoch=cb, task=task,
+                              taps=plan.taps,
                               mixer=plan.mixer, augment=plan.augment,
                               input_shape=s.splits.input_shape,
                               batch_mixer=plan.batch_mixer)
@@ -451,6 +496,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool) -> tuple[dict, list[dict]]:
                         "teacher_agreement": ev.get("teacher_agreement"),
                         "best_epoch": res.best_epoch, "val_accuracy": res.best_val_accuracy,
                         "steps": res.steps, "teacher_cached": res.teacher_cached,
+                        "resumed_from_step": res.resumed_step,
                         "history": res.history}))
                     if latency is None and teacher_fn is not None and acc.is_main_process:
                         latency = speedup(teacher_fn, res.model, test_x)
@@ -520,15 +566,19 @@ def _write_outputs(run: RunPlan, tmp: Path, results: dict, histories: list[dict]
 
 
 def run_recipe(raw: dict, out_root: str | Path = "runs", *, source: str = "recipe",
-               progress: bool = True, console=None) -> Path:
+               progress: bool = True, console=None, resume: Path | None = None) -> Path:
     """Validate, plan and execute a recipe mapping; return the run folder. A recipe with
     ``task: tokens`` runs the language-model regimes (:mod:`mentor.lm.run`)."""
     from .lm.recipe import is_tokens_recipe
     if is_tokens_recipe(raw):
+        if resume is not None:
+            raise MentorError("--resume: tokens runs cannot be resumed yet; expected a "
+                              "classification recipe (start the tokens run again)")
         from .lm.run import run_tokens
         return run_tokens(raw, Path(out_root), source=source, progress=progress,
                           console=console)
-    return execute(plan_run(raw, source), Path(out_root), progress=progress, console=console)
+    return execute(plan_run(raw, source), Path(out_root), progress=progress, console=console,
+                   resume=resume)
 
 
 __all__ = ["plan_run", "execute", "run_recipe", "train_teacher", "load_splits"]

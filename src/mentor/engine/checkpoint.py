@@ -8,6 +8,9 @@ epoch, optimizer hyper-parameters, scheduler, best validation score).
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import random
 from pathlib import Path
 from typing import Any
@@ -100,10 +103,56 @@ def save_state(directory: Path, *, model: nn.Module, optimizer: torch.optim.Opti
                extra_tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
     """Everything needed to continue training bit-for-bit, in ``directory``.
 
-    Written in this order, each atomically: model, state tensors, then ``state.json`` last,
-    so a ``state.json`` present means a complete checkpoint.
+    Each checkpoint is a new sub-folder ``ckpt-<step>`` (model, state tensors, then
+    ``state.json`` last, each written atomically); only when it is complete does the pointer
+    file ``LATEST`` (replaced atomically) name it, and older sub-folders are removed after
+    that. A process killed at any point leaves ``LATEST`` naming a complete checkpoint (or no
+    ``LATEST``: no checkpoint yet).
     """
     directory = Path(directory)
+    sub = directory / f"ckpt-{int(info.get('step', 0)):09d}-{int(info.get('epoch', 0)):05d}"
+    if sub.exists():  # a write of the same step that was interrupted, or a re-save
+        shutil.rmtree(sub)
+    _write_state(sub, model=model, optimizer=optimizer, scheduler=scheduler,
+                 generator=generator, order=order, extra_tensors=extra_tensors, info=info)
+    _fault_injection()
+    atomic_write_text(directory / LATEST, sub.name + "\n")
+    for old in directory.glob("ckpt-*"):
+        if old.name != sub.name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+LATEST = "LATEST"
+_WRITES = [0]
+
+
+def _fault_injection() -> None:
+    """Fault injection for the crash tests: with ``MENTOR_KILL_IN_CHECKPOINT=N`` the process
+    SIGKILLs itself during its N-th checkpoint write, after the new checkpoint's files and
+    before the pointer names it (the moment a non-atomic scheme would corrupt the state)."""
+    n = os.environ.get("MENTOR_KILL_IN_CHECKPOINT")
+    if not n:
+        return
+    _WRITES[0] += 1
+    if _WRITES[0] == int(n):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def latest_state(directory: Path) -> Path | None:
+    """The folder of the newest complete checkpoint under ``directory`` (None if none)."""
+    pointer = Path(directory) / LATEST
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text(encoding="utf-8").strip()
+    sub = Path(directory) / name
+    if not name.startswith("ckpt-") or "/" in name or not (sub / "state.json").is_file():
+        raise CheckpointError(f"resume: '{pointer}' names {name!r}, which holds no complete "
+                              "checkpoint; expected the folder of the last checkpoint")
+    return sub
+
+
+def _write_state(directory: Path, *, model, optimizer, scheduler, generator, order,
+                 extra_tensors, info) -> None:
     save_weights(directory / "model.safetensors", model)
     opt = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -140,11 +189,12 @@ def load_state(directory: Path, *, model: nn.Module, optimizer: torch.optim.Opti
                scheduler, generator: torch.Generator) -> tuple[dict[str, Any], torch.Tensor,
                                                               dict[str, torch.Tensor]]:
     """Restore what :func:`save_state` wrote; return ``(info, order, extra_tensors)``."""
-    directory = Path(directory)
-    info_path = directory / "state.json"
-    if not info_path.exists():
+    found = latest_state(Path(directory))
+    if found is None:
         raise CheckpointError(f"resume: '{directory}' holds no complete checkpoint "
-                              "(state.json missing)")
+                              f"({LATEST} missing)")
+    directory = found
+    info_path = directory / "state.json"
     try:
         state = json.loads(info_path.read_text())
     except ValueError as e:

@@ -26,7 +26,7 @@ from ..recipe import TrainSpec
 from ..tasks import CLASSIFICATION
 from ..updates import EMA, Frozen
 from .accel import get_accelerator, release, uses_plain_step
-from .checkpoint import load_state, save_state
+from .checkpoint import latest_state, load_state, save_state
 from .evaluate import evaluate
 from .objectives import Objective, probe_objectives
 from .sampling import TwoStreams
@@ -44,6 +44,7 @@ class FitResult:
     steps: int = 0
     finished: bool = True
     teacher_cached: bool = False
+    resumed_step: int = 0  # the checkpoint's step when ``resume`` continued one, else 0
 
 
 def make_optimizer(params, spec: TrainSpec) -> torch.optim.Optimizer:
@@ -307,12 +308,13 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     best_val, best_epoch, best_state = -1.0, -1, None
     step, start_epoch, start_b = 0, 0, 0
     order = None
-    resumed_running = 0.0
+    resumed_running, resumed_step = 0.0, 0
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if resume and ckpt is not None and (ckpt / "state.json").exists():
+    if resume and ckpt is not None and latest_state(ckpt) is not None:
         info, order, extra = load_state(ckpt, model=raw_model, optimizer=optimizer,
                                         scheduler=scheduler, generator=gen)
         step, start_epoch, start_b = info["step"], info["epoch"], info["batch"]
+        resumed_step = step
         history, best_val, best_epoch = info["history"], info["best_val"], info["best_epoch"]
         if info.get("has_best"):
             best_state = {k[5:]: v.to(device) for k, v in extra.items() if k.startswith("best.")}
@@ -481,7 +483,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     release(acc)
     raw_model.eval()
     return FitResult(raw_model, history, best_epoch, best_val, step, not stopped,
-                     signal is not None and signal.cached is not None)
+                     signal is not None and signal.cached is not None, resumed_step)
 
 
 _ROLES = {"teacher": 1, "student": 2, "labeled": 3}
