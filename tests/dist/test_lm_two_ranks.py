@@ -3,8 +3,6 @@ Accelerate on CPU) keeps both ranks identical and matches a single-process run o
 global batches."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,18 +16,15 @@ from mentor.lm.distill import distill_lm
 HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
 sys.path.insert(0, str(HERE))
+from launch import torchrun_two_ranks  # noqa: E402
+sys.path.insert(0, str(HERE))
 import lm_two_ranks as script  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def two_rank_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("lm_dist")
-    env = {**os.environ, "MENTOR_CPU": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--standalone", str(HERE / "lm_two_ranks.py"), str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    torchrun_two_ranks("lm_two_ranks.py", out)
     return out
 
 
