@@ -224,11 +224,20 @@ def _save(state: Path | None, labeled, queried, store, results, on_round) -> Non
 
 
 def _load(state: Path, n: int, c: int):
-    from safetensors.torch import load_file
-    arrays = load_file(str(state / "arrays.safetensors"))
+    from .engine.checkpoint import read_safetensors  # safetensors only: never unpickled
+    arrays, _ = read_safetensors(state / "arrays.safetensors", field="active state")
+    missing = [k for k in ("labeled", "queried", "store") if k not in arrays]
+    if missing:
+        raise MentorError(f"active state '{state / 'arrays.safetensors'}' has no tensor "
+                          f"{missing[0]!r}; expected the arrays an active run saves")
     labeled, queried = arrays["labeled"].bool(), arrays["queried"].bool()
     if len(labeled) != n or arrays["store"].shape != (n, c):
         raise MentorError(f"active state in '{state}' is for another data set ({len(labeled)} "
                           f"rows); expected {n} rows and {c} classes")
-    rounds = [RoundResult(**r) for r in json.loads((state / "active.json").read_text())["rounds"]]
+    try:
+        rounds = [RoundResult(**r)
+                  for r in json.loads((state / "active.json").read_text())["rounds"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MentorError(f"active state '{state / 'active.json'}' is unreadable ({e!r}); "
+                          "expected the round list an active run saves") from None
     return labeled, queried, arrays["store"], rounds

@@ -49,13 +49,15 @@ def _selectors(spec) -> list[tuple[str, object]]:
 
 
 def _plan(raw: dict, source: str):
-    """Recipe, splits, selectors and whether a teacher is needed; every check before work."""
-    from .runner import load_splits
+    """Recipe, splits, selectors, whether a teacher is needed and the teacher when it needs no
+    training (a checkpoint or a label store, loaded and checked here); every check before
+    work."""
+    from .runner import _static_teacher, load_splits
     recipe = parse_recipe(raw, source)
     spec = recipe.active
     if spec is None:
         raise MentorError(f"{source}: no 'active' section; expected active: {{selectors, rounds, "
-                          "oracle_per_round and/or teacher_per_round}} (mentor run runs the "
+                          "oracle_per_round and/or teacher_per_round} (mentor run runs the "
                           "other recipes)")
     if recipe.settings:
         raise MentorError(f"{source}: an active recipe cannot have 'settings' yet; expected one "
@@ -71,19 +73,20 @@ def _plan(raw: dict, source: str):
                   oracle_per_round=spec.oracle_per_round,
                   teacher_per_round=spec.teacher_per_round, has_teacher=needs_teacher,
                   teacher_cost=spec.teacher_cost or 0.0, max_cost=spec.max_cost)
-    return recipe, splits, selectors, needs_teacher
+    teacher = _static_teacher(recipe.teacher, splits) if needs_teacher else None
+    return recipe, splits, selectors, needs_teacher, teacher
 
 
 def check_active(raw: dict, source: str = "recipe") -> tuple[int, int]:
     """Validate an active recipe (writes nothing): (selectors, loops to run)."""
-    recipe, _, selectors, _ = _plan(raw, source)
+    recipe, _, selectors, _, _ = _plan(raw, source)
     return len(selectors), len(selectors) * len(recipe.train.seeds)
 
 
 def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Path | None = None,
                progress: bool = True, console=None) -> Path:
-    from .runner import _static_teacher, train_teacher
-    recipe, splits, selectors, needs_teacher = _plan(raw, source)
+    from .runner import train_teacher
+    recipe, splits, selectors, needs_teacher, teacher = _plan(raw, source)
     spec = recipe.active
     if resume is not None:
         folder = Path(resume)
@@ -99,12 +102,8 @@ def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Pat
         atomic_write_text(folder / "env.json", json.dumps(environment(recipe.train.seeds),
                                                           indent=1))
     # on failure the folder stays: `mentor active RECIPE --resume FOLDER` continues it
-    teacher = None
-    if needs_teacher:
-        teacher = _static_teacher(recipe.teacher, splits)
-        if teacher is None:
-            teacher, _ = train_teacher(recipe.teacher, splits, recipe.train,
-                                       folder / "teacher")
+    if needs_teacher and teacher is None:  # a checkpoint or store was loaded by _plan
+        teacher, _ = train_teacher(recipe.teacher, splits, recipe.train, folder / "teacher")
     results = {}
     bars = Bars(progress, len(selectors) * len(recipe.train.seeds), total_label="all loops",
                 console=console)

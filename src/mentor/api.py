@@ -23,6 +23,7 @@ from .data.splits import Splits
 from .engine import fit, get_accelerator
 from .engine.evaluate import evaluate
 from .engine.loop import FitResult
+from .errors import MentorError
 from .methods import get_method
 from .recipe import TrainSpec
 from .teachers import as_teacher
@@ -81,8 +82,41 @@ class Distiller:
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of the trained student for inputs ``x``."""
         self.model.eval()
         return torch.softmax(self.model(x), dim=-1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the trained student's weights to ``path`` as safetensors (atomically) and
+        return the path. What is saved is what predicts: the bare student for methods whose
+        extra parts only teach (an auxiliary head), the student with its second head for
+        methods that predict with it. Load it into your module with
+        ``safetensors.torch.load_model(module, path)``; the method, its description and the
+        validation accuracy are in the file's metadata.
+
+        >>> import mentor, tempfile, torch
+        >>> from safetensors.torch import load_model
+        >>> splits = mentor.load_data("iris")
+        >>> d = mentor.Distiller(torch.nn.Linear(4, 3), None, method="scratch", epochs=2)
+        >>> _ = d.fit(splits)
+        >>> path = d.save(tempfile.mkdtemp() + "/student.safetensors")
+        >>> fresh = torch.nn.Linear(4, 3)
+        >>> _ = load_model(fresh, path)
+        >>> torch.equal(fresh.weight, d.model.weight)
+        True
+        """
+        from .engine.checkpoint import save_weights
+        from .heads import for_export
+        if self.result is None:
+            raise MentorError("save: the student is not trained yet; call fit(data) first")
+        saved, wrapper = for_export(self.model)
+        meta = {"mentor.method": self.method.name, "mentor.method_description":
+                self.plan.description, "mentor.seed": self.seed,
+                "mentor.val_accuracy": self.result.best_val_accuracy}
+        if wrapper is not None:
+            meta["mentor.wrapper"] = wrapper
+        save_weights(Path(path), saved, meta)
+        return Path(path)
 
 
 class SemiSupervised(Distiller):

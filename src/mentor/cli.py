@@ -1,4 +1,4 @@
-"""The ``mentor`` command: run, bench, label, inspect, recipes (list / validate).
+"""The ``mentor`` command: run, bench, export, label, inspect, recipes (list / validate).
 
 User mistakes print one sentence on stderr and exit with code 2, without a traceback.
 """
@@ -29,6 +29,19 @@ def _fail(message: str, code: int = 2) -> None:
     from rich.markup import escape
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@app.callback()
+def _plugins(ctx: typer.Context) -> None:
+    # plugins (entry points "mentor.components") load before any command, so a broken one is
+    # reported on its own, not inside a recipe error; MENTOR_NO_PLUGINS=1 skips them
+    if "--help" in sys.argv[1:]:
+        return
+    from .plugins import load_plugins
+    try:
+        load_plugins()
+    except MentorError as e:
+        _fail(str(e))
 
 
 def _source(path: Path, overrides: list[str]) -> str:
@@ -115,9 +128,14 @@ def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd")
           out: Path = typer.Option(Path("runs"), "--out", help="folder that receives it"),
           quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
           threads: int = typer.Option(1, "--threads", min=0,
-                                      help="torch CPU threads (0 = torch's default)")) -> None:
+                                      help="torch CPU threads (0 = torch's default)"),
+          latency: Optional[Path] = typer.Option(
+              None, "--latency", help="instead of a suite: time the teacher and the students "
+                                      "of this finished run folder on CPU at batch 1 and 256; "
+                                      "writes RUN_DIR/latency.json")) -> None:
     """Run a suite of built-in recipes over their seeds and compare every method with the
-    effect its paper claims; writes bench.md and bench.json."""
+    effect its paper claims; writes bench.md and bench.json. With --latency RUN_DIR: teacher
+    vs student inference latency and throughput of a run instead."""
     import torch
     from rich.table import Table
 
@@ -126,6 +144,9 @@ def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd")
     if threads > 0:
         torch.set_num_threads(threads)
     console = Console() if sys.stdout.isatty() else Console(width=160)
+    if latency is not None:
+        _bench_latency(latency, console)
+        return
     try:
         folder = run_suite(suite, out, progress=not quiet, console=None)
     except MentorError as e:
@@ -145,6 +166,121 @@ def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd")
                       Text(r["claim"]), Text(r["observed"]), Text(r["agrees"]))
     console.print(table)
     console.print(f"bench folder: {folder} (bench.md, bench.json, one run folder per recipe)")
+
+
+def _bench_latency(run_dir: Path, console: Console) -> None:
+    """``mentor bench --latency RUN_DIR``: latency.json, a table and the accuracy plot."""
+    from .latency import bench_run
+    from .report.plots import accuracy_vs_latency
+
+    try:
+        path, data = bench_run(run_dir)
+    except MentorError as e:
+        _fail(str(e))
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    plot = accuracy_vs_latency(results, data, run_dir / "plots" / "accuracy_vs_latency.png")
+    table = Table(title=f"CPU latency of {data['run']} ({data['threads']} torch thread(s); "
+                        f"medians of {data['rounds']} rounds x {data['repeats']} calls after "
+                        f"{data['warmup']} warm-up calls)")
+    for col in ("model", "params", "test accuracy", "batch 1", "batch 256", "rows/s at 256",
+                "speed-up 1 / 256"):
+        table.add_column(col)
+
+    def ms(e, b):
+        e = (e or {}).get(str(b))
+        return f"{1e3 * e['latency_s']:.3f} ms" if e else "-"
+
+    def rate(e):
+        e = (e or {}).get("256")
+        return f"{e['throughput_rows_s']:,.0f}" if e else "-"
+    for t in data["teachers"]:
+        acc = t.get("test_accuracy")
+        table.add_row(Text(f"{t['name']} ({', '.join(t['settings'])})"),
+                      Text(f"{t['params']:,}"),
+                      Text(f"{100 * acc:.2f} %" if acc is not None else "-"),
+                      Text(ms(t["batches"], 1)), Text(ms(t["batches"], 256)),
+                      Text(rate(t["batches"])), Text(""))
+    for st in data["students"]:
+        sp = [st["batches"].get(str(b), {}).get("speedup") for b in (1, 256)]
+        acc, std = st.get("test_accuracy_mean"), st.get("test_accuracy_std") or 0.0
+        table.add_row(Text(f"{st['setting']} / {st['method']} / seed {st['seed']}"),
+                      Text(f"{st['params']:,}"),
+                      Text(f"{100 * acc:.2f} ± {100 * std:.2f} %" if acc is not None else "-"),
+                      Text(ms(st["batches"], 1)), Text(ms(st["batches"], 256)),
+                      Text(rate(st["batches"])),
+                      Text(" / ".join(f"{v:.1f}x" if v else "-" for v in sp)))
+    console.print(table)
+    console.print(f"wrote {path} and {plot}")
+
+
+@app.command("export")
+def export_cmd(
+        run_dir: Path = typer.Argument(..., help="finished run folder (runs/<name>-<time>)"),
+        fmt: str = typer.Option(..., "--format", help="onnx, torchscript or safetensors"),
+        out: Optional[Path] = typer.Option(None, "--out", help="output folder (default "
+                                                               "RUN_DIR/export/<format>)"),
+        setting: Optional[str] = typer.Option(None, "--setting", help="setting of the student "
+                                              "(default: that of the best row)"),
+        method: Optional[str] = typer.Option(None, "--method", help="method label of the "
+                                             "student (default: the best row's)"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="seed of the student (default:"
+                                           " the best validation accuracy of the row's seeds)"),
+        threads: int = typer.Option(1, "--threads", min=0, help="torch CPU threads for the "
+                                    "latency in the model card (0 = torch's default)")) -> None:
+    """Export one student of a run (the best by default) with a model card (card.md,
+    card.json): ONNX, TorchScript or safetensors + config.json."""
+    import torch
+
+    from .export import ExportFault, export_student
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    try:
+        folder, card = export_student(run_dir, fmt, out, setting=setting, method=method,
+                                      seed=seed)
+    except MentorError as e:
+        _fail(str(e))
+    except ExportFault as e:
+        _fail(str(e), code=1)
+    s, a, p = card["student"], card["accuracy"], card["parity"]
+    console.print(f"student: {s['setting']} / {s['method']} / seed {s['seed']} "
+                  f"({s['choice']})", highlight=False)
+    acc = a["test_accuracy_seed"]
+    console.print(f"test accuracy {100 * a['test_accuracy_mean']:.2f} ± "
+                  f"{100 * a['test_accuracy_std']:.2f} % over seeds"
+                  + (f", this seed {100 * acc:.2f} %" if acc is not None else "")
+                  + f"; {s['params']:,} parameters; {s['inference']}", highlight=False)
+    console.print(f"parity: max abs logit difference {p['max_abs_diff']:.3g} (tolerance "
+                  f"{p['tolerance']:.3g}) on {p['inputs']}", highlight=False)
+    console.print(f"wrote {folder}: {', '.join(card['files']['all'])}, card.md, card.json",
+                  highlight=False)
+
+
+@app.command("report")
+def report_cmd(
+        run_dirs: list[Path] = typer.Argument(..., help="finished run folders to compare "
+                                              "(runs/<name>-<time>)"),
+        out: Path = typer.Option(Path("mentor-report.html"), "--out",
+                                 show_default=False,
+                                 help="HTML file to write (default: ./mentor-report.html)"),
+        threads: int = typer.Option(1, "--threads", min=0,
+                                    help="torch CPU threads (0 = torch's default)")) -> None:
+    """One self-contained HTML page comparing runs: leaderboard, learning curves, accuracy
+    vs parameters and latency, calibration (reliability, ECE) and confusion matrices."""
+    import torch
+
+    from .report.compare import write_compare_report
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        path = write_compare_report(run_dirs, out)
+    except MentorError as e:
+        _fail(str(e))
+    from rich.markup import escape
+    Console().print(f"[green]ok[/]: wrote {escape(str(path))} ({len(run_dirs)} run folder(s))",
+                    highlight=False)
 
 
 @app.command("label")
@@ -242,7 +378,8 @@ def inspect_cmd(store: Path = typer.Argument(..., help="label store folder"),
 
 @recipes_app.callback(invoke_without_command=True)
 def recipes(ctx: typer.Context) -> None:
-    """List registered methods and losses, and the built-in recipes."""
+    """List registered methods and losses (with their source: built-in, plugin or user
+    code), and the built-in recipes."""
     if ctx.invoked_subcommand is not None:
         return
     from . import methods  # noqa: F401  (registers presets)
@@ -253,10 +390,14 @@ def recipes(ctx: typer.Context) -> None:
     for registry, title in ((METHODS, "methods (use as method.name)"),
                             (LOSSES, "losses (objectives inside methods)")):
         table = Table(title=title)
-        for col in ("name", "description", "paper"):
-            table.add_column(col, no_wrap=col == "name")
-        for e in registry.entries():
-            table.add_row(Text(e.name), Text(e.description), Text(e.paper))
+        for col in ("name", "description", "paper", "source"):
+            table.add_column(col, no_wrap=col in ("name", "source"))
+        try:
+            entries = registry.entries()
+        except MentorError as e:
+            _fail(str(e))
+        for e in entries:
+            table.add_row(Text(e.name), Text(e.description), Text(e.paper), Text(e.source))
         console.print(table)
     table = Table(title="built-in recipes (mentor run NAME)")
     table.add_column("name", no_wrap=True)
@@ -299,12 +440,54 @@ def validate(file: str = typer.Argument(..., help="recipe file or built-in name"
                     f"{n_methods} method(s), {n} student run(s)", highlight=False)
 
 
+def _click_errors() -> tuple[type, ...]:
+    """Click's error base class (typer vendors click as ``typer._click`` since 0.2x)."""
+    import importlib
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+def _usage_sentence(e, args: list[str]) -> str:
+    """A usage mistake (bad or missing flag, unknown command) as one sentence: what, the
+    value given, and the help to read."""
+    message = e.format_message().strip().rstrip(".")
+    param = getattr(e, "param", None)
+    if param is not None and any(c.__name__ == "BadParameter" for c in type(e).__mro__):
+        value = None
+        for opt in getattr(param, "opts", ()):
+            for i, arg in enumerate(args):
+                if arg == opt and i + 1 < len(args):
+                    value = args[i + 1]
+                elif arg.startswith(opt + "="):
+                    value = arg[len(opt) + 1:]
+        if value is not None and value not in message:
+            message += f", got {value!r}"
+    ctx = getattr(e, "ctx", None)
+    return f"{message} (see '{ctx.command_path if ctx else 'mentor'} --help')"
+
+
 def main() -> None:
+    """The entry point: usage mistakes are one ``error:`` sentence with exit code 2 too."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except typer.Abort:
+        err_console.print("Aborted!")
+        sys.exit(1)
+    except _click_errors() as e:
+        if e.format_message():  # empty: a group called without a command printed its help
+            from rich.markup import escape
+            err_console.print(f"[bold red]error:[/] {escape(_usage_sentence(e, sys.argv[1:]))}",
+                              highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,11 @@ class ParameterError(MentorError):
     """A component parameter outside its declared range."""
 
 
+class WriteError(MentorError):
+    """A file mentor writes cannot be written: no space left on the device, a read-only file
+    system, or no permission. Names the file; the temp file is removed, the old one kept."""
+
+
 class TrainingFault(RuntimeError):
     """A fault found while training (NaN/inf loss); names the step and the component."""
 
@@ -44,8 +49,18 @@ def check_param(component: str, name: str, value, *, low=None, high=None,
                 low_open: bool = False, high_open: bool = False) -> None:
     """Raise :class:`ParameterError` unless ``low <(=) value <(=) high``.
 
-    One template for every component: ``kd.temperature must be > 0, got -1``.
+    One template for every component: ``kd.temperature must be > 0, got -1``. A value that
+    is not a number, or is NaN or infinite, is refused too (a NaN passes every comparison).
     """
+    import math
+    try:
+        number = None if isinstance(value, (str, bytes)) else float(value)
+    except (TypeError, ValueError, RuntimeError):
+        number = None
+    if number is None:
+        raise ParameterError(f"{component}.{name} must be a number, got {value!r}")
+    if not math.isfinite(number):
+        raise ParameterError(f"{component}.{name} must be a finite number, got {value!r}")
     bad = False
     if low is not None and (value <= low if low_open else value < low):
         bad = True

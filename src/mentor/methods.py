@@ -81,13 +81,51 @@ class Method:
         return self.build(p)
 
 
-def register_method(name: str, params: type[BaseModel], *, description: str, paper: str = "",
-                    claim: Claim | None = None):
+def register_method(name: str, params: type[BaseModel] | None = None, *, description: str,
+                    paper: str = "", claim: Claim | None = None):
+    """Decorator: register ``build(params) -> MethodPlan`` as the method ``name``.
+
+    ``params``: a pydantic model of the method's parameters with their ranges (``None``: no
+    parameters); unknown parameters are errors, as for the built-in methods. Public as
+    :func:`mentor.register_method` for plugins and user code; the entry's source is the
+    plugin being loaded, or ``user code (module M)`` for ``build``'s module.
+
+    >>> import mentor, torch
+    >>> from pydantic import BaseModel, Field
+    >>> from mentor.methods import METHODS, hinton
+    >>> class Params(BaseModel):
+    ...     alpha: float = Field(0.5, ge=0, le=1)
+    >>> @mentor.register_method("doc-kd", Params, description="KD at T=2")
+    ... def doc_kd(p):
+    ...     return mentor.MethodPlan(hinton(p.alpha, temperature=2.0), description="doc KD")
+    >>> mentor.methods.get_method("doc-kd").plan(alpha=0.7).description
+    'doc KD'
+    >>> mentor.methods.get_method("doc-kd").plan(alpah=0.7)
+    Traceback (most recent call last):
+    ...
+    mentor.errors.RecipeError: ...alpah...
+    >>> _ = METHODS.unregister("doc-kd")
+    """
+    params = _forbid_extra(params)
+
     def deco(build):
-        METHODS.register(name, description=description, paper=paper)(
+        METHODS.register(name, description=description, paper=paper,
+                         module=getattr(build, "__module__", None))(
             Method(name, params, build, claim))
         return build
     return deco
+
+
+def _forbid_extra(params: type[BaseModel] | None) -> type[BaseModel]:
+    """``params`` refusing unknown keys (a subclass of it with ``extra='forbid'`` if needed)."""
+    if params is None:
+        return _Params
+    if params.model_config.get("extra") == "forbid":
+        return params
+    return type(params.__name__, (params,), {
+        "model_config": ConfigDict(**{**params.model_config, "extra": "forbid"}),
+        "__module__": params.__module__, "__qualname__": params.__qualname__,
+        "__doc__": params.__doc__})
 
 
 class _Params(BaseModel):
@@ -104,6 +142,9 @@ def check_method_params(raw: dict[str, Any], loc: tuple) -> list[str]:
     try:
         method: Method = METHODS.get(name)
     except MentorError as e:
+        from .plugins import PluginError
+        if isinstance(e, PluginError):
+            raise
         where = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc)
         return [f"{where}.name: {e}".replace(".[", "[")]
     params = {k: v for k, v in raw.items() if k not in ("name", "label")}

@@ -8,8 +8,9 @@ is listed at once; each names the field, the value and what is expected.
 from __future__ import annotations
 
 import copy
+import reprlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -18,6 +19,10 @@ from .errors import RecipeError
 from .registry import suggest
 
 _STRICT = ConfigDict(extra="forbid")
+
+# A seed: numpy's generators refuse negative seeds and torch's refuse seeds of 2**64 or
+# more (a seed plus a small offset must stay below that).
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class DataSpec(BaseModel):
@@ -38,11 +43,12 @@ class DataSpec(BaseModel):
     weak_flip: Literal["uniform", "next"] = Field("uniform", description="the wrong weak "
                                                   "label: a random other class, or always the "
                                                   "next class (a systematic confusion)")
-    split_seed: int = 0
+    split_seed: Seed = 0
     standardize: bool = True
-    generated: int = Field(0, ge=0, description="extra generated training inputs, labeled "
-                           "only by the teacher (sources with a generator: mnist1d)")
-    generated_seed: int = 1
+    generated: int = Field(0, ge=0, le=1_000_000, description="extra generated training "
+                           "inputs, labeled only by the teacher (sources with a generator: "
+                           "mnist1d)")
+    generated_seed: Seed = 1
 
 
 _MODEL_OPTIONS = ("hidden", "channels", "kernel_size", "dropout", "batchnorm", "pool")
@@ -88,6 +94,13 @@ class ModelSpec(_ModelOptions):
         return self.options()
 
 
+def _plain(value: Any) -> bool:
+    """A scalar parameter value, or a flat list of them."""
+    scalar = (int, float, str, bool, type(None))
+    return isinstance(value, scalar) or (isinstance(value, list)
+                                         and all(isinstance(v, scalar) for v in value))
+
+
 class AugmentSpec(BaseModel):
     """The weak and strong views of semi-supervised methods: lists of registered
     augmentations (``{name: shift, pixels: 1}``); a missing list takes mentor's default for
@@ -111,6 +124,10 @@ class AugmentSpec(BaseModel):
                     raise ValueError(f"{role}[{i}].name {name!r} is not a registered "
                                      f"augmentation{suggest(name, AUGMENTS.names())}; expected "
                                      f"one of {', '.join(AUGMENTS.names())}")
+                for key, value in op.items():
+                    if not _plain(value):
+                        raise ValueError(f"{role}[{i}].{key} is {_short(value)}; expected a "
+                                         "number, string, true/false or a list of them")
         return self
 
     def pipelines(self) -> dict[str, list[tuple[str, dict[str, Any]]] | None]:
@@ -124,12 +141,14 @@ class TrainSpec(BaseModel):
     model_config = _STRICT
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    # above ~1e38 torch's optimizers fail converting the step size to float32; far before
+    # that a run diverges (a TrainingFault), so 1e30 bounds both
+    lr: float = Field(1e-3, gt=0, le=1e30)
+    weight_decay: float = Field(0.0, ge=0, le=1e30)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1)
     schedule: Literal["constant", "cosine"] = "constant"
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = at end")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     cache_teacher: Literal["auto", "always", "never"] = "auto"
@@ -145,6 +164,9 @@ class TrainSpec(BaseModel):
     collapse_steps: int = Field(300, ge=0, description="stop when the pseudo-labels collapse "
                                 "(none admitted, or one class > 90 %) for this many steps in a "
                                 "row; 0 turns the check off")
+    log_with: list[Literal["tensorboard", "mlflow", "csv"]] = Field(
+        default_factory=list, description="experiment trackers that get every training's "
+        "configuration and per-epoch metrics (Accelerate's trackers; see mentor.trackers)")
 
 
 class PrivilegedSpec(BaseModel):
@@ -180,7 +202,7 @@ class TeacherSpec(_ModelOptions):
 
     model: Literal["linear", "mlp", "cnn"] | None = None
     train: TrainSpec | None = None
-    seed: int = 0
+    seed: Seed = 0
     checkpoint: str | None = None
     store: str | None = Field(None, description="a label store folder (mentor label) made "
                               "from this recipe's training split")
@@ -357,9 +379,17 @@ def _inner_model(annotation):
 
 
 def _fmt_loc(loc: tuple) -> str:
+    """``a.b[0].c``; a key that is not plain text (empty, blank-edged, unprintable: a newline)
+    is quoted, ``a['\\n']``, so a message stays one readable line."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        elif not isinstance(part, str) or not part.strip() or part != part.strip() \
+                or not part.isprintable():
+            out += f"[{part!r}]"
+        else:
+            out += f".{part}" if out else part
     return out
 
 
@@ -390,8 +420,15 @@ def _root_model(err: ValidationError, prefix: tuple) -> Any:
     return None
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 200, 200, 200
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """``repr(value)`` cut to ``limit`` characters. Built with a bounded repr: a value of a
+    hostile file (a YAML alias bomb expands to 10^9 items) is never printed in full."""
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
@@ -422,6 +459,8 @@ def format_errors(err: ValidationError, prefix: tuple = (), model: Any = None) -
             out.append(f"unknown key '{where}' with value {_short(value)}{hint}")
         elif kind == "missing":
             out.append(f"{where} is required")
+        elif kind in _EXPECT and isinstance(value, float) and value != value:
+            out.append(f"{where} must be a number, got NaN")  # NaN fails every bound
         elif kind in _EXPECT:
             ctx = {k: (f"{v:g}" if isinstance(v, float) else v)
                    for k, v in (e.get("ctx") or {}).items()}
@@ -449,6 +488,10 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
     return f"{where}not valid YAML ({problem}); expected plain YAML"
 
 
+_TOO_DEEP = ("the YAML is nested too deeply to read (hundreds of levels of lists or "
+             "mappings); expected a recipe a few levels deep")
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a recipe file with ``yaml.safe_load``: tags (code) are refused, never run."""
     path = Path(path)
@@ -466,6 +509,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise RecipeError(["not a UTF-8 text file; expected a recipe YAML file"],
                           source=str(path)) from None
+    except RecursionError:
+        raise RecipeError([_TOO_DEEP], source=str(path)) from None
     except OSError as e:
         raise RecipeError([f"file '{path}' cannot be read ({e.strerror}); expected a readable "
                            "recipe YAML file"], source="recipe") from None
@@ -491,9 +536,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                                "key.path=value (e.g. train.lr=0.01)"], source="--set")
         try:
             value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            raise RecipeError([f"{key} value {text!r} is not a valid YAML value; expected a "
-                               "number, string, true/false or [list]"],
+        except (yaml.YAMLError, RecursionError):
+            raise RecipeError([f"{key} value {_short(text)} is not a valid YAML value; "
+                               "expected a number, string, true/false or [list]"],
                               source="--set") from None
         parts = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
         node: Any = out

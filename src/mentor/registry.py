@@ -1,11 +1,16 @@
 """Name -> component lookup, one registry per component kind.
 
-Built-in components register themselves with the decorator when their module is imported.
+Built-in components register themselves with the decorator when their module is imported;
+plugins (entry points of the group ``mentor.components``, see :mod:`mentor.plugins`) and user
+code register theirs with the same decorators. Every entry records its ``source``:
+``built-in``, ``plugin <distribution> <version>`` or ``user code (module <name>)``.
 Methods and recipes refer to components by these names only; nothing is imported by path.
+The first lookup (``get``, ``entry``, ``names``, ``entries``, ``in``) loads the plugins once.
 """
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -22,24 +27,70 @@ class Entry:
     source: str = "built-in"
 
 
+class DuplicateName(MentorError):
+    """A name registered twice in one registry (a :class:`ValueError`, as before)."""
+
+    def __init__(self, kind: str, name: str, existing: str):
+        self.kind, self.name, self.existing = kind, name, existing
+        super().__init__(f"{kind} {name!r} is already registered ({existing})")
+
+
+# set while a plugin's entry point loads: what it registers records this source, and the
+# (registry, name) pairs are logged so a plugin that fails half-way is rolled back
+_PLUGIN_LOAD: contextvars.ContextVar[tuple[str, list] | None] = \
+    contextvars.ContextVar("mentor_plugin_load", default=None)
+_plugins_ready = False  # set by mentor.plugins once every plugin has loaded
+
+
+def default_source(module: str | None) -> str:
+    """The source recorded for a component defined in ``module`` (no explicit source)."""
+    loading = _PLUGIN_LOAD.get()
+    if loading is not None:
+        return loading[0]
+    if not module or module == "mentor" or module.startswith("mentor."):
+        return "built-in"
+    return f"user code (module {module})"
+
+
+def _load_plugins() -> None:
+    if not _plugins_ready:
+        from .plugins import load_plugins
+        load_plugins()
+
+
 @dataclass
 class Registry:
     kind: str
     _entries: dict[str, Entry] = field(default_factory=dict)
 
     def register(self, name: str, *, description: str, paper: str = "",
-                 source: str = "built-in") -> Callable[[Any], Any]:
+                 source: str | None = None, module: str | None = None) -> Callable[[Any], Any]:
+        """Decorator registering ``obj`` as ``name``. ``source`` defaults to the plugin being
+        loaded, else ``built-in`` for mentor's modules and ``user code (module M)`` for the
+        module ``module`` (default: ``obj.__module__``)."""
         def deco(obj):
             if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._entries[name] = Entry(name, obj, description, paper, source)
+                raise DuplicateName(self.kind, name, self._entries[name].source)
+            src = source or default_source(module or getattr(obj, "__module__", None))
+            self._entries[name] = Entry(name, obj, description, paper, src)
+            loading = _PLUGIN_LOAD.get()
+            if loading is not None:
+                loading[1].append((self, name))
             return obj
         return deco
+
+    def unregister(self, name: str) -> Entry:
+        """Remove ``name`` (user code and tests that register temporary components)."""
+        try:
+            return self._entries.pop(name)
+        except KeyError:
+            raise MentorError(f"unknown {self.kind} {name!r}; nothing to unregister") from None
 
     def get(self, name: str) -> Any:
         return self.entry(name).obj
 
     def entry(self, name: str) -> Entry:
+        _load_plugins()
         try:
             return self._entries[name]
         except KeyError:
@@ -47,12 +98,14 @@ class Registry:
                               f"known: {', '.join(sorted(self._entries))}") from None
 
     def names(self) -> list[str]:
+        _load_plugins()
         return sorted(self._entries)
 
     def entries(self) -> list[Entry]:
         return [self._entries[n] for n in self.names()]
 
     def __contains__(self, name: str) -> bool:
+        _load_plugins()
         return name in self._entries
 
 

@@ -1,4 +1,4 @@
-"""What a run records about itself: versions, git hash, command, time."""
+"""What a run records about itself: versions, plugins, git hash, command, time."""
 
 from __future__ import annotations
 
@@ -44,7 +44,16 @@ def environment(seeds: list[int] | None = None) -> dict:
         "versions": {p: _version(p) for p in ("mentor", "torch", "accelerate", "numpy",
                                              "scikit-learn", "pydantic", "safetensors")},
         "git": git_hash(),
+        "plugins": _plugins(),
     }
+
+
+def _plugins() -> list[dict]:
+    """The plugins loaded in this process and what each registered (see mentor.plugins)."""
+    from .plugins import loaded_plugins
+    return [{"entry_point": p.name, "value": p.value, "distribution": p.distribution,
+             "version": p.version, "components": list(p.components)}
+            for p in loaded_plugins()]
 
 
 def timestamp() -> str:

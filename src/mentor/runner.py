@@ -37,6 +37,7 @@ from .recipe import (DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_
 from .progress import Bars
 from .rundir import claim_run_dir, final_name, finish_run_dir
 from .runinfo import environment
+from .trackers import RunTrackers, Tracked, check_available
 from .teachers import (CommitteeTeacher, EnsembleTeacher, LabelAssistedNet, ModuleTeacher,
                        PrivilegedInputTeacher, dual_path_objectives, label_input_shape,
                        load_checkpoint_teacher)
@@ -138,6 +139,7 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
     if recipe.active is not None:
         raise MentorError(f"{source}: this recipe has an 'active' section; run it with "
                           "`mentor active`")
+    check_available(recipe.train.log_with, f"{source}: train.log_with")
     setting_specs = recipe.settings or []
     settings: list[Setting] = []
     data_cache: dict[str, Splits] = {}
@@ -399,9 +401,14 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
                               f"expected the recipe and --set overrides in its {INPUT}")
     elif main:
         tmp, final = claim_run_dir(Path(out_root), run.recipe.name)
-        atomic_write_text(tmp / INPUT, yaml.safe_dump(run.raw, sort_keys=False))
     try:
-        results, histories = _execute(run, tmp, progress and main, resume is not None)
+        if main and resume is None:  # inside the try: a failed write leaves no folder
+            atomic_write_text(tmp / INPUT, yaml.safe_dump(run.raw, sort_keys=False))
+        trackers = RunTrackers(run.recipe.train.log_with, tmp, run.recipe.name,
+                               final_dir=final, main=main)
+        with trackers.session():
+            results, histories = _execute(run, tmp, progress and main, resume is not None,
+                                          trackers)
         if main:
             _write_outputs(run, tmp, results, histories)
             final = finish_run_dir(tmp, final)
@@ -418,8 +425,8 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
     return final
 
 
-def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False
-             ) -> tuple[dict, list[dict]]:
+def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
+             trackers: RunTrackers | None = None) -> tuple[dict, list[dict]]:
     acc = get_accelerator(run.recipe.train.mixed_precision)
     device = acc.device
     seeds = run.recipe.train.seeds
@@ -427,8 +434,22 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False
     teachers: dict[str, tuple[Any, dict]] = {}
     rows, histories = [], []
     metrics_lines: list[str] = []
+    trackers = trackers or RunTrackers([], tmp, run.recipe.name)
     with Bars(show, n_runs) as bars:
         for s in run.settings:
+            opened: list[Tracked] = []
+
+            def teacher_progress(name: str, epochs: int, s=s, opened=opened):
+                # one tracker run per teacher training (and per pre-training stage)
+                cb = bars.start(name, epochs)
+                tr = trackers.open(name.replace(" / ", "/"), {
+                    "setting": s.name, "teacher": s.recipe.teacher.model_dump(mode="json"),
+                    "train": s.recipe.train.model_dump(mode="json")})
+                if tr is None:
+                    return cb
+                opened.append(tr)
+                return tr.on_epoch(cb)
+
             task = TASKS.get(s.recipe.task)
             # a setting with methods of its own trains the teacher only if one of them uses it
             wants_teacher = s.recipe.teacher is not None and (
@@ -445,16 +466,21 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False
                 else:
                     tdir = tmp / "teacher" if not teachers else tmp / f"teacher-{len(teachers)}"
                     t, info = train_teacher(s.recipe.teacher, s.splits, s.recipe.train, tdir,
-                                            stages=s.teacher_stages, progress=bars.start,
+                                            stages=s.teacher_stages, progress=teacher_progress,
                                             resume=resume)
+                    stage_info = info.get("stages", [])
+                    for i, tr in enumerate(opened):  # the stages', then the teacher's
+                        tr.log({"test_accuracy": (stage_info[i] if i < len(stage_info)
+                                                  else info)["test_accuracy"]})
+                        tr.finish()
                 teachers[s.teacher_key] = (t, info)
             teacher, tinfo = teachers.get(s.teacher_key, (None, None))
             test_x, test_y = s.splits.test.x.to(device), s.splits.test.y.to(device)
             teacher_fn = _teacher_on(teacher, test_y) if teacher is not None else None
             t_test = teacher_fn(test_x) if teacher_fn is not None else None
-            latency = None
             for label, mname, plan, params in s.methods:
                 accs, agrees, vals, n_params = [], [], [], 0
+                latency = None  # per method: a method may change what runs at inference
                 for seed in s.recipe.train.seeds:
                     torch.manual_seed(seed)
                     student = plan.prepare_student(build_model(
@@ -462,6 +488,10 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False
                         **s.recipe.student.build_kwargs()), s.splits.train.x[:2])
                     n_params = count_params(student)
                     cb = bars.start(f"{s.name} / {label} / seed {seed}", s.recipe.train.epochs)
+                    tracked = trackers.open(f"{s.name}/{label}/seed{seed}", {
+                        "setting": s.name, "method": mname, "method_params": params,
+                        "seed": seed, "train": s.recipe.train.model_dump(mode="json")})
+                    cb = tracked.on_epoch(cb) if tracked is not None else cb
                     ckpt = tmp / "checkpoints" / s.name / label / f"seed{seed}"
                     res = fit(student, plan.prepare_train(s.splits.train, seed), s.splits.val,
                               objectives=plan.objectives,
@@ -484,6 +514,10 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False
                         if wrapper is not None:  # e.g. the dual head used at inference
                             meta["mentor.wrapper"] = wrapper
                         save_weights(ckpt / "student.safetensors", saved, meta)
+                    if tracked is not None:
+                        tracked.log({"test_accuracy": ev["accuracy"],
+                                     "teacher_agreement": ev.get("teacher_agreement")})
+                        tracked.finish()
                     accs.append(ev["accuracy"])
                     vals.append(res.best_val_accuracy)
                     if "teacher_agreement" in ev:

@@ -1,37 +1,19 @@
-"""Shared helpers for the CLI tests: run ``python -m mentor`` in a subprocess."""
+"""Shared helpers for the CLI tests (the ``cli`` fixture is in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-def run_cli(args, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m mentor *args`` in ``cwd`` with this checkout's ``src`` on the path."""
-    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "mentor", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="session")
-def cli():
-    """``cli(args, cwd)``: the CLI in a subprocess (for fixtures wider than one test)."""
-    return run_cli
-
-
 @pytest.fixture
-def mentor(tmp_path):
+def mentor(tmp_path, cli):
     """``mentor(*args)`` runs the CLI with cwd=tmp_path and returns the CompletedProcess."""
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return run_cli(args, tmp_path, timeout)
+        return cli(args, tmp_path, timeout)
 
     return run
 

@@ -6,9 +6,13 @@ import pytest
 
 import mentor.api
 import mentor.data
+import mentor.lm.distill
+import mentor.methods
+import mentor.trackers
 
 
-@pytest.mark.parametrize("module", [mentor.api, mentor.data])
+@pytest.mark.parametrize("module", [mentor.api, mentor.data, mentor.methods, mentor.lm.distill,
+                                    mentor.trackers])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

@@ -165,3 +165,50 @@ def test_leaderboard_table_tolerates_sparse_input(results):
     assert "Leaderboard" in text
     if results.get("rows"):
         assert "[red]m" in text
+
+
+def test_report_plots_accuracy_vs_the_leaderboards_latency(tmp_path):
+    """Rows that carry the leaderboard's latency (teacher and student on the test split) get
+    an accuracy-vs-latency figure: one point per row at its own student latency, the teacher
+    as a star per setting; without latency there is no such figure."""
+    from mentor.report.html import leaderboard_latency
+    results, histories = _fake()
+    assert leaderboard_latency(results) is None
+    html = write_report(tmp_path / "plain", results, histories).read_text()
+    assert "vs CPU latency" not in html
+    for i, row in enumerate(results["rows"]):
+        row["latency"] = {"teacher_latency_s": 1e-3, "student_latency_s": 1e-5 * (i + 1),
+                          "speedup": 100 / (i + 1), "batch": 359, "threads": 1}
+    results["settings"] = [{**s, "teacher": {"test_accuracy": 0.97}} for s in SETTINGS]
+    got = leaderboard_latency(results)
+    assert got["batches"] == ["359"] and got["threads"] == 1
+    assert [s["batches"]["359"]["latency_s"] for s in got["students"]] == [
+        1e-5 * (i + 1) for i in range(len(results["rows"]))]
+    assert len(got["teachers"]) == 2 and got["teachers"][0]["test_accuracy"] == 0.97
+    out = tmp_path / "timed"
+    html = write_report(out, results, histories).read_text()
+    assert 'alt="test accuracy vs CPU latency"' in html
+    assert (out / "plots" / "accuracy_vs_latency.png").stat().st_size > 1000
+
+
+def test_the_speedup_column_is_measured_for_every_method(tmp_path, monkeypatch):
+    """Each leaderboard row's speed-up is its own method's student against the teacher, not
+    the first method's copied to every row."""
+    import mentor.runner as runner
+    calls = []
+
+    def fake_speedup(teacher_fn, student, x):
+        calls.append(student)
+        return {"teacher_latency_s": 1.0, "student_latency_s": 1.0 / len(calls),
+                "speedup": float(len(calls)), "batch": len(x), "threads": 1}
+    monkeypatch.setattr(runner, "speedup", fake_speedup)
+    recipe = {"name": "lat", "data": {"source": "iris"},
+              "teacher": {"model": "mlp", "hidden": [16], "train": {"epochs": 2}},
+              "student": {"model": "mlp", "hidden": [8]},
+              "methods": [{"name": "scratch"}, {"name": "kd"}, {"name": "dkd"}],
+              "train": {"epochs": 2, "seeds": [0, 1]}}
+    import json
+    run = runner.run_recipe(recipe, tmp_path, progress=False)
+    rows = json.loads((run / "results.json").read_text())["rows"]
+    assert len(calls) == 3  # once per method (its first seed), not once per setting
+    assert [r["speedup"] for r in rows] == [1.0, 2.0, 3.0]

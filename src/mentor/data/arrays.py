@@ -57,7 +57,7 @@ def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
     if np.issubdtype(y.dtype, np.floating):
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             i = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
-            raise DataError(f"{name}: label {y[i]!r} at row {i} is not a whole number; "
+            raise DataError(f"{name}: label {float(y[i])!r} at row {i} is not a whole number; "
                             "expected class indices 0, 1, ...")
     elif not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{name}: y must be integer class indices, got dtype {y.dtype}")

@@ -178,11 +178,11 @@ class Augment:
             try:  # parameters and layout are checked once, before any training
                 fn(torch.zeros(1, math.prod(self.input_shape)), torch.full((1, max(n, 1)), 0.5),
                    self.input_shape, **params)
-            except TypeError as e:
-                raise MentorError(f"{where}[{i}]: augmentation {name!r} rejects parameters "
-                                  f"{params} ({e})") from None
             except MentorError as e:
                 raise MentorError(f"{where}[{i}]: {e}") from None
+            except (TypeError, ValueError, OverflowError, RuntimeError) as e:
+                raise MentorError(f"{where}[{i}]: augmentation {name!r} rejects parameters "
+                                  f"{params} ({e})") from None
             self.ops.append((name, fn, params, n))
 
     def __call__(self, x: Tensor, generator: torch.Generator,

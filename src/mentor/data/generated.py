@@ -37,6 +37,15 @@ def with_generated(splits: Splits, generator: Callable[[int, np.random.Generator
                         f"{splits.in_features} like the data")
     if not np.isfinite(flat).all():
         raise DataError("the generator returned NaN or infinite values; expected finite inputs")
+    return append_unlabeled(splits, flat, raw=raw)
+
+
+def append_unlabeled(splits: Splits, flat: np.ndarray, *, raw: bool = True,
+                     kind: str = "generated") -> Splits:
+    """``splits`` with the rows ``flat`` ``(n, features)`` appended to train as unlabeled
+    rows of unknown label (``-1``), standardized like the data when ``raw``; ``kind`` names
+    them in :meth:`Splits.describe`."""
+    n = len(flat)
     new_x = splits.standardize(flat) if raw else torch.as_tensor(flat, dtype=torch.float32)
     t = splits.train
     weak = (None if t.weak_y is None
@@ -44,4 +53,4 @@ def with_generated(splits: Splits, generator: Callable[[int, np.random.Generator
     train = Split(torch.cat([t.x, new_x]),
                   torch.cat([t.y, torch.full((n,), -1, dtype=t.y.dtype)]),
                   torch.cat([t.labeled, torch.zeros(n, dtype=torch.bool)]), weak_y=weak)
-    return replace(splits, train=train)
+    return replace(splits, train=train, unknown_rows=kind)

@@ -144,6 +144,10 @@ def load_npz(path: Path, *, num_classes: int | None = None) -> ArrayData:
         raise DataError(f"data.source '{path}' holds object arrays that need pickle ({e}); "
                         "expected numeric arrays 'x' and 'y'") from None
     except Exception as e:
+        import zipfile
+        if isinstance(e, (zipfile.BadZipFile, EOFError)):  # a zip header, unreadable after it
+            raise DataError(f"data.source '{path}' is truncated or damaged ({e}); expected a "
+                            "complete .npz file") from None
         raise DataError(f"data.source '{path}' is not a readable .npz file ({e})") from None
     return validate_arrays(str(path), x, y, num_classes=num_classes,
                            where=f"data.source '{path}'")

@@ -43,6 +43,7 @@ class Splits:
     seed: int
     mean: np.ndarray | None = None  # feature standardization fitted on train (None: off)
     std: np.ndarray | None = None
+    unknown_rows: str = "generated"  # what train rows of unknown label (-1) are, in describe
 
     def standardize(self, x) -> Tensor:
         """Raw inputs ``(N, ...)`` mapped as the splits were (train mean and std)."""
@@ -58,7 +59,7 @@ class Splits:
     def describe(self) -> str:
         n_lab = int(self.train.labeled.sum())
         n_gen = int((self.train.y < 0).sum())
-        gen = f", {n_gen} generated" if n_gen else ""
+        gen = f", {n_gen} {self.unknown_rows}" if n_gen else ""
         return (f"{self.name}: train {len(self.train)} ({n_lab} labeled{gen}), "
                 f"val {len(self.val)}, test {len(self.test)}, {self.num_classes} classes")
 
@@ -110,6 +111,10 @@ def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: fl
         test_idx.append(idx[:n_test])
         val_idx.append(idx[n_test:n_test + n_val])
         train_idx.append(idx[n_test + n_val:])
+        if len(train_idx[-1]) == 0:
+            raise DataError(f"data.val_fraction {val_fraction:g} and data.test_fraction "
+                            f"{test_fraction:g} leave class {c} ({len(idx)} samples) no "
+                            "training rows; expected smaller fractions")
     tr, va, te = (rng.permutation(np.concatenate(p)) for p in (train_idx, val_idx, test_idx))
     x = data.x
     mean = std = None

@@ -60,6 +60,14 @@ def read_safetensors(path: Path, field: str = "checkpoint") -> tuple[dict[str, t
         raise CheckpointError(f"{field}: '{path}' is a pickle / torch.save file, not a "
                               "safetensors file; mentor never unpickles checkpoints, expected a "
                               "safetensors file (save with safetensors.torch.save_file)")
+    if size == 0:
+        raise CheckpointError(f"{field}: '{path}' is empty (0 bytes); expected a safetensors "
+                              "file")
+    promised = _promised_size(path, head, size)
+    if promised is not None and promised > size:
+        raise CheckpointError(f"{field}: '{path}' is truncated: its safetensors header promises "
+                              f"{promised} bytes but the file has {size}; expected the complete "
+                              "file (copy or save it again)")
     try:
         from safetensors import safe_open
         with safe_open(str(path), framework="pt") as f:
@@ -75,6 +83,26 @@ def read_safetensors(path: Path, field: str = "checkpoint") -> tuple[dict[str, t
         except (TypeError, ValueError):
             meta[k] = v
     return tensors, meta
+
+
+def _promised_size(path: Path, head: bytes, size: int) -> int | None:
+    """The file size a safetensors header promises (8 + header + tensor data), or None when
+    the file does not start like one or its header cannot be read."""
+    if len(head) < 9 or head[8:9] != b"{":
+        return None
+    n = int.from_bytes(head[:8], "little")
+    if n > 100_000_000:  # over safetensors' own limit on the header: not a header length
+        return None
+    if 8 + n > size:
+        return 8 + n  # the header itself is cut
+    try:
+        with open(path, "rb") as f:
+            f.seek(8)
+            header = json.loads(f.read(n))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    return 8 + n + max(ends, default=0)
 
 
 def load_weights(path: Path, model: nn.Module, field: str = "checkpoint") -> dict[str, Any]:

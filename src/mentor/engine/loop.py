@@ -424,7 +424,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                     total = _weighted_sum(objectives, logits, targets, batch, epoch)
             value = total.item()  # one read per step: exact step of a NaN/inf, cheap on CPU
             if not math.isfinite(value):
-                _raise_fault(objectives, logits, targets, batch, epoch, step)
+                _raise_fault(objectives, logits, targets, batch, epoch, step, raw_model)
             optimizer.zero_grad(set_to_none=True)
             if plain:
                 total.backward()
@@ -448,6 +448,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
             if (ckpt is not None and spec.checkpoint_every and step % spec.checkpoint_every == 0
                     and b + 1 < steps_per_epoch):
                 checkpoint(epoch, b + 1, order, running)
+        _check_weights(raw_model, step)  # an update of the epoch's last step made them NaN
         if stopped:
             break
         done = steps_per_epoch
@@ -466,8 +467,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
             source = raw_model if averaged is None else averaged
             best_state = {k: v.detach().clone() for k, v in source.state_dict().items()}
         if on_epoch is not None:
-            on_epoch(epoch + 1, {"val_accuracy": val["accuracy"],
-                                 "train_loss": history["train_loss"][-1]})
+            on_epoch(epoch + 1, {k: v[-1] for k, v in history.items() if k != "epoch"})
         if ckpt is not None and spec.checkpoint_every:
             checkpoint(epoch + 1, 0, torch.empty(0, dtype=torch.long))
     if not stopped and ckpt is not None and not spec.checkpoint_every:
@@ -616,7 +616,32 @@ def _weighted_sum(objectives: Sequence[Objective], logits: Tensor, targets: Targ
     return total
 
 
-def _raise_fault(objectives, logits, targets, batch, epoch, step) -> None:
+def _check_weights(model: nn.Module, step: int) -> None:
+    """Raise a :class:`TrainingFault` if a weight is NaN/inf, naming the update that made it
+    so (``step`` updates done) and why: a non-finite gradient (checked here, not every step:
+    the weights it poisons make the next loss non-finite, and the gradients of the last
+    update are still in place then), or a finite gradient times a huge learning rate."""
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if not bad:
+        return
+    if step == 0:
+        raise TrainingFault(f"the student's initial weights are non-finite (parameter "
+                            f"{bad[0]!r}) before training step 1; expected finite weights")
+    grads = [n for n, p in model.named_parameters()
+             if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+    if grads:
+        raise TrainingFault(f"parameter {grads[0]!r} got a non-finite gradient at training "
+                            f"step {step} while the loss was finite, and the update made the "
+                            "weights non-finite; check the learning rate, the inputs and the "
+                            "model's operations")
+    raise TrainingFault(f"the update of training step {step} made parameter {bad[0]!r} "
+                        "non-finite although every gradient was finite; check the learning "
+                        "rate (too large?)")
+
+
+def _raise_fault(objectives, logits, targets, batch, epoch, step, model=None) -> None:
+    if model is not None:  # poisoned weights: the fault is the previous update's
+        _check_weights(model, step)
     for obj in objectives:
         value = obj(logits, targets, batch)
         if not torch.isfinite(value):

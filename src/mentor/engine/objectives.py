@@ -133,4 +133,10 @@ def probe_objectives(objectives, num_classes: int) -> None:
     targets = Targets(zeros, labels)
     for obj in objectives:
         if obj.on == "logits" and obj.against == "logits":
-            obj(zeros, targets if obj.needs_teacher else None, batch)
+            try:
+                obj(zeros, targets if obj.needs_teacher else None, batch)
+            except ArithmeticError as e:  # e.g. temperature 1e300: T**2 overflows a float
+                from ..errors import MentorError
+                why = e.args[-1] if e.args else type(e).__name__
+                raise MentorError(f"objective {obj.describe()} cannot be computed ({why}); "
+                                  "expected parameters of a usable size") from None

@@ -7,9 +7,9 @@ augmented views (:class:`Views`) when the store was made with them.
 
 from .fingerprint import data_fingerprint, teacher_fingerprint
 from .kinds import FullLogits, Hard, Kind, Tensors, TopK, make_kind
-from .store import LabelStore, StoreError, StoreTeacher, write_store
+from .store import LabelStore, StoreError, StoreTeacher, store_lock, write_store
 from .views import Views
 
 __all__ = ["FullLogits", "Hard", "Kind", "LabelStore", "StoreError", "StoreTeacher", "Tensors",
-           "TopK", "Views", "data_fingerprint", "make_kind", "teacher_fingerprint",
-           "write_store"]
+           "TopK", "Views", "data_fingerprint", "make_kind", "store_lock",
+           "teacher_fingerprint", "write_store"]

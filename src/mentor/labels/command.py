@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 
 from ..errors import MentorError
 from .kinds import make_kind
-from .store import LabelStore, write_store
+from .store import LabelStore, store_lock, write_store
 from .views import Views
 
 SPLITS = ("train", "val", "test")
@@ -58,6 +59,8 @@ def label(*, teacher_path: str, source: str, out: Path, split: str = "train",
         kind = make_kind("logits", num_classes=splits.num_classes, dtype=dtype)
     if views < 1:
         raise MentorError(f"--views must be >= 1, got {views}")
+    if shard_samples < 1:
+        raise MentorError(f"--shard-samples must be >= 1, got {shard_samples}")
     view_spec = None
     if augment is not None:
         if augment not in AUGMENTS:
@@ -77,14 +80,20 @@ def label(*, teacher_path: str, source: str, out: Path, split: str = "train",
                for s in range(acc.process_index, n_shards, acc.num_processes)) * views
     extra = {"source": {"data": source, "split": split, "split_seed": split_seed,
                         "teacher_checkpoint": str(teacher_path)}}
-    with _RowsProgress(progress and acc.is_main_process, mine,
-                       f"labeling {total} rows" if acc.num_processes == 1 else
-                       f"rank 0: {mine} of {total} rows") as bar:
-        return write_store(teacher, x, out, kind, views=view_spec,
-                           shard_samples=shard_samples, batch_size=batch_size,
-                           on_rows=bar.advance, rank=acc.process_index,
-                           world=acc.num_processes, barrier=acc.wait_for_everyone,
-                           extra_manifest=extra, features=tuple(features))
+    with contextlib.ExitStack() as stack:
+        if acc.num_processes > 1:  # one process: write_store takes the store's lock itself
+            if acc.is_main_process:
+                Path(out).mkdir(parents=True, exist_ok=True)
+                stack.enter_context(store_lock(out))
+            acc.wait_for_everyone()  # the other ranks start once rank 0 holds the lock
+        with _RowsProgress(progress and acc.is_main_process, mine,
+                           f"labeling {total} rows" if acc.num_processes == 1 else
+                           f"rank 0: {mine} of {total} rows") as bar:
+            return write_store(teacher, x, out, kind, views=view_spec,
+                               shard_samples=shard_samples, batch_size=batch_size,
+                               on_rows=bar.advance, rank=acc.process_index,
+                               world=acc.num_processes, barrier=acc.wait_for_everyone,
+                               extra_manifest=extra, features=tuple(features))
 
 
 class _RowsProgress:

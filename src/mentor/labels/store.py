@@ -9,15 +9,20 @@ Layout of ``STORE/``::
 Rows are sample-major: shard ``s`` holds samples ``[s·S, (s+1)·S)`` with every view of each.
 Every file is written to a temp name, fsynced and renamed, so a killed labeler leaves only
 complete shards (each with its sidecar) and temp files; a rerun removes the temp files and
-skips every shard whose sidecar matches its bytes. Shards are plain Arrow: ``pyarrow.ipc``,
+skips every shard whose sidecar matches its bytes. One labeler at a time: while it runs it
+holds an exclusive ``flock`` on ``STORE/.lock`` (:func:`store_lock`), and a second labeler of
+the same folder is refused. Shards are plain Arrow: ``pyarrow.ipc``,
 ``pandas`` (``pa.ipc.open_file(f).read_pandas()``) and HF ``datasets`` read them without mentor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -52,6 +57,68 @@ def _shard_name(s: int) -> str:
     return f"shard-{s:05d}"
 
 
+# ------------------------------------------------------------------------------- locking
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def store_lock(out: str | Path):
+    """Hold the store folder's labeling lock: an exclusive ``flock`` on ``out/.lock``, which
+    names the holder (pid, host, start time). A second holder is refused at once with a
+    :class:`StoreError` naming the folder and the holder's pid.
+
+    ``flock`` rather than a create-exclusive file: the kernel releases the lock when its
+    process dies, SIGKILL included, so a killed labeler never leaves a lock that blocks the
+    rerun (the stale ``.lock`` file it leaves is simply locked again). The holder removes the
+    file on release while still locking it; a contender that opened the removed file sees
+    that its file is no longer the one at ``out/.lock`` and opens again. POSIX only (no
+    ``fcntl``: no locking); on NFS, Linux emulates ``flock`` with byte-range locks.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        yield None
+        return
+    path = Path(out) / LOCK
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            holder = _lock_holder(path)
+            raise StoreError(f"label store '{out}' is locked by another labeler ({holder}); "
+                             "expected one labeler per store folder: wait for it to finish, "
+                             "or label into another folder") from None
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(os.fstat(fd), current):
+            break
+        os.close(fd)  # we locked a file its holder had just removed: open the new one
+    else:
+        raise StoreError(f"label store '{out}': could not take its lock file '{path}'")
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode())
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # still locked: nobody can take the file we remove
+        os.close(fd)
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text())
+        return f"pid {int(info['pid'])} on {info['host']}, since {info['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "pid unknown: it is starting"
+
+
 # ------------------------------------------------------------------------------- writing
 
 
@@ -60,7 +127,8 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
                 on_rows: Callable[[int], None] | None = None, rank: int = 0, world: int = 1,
                 barrier: Callable[[], None] | None = None,
                 extra_manifest: dict[str, Any] | None = None,
-                features: list[str] | tuple[str, ...] = ()) -> Path | None:
+                features: list[str] | tuple[str, ...] = (),
+                lock: bool | None = None) -> Path | None:
     """Label every row of ``x`` (every view of it) with ``teacher`` into the store ``out``.
 
     ``features``: dotted paths of teacher modules whose outputs are stored too (column
@@ -71,9 +139,33 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
     Under several processes rank ``r`` writes shards ``r, r + world, ...``; after
     ``barrier()`` rank 0 writes the manifest. ``on_rows(n)`` reports progress.
     Returns the store path on rank 0 (None elsewhere).
+
+    ``lock``: hold :func:`store_lock` for the whole labeling (default: when ``world`` is 1).
+    Under several processes the caller holds it on rank 0 and lets the other ranks start
+    after a barrier (:func:`mentor.labels.command.label` does), so that a second labeling
+    run's ranks never touch a folder that another run's rank 0 holds.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"label store '{out}' is a file; expected a folder (a new one, or a "
+                         "store to resume)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"label store '{out}' cannot be created ({e.strerror}); expected a "
+                         "writable folder") from None
+    if lock is None:
+        lock = world == 1
+    with store_lock(out) if lock else contextlib.nullcontext():
+        return _write_store(teacher, x, out, kind, views=views, shard_samples=shard_samples,
+                            batch_size=batch_size, on_rows=on_rows, rank=rank, world=world,
+                            barrier=barrier, extra_manifest=extra_manifest,
+                            features=features)
+
+
+def _write_store(teacher, x: Tensor, out: Path, kind: Kind, *, views, shard_samples,
+                 batch_size, on_rows, rank, world, barrier, extra_manifest,
+                 features) -> Path | None:
     n = len(x)
     if n == 0:
         raise MentorError("label store: the data has no rows")
@@ -235,6 +327,49 @@ def _label_shard(teacher, x: Tensor, lo: int, hi: int, kind: Kind, views: Views 
 
 # ------------------------------------------------------------------------------- reading
 
+# what a manifest must hold before a store is opened: key -> type
+_MANIFEST_TYPES = {"kind": dict, "samples": int, "views_per_sample": int, "rows": int,
+                   "shards": list, "teacher": dict, "data": dict}
+_NESTED_TYPES = {"teacher": {"sha256": str}, "data": {"sha256": str, "rows": int, "shape": list}}
+_SHARD_TYPES = {"file": str, "rows": int, "bytes": int, "sha256": str}
+
+
+def _manifest_problem(m: dict[str, Any]) -> str | None:
+    """What is wrong with a manifest's structure (None: nothing), as a clause."""
+    def wrong(where: str, value, typ) -> str | None:
+        if not isinstance(value, typ) or isinstance(value, bool):
+            return f"has {where} {value!r}, not a JSON {_JSON_NAMES[typ]}"
+        return None
+
+    for key, typ in _MANIFEST_TYPES.items():
+        if key not in m:
+            return f"lacks the key {key!r}"
+        if (problem := wrong(key, m[key], typ)) is not None:
+            return problem
+    for key, types in _NESTED_TYPES.items():
+        for sub, typ in types.items():
+            if sub not in m[key]:
+                return f"lacks {key}.{sub}"
+            if (problem := wrong(f"{key}.{sub}", m[key][sub], typ)) is not None:
+                return problem
+    if not isinstance(m["kind"].get("kind"), str):
+        return f"has kind {m['kind']!r} without a kind name"
+    for i, sh in enumerate(m["shards"]):
+        if not isinstance(sh, dict):
+            return f"has shards[{i}] {sh!r}, not a JSON object"
+        for key, typ in _SHARD_TYPES.items():
+            if key not in sh:
+                return f"lacks shards[{i}].{key}"
+            if (problem := wrong(f"shards[{i}].{key}", sh[key], typ)) is not None:
+                return problem
+        if Path(sh["file"]).name != sh["file"] or sh["file"] in ("", ".", ".."):
+            return f"has shards[{i}].file {sh['file']!r}, not a file name in the store"
+    return None
+
+
+_JSON_NAMES = {dict: "object", list: "list", int: "integer", str: "string"}
+
+
 
 class LabelStore:
     """A complete label store, verified on opening.
@@ -270,13 +405,25 @@ class LabelStore:
             manifest = json.loads(mpath.read_text())
         except ValueError as e:
             raise StoreError(f"label store manifest '{mpath}' is not valid JSON ({e})") from None
+        if not isinstance(manifest, dict):
+            raise StoreError(f"label store manifest '{mpath}' holds a JSON "
+                             f"{type(manifest).__name__}; expected an object")
         if manifest.get("format") != FORMAT:
             raise StoreError(f"'{mpath}' is not a mentor label store manifest (format "
                              f"{manifest.get('format')!r}); expected {FORMAT!r}")
         if manifest.get("format_version") != FORMAT_VERSION:
             raise StoreError(f"'{mpath}' has format_version {manifest.get('format_version')!r}; "
                              f"this mentor reads version {FORMAT_VERSION}")
-        store = cls(path, manifest)
+        problem = _manifest_problem(manifest)
+        try:
+            store = None if problem else cls(path, manifest)
+        except MentorError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            problem = f"cannot be read ({type(e).__name__}: {e})"
+        if store is None:
+            raise StoreError(f"label store manifest '{mpath}' {problem}; expected the manifest "
+                             "that mentor label writes (relabel the store)")
         if verify:
             store.verify()
         if not allow_mismatch:

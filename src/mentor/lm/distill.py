@@ -250,7 +250,21 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
     divisible by ``W``; pass the bare model, not a DDP wrapper. Losses are global, validation
     runs on every rank on the whole ``val`` (``on_eval`` is called on every rank) and
     ``teacher_queries`` and ``kept_sequences`` count all ranks. With one process the run is
-    exactly the single-process run."""
+    exactly the single-process run.
+
+    >>> import torch
+    >>> from mentor.lm import Addition, CharLM, distill_lm
+    >>> from mentor.lm.testbed import VOCAB
+    >>> train, val, _ = Addition(digits=1).split(0, val=20, test=20)
+    >>> _ = torch.manual_seed(0)
+    >>> teacher = CharLM(len(VOCAB), d_model=32, layers=2)
+    >>> teacher = distill_lm(teacher, None, train, regime="supervised", steps=30).model
+    >>> res = distill_lm(CharLM(len(VOCAB), d_model=16), teacher, train, val=val,
+    ...                  regime="off_policy", divergence="jsd", beta=0.5, steps=30,
+    ...                  eval_every=15)
+    >>> len(res.losses), [h["step"] for h in res.history], res.losses[-1] < res.losses[0]
+    (30, [15, 30], True)
+    """
     warmup_steps = steps // 2 if warmup_steps is None else warmup_steps
     _check(regime, divergence, estimator, lam, steps, batch_size, accumulate, warmup_steps)
     if regime != "supervised":

@@ -64,6 +64,7 @@ def register_loss(name: str, *, description: str, paper: str = "", needs_teacher
     then calls the implementation. The engine calls the implementation directly (parameters
     are checked once when an objective is built) and, where given, ``mean``: the batch mean
     of the same values in one fused expression (cheaper forward and backward).
+    Public as :func:`mentor.register_loss` for plugins and user code.
     """
 
     def deco(impl):
@@ -75,7 +76,8 @@ def register_loss(name: str, *, description: str, paper: str = "", needs_teacher
         spec = LossSpec(name, checked, needs_teacher, needs_labels, dict(defaults),
                         dict(constraints or {}), logit_loss, impl, mean, tuple(trailing_dims),
                         batch_coupled)
-        LOSSES.register(name, description=description, paper=paper)(spec)
+        LOSSES.register(name, description=description, paper=paper,
+                        module=getattr(impl, "__module__", None))(spec)
         checked.spec = spec
         return checked
 

@@ -88,9 +88,37 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# A built-in model above this size (8 GiB of float32 weights) is a typo in a recipe, not a
+# model: refused before anything is allocated.
+MAX_PARAMS = 2**31
+
+
 def build_model(name: str, input_shape: Sequence[int], num_classes: int, **fields) -> nn.Module:
-    """Build a registered model by name from recipe fields."""
-    return MODELS.get(name)(tuple(input_shape), int(num_classes), **fields)
+    """Build a registered model by name from recipe fields.
+
+    The model is first built on the ``meta`` device (shapes only, no memory, no random
+    draws) to count its parameters; sizes that cannot be built or exceed
+    :data:`MAX_PARAMS` raise a :class:`~mentor.errors.MentorError` naming the fields instead
+    of exhausting memory.
+    """
+    from ..errors import MentorError
+    make = MODELS.get(name)
+    shape, classes = tuple(input_shape), int(num_classes)
+    given = ", ".join(f"{k}={v!r}" for k, v in fields.items()) or "its defaults"
+    what = f"model {name!r} with {given} for inputs of shape {list(shape)} and {classes} classes"
+    try:
+        with torch.device("meta"):
+            n = count_params(make(shape, classes, **fields))
+        if n > MAX_PARAMS:
+            raise MentorError(f"{what} would have {n:,} parameters; expected at most "
+                              f"{MAX_PARAMS:,} (smaller widths)")
+        return make(shape, classes, **fields)
+    except MentorError:
+        raise
+    except (RuntimeError, MemoryError, OverflowError, TypeError, ValueError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise MentorError(f"{what} cannot be built ({why}); expected sizes that fit in "
+                          "memory") from None
 
 
-__all__ = ["build_model", "count_params", "linear", "mlp", "cnn", "Reshape"]
+__all__ = ["MAX_PARAMS", "build_model", "count_params", "linear", "mlp", "cnn", "Reshape"]

@@ -19,7 +19,7 @@ from ._fmt import (
     teacher_facts,
 )
 from ..atomic import atomic_write_text
-from .plots import accuracy_vs_params, learning_curves, pseudo_label_quality
+from .plots import accuracy_vs_latency, accuracy_vs_params, learning_curves, pseudo_label_quality
 
 __all__ = ["write_report"]
 
@@ -118,7 +118,8 @@ def write_report(run_dir: Path, results: dict, histories: list[dict]) -> Path:
     """Write plots and a self-contained ``report.html`` into ``run_dir``.
 
     Creates ``run_dir/plots/learning_curves.png``,
-    ``run_dir/plots/accuracy_vs_params.png`` and ``run_dir/report.html``
+    ``run_dir/plots/accuracy_vs_params.png``, ``run_dir/plots/accuracy_vs_latency.png`` (when
+    the leaderboard measured latency) and ``run_dir/report.html``
     (plots inlined as base64 PNG, inline CSS, no scripts, no network
     references). All files are written atomically. Returns the HTML path.
     """
@@ -131,6 +132,15 @@ def write_report(run_dir: Path, results: dict, histories: list[dict]) -> Path:
     curves_png = learning_curves(histories, plots_dir / "learning_curves.png", results=results)
     scatter_png = accuracy_vs_params(results, plots_dir / "accuracy_vs_params.png")
     pl_png = pseudo_label_quality(histories, plots_dir / "pseudo_labels.png", results=results)
+    measured = leaderboard_latency(results)
+    lat_figure = "" if measured is None else f"""<figure>
+{_img_tag(accuracy_vs_latency(results, measured, plots_dir / "accuracy_vs_latency.png"),
+          "test accuracy vs CPU latency")}
+<figcaption>Test accuracy (±1 std over seeds) vs CPU latency of one forward pass over the test
+split (batch {_e(measured["batches"][0])}, {_e(measured["threads"])} thread(s), median of
+interleaved teacher/student rounds: the leaderboard's speed-up); the star is the teacher.
+<code>mentor bench --latency RUN_DIR</code> measures batch 1 and 256.</figcaption>
+</figure>"""
     pl_figure = "" if pl_png is None else f"""<figure>
 {_img_tag(pl_png, "pseudo-label precision and coverage vs epoch")}
 <figcaption>Pseudo-label quality on the unlabeled training rows, scored against their hidden labels:
@@ -173,6 +183,7 @@ else "accuracy per epoch"}: mean over seeds, shaded band = ±1 std.</figcaption>
 {_img_tag(scatter_png, "test accuracy vs student parameters")}
 <figcaption>Test accuracy (error bars = ±1 std over seeds) vs parameter count; the star is the teacher.</figcaption>
 </figure>
+{lat_figure}
 {pl_figure}
 """
     header = f'<dl class="meta">{meta_html}</dl>\n{_teacher_line(results)}'
@@ -180,9 +191,38 @@ else "accuracy per epoch"}: mean over seeds, shaded band = ±1 std.</figcaption>
                              html_page(f"mentor report — {name}", header, body))
 
 
-def html_page(title: str, header: str, body: str) -> str:
+def leaderboard_latency(results: dict) -> dict | None:
+    """The leaderboard's latency measurements (each row's ``latency``: teacher and student
+    on the test split) in the form :func:`~mentor.report.plots.accuracy_vs_latency` plots;
+    ``None`` when no row has one."""
+    students, teachers, batches, threads = [], {}, [], None
+    settings = {s.get("name"): s for s in results.get("settings") or []}
+    for row in results.get("rows") or []:
+        lat = row.get("latency")
+        if not isinstance(lat, dict) or not lat.get("student_latency_s"):
+            continue
+        b = str(lat.get("batch"))
+        batches.append(b)
+        threads = lat.get("threads", threads)
+        students.append({"setting": row.get("setting"), "method": row.get("method"),
+                         "test_accuracy_mean": row.get("test_accuracy_mean"),
+                         "test_accuracy_std": row.get("test_accuracy_std"),
+                         "batches": {b: {"latency_s": lat["student_latency_s"]}}})
+        info = (settings.get(row.get("setting")) or {}).get("teacher") or results.get("teacher")
+        if info and info.get("test_accuracy") is not None and lat.get("teacher_latency_s"):
+            teachers.setdefault(row.get("setting"), {
+                "test_accuracy": info["test_accuracy"],
+                "batches": {b: {"latency_s": lat["teacher_latency_s"]}}})
+    if not students:
+        return None
+    return {"batches": list(dict.fromkeys(batches)), "students": students,
+            "teachers": list(teachers.values()), "threads": threads}
+
+
+def html_page(title: str, header: str, body: str, css: str = "") -> str:
     """A complete self-contained page: inline CSS, no scripts, no network references;
-    ``header`` and ``body`` are HTML already escaped by the caller."""
+    ``header`` and ``body`` are HTML already escaped by the caller; ``css`` is appended to
+    the page's style sheet."""
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -190,7 +230,7 @@ def html_page(title: str, header: str, body: str) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(title)}</title>
-<style>{_CSS}</style>
+<style>{_CSS}{css}</style>
 </head>
 <body>
 <header>

@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from ._fmt import grouped_rows, setting_descriptions
 from ..atomic import atomic_path
 
-__all__ = ["learning_curves", "accuracy_vs_params", "pseudo_label_quality"]
+__all__ = ["learning_curves", "accuracy_vs_params", "pseudo_label_quality",
+           "accuracy_vs_latency"]
 
 _DPI = 110
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
@@ -279,4 +280,63 @@ def pseudo_label_quality(histories: list[dict], path: Path,
         axes[j // ncols][j % ncols].set_axis_off()
     fig.suptitle("pseudo-labels: precision (solid) and coverage (dashed), mean over seeds",
                  fontsize=11)
+    return _save(fig, path)
+
+
+def accuracy_vs_latency(results: dict, latency: dict, path: Path) -> Path:
+    """Test accuracy (mean ± std over seeds) vs CPU latency, from ``latency.json`` (written
+    by ``mentor bench --latency``) and ``results.json``: one panel per measured batch size
+    (log-scale milliseconds), colour = method, marker = setting, teachers as stars at their
+    test accuracy. Returns ``path``."""
+    path = Path(path)
+    students = [s for s in (latency or {}).get("students") or []
+                if _num(s.get("test_accuracy_mean")) is not None and s.get("batches")]
+    if not students:
+        return _placeholder(path, "no latency measurements to plot")
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    batches = [str(b) for b in (latency.get("batches") or [])] or \
+        sorted({b for s in students for b in s["batches"]}, key=int)
+    colors = _method_colors({"rows": (results or {}).get("rows") or students}, [])
+    for s in students:  # a method missing from results.json: grey
+        colors.setdefault(str(s["method"]), "0.5")
+    settings = _unique(str(s["setting"]) for s in students)
+    markers = {s: _MARKERS[i % len(_MARKERS)] for i, s in enumerate(settings)}
+    fig = _new_figure(4.4 * len(batches) + 2.2, 4.2)
+    axes = fig.subplots(1, len(batches), squeeze=False, sharey=True)[0]
+    for ax, b in zip(axes, batches):
+        for s in students:
+            e = s["batches"].get(b)
+            if not e or not _num(e.get("latency_s")):
+                continue
+            ax.errorbar(1e3 * e["latency_s"], 100 * _num(s["test_accuracy_mean"]),
+                        yerr=100 * (_num(s.get("test_accuracy_std")) or 0.0),
+                        fmt=markers[str(s["setting"])], color=colors[str(s["method"])], ms=7,
+                        capsize=3, lw=1.2, mec="white", mew=0.6, alpha=0.9)
+        for t in latency.get("teachers") or []:
+            e = (t.get("batches") or {}).get(b)
+            if e and _num(t.get("test_accuracy")) is not None:
+                ax.scatter([1e3 * e["latency_s"]], [100 * t["test_accuracy"]], marker="*",
+                           s=260, color="gold", edgecolors="black", linewidths=0.8, zorder=5)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(f"latency at batch {b} (ms, log scale)")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.margins(x=0.2, y=0.12)
+    axes[0].set_ylabel("test accuracy (%)")
+    title = (f"Test accuracy vs CPU latency ({latency.get('threads')} thread(s), medians)"
+             + (f" — {results['name']}" if results and results.get("name") else ""))
+    fig.suptitle(title, fontsize=11)
+    methods = _unique(str(s["method"]) for s in students)
+    handles = [Line2D([], [], ls="", marker="o", color=colors[m], ms=7, label=m)
+               for m in methods]
+    handles += [Line2D([], [], ls="", marker=markers[s], color="0.35", ms=7,
+                       label=f"setting: {s}") for s in settings]
+    if latency.get("teachers"):
+        handles.append(Line2D([], [], ls="", marker="*", color="gold", mec="black", ms=14,
+                              label="teacher"))
+    fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize=9)
     return _save(fig, path)

@@ -1,0 +1,409 @@
+"""Student export: one trained student of a run as ONNX, TorchScript or safetensors.
+
+``export_student(run_dir, "onnx")`` writes the student alone (training-only parts removed,
+see :func:`mentor.runfiles.inference_module`) into ``run_dir/export/<format>/`` with a model
+card (``card.md``, ``card.json``): teacher lineage, data, method, seeds, accuracy, parameters,
+latency and the parity of the exported file with the PyTorch model. Every file is written
+into a temporary folder that is renamed into place when complete.
+
+Formats:
+
+- ``onnx``: ``student.onnx`` from ``torch.onnx.export(..., dynamo=True)`` (needs the
+  ``export`` extra: onnx, onnxruntime, onnxscript) with a dynamic batch axis; input
+  ``input`` ``(batch, features)`` float32, output ``logits``; checked with onnxruntime.
+- ``torchscript``: ``student.pt`` from ``torch.jit.trace``; checked with ``torch.jit.load``.
+  Loading TorchScript runs code stored in the file: load only files you made.
+- ``safetensors``: ``student.safetensors`` (weights, with mentor's metadata) and
+  ``config.json`` to rebuild the module with :func:`mentor.models.build_model` (and
+  :func:`mentor.heads.rebuild` when a wrapper is kept); checked by rebuilding and reloading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .atomic import atomic_write_text
+from .errors import MentorError
+
+FORMATS = ("onnx", "torchscript", "safetensors")
+# Largest accepted max abs logit difference, for logits within [-1, 1]; beyond that it grows
+# with the largest reference logit (float32 rounding is relative): tol * max(1, max |logit|).
+TOLERANCE = {"onnx": 1e-5, "torchscript": 1e-6, "safetensors": 0.0}
+EXTRA = "pip install 'mentor[export]'"
+ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
+
+
+class ExportFault(RuntimeError):
+    """The exported file does not reproduce the model (not a user mistake)."""
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise MentorError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "onnx":
+        import importlib.util
+        missing = [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None]
+        if missing:
+            raise MentorError(f"--format onnx needs the packages {', '.join(ONNX_PACKAGES)} "
+                              f"(missing: {', '.join(missing)}); install the export extra: "
+                              f"{EXTRA}")
+    return fmt
+
+
+def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
+                   setting: str | None = None, method: str | None = None,
+                   seed: int | None = None, repeats: int = 25) -> tuple[Path, dict]:
+    """Export one student of ``run_dir``; return ``(output folder, card)``."""
+    from .models import count_params
+    from .runfiles import (choose_student, inference_module, load_model, open_run,
+                           parity_inputs, setting_info, sha256, teacher_checkpoint)
+
+    check_format(fmt)
+    run_dir = Path(run_dir)
+    results = open_run(run_dir)
+    out = Path(out) if out is not None else run_dir / "export" / fmt
+    _check_out(out)
+    choice = choose_student(run_dir, results, setting, method, seed)
+    saved, meta = load_model(choice.checkpoint, "student checkpoint")
+    module, note = inference_module(saved, meta)
+    if isinstance(choice.row.get("params"), int) and choice.row["params"] != count_params(module):
+        note += (f" (training-only parts removed: {choice.row['params']:,} parameters in "
+                 f"training, {count_params(module):,} exported)")
+    shape = list(meta["mentor.input_shape"])
+    data = parity_inputs(run_dir, choice.setting, shape)
+    data.x = data.x.contiguous()
+    with torch.no_grad():
+        reference, reference_one = module(data.x), module(data.x[:1])
+    tpath = teacher_checkpoint(run_dir, results, choice.setting)
+    teacher = load_model(tpath, "teacher checkpoint") if tpath else None
+
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        files, runtime = _WRITERS[fmt](module, meta, tmp, data.x)
+        with torch.no_grad():
+            got = runtime(data.x)
+            got_one = runtime(data.x[:1])
+        diff = max(float((got - reference).abs().max()),
+                   float((got_one - reference_one).abs().max()))
+        scale = max(1.0, float(reference.abs().max()))
+        tolerance = TOLERANCE[fmt] * scale
+        if not math.isfinite(diff) or diff > tolerance:
+            raise ExportFault(f"the exported {fmt} model differs from the PyTorch student by "
+                              f"{diff:.3g} (max abs logit difference), above the tolerance "
+                              f"{tolerance:.3g}; nothing was written")
+        exported_acc = (float((got.argmax(-1) == data.y).double().mean())
+                        if data.y is not None else None)
+        latency = _latency(module, runtime, teacher, shape, repeats)
+        row, tinfo = choice.row, setting_info(results, choice.setting).get("teacher")
+        tinfo = tinfo if tinfo is not None else (results.get("teacher") if tpath else None)
+        env = _read_json(run_dir / "env.json")
+        card = {
+            "format": fmt, "files": files,
+            "student": {
+                "setting": choice.setting, "method": choice.method,
+                "method_name": row.get("method_name"),
+                "method_description": row.get("description"),
+                "method_params": row.get("method_params"),
+                "seed": choice.seed, "seeds": row.get("seeds"),
+                "choice": choice.reason, "checkpoint": str(choice.checkpoint.relative_to(run_dir)),
+                "architecture": meta.get("mentor.model"),
+                "num_classes": meta.get("mentor.num_classes"), "input_shape": shape,
+                "wrapper": meta.get("mentor.wrapper"), "inference": note,
+                "params": count_params(module), "params_in_training": row.get("params"),
+            },
+            "accuracy": {
+                "test_accuracy_mean": row.get("test_accuracy_mean"),
+                "test_accuracy_std": row.get("test_accuracy_std"),
+                "test_accuracy_seed": choice.test_accuracy,
+                "val_accuracy_seed": choice.val_accuracy,
+                "test_accuracy_exported": exported_acc,
+                "std": results.get("std"), "selection": results.get("selection"),
+            },
+            "teacher": _teacher_card(run_dir, tinfo, tpath, sha256),
+            "data": {"setting": choice.setting,
+                     "description": setting_info(results, choice.setting).get("data"),
+                     "input": {"dtype": "float32", "shape": ["batch", _prod(shape)],
+                               "layout": f"rows of {_prod(shape)} features (input shape "
+                                         f"{shape} flattened)",
+                               "standardization": ({"mean": data.mean, "std": data.std,
+                                                    "apply": "(x - mean) / std"}
+                                                   if data.mean is not None else None)}},
+            "parity": {"max_abs_diff": diff, "tolerance": tolerance,
+                       "tolerance_rule": f"{TOLERANCE[fmt]:g} x max(1, max |reference logit|"
+                                         f" = {scale:.3g})",
+                       "inputs": data.description + "; and its first row alone (batch 1)",
+                       "compared": "exported file vs the PyTorch student (logits)"},
+            "latency": latency,
+            "mentor_version": _mentor_version(),
+            "run": {"folder": str(run_dir), "name": results.get("name"),
+                    "created": results.get("created"), "git": env.get("git"),
+                    "torch": (env.get("versions") or {}).get("torch")},
+        }
+        atomic_write_text(tmp / "card.json", json.dumps(card, indent=1))
+        atomic_write_text(tmp / "card.md", card_markdown(card))
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for p in made:  # folders made for the export, innermost first
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+    return out, card
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise MentorError(f"--out: '{out}' is a file; expected a folder to write the export to")
+    if out.is_dir() and any(out.iterdir()) and not (out / "card.json").is_file():
+        raise MentorError(f"--out: '{out}' is a non-empty folder that holds no earlier export "
+                          "(card.json); expected a new or empty folder")
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` folder to ``out``; an earlier export there is replaced."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------- writers
+
+def _example(x: torch.Tensor) -> torch.Tensor:
+    return x[:2] if len(x) >= 2 else torch.cat([x, x])
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporters' deprecation warnings and log lines (torchvision not found)."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
+def _write_onnx(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor):
+    import onnx
+    import onnxruntime as ort
+
+    path = tmp / "student.onnx"
+    batch = torch.export.Dim("batch")
+    try:
+        with _quiet(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+            torch.onnx.export(module, (_example(x),), str(path), dynamo=True,
+                              input_names=["input"], output_names=["logits"],
+                              dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+        onnx.checker.check_model(str(path))
+    except Exception as e:  # noqa: BLE001 - the exporter raises many types
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ExportFault(f"torch.onnx.export failed ({type(e).__name__}: {first})") from None
+    opset = next((o.version for o in onnx.load(str(path)).opset_import
+                  if o.domain in ("", "ai.onnx")), None)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {"input": batch.numpy()})[0])
+    files = sorted(p.name for p in tmp.iterdir())
+    return {"model": "student.onnx", "all": files, "opset": opset,
+            "exporter": "torch.onnx.export(dynamo=True)", "input": "input",
+            "output": "logits", "dynamic_axes": {"input": [0], "logits": [0]},
+            "runtime": f"onnxruntime {ort.__version__} (CPUExecutionProvider)"}, run
+
+
+def _write_torchscript(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor):
+    path = tmp / "student.pt"
+    with _quiet(), torch.no_grad():
+        traced = torch.jit.trace(module, _example(x))
+        torch.jit.save(traced, str(path))
+        loaded = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        with _quiet():
+            return loaded(batch)
+    return {"model": "student.pt", "all": ["student.pt"], "exporter": "torch.jit.trace",
+            "runtime": f"torch.jit.load (torch {torch.__version__})",
+            "note": "loading TorchScript runs code stored in the file: load only files you "
+                    "made"}, run
+
+
+def _write_safetensors(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor):
+    from .engine.checkpoint import save_weights
+    from .heads import DualHead, PairedStudents
+    from .runfiles import load_model
+
+    arch = dict(meta["mentor.model"])
+    wrapper = None
+    if isinstance(module, DualHead):
+        wrapper = {"kind": "dual_head", "head": module.head_name, "a": module.a, "b": module.b}
+    elif isinstance(module, PairedStudents):
+        wrapper = {"kind": "pairs", "n": len(module.members)}
+    new_meta = {"mentor.model": arch, "mentor.num_classes": meta["mentor.num_classes"],
+                "mentor.input_shape": list(meta["mentor.input_shape"])}
+    if wrapper is not None:
+        new_meta["mentor.wrapper"] = wrapper
+    save_weights(tmp / "student.safetensors", module, new_meta)
+    config = {"format": "mentor-student-1", "model": arch.pop("model"), "model_kwargs": arch,
+              "num_classes": meta["mentor.num_classes"],
+              "input_shape": list(meta["mentor.input_shape"]), "wrapper": wrapper,
+              "rebuild": "mentor.models.build_model(model, input_shape, num_classes, "
+                         "**model_kwargs), wrapped by mentor.heads.rebuild(module, wrapper) "
+                         "when wrapper is set, then safetensors.torch.load_file -> "
+                         "load_state_dict"}
+    atomic_write_text(tmp / "config.json", json.dumps(config, indent=1))
+    reloaded, _ = load_model(tmp / "student.safetensors", "exported student")
+    mine, theirs = module.state_dict(), reloaded.state_dict()
+    if mine.keys() != theirs.keys() or any(not torch.equal(mine[k], theirs[k]) for k in mine):
+        raise ExportFault("the exported safetensors weights differ from the student's after "
+                          "reloading; nothing was written")
+    return {"model": "student.safetensors", "config": "config.json",
+            "all": ["config.json", "student.safetensors"],
+            "runtime": "mentor.runfiles.load_model (rebuild from config, load weights)",
+            "weights_equal": True}, reloaded
+
+
+_WRITERS: dict[str, Callable] = {"onnx": _write_onnx, "torchscript": _write_torchscript,
+                                 "safetensors": _write_safetensors}
+
+
+# ------------------------------------------------------------------------------- card
+
+def _latency(module, runtime, teacher, shape, repeats: int) -> dict:
+    """Batch 1 and 256: the PyTorch student against the teacher (the bench's measurement),
+    and the exported file in its own runtime."""
+    from .latency import BATCHES, _teacher_fn, compare, method_text
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(max(BATCHES), _prod(shape), generator=g)
+    teacher_fn = _teacher_fn(*teacher, shape, x) if teacher is not None else None
+    m = compare(teacher_fn, {"student": module, "exported": runtime}, x, BATCHES, repeats)
+    return {"threads": torch.get_num_threads(), "device": "cpu", "batches": list(BATCHES),
+            "teacher": m["teacher"], "student_torch": m["students"]["student"],
+            "student_exported": m["students"]["exported"], "method": method_text(repeats),
+            "inputs": "standard normal rows"}
+
+
+def _teacher_card(run_dir: Path, info: dict | None, path: Path | None, sha) -> dict | None:
+    if info is None and path is None:
+        return None
+    info = info or {}
+    return {"description": info.get("description"), "params": info.get("params"),
+            "test_accuracy": info.get("test_accuracy"),
+            "checkpoint": str(path.relative_to(run_dir)) if path else None,
+            "sha256": sha(path) if path else None}
+
+
+def _prod(shape) -> int:
+    return math.prod(int(n) for n in shape)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _mentor_version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _pct(v: Any) -> str:
+    return f"{100 * v:.2f} %" if isinstance(v, (int, float)) else "n/a"
+
+
+def _count(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) else "n/a"
+
+
+def _ms(entry: dict | None, b: int) -> str:
+    e = (entry or {}).get(str(b))
+    return f"{1e3 * e['latency_s']:.3f} ms ({e['throughput_rows_s']:,.0f} rows/s)" if e else "n/a"
+
+
+def card_markdown(card: dict) -> str:
+    """The model card as Markdown (the same facts as ``card.json``)."""
+    s, a, t, p, lat = (card["student"], card["accuracy"], card["teacher"], card["parity"],
+                       card["latency"])
+    params = ", ".join(f"{k}={v}" for k, v in (s.get("method_params") or {}).items()) or "none"
+    lines = [
+        f"# Student {s['setting']} / {s['method']} / seed {s['seed']} ({card['format']})", "",
+        f"- **File**: `{card['files']['model']}` ({card['files'].get('runtime', '')})",
+        f"- **Chosen**: {s['choice']}",
+        f"- **Method**: {s.get('method_description') or s['method']} "
+        f"(`{s.get('method_name')}`; parameters: {params})",
+        f"- **Seeds of the method**: {s.get('seeds')}; this seed: {s['seed']}",
+        f"- **Test accuracy**: {_pct(a['test_accuracy_mean'])} ± {_pct(a['test_accuracy_std'])}"
+        f" over seeds ({a.get('std')}); this seed {_pct(a['test_accuracy_seed'])}"
+        f" (validation {_pct(a['val_accuracy_seed'])}); the exported file on the test split: "
+        f"{_pct(a['test_accuracy_exported'])}",
+        f"- **Architecture**: {s['architecture']}, {s['num_classes']} classes, input shape "
+        f"{s['input_shape']}; {s['params']:,} parameters (in training: "
+        f"{_count(s.get('params_in_training'))})",
+        f"- **Inference**: {s['inference']}",
+        f"- **Data**: {card['data'].get('description')}; input "
+        f"{card['data']['input']['layout']}, float32"
+        + ("; standardized with the training split's mean and std (in card.json)"
+           if card["data"]["input"]["standardization"] else ""),
+    ]
+    if t:
+        lines.append(f"- **Teacher**: {t.get('description')}, {_count(t.get('params'))} "
+                     "parameters, "
+                     f"test accuracy {_pct(t.get('test_accuracy'))}; checkpoint "
+                     f"`{t.get('checkpoint')}` sha256 `{t.get('sha256')}`")
+    else:
+        lines.append("- **Teacher**: none in this run")
+    lines += [
+        f"- **Parity**: max abs logit difference {p['max_abs_diff']:.3g} (tolerance "
+        f"{p['tolerance']:.3g} = {p['tolerance_rule']}) on {p['inputs']}",
+        f"- **Latency** (CPU, {lat['threads']} torch thread(s); {lat['method']}):", "",
+        "| model | batch 1 | batch 256 |", "|---|---|---|",
+    ]
+    if lat.get("teacher"):
+        lines.append(f"| teacher (PyTorch) | {_ms(lat['teacher'], 1)} | "
+                     f"{_ms(lat['teacher'], 256)} |")
+    lines += [f"| student (PyTorch) | {_ms(lat['student_torch'], 1)} | "
+              f"{_ms(lat['student_torch'], 256)} |",
+              f"| student ({card['format']} file) | {_ms(lat['student_exported'], 1)} | "
+              f"{_ms(lat['student_exported'], 256)} |", "",
+              f"mentor {card['mentor_version']}; run `{card['run']['name']}` "
+              f"({card['run'].get('created')}), git {card['run'].get('git')}.", ""]
+    return "\n".join(lines)
+
+
+__all__ = ["FORMATS", "TOLERANCE", "ExportFault", "card_markdown", "check_format",
+           "export_student"]

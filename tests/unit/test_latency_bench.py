@@ -1,0 +1,96 @@
+"""``mentor bench --latency RUN_DIR``: latency.json (teacher and one student per row at batch
+1 and 256), the table, the plot, and that it measures with the leaderboard's function. No
+assertions on speed ratios: wall-clock numbers only have to be recorded and positive."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import mentor.latency
+import mentor.runner
+from mentor.cli import app
+
+from runfolder import tiny_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("runs"),
+                    [{"name": "scratch"}, {"name": "kd", "temperature": 2.0, "alpha": 0.5},
+                     {"name": "dho"}])
+
+
+@pytest.fixture(scope="module")
+def bench(run, tmp_path_factory):
+    """The CLI once, counting the calls that go through ``mentor.latency.speedup``."""
+    calls = []
+    real = mentor.latency.speedup
+    mp = pytest.MonkeyPatch()
+    mp.setattr(mentor.latency, "speedup",
+               lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
+    cwd = tmp_path_factory.mktemp("cwd")
+    mp.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, ["bench", "--latency", str(run), "--threads", "1"])
+    finally:
+        mp.undo()
+    return result, calls, cwd
+
+
+def test_latency_json_has_medians_for_teacher_and_students(run, bench):
+    result, _, _ = bench
+    assert result.exit_code == 0, result.output
+    data = json.loads((run / "latency.json").read_text())
+    results = json.loads((run / "results.json").read_text())
+    assert data["threads"] == 1 and data["batches"] == [1, 256]
+    assert data["warmup"] >= 1 and data["repeats"] >= 1 and "median" in data["method"]
+    (teacher,) = data["teachers"]
+    assert teacher["path"] == "teacher/model.safetensors"
+    assert teacher["params"] == results["teacher"]["params"]
+    students = data["students"]
+    assert [(s["setting"], s["method"]) for s in students] == \
+        [(r["setting"], r["method"]) for r in results["rows"]]
+    for s, row in zip(students, results["rows"]):
+        assert s["seed"] in row["seeds"] and s["teacher"] == "teacher"
+        assert s["test_accuracy_mean"] == row["test_accuracy_mean"]
+    for entry in [teacher] + students:
+        for b in ("1", "256"):
+            e = entry["batches"][b]
+            assert e["latency_s"] > 0
+            assert e["throughput_rows_s"] == pytest.approx(int(b) / e["latency_s"])
+    for s in students:
+        assert all(s["batches"][b]["speedup"] > 0 for b in ("1", "256"))
+
+
+def test_table_and_plot(run, bench):
+    result, _, _ = bench
+    out = " ".join(result.output.split())
+    assert "teacher (default)" in out and "default / dho / seed" in out and "batch 256" in out
+    png = run / "plots" / "accuracy_vs_latency.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_and_leaderboard_share_the_speedup_function(bench):
+    _, calls, _ = bench
+    assert mentor.runner.speedup is mentor.latency.speedup  # the leaderboard's column
+    assert sorted(set(calls)) == [1, 256] and len(calls) == 2 * 3  # per batch, per student
+
+
+def test_no_suite_is_run(bench):
+    result, _, cwd = bench
+    assert list(cwd.iterdir()) == []  # `mentor bench` alone writes runs/ here
+    assert "suite" not in result.output.lower()
+
+
+def test_bad_run_folder_exits_2(tmp_path):
+    r = CliRunner().invoke(app, ["bench", "--latency", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and r.stderr.count("error:") == 1, r.output
+    assert "--latency: " in r.stderr and "does not exist" in r.stderr
+    partial = tmp_path / ".x-1.partial"
+    partial.mkdir()
+    r = CliRunner().invoke(app, ["bench", "--latency", str(partial)])
+    assert r.exit_code == 2 and "unfinished run" in r.stderr, r.output
+    assert list(partial.iterdir()) == []
