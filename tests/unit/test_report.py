@@ -212,3 +212,19 @@ def test_the_speedup_column_is_measured_for_every_method(tmp_path, monkeypatch):
     rows = json.loads((run / "results.json").read_text())["rows"]
     assert len(calls) == 3  # once per method (its first seed), not once per setting
     assert [r["speedup"] for r in rows] == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("lo, hi", [(0.013, 0.027), (0.04, 0.9), (0.01, 1.0), (1e-3, 100.0),
+                                    (1e-6, 1e6), (0.2, 0.21)])
+def test_latency_axis_ticks_are_few_distinct_and_inside_the_range(lo, hi):
+    """A latency axis under a decade used to get a crowd of overlapping labels
+    (0.014 0.016 0.018 0.02 ...): now 2 to 6 distinct ticks inside the range, and when 1-2-5
+    steps are too many, decades only."""
+    from mentor.report.plots import _log_ticks
+    ticks = _log_ticks(lo, hi)
+    assert 2 <= len(ticks) <= 6 and ticks == sorted(set(ticks))
+    assert all(lo <= t <= hi for t in ticks)
+    labels = [f"{t:.2g}" for t in ticks]
+    assert len(set(labels)) == len(labels)
+    if hi / lo > 1e3:
+        assert all(f"{t:.0e}".startswith("1e") for t in ticks), ticks

@@ -283,6 +283,26 @@ def pseudo_label_quality(histories: list[dict], path: Path,
     return _save(fig, path)
 
 
+def _log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """At most ``most`` readable ticks for a log axis over ``[lo, hi]``: 1-2-5 steps of each
+    decade, only the decades when that is too many; a range narrower than two of them gets
+    three geometrically spaced ticks rounded to two significant digits (so a range under a
+    decade never gets a crowd of labels)."""
+    lo, hi = min(lo, hi), max(lo, hi)
+    if lo <= 0 or not math.isfinite(lo) or not math.isfinite(hi):
+        return []
+    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)) - 1,
+                                          math.ceil(math.log10(hi)) + 1)
+             for m in (1.0, 2.0, 5.0) if lo <= m * 10.0 ** e <= hi]
+    if len(ticks) > most:  # crowded: decades only, then every other decade
+        ticks = [t for t in ticks if f"{t:.0e}".startswith("1")]
+        while len(ticks) > most:
+            ticks = ticks[::2]
+    if len(ticks) >= 2:
+        return ticks
+    return sorted({float(f"{v:.2g}") for v in np.geomspace(lo, hi, 5)[1:-1]})
+
+
 def accuracy_vs_latency(results: dict, latency: dict, path: Path) -> Path:
     """Test accuracy (mean ± std over seeds) vs CPU latency, from ``latency.json`` (written
     by ``mentor bench --latency``) and ``results.json``: one panel per measured batch size
@@ -294,7 +314,7 @@ def accuracy_vs_latency(results: dict, latency: dict, path: Path) -> Path:
     if not students:
         return _placeholder(path, "no latency measurements to plot")
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
     batches = [str(b) for b in (latency.get("batches") or [])] or \
         sorted({b for s in students for b in s["batches"]}, key=int)
@@ -320,12 +340,13 @@ def accuracy_vs_latency(results: dict, latency: dict, path: Path) -> Path:
                 ax.scatter([1e3 * e["latency_s"]], [100 * t["test_accuracy"]], marker="*",
                            s=260, color="gold", edgecolors="black", linewidths=0.8, zorder=5)
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.margins(x=0.2, y=0.12)
+        ax.xaxis.set_major_locator(FixedLocator(_log_ticks(*ax.get_xlim())))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"latency at batch {b} (ms, log scale)")
         ax.grid(True, which="major", alpha=0.3)
-        ax.margins(x=0.2, y=0.12)
     axes[0].set_ylabel("test accuracy (%)")
     title = (f"Test accuracy vs CPU latency ({latency.get('threads')} thread(s), medians)"
              + (f" — {results['name']}" if results and results.get("name") else ""))
