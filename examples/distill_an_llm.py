@@ -53,7 +53,7 @@ few = train.subset(slice(0, 1000))
 for regime, label, options in [("supervised", "data alone", {}),
                                ("off_policy", "forward KL", {}),
                                ("bridge", "bridge", {"warmup_steps": 400})]:
-    student = lm(1, seed=1)
+    student = lm(1, seed=0)
     res = distill_lm(student, None if regime == "supervised" else teacher, few, val=val,
                      regime=regime, steps=800, batch_size=64, lr=3e-3, eval_every=200,
                      seed=0, **options)
