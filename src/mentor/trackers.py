@@ -158,9 +158,15 @@ class Tracked:
                 then(epoch, row)
         return cb
 
-    def finish(self) -> None:
-        for t in self.trackers:
-            t.finish()
+    def finish(self, failed: bool = False) -> None:
+        """End every tracker's run (once); ``failed`` marks an MLflow run FAILED."""
+        trackers, self.trackers = self.trackers, []
+        for t in trackers:
+            if failed and t.name == "mlflow":
+                import mlflow
+                mlflow.end_run(status="FAILED")
+            else:
+                t.finish()
 
 
 class RunTrackers:
@@ -178,6 +184,7 @@ class RunTrackers:
         self.run_dir, self.experiment = Path(run_dir), experiment
         self.final_dir = Path(final_dir or run_dir)
         self._own_mlflow_uri = False
+        self._open: list[Tracked] = []
 
     def open(self, run_name: str, config: dict[str, Any]) -> Tracked | None:
         """Start the run's trackers for the training ``run_name`` and store ``config``."""
@@ -201,19 +208,35 @@ class RunTrackers:
             t.start()
             t.store_init_configuration(flat_config(config))
             trackers.append(t)
-        return Tracked(trackers)
+        tracked = Tracked(trackers)
+        self._open.append(tracked)
+        return tracked
 
     @contextmanager
     def session(self) -> Iterator["RunTrackers"]:
-        """For the run's duration, point MLflow at ``RUN/logs/mlflow.db`` unless the user
-        configured a tracking URI; the previous setting is restored afterwards."""
+        """The run's tracking: trackers a failure left open are ended (MLflow: FAILED); for
+        the run's duration MLflow writes to ``RUN/logs/mlflow.db`` unless the user configured
+        a tracking URI, and the previous setting is restored afterwards."""
+        try:
+            with self._mlflow_uri():
+                try:
+                    yield self
+                except BaseException:
+                    for tracked in self._open:
+                        tracked.finish(failed=True)
+                    raise
+        finally:
+            self._open = []
+
+    @contextmanager
+    def _mlflow_uri(self) -> Iterator[None]:
         if "mlflow" not in self.names:
-            yield self
+            yield
             return
         import mlflow
         from mlflow.tracking import is_tracking_uri_set
         if is_tracking_uri_set():
-            yield self
+            yield
             return
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(f"sqlite:///{(self.run_dir / 'logs' / 'mlflow.db').resolve()}")
@@ -223,7 +246,7 @@ class RunTrackers:
         for n in quiet:
             logging.getLogger(n).setLevel(logging.WARNING)
         try:
-            yield self
+            yield
         finally:
             mlflow.set_tracking_uri(None)
             self._own_mlflow_uri = False

@@ -167,3 +167,22 @@ def test_an_unknown_tracker_is_a_recipe_error():
 def test_flat_config_flattens_to_tracker_types():
     assert trk.flat_config({"a": {"b": 1, "c": [1, 2]}, "d": None, "e": True}) == {
         "a.b": 1, "a.c": "[1, 2]", "d": "none", "e": True}
+
+
+def test_a_failed_run_ends_its_trackers_and_marks_mlflow_failed(tmp_path, monkeypatch):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from mentor.errors import TrainingFault
+    uri = f"sqlite:///{tmp_path / 'mine.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    recipe = {"name": "diverges", "data": {"source": "iris"}, "methods": [{"name": "scratch"}],
+              "student": {"model": "mlp", "hidden": [8]},
+              "train": {"epochs": 2, "seeds": [0], "lr": 1e30, "log_with": ["mlflow", "csv"]}}
+    with pytest.raises(TrainingFault):
+        run_recipe(recipe, tmp_path / "runs", progress=False)
+    assert mlflow.active_run() is None  # the next run in this process can start
+    client = MlflowClient(tracking_uri=uri)
+    (r,) = client.search_runs([client.get_experiment_by_name("diverges").experiment_id])
+    assert r.info.status == "FAILED"
+    assert not any((tmp_path / "runs").iterdir())  # a failed new run leaves no folder
