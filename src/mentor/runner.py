@@ -12,7 +12,7 @@ import shutil
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import yaml
@@ -425,6 +425,24 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
     return final
 
 
+def _tracked_teacher(bars: Bars, trackers: RunTrackers, folder: str, config: dict
+                     ) -> tuple[Callable, list[Tracked]]:
+    """A ``train_teacher(progress=...)`` that also opens one tracker run per teacher training
+    (named after the teacher's folder: ``teacher``, ``teacher-1``, ``teacher/<stage>``),
+    and the list it fills with them."""
+    opened: list[Tracked] = []
+
+    def progress(name: str, epochs: int):
+        cb = bars.start(name, epochs)
+        stage = name.split(" / ", 1)[1] if " / " in name else None
+        tr = trackers.open(folder if stage is None else f"{folder}/{stage}", config)
+        if tr is None:
+            return cb
+        opened.append(tr)
+        return tr.on_epoch(cb)
+    return progress, opened
+
+
 def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
              trackers: RunTrackers | None = None) -> tuple[dict, list[dict]]:
     acc = get_accelerator(run.recipe.train.mixed_precision)
@@ -437,19 +455,6 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
     trackers = trackers or RunTrackers([], tmp, run.recipe.name)
     with Bars(show, n_runs) as bars:
         for s in run.settings:
-            opened: list[Tracked] = []
-
-            def teacher_progress(name: str, epochs: int, s=s, opened=opened):
-                # one tracker run per teacher training (and per pre-training stage)
-                cb = bars.start(name, epochs)
-                tr = trackers.open(name.replace(" / ", "/"), {
-                    "setting": s.name, "teacher": s.recipe.teacher.model_dump(mode="json"),
-                    "train": s.recipe.train.model_dump(mode="json")})
-                if tr is None:
-                    return cb
-                opened.append(tr)
-                return tr.on_epoch(cb)
-
             task = TASKS.get(s.recipe.task)
             # a setting with methods of its own trains the teacher only if one of them uses it
             wants_teacher = s.recipe.teacher is not None and (
@@ -465,8 +470,11 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                             tl, s.splits.test.y.to(device)).double().mean())
                 else:
                     tdir = tmp / "teacher" if not teachers else tmp / f"teacher-{len(teachers)}"
+                    progress, opened = _tracked_teacher(bars, trackers, tdir.name, {
+                        "setting": s.name, "teacher": s.recipe.teacher.model_dump(mode="json"),
+                        "train": s.recipe.train.model_dump(mode="json")})
                     t, info = train_teacher(s.recipe.teacher, s.splits, s.recipe.train, tdir,
-                                            stages=s.teacher_stages, progress=teacher_progress,
+                                            stages=s.teacher_stages, progress=progress,
                                             resume=resume)
                     stage_info = info.get("stages", [])
                     for i, tr in enumerate(opened):  # the stages', then the teacher's

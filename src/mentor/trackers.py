@@ -1,7 +1,8 @@
 """Experiment trackers: ``train.log_with: [tensorboard, mlflow, csv]``.
 
-Every training inside a run (the teacher, each pre-training stage, each student and seed) is
-one tracker run named ``teacher``, ``teacher/<stage>`` or ``<setting>/<method>/seed<k>``. It
+Every training inside a run (each teacher, each pre-training stage, each student and seed) is
+one tracker run named after its folder -- ``teacher`` (``teacher-1``, ... for the teachers of
+further settings), ``teacher/<stage>`` -- or ``<setting>/<method>/seed<k>``. It
 gets its configuration (the method's parameters, the seed, the training settings) once, then
 one point per epoch -- ``train_loss``, ``val_accuracy`` and, for semi-supervised methods, the
 pseudo-label precision, recall and coverage -- and the ``test_accuracy`` at the end. The

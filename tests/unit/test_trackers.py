@@ -186,3 +186,19 @@ def test_a_failed_run_ends_its_trackers_and_marks_mlflow_failed(tmp_path, monkey
     (r,) = client.search_runs([client.get_experiment_by_name("diverges").experiment_id])
     assert r.info.status == "FAILED"
     assert not any((tmp_path / "runs").iterdir())  # a failed new run leaves no folder
+
+
+def test_each_teacher_of_a_run_has_its_own_tracker_run(tmp_path):
+    """Settings with different teachers: one log per teacher folder (teacher, teacher-1),
+    none overwriting another."""
+    recipe = {"name": "two", "data": {"source": "iris"},
+              "teacher": {"model": "mlp", "hidden": [16], "train": {"epochs": 2}},
+              "student": {"model": "mlp", "hidden": [8]}, "methods": [{"name": "kd"}],
+              "settings": [{"name": "a"}, {"name": "b", "teacher": {
+                  "model": "mlp", "hidden": [12], "train": {"epochs": 3}}}],
+              "train": {"epochs": 2, "seeds": [0], "log_with": ["csv"]}}
+    run = run_recipe(recipe, tmp_path, progress=False)
+    logs = run / "logs" / "csv"
+    assert [s for s, _ in _csv(logs / "teacher.csv")["val_accuracy"]] == [1, 2]
+    assert [s for s, _ in _csv(logs / "teacher-1.csv")["val_accuracy"]] == [1, 2, 3]
+    assert json.loads((logs / "teacher-1.config.json").read_text())["teacher.hidden"] == "[12]"
