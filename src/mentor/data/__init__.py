@@ -1,5 +1,8 @@
 """Data: embedded data sets by name, user files (.npz, .csv), stratified splits."""
 
+import numpy as np
+import torch
+
 from . import augment  # noqa: F401  (registers shift, flip, noise, mask, cutout, scale)
 from ..errors import DataError
 from .arrays import ArrayData, validate_arrays
@@ -46,9 +49,6 @@ def from_arrays(x, y, *, unlabeled=None, name: str = "arrays", num_classes: int 
     >>> splits.describe()
     'arrays: train 136 (36 labeled, 100 unlabeled), val 12, test 12, 3 classes'
     """
-    import numpy as np
-    import torch
-
     def arr(v):
         return v.detach().cpu().numpy() if torch.is_tensor(v) else np.asarray(v)
 
