@@ -228,3 +228,24 @@ def test_latency_axis_ticks_are_few_distinct_and_inside_the_range(lo, hi):
     assert len(set(labels)) == len(labels)
     if hi / lo > 1e3:
         assert all(f"{t:.0e}".startswith("1e") for t in ticks), ticks
+
+
+def test_latency_markers_follow_the_pages_setting_order(tmp_path, monkeypatch):
+    """On a page whose parameters plot gave setting 'b' the second marker, the latency plot
+    gives 'b' the second marker too, even when 'a' has no latency measurement."""
+    from matplotlib.axes import Axes
+
+    from mentor.report.plots import _MARKERS, accuracy_vs_latency
+    fmts = []
+    errorbar = Axes.errorbar
+
+    def spy(self, *args, **kwargs):
+        fmts.append(kwargs.get("fmt"))
+        return errorbar(self, *args, **kwargs)
+    monkeypatch.setattr(Axes, "errorbar", spy)
+    latency = {"batches": ["1"], "threads": 1, "teachers": [], "students": [
+        {"setting": "b", "method": "kd", "test_accuracy_mean": 0.9, "test_accuracy_std": 0.01,
+         "batches": {"1": {"latency_s": 1e-5}}}]}
+    accuracy_vs_latency({"rows": []}, latency, tmp_path / "a.png", settings=["a", "b"])
+    accuracy_vs_latency({"rows": []}, latency, tmp_path / "b.png")
+    assert fmts == [_MARKERS[1], _MARKERS[0]]

@@ -29,6 +29,7 @@ from ..atomic import atomic_write_text
 from ..errors import MentorError
 from ._fmt import _num, fmt_acc, fmt_params, fmt_pct, fmt_speedup, grouped_rows, metric_name
 from .calibration import confusion_matrix, reliability_bins
+from .plots import _unique
 
 __all__ = ["Run", "open_runs", "evaluate_setting", "render", "write_compare_report",
            "LATENCY_HINT"]
@@ -491,15 +492,14 @@ def _accuracy_plots(runs: list[Run], tmp: Path) -> str:
                      "Test accuracy (error bars = ±1 std over seeds) vs parameter count; "
                      "colour = method, marker = run / setting; stars are teachers.")]
     parts.append("<h3>Accuracy vs latency</h3>")
-    parts.append(_latency_section(runs, tmp))
+    parts.append(_latency_section(runs, tmp, _unique(str(p["group"]) for p in points)))
     return "\n".join(parts)
 
 
-def _latency_section(runs: list[Run], tmp: Path) -> str:
-    try:
-        from .plots import accuracy_vs_latency
-    except ImportError:
-        accuracy_vs_latency = None
+def _latency_section(runs: list[Run], tmp: Path, groups: list[str]) -> str:
+    """The accuracy-vs-latency figure of the runs with a latency.json (markers as in the
+    parameters figure: ``groups``) and a hint for the others."""
+    from .plots import accuracy_vs_latency
     have = [r for r in runs if r.latency is not None]
     missing = [r for r in runs if r.latency is None]
     notes = []
@@ -508,7 +508,7 @@ def _latency_section(runs: list[Run], tmp: Path) -> str:
         notes.append(f"<code>{_e(r.label)}</code>{why}: <code>mentor bench --latency "
                      f"{_e(r.path)}</code>")
     out = []
-    if have and accuracy_vs_latency is not None:
+    if have:
         merged = {"students": [], "teachers": [], "batches": []}
         threads = []
         for r in have:
@@ -526,7 +526,8 @@ def _latency_section(runs: list[Run], tmp: Path) -> str:
         merged["threads"] = "/".join(dict.fromkeys(threads))
         rows = [row for r in runs for row in r.results["rows"]]
         try:
-            png = accuracy_vs_latency({"rows": rows}, merged, tmp / "accuracy_vs_latency.png")
+            png = accuracy_vs_latency({"rows": rows}, merged, tmp / "accuracy_vs_latency.png",
+                                      settings=groups)
             out.append(_figure(png, "test accuracy vs CPU latency",
                                "Test accuracy (mean ± std over seeds) vs median CPU latency "
                                "from each run's latency.json; colour = method, marker = run / "
@@ -534,9 +535,6 @@ def _latency_section(runs: list[Run], tmp: Path) -> str:
         except _RELOAD_ERRORS as e:
             out.append(_note(f"The latency plot failed ({_e(_first_line(e))}); "
                              f"{_HINT_HTML}."))
-    elif have:
-        out.append(_note("This mentor has no accuracy_vs_latency plot yet; the runs' latency."
-                         "json files are not plotted."))
     if missing:
         head = ("No latency measured yet" if not have
                 else "Some runs have no latency measurements")

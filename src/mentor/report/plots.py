@@ -303,11 +303,13 @@ def _log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
     return sorted({float(f"{v:.2g}") for v in np.geomspace(lo, hi, 5)[1:-1]})
 
 
-def accuracy_vs_latency(results: dict, latency: dict, path: Path) -> Path:
+def accuracy_vs_latency(results: dict, latency: dict, path: Path,
+                        settings: list[str] | None = None) -> Path:
     """Test accuracy (mean ± std over seeds) vs CPU latency, from ``latency.json`` (written
     by ``mentor bench --latency``) and ``results.json``: one panel per measured batch size
     (log-scale milliseconds), colour = method, marker = setting, teachers as stars at their
-    test accuracy. Returns ``path``."""
+    test accuracy. ``settings`` fixes the marker order (to match another plot of the same
+    page); absent ones are not in the legend. Returns ``path``."""
     path = Path(path)
     students = [s for s in (latency or {}).get("students") or []
                 if _num(s.get("test_accuracy_mean")) is not None and s.get("batches")]
@@ -321,8 +323,10 @@ def accuracy_vs_latency(results: dict, latency: dict, path: Path) -> Path:
     colors = _method_colors({"rows": (results or {}).get("rows") or students}, [])
     for s in students:  # a method missing from results.json: grey
         colors.setdefault(str(s["method"]), "0.5")
-    settings = _unique(str(s["setting"]) for s in students)
-    markers = {s: _MARKERS[i % len(_MARKERS)] for i, s in enumerate(settings)}
+    present = _unique(str(s["setting"]) for s in students)
+    order = _unique([*(settings or []), *present])
+    markers = {s: _MARKERS[i % len(_MARKERS)] for i, s in enumerate(order)}
+    settings = present
     fig = _new_figure(4.4 * len(batches) + 2.2, 4.2)
     axes = fig.subplots(1, len(batches), squeeze=False, sharey=True)[0]
     for ax, b in zip(axes, batches):
