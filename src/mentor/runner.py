@@ -405,7 +405,7 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
         if main and resume is None:  # inside the try: a failed write leaves no folder
             atomic_write_text(tmp / INPUT, yaml.safe_dump(run.raw, sort_keys=False))
         trackers = RunTrackers(run.recipe.train.log_with, tmp, run.recipe.name,
-                               final_dir=final, main=main)
+                               final_dir=final, main=main, resume=resume is not None)
         with trackers.session():
             results, histories = _execute(run, tmp, progress and main, resume is not None,
                                           trackers)

@@ -179,11 +179,12 @@ class RunTrackers:
     """
 
     def __init__(self, names: Sequence[str], run_dir: Path, experiment: str, *,
-                 final_dir: Path | None = None, main: bool = True):
+                 final_dir: Path | None = None, main: bool = True, resume: bool = False):
         check_available(names)
         self.names = list(dict.fromkeys(names)) if main else []
         self.run_dir, self.experiment = Path(run_dir), experiment
         self.final_dir = Path(final_dir or run_dir)
+        self.resume = resume
         self._own_mlflow_uri = False
         self._open: list[Tracked] = []
 
@@ -202,7 +203,7 @@ class RunTrackers:
                 art = (str(self.final_dir.resolve() / "logs" / "mlartifacts")
                        if self._own_mlflow_uri else None)
                 t = MLflowTracker(experiment_name=self.experiment, logging_dir=art,
-                                  run_name=run_name,
+                                  run_name=run_name, run_id=self._mlflow_run_id(run_name),
                                   tags={"mentor.run": self.final_dir.name})
             else:
                 t = CSVTracker(run_name, logs / "csv")
@@ -212,6 +213,18 @@ class RunTrackers:
         tracked = Tracked(trackers)
         self._open.append(tracked)
         return tracked
+
+    def _mlflow_run_id(self, run_name: str) -> str | None:
+        """On resume, the MLflow run this training logged to before the interruption (so it
+        continues there), else ``None`` (a new run)."""
+        if not self.resume:
+            return None
+        import mlflow
+        found = mlflow.search_runs(
+            experiment_names=[self.experiment], output_format="list",
+            filter_string=f"tags.`mlflow.runName` = '{run_name}' and "
+                          f"tags.`mentor.run` = '{self.final_dir.name}'")
+        return found[0].info.run_id if found else None
 
     @contextmanager
     def session(self) -> Iterator["RunTrackers"]:

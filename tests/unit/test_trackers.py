@@ -9,8 +9,14 @@ import csv
 import importlib.util
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from mentor import trackers as trk
@@ -202,3 +208,41 @@ def test_each_teacher_of_a_run_has_its_own_tracker_run(tmp_path):
     assert [s for s, _ in _csv(logs / "teacher.csv")["val_accuracy"]] == [1, 2]
     assert [s for s, _ in _csv(logs / "teacher-1.csv")["val_accuracy"]] == [1, 2, 3]
     assert json.loads((logs / "teacher-1.config.json").read_text())["teacher.hidden"] == "[12]"
+
+
+def test_a_resumed_run_continues_its_tracker_runs(tmp_path):
+    """A run killed inside a checkpoint write (teacher done, the student in its 2nd epoch)
+    and resumed with --resume: the CSV log holds every epoch once, and MLflow has one run per
+    training, the student's continued (not a second one) with every epoch's point."""
+    from mlflow.tracking import MlflowClient
+    recipe = {"name": "again", "data": {"source": "iris"},
+              "teacher": {"model": "mlp", "hidden": [16], "train": {"epochs": 3,
+                                                                    "batch_size": 16}},
+              "student": {"model": "mlp", "hidden": [8]}, "methods": [{"name": "kd"}],
+              "train": {"epochs": 4, "batch_size": 16, "seeds": [0], "checkpoint_every": 1,
+                        "log_with": ["csv", "mlflow"]}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"),
+               OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "mentor", "run", "--quiet"]
+    # the teacher (no checkpoint_every of its own) writes 1 checkpoint, the student one per step
+    # (6 an epoch): write 10 is in the student's 2nd epoch
+    killed = subprocess.run([*cmd, "r.yaml", "--out", "runs"], cwd=tmp_path, timeout=300,
+                            env={**env, "MENTOR_KILL_IN_CHECKPOINT": "10"},
+                            capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    (partial,) = (tmp_path / "runs").iterdir()
+    done = subprocess.run([*cmd, "--resume", str(partial)], cwd=tmp_path, timeout=300, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    student = _csv(run / "logs" / "csv" / "default" / "kd" / "seed0.csv")
+    assert [s for s, _ in student["val_accuracy"]] == [1, 2, 3, 4]
+    client = MlflowClient(tracking_uri=f"sqlite:///{run / 'logs' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("again")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["default/kd/seed0", "teacher"]
+    (r,) = [r for r in runs if r.info.run_name == "default/kd/seed0"]
+    steps = sorted({m.step for m in client.get_metric_history(r.info.run_id, "val_accuracy")})
+    assert steps == [1, 2, 3, 4] and r.info.status == "FINISHED"
