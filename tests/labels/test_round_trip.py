@@ -248,3 +248,16 @@ def test_a_rerun_of_a_complete_store_changes_no_shard(tmp_path, teacher, digits_
     with pytest.raises(MentorError, match="manifest.json"):  # another teacher: refused
         write_store(ModuleTeacher(other, CLASSES), digits_x, out, FullLogits(CLASSES),
                     shard_samples=300)
+
+
+def test_a_manifest_whose_fields_cannot_be_read_is_a_store_error(tmp_path, teacher, digits_x):
+    """A manifest that passes the structural checks but whose 'views' entry lacks a key is
+    refused with StoreError naming the manifest (it was an UnboundLocalError)."""
+    import json
+    store = written(tmp_path, teacher, digits_x, Hard(CLASSES))
+    mpath = store.path / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    manifest["views"] = {"augment": "crop"}
+    mpath.write_text(json.dumps(manifest))
+    with pytest.raises(MentorError, match=r"manifest\.json' cannot be read \(KeyError"):
+        LabelStore.open(store.path, verify=False, allow_mismatch=True)

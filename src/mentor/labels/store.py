@@ -415,13 +415,14 @@ class LabelStore:
             raise StoreError(f"'{mpath}' has format_version {manifest.get('format_version')!r}; "
                              f"this mentor reads version {FORMAT_VERSION}")
         problem = _manifest_problem(manifest)
-        try:
-            store = None if problem else cls(path, manifest)
-        except MentorError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            problem = f"cannot be read ({type(e).__name__}: {e})"
-        if store is None:
+        if problem is None:
+            try:
+                store = cls(path, manifest)
+            except MentorError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                problem = f"cannot be read ({type(e).__name__}: {e})"
+        if problem is not None:
             raise StoreError(f"label store manifest '{mpath}' {problem}; expected the manifest "
                              "that mentor label writes (relabel the store)")
         if verify:
