@@ -262,15 +262,11 @@ def _write_torchscript(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor
 
 def _write_safetensors(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor):
     from .engine.checkpoint import save_weights
-    from .heads import DualHead, PairedStudents
+    from .heads import for_export
     from .runfiles import load_model
 
     arch = dict(meta["mentor.model"])
-    wrapper = None
-    if isinstance(module, DualHead):
-        wrapper = {"kind": "dual_head", "head": module.head_name, "a": module.a, "b": module.b}
-    elif isinstance(module, PairedStudents):
-        wrapper = {"kind": "pairs", "n": len(module.members)}
+    _, wrapper = for_export(module)  # the inference module: a wrapper that predicts is kept
     new_meta = {"mentor.model": arch, "mentor.num_classes": meta["mentor.num_classes"],
                 "mentor.input_shape": list(meta["mentor.input_shape"])}
     if wrapper is not None:

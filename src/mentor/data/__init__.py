@@ -62,10 +62,5 @@ def from_arrays(x, y, *, unlabeled=None, name: str = "arrays", num_classes: int 
     if u.ndim < 2 or len(u) == 0:
         raise DataError(f"{name}: unlabeled must have shape (rows, features...) with at least "
                         f"one row, got shape {u.shape}")
-    flat = u.reshape(len(u), -1)
-    if flat.shape[1] != splits.in_features:
-        raise DataError(f"{name}: unlabeled rows have {flat.shape[1]} features; expected "
-                        f"{splits.in_features} like x")
-    if not np.issubdtype(flat.dtype, np.number) or not np.isfinite(flat).all():
-        raise DataError(f"{name}: unlabeled must hold finite real numbers")
-    return append_unlabeled(splits, flat.astype(np.float32), raw=True, kind="unlabeled")
+    return append_unlabeled(splits, u, raw=True, kind="unlabeled",
+                            what=f"{name}: unlabeled has rows")

@@ -31,20 +31,23 @@ def with_generated(splits: Splits, generator: Callable[[int, np.random.Generator
     x = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
     if len(x) != n:
         raise DataError(f"the generator returned {len(x)} inputs; expected {n}")
+    return append_unlabeled(splits, x, raw=raw, what="the generator returned inputs")
+
+
+def append_unlabeled(splits: Splits, x: np.ndarray, *, raw: bool = True,
+                     kind: str = "generated", what: str = "unlabeled rows") -> Splits:
+    """``splits`` with the rows of ``x`` ``(n, ...)`` appended to train as unlabeled rows of
+    unknown label (``-1``), standardized like the data when ``raw``; ``kind`` names them in
+    :meth:`Splits.describe`, ``what`` in the errors (rows that are not ``in_features`` finite
+    real numbers each)."""
     flat = x.reshape(len(x), -1)
     if flat.shape[1] != splits.in_features:
-        raise DataError(f"the generator returned inputs with {flat.shape[1]} features; expected "
+        raise DataError(f"{what} with {flat.shape[1]} features; expected "
                         f"{splits.in_features} like the data")
-    if not np.isfinite(flat).all():
-        raise DataError("the generator returned NaN or infinite values; expected finite inputs")
-    return append_unlabeled(splits, flat, raw=raw)
-
-
-def append_unlabeled(splits: Splits, flat: np.ndarray, *, raw: bool = True,
-                     kind: str = "generated") -> Splits:
-    """``splits`` with the rows ``flat`` ``(n, features)`` appended to train as unlabeled
-    rows of unknown label (``-1``), standardized like the data when ``raw``; ``kind`` names
-    them in :meth:`Splits.describe`."""
+    if not np.issubdtype(flat.dtype, np.number) or not np.isfinite(flat).all():
+        raise DataError(f"{what} with NaN or infinite values or non-numbers; expected finite "
+                        "numbers")
+    flat = flat.astype(np.float32)
     n = len(flat)
     new_x = splits.standardize(flat) if raw else torch.as_tensor(flat, dtype=torch.float32)
     t = splits.train
