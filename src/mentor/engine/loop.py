@@ -621,9 +621,10 @@ def _check_weights(model: nn.Module, step: int) -> None:
     so (``step`` updates done) and why: a non-finite gradient (checked here, not every step:
     the weights it poisons make the next loss non-finite, and the gradients of the last
     update are still in place then), or a finite gradient times a huge learning rate."""
+    params = list(model.parameters())
+    if not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+        return  # one host sync for all parameters: the common case, every epoch
     bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
-    if not bad:
-        return
     if step == 0:
         raise TrainingFault(f"the student's initial weights are non-finite (parameter "
                             f"{bad[0]!r}) before training step 1; expected finite weights")
