@@ -200,9 +200,11 @@ def inference_module(model: nn.Module, meta: dict[str, Any]) -> tuple[nn.Module,
 
 
 def teacher_checkpoint(run_dir: Path, results: dict, setting: str) -> Path | None:
-    """The trained teacher of ``setting`` (``teacher/`` for the run's first teacher,
-    ``teacher-<i>/`` for the i-th distinct one); None when it was not trained in the run
-    (a checkpoint, ensemble or label-store teacher) or the setting has none."""
+    """The trained teacher of ``setting``: the folder the run recorded in the setting's
+    teacher info (``teacher``, ``teacher-1``, ...); for runs written before it was recorded,
+    ``teacher/`` for the run's first teacher and ``teacher-<i>/`` for the i-th distinct one.
+    None when it was not trained in the run (a checkpoint, ensemble or label-store teacher)
+    or the setting has none."""
     distinct: list[dict] = []
     mine = None
     for s in results.get("settings") or []:
@@ -212,10 +214,14 @@ def teacher_checkpoint(run_dir: Path, results: dict, setting: str) -> Path | Non
         if t not in distinct:
             distinct.append(t)
         if s.get("name") == setting:
-            mine = distinct.index(t)
+            mine = t
     if mine is None:
         return None
-    path = Path(run_dir) / ("teacher" if mine == 0 else f"teacher-{mine}") / "model.safetensors"
+    folder = mine.get("folder") if isinstance(mine, dict) else None
+    if not isinstance(folder, str) or not folder.startswith("teacher") or "/" in folder:
+        i = distinct.index(mine)
+        folder = "teacher" if i == 0 else f"teacher-{i}"
+    path = Path(run_dir) / folder / "model.safetensors"
     return path if path.is_file() else None
 
 

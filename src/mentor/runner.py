@@ -476,6 +476,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                     t, info = train_teacher(s.recipe.teacher, s.splits, s.recipe.train, tdir,
                                             stages=s.teacher_stages, progress=progress,
                                             resume=resume)
+                    info["folder"] = tdir.name  # where export, report and bench find it
                     stage_info = info.get("stages", [])
                     for i, tr in enumerate(opened):  # the stages', then the teacher's
                         tr.log({"test_accuracy": (stage_info[i] if i < len(stage_info)

@@ -208,6 +208,14 @@ def test_each_teacher_of_a_run_has_its_own_tracker_run(tmp_path):
     assert [s for s, _ in _csv(logs / "teacher.csv")["val_accuracy"]] == [1, 2]
     assert [s for s, _ in _csv(logs / "teacher-1.csv")["val_accuracy"]] == [1, 2, 3]
     assert json.loads((logs / "teacher-1.config.json").read_text())["teacher.hidden"] == "[12]"
+    # the run records each teacher's folder, where export, report and bench find it
+    from mentor.runfiles import teacher_checkpoint
+    results = json.loads((run / "results.json").read_text())
+    assert [s["teacher"]["folder"] for s in results["settings"]] == ["teacher", "teacher-1"]
+    assert teacher_checkpoint(run, results, "b") == run / "teacher-1" / "model.safetensors"
+    for s in results["settings"]:  # a run folder written before the folder was recorded
+        del s["teacher"]["folder"]
+    assert teacher_checkpoint(run, results, "b") == run / "teacher-1" / "model.safetensors"
 
 
 def test_a_resumed_run_continues_its_tracker_runs(tmp_path):
