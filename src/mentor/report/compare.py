@@ -13,13 +13,11 @@ atomically, so a bad folder leaves nothing behind.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import statistics
 import tempfile
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from ..atomic import atomic_write_text
 from ..errors import MentorError
 from ._fmt import _num, fmt_acc, fmt_params, fmt_pct, fmt_speedup, grouped_rows, metric_name
 from .calibration import confusion_matrix, reliability_bins
+from .html import _e, _img_tag
 from .plots import _unique
 
 __all__ = ["Run", "open_runs", "evaluate_setting", "render", "write_compare_report",
@@ -42,10 +41,6 @@ SECTIONS = ("Leaderboard", "Learning curves", "Accuracy vs parameters and latenc
 # what reloading a checkpoint or the data may raise besides MentorError; it becomes a note
 _RELOAD_ERRORS = (MentorError, OSError, RuntimeError, ValueError, KeyError, TypeError,
                   IndexError)
-
-
-def _e(value: object) -> str:
-    return escape("" if value is None else str(value), quote=True)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -346,13 +341,8 @@ table.runs td { font-size: .88rem; }
 """
 
 
-def _img(png: Path, alt: str) -> str:
-    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
-
-
 def _figure(png: Path, alt: str, caption: str) -> str:
-    return f"<figure>\n{_img(png, alt)}\n<figcaption>{caption}</figcaption>\n</figure>"
+    return f"<figure>\n{_img_tag(png, alt)}\n<figcaption>{caption}</figcaption>\n</figure>"
 
 
 def _note(text: str) -> str:
