@@ -134,17 +134,14 @@ class _Params(BaseModel):
 
 def check_method_params(raw: dict[str, Any], loc: tuple) -> list[str]:
     """Problems with one ``method`` mapping of a recipe (unknown method or bad parameters)."""
-    from .errors import MentorError
     from .recipe import format_errors
+    from .registry import UnknownName
     name = raw.get("name")
     if not isinstance(name, str):
         return []  # reported by the recipe schema
     try:
         method: Method = METHODS.get(name)
-    except MentorError as e:
-        from .plugins import PluginError
-        if isinstance(e, PluginError):
-            raise
+    except UnknownName as e:  # (a plugin that fails to load is its own error)
         where = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc)
         return [f"{where}.name: {e}".replace(".[", "[")]
     params = {k: v for k, v in raw.items() if k not in ("name", "label")}

@@ -35,6 +35,10 @@ class DuplicateName(MentorError):
         super().__init__(f"{kind} {name!r} is already registered ({existing})")
 
 
+class UnknownName(MentorError):
+    """A name no component of a registry has (with close names and the known ones)."""
+
+
 # set while a plugin's entry point loads: what it registers records this source, and the
 # (registry, name) pairs are logged so a plugin that fails half-way is rolled back
 _PLUGIN_LOAD: contextvars.ContextVar[tuple[str, list] | None] = \
@@ -94,7 +98,7 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise MentorError(f"unknown {self.kind} {name!r}{suggest(name, self._entries)}; "
+            raise UnknownName(f"unknown {self.kind} {name!r}{suggest(name, self._entries)}; "
                               f"known: {', '.join(sorted(self._entries))}") from None
 
     def names(self) -> list[str]:
