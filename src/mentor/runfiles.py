@@ -242,42 +242,59 @@ class ParityInputs:
     std: list[float] | None = None
 
 
+def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
+    """``(splits, data spec, file name)`` of ``setting``, rebuilt from the run's recipe
+    (``input.yaml``, else ``recipe.yaml``; the setting's own data section where it has one).
+    ``cache`` keeps loaded splits by data section, for settings that share it. Raises
+    :class:`MentorError` (or the data loader's error) when the data cannot be rebuilt."""
+    from .recipe import DataSpec, read_yaml, setting_raw
+    from .runner import load_splits
+
+    for name in ("input.yaml", "recipe.yaml"):
+        path = Path(run_dir) / name
+        if not path.is_file():
+            continue
+        raw = read_yaml(path)
+        if raw.get("settings") and any(isinstance(s, dict) and s.get("name") == setting
+                                       for s in raw["settings"]):
+            raw = setting_raw(raw, setting)
+        if not isinstance(raw.get("data"), dict):
+            raise MentorError(f"{name} has no data section")
+        spec = DataSpec.model_validate(raw["data"])
+        key = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+        if cache is None or key not in cache:
+            splits = load_splits(spec)
+            if cache is None:
+                return splits, spec, name
+            cache[key] = splits
+        return cache[key], spec, name
+    raise MentorError("the run folder has no input.yaml or recipe.yaml to rebuild the data "
+                      "from")
+
+
 def parity_inputs(run_dir: Path, setting: str, input_shape: list[int]) -> ParityInputs:
     """The setting's test split reloaded from the run's recipe (``input.yaml``, else
     ``recipe.yaml``); when the data cannot be reloaded (a file source that moved, a shape
     that differs), 64 standard normal rows with ``y`` None and the reason in the
     description."""
-    from .recipe import parse_recipe, read_yaml, setting_raw
-    from .runner import load_splits
-
-    why = "no recipe in the run folder"
-    for name in ("input.yaml", "recipe.yaml"):
-        path = Path(run_dir) / name
-        if not path.is_file():
-            continue
-        try:
-            raw = read_yaml(path)
-            if raw.get("settings"):
-                raw = setting_raw(raw, setting)
-            spec = parse_recipe(raw, str(path)).data
-            splits = load_splits(spec)
-        except (MentorError, OSError, ValueError, KeyError, TypeError) as e:
-            why = f"reloading the data of {name} failed: {str(e).splitlines()[0]}"
-            break
-        if list(splits.input_shape) != list(input_shape):
-            why = (f"the data of {name} has input shape {list(splits.input_shape)}, the "
-                   f"checkpoint {list(input_shape)}")
-            break
-        stats = ({"mean": [float(v) for v in splits.mean], "std": [float(v) for v in splits.std]}
-                 if splits.mean is not None else {})
-        return ParityInputs(splits.test.x.float(), splits.test.y,
-                          f"test split of {spec.source} reloaded from {name} "
-                          f"({len(splits.test.x)} rows)", **stats)
+    try:
+        splits, spec, name = run_splits(run_dir, setting)
+    except (MentorError, OSError, ValueError, KeyError, TypeError) as e:
+        why = f"the run's data could not be reloaded: {str(e).splitlines()[0]}"
+    else:
+        if list(splits.input_shape) == list(input_shape):
+            stats = ({"mean": [float(v) for v in splits.mean],
+                      "std": [float(v) for v in splits.std]} if splits.mean is not None else {})
+            return ParityInputs(splits.test.x.float(), splits.test.y,
+                                f"test split of {spec.source} reloaded from {name} "
+                                f"({len(splits.test.x)} rows)", **stats)
+        why = (f"the data of {name} has input shape {list(splits.input_shape)}, the "
+               f"checkpoint {list(input_shape)}")
     g = torch.Generator().manual_seed(0)
     return ParityInputs(torch.randn(64, math.prod(input_shape), generator=g), None,
                       f"64 standard normal rows of {math.prod(input_shape)} features ({why})")
 
 
 __all__ = ["Choice", "ParityInputs", "choose_student", "inference_module", "load_model",
-           "metrics", "open_run", "parity_inputs", "setting_info", "sha256",
+           "metrics", "open_run", "parity_inputs", "run_splits", "setting_info", "sha256",
            "teacher_checkpoint"]

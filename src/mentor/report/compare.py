@@ -165,34 +165,14 @@ class SettingEval:
 
 
 def _test_split(run_dir: Path, setting: str, cache: dict | None = None):
-    """The setting's test split, rebuilt from the run's recipe (``input.yaml``, else
-    ``recipe.yaml``); returns ``(x, y, description, splits)``. ``cache`` keeps loaded data
-    by data section, for settings that share it."""
-    from ..recipe import DataSpec, read_yaml, setting_raw
-    from ..runner import load_splits
+    """The setting's test split rebuilt from the run's recipe
+    (:func:`mentor.runfiles.run_splits`); returns ``(x, y, description, splits)``."""
+    from ..runfiles import run_splits
 
-    for name in ("input.yaml", "recipe.yaml"):
-        path = Path(run_dir) / name
-        if not path.is_file():
-            continue
-        raw = read_yaml(path)
-        if raw.get("settings") and any(isinstance(s, dict) and s.get("name") == setting
-                                       for s in raw["settings"]):
-            raw = setting_raw(raw, setting)
-        if not isinstance(raw.get("data"), dict):
-            raise MentorError(f"{name} has no data section")
-        spec = DataSpec.model_validate(raw["data"])
-        key = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
-        if cache is None or key not in cache:
-            splits = load_splits(spec)
-            if cache is not None:
-                cache[key] = splits
-        splits = cache[key] if cache is not None else splits
-        return (splits.test.x, splits.test.y,
-                f"test split of {spec.source} (split_seed {spec.split_seed}) rebuilt from "
-                f"{name}: {len(splits.test.y)} rows, {splits.num_classes} classes", splits)
-    raise MentorError("the run folder has no input.yaml or recipe.yaml to rebuild the data "
-                      "from")
+    splits, spec, name = run_splits(run_dir, setting, cache)
+    return (splits.test.x, splits.test.y,
+            f"test split of {spec.source} (split_seed {spec.split_seed}) rebuilt from "
+            f"{name}: {len(splits.test.y)} rows, {splits.num_classes} classes", splits)
 
 
 def _probabilities(module, x) -> np.ndarray:
