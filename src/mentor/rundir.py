@@ -72,3 +72,9 @@ def final_name(partial: Path) -> Path:
         raise MentorError(f"--resume: '{partial}' is not an unfinished run folder; expected a "
                           f"folder named .<run>{PARTIAL} (a finished run has nothing to resume)")
     return partial.with_name(name[1:-len(PARTIAL)])
+
+
+def student_dir(run_dir: Path, setting: str, method: str, seed: int) -> Path:
+    """Where a classification run keeps one student's checkpoints and its final weights
+    (``student.safetensors``): ``checkpoints/<setting>/<method>/seed<k>``."""
+    return Path(run_dir) / "checkpoints" / str(setting) / str(method) / f"seed{seed}"

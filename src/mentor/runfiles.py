@@ -18,6 +18,7 @@ from torch import nn
 
 from .errors import CheckpointError, MentorError
 from .labels.store import sha256_file as sha256
+from .rundir import student_dir
 from .rundir import PARTIAL
 
 
@@ -140,8 +141,7 @@ def choose_student(run_dir: Path, results: dict, setting: str | None = None,
         reason = f"given: {picked}; best of its {len(rows)} rows by test_accuracy_mean; {how}"
     else:
         reason = f"given: {picked}; {how}"
-    ckpt = Path(run_dir) / "checkpoints" / row["setting"] / row["method"] / f"seed{seed}" \
-        / "student.safetensors"
+    ckpt = student_dir(run_dir, row["setting"], row["method"], seed) / "student.safetensors"
     if not ckpt.is_file():
         raise MentorError(f"no student checkpoint at '{ckpt}'; expected the run folder to hold "
                           "checkpoints/<setting>/<method>/seed<k>/student.safetensors")

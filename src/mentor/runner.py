@@ -35,7 +35,7 @@ from .registry import TASKS
 from .recipe import (DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, read_yaml,
                      setting_raw)
 from .progress import Bars
-from .rundir import claim_run_dir, final_name, finish_run_dir
+from .rundir import claim_run_dir, final_name, finish_run_dir, student_dir
 from .runinfo import environment
 from .trackers import RunTrackers, Tracked, check_available
 from .teachers import (CommitteeTeacher, EnsembleTeacher, LabelAssistedNet, ModuleTeacher,
@@ -501,7 +501,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                         "setting": s.name, "method": mname, "method_params": params,
                         "seed": seed, "train": s.recipe.train.model_dump(mode="json")})
                     cb = tracked.on_epoch(cb) if tracked is not None else cb
-                    ckpt = tmp / "checkpoints" / s.name / label / f"seed{seed}"
+                    ckpt = student_dir(tmp, s.name, label, seed)
                     res = fit(student, plan.prepare_train(s.splits.train, seed), s.splits.val,
                               objectives=plan.objectives,
                               refiners=plan.refiners, updater=plan.updater,

@@ -27,6 +27,7 @@ from ..atomic import atomic_write_text
 from ..errors import MentorError
 from ._fmt import _num, fmt_acc, fmt_params, fmt_pct, fmt_speedup, grouped_rows, metric_name
 from .calibration import confusion_matrix, reliability_bins
+from ..rundir import student_dir
 from .html import _e, _img_tag
 from .plots import _unique
 
@@ -267,8 +268,7 @@ def evaluate_setting(run: Run, setting: str, cache: dict | None = None) -> Setti
             ev.recorded = [float(v) for v in recorded]
         pooled = []
         for seed in seeds:
-            ckpt = (run.path / "checkpoints" / setting / method / f"seed{seed}"
-                    / "student.safetensors")
+            ckpt = student_dir(run.path, setting, method, seed) / "student.safetensors"
             rel = ckpt.relative_to(run.path)
             if not ckpt.is_file():
                 ev.notes.append(f"seed {seed}: no {rel}")
