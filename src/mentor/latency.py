@@ -113,7 +113,7 @@ def bench_run(run_dir: Path, batches=BATCHES, repeats: int = 25,
     from .atomic import atomic_write_text
     from .models import count_params
     from .runfiles import (choose_student, inference_module, load_model, open_run,
-                           teacher_checkpoint)
+                           setting_info, teacher_checkpoint)
 
     run_dir = Path(run_dir)
     results = open_run(run_dir, field)
@@ -140,8 +140,7 @@ def bench_run(run_dir: Path, batches=BATCHES, repeats: int = 25,
         if tpath is not None:
             if tpath not in teachers:
                 tmod, tmeta = load_model(tpath, str(tpath.relative_to(run_dir)))
-                info = next((s.get("teacher") for s in results.get("settings") or []
-                             if s.get("name") == setting), None) or {}
+                info = setting_info(results, setting).get("teacher") or {}
                 teachers[tpath] = {"name": tpath.parent.name,
                                    "path": str(tpath.relative_to(run_dir)),
                                    "description": info.get("description"),

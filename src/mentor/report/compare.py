@@ -212,7 +212,7 @@ def _score(ev: ModelEval, seed: Any, probs: np.ndarray, y: np.ndarray,
 def evaluate_setting(run: Run, setting: str, cache: dict | None = None) -> SettingEval:
     """Reload the setting's teacher and every student seed; score them on the test split
     (``cache``: loaded data by data section, shared between calls)."""
-    from ..runfiles import choose_student, teacher_checkpoint
+    from ..runfiles import choose_student, setting_info, teacher_checkpoint
 
     out = SettingEval(run.label, setting)
     if run.task != "classification":
@@ -249,8 +249,7 @@ def evaluate_setting(run: Run, setting: str, cache: dict | None = None) -> Setti
                 probs = _probabilities(module, x)
                 _score(ev, None, probs, y, None)
                 ev.bins = reliability_bins(probs, y, BINS)
-                info = next((s.get("teacher") for s in run.results.get("settings") or []
-                             if s.get("name") == setting), None) or {}
+                info = setting_info(run.results, setting).get("teacher") or {}
                 if _num(info.get("test_accuracy")) is not None:
                     ev.recorded = [float(info["test_accuracy"])]
                 out.teacher = ev
