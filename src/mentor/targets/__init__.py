@@ -6,11 +6,12 @@ from .curriculum import CurriculumAdmission, LearnedCorrector
 from .ferkd import FerKDCalibration
 from .fusion import Consensus, UncertaintyFusion
 from .prototypes import PrototypeSoftLabels
+from .sub_pseudo import SubPseudoLabels
 from .weak import WeakLabelRefiner
 from .thresholds import (ConfidenceThreshold, ConfidenceWeight, FlexMatchThreshold,
                          FreeMatchThreshold, GMMThreshold, SoftMatchWeight, gmm_threshold)
 
 __all__ = ["ClusterLabels", "Consensus", "ConfidenceThreshold", "CurriculumAdmission", "LearnedCorrector", "ConfidenceWeight", "DistributionAlignment",
            "FerKDCalibration", "FlexMatchThreshold", "FreeMatchThreshold", "GMMThreshold",
-           "PrototypeSoftLabels", "SoftMatchWeight", "UncertaintyFusion", "WeakLabelRefiner", "cluster_pseudo_labels", "gmm_threshold",
+           "PrototypeSoftLabels", "SoftMatchWeight", "SubPseudoLabels", "UncertaintyFusion", "WeakLabelRefiner", "cluster_pseudo_labels", "gmm_threshold",
            "matched_accuracy"]
