@@ -8,11 +8,14 @@ import mentor.api
 import mentor.data
 import mentor.lm.distill
 import mentor.methods
+import mentor.targets.moveout
+import mentor.targets.sub_pseudo
 import mentor.trackers
 
 
 @pytest.mark.parametrize("module", [mentor.api, mentor.data, mentor.methods, mentor.lm.distill,
-                                    mentor.trackers])
+                                    mentor.trackers, mentor.targets.sub_pseudo,
+                                    mentor.targets.moveout])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
