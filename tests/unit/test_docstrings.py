@@ -7,6 +7,7 @@ import pytest
 import mentor.api
 import mentor.data
 import mentor.lm.distill
+import mentor.losses.claps
 import mentor.methods
 import mentor.targets.moveout
 import mentor.targets.sub_pseudo
@@ -15,7 +16,7 @@ import mentor.trackers
 
 @pytest.mark.parametrize("module", [mentor.api, mentor.data, mentor.methods, mentor.lm.distill,
                                     mentor.trackers, mentor.targets.sub_pseudo,
-                                    mentor.targets.moveout])
+                                    mentor.targets.moveout, mentor.losses.claps])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
