@@ -7,6 +7,9 @@
 4. Chunking: values and gradients equal the one-pass ones; the head variant never needs the
    full logits and equals the logits path; gradient accumulation with token_count.
 5. Input validation: one error per bad input, naming the field.
+6. Masked vocabulary entries (-inf logits): shared -inf entries contribute 0 with finite
+   gradients on every path (hand-worked values, float64 loop reference); one-sided -inf
+   entries keep their true value (+inf for the KLs, finite for the mixtures and TVD).
 """
 
 from __future__ import annotations
@@ -477,3 +480,157 @@ def test_shape_mismatches():
     with pytest.raises(MentorError, match=r"teacher vocabulary has 8 entries"):
         chunked_head_divergence(torch.zeros(B, L, 3), torch.zeros(V, 3), (torch.zeros(B, L, 3),
                                                                           torch.zeros(8, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. masked vocabulary entries (-inf logits)
+# ---------------------------------------------------------------------------------------------
+
+NEG = float("-inf")
+
+
+def test_shared_neg_inf_entries_by_hand():
+    """Student (0, 1, -inf), teacher (1, 0, -inf): the third entry has no mass on either side,
+    so every divergence is its value over the two finite entries. With a = e/(1+e) = sigma(1),
+    b = 1/(1+e): p_t = (a, b), p_s = (b, a), log(a/b) = 1.
+    forward KL = a*1 + b*(-1) = a - b = (e-1)/(e+1) = tanh(1/2) = 0.4621171573;
+    reverse KL = the same by symmetry; TVD = (|a-b| + |b-a|)/2 = tanh(1/2).
+    JSD(0.5): M = (1/2, 1/2), KL(p_t||M) = KL(p_s||M) = ln 2 - H, H = -a ln a - b ln b =
+    ln(1+e) - a = 0.5822031089; TRL's value is ln 2 - H = 0.1109440717, mentor's (divided by
+    beta(1-beta) = 1/4) 4 (ln 2 - H) = 0.4437762867."""
+    zs = torch.tensor([[[0.0, 1.0, NEG]]], dtype=torch.float64)
+    zt = torch.tensor([[[1.0, 0.0, NEG]]], dtype=torch.float64)
+    e = math.e
+    fkl = (e - 1) / (e + 1)
+    jsd = 4 * (math.log(2) - (math.log(1 + e) - e / (1 + e)))
+    assert math.isclose(fkl, 0.4621171573, abs_tol=1e-10)
+    assert math.isclose(jsd, 0.4437762867, abs_tol=1e-10)
+    for kind, want in (("forward_kl", fkl), ("reverse_kl", fkl), ("tvd", fkl)):
+        assert token_divergence(zs, zt, kind=kind).item() == pytest.approx(want, abs=1e-12)
+    assert token_divergence(zs, zt, kind="jsd", beta=0.5).item() == pytest.approx(jsd, abs=1e-12)
+    # every kind, also the skews and the JSD limits, equals its value on the 2-entry vocabulary
+    for kind, beta in [(k, 0.5) for k in DIVERGENCES] + [("jsd", 0.0), ("jsd", 1.0),
+                                                          ("jsd", 0.1)]:
+        got = token_divergence(zs, zt, kind=kind, beta=beta)
+        assert got.item() == pytest.approx(
+            token_divergence(zs[..., :2], zt[..., :2], kind=kind, beta=beta).item(), abs=1e-12)
+
+
+def _shared_inf(seed: int, v: int = V):
+    """Logits that are -inf on both sides at the same random entries (at least two finite
+    entries per position; position (0, 0) keeps exactly two)."""
+    zs, zt = _logits(seed, v=v), _logits(seed + 1, v=v)
+    g = torch.Generator().manual_seed(seed + 2)
+    dead = torch.rand(B, L, v, generator=g) < 0.4
+    dead[..., :2] = False
+    dead[0, 0, 2:] = True  # one position with only two live entries
+    return zs.masked_fill(dead, NEG), zt.masked_fill(dead, NEG), dead
+
+
+@pytest.mark.parametrize("kind", DIVERGENCES)
+def test_shared_neg_inf_matches_naive_reference_with_finite_gradients(kind):
+    zs, zt, dead = _shared_inf(200)
+    mask = _mask(203)
+    kw = {"beta": 0.3, "alpha": 0.2, "temperature": 2.0}
+    for reduction in ("none", "mean"):
+        got = token_divergence(zs, zt, mask, kind=kind, reduction=reduction, **kw)
+        want = _reduce(ref_positions(zs, zt, kind, t=2.0, beta=0.3, alpha=0.2), mask,
+                       reduction)
+        _close(got, want)
+    for extra in ({}, {"chunk_size": 2}, {"t2": True}):
+        loss, (grad,) = _grads(lambda s: token_divergence(s, zt, mask, kind=kind, **kw,
+                                                          **extra), zs)
+        assert torch.isfinite(loss)
+        assert torch.isfinite(grad).all()
+        assert (grad[dead] == 0).all()
+    # the JSD limits and beta near them
+    if kind == "jsd":
+        for beta in (0.0, 1e-6, 1.0 - 1e-6, 1.0):
+            got = token_divergence(zs, zt, mask, kind=kind, beta=beta, reduction="none")
+            want = _reduce(ref_positions(zs, zt, kind, beta=beta), mask, "none")
+            _close(got, want, 1e-5)
+
+
+@pytest.mark.parametrize("kind", DIVERGENCES)
+def test_shared_neg_inf_in_float32_and_low_precision(kind):
+    zs, zt, _ = _shared_inf(210)
+    want = token_divergence(zs, zt, kind=kind)
+    for dtype in (torch.float32, torch.bfloat16):
+        s = zs.to(dtype).requires_grad_()
+        got = token_divergence(s, zt.to(dtype), kind=kind)
+        got.backward()
+        assert torch.isfinite(got) and torch.isfinite(s.grad.float()).all()
+        assert abs(got.item() - want.item()) < (1e-5 if dtype == torch.float32 else 0.1)
+
+
+@pytest.mark.parametrize("kind", DIVERGENCES)
+def test_shared_neg_inf_top_k_and_head_paths(kind):
+    zs, zt, dead = _shared_inf(220)
+    full = token_divergence(zs, zt, kind=kind, reduction="none")
+    # top-k = V: the teacher's stored log-probabilities include the -inf entries
+    sig = _topk(zt, V)
+    assert torch.isneginf(sig.logprobs).any()
+    got, (grad,) = _grads(lambda s: token_divergence(s, sig, kind=kind, chunk_size=2), zs)
+    _close(got, full.mean(), 1e-8)
+    assert torch.isfinite(grad).all()
+    # renormalized top-k with temperature: the reference over the k stored tokens
+    sig = _topk(zt, 4, renormalize=True)
+    got = token_divergence(zs, sig, kind=kind, temperature=2.0, reduction="none")
+    want = _reduce(ref_topk_positions(zs, sig.indices, sig.logprobs, kind, renormalize=True,
+                                      t=2.0), torch.ones(B, L, dtype=torch.bool), "none")
+    _close(got, want)
+    _, (grad,) = _grads(lambda s: token_divergence(s, sig, kind=kind, temperature=2.0), zs)
+    assert torch.isfinite(grad).all()
+    # head path: a -inf bias masks vocabulary entries of both heads
+    d = 6
+    g = torch.Generator().manual_seed(221)
+    h = torch.randn(B, L, d, generator=g, dtype=torch.float64)
+    th = torch.randn(B, L, d, generator=g, dtype=torch.float64)
+    head, thead = _head(222, d), _head(223, d)
+    with torch.no_grad():
+        head.bias[[2, 5]] = NEG
+        thead.bias[[2, 5]] = NEG
+    ref = token_divergence(head(h).detach(), thead(th).detach(), kind=kind)
+    got = chunked_head_divergence(h.requires_grad_(), head, (th, thead), chunk_size=2,
+                                  kind=kind)
+    got.backward()
+    _close(got.detach(), ref, 1e-12)
+    assert torch.isfinite(h.grad).all() and torch.isfinite(head.weight.grad).all()
+    assert torch.isfinite(head.bias.grad).all() and (head.bias.grad[[2, 5]] == 0).all()
+
+
+def test_one_sided_neg_inf_keeps_the_true_divergence():
+    """Student -inf where the teacher has mass: forward KL is +inf (the teacher's mass is not
+    dropped, unlike torchtune/DistiLLM); reverse KL counts 0 there. Teacher -inf where the
+    student has mass: the other way round. Mixtures (JSD, skews) and TVD stay finite and equal
+    the float64 reference. Gradients stay finite, and a masked-out position with an infinite
+    value does not poison the loss or its gradient."""
+    zs, zt = _logits(230), _logits(231)
+    zs[0, 1, 3] = NEG   # student only
+    zt[1, 2, 4] = NEG   # teacher only
+    per = {k: token_divergence(zs, zt, kind=k, reduction="none") for k in DIVERGENCES}
+    assert math.isinf(per["forward_kl"][0, 1]) and per["forward_kl"][0, 1] > 0
+    assert math.isinf(per["reverse_kl"][1, 2]) and per["reverse_kl"][1, 2] > 0
+    finite = torch.ones(B, L, dtype=torch.bool)
+    finite[0, 1] = finite[1, 2] = False
+    for kind in DIVERGENCES:
+        ref = ref_positions(zs, zt, kind, beta=0.5, alpha=0.1) if kind not in (
+            "forward_kl", "reverse_kl") else None
+        if ref is not None:
+            _close(per[kind], torch.tensor(ref, dtype=torch.float64))
+        else:
+            ok = ref_positions(zs.masked_fill(torch.isinf(zs), -1.0),
+                               zt.masked_fill(torch.isinf(zt), -1.0), kind)
+            _close(per[kind][finite], torch.tensor(ok, dtype=torch.float64)[finite])
+    # forward KL with teacher-only -inf is the naive sum over the teacher's support
+    pt = _probs(zt[1, 2].tolist(), 1.0)
+    ps = _probs(zs[1, 2].tolist(), 1.0)
+    assert per["forward_kl"][1, 2].item() == pytest.approx(_kl(pt, ps), abs=1e-12)
+    pt = _probs(zt[0, 1].tolist(), 1.0)
+    ps = _probs(zs[0, 1].tolist(), 1.0)
+    assert per["reverse_kl"][0, 1].item() == pytest.approx(_kl(ps, pt), abs=1e-12)
+    for kind in DIVERGENCES:
+        loss, (grad,) = _grads(lambda s: token_divergence(s, zt, finite, kind=kind), zs)
+        assert torch.isfinite(loss) and torch.isfinite(grad).all()
+        loss, (grad,) = _grads(lambda s: token_divergence(s, zt, kind=kind), zs)
+        assert torch.isfinite(grad).all()

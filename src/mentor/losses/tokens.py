@@ -28,6 +28,20 @@ Divergences (:data:`DIVERGENCES`), per position:
   gradient is the same).
 * ``tvd``          total variation ``½ Σ |p_t - p_s|``.
 
+Masked vocabulary entries (``-inf`` logits, e.g. a padded or constrained vocabulary) follow
+``0·log 0 = 0``: an entry where both teacher and student are ``-inf`` contributes 0 to every
+divergence, with zero gradient (never NaN), also with a temperature, a mask, chunking, a
+:class:`TopKSignal` or :func:`chunked_head_divergence`. An entry that is ``-inf`` on one side
+only keeps its true value: ``forward_kl`` is ``+inf`` where the student is ``-inf`` and the
+teacher has mass, and gets 0 from an entry where only the teacher is ``-inf``
+(``reverse_kl`` the other way round); ``jsd`` (0 < β < 1), the skew KLs (α > 0) and ``tvd``
+stay finite (their mixtures have mass wherever either side has). A position whose value is
+``+inf`` passes no gradient (zero, not NaN): the ``+inf`` reports that the supports disagree.
+torchtune's ``ForwardKLLoss``/``ReverseKLLoss`` (``torchtune/modules/loss/kd_losses.py``) and
+DistiLLM's ``distillm/losses.py`` instead zero every entry where the student's logit (forward
+KL) or either logit (reverse KL, JSD, TVD, skews) is infinite, so a one-sided ``-inf`` is
+silently dropped there; on shared ``-inf`` entries they agree with this module.
+
 The teacher is a ``(B, L, V)`` logits tensor, a :class:`TopKSignal` (stored top-k
 log-probabilities), or -- for :func:`chunked_head_divergence` -- a ``(hidden, head)`` pair whose
 logits are computed chunk by chunk. The teacher only provides targets: it is detached.
@@ -82,8 +96,17 @@ class TopKSignal(NamedTuple):
 # All kernels take log-probabilities over the last dimension (bins) and return the sum over it.
 
 def _kl(lp: Tensor, lq: Tensor) -> Tensor:
-    """``KL(p ‖ q)`` per row from log-probabilities."""
-    return (lp.exp() * (lp - lq)).sum(-1)
+    """``KL(p ‖ q)`` per row from log-probabilities, with ``0·log(0/q) = 0``.
+
+    A bin where ``p = 0`` (``lp = -inf``) contributes 0 whatever ``q`` (also where both are
+    ``-inf``: a masked vocabulary entry) and passes no gradient. A bin where ``p > 0 = q``
+    makes the row ``+inf``; such a row passes no gradient (zero, never NaN), so a position
+    that a mask leaves out cannot poison the gradient of the others.
+    """
+    diff = lp - lq  # NaN where both are -inf, -inf where p = 0 < q, +inf where p > 0 = q
+    finite = torch.nan_to_num(diff, nan=0.0, posinf=0.0, neginf=0.0)
+    out = (lp.exp() * finite).sum(-1)
+    return out.masked_fill(torch.isposinf(diff).any(-1), math.inf)
 
 
 def _skew_kl(lp: Tensor, lq: Tensor, e: float) -> Tensor:
@@ -92,10 +115,13 @@ def _skew_kl(lp: Tensor, lq: Tensor, e: float) -> Tensor:
     Computed from ``log(M/p) = logaddexp(log(1-e), log(e) + log q - log p)`` so that the value
     stays accurate when ``e`` is tiny (``KL = O(e²)``): dividing by ``e`` (JSD near its ends)
     then keeps an absolute error of the order of the float precision, not ``eps/e``.
+    A bin with ``p = 0`` contributes 0 with zero gradient (``log q - log p`` is replaced by 0
+    there before the product, so no ``0·inf`` or ``0·NaN`` arises, forward or backward); a bin
+    with ``q = 0 < p`` is finite for ``e < 1`` (``-p·log(1-e)``), its gradient too.
     """
     if e == 1.0:
         return _kl(lp, lq)
-    u = lq - lp
+    u = torch.nan_to_num(lq - lp, nan=0.0, posinf=0.0, neginf=-math.inf)
     log_ratio = torch.logaddexp(u.new_tensor(math.log1p(-e)), u + math.log(e))
     return -(lp.exp() * log_ratio).sum(-1)
 
