@@ -11,6 +11,8 @@ from torch import nn
 from ..errors import check_param
 from ..registry import UPDATERS
 
+BUFFER_POLICIES = ("copy", "ema", "keep")
+
 
 @UPDATERS.register("ema", description="teacher = exponential moving average of the student",
                    paper="Tarvainen & Valpola 2017, Mean teachers are better role models")
@@ -20,10 +22,25 @@ class EMA:
     ``m_t`` (:meth:`decay_at`): ``decay`` (``schedule='constant'``); with ``warmup`` the Mean
     Teacher reference code's ``min(1 − 1/(t + 1), decay)``, so early teachers follow the
     student closely; ``schedule='cosine'`` ramps from ``start`` to ``decay`` over
-    ``ramp_steps`` steps (BYOL's momentum schedule). ``buffers``: ``'copy'`` copies the
-    student's buffers (BatchNorm statistics; the Mean Teacher code's policy) or ``'ema'``
-    averages float buffers like parameters. ``decay=0`` copies the student, ``decay=1``
-    freezes the teacher. Built from a copy of the student when the method has no teacher.
+    ``ramp_steps`` steps (BYOL's momentum schedule). ``decay=0`` copies the student (its
+    buffers too with ``buffers='copy'``), ``decay=1`` freezes the parameters. Built from a copy
+    of the student when the method has no teacher.
+
+    ``buffers`` (BatchNorm running statistics, counters) at each update:
+
+    * ``'copy'`` (default): copied from the student. This is USB/semilearn's EMA
+      (``semilearn/core/utils/misc.py`` ``EMA.update`` stores ``buffer.clone()`` of every
+      student buffer; ``semilearn/core/hooks/ema.py`` ``EMAHook`` loads them into the EMA
+      model).
+    * ``'ema'``: float buffers averaged like the parameters (integer buffers copied).
+    * ``'keep'``: left as they are; only the parameters move. This is the update rule of the
+      Mean Teacher code (``CuriousAI/mean-teacher`` ``pytorch/main.py``
+      ``update_ema_variables`` blends ``parameters()`` only). There the teacher also runs in
+      train mode (``ema_model.train()``): its BatchNorm layers normalise with batch
+      statistics and their running statistics follow the teacher's own inputs. mentor
+      evaluates a teacher in eval mode, so with ``'keep'`` the teacher's running statistics
+      stay those of the model it was copied from: the update rule matches, the BatchNorm
+      behaviour does not (``'copy'`` is the closer stand-in for a BatchNorm model).
     """
 
     frozen = False
@@ -32,7 +49,7 @@ class EMA:
     def __init__(self, decay: float = 0.999, *, warmup: bool = False,
                  schedule: Literal["constant", "cosine"] = "constant", start: float = 0.9,
                  ramp_steps: int = 1000, every: int = 1,
-                 buffers: Literal["copy", "ema"] = "copy"):
+                 buffers: Literal["copy", "ema", "keep"] = "copy"):
         check_param("ema", "decay", decay, low=0, high=1)
         check_param("ema", "start", start, low=0, high=1)
         check_param("ema", "ramp_steps", ramp_steps, low=1)
@@ -40,8 +57,9 @@ class EMA:
         from ..errors import ParameterError
         if schedule not in ("constant", "cosine"):
             raise ParameterError(f"ema.schedule must be 'constant' or 'cosine', got {schedule!r}")
-        if buffers not in ("copy", "ema"):
-            raise ParameterError(f"ema.buffers must be 'copy' or 'ema', got {buffers!r}")
+        if buffers not in BUFFER_POLICIES:
+            raise ParameterError(f"ema.buffers must be 'copy', 'ema' or 'keep', got "
+                                 f"{buffers!r}")
         self.decay, self.warmup, self.schedule = float(decay), bool(warmup), schedule
         self.start, self.ramp_steps, self.every = float(start), int(ramp_steps), int(every)
         self.buffers = buffers
@@ -66,14 +84,17 @@ class EMA:
 @torch.no_grad()
 def blend(teacher: nn.Module, student: nn.Module, m: float, buffers: str = "copy",
           keep: dict[str, torch.Tensor] | None = None) -> None:
-    """``θ_t ← m·θ_t + (1 − m)·θ_s`` for every parameter; buffers copied or averaged.
-    ``keep`` (optional, by parameter name): a boolean mask per parameter of entries that
-    stay unchanged (Fisher-masked EMA)."""
+    """``θ_t ← m·θ_t + (1 − m)·θ_s`` for every parameter; buffers copied from the student
+    (``'copy'``), float buffers averaged (``'ema'``) or left alone (``'keep'``), see
+    :class:`EMA`. ``keep`` (optional, by parameter name): a boolean mask per parameter of
+    entries that stay unchanged (Fisher-masked EMA)."""
     for (name, pt), ps in zip(teacher.named_parameters(), student.parameters()):
         new = pt * m + ps.detach() * (1.0 - m)
         if keep is not None and name in keep:
             new = torch.where(keep[name], pt, new)
         pt.copy_(new)
+    if buffers == "keep":
+        return
     for bt, bs in zip(teacher.buffers(), student.buffers()):
         if buffers == "ema" and bt.is_floating_point():
             bt.mul_(m).add_(bs.detach(), alpha=1.0 - m)
