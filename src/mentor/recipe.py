@@ -164,6 +164,11 @@ class TrainSpec(BaseModel):
     collapse_steps: int = Field(300, ge=0, description="stop when the pseudo-labels collapse "
                                 "(none admitted, or one class > 90 %) for this many steps in a "
                                 "row; 0 turns the check off")
+    allow_unequal: list[Literal["views", "rows"]] = Field(
+        default_factory=list, description="differences between the methods of a setting that "
+        "the comparison accepts (views: the labeled rows' view; rows: a method training on a "
+        "subset it selects); each is labeled on the leaderboard. Empty: every method gets the "
+        "same views and rows (mentor.fairness)")
     log_with: list[Literal["tensorboard", "mlflow", "csv"]] = Field(
         default_factory=list, description="experiment trackers that get every training's "
         "configuration and per-epoch metrics (Accelerate's trackers; see mentor.trackers)")

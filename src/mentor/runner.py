@@ -26,6 +26,7 @@ from .engine.checkpoint import save_weights
 from .engine.evaluate import evaluate
 from .engine.objectives import probe_objectives
 from .errors import MentorError
+from .fairness import budget_notes
 from .heads import for_export
 from .labels import StoreTeacher
 from .latency import speedup
@@ -54,6 +55,7 @@ class Setting:
     teacher_stages: list[Splits] = field(default_factory=list)  # teacher.pretrain data
     methods: list[tuple[str, str, MethodPlan, dict]] = field(default_factory=list)
     own_methods: bool = False  # the setting lists its own methods
+    budget_notes: dict[str, str] = field(default_factory=dict)  # label -> what it saw (unequal)
 
 
 @dataclass
@@ -160,8 +162,12 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
         splits = data_cache[key]
         _check_student(r.student, splits, "student")
         own = any(sp.name == name and sp.methods for sp in setting_specs)
+        planned = _plan_methods(r)
+        semi = r.train.unlabeled_ratio > 0 and not bool(splits.train.labeled.all())
+        notes = budget_notes(name, [(m[0], m[2]) for m in planned], semi,
+                             list(r.train.allow_unequal))
         settings.append(Setting(name, desc, r, splits, teacher_key=_teacher_key(r),
-                                methods=_plan_methods(r), own_methods=own))
+                                methods=planned, own_methods=own, budget_notes=notes))
     methods = _plan_methods(recipe)
     for s in settings:
         students_of_teacher = [m[0] for m in s.methods if m[2].needs_teacher]
@@ -554,6 +560,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                     "teacher_agreement_mean": statistics.fmean(agrees) if agrees else None,
                     "speedup": latency["speedup"] if latency else None,
                     "latency": latency,
+                    **({"budget_note": s.budget_notes[label]}
+                       if s.budget_notes.get(label) else {}),
                 })
     first_teacher = next(iter(teachers.values()))[1] if teachers else None
     results = {

@@ -31,6 +31,7 @@ from .evaluate import evaluate
 from .objectives import Objective, probe_objectives
 from .sampling import TwoStreams
 from .telemetry import PseudoLabelMonitor
+from .views import views_for
 
 
 @dataclass
@@ -206,6 +207,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         sampler = TwoStreams(train.labeled, spec.batch_size, spec.unlabeled_ratio, seed, world,
                              draw_unlabeled=any(o.rows != "labeled" for o in objectives))
         steps_per_epoch = sampler.steps_per_epoch
+        augment = views_for(augment, semi_supervised=True)  # a baseline sees the presets' views
     if steps_per_epoch == 0:
         raise MentorError(f"train.batch_size {spec.batch_size} x {world} processes leaves no "
                           f"batch from {n} training samples")

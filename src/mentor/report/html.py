@@ -15,6 +15,7 @@ from ._fmt import (
     fmt_speedup,
     grouped_rows,
     metric_name,
+    row_description,
     setting_descriptions,
     teacher_facts,
 )
@@ -102,7 +103,7 @@ def _leaderboard_html(setting: str, description: str, rows: list[dict],
             (fmt_pct(row.get("teacher_agreement_mean")), "num"),
             (fmt_speedup(row.get("speedup")), "num"),
             ("—" if n_seeds is None else n_seeds, "num"),
-            (row.get("description") or "", ""),
+            (row_description(row), ""),
         ]
         tds = "".join(
             f'<td class="{cls}">{_e(v)}</td>' if cls else f"<td>{_e(v)}</td>"

@@ -14,6 +14,7 @@ from ._fmt import (
     grouped_rows,
     setting_descriptions,
     metric_name,
+    row_description,
     teacher_facts,
 )
 
@@ -44,7 +45,8 @@ def leaderboard_table(results: dict) -> Table:
     """Build a rich leaderboard for a run's ``results`` dict.
 
     One section per setting (settings in declared order); inside a setting
-    rows are sorted by mean test accuracy, best first, and the best row is
+    rows are sorted by mean test accuracy (display only), and the row with the
+    best mean validation accuracy -- the one model selection would pick -- is
     bold.
     """
     name = results.get("name") or "run"
@@ -77,7 +79,7 @@ def leaderboard_table(results: dict) -> Table:
                 fmt_acc(row.get("test_accuracy_mean"), row.get("test_accuracy_std")),
                 fmt_pct(row.get("teacher_agreement_mean")),
                 fmt_speedup(row.get("speedup")),
-                str(row.get("description") or ""),
+                row_description(row),
             ]
             # Text objects so that brackets in names are never read as markup.
             table.add_row(
