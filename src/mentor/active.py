@@ -91,6 +91,7 @@ class RoundResult:
     test_accuracy: float
     picked_oracle: list[int] = field(default_factory=list)
     picked_teacher: list[int] = field(default_factory=list)
+    val_accuracy: float = float("nan")  # the student's selected weights on the validation split
 
 
 @dataclass
@@ -133,13 +134,13 @@ def active_loop(splits: Splits, *, make_student: Callable[[], nn.Module], select
     student = None
     start = len(results)
     if start == 0:
-        student, acc0 = _train(splits, labeled, queried, store, make_student, spec, seed,
-                               alpha, temperature)
-        results.append(RoundResult(0, int(labeled.sum()), 0, 0, 0.0, acc0))
+        student, acc0, val0 = _train(splits, labeled, queried, store, make_student, spec, seed,
+                                     alpha, temperature)
+        results.append(RoundResult(0, int(labeled.sum()), 0, 0, 0.0, acc0, val_accuracy=val0))
         _save(state, labeled, queried, store, results, on_round)
     elif start <= rounds:
-        student, _ = _train(splits, labeled, queried, store, make_student, spec,
-                            seed + start - 1, alpha, temperature)
+        student, _, _ = _train(splits, labeled, queried, store, make_student, spec,
+                               seed + start - 1, alpha, temperature)
     for r in range(start if start else 1, rounds + 1):
         picked_o, picked_t = [], []
         if oracle_per_round:  # rows nobody has labeled yet: a pick is never repeated
@@ -156,11 +157,11 @@ def active_loop(splits: Splits, *, make_student: Callable[[], nn.Module], select
             store[picks] = counter.label(train.x[picks], picks).float().cpu()
             queried[picks] = True
             picked_t = picks.tolist()
-        student, acc = _train(splits, labeled, queried, store, make_student, spec, seed + r,
-                              alpha, temperature)
+        student, acc, val = _train(splits, labeled, queried, store, make_student, spec,
+                                   seed + r, alpha, temperature)
         spent = counter.queries if counter is not None else 0
         results.append(RoundResult(r, int(labeled.sum()), oracle_spent, spent,
-                                   spent * teacher_cost, acc, picked_o, picked_t))
+                                   spent * teacher_cost, acc, picked_o, picked_t, val))
         _save(state, labeled, queried, store, results, on_round)
     return ActiveResult(results)
 
@@ -205,7 +206,8 @@ def _train(splits: Splits, labeled: Tensor, queried: Tensor, store: Tensor, make
     res = fit(student, split, splits.val, objectives=objectives, refiners=refiners or (),
               teacher=teacher, spec=spec.model_copy(update={"collapse_steps": 0}), seed=seed,
               num_classes=splits.num_classes)
-    return res.model, evaluate(res.model, splits.test.x, splits.test.y)["accuracy"]
+    test = evaluate(res.model, splits.test.x, splits.test.y)["accuracy"]
+    return res.model, test, res.best_val_accuracy
 
 
 def _save(state: Path | None, labeled, queried, store, results, on_round) -> None:

@@ -167,8 +167,10 @@ def _table(results: dict) -> list[dict]:
     for label, runs in results.items():
         for i, rnd in enumerate(runs[0].rounds):
             accs = [r.rounds[i].test_accuracy for r in runs]
+            vals = [r.rounds[i].val_accuracy for r in runs]
             rows.append({"selector": label, "round": rnd.round, "labels": rnd.labels,
                          "teacher_queries": rnd.teacher_queries, "cost": rnd.cost,
+                         "val_accuracy_mean": statistics.fmean(vals),
                          "test_accuracy_mean": statistics.fmean(accs),
                          "test_accuracy_std": statistics.pstdev(accs) if len(accs) > 1
                          else 0.0, "seeds": len(accs)})

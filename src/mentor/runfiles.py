@@ -19,6 +19,7 @@ from torch import nn
 from .errors import CheckpointError, MentorError
 from .labels.store import sha256_file as sha256
 from .rundir import student_dir
+from .selection import best_row
 from .rundir import PARTIAL
 
 
@@ -98,8 +99,9 @@ def choose_student(run_dir: Path, results: dict, setting: str | None = None,
                    method: str | None = None, seed: int | None = None) -> Choice:
     """The student to use: the given setting / method / seed, each defaulting to the best.
 
-    The best row has the highest ``test_accuracy_mean`` (the first on ties); its seed is the
-    one with the best validation accuracy in ``metrics.jsonl`` (the first on ties).
+    The best row has the highest ``val_accuracy_mean`` (the first on ties; test accuracy is
+    never read to choose, :mod:`mentor.selection`); its seed is the one with the best
+    validation accuracy in ``metrics.jsonl`` (the first on ties).
     """
     rows = results["rows"]
     if setting is not None and not any(r["setting"] == setting for r in rows):
@@ -115,10 +117,7 @@ def choose_student(run_dir: Path, results: dict, setting: str | None = None,
                                    "--seed") + (f" (for {where})" if where else ""))
     rows = [r for r in rows if seed is None or seed in (r.get("seeds") or [])]
 
-    def acc(r):
-        v = r.get("test_accuracy_mean")
-        return v if isinstance(v, (int, float)) and math.isfinite(v) else -math.inf
-    row = max(rows, key=acc)  # max keeps the first of equal rows
+    row = best_row(rows)
     lines = {m.get("seed"): m for m in metrics(run_dir)
              if m.get("setting") == row["setting"] and m.get("method") == row["method"]}
     seeds = list(row.get("seeds") or [])
@@ -136,9 +135,9 @@ def choose_student(run_dir: Path, results: dict, setting: str | None = None,
         how = "seed given"
     picked = " / ".join(x for x in (setting, method) if x is not None)
     if not picked:
-        reason = "best row of results.json by test_accuracy_mean; " + how
+        reason = "best row of results.json by val_accuracy_mean; " + how
     elif len(rows) > 1:
-        reason = f"given: {picked}; best of its {len(rows)} rows by test_accuracy_mean; {how}"
+        reason = f"given: {picked}; best of its {len(rows)} rows by val_accuracy_mean; {how}"
     else:
         reason = f"given: {picked}; {how}"
     ckpt = student_dir(run_dir, row["setting"], row["method"], seed) / "student.safetensors"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
+from ..selection import best_index as by_validation
+
 __all__ = [
     "fmt_params",
     "fmt_acc",
     "fmt_pct",
     "fmt_speedup",
     "grouped_rows",
+    "row_description",
     "setting_descriptions",
 ]
 
@@ -89,6 +92,14 @@ def teacher_facts(teacher: dict, fields: tuple[str, ...]) -> list[str]:
     return [_TEACHER_FACTS[f](teacher[f]) for f in fields if teacher.get(f) is not None]
 
 
+def row_description(row: dict) -> str:
+    """A result row's description, led by what its method saw when its setting's methods
+    were allowed unequal views or rows (``train.allow_unequal``; see mentor.fairness)."""
+    desc = str(row.get("description") or "")
+    note = row.get("budget_note")
+    return f"[unequal: {note}] {desc}" if note else desc
+
+
 def setting_descriptions(results: dict) -> dict[str, str]:
     return {
         str(s.get("name")): str(s.get("description") or "")
@@ -98,10 +109,9 @@ def setting_descriptions(results: dict) -> dict[str, str]:
 
 
 def best_index(rows: list[dict]) -> int | None:
-    """Index of the best row of an already sorted group (None if no accuracy)."""
-    if rows and _num(rows[0].get("test_accuracy_mean")) is not None:
-        return 0
-    return None
+    """Index of the row to highlight: the best mean validation accuracy (selection never
+    reads the test split; :mod:`mentor.selection`), None when no row has one."""
+    return by_validation(rows)
 
 
 def metric_name(results: dict) -> str:

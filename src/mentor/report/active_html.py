@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from ..selection import best_row
 from .html import _e, _img_tag, html_page
 
 __all__ = ["write_active_report"]
@@ -19,7 +20,8 @@ def _table(rows: list[dict]) -> str:
     last = {}
     for r in rows:
         last[r["selector"]] = r
-    best_final = max(last.values(), key=lambda r: r["test_accuracy_mean"]) if last else None
+    # highlighted: the last round's best by validation (selection never reads the test split)
+    best_final = best_row(list(last.values())) if last else None
     for r in rows:
         cls = ' class="best"' if r is best_final else ""
         cells = [(r["selector"], ""), (r["round"], "num"), (r["labels"], "num"),

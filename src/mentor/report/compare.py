@@ -27,6 +27,7 @@ from ..atomic import atomic_write_text
 from ..errors import MentorError
 from ._fmt import _num, fmt_acc, fmt_params, fmt_pct, fmt_speedup, grouped_rows, metric_name
 from .calibration import confusion_matrix, reliability_bins
+from ..selection import best_index
 from ..rundir import student_dir
 from .html import _e, _img_tag
 from .plots import _unique
@@ -257,7 +258,7 @@ def evaluate_setting(run: Run, setting: str, cache: dict | None = None) -> Setti
         except _RELOAD_ERRORS as e:
             out.teacher_note = f"the teacher ({rel}) could not be reloaded ({_first_line(e)})"
 
-    # best first: rows by mean test accuracy, as on the leaderboard
+    # rows in leaderboard order (mean test accuracy, for display only)
     for row in dict(grouped_rows(run.results)).get(setting, []):
         method = str(row["method"])
         ev = ModelEval(method, "student")
@@ -292,7 +293,8 @@ def evaluate_setting(run: Run, setting: str, cache: dict | None = None) -> Setti
 
     scored = [s for s in out.students if s.seeds]
     if scored:
-        best = scored[0]  # rows were sorted by results.json's mean test accuracy
+        rows = {str(r["method"]): r for r in dict(grouped_rows(run.results)).get(setting, [])}
+        best = scored[best_index([rows.get(s.name, {}) for s in scored]) or 0]
         try:
             choice = choose_student(run.path, run.results, setting, best.name)
             seed, how = choice.seed, choice.seed_reason
@@ -301,7 +303,7 @@ def evaluate_setting(run: Run, setting: str, cache: dict | None = None) -> Setti
         if seed not in best.predictions:
             seed, how = best.seeds[0], "first seed that could be rebuilt"
         out.best = (best.name, seed)
-        out.best_reason = f"best method by mean test accuracy; seed: {how}"
+        out.best_reason = f"best method by mean validation accuracy; seed: {how}"
     return out
 
 
@@ -375,10 +377,10 @@ def _leaderboard(runs: list[Run]) -> str:
                     for s in run.results.get("settings") or []}
         for setting, rows in grouped_rows(run.results):
             first = True
+            chosen = best_index(rows)
             for i, row in enumerate(rows):
                 seeds = row.get("seeds")
-                best = i == 0 and _num(row.get("test_accuracy_mean")) is not None \
-                    and len(rows) > 1
+                best = i == chosen and len(rows) > 1
                 cls = " ".join(c for c, on in (("best", best), ("group-start", first)) if on)
                 first = False
                 attr = f' class="{cls}"' if cls else ""
@@ -575,7 +577,7 @@ def _confusion_section(evals: list[SettingEval], tmp: Path) -> str:
     from .compare_plots import confusion_heatmaps
 
     out = ['<p class="desc">Test split; the student is the best method of each setting (by '
-           "mean test accuracy) at its seed with the best validation accuracy, next to the "
+           "mean validation accuracy) at its seed with the best validation accuracy, next to the "
            "teacher. Rows = true class, columns = predicted class; colour = share of the "
            "true class, numbers = counts.</p>"]
     for k, ev in enumerate(evals):
@@ -623,7 +625,8 @@ def render(runs: list[Run]) -> str:
         tmp = Path(d)
         body = f"""<h2 id="leaderboard">{SECTIONS[0]}</h2>
 <p class="desc">One row per run × setting × method: test score is mean ± std over seeds (the
-best method of each run / setting is highlighted); teacher agreement is the share of test
+method of each run / setting with the best mean validation accuracy is highlighted: selection
+never reads the test split); teacher agreement is the share of test
 inputs on which student and teacher predict the same class; speed-up is teacher / student
 latency as measured during the run. Italic rows are the teachers.</p>
 {_leaderboard(runs)}
