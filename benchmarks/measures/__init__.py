@@ -11,12 +11,13 @@ the templates in ``docs/templates/`` (``{{name.key}}`` placeholders), and
 ``ci``: ``"full"`` -- the test suite reruns the measurement in full and compares every value
 with ``docs/numbers.json`` (cheap, deterministic measurements); ``"quick"`` -- the test suite
 runs the ``quick=True`` form (fewer seeds, epochs or repetitions) and checks that it returns
-the same keys; the full form runs on demand. Timing figures are always ``"quick"``: they
-depend on the machine.
+the same keys; the full form runs on demand. ``volatile``: key patterns (fnmatch) of
+machine-dependent figures (timings, speed-ups) that a ``"full"`` check compares by name only.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import pkgutil
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ class Measurement:
     about: str  # one line: what is measured, with what (shown in docs/numbers.md)
     ci: Literal["full", "quick"]
     minutes: float  # full run on this project's 2-core machine, one thread (approximate)
+    volatile: tuple[str, ...] = ()  # key patterns of timings: checked by name only
+
+    def is_volatile(self, key: str) -> bool:
+        return any(fnmatch.fnmatchcase(key, p) for p in self.volatile)
 
     def __call__(self, quick: bool = False) -> dict[str, str]:
         out = self.fn(quick)
@@ -49,7 +54,8 @@ class Measurement:
 _REGISTRY: dict[str, Measurement] = {}
 
 
-def measurement(name: str, *, about: str, ci: Literal["full", "quick"], minutes: float):
+def measurement(name: str, *, about: str, ci: Literal["full", "quick"], minutes: float,
+                volatile: tuple[str, ...] = ()):
     """Register ``fn(quick) -> {key: formatted figure}`` as the measurement ``name``."""
     if ci not in ("full", "quick"):
         raise ValueError(f"measurement ci must be 'full' or 'quick', got {ci!r}")
@@ -57,7 +63,7 @@ def measurement(name: str, *, about: str, ci: Literal["full", "quick"], minutes:
     def deco(fn: Measure) -> Measure:
         if name in _REGISTRY:
             raise ValueError(f"measurement {name!r} is registered twice")
-        _REGISTRY[name] = Measurement(name, fn, about, ci, minutes)
+        _REGISTRY[name] = Measurement(name, fn, about, ci, minutes, tuple(volatile))
         return fn
     return deco
 

@@ -46,3 +46,11 @@ def wins(method: Sequence[float], baseline: Sequence[float]) -> str:
     """Per-seed wins of ``method`` over ``baseline``: ``'3 of 3'``."""
     won = sum(a > b for a, b in zip(method, baseline, strict=True))
     return f"{won} of {len(method)}"
+
+
+def claim(method: Sequence[float], baseline: Sequence[float]) -> str:
+    """The separation verdict with the per-seed wins, for prose: ``'separated, higher in 3 of
+    3 seeds'`` or ``'not separated, higher in 2 of 3 seeds'``."""
+    v = verdict(method, baseline)
+    word = "separated" if v != "not separated" else "not separated"
+    return f"{word}, higher in {wins(method, baseline)} seeds"
