@@ -21,11 +21,13 @@ baseline, runs the variant once and reports ``ru_maxrss - baseline``: only the l
 memory (logits, softmax intermediates, gradients including the head's weight gradient) is
 compared. The parent also checks that both variants give the same loss and gradients.
 
-The last line is machine-readable:
+The last two lines are machine-readable:
 
+    RATIO lm_memory_glibc_default <the same ratio with glibc's default malloc>
     RATIO lm_memory <chunked extra peak / naive extra peak>     (target <= 0.25)
 
 Run:   PYTHONPATH=src python benchmarks/lm_memory.py          (~10-30 s on 1 thread)
+       PYTHONPATH=src python benchmarks/lm_memory.py --quick  (V 8,000, L 128: a few seconds)
 """
 
 from __future__ import annotations
@@ -102,11 +104,15 @@ def main(argv=None) -> int:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--chunk-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true",
+                    help="small shapes (vocabulary 8,000, sequence 128): a smoke run")
     ap.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         return child(args)
+    if args.quick:
+        args.vocab, args.seq = 8_000, 128
 
     import torch
 
@@ -162,7 +168,7 @@ def main(argv=None) -> int:
     def ratio(alloc):
         return res[alloc, "chunked"]["extra_mib"] / res[alloc, "naive"]["extra_mib"]
 
-    print(f"glibc-default ratio {ratio('default'):.3f}")
+    print(f"RATIO lm_memory_glibc_default {ratio('default'):.3f}")
     print(f"RATIO lm_memory {ratio('mmap'):.3f}")
     return 0
 
