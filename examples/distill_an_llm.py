@@ -22,8 +22,11 @@ Your own models: ``distill_lm`` takes any module mapping token ids ``(B, L)`` to
     student = AutoModelForCausalLM.from_pretrained("your-student")
     distill_lm(student, teacher, TokenData(ids, completion_mask), regime="off_policy")
 
-Run:  python examples/distill_an_llm.py
+Run:  python examples/distill_an_llm.py  (an optional argument sets every model's training
+steps, 800 by default as in the docs)
 """
+
+import sys
 
 import torch
 
@@ -31,6 +34,7 @@ from mentor.lm import Addition, CharLM, distill_lm, exact_match
 from mentor.lm.testbed import VOCAB
 
 torch.set_num_threads(1)
+steps = int(sys.argv[1]) if len(sys.argv) > 1 else 800
 train, val, test = Addition(digits=2).split(seed=0, val=200, test=500)
 
 
@@ -44,18 +48,18 @@ def params(model) -> str:
 
 
 # the teacher, trained on every training sequence (the supervised regime needs no teacher)
-teacher = distill_lm(lm(2, seed=0), None, train, val=val, regime="supervised", steps=800,
-                     batch_size=128, lr=3e-3, eval_every=200).model.eval()
+teacher = distill_lm(lm(2, seed=0), None, train, val=val, regime="supervised", steps=steps,
+                     batch_size=128, lr=3e-3, eval_every=min(200, steps)).model.eval()
 print(f"teacher (2 layers, {params(teacher)}): exact match "
       f"{100 * exact_match(teacher, test):.1f} %")
 
 few = train.subset(slice(0, 1000))
 for regime, label, options in [("supervised", "data alone", {}),
                                ("off_policy", "forward KL", {}),
-                               ("bridge", "bridge", {"warmup_steps": 400})]:
+                               ("bridge", "bridge", {"warmup_steps": steps // 2})]:
     student = lm(1, seed=0)
     res = distill_lm(student, None if regime == "supervised" else teacher, few, val=val,
-                     regime=regime, steps=800, batch_size=64, lr=3e-3, eval_every=200,
-                     seed=0, **options)
+                     regime=regime, steps=steps, batch_size=64, lr=3e-3,
+                     eval_every=min(200, steps), seed=0, **options)
     print(f"student (1 layer, {params(student)}), {label}: exact match "
           f"{100 * exact_match(res.model, test):.1f} %")

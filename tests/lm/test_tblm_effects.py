@@ -1,93 +1,89 @@
-"""The regimes' effects on TB-LM (2-digit addition, exact match on 500 held-out prompts):
-a 1-layer GRU student (d=64) trained on 1,000 sequences from a 2-layer GRU teacher (d=64,
-~93 %), 800 steps of 64 sequences, 3 seeds, best step by validation exact match.
+"""The regimes' effects on TB-LM (2-digit addition, exact match on 500 held-out prompts), on
+the very run the docs quote: `mentor run tokens` (the `tokens` measurement,
+benchmarks/measures/lm.py) -- a 1-layer GRU student (d=64) trained on 1,000 sequences from a
+2-layer GRU teacher (d=64), 800 steps of 64 sequences, 3 seeds, best step by validation exact
+match.
 
-Measured (docs/methods.md): data alone 13.0 %, off-policy forward KL 18.5 %, forward-KL
-warm-up on teacher samples then on-policy reverse KL (paper 39's bridge) 27.6 %."""
+Measured (docs/methods.md): teacher 93.0 %; data alone 14.2 / 11.8 / 13.0 %, off-policy
+forward KL 14.8 / 26.4 / 14.4 % (gaps +0.6 / +14.6 / +1.4 points: not separated, one seed
+carries the mean), bridge (forward-KL warm-up on teacher samples, then on-policy reverse KL;
+paper 39) 26.0 / 29.0 / 27.8 % (gaps over the data +11.8 / +17.2 / +14.8: higher, 3 of 3
+seeds). One point is 5 test prompts. Also: gold-agreement resampling (paper 41) keeps only
+right teacher answers, and teacher sampling is reproducible for a seed."""
 
-import statistics
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from mentor.lm.distill import distill_lm
-from mentor.lm.generate import complete, exact_match
-from mentor.lm.models import CharLM
-from mentor.lm.testbed import VOCAB, Addition, encode
+from mentor.lm.distill import _seqkd_data
+from mentor.lm.generate import complete
+from mentor.lm.testbed import Addition
 
-SEEDS = (0, 1, 2)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures._fmt import verdict  # noqa: E402
+from benchmarks.measures.lm import NoisyProgram, tokens_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def regimes(addition, tb_teacher):
-    train, val, test = addition
-    small = train.subset(slice(0, 1000))
-    out = {}
-    for name, kw in (("data", dict(regime="supervised")),
-                     ("forward_kl", dict(regime="off_policy")),
-                     ("bridge", dict(regime="bridge", warmup_steps=400))):
-        accs = []
-        for seed in SEEDS:
-            torch.manual_seed(seed)
-            res = distill_lm(CharLM(len(VOCAB), 64, 1), tb_teacher, small, val=val, steps=800,
-                             batch_size=64, eval_every=200, seed=seed, **kw)
-            accs.append(exact_match(res.model, test))
-        out[name] = accs
-    return out
+def tokens():
+    """Per-seed test exact match of each method of `mentor run tokens`, and the teacher's."""
+    return tokens_run()
 
 
-def test_the_teacher_is_good_at_the_task(addition, tb_teacher):
-    assert exact_match(tb_teacher, addition[2]) > 0.85
+def _gaps(a, b):
+    return [x - y for x, y in zip(a, b, strict=True)]
 
 
-def test_off_policy_forward_kl_beats_the_data_alone(regimes):
-    assert statistics.fmean(regimes["forward_kl"]) > statistics.fmean(regimes["data"]) + 0.03, \
-        regimes
+def test_the_teacher_is_good_at_the_task(tokens):
+    assert tokens["teacher"] > 0.85, tokens  # measured 93.0 %
 
 
-def test_on_policy_reverse_kl_after_a_forward_kl_warm_up_reaches_forward_kl(regimes):
-    assert statistics.fmean(regimes["bridge"]) >= statistics.fmean(regimes["forward_kl"]), \
-        regimes
-    assert min(regimes["bridge"]) > max(regimes["data"]), regimes
+def test_the_bridge_beats_the_data_alone_on_every_seed_by_25_prompts(tokens):
+    """Paper 39's bridge against the data alone: separated by the project's rule (gap > 2 x
+    the larger std) and at least 5 points (25 of 500 prompts) on each seed (measured +11.8 /
+    +17.2 / +14.8)."""
+    assert verdict(tokens["bridge"], tokens["data"]) == "higher", tokens
+    assert min(_gaps(tokens["bridge"], tokens["data"])) > 0.05, tokens
 
 
-class _NoisyProgram:
-    """A rule-based teacher that writes the right sum except, for 30 % of its samples, a
-    wrong last digit (paper 41's noisy teacher generating worked answers)."""
+def test_the_bridge_is_above_off_policy_forward_kl_on_every_seed(tokens):
+    """The bridge over off-policy forward KL: at least 2 points (10 prompts) on each seed and
+    5 points on the mean (measured +11.2 / +2.6 / +13.4, mean +9.1); not separated by the
+    rule, because forward KL's seeds spread (std 5.6 points)."""
+    g = _gaps(tokens["bridge"], tokens["forward-kl"])
+    assert min(g) > 0.02 and sum(g) / len(g) > 0.05, tokens
 
-    def __init__(self, task):
-        self.task, self.queries = task, 0
 
-    def signal(self, ids, rows=None):
-        raise AssertionError("sequence-level KD only samples from the teacher")
-
-    def generate(self, prompts, new_tokens, *, greedy=True, temperature=1.0, generator=None):
-        self.queries += len(prompts)
-        out = []
-        for p in prompts:
-            answer = encode(self.task.answer(p))
-            if torch.rand((), generator=generator) < 0.3:
-                answer[-2] = encode(str((int(self.task.answer(p)[-2]) + 1) % 10))[0]
-            out.append(answer)
-        return torch.cat([prompts, torch.tensor(out)], 1)
+def test_off_policy_forward_kl_is_not_below_the_data_alone(tokens):
+    """Off-policy forward KL against the data alone: on the mean at least 2 points higher
+    (measured +5.5) and on no seed below by more than 1 point (5 prompts; measured +0.6 /
+    +14.6 / +1.4) -- a gain the rule does not separate (one seed carries it), which the docs
+    say; the test guards against forward KL hurting, not for a gain."""
+    g = _gaps(tokens["forward-kl"], tokens["data"])
+    assert sum(g) / len(g) > 0.02 and min(g) > -0.01, tokens
+    assert verdict(tokens["forward-kl"], tokens["data"]) != "lower", tokens
 
 
 def test_gold_agreement_resampling_keeps_only_right_teacher_answers(addition):
     """Meditron (paper 41): with a teacher wrong 30 % of the time, keeping the first of up to
-    4 samples that agrees with the gold answer trains on right answers only, and the student
-    learns the task better than from every teacher sample."""
-    train, val, test = addition
+    4 samples that agrees with the gold answer trains on right answers only, and keeps more
+    than 98 % of the prompts (1 - 0.3**4 agree within 4 tries); every teacher sample keeps
+    about 30 % wrong answers. Whether the student learns the task better from the kept ones
+    is measured, not tested: the `gold-agreement` measurement (600 steps, 3 seeds) gives
+    8.8 / 9.8 / 9.4 % exact match from every sample and 10.8 / 8.0 / 11.0 % from the kept
+    ones -- not separated (docs/methods.md)."""
+    train, _, _ = addition
     task, small = Addition(), train.subset(slice(0, 1000))
-    accs = {}
-    for tries in (0, 4):
-        torch.manual_seed(0)
-        teacher = _NoisyProgram(task)
-        res = distill_lm(CharLM(len(VOCAB), 64, 1), teacher, small, val=val, regime="seqkd",
-                         gold_tries=tries, steps=600, batch_size=64, eval_every=200, seed=0)
-        accs[tries] = exact_match(res.model, test)
-        if tries:
-            assert res.kept_sequences > 0.98 * len(small)  # 1 - 0.3**4 agree within 4 tries
-    assert accs[4] > accs[0], accs  # measured 10.8 % vs 8.8 %
+    right = {tuple(r) for r in small.ids.tolist()}
+    kept = _seqkd_data(NoisyProgram(task), small, 4, 1.0, torch.Generator().manual_seed(0))
+    assert len(kept) > 0.98 * len(small)
+    assert all(tuple(r) in right for r in kept.ids.tolist())
+    torch.manual_seed(0)  # greedy calls draw the teacher's errors from the global generator
+    every = _seqkd_data(NoisyProgram(task), small, 0, 1.0, None)
+    wrong = sum(tuple(r) not in right for r in every.ids.tolist()) / len(every)
+    assert len(every) == len(small) and 0.25 < wrong < 0.35, wrong
 
 
 def test_sampling_is_reproducible_for_a_seed(tb_teacher, addition):

@@ -5,12 +5,16 @@ models (``transformers``, random init, no downloads), and input errors."""
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from mentor.errors import MentorError, ParameterError
 from mentor.losses.hidden import HiddenStateDistiller, layer_map
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 # --------------------------------------------------------------------------- layer maps
 
@@ -184,30 +188,10 @@ def test_forward_errors():
 
 
 def test_tiny_gpt2_student_learns_the_teachers_hidden_states():
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(0)
-
-    def gpt2(layers, width):
-        cfg = transformers.GPT2Config(vocab_size=30, n_embd=width, n_layer=layers, n_head=2,
-                                      n_positions=32, bos_token_id=0, eos_token_id=0)
-        return transformers.GPT2Model(cfg)
-
-    student, teacher = gpt2(2, 16), gpt2(4, 32).eval()
-    teacher.requires_grad_(False)
-    distiller = HiddenStateDistiller(16, 32, layer_map(2, 4), loss="mse")
-    ids = torch.randint(0, 30, (8, 16))
-    mask = torch.ones(8, 16, dtype=torch.long)
-    mask[4:, 12:] = 0  # padded rows
-    with torch.no_grad():
-        target = teacher(ids, attention_mask=mask, output_hidden_states=True).hidden_states
-    assert len(target) == 5  # embeddings + 4 blocks
-    opt = torch.optim.Adam([*student.parameters(), *distiller.parameters()], lr=1e-2)
-    losses = []
-    for _ in range(30):
-        out = student(ids, attention_mask=mask, output_hidden_states=True)
-        loss = distiller(out.hidden_states, target, mask)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    """A 2-layer GPT-2 student (width 16) learns a random 4-layer teacher's (width 32) hidden
+    states through projections: the loss at least halves in 30 steps (measured 0.67 -> 0.17,
+    the `hidden-states` measurement that docs/methods.md quotes)."""
+    pytest.importorskip("transformers")
+    from benchmarks.measures.lm import hidden_state_losses
+    losses = hidden_state_losses(steps=30)
     assert losses[-1] < 0.5 * losses[0], losses

@@ -3,6 +3,8 @@ reference, sequence log-probs, GRPO advantages, anchor-induced pairs, edit simil
 PU-RL sanity check on a tiny categorical policy (anchored ranking helps, random does not)."""
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +13,10 @@ from mentor.errors import MentorError, ParameterError
 from mentor.lm.preference import (anchor_rank, anchor_scores, dpo_loss, edit_similarity,
                                   grpo_advantages, levenshtein, preference_pairs, rank_rewards,
                                   sequence_logprob)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures.lm import (ANCHOR, CANDIDATES, PREFERENCE_SEEDS,  # noqa: E402
+                                    categorical_dpo)
 
 
 def _naive_dpo(pc, pr, rc, rr, beta):
@@ -206,42 +212,16 @@ def test_edit_similarity_and_anchor_scores():
 
 # --- PU-RL sanity check -------------------------------------------------------------------------
 
-CANDIDATES = ["12+7=19", "12+7=18", "12+7=91", "12-7=5", "19", "seven"]
-ANCHOR = "12 + 7 = 19"
-
-
-def _train_categorical_dpo(seed, ranking, steps=200, k=4):
-    """A categorical policy over six answers, DPO on pairs among K on-policy samples."""
-    g = torch.Generator().manual_seed(seed)
-    sims = anchor_scores(edit_similarity, CANDIDATES, ANCHOR)
-    theta = torch.zeros(len(CANDIDATES), requires_grad=True)
-    ref_logp = torch.log_softmax(torch.zeros(len(CANDIDATES)), -1)  # frozen copy of the init
-    opt = torch.optim.Adam([theta], lr=0.05)
-    for _ in range(steps):
-        logp = torch.log_softmax(theta, -1)
-        idx = torch.multinomial(logp.detach().exp(), k, replacement=False, generator=g)
-        if ranking == "anchor":
-            scores = [sims[i] for i in idx.tolist()]
-        else:
-            scores = torch.rand(k, generator=g).tolist()
-        pairs = preference_pairs(scores, mode="all")
-        chosen = idx[[c for c, _ in pairs]]
-        rejected = idx[[r for _, r in pairs]]
-        loss = dpo_loss(logp[chosen], logp[rejected], ref_logp[chosen], ref_logp[rejected],
-                        beta=0.5)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return torch.softmax(theta.detach(), -1)
-
-
 def test_dpo_on_anchor_induced_pairs_moves_mass_to_the_closest_candidate():
+    """A categorical policy over six answers, 200 DPO steps, 5 seeds: the best answer's
+    probability rises from 1/6 to 0.98 on average with anchor-ranked pairs and stays at 0.17
+    with a random ranking (the `preference` measurement, docs/methods.md)."""
     sims = anchor_scores(edit_similarity, CANDIDATES, ANCHOR)
     best = anchor_rank(sims)[0]
     assert CANDIDATES[best] == "12+7=19" and sims.count(max(sims)) == 1
-    anchored_probs = [_train_categorical_dpo(s, "anchor") for s in range(5)]
+    anchored_probs = [categorical_dpo(s, "anchor") for s in PREFERENCE_SEEDS]
     anchored = [float(p[best]) for p in anchored_probs]
-    randomized = [float(_train_categorical_dpo(s, "random")[best]) for s in range(5)]
+    randomized = [float(categorical_dpo(s, "random")[best]) for s in PREFERENCE_SEEDS]
     assert min(anchored) > 0.5  # from 1/6
     mean_random = sum(randomized) / 5
     assert mean_random < 0.35  # a random ranking does not single out the best candidate
