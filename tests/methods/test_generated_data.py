@@ -1,18 +1,18 @@
 """Teacher-labeled generated inputs as extra training data (HarmAug, METHODS.md §2)."""
 
+import statistics
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 import mentor
-from mentor.engine import fit
-from mentor.engine.evaluate import evaluate
 from mentor.errors import DataError
-from mentor.methods import get_method
-from mentor.models import cnn, mlp
-from mentor.data.sources import mnist1d_generator
-from mentor.recipe import TrainSpec
-from mentor.teachers import ModuleTeacher
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures.harmaug import generated_vs_plain  # noqa: E402
 
 
 def test_generated_rows_join_train_unlabeled_and_standardized():
@@ -39,27 +39,9 @@ def test_generator_output_is_checked():
 def test_teacher_labeled_generated_inputs_help_a_small_student():
     """MNIST-1D, MLP 40-32-10 student, 3 seeds: KD on the 3,000 training inputs (60 epochs)
     vs KD with 12,000 more inputs from the data's own generator (15 epochs, about the same
-    number of steps), labeled only by the CNN teacher. Measured here: 54.17 ± 0.98 % ->
-    57.27 ± 1.55 %."""
-    import statistics
-    s = mentor.load_data("mnist1d")
-    torch.manual_seed(0)
-    t = fit(cnn(s.input_shape, 10, channels=[32, 32, 32], kernel_size=5, pool="flatten",
-                batchnorm=True), s.train, s.val,
-            objectives=get_method("scratch").plan().objectives,
-            spec=TrainSpec(epochs=60, lr=3e-3, schedule="cosine", weight_decay=1e-4), seed=0,
-            num_classes=10)
-    teacher = ModuleTeacher(t.model, 10)
-    g = mentor.data.with_generated(s, mnist1d_generator, 12000, seed=1)
-    plan = get_method("kd").plan()
-    means = []
-    for splits, epochs in ((s, 60), (g, 15)):
-        accs = []
-        for seed in (0, 1, 2):
-            torch.manual_seed(seed)
-            res = fit(mlp(s.input_shape, 10, hidden=[32]), splits.train, s.val,
-                      objectives=plan.objectives, teacher=teacher,
-                      spec=TrainSpec(epochs=epochs, lr=3e-3), seed=seed, num_classes=10)
-            accs.append(evaluate(res.model, s.test.x, s.test.y)["accuracy"])
-        means.append(statistics.fmean(accs))
-    assert means[1] > means[0] + 0.02, means
+    number of steps), labeled only by the CNN teacher. Measured (docs/methods.md,
+    ``harmaug`` measurement): 54.17 ± 0.98 % -> 57.27 ± 1.55 %, a gap of 2.01 times the larger
+    std (separated by the project's rule only just) and ahead on 2 of 3 seeds; this test asks
+    for a mean gain of more than 2 points."""
+    res = generated_vs_plain()
+    assert statistics.fmean(res["generated"]) > statistics.fmean(res["plain"]) + 0.02, res

@@ -1,18 +1,23 @@
 """KD for data pruning (METHODS.md §57): random subsets, the alpha(f) schedule, the effect."""
 
-import statistics
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import mentor
 from mentor.engine import fit
-from mentor.engine.evaluate import evaluate
 from mentor.errors import ParameterError
 from mentor.methods import get_method, pruning_kd_weight
 from mentor.models import mlp
 from mentor.recipe import TrainSpec
 from mentor.select import RandomSelector, keep_fraction
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures._fmt import verdict, wins  # noqa: E402
+from benchmarks.measures._kd_common import recipe_teacher  # noqa: E402
+from benchmarks.measures.pruning import few_label_half  # noqa: E402
 
 
 def test_keep_fraction_takes_a_seeded_random_subset(few_labels):
@@ -50,19 +55,16 @@ def test_pruned_kd_with_alpha_zero_is_scratch_on_the_same_subset(teacher):
     assert all(torch.equal(out[0][k], out[1][k]) for k in out[0])
 
 
-def test_kd_helps_the_pruned_student_at_half_the_data(teacher):
-    """With 50 % of the rows kept, KD's mean over 3 seeds is above no-KD's (measured here:
-    94.5 vs 93.8 %, a gap of about 1.3 std: a direction, not a separated result)."""
+def test_kd_helps_the_pruned_student_when_labels_are_few():
+    """Half the rows (f 0.5, a new random half per seed), 10 % of the labels visible, the
+    built-in recipes' teacher and student, seeds 0/1/2. Measured (docs/methods.md, ``pruning``
+    measurement): KD 94.61 ± 0.13 % vs the same halves without KD 76.69 ± 1.84 %, and vs
+    ``scratch`` on every row 87.28 ± 0.80 %: separated (gap > twice the larger std) and 3 of
+    3 seeds both times. With all labels the gap at f 0.5 is not separated (94.52 ± 0.35 % vs
+    93.78 ± 0.57 %), so this test does not claim it."""
     s = mentor.load_data("digits")
-    means = []
-    for alpha in (0.0, None):
-        accs = []
-        for seed in (0, 1, 2):
-            plan = get_method("pruned-kd").plan(keep_fraction=0.5, alpha=alpha)
-            torch.manual_seed(seed)
-            res = fit(mlp(s.input_shape, 10, hidden=[32]), plan.prepare_train(s.train, seed),
-                      s.val, objectives=plan.objectives, teacher=teacher,
-                      spec=TrainSpec(epochs=40, lr=3e-3), seed=seed, num_classes=10)
-            accs.append(evaluate(res.model, s.test.x, s.test.y)["accuracy"])
-        means.append(statistics.fmean(accs))
-    assert means[1] > means[0]
+    teacher, _ = recipe_teacher(s)
+    accs = few_label_half(teacher)
+    kd, no_kd, full = accs["kd"], accs["no_kd"], accs["scratch_all_rows"]
+    assert verdict(kd, no_kd) == "higher" and wins(kd, no_kd) == "3 of 3", accs
+    assert verdict(kd, full) == "higher" and wins(kd, full) == "3 of 3", accs

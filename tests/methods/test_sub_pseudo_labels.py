@@ -4,17 +4,18 @@ naive loop, its degenerate settings, bad input, and the pre-training effect on d
 from __future__ import annotations
 
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
-from torch import nn
 
 import mentor
-from mentor.data.splits import Split
-from mentor.engine import fit
 from mentor.errors import MentorError
-from mentor.methods import get_method
-from mentor.recipe import TrainSpec
 from mentor.targets import SubPseudoLabels
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures.spl import weak_setup  # noqa: E402
 
 
 def _naive(weak, pred, num_weak, min_count):
@@ -79,19 +80,8 @@ def test_sub_concepts_are_the_confusion_in_the_weak_labels():
     overall; a third of the flipped rows are caught). Whether pre-training on these ids gives
     better features is in docs/methods.md (not separated on digits)."""
     s = mentor.load_data("digits")
-    g = torch.Generator().manual_seed(1)
-    weak = torch.where(torch.rand(len(s.train.y), generator=g) < 0.3,
-                       (s.train.y + 1) % 10, s.train.y)
-    plan = get_method("scratch").plan()
-    torch.manual_seed(100)
-    net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    every = torch.ones(len(weak), dtype=torch.bool)
-    teacher = fit(net, Split(s.train.x, weak, every), s.val, objectives=plan.objectives,
-                  seed=100, num_classes=10,
-                  spec=TrainSpec(epochs=40, batch_size=64, lr=3e-3, select="last")).model
-    with torch.no_grad():
-        pred = teacher(s.train.x).argmax(-1)
-    spl = SubPseudoLabels.fit(weak, pred, 10, min_count=5)
+    setup = weak_setup(s)
+    weak, pred, spl = setup["weak"], setup["pred"], setup["spl"]
     confusion = {((t + 1) % 10, t) for t in range(10)}  # (weak, teacher) = (y + 1, y)
     assert set(spl.pairs) <= confusion and len(spl.pairs) >= 8
     moved = spl(weak, pred) >= 10
