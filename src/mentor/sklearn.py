@@ -64,7 +64,10 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
     method : str, default="fixmatch"
         A mentor method preset: ``fixmatch``, ``flexmatch``, ``freematch``, ``softmatch``,
         ``pseudo-label``, ``mean-teacher``, ``gmm-teacher``, or ``scratch`` (supervised
-        training on the labeled rows only, the baseline).
+        training on the labeled rows only, the baseline). When ``y`` has unlabeled rows,
+        ``scratch`` takes as many steps as the presets and sees its labeled rows through
+        the presets' weak view (the engine's rule, :mod:`mentor.engine.views`), so a
+        comparison with a preset is not one against a handicapped baseline.
     method_params : dict or None, default=None
         Parameters of the preset (e.g. ``{"threshold": 0.9}`` for FixMatch).
     model : {"mlp", "cnn", "linear"}, default="mlp"

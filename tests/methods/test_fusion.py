@@ -1,11 +1,13 @@
 """Several teachers' pseudo-labels: consensus (DMT, METHODS.md §8) gives higher precision than
 either teacher; entropy / inverse-variance fusion (§9, §19) against float64 formulas."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-import mentor
 from mentor.contracts import Batch, Targets
 from mentor.engine import fit
 from mentor.errors import MentorError
@@ -13,43 +15,30 @@ from mentor.methods import get_method
 from mentor.models import mlp
 from mentor.recipe import TrainSpec
 from mentor.targets import Consensus, UncertaintyFusion
-from mentor.teachers import CommitteeTeacher, ModuleTeacher, ProbaTeacher
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures import fusion as measured  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def two_teachers():
-    """An MLP and a logistic regression, each trained on the 10 % labeled digits rows."""
-    from sklearn.linear_model import LogisticRegression
-    sp = mentor.load_data("digits", labeled_fraction=0.1)
-    lab = sp.train.labeled
-    torch.manual_seed(0)
-    net = fit(mlp(sp.input_shape, 10, hidden=[32]), sp.train, sp.val,
-              objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=40, batch_size=16, lr=3e-3), seed=0, num_classes=10).model
-    lr = LogisticRegression(C=0.1, max_iter=2000).fit(sp.train.x[lab].numpy(),
-                                                      sp.train.y[lab].numpy())
-    return sp, CommitteeTeacher([ModuleTeacher(net, 10), ProbaTeacher(lr, 10)])
+    """An MLP and a logistic regression, each trained on the 10 % labeled digits rows (seed 0
+    of the ``fusion`` measurement, benchmarks/measures/)."""
+    return measured.two_teachers(0)
 
 
 def _unlabeled_batch(sp):
-    unl = ~sp.train.labeled
-    x, y = sp.train.x[unl], sp.train.y[unl]
-    return x, y, Batch(x, torch.full_like(y, -1), torch.arange(len(y)),
-                       torch.zeros(len(y), dtype=torch.bool))
+    return measured.unlabeled_batch(sp)
 
 
 def test_consensus_of_two_teachers_is_more_precise_than_either(two_teachers):
+    """Measured (``fusion``, MLP seeds 0-2): precision 0.877 (MLP) / 0.889 (logistic
+    regression) alone, 0.913 where both agree, at 94.4 % coverage; higher on 3 of 3."""
     sp, committee = two_teachers
-    x, y, batch = _unlabeled_batch(sp)
-    out = committee.outputs(x)
-    members = out["members"]
-    single = [float((members[:, m].argmax(-1) == y).double().mean()) for m in range(2)]
-    targets = Targets(out["logits"], out["logits"].argmax(-1), extra=out)
-    refined = Consensus()(targets, batch)
-    kept = refined.mask
-    precision = float((refined.labels[kept] == y[kept]).double().mean())
-    assert 0.5 < float(kept.double().mean()) < 1.0  # the teachers disagree on some rows
-    assert precision > max(single) + 0.02, (precision, single)
+    r = measured.precisions(sp, committee)
+    targets, batch = r["targets"], r["batch"]
+    assert 0.5 < r["coverage"] < 1.0  # the teachers disagree on some rows
+    assert r["consensus"] > max(r["members"]) + 0.02, (r["consensus"], r["members"])
     # min_agree 1 admits every row; the label is then a majority (here: either) vote
     assert bool(Consensus(min_agree=1)(targets, batch).mask.all())
 

@@ -3,6 +3,8 @@ threshold 1.0 = supervised training, collapse detection, state saved and restore
 weak/strong views as pure functions of (seed, step)."""
 
 import copy
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,16 +13,17 @@ import torch
 import mentor
 from mentor.contracts import Batch, Targets
 from mentor.engine import fit
-from mentor.engine.evaluate import evaluate
 from mentor.errors import TrainingFault
 from mentor.methods import get_method
 from mentor.models import mlp
 from mentor.recipe import TrainSpec
 from mentor.updates import EMA
 
-SSL_PRESETS = ["pseudo-label", "mean-teacher", "fixmatch", "flexmatch", "freematch",
-               "softmatch", "gmm-teacher", "soft-teacher", "noisy-student", "bcp", "psmt", "future-teacher",
-               "dual-mean-teacher"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures import future_teacher as fst  # noqa: E402
+from benchmarks.measures import ssl_presets as presets  # noqa: E402
+
+SSL_PRESETS = presets.PRESETS
 
 
 @pytest.fixture(scope="module")
@@ -346,45 +349,29 @@ def test_noise_and_mask_use_one_draw_per_element():
 
 # ------------------------------------------------------------------ the effect on digits
 
-AUG = {"weak": [{"name": "affine", "degrees": 10, "scale": 0.1, "translate": 0.15}],
-       "strong": [{"name": "affine", "degrees": 15, "scale": 0.15, "translate": 0.25},
-                  {"name": "cutout", "size": 0.5}]}
-
-
-def _run_with(plan, splits, epochs=10, seed=0):
-    torch.manual_seed(seed)
-    student = plan.prepare_student(mlp(splits.input_shape, 10, hidden=[64]), splits.train.x[:2])
-    return fit(student, splits.train, splits.val,
-               objectives=plan.objectives, refiners=plan.refiners, updater=plan.updater,
-               spec=TrainSpec(epochs=epochs, batch_size=16, lr=3e-3, weight_decay=5e-4,
-                              unlabeled_ratio=7, augment=AUG, collapse_steps=0),
-               seed=seed, num_classes=10, augment=plan.augment, input_shape=splits.input_shape,
-               batch_mixer=plan.batch_mixer)
-
-
-def _digits_run(name, splits, **params):
-    plan = get_method(name).plan(**params)
-    res = _run_with(plan, splits, epochs=40)
-    return evaluate(res.model, splits.test.x, splits.test.y)["accuracy"]
-
-
 @pytest.fixture(scope="module")
-def raw5():
-    return mentor.load_data("digits", labeled_fraction=0.05, standardize=False)
+def supervised5():
+    return presets.accuracy("scratch", seed=0)
 
 
-@pytest.fixture(scope="module")
-def supervised5(raw5):
-    return _digits_run("scratch", raw5)
+# presets whose gain over the fair baseline is separated over seeds 0-2 (the ssl-presets
+# measurement); pseudo-label (90.34 ± 0.35 % vs 88.77 ± 1.14 %) and psmt (87.93 ± 2.23 %)
+# are not, and are not claimed to beat it
+NOT_SEPARATED = ("pseudo-label", "psmt")
 
 
-@pytest.mark.parametrize("name", SSL_PRESETS)
-def test_every_preset_beats_supervised_training_with_5_percent_labels(name, raw5, supervised5):
-    """54 labels + the unlabeled digits (raw pixels as 8x8 images, MLP 64-64-10, 40 epochs,
-    seed 0): each preset uses the unlabeled rows to beat training on the labels alone
-    (measured: scratch 82.7 %, presets 86.9-89.7 %)."""
-    acc = _digits_run(name, raw5, **({"threshold": 0.8} if name == "fixmatch" else {}))
-    assert acc > supervised5 + 0.02, (name, acc, supervised5)
+@pytest.mark.parametrize("name", [p for p in presets.PRESETS if p not in NOT_SEPARATED])
+def test_presets_beat_supervised_training_on_the_same_views_with_5_percent_labels(name,
+                                                                                 supervised5):
+    """54 labels + the unlabeled digits (raw pixels as 8x8 images, the ssl recipe's CNN
+    16-32 flatten 64, 40 epochs): each of these presets uses the unlabeled rows to beat
+    ``scratch``, which trains its labeled rows on the same weak view for as many steps (the
+    engine's rule, mentor.engine.views). Measured (``ssl-presets``, seeds 0-2): scratch
+    88.77 ± 1.14 %, these presets 92.11-94.89 %, each higher by the project's rule on 3 of 3
+    seeds. This test runs seed 0 (scratch 87.47 %; the smallest gain, noisy-student's, 3.6
+    points) and asks for 3 points, 2.6 times scratch's std over the seeds."""
+    acc = presets.accuracy(name, seed=0)
+    assert acc > supervised5 + 0.03, (name, acc, supervised5)
 
 
 def test_copy_paste_batch_targets_are_the_area_weighted_label_mixture():
@@ -418,19 +405,14 @@ def test_copy_paste_batch_targets_are_the_area_weighted_label_mixture():
                                        rtol=0, atol=1e-6)
 
 
-def test_future_teacher_labels_more_rows_correctly_at_matched_steps(raw5):
+def test_future_teacher_labels_more_rows_correctly_at_matched_steps():
     """FST (METHODS.md §5): a teacher advanced by 3 virtual student steps admits far more
     correct pseudo-labels per epoch than the same EMA teacher without the peek, at the same
-    number of real steps (measured over 10 epochs: about 10x early, with precision > 0.95)."""
-    fst = get_method("future-teacher").plan(decay=0.99)
-    plain = get_method("future-teacher").plan(decay=0.99)
-    plain.updater = EMA(0.99, warmup=True)
-    h_fst, h_ema = (_run_with(p, raw5).history for p in (fst, plain))
-
-    def correct(h):
-        return sum(c * p for c, p in zip(h["pl_coverage"], h["pl_precision"]) if p == p)
-
-    assert correct(h_fst) > 2 * correct(h_ema)
+    number of real steps (the ``fst`` measurement, MLP, 10 epochs, seeds 0-2: 4.3-8.8x as
+    many, precision >= 0.97; this test: seed 0)."""
+    runs = fst.histories(0)
+    h_fst, h_ema = runs["fst"][0], runs["ema"][0]
+    assert fst.correct(h_fst) > 2 * fst.correct(h_ema)
     assert min(p for p in h_fst["pl_precision"] if p == p) > 0.95
 
 

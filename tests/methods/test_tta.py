@@ -1,38 +1,34 @@
 """Test-time adaptation on digits corruption streams (METHODS.md §48 PSMT, §21 TTL):
 corruptions, the stream, the Fisher-masked EMA, and the effects the papers predict."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-import mentor
 from mentor.data.corruptions import CORRUPTIONS, blur, shifted_stream, transpose
-from mentor.engine import fit
 from mentor.errors import MentorError
-from mentor.methods import get_method
-from mentor.models import build_model
-from mentor.recipe import TrainSpec
 from mentor.tta import adapt_stream, symmetric_ce
 from mentor.updates import FisherMaskedEMA
 
-STREAM = ["noise-2", "noise-4", "salt-pepper", "blur", "contrast-0.5", "transpose", "invert"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures import tta  # noqa: E402
+
+STREAM = tta.STREAM
 
 
 @pytest.fixture(scope="module")
 def source():
-    """An MLP with BatchNorm trained on clean raw digits (the TB-DIGITS-SHIFT source)."""
-    sp = mentor.load_data("digits", standardize=False)
-    torch.manual_seed(0)
-    net = build_model("mlp", sp.input_shape, 10, hidden=[128, 128], batchnorm=True)
-    res = fit(net, sp.train, sp.val, objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=30, lr=1e-3), seed=0, num_classes=10)
-    return sp, res.model
+    """An MLP with BatchNorm trained on clean raw digits (the TB-DIGITS-SHIFT source; seed 0
+    of the ``tta`` measurement, benchmarks/measures/)."""
+    return tta.digits(), tta.source_model(0)
 
 
 def _run(source, method, **kw):
-    sp, model = source
-    return adapt_stream(model, shifted_stream(sp.test.x, sp.test.y, STREAM, cycles=3, seed=0),
-                        method=method, source_x=sp.train.x, clean=(sp.test.x, sp.test.y), **kw)
+    _, model = source
+    return tta.adapt(model, method, "test", 0, **kw)
 
 
 def test_corruptions_match_naive_definitions():
@@ -103,17 +99,22 @@ def test_source_leaves_the_model_unchanged(source):
     assert len(out.batches) == 3 * len(STREAM) * -(-len(sp.test) // 64)
 
 
-def test_mean_teacher_adapts_online_and_psmt_forgets_less(source):
-    """The mean teacher beats the unadapted source model online; PSMT's Fisher pull and
-    masked teacher keep more of the clean accuracy after the stream than the plain mean
-    teacher, and adapt at least as well online (λ 1e5: on this small model the source
-    Fisher entries are tiny, so the paper's λ 500 barely acts)."""
-    src = _run(source, "source")
-    mt = _run(source, "mean-teacher", decay=0.999)
-    psmt = _run(source, "psmt", decay=0.999, fisher_weight=1e5)
-    assert mt.online_accuracy > src.online_accuracy + 0.005
-    assert psmt.clean_after > mt.clean_after + 0.05
-    assert psmt.online_accuracy > mt.online_accuracy
+def test_psmt_adapts_online_and_forgets_less_than_the_mean_teacher(source):
+    """PSMT's Fisher pull and masked teacher adapt better online and keep more of the clean
+    accuracy after the stream than the plain mean teacher (same decay 0.999). λ is picked
+    from 5e2-5e7 on a validation stream (the validation rows, other corruption draws), never
+    on the test stream. Measured (``tta``, source seeds 0-2, λ 5e6): online 63.53 ± 1.03 %
+    vs 55.87 ± 2.30 %, clean after the stream 66.39 ± 2.71 % vs 47.73 ± 7.85 %, both higher
+    on 3 of 3 seeds; the mean teacher is not separated from the unadapted source online
+    (59.74 ± 1.81 %). This test runs seed 0 (λ picked on its validation stream: 5e6; online
+    64.7 % vs 58.9 %, clean 70.2 % vs 48.2 %)."""
+    _, model = source
+    lam, _ = tta.pick_lambda({0: model})
+    runs = tta.on_test_stream(model, 0, lam)
+    mt, psmt = runs["mean-teacher"], runs["psmt"]
+    assert psmt.online_accuracy > mt.online_accuracy + 0.04, (psmt.online_accuracy,
+                                                              mt.online_accuracy)
+    assert psmt.clean_after > mt.clean_after + 0.1, (psmt.clean_after, mt.clean_after)
 
 
 def test_psmt_needs_source_rows(source):

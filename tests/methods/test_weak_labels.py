@@ -1,19 +1,17 @@
 """Weakly-labeled pools and their refinement by a teacher (QUEACO, METHODS.md §12)."""
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 import mentor
-from mentor.data import Split
-from mentor.engine import fit
-from mentor.engine.evaluate import evaluate
-from mentor.engine.objectives import Objective
 from mentor.errors import DataError
-from mentor.methods import get_method
-from mentor.models import mlp
-from mentor.recipe import TrainSpec
 from mentor.targets import WeakLabelRefiner
-from mentor.teachers import ModuleTeacher
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures import weak_labels as measured  # noqa: E402
 
 
 def test_weak_labels_are_the_truth_with_the_requested_noise():
@@ -32,41 +30,16 @@ def test_weak_labels_are_the_truth_with_the_requested_noise():
         mentor.load_data("digits", weak_noise=0.1, weak_flip="swap")
 
 
-@pytest.fixture(scope="module")
-def weak_setting():
-    sp = mentor.load_data("digits", labeled_fraction=0.05, weak_noise=0.3, weak_flip="next")
-    tr = sp.train
-    strong = Split(tr.x[tr.labeled], tr.y[tr.labeled],
-                   torch.ones(int(tr.labeled.sum()), dtype=torch.bool))
-    torch.manual_seed(0)
-    net = fit(mlp(sp.input_shape, 10, hidden=[64]), strong, sp.val,
-              objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=60, batch_size=16, lr=3e-3), seed=0, num_classes=10).model
-    return sp, ModuleTeacher(net, 10)
-
-
-def _student(sp, teacher, threshold, seed):
-    objectives = [Objective("ce", 1.0, rows="labeled"),
-                  Objective("pseudo_ce", 1.0, rows="unlabeled")]
-    torch.manual_seed(seed)
-    res = fit(mlp(sp.input_shape, 10, hidden=[32]), sp.train, sp.val, objectives=objectives,
-              refiners=[WeakLabelRefiner(threshold)], teacher=teacher,
-              spec=TrainSpec(epochs=20, batch_size=64, lr=3e-3, collapse_steps=0), seed=seed,
-              num_classes=10)
-    return evaluate(res.model, sp.test.x, sp.test.y)["accuracy"], res.history
-
-
-def test_teacher_refined_weak_labels_beat_the_weak_labels(weak_setting):
+def test_teacher_refined_weak_labels_are_more_precise_than_the_weak_labels():
     """Weak labels 30 % wrong, always confused with the next class; a teacher trained on the
-    5 % strong labels overrides them where it is >= 0.9 confident. Label precision rises
-    from 0.64 to 0.80 and the student beats the one trained on the raw weak labels
-    (measured, seeds 0/1: 84.40 / 87.74 % vs 83.01 / 86.35 %)."""
-    sp, teacher = weak_setting
-    for seed in (0, 1):
-        weak_acc, weak_h = _student(sp, teacher, 2.0, seed)  # threshold > 1: never override
-        ref_acc, ref_h = _student(sp, teacher, 0.9, seed)
-        assert ref_h["pl_precision"][-1] > weak_h["pl_precision"][-1] + 0.1
-        assert ref_acc > weak_acc + 0.005, (seed, ref_acc, weak_acc)
+    5 % strong labels overrides them where it is >= 0.9 confident. The label precision on
+    the unlabeled rows rises by more than 0.1 at every student seed (the ``weak-labels``
+    measurement: 0.70 -> 0.82, seeds 0-4). The students' test accuracy is not asserted: by
+    the project's rule it is not separated (85.18 ± 1.25 % vs 84.12 ± 0.92 %, higher on 5
+    of 5 seeds by about one point, under 2 x the larger std)."""
+    r = measured.compare("next")
+    for weak, ref in zip(r["weak"]["precision"], r["refined"]["precision"], strict=True):
+        assert ref > weak + 0.1, (ref, weak)
 
 
 def test_rows_without_weak_labels_are_left_alone():

@@ -2,17 +2,21 @@
 convention for unlabeled rows, and a semi-supervised gain on digits."""
 
 import doctest
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits, make_blobs
-from sklearn.model_selection import train_test_split
+from sklearn.datasets import make_blobs
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import mentor.sklearn
 from mentor.sklearn import EXPECTED_FAILED_CHECKS, SemiSupervisedClassifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures import sklearn_estimator as measured  # noqa: E402
 
 # 20 epochs: check_classifiers_train's accuracy bar (> 0.83) with a margin, all checks ~7 s
 FAST = SemiSupervisedClassifier(epochs=20)
@@ -31,29 +35,45 @@ def test_expected_failures_are_documented():
 
 @pytest.fixture(scope="module")
 def digits_few_labels():
-    """Digits: 70 % training part with 10 % of its labels (stratified), 30 % test part."""
-    X, y = load_digits(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y,
-                                              random_state=0)
-    lab, _ = train_test_split(np.arange(len(y_tr)), train_size=0.1, stratify=y_tr,
-                              random_state=0)
-    y_semi = np.full_like(y_tr, -1)
-    y_semi[lab] = y_tr[lab]
-    return X_tr, y_semi, X_te, y_te
+    """Digits: 70 % training part with 10 % of its labels (stratified), 30 % test part
+    (the setup of the ``sklearn-estimator`` measurement, benchmarks/measures/)."""
+    return measured.digits_few_labels()
 
 
-def test_semi_supervised_beats_scratch_on_digits(digits_few_labels):
-    # measured (random_state 0, 1257 training rows, 125 labeled): fixmatch 0.9426,
-    # scratch 0.9019 -> a gap of 4.1 points (3.5 to 5.4 over random_state 0-2)
-    X_tr, y_semi, X_te, y_te = digits_few_labels
-    ssl = SemiSupervisedClassifier(method="fixmatch", epochs=60).fit(X_tr, y_semi)
-    scratch = SemiSupervisedClassifier(method="scratch", epochs=60).fit(X_tr, y_semi)
-    ssl_acc, scratch_acc = ssl.score(X_te, y_te), scratch.score(X_te, y_te)
+def test_semi_supervised_beats_scratch_on_digits():
+    """FixMatch against the supervised baseline on the same views (the labeled rows' weak
+    view, the same steps), random_state 0 of the ``sklearn-estimator`` measurement (docs:
+    random_state 0-2, fixmatch 94.44 ± 0.26 % vs scratch 90.12 ± 0.23 %, 3 of 3; seed 0:
+    94.3 % vs 90.2 %, a gap of 4.1 points, over 15 times the larger std)."""
+    ssl_acc, scratch_acc, ssl = measured.scores(0)
     assert ssl_acc > scratch_acc + 0.02, (ssl_acc, scratch_acc)
     assert len(ssl.history_["epoch"]) == 60
     # hidden labels are unknown here: the pseudo-label quality entries are NaN
     assert np.isnan(ssl.history_["pl_precision"][-1])
     assert np.isnan(ssl.history_["val_accuracy"][-1])  # no validation part
+
+
+def test_scratch_trains_its_labeled_rows_on_the_presets_weak_view(monkeypatch,
+                                                                  digits_few_labels):
+    """The fair baseline: with unlabeled rows in ``y``, ``method="scratch"`` gets the weak
+    view on its labeled rows (the engine's rule, mentor.engine.views), as every preset does;
+    without unlabeled rows it trains on the rows as they are."""
+    import mentor.engine.loop as loop
+    seen = []
+    real = loop._pipelines
+
+    def spy(augment, spec, shape):
+        seen.append(augment)
+        return real(augment, spec, shape)
+
+    monkeypatch.setattr(loop, "_pipelines", spy)
+    X_tr, y_semi, _, _ = digits_few_labels
+    SemiSupervisedClassifier(method="scratch", epochs=1).fit(X_tr, y_semi)
+    SemiSupervisedClassifier(method="fixmatch", epochs=1).fit(X_tr, y_semi)
+    lab = y_semi >= 0
+    SemiSupervisedClassifier(method="scratch", epochs=1).fit(X_tr[lab], y_semi[lab])
+    assert seen[0]["labeled"] == seen[1]["labeled"] == "weak"
+    assert not seen[2]
 
 
 def _blobs(n=60, labels=(3, 7, 9)):

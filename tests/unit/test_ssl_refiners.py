@@ -10,7 +10,9 @@ every step, so a wrong update order, a missing EMA term or a wrong index shows u
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +25,9 @@ from mentor.errors import ParameterError
 from mentor.targets import (ConfidenceThreshold, ConfidenceWeight, DistributionAlignment,
                             FlexMatchThreshold, FreeMatchThreshold, GMMThreshold,
                             SoftMatchWeight)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.measures import refiner_simulations as refiner_sims  # noqa: E402
 
 C = 5
 
@@ -452,50 +457,23 @@ def test_confidence_weight_is_max_prob_to_power(power):
 
 # ------------------------------------------------------------------ 7. GMM threshold
 
-def logits_with_confidence(conf: np.ndarray, pred: np.ndarray, c: int) -> torch.Tensor:
-    """Logits whose softmax has maximum ``conf`` at ``pred``, the rest spread evenly."""
-    z = np.tile(np.log((1.0 - conf) / (c - 1))[:, None], (1, c))
-    z[np.arange(len(conf)), pred] = np.log(conf)
-    return torch.tensor(z, dtype=torch.float32)
-
-
 def test_gmm_threshold_beats_global_thresholds_on_miscalibrated_classes():
     """Four classes, calibrated differently: correct pseudo-labels have confidence
     ~ Beta(a_c, 2), wrong ones ~ Beta(2, b_c). Classes 0-1 are overconfident (even their
     mistakes score high), classes 2-3 underconfident. Class-wise GMM thresholds should be
-    more precise than a fixed 0.5 and than one global threshold admitting as many rows."""
-    rng = np.random.default_rng(0)
-    c, bsz, steps, buf = 4, 64, 24, 100
-    a = np.array([30.0, 12.0, 5.0, 3.0])
-    b = np.array([0.7, 1.5, 4.0, 8.0])
-    gmm = GMMThreshold(buffer=buf, refit_every=4, policy="high")
-    gmm.bind(torch.zeros(bsz, dtype=torch.bool), torch.zeros(bsz, dtype=torch.long), c)
-    conf_ev, ok_ev, keep_ev = [], [], []
-    for step in range(steps):
-        pred = rng.integers(0, c, bsz)
-        ok = rng.random(bsz) < 0.6
-        conf = np.clip(np.where(ok, rng.beta(a[pred], 2.0), rng.beta(2.0, b[pred])),
-                       0.26, 0.999)
-        logits = logits_with_confidence(conf, pred, c)
-        batch = make_batch(np.arange(bsz), [False] * bsz)
-        out = gmm(make_targets(logits, batch), batch)
-        if step >= steps // 2:
-            assert int(gmm.count.min()) >= buf  # every buffer is full
-            conf_ev.append(softmax64(logits).max(-1))
-            ok_ev.append(ok)
-            keep_ev.append(out.mask.numpy())
-    conf, ok, keep = map(np.concatenate, (conf_ev, ok_ev, keep_ev))
-    thr = gmm.thresholds_now.numpy()
+    more precise than a fixed 0.5 and than one global threshold admitting as many rows
+    (the ``refiner-sims`` measurement: seed 0 precision 0.883 vs 0.762 vs 0.842; above the
+    global threshold by 0.041-0.087 at seeds 0-9)."""
+    sim = refiner_sims.gmm_simulation(0)
+    assert sim["buffers_full"]  # every class buffer is full when scored
+    thr = sim["thresholds"]
     assert thr[0] > thr[3] + 0.1  # overconfident classes got stricter thresholds
-    n = int(keep.sum())
-    prec_gmm = ok[keep].mean()
-    fixed = conf >= 0.5
-    prec_fixed = ok[fixed].mean()
-    top_n = np.argsort(-conf, kind="stable")[:n]  # one global threshold, same coverage
-    prec_global = ok[top_n].mean()
-    assert 0 < n < len(conf)
-    assert prec_gmm > prec_fixed + 0.05, (prec_gmm, prec_fixed)
-    assert prec_gmm > prec_global + 0.02, (prec_gmm, prec_global, n)
+    assert 0 < sim["n"] < sim["rows"]
+    assert sim["gmm"] > sim["fixed"] + 0.05, sim
+    assert sim["gmm"] > sim["global"] + 0.02, sim
+    for seed in refiner_sims.GMM_SEEDS[1:]:
+        other = refiner_sims.gmm_simulation(seed)
+        assert other["gmm"] > other["global"] + 0.02, (seed, other)
 
 
 # ---------------------------------------------------- 8. Objective normalization
