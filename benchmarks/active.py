@@ -2,36 +2,41 @@
 
 Two budgets, as in the papers: oracle labels (PCoreSet, METHODS.md §51: start from 1 % of the
 labels, 3 rounds of 20) and teacher queries (RAD, §30: the same start, 3 rounds of 20 queries
-to a deliberately weak teacher). Each seed changes the split. Prints one table per budget and
-``RESULT <budget>_<selector> <final mean test accuracy in [0,1]>`` lines.
+to a deliberately weak teacher, an MLP 64-16-10 trained 5 epochs on every training label).
+Each seed changes the split. Every registered selector that picks rows runs (``skills`` is a
+weighting, not a picker), plus ``rad-maxmin`` (RAD's max-min form, ``rad(mode="maxmin")``).
 
-    python benchmarks/active.py            # ~3 min on one core
+The loop is :func:`benchmarks.measures.active.selector_curves`, which
+``tests/methods/test_active.py`` runs too. Prints one table per budget: the mean test accuracy after rounds 0-3, then after round 3 the
+mean ± population std over the seeds and each seed's value, and machine-readable lines
+
+    RESULT <budget>_<selector> <mean test accuracy after the last round, in [0,1]>
+    RESULT <budget>_<selector>_seeds <the per-seed values, comma-separated, seed order>
+    RESULT script_s <wall seconds>
+
+    python benchmarks/active.py            # ~6 min on one core
+    python benchmarks/active.py --quick    # 1 seed, 1 epoch per student: a smoke test
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 
-import torch
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from plain_loops import set_threads  # noqa: E402
-
-import mentor  # noqa: E402
-from mentor.active import active_loop  # noqa: E402
-from mentor.engine import fit  # noqa: E402
-from mentor.methods import get_method  # noqa: E402
-from mentor.models import mlp  # noqa: E402
-from mentor.recipe import TrainSpec  # noqa: E402
+from benchmarks.measures.active import (ROUNDS, SEEDS, active_setting,  # noqa: E402
+                                        selector_curves)
+from benchmarks.plain_loops import set_threads  # noqa: E402
 from mentor.registry import SELECTORS  # noqa: E402
 from mentor.select import SkillProfile  # noqa: E402
-from mentor.teachers import ModuleTeacher  # noqa: E402
 
-SEEDS = (0, 1, 2)
-SPEC = TrainSpec(epochs=30, batch_size=16, lr=3e-3)
+EPOCHS = 30
+BUDGETS = ("oracle", "teacher")
 # the direction each paper claims against random selection (None: no claim)
 CLAIMS = {"pcoreset": "PCoreSet > random (oracle labels)", "rad": "RAD > random (teacher "
           "queries)", "llkd": "LLKD: more data-efficient pseudo-labels", "kcenter": "core-set "
@@ -39,50 +44,46 @@ CLAIMS = {"pcoreset": "PCoreSet > random (oracle labels)", "rad": "RAD > random 
           "random": None}
 
 
-def weak_teacher(sp):
-    full = mentor.data.Split(sp.train.x, sp.train.y, torch.ones(len(sp.train), dtype=torch.bool))
-    torch.manual_seed(0)
-    net = fit(mlp(sp.input_shape, 10, hidden=[16]), full, sp.val,
-              objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=5, lr=1e-3), seed=0, num_classes=10).model
-    return ModuleTeacher(net, 10)
+def selectors() -> list[str]:
+    """The selectors that pick rows (registered ones, plus RAD's max-min form)."""
+    names = [n for n in SELECTORS.names() if not isinstance(SELECTORS.get(n)(), SkillProfile)]
+    return names + ["rad-maxmin"]
 
 
-def curve(name: str, budget: str) -> list[float]:
-    finals = []
-    for seed in SEEDS:
-        sp = mentor.load_data("digits", labeled_fraction=0.01, split_seed=seed)
-        teacher = weak_teacher(sp)
-        selector = SELECTORS.get(name)()
-        if hasattr(selector, "reseed"):
-            selector.reseed(seed)
-        if isinstance(selector, SkillProfile):
-            continue  # a weighting, not a picker of new rows
-        kw = (dict(oracle_per_round=20) if budget == "oracle"
-              else dict(teacher_per_round=20))
-        res = active_loop(sp, make_student=lambda: mlp(sp.input_shape, 10, hidden=[32]),
-                          selector=selector, rounds=3, spec=SPEC, seed=seed, teacher=teacher,
-                          **kw)
-        finals.append([r.test_accuracy for r in res.rounds])
-    return [statistics.fmean(r[i] for r in finals) for i in range(4)] if finals else []
-
-
-def main() -> None:
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="seed 0 only and 1 epoch per "
+                    "student: checks the script runs; its accuracies mean little")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
     set_threads(1)
-    names = [n for n in SELECTORS.names() if n not in ("skills",)]
-    results = {}
-    for budget in ("oracle", "teacher"):
-        print(f"\n{budget} budget: test accuracy after rounds 0-3 (mean of 3 seeds)")
-        print("| selector | round 0 | round 1 | round 2 | round 3 | paper's claim |")
-        print("|---|---|---|---|---|---|")
-        for name in names:
-            c = curve(name, budget)
-            results[(budget, name)] = c[-1]
-            print(f"| {name} | " + " | ".join(f"{100 * v:.2f} %" for v in c)
+    seeds = SEEDS[:1] if args.quick else SEEDS
+    epochs = 1 if args.quick else EPOCHS
+    setting = {seed: active_setting(seed) for seed in seeds}  # split + weak teacher, once
+    finals = {}
+    for budget in BUDGETS:
+        print(f"\n{budget} budget: test accuracy after rounds 0-{ROUNDS} (mean of "
+              f"{len(seeds)} seeds); after round {ROUNDS}: mean ± std and per seed "
+              f"({', '.join(map(str, seeds))})")
+        print(f"| selector | {' | '.join(f'round {r}' for r in range(ROUNDS + 1))} | "
+              f"round {ROUNDS} mean ± std | per seed | paper's claim |")
+        print("|---|" + "---|" * (ROUNDS + 4))
+        for name in selectors():
+            c = selector_curves(name, budget, setting, epochs)
+            last = [run[-1] for run in c]
+            finals[(budget, name)] = last
+            means = [statistics.fmean(run[i] for run in c) for i in range(ROUNDS + 1)]
+            std = statistics.pstdev(last) if len(last) > 1 else 0.0
+            print(f"| {name} | " + " | ".join(f"{100 * v:.2f} %" for v in means)
+                  + f" | {100 * means[-1]:.2f} ± {100 * std:.2f} % | "
+                  + " / ".join(f"{100 * v:.2f}" for v in last)
                   + f" | {CLAIMS.get(name) or '-'} |", flush=True)
-    for (budget, name), v in results.items():
-        print(f"RESULT {budget}_{name} {v:.4f}")
+    for (budget, name), last in finals.items():
+        print(f"RESULT {budget}_{name} {statistics.fmean(last):.4f}")
+        print(f"RESULT {budget}_{name}_seeds {','.join(f'{v:.4f}' for v in last)}")
+    print(f"RESULT script_s {time.perf_counter() - t0:.1f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

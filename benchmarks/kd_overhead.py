@@ -26,12 +26,18 @@ teacher (done once), and a warm-up round of every variant (--warmup, default 1) 
 absorbs one-time process costs (Accelerator creation, lazy imports, allocator warm-up).
 
 Each variant is repeated --reps (7) times in the order i,ii,iii,iv,v,i,ii,...; the median is
-reported. The last two lines are machine-readable:
+reported. Sanity check, which fails the script (exit 1) when it does not hold: mentor and
+the plain loop do the same work, so (iv) ends with bit-identical weights and the same
+validation accuracy as (ii), and (v) as (iii). Machine-readable lines: ``RESULT name value``
+(medians in seconds, ratios, mentor's overhead per step in microseconds, the plain loops'
+step time, the min-based ratios), and last
 
     RATIO online_kd <(iv)/(ii)>
     RATIO cached_kd <(v)/(iii)>
 
 Run:   PYTHONPATH=src python benchmarks/kd_overhead.py            (~1-2 min, 1 thread)
+       PYTHONPATH=src python benchmarks/kd_overhead.py --quick    (a few seconds: 3 epochs,
+                                                                   2 rounds; a smoke test)
        PYTHONPATH=src python benchmarks/kd_overhead.py --profile online   (cProfile of (iv))
 """
 
@@ -181,8 +187,14 @@ def main(argv=None) -> int:
                     help="instead of the benchmark, cProfile one mentor run (iv or v) and "
                     "its plain counterpart (ii or iii), sorted by tottime")
     ap.add_argument("--profile-top", type=int, default=35)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (3 epochs, 2 timed "
+                    "rounds, no warm-up, a 2-epoch teacher): checks the script runs and its "
+                    "sanity checks hold; its timings mean nothing")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.epochs, args.reps, args.warmup, args.teacher_epochs = 3, 2, 0, 2
 
+    t_script = time.perf_counter()
     set_threads(args.threads)
     device = args.device
 
@@ -264,15 +276,27 @@ def main(argv=None) -> int:
               f"{1e6 * med[v] / total_steps:8.1f} {accs[v]:13.4f}")
 
     # Sanity: mentor and the plain loop do the same work (same init, same data order, same
-    # loss up to floating-point summation order) -> same accuracy, near-identical weights.
+    # loss) -> the same accuracy and bit-identical weights; anything else fails the script.
     print()
+    failed = []
     for plain_v, mentor_v, name in (("ii", "iv", "online"), ("iii", "v", "cached")):
         if plain_v in models and mentor_v in models:
-            diff = max((a - b).abs().max().item() for a, b in
-                       zip(models[plain_v].parameters(), models[mentor_v].parameters()))
+            pairs = list(zip(models[plain_v].parameters(), models[mentor_v].parameters(),
+                             strict=True))
+            diff = max((a - b).abs().max().item() for a, b in pairs)
+            same = all(torch.equal(a, b) for a, b in pairs)
             print(f"sanity {name:6s}: final val acc plain {accs[plain_v]:.4f}  mentor "
                   f"{accs[mentor_v]:.4f}  (|diff| {abs(accs[plain_v] - accs[mentor_v]):.4f});"
-                  f" max |weight diff| {diff:.2e}")
+                  f" max |weight diff| {diff:.2e} ({'bit-identical' if same else 'DIFFERENT'})")
+            # accuracies are fractions of the val rows, computed in float32 on one side
+            if not same or abs(accs[plain_v] - accs[mentor_v]) > 0.5 / len(yv):
+                failed.append(f"{name}: ({mentor_v}) and ({plain_v}) end with different "
+                              f"weights (max |diff| {diff:.2e}) or val accuracy "
+                              f"({accs[mentor_v]:.4f} vs {accs[plain_v]:.4f})")
+    if failed:
+        print("SANITY FAILED: " + "; ".join(failed) + "; expected bit-identical weights "
+              "(mentor and the plain loop do the same work)", file=sys.stderr)
+        return 1
 
     def ratio(a, b):
         return med[a] / med[b] if a in med and b in med else float("nan")
@@ -290,6 +314,18 @@ def main(argv=None) -> int:
     if all(v in mins for v in ("ii", "iii", "iv", "v")):
         print(f"(min-based, less sensitive to other load on the machine: online "
               f"{mins['iv'] / mins['ii']:.3f}, cached {mins['v'] / mins['iii']:.3f})")
+        print(f"RESULT min_online_kd {mins['iv'] / mins['ii']:.3f}")
+        print(f"RESULT min_cached_kd {mins['v'] / mins['iii']:.3f}")
+    for v in variants:
+        print(f"RESULT median_s_{v} {med[v]:.3f}")
+        print(f"RESULT us_per_step_{v} {1e6 * med[v] / total_steps:.1f}")
+    for a, b in (("ii", "i"), ("iii", "i")):
+        if a in med and b in med:
+            print(f"RESULT ratio_{a}_{b} {ratio(a, b):.2f}")
+    for a, b, name in (("iv", "ii", "online"), ("v", "iii", "cached")):
+        if a in med and b in med:
+            print(f"RESULT overhead_us_{name} {1e6 * (med[a] - med[b]) / total_steps:.1f}")
+    print(f"RESULT script_s {time.perf_counter() - t_script:.1f}")
     print(f"RATIO online_kd {ratio('iv', 'ii'):.3f}")
     print(f"RATIO cached_kd {ratio('v', 'iii'):.3f}")
     return 0

@@ -35,12 +35,19 @@ untimed rounds; medians are reported (and min-based ratios, less sensitive to ot
 for labeling also the median of per-round ratios and the ratio of CPU times, which CPU steal
 and disk waits on a shared VM do not inflate, with the time spent in fsync).
 
-The last two lines are machine-readable:
+Sanity checks, which fail the script (exit 1) when they do not hold: the store decoded by
+``as_teacher()`` equals the teacher's float32 logits exactly, and both mentor epochs (auto
+and never) end with the plain loop's weights bit for bit and its validation accuracy.
+
+Machine-readable lines: ``RESULT name value`` (the ratios' alternatives, bytes per row of each
+storage kind and their ratio to float32, the script's wall time), and last
 
     RATIO label_throughput <store rows/s / raw rows/s>     (target >= 0.9)
     RATIO store_epoch <mentor store epoch / plain epoch>   (target <= 1.10)
 
 Run:   PYTHONPATH=src python benchmarks/label_throughput.py            (~1-2 min, 1 thread)
+       PYTHONPATH=src python benchmarks/label_throughput.py --quick    (a few seconds: 2,048
+                                               rows, 2 rounds; a smoke test, timings mean nothing)
        PYTHONPATH=src python benchmarks/label_throughput.py --profile label   (cProfile)
        PYTHONPATH=src python benchmarks/label_throughput.py --profile epoch
 """
@@ -180,7 +187,13 @@ def main(argv=None) -> int:
                     help="instead of the benchmark, cProfile one store write and one raw "
                     "loop (label) or one mentor epoch and one plain epoch (epoch)")
     ap.add_argument("--profile-top", type=int, default=30)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (2048 rows in shards of "
+                    "1024, 2 timed rounds, no warm-up): checks the script runs and its sanity "
+                    "checks hold; its timings mean nothing")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.rows, args.val_rows, args.shard_samples, args.label_batch = 2048, 256, 1024, 512
+        args.reps, args.epoch_reps, args.warmup = 2, 2, 0
 
     t_script = time.perf_counter()
     set_threads(args.threads)
@@ -298,6 +311,7 @@ def main(argv=None) -> int:
 
         # -------------------------------------------------------- 2. student epoch
         med_ep = mins_ep = None
+        failed = []
         if "epoch" not in skip:
             store_dir = new_folder("epoch-store")
             t_w, _ = time_store_write(folder=store_dir)
@@ -362,11 +376,21 @@ def main(argv=None) -> int:
             st = holder["teacher"]
             dec = (st._table[:, 0] - zt_all).abs().max().item()
             print(f"sanity: decoded store logits vs teacher |diff| max {dec:.2e}")
+            if not torch.equal(st._table[:, 0], zt_all):
+                failed.append(f"the decoded store differs from the teacher's logits (max "
+                              f"|diff| {dec:.2e}); expected them exactly (float32 store)")
             for v in ("auto", "never"):
-                diff = max((a - b).abs().max().item() for a, b in
-                           zip(models["plain"].parameters(), models[v].parameters()))
+                pairs = list(zip(models["plain"].parameters(), models[v].parameters(),
+                                 strict=True))
+                diff = max((a - b).abs().max().item() for a, b in pairs)
                 print(f"sanity: val acc plain {accs['plain']:.4f} vs mentor {v} "
                       f"{accs[v]:.4f}; max |weight diff| {diff:.2e}")
+                # accuracies are fractions of the val rows, computed in float32 on one side
+                if (not all(torch.equal(a, b) for a, b in pairs)
+                        or abs(accs["plain"] - accs[v]) > 0.5 / len(yv)):
+                    failed.append(f"mentor {v} and the plain loop end with different weights "
+                                  f"(max |diff| {diff:.2e}) or val accuracy ({accs[v]:.4f} vs "
+                                  f"{accs['plain']:.4f}); expected bit-identical weights")
             for v in ("auto", "never"):
                 print(f"mentor {v:5s} / plain = {med_ep[v] / med_ep['plain']:.3f} median, "
                       f"{mins_ep[v] / mins_ep['plain']:.3f} min   (mentor overhead "
@@ -395,17 +419,28 @@ def main(argv=None) -> int:
                       f"{arrow_b / base:11.3f} {dt:8.2f}")
             print(f"(payload alone: float32 {4 * C} B, float16 {2 * C} B, top-{args.topk} "
                   f"{8 * args.topk + 4} B per row; ids add 12 B)")
+            for (name, arrow_b, _, _), key in zip(rows, ("float32", "float16", "topk", "hard")):
+                print(f"RESULT bytes_per_row_{key} {arrow_b / n:.1f}")
+                print(f"RESULT vs_float32_{key} {arrow_b / base:.3f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
+    if failed:
+        print("SANITY FAILED: " + "; ".join(failed), file=sys.stderr)
+        return 1
     print(f"\nscript time {time.perf_counter() - t_script:.1f}s")
+    print(f"RESULT script_s {time.perf_counter() - t_script:.1f}")
     if med_label is not None:
         print(f"label throughput store/raw = {med_label['raw'] / med_label['store']:.3f} "
               f"median, {mins_label['raw'] / mins_label['store']:.3f} min, {paired_label:.3f} "
               f"median of per-round ratios, {cpu_label:.3f} CPU time   (target >= 0.9)")
+        print(f"RESULT label_throughput_min {mins_label['raw'] / mins_label['store']:.3f}")
+        print(f"RESULT label_throughput_paired {paired_label:.3f}")
+        print(f"RESULT label_throughput_cpu {cpu_label:.3f}")
     if med_ep is not None:
         print(f"store epoch mentor(auto)/plain = {med_ep['auto'] / med_ep['plain']:.3f} median"
               f", {mins_ep['auto'] / mins_ep['plain']:.3f} min   (target <= 1.10)")
+        print(f"RESULT store_epoch_min {mins_ep['auto'] / mins_ep['plain']:.3f}")
     lt = med_label["raw"] / med_label["store"] if med_label else float("nan")
     se = med_ep["auto"] / med_ep["plain"] if med_ep else float("nan")
     print(f"RATIO label_throughput {lt:.3f}")

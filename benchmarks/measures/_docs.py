@@ -32,6 +32,7 @@ FIGURE_PATTERNS = (
     re.compile(r"(?<![\w.])0\.\d{3,}(?!\d)"),  # 0.912, 0.217 (config values are allowed below)
     re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|µs)\b"),  # latencies
     re.compile(r"\b\d+ min(?: \d+ s)?\b|\b\d+(?:\.\d+)? s\b"),  # wall times
+    re.compile(r"(?<![\w.])\d+\.\d+e[-+]?\d+\b"),  # 2.9e-6 (tolerances like 1e-5 are allowed)
 )
 # literals that look like figures but are settings (decays, weights), not measurements
 SETTINGS = {"0.999", "0.005", "0.0001", "0.001", "0.003"}

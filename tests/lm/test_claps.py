@@ -126,4 +126,5 @@ def test_claps_trains_a_language_model_on_the_testbed():
     train, val, test = Addition().split(0, train_size=1000, val=100, test=250)
     model, nlls = _train(1.0, train, val)
     assert sum(nlls[-20:]) / 20 < 0.6 * sum(nlls[:20]) / 20
-    assert exact_match(model, test) > 0.0
+    # 14 of the 250 held-out prompts at seed 0; the untrained model and 40 steps get 0
+    assert exact_match(model, test) >= 0.04

@@ -9,7 +9,7 @@ from mentor.errors import MentorError, ParameterError
 from mentor.labels import write_store
 from mentor.labels.kinds import TokenTopK
 from mentor.lm.distill import distill_lm
-from mentor.lm.generate import logits_of
+from mentor.lm.generate import exact_match, logits_of
 from mentor.lm.signals import LocalTeacher, ServedTeacher, StoredTopKTeacher
 from mentor.lm.testbed import VOCAB, Addition
 from mentor.lm.vocab import align_vocab
@@ -54,7 +54,12 @@ def test_every_regime_lowers_its_loss_on_tiny_transformers(data, regime, kw):
                      lr=1e-2, eval_every=12, seed=0, **kw)
     assert len(res.losses) == 24 and all(torch.isfinite(torch.tensor(res.losses)))
     assert _falls(res.losses), res.losses
-    assert len(res.history) == 2 and 0 <= res.best_val <= 1
+    # evaluated at steps 12 and 24, each with the loss of that step; the best of the two is
+    # kept and its weights are the ones returned
+    assert [(h["step"], h["loss"]) for h in res.history] == [(12, res.losses[11]),
+                                                             (24, res.losses[23])]
+    assert res.best_val == max(h["val_exact_match"] for h in res.history)
+    assert exact_match(res.model, val) == res.best_val
 
 
 def test_a_padded_teacher_vocabulary_is_cut_to_the_shared_prefix(data):

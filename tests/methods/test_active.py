@@ -1,76 +1,65 @@
 """Selectors and the active distillation loop (METHODS.md §58.4; papers 30, 34, 44, 47, 51):
 budgets, resume, and each selector's behaviour on digits."""
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 import mentor
 from mentor.active import BudgetError, CountingTeacher, active_loop
-from mentor.engine import fit
 from mentor.errors import MentorError
-from mentor.methods import get_method
 from mentor.models import mlp
 from mentor.recipe import TrainSpec
-from mentor.select import (LLKD, KCenter, Pool, ProbabilisticCoreSet, RandomSelector,
-                           RobustActiveDistillation, SkillProfile, VarianceSplit,
+from mentor.select import (LLKD, KCenter, ProbabilisticCoreSet, RandomSelector, SkillProfile,
                            coverage_radius, select)
-from mentor.teachers import ModuleTeacher
 
-SPEC = TrainSpec(epochs=30, batch_size=16, lr=3e-3)
-
-
-def _flawed_teacher(sp):
-    """A small MLP trained briefly on every training label (about 85-90 % right)."""
-    full = mentor.data.Split(sp.train.x, sp.train.y, torch.ones(len(sp.train), dtype=torch.bool))
-    torch.manual_seed(0)
-    net = fit(mlp(sp.input_shape, 10, hidden=[16]), full, sp.val,
-              objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=5, lr=1e-3), seed=0, num_classes=10).model
-    return ModuleTeacher(net, 10)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# the setting docs/methods.md's figures are measured in (benchmarks/measures/active.py)
+from benchmarks.measures.active import flawed_teacher as _flawed_teacher  # noqa: E402
+from benchmarks.measures.active import SEEDS, selector_curves  # noqa: E402
+from benchmarks.measures.active import active_setting as _active_setting  # noqa: E402
+from benchmarks.measures.active import pool_setting as _pool_setting  # noqa: E402
+from benchmarks.measures.active import variance_split_errors  # noqa: E402
 
 
-def _curve(selector_of_seed, mode, rounds=3):
-    finals = []
-    for seed in (0, 1, 2):
-        sp = mentor.load_data("digits", labeled_fraction=0.01, split_seed=seed)
-        kw = (dict(oracle_per_round=20) if mode == "oracle"
-              else dict(teacher=_flawed_teacher(sp), teacher_per_round=20))
-        res = active_loop(sp, make_student=lambda: mlp(sp.input_shape, 10, hidden=[32]),
-                          selector=selector_of_seed(seed), rounds=rounds, spec=SPEC,
-                          seed=seed, **kw)
-        finals.append(res.rounds[-1].test_accuracy)
-    return sum(finals) / len(finals)
+@pytest.fixture(scope="module")
+def active_setting():
+    """The selector benchmark's setting: digits with 1 % labels for split seeds 0, 1, 2, each
+    with its flawed teacher (benchmarks/active.py, docs/methods.md's table)."""
+    return {seed: _active_setting(seed) for seed in SEEDS}
 
 
-def test_pcoreset_beats_random_oracle_queries():
-    """1 % initial labels, 3 rounds x 20 oracle labels, 3 split seeds (measured: random
-    82.80 %, PCoreSet 87.57 % after round 3)."""
-    random = _curve(lambda s: RandomSelector(s), "oracle")
-    pcore = _curve(lambda s: ProbabilisticCoreSet(), "oracle")
-    assert pcore > random + 0.02, (pcore, random)
+def _finals(name, budget, setting):
+    """Test accuracy after round 3 per seed: 3 rounds of 20 oracle labels or teacher
+    queries, the benchmark's loop (:func:`benchmarks.measures.active.selector_curves`)."""
+    return [curve[-1] for curve in selector_curves(name, budget, setting)]
 
 
-def test_rad_beats_random_teacher_queries():
-    """Same start, 3 rounds x 20 teacher queries to a flawed teacher (measured: random
-    67.97 %, RAD 71.70 % after round 3)."""
-    random = _curve(lambda s: RandomSelector(s), "teacher")
-    rad = _curve(lambda s: RobustActiveDistillation(), "teacher")
-    assert rad > random + 0.015, (rad, random)
+def test_pcoreset_is_ahead_of_random_on_every_seed_oracle_queries(active_setting):
+    """PCoreSet's claim (paper 51) in the direction measured: ahead of random selection on
+    each of the 3 split seeds. Whether the gap is separated from the seed noise by the
+    project's rule is measured, not asserted (measurement ``active-bench``, docs/methods.md)."""
+    random = _finals("random", "oracle", active_setting)
+    pcore = _finals("pcoreset", "oracle", active_setting)
+    assert all(p > r for p, r in zip(pcore, random, strict=True)), (pcore, random)
+
+
+def test_rad_is_ahead_of_random_on_every_seed_teacher_queries(active_setting):
+    """RAD's claim (paper 30) in the direction measured: with 3 rounds of 20 queries to the
+    flawed teacher, ahead of random selection on each of the 3 split seeds (separation from
+    the seed noise: measurement ``active-bench``)."""
+    random = _finals("random", "teacher", active_setting)
+    rad = _finals("rad", "teacher", active_setting)
+    assert all(a > r for a, r in zip(rad, random, strict=True)), (rad, random)
 
 
 @pytest.fixture(scope="module")
 def pool_setting():
-    sp = mentor.load_data("digits", labeled_fraction=0.05)
-    teacher = _flawed_teacher(sp)
-    torch.manual_seed(0)
-    lab = sp.train.labeled
-    student = fit(mlp(sp.input_shape, 10, hidden=[32]),
-                  mentor.data.Split(sp.train.x[lab], sp.train.y[lab],
-                                    torch.ones(int(lab.sum()), dtype=torch.bool)),
-                  sp.val, objectives=get_method("scratch").plan().objectives, spec=SPEC,
-                  seed=0, num_classes=10).model
-    pos = (~lab).nonzero().squeeze(-1)
-    return sp, teacher, student, Pool(sp.train.x[pos], pos, sp.train.x[lab])
+    """Digits with 5 % labels, the flawed teacher, a student on the labeled rows, and the
+    unlabeled rows as the pool (:func:`benchmarks.measures.active.pool_setting`)."""
+    return _pool_setting()
 
 
 def test_llkd_selects_rows_whose_teacher_labels_are_more_often_right(pool_setting):
@@ -122,12 +111,10 @@ def test_skill_profile_weights_follow_the_per_category_error_rate(pool_setting):
 
 def test_variance_split_puts_the_errors_in_the_hard_half(pool_setting):
     """TITAN's direction (higher prediction variance under augmentation = easier) holds
-    for the digits student: its errors concentrate in the low-variance half."""
-    sp, teacher, student, pool = pool_setting
-    scores = VarianceSplit(views=8, input_shape=(8, 8)).score(pool, teacher, student)
-    easy, hard = VarianceSplit.split(scores)
-    wrong = student(pool.x).argmax(-1) != sp.train.y[pool.index]
-    assert float(wrong[hard].double().mean()) > 2 * float(wrong[easy].double().mean())
+    for the digits student: its errors concentrate in the low-variance half (the figures
+    docs/methods.md quotes: measurement ``active-variance``)."""
+    easy, hard = variance_split_errors(pool_setting)
+    assert hard > 2 * easy, (easy, hard)
 
 
 # ------------------------------------------------------------------------- budgets, resume

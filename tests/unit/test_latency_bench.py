@@ -1,10 +1,12 @@
 """``mentor bench --latency RUN_DIR``: latency.json (teacher and one student per row at batch
 1 and 256), the table, the plot, and that it measures with the leaderboard's function. No
-assertions on speed ratios: wall-clock numbers only have to be recorded and positive."""
+assertions on how fast anything is: wall-clock numbers only have to be recorded, and each
+recorded speed-up must be the ratio that function measured for that student."""
 
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 from typer.testing import CliRunner
@@ -25,23 +27,28 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bench(run, tmp_path_factory):
-    """The CLI once, counting the calls that go through ``mentor.latency.speedup``."""
-    calls = []
+    """The CLI once, recording the calls that go through ``mentor.latency.speedup``: the
+    batch size of each, and what each returned."""
+    calls, measured = [], []
     real = mentor.latency.speedup
+
+    def recording(*a, **k):
+        calls.append(len(a[2]))
+        measured.append(real(*a, **k))
+        return measured[-1]
     mp = pytest.MonkeyPatch()
-    mp.setattr(mentor.latency, "speedup",
-               lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
+    mp.setattr(mentor.latency, "speedup", recording)
     cwd = tmp_path_factory.mktemp("cwd")
     mp.chdir(cwd)
     try:
         result = CliRunner().invoke(app, ["bench", "--latency", str(run), "--threads", "1"])
     finally:
         mp.undo()
-    return result, calls, cwd
+    return result, calls, cwd, measured
 
 
 def test_latency_json_has_medians_for_teacher_and_students(run, bench):
-    result, _, _ = bench
+    result, _, _, measured = bench
     assert result.exit_code == 0, result.output
     data = json.loads((run / "latency.json").read_text())
     results = json.loads((run / "results.json").read_text())
@@ -61,12 +68,22 @@ def test_latency_json_has_medians_for_teacher_and_students(run, bench):
             e = entry["batches"][b]
             assert e["latency_s"] > 0
             assert e["throughput_rows_s"] == pytest.approx(int(b) / e["latency_s"])
-    for s in students:
-        assert all(s["batches"][b]["speedup"] > 0 for b in ("1", "256"))
+    # each student's speed-up is teacher / student latency of its own interleaved call of
+    # mentor.latency.speedup (the calls run batch by batch, student by student), and the
+    # teacher's latency is the median of the teacher times of those calls
+    for i, b in enumerate(("1", "256")):
+        calls = measured[i * len(students):(i + 1) * len(students)]
+        for s, m in zip(students, calls, strict=True):
+            assert m["batch"] == int(b)
+            assert s["batches"][b]["latency_s"] == m["student_latency_s"]
+            assert s["batches"][b]["speedup"] == pytest.approx(
+                m["teacher_latency_s"] / m["student_latency_s"])
+        assert teacher["batches"][b]["latency_s"] == pytest.approx(
+            statistics.median(m["teacher_latency_s"] for m in calls))
 
 
 def test_table_and_plot(run, bench):
-    result, _, _ = bench
+    result, _, _, _ = bench
     out = " ".join(result.output.split())
     assert "teacher (default)" in out and "default / dho / seed" in out and "batch 256" in out
     png = run / "plots" / "accuracy_vs_latency.png"
@@ -74,13 +91,13 @@ def test_table_and_plot(run, bench):
 
 
 def test_bench_and_leaderboard_share_the_speedup_function(bench):
-    _, calls, _ = bench
+    _, calls, _, _ = bench
     assert mentor.runner.speedup is mentor.latency.speedup  # the leaderboard's column
     assert sorted(set(calls)) == [1, 256] and len(calls) == 2 * 3  # per batch, per student
 
 
 def test_no_suite_is_run(bench):
-    result, _, cwd = bench
+    result, _, cwd, _ = bench
     assert list(cwd.iterdir()) == []  # `mentor bench` alone writes runs/ here
     assert "suite" not in result.output.lower()
 
