@@ -27,7 +27,8 @@ PLACEHOLDER = re.compile(r"\{\{\s*([a-z0-9][a-z0-9_-]*)\.([^{}\s]+)\s*\}\}")
 FIGURE_PATTERNS = (
     re.compile(r"\d\s?±|±\s?\d"),  # 95.45 ± 0.53 (the words "mean ± std" are allowed)
     re.compile(r"\d+\.\d+\s?%"),  # 95.45 %
-    re.compile(r"\d+(?:\.\d+)?\s?×(?!\s?\d)"),  # 14.9×, 1.005 × (ii); not 8×8 or 3 × 20
+    # 14.9×, 1.005 × (ii); not 8×8, 3 × 20 or the rule's "2 × the larger std"
+    re.compile(r"\d+(?:\.\d+)?\s?×(?!\s?(?:\d|the\b))"),
     re.compile(r"\b\d+(?:\.\d+)?x\b"),  # 50.5x
     re.compile(r"(?<![\w.])0\.\d{3,}(?!\d)"),  # 0.912, 0.217 (config values are allowed below)
     re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|µs)\b"),  # latencies
