@@ -237,9 +237,10 @@ def _load(state: Path, n: int, c: int):
         raise MentorError(f"active state in '{state}' is for another data set ({len(labeled)} "
                           f"rows); expected {n} rows and {c} classes")
     try:
-        rounds = [RoundResult(**r)
-                  for r in json.loads((state / "active.json").read_text())["rounds"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        from .safeio import MAX_JSON_BYTES, FileProblem, read_bounded
+        rounds = [RoundResult(**r) for r in
+                  json.loads(read_bounded(state / "active.json", MAX_JSON_BYTES))["rounds"]]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, FileProblem) as e:
         raise MentorError(f"active state '{state / 'active.json'}' is unreadable ({e!r}); "
                           "expected the round list an active run saves") from None
     return labeled, queried, arrays["store"], rounds

@@ -11,10 +11,12 @@ state under ``state/`` and restarts after its last finished round.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 
 import yaml
+from rich.text import Text
 
 from .active import active_loop, check_budgets
 from .atomic import atomic_write_text
@@ -22,9 +24,10 @@ from .errors import MentorError
 from .models import build_model
 from .progress import Bars
 from .report.active_html import write_active_report
-from .recipe import parse_recipe
+from .recipe import _short, _within, parse_recipe, read_yaml
+from .safeio import shown
 from .registry import SELECTORS, suggest
-from .rundir import PARTIAL, claim_run_dir, final_name, finish_run_dir
+from .rundir import PARTIAL, claim_run_dir, final_name, finish_run_dir, run_lock
 from .runinfo import environment
 
 
@@ -37,10 +40,12 @@ def _selectors(spec) -> list[tuple[str, object]]:
                               f"{', '.join(SELECTORS.names())}")
         try:
             sel = SELECTORS.get(name)(**params)
-        except TypeError as e:
-            raise MentorError(f"active.selectors[{i}] {name!r} rejects parameters {params} "
-                              f"({e})") from None
-        label = name if not params else f"{name}({', '.join(f'{k}={v}' for k, v in params.items())})"
+        except TypeError as e:  # the message shows a bounded repr: a parameter may be huge
+            raise MentorError(f"active.selectors[{i}] {name!r} rejects parameters "
+                              f"{_short(params, 120)} ({_short(str(e), 200)[1:-1]})") from None
+        shown_params = ", ".join(f"{k}={v if _within(v, 1000) else _short(v)}"
+                                 for k, v in params.items())
+        label = name if not params else f"{name}({shown_params})"
         out.append((label, sel))
     labels = [x[0] for x in out]
     if len(set(labels)) != len(labels):
@@ -85,19 +90,35 @@ def check_active(raw: dict, source: str = "recipe") -> tuple[int, int]:
 
 def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Path | None = None,
                progress: bool = True, console=None) -> Path:
-    from .runner import train_teacher
     recipe, splits, selectors, needs_teacher, teacher = _plan(raw, source)
-    spec = recipe.active
     if resume is not None:
         folder = Path(resume)
-        if not (folder / "recipe.yaml").exists():
-            raise MentorError(f"--resume '{folder}' is not an active run folder (no recipe.yaml)")
-        started = yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8"))
-        if started != raw:
-            raise MentorError(f"--resume '{folder}' was started with a different recipe; "
-                              "expected the same recipe and --set overrides as its recipe.yaml")
+        if not folder.is_dir() or not os.path.lexists(folder / "recipe.yaml"):
+            raise MentorError(f"--resume {shown(folder)} is not an active run folder (no "
+                              "recipe.yaml)")
     else:
         folder, _ = claim_run_dir(Path(out_root), f"{recipe.name}-active")
+    # one writer per folder, from its claim (or resume) until it is published
+    with run_lock(folder, "--resume" if resume is not None else "--out") as lock:
+        return _run_active(recipe, raw, folder, resume, splits, selectors, needs_teacher,
+                           teacher, progress, console, lock)
+
+
+def _run_active(recipe, raw, folder: Path, resume, splits, selectors, needs_teacher, teacher,
+                progress, console, lock) -> Path:
+    from .runner import train_teacher
+    spec = recipe.active
+    if resume is not None:
+        try:  # the folder's recipe, read as any recipe: safely, bounded, tags refused
+            started = read_yaml(folder / "recipe.yaml")
+        except MentorError as e:
+            raise MentorError(f"--resume {shown(folder)}: its recipe.yaml cannot be read "
+                              f"({str(e).splitlines()[0]}); expected the recipe the active run "
+                              "wrote") from None
+        if started != raw:
+            raise MentorError(f"--resume {shown(folder)} was started with a different recipe; "
+                              "expected the same recipe and --set overrides as its recipe.yaml")
+    else:
         atomic_write_text(folder / "recipe.yaml", yaml.safe_dump(raw, sort_keys=False))
         atomic_write_text(folder / "env.json", json.dumps(environment(recipe.train.seeds),
                                                           indent=1))
@@ -131,12 +152,13 @@ def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Pat
         "cost per teacher query": spec.teacher_cost or 0.0,
         "seeds": len(recipe.train.seeds)})
     if folder.name.endswith(PARTIAL):
-        final = finish_run_dir(folder, final_name(folder))
+        final = finish_run_dir(folder, final_name(folder), lock=lock,
+                               required=("recipe.yaml", "active.json"))
     else:
         final = folder
     if console is not None:
         _print(console, table)
-        console.print(f"run folder: {final}")
+        console.print(Text(f"run folder: {final}"))
     return final
 
 

@@ -22,12 +22,29 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                        "teachers) on one engine.")
 recipes_app = typer.Typer(help="List presets and built-in recipes, or validate a recipe file.")
 app.add_typer(recipes_app, name="recipes")
-err_console = Console(stderr=True)
+def _console(**kwargs) -> Console:
+    """A rich console that prints text as given: no ``:name:`` emoji codes (a path
+    ``a:cd:b`` keeps its colons), no highlighting of numbers or paths."""
+    return Console(emoji=False, highlight=False, **kwargs)
+
+
+err_console = _console(stderr=True)
+
+
+def _one_sentence(message: str) -> str:
+    """``message`` with its control characters escaped (a newline in a path would split the
+    sentence; an escape sequence would reach the terminal), keeping the line breaks of a
+    recipe's problem list (``\n  - ``)."""
+    def clean(part: str) -> str:
+        return part if part.isprintable() else "".join(
+            c if c.isprintable() else repr(c)[1:-1] for c in part)
+    return "\n  - ".join(clean(p) for p in message.split("\n  - "))
 
 
 def _fail(message: str, code: int = 2) -> None:
     from rich.markup import escape
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(_one_sentence(message))}", highlight=False,
+                      soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -73,7 +90,7 @@ def run(recipe: Optional[str] = typer.Argument(
 
     if threads > 0:
         torch.set_num_threads(threads)
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = _console() if sys.stdout.isatty() else _console(width=160)
     try:
         if resume is not None:
             from .runner import read_resume_input
@@ -111,7 +128,7 @@ def active(recipe: str = typer.Argument(..., help="recipe file with an 'active' 
     from .recipe import apply_overrides, read_yaml, resolve_recipe_path
 
     torch.set_num_threads(1)
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = _console() if sys.stdout.isatty() else _console(width=160)
     try:
         path = resolve_recipe_path(recipe)
         raw = apply_overrides(read_yaml(path), set_)
@@ -143,7 +160,7 @@ def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd")
 
     if threads > 0:
         torch.set_num_threads(threads)
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = _console() if sys.stdout.isatty() else _console(width=160)
     if latency is not None:
         _bench_latency(latency, console)
         return
@@ -235,7 +252,7 @@ def export_cmd(
 
     if threads > 0:
         torch.set_num_threads(threads)
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = _console() if sys.stdout.isatty() else _console(width=160)
     try:
         folder, card = export_student(run_dir, fmt, out, setting=setting, method=method,
                                       seed=seed)
@@ -279,7 +296,7 @@ def report_cmd(
     except MentorError as e:
         _fail(str(e))
     from rich.markup import escape
-    Console().print(f"[green]ok[/]: wrote {escape(str(path))} ({len(run_dirs)} run folder(s))",
+    _console().print(f"[green]ok[/]: wrote {escape(str(path))} ({len(run_dirs)} run folder(s))",
                     highlight=False)
 
 
@@ -325,7 +342,7 @@ def label_cmd(
         _fail(str(e))
     if path is not None:
         from rich.markup import escape
-        Console().print(f"[green]ok[/]: label store {escape(str(path))}", highlight=False)
+        _console().print(f"[green]ok[/]: label store {escape(str(path))}", highlight=False)
 
 
 @app.command("inspect")
@@ -342,7 +359,7 @@ def inspect_cmd(store: Path = typer.Argument(..., help="label store folder"),
     if as_json:
         print(json.dumps(info, indent=1))
         return
-    console = Console()
+    console = _console()
     kind = info["kind"]
     console.print(Text(f"label store {info['path']}"), style="bold")
     lines = [f"kind: {', '.join(f'{k} {v}' for k, v in kind.items())}",
@@ -386,7 +403,7 @@ def recipes(ctx: typer.Context) -> None:
     from .recipe import builtin_recipes, read_yaml
     from .registry import LOSSES, METHODS
 
-    console = Console()
+    console = _console()
     for registry, title in ((METHODS, "methods (use as method.name)"),
                             (LOSSES, "losses (objectives inside methods)")):
         table = Table(title=title)
@@ -417,13 +434,13 @@ def validate(file: str = typer.Argument(..., help="recipe file or built-in name"
         if isinstance(raw, dict) and raw.get("active") is not None:
             from .active_command import check_active
             n_sel, n_runs = check_active(raw, source=_source(path, set_))
-            Console().print(f"[green]ok[/]: {escape(str(path))} - active: {n_sel} "
+            _console().print(f"[green]ok[/]: {escape(str(path))} - active: {n_sel} "
                             f"selector(s), {n_runs} loop(s)", highlight=False)
             return
         from .lm.recipe import is_tokens_recipe, parse_tokens_recipe
         if is_tokens_recipe(raw):
             r = parse_tokens_recipe(raw, source=_source(path, set_))
-            Console().print(f"[green]ok[/]: {escape(str(path))} - tokens: {len(r.methods)} "
+            _console().print(f"[green]ok[/]: {escape(str(path))} - tokens: {len(r.methods)} "
                             f"method(s), {len(r.methods) * len(r.train.seeds)} student run(s)",
                             highlight=False)
             return
@@ -432,7 +449,7 @@ def validate(file: str = typer.Argument(..., help="recipe file or built-in name"
         _fail(str(e))
     n = sum(len(s.recipe.train.seeds) * len(s.methods) for s in plan.settings)
     n_methods = len({m[0] for s in plan.settings for m in s.methods})
-    Console().print(f"[green]ok[/]: {escape(str(path))} - {len(plan.settings)} setting(s), "
+    _console().print(f"[green]ok[/]: {escape(str(path))} - {len(plan.settings)} setting(s), "
                     f"{n_methods} method(s), {n} student run(s)", highlight=False)
 
 
@@ -467,8 +484,43 @@ def _usage_sentence(e, args: list[str]) -> str:
     return f"{message} (see '{ctx.command_path if ctx else 'mentor'} --help')"
 
 
+# what a stream that cannot encode them (an ASCII-only locale: LC_ALL=C, PYTHONUTF8=0)
+# prints instead of the characters mentor's tables and messages use; anything else is '?'
+_ASCII = {"±": "+/-", "×": "x", "—": "-", "–": "-", "…": "...", "→": "->", "←": "<-",
+          "≥": ">=", "≤": "<=", "≈": "~", "·": ".", "−": "-", "µ": "u", "°": " deg", "‘": "'",
+          "’": "'", "“": '"', "”": '"', "✓": "v", "✗": "x", "•": "*", "━": "-", "─": "-",
+          "│": "|", "┃": "|"}
+
+
+def _ascii_fallback(err: UnicodeError):
+    text = err.object[err.start:err.end]
+    return "".join(_ASCII.get(c, "?") for c in text), err.end
+
+
+def _degrade_streams() -> None:
+    """Make stdout / stderr print what their encoding cannot hold as ASCII look-alikes
+    (``±`` as ``+/-``) instead of failing with UnicodeEncodeError: a finished run must not
+    exit 1 because the terminal's locale is ASCII."""
+    import codecs
+    try:
+        codecs.lookup_error("mentor-ascii")
+    except LookupError:
+        codecs.register_error("mentor-ascii", _ascii_fallback)
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        if not encoding or not hasattr(stream, "reconfigure"):
+            continue
+        try:
+            "±×—…→".encode(encoding)
+        except UnicodeEncodeError:
+            stream.reconfigure(errors="mentor-ascii")
+        except LookupError:
+            pass
+
+
 def main() -> None:
     """The entry point: usage mistakes are one ``error:`` sentence with exit code 2 too."""
+    _degrade_streams()
     try:
         code = app(standalone_mode=False)
     except KeyboardInterrupt:
@@ -480,7 +532,8 @@ def main() -> None:
     except _click_errors() as e:
         if e.format_message():  # empty: a group called without a command printed its help
             from rich.markup import escape
-            err_console.print(f"[bold red]error:[/] {escape(_usage_sentence(e, sys.argv[1:]))}",
+            err_console.print(f"[bold red]error:[/] "
+                              f"{escape(_one_sentence(_usage_sentence(e, sys.argv[1:])))}",
                               highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

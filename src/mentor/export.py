@@ -75,7 +75,7 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
     run_dir = Path(run_dir)
     results = open_run(run_dir)
     out = Path(out) if out is not None else run_dir / "export" / fmt
-    _check_out(out)
+    _check_out(out, run_dir)
     choice = choose_student(run_dir, results, setting, method, seed)
     saved, meta = load_model(choice.checkpoint, "student checkpoint")
     module, note = inference_module(saved, meta)
@@ -90,9 +90,12 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
     tpath = teacher_checkpoint(run_dir, results, choice.setting)
     teacher = load_model(tpath, "teacher checkpoint") if tpath else None
 
-    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    made = [p for p in (out.parent, *out.parent.parents) if not os.path.lexists(p)]
+    try:  # a read-only or full file system, a folder we may not write: one sentence
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as e:
+        _write_error(out, e)
     try:
         files, runtime = _WRITERS[fmt](module, meta, tmp, data.x)
         with torch.no_grad():
@@ -156,7 +159,10 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
         }
         atomic_write_text(tmp / "card.json", json.dumps(card, indent=1))
         atomic_write_text(tmp / "card.md", card_markdown(card))
-        _replace(tmp, out)
+        try:
+            _replace(tmp, out)
+        except OSError as e:
+            _write_error(out, e)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for p in made:  # folders made for the export, innermost first
@@ -166,12 +172,40 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
     return out, card
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise MentorError(f"--out: '{out}' is a file; expected a folder to write the export to")
+def _write_error(out: Path, e: OSError):
+    """An export that cannot be written (read-only or full file system, no permission, a
+    name too long) as one sentence; other errors as they are."""
+    from .atomic import _raise_write_error
+    _raise_write_error(out, e)
+    raise e
+
+
+def _check_out(out: Path, run_dir: Path) -> None:
+    """``--out`` must be a new folder, an empty one, or an earlier export (replaced as a
+    whole): never the current folder, the run folder or a folder holding them (the export is
+    renamed into place), never a symbolic link or a file."""
+    from .safeio import NAME_MAX, kind_of, shown
+    if any(len(os.fsencode(p)) > NAME_MAX for p in out.parts):
+        raise MentorError(f"--out: {shown(out)} has a name component longer than {NAME_MAX} "
+                          "bytes (the file system's limit); expected a shorter name")
+    if os.path.islink(out):
+        raise MentorError(f"--out: {shown(out)} is a symbolic link; expected a folder to write "
+                          "the export to (the export is renamed into place, which would replace "
+                          "the link)")
+    if os.path.lexists(out) and not os.path.isdir(out):
+        what = "a file" if os.path.isfile(out) else kind_of(os.lstat(out).st_mode)
+        raise MentorError(f"--out: {shown(out)} is {what}; expected a folder to write the "
+                          "export to")
+    here, target = Path.cwd().resolve(), out.resolve()
+    for name, inner in (("the current folder", here), ("the run folder", run_dir.resolve())):
+        if inner == target or target in inner.parents:
+            which = name if inner == target else f"a folder holding {name}"
+            raise MentorError(f"--out: {shown(out)} is {which}; expected a new folder for the "
+                              "export (it is written next to it and renamed into place), e.g. "
+                              "--out export")
     if out.is_dir() and any(out.iterdir()) and not (out / "card.json").is_file():
-        raise MentorError(f"--out: '{out}' is a non-empty folder that holds no earlier export "
-                          "(card.json); expected a new or empty folder")
+        raise MentorError(f"--out: {shown(out)} is a non-empty folder that holds no earlier "
+                          "export (card.json); expected a new or empty folder")
 
 
 def _replace(tmp: Path, out: Path) -> None:
@@ -328,7 +362,8 @@ def _prod(shape) -> int:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        from .safeio import MAX_JSON_BYTES, read_bounded
+        return json.loads(read_bounded(path, MAX_JSON_BYTES))
     except (OSError, ValueError):
         return {}
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from .errors import RecipeError
 from .registry import suggest
@@ -149,7 +150,9 @@ class TrainSpec(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1)
     schedule: Literal["constant", "cosine"] = "constant"
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
-    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = at end")
+    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints inside an "
+                                  "epoch; every epoch end is checkpointed too (0: epoch ends "
+                                  "only)")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     cache_teacher: Literal["auto", "always", "never"] = "auto"
     select: Literal["best_val", "last"] = "best_val"
@@ -172,6 +175,19 @@ class TrainSpec(BaseModel):
     log_with: list[Literal["tensorboard", "mlflow", "csv"]] = Field(
         default_factory=list, description="experiment trackers that get every training's "
         "configuration and per-epoch metrics (Accelerate's trackers; see mentor.trackers)")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        from collections import Counter
+        counts = Counter(seeds)
+        repeated = sorted(k for k, n in counts.items() if n > 1)
+        if repeated:
+            k = repeated[0]
+            raise ValueError(f"seed {k} is listed {counts[k]} times; expected distinct "
+                             "seeds (a repeated seed repeats the same training, and the spread "
+                             "over seeds would read 0)")
+        return seeds
 
 
 class PrivilegedSpec(BaseModel):
@@ -330,7 +346,9 @@ class SettingSpec(BaseModel):
 
 class Recipe(BaseModel):
     model_config = _STRICT
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=200,
+                      description="names the run folder <name>-<time> (a folder name is at "
+                      "most 255 bytes)")
     description: str = ""
     task: Literal["classification"] = "classification"
     data: DataSpec
@@ -409,6 +427,7 @@ _EXPECT = {
     "model_type": "must be a mapping", "model_attributes_type": "must be a mapping",
     "literal_error": "must be one of {expected}", "too_short": "must have at least "
     "{min_length} item(s)", "string_pattern_mismatch": "must match {pattern}",
+    "string_too_long": "must have at most {max_length} characters",
 }
 
 
@@ -481,16 +500,93 @@ def format_errors(err: ValidationError, prefix: tuple = (), model: Any = None) -
 
 # ---------------------------------------------------------------------------------- loading
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping that names a key twice (YAML's last-wins would drop the first silently)."""
+
+    def __init__(self, key, first: int, mark):
+        self.key, self.first, self.problem_mark = key, first, mark
+        self.problem = (f"key {_short(key)} appears twice in one mapping (first on line "
+                        f"{first}, again on line {mark.line + 1}); expected each key once (the "
+                        "second would silently replace the first)")
+        super().__init__(self.problem)
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no tags, no code) that refuses duplicate keys in a mapping.
+
+    Keys brought in by a merge (``<<: *base``) may be overridden, as YAML intends; keys
+    written twice may not."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or \
+                        not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue
+                if first is not None:
+                    raise DuplicateKey(key, first, key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+# values a recipe may hold once its aliases are expanded: a recipe has a few hundred; an
+# alias bomb ("billion laughs") 10^9, which any walk over it (validation, a message, a copy)
+# would take minutes and gigabytes to visit
+MAX_VALUES = 100_000
+_TOO_MANY = (f"the YAML expands to more than {MAX_VALUES:,} values through its aliases (an "
+             "anchor repeated many times, or used inside itself); expected a recipe of plain "
+             "values")
+
+
+def _within(value: Any, limit: int = MAX_VALUES) -> bool:
+    """Whether ``value`` holds at most ``limit`` values, counting every alias expansion
+    (a cycle never ends the walk, so it exceeds the limit too)."""
+    stack, count = [value], 0
+    while stack:
+        v = stack.pop()
+        count += 1
+        if count > limit:
+            return False
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return True
+
+
+def load_yaml_text(text: str) -> Any:
+    """YAML text as plain values: safe (no tags run), no duplicate keys, at most
+    :data:`MAX_VALUES` values after alias expansion (``ValueError`` otherwise; YAML errors
+    are ``yaml.YAMLError``)."""
+    loader = _Loader(text)
+    try:
+        value = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if not _within(value):
+        raise ValueError(_TOO_MANY)
+    return value
+
+
 def _yaml_problem(e: yaml.YAMLError) -> str:
     """One sentence for a YAML error: where it is and what is wrong."""
     mark = getattr(e, "problem_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     problem = getattr(e, "problem", None) or (str(e).splitlines() or ["invalid YAML"])[0]
+    if isinstance(e, DuplicateKey):
+        return f"line {mark.line + 1}: {problem}"
     if isinstance(e, yaml.constructor.ConstructorError) and "tag" in problem:
         tag = problem.rsplit(" ", 1)[-1].strip("'\"").replace("tag:yaml.org,2002:", "!!")
-        return (f"{where}tag {tag!r} is not allowed; expected plain YAML (mappings, lists, "
-                "numbers, strings), never tags or code")
-    return f"{where}not valid YAML ({problem}); expected plain YAML"
+        return (f"{where}tag {_short(tag)} is not allowed; expected plain YAML (mappings, "
+                "lists, numbers, strings), never tags or code")
+    return f"{where}not valid YAML ({_short(problem, 200)}); expected plain YAML"
 
 
 _TOO_DEEP = ("the YAML is nested too deeply to read (hundreds of levels of lists or "
@@ -498,34 +594,46 @@ _TOO_DEEP = ("the YAML is nested too deeply to read (hundreds of levels of lists
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a recipe file with ``yaml.safe_load``: tags (code) are refused, never run."""
+    """Read a recipe file: a regular file of at most 1 MiB, UTF-8, YAML read safely (tags
+    -- code -- are refused, never run), no key twice in a mapping, aliases bounded."""
+    from .safeio import MAX_RECIPE_BYTES, FileProblem, read_bounded, shown
     path = Path(path)
-    if not path.exists():
-        raise RecipeError([f"file '{path}' does not exist; expected a recipe YAML file or the "
-                           f"name of a built-in recipe ({', '.join(builtin_recipes())})"],
-                          source="recipe")
-    if path.is_dir():
-        raise RecipeError([f"'{path}' is a directory; expected a recipe YAML file"],
-                          source="recipe")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_bounded(path, MAX_RECIPE_BYTES, "a recipe YAML file")
+    except FileProblem as e:
+        if e.reason == "missing":
+            raise RecipeError([f"file {shown(path)} does not exist; expected a recipe YAML file "
+                               "or the name of a built-in recipe "
+                               f"({', '.join(builtin_recipes())})"], source="recipe") from None
+        if e.reason == "directory":
+            raise RecipeError([f"{shown(path)} is a directory; expected a recipe YAML file"],
+                              source="recipe") from None
+        raise RecipeError([str(e)], source="recipe") from None
+    source = _source_name(path)
+    try:
+        raw = load_yaml_text(data.decode("utf-8"))
     except yaml.YAMLError as e:
-        raise RecipeError([_yaml_problem(e)], source=str(path)) from None
+        raise RecipeError([_yaml_problem(e)], source=source) from None
     except UnicodeDecodeError:
         raise RecipeError(["not a UTF-8 text file; expected a recipe YAML file"],
-                          source=str(path)) from None
+                          source=source) from None
     except RecursionError:
-        raise RecipeError([_TOO_DEEP], source=str(path)) from None
-    except OSError as e:
-        raise RecipeError([f"file '{path}' cannot be read ({e.strerror}); expected a readable "
-                           "recipe YAML file"], source="recipe") from None
+        raise RecipeError([_TOO_DEEP], source=source) from None
+    except ValueError as e:
+        raise RecipeError([str(e)], source=source) from None
     if raw is None:
         raise RecipeError(["the file is empty; expected a mapping of recipe keys (name, data, "
-                           "student, method(s), ...)"], source=str(path))
+                           "student, method(s), ...)"], source=source)
     if not isinstance(raw, dict):
         raise RecipeError([f"the top level must be a mapping of keys, got "
-                           f"{type(raw).__name__} {_short(raw)}"], source=str(path))
+                           f"{type(raw).__name__} {_short(raw)}"], source=source)
     return raw
+
+
+def _source_name(path: Path) -> str:
+    """How messages name a recipe file: its path, control characters escaped."""
+    from .safeio import shown
+    return shown(path)[1:-1]
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -540,8 +648,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise RecipeError([f"{item!r} has an empty key path {key!r}; expected "
                                "key.path=value (e.g. train.lr=0.01)"], source="--set")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except (yaml.YAMLError, RecursionError):
+            value = load_yaml_text(text) if text.strip() else ""
+        except (yaml.YAMLError, RecursionError, ValueError):
             raise RecipeError([f"{key} value {_short(text)} is not a valid YAML value; "
                                "expected a number, string, true/false or [list]"],
                               source="--set") from None
@@ -639,12 +747,17 @@ def builtin_recipes() -> dict[str, Path]:
 
 def resolve_recipe_path(name_or_path: str) -> Path:
     """A recipe file path, or the name of a built-in recipe."""
+    import os
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml") or os.path.lexists(p):  # (lexists: never raises)
         return p
     builtins = builtin_recipes()
     if name_or_path in builtins:
         return builtins[name_or_path]
-    raise RecipeError([f"{name_or_path!r} is neither a file nor a built-in recipe"
+    if any(len(os.fsencode(part)) > 255 for part in p.parts):
+        raise RecipeError([f"{_short(name_or_path)} is not a file: a name component is longer "
+                           "than 255 bytes (the file system's limit); expected a recipe YAML "
+                           "file or the name of a built-in recipe"], source="recipe")
+    raise RecipeError([f"{_short(name_or_path, 200)} is neither a file nor a built-in recipe"
                        f"{suggest(name_or_path, builtins)}; built-ins: {', '.join(builtins)}"],
                       source="recipe")

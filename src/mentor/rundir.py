@@ -5,16 +5,28 @@ when complete, so a reader never sees a half-written run. Two processes that sta
 the same name in the same second get different folders: the partial folder is claimed with
 an exclusive ``mkdir`` (the first process wins, the other takes the next suffix ``-2``,
 ``-3``, ...), and the final rename refuses to replace an existing run.
+
+One writer per run folder: the run that claimed it, or the one ``--resume`` that continues
+it, holds its lock (:func:`run_lock`, the label store's :func:`mentor.locks.folder_lock`)
+until the folder is published; a second writer is refused naming the holder. A folder is
+published only complete (:func:`finish_run_dir` checks the files a run must hold).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
+from typing import Iterator
 
 from .errors import MentorError
+from .locks import FolderLock, folder_lock
 from .runinfo import timestamp
+from .safeio import NAME_MAX, shown
+
+# the longest name a run may have: '.<name>-<YYYYmmdd-HHMMSS>-<999>.partial' fits NAME_MAX
+MAX_NAME = NAME_MAX - len(".-00000000-000000-999.partial") - len("-active")
 
 PARTIAL = ".partial"
 
@@ -23,11 +35,15 @@ def claim_run_dir(out_root: Path, name: str, stamp: str | None = None) -> tuple[
     """Create and return ``(partial folder, final folder)`` for a new run of ``name``."""
     out_root = Path(out_root)
     stamp = stamp or timestamp()
+    if len(os.fsencode(name)) > MAX_NAME:
+        raise MentorError(f"run name {name[:40]!r}... is {len(os.fsencode(name))} bytes; "
+                          f"expected at most {MAX_NAME} (a folder name is limited to "
+                          f"{NAME_MAX} bytes)")
     try:
         out_root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise MentorError(f"--out: cannot create the runs folder '{out_root}' "
-                          f"({e.strerror})") from None
+        raise MentorError(f"--out: cannot create the runs folder {shown(out_root)} "
+                          f"({_strerror(e)})") from None
     for i in range(1, 1000):
         base = f"{name}-{stamp}" if i == 1 else f"{name}-{stamp}-{i}"
         final, tmp = out_root / base, out_root / f".{base}{PARTIAL}"
@@ -38,22 +54,56 @@ def claim_run_dir(out_root: Path, name: str, stamp: str | None = None) -> tuple[
         except FileExistsError:
             continue
         except OSError as e:
-            raise MentorError(f"--out: cannot create a run folder in '{out_root}' "
-                              f"({e.strerror})") from None
+            raise MentorError(f"--out: cannot create a run folder in {shown(out_root)} "
+                              f"({_strerror(e)})") from None
         return tmp, final
     raise MentorError(f"--out: '{out_root}' already holds 999 runs named {name}-{stamp}; "
                       "expected a free name")
 
 
-def finish_run_dir(tmp: Path, final: Path) -> Path:
+def _strerror(e: OSError) -> str:
+    if e.errno == errno.ENAMETOOLONG:
+        return f"File name too long: a name component is over {NAME_MAX} bytes"
+    return e.strerror or str(e)
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path, field: str = "--resume") -> Iterator[FolderLock | None]:
+    """Hold a run folder's lock while writing it; another holder is refused with a
+    :class:`MentorError` naming it (a stale lock of a dead process does not block)."""
+    folder = Path(folder)
+    published = final_name(folder) if folder.name.endswith(PARTIAL) else folder
+
+    def refuse(holder: str) -> MentorError:
+        return MentorError(f"{field}: run folder {shown(folder)} is being written by another "
+                           f"mentor process ({holder}); expected one writer per run folder: "
+                           f"wait for it to finish (it publishes {shown(published)}) or stop it")
+
+    def missing() -> MentorError:
+        return MentorError(f"{field}: {shown(folder)} does not exist (another process may have "
+                           f"just finished it as {shown(published)}); expected an unfinished "
+                           "run folder (.<run>.partial)")
+    with folder_lock(folder, refuse, missing, what="mentor run") as lock:
+        yield lock
+
+
+def finish_run_dir(tmp: Path, final: Path, *, lock: FolderLock | None = None,
+                   required: tuple[str, ...] = ()) -> Path:
     """Rename the completed partial folder to its final name (never over another run: a
-    taken name gets the next free suffix)."""
+    taken name gets the next free suffix). ``required`` files must be in it (a folder that
+    lacks one is not published); ``lock`` (held on ``tmp``) follows the folder."""
+    lacking = [r for r in required if not (Path(tmp) / r).is_file()]
+    if lacking:
+        raise MentorError(f"run folder {shown(tmp)} lacks {lacking[0]}; it is incomplete and "
+                          "is not published (resume it with `mentor run --resume`)")
     target, i = final, 1
     while True:
         try:
             if target.exists():
                 raise FileExistsError(target)
             os.rename(tmp, target)
+            if lock is not None:
+                lock.moved(target)
             return target
         except FileExistsError:
             pass
@@ -69,7 +119,7 @@ def final_name(partial: Path) -> Path:
     partial = Path(partial)
     name = partial.name
     if not (name.startswith(".") and name.endswith(PARTIAL)):
-        raise MentorError(f"--resume: '{partial}' is not an unfinished run folder; expected a "
+        raise MentorError(f"--resume: {shown(partial)} is not an unfinished run folder; expected a "
                           f"folder named .<run>{PARTIAL} (a finished run has nothing to resume)")
     return partial.with_name(name[1:-len(PARTIAL)])
 

@@ -21,6 +21,7 @@ from .labels.store import sha256_file as sha256
 from .rundir import student_dir
 from .selection import best_row
 from .rundir import PARTIAL
+from .safeio import MAX_JSON_BYTES, FileProblem, read_bounded, shown
 
 
 def open_run(run_dir: Path, field: str = "RUN_DIR") -> dict:
@@ -41,9 +42,13 @@ def open_run(run_dir: Path, field: str = "RUN_DIR") -> dict:
         raise MentorError(f"{field}: '{run_dir}' has no results.json; expected a finished run "
                           "folder written by `mentor run`")
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as e:
-        raise MentorError(f"{field}: '{path}' is not readable JSON ({e})") from None
+        results = json.loads(read_bounded(path, MAX_JSON_BYTES, "a results file"))
+    except FileProblem as e:
+        raise MentorError(f"{field}: {e}") from None
+    except (ValueError, OSError, RecursionError) as e:
+        raise MentorError(f"{field}: {shown(path)} is not readable JSON "
+                          f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})"
+                          ) from None
     rows = results.get("rows") if isinstance(results, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) and "setting" in r
                                              and "method" in r for r in rows):
@@ -61,7 +66,11 @@ def metrics(run_dir: Path) -> list[dict]:
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        text = read_bounded(path, MAX_JSON_BYTES, "a metrics file").decode("utf-8")
+    except (FileProblem, OSError, ValueError):
+        return []
+    for line in text.splitlines():
         if line.strip():
             try:
                 out.append(json.loads(line))

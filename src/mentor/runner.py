@@ -7,6 +7,7 @@ to ``<out>/<name>-<time>`` when complete, so a failed run leaves no half-written
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import statistics
@@ -16,6 +17,7 @@ from typing import Any, Callable
 
 import torch
 import yaml
+from rich.text import Text
 
 from . import data as data_mod
 from .data.augment import Augment
@@ -36,7 +38,8 @@ from .registry import TASKS
 from .recipe import (DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, read_yaml,
                      setting_raw)
 from .progress import Bars
-from .rundir import claim_run_dir, final_name, finish_run_dir, student_dir
+from .rundir import claim_run_dir, final_name, finish_run_dir, run_lock, student_dir
+from .safeio import shown
 from .runinfo import environment
 from .trackers import RunTrackers, Tracked, check_available
 from .teachers import (CommitteeTeacher, EnsembleTeacher, LabelAssistedNet, ModuleTeacher,
@@ -376,12 +379,12 @@ def read_resume_input(folder: Path) -> dict:
     folder = Path(folder)
     final_name(folder)  # a '.<run>.partial' folder
     if not folder.is_dir():
-        raise MentorError(f"--resume: '{folder}' does not exist; expected an unfinished run "
-                          "folder (.<run>.partial)")
+        raise MentorError(f"--resume: {shown(folder)} does not exist; expected an unfinished "
+                          "run folder (.<run>.partial)")
     path = folder / INPUT
     if not path.is_file():
-        raise MentorError(f"--resume: '{folder}' has no {INPUT}; expected a folder started by "
-                          "`mentor run` (it records the recipe it runs)")
+        raise MentorError(f"--resume: {shown(folder)} has no {INPUT}; expected a folder started "
+                          "by `mentor run` (it records the recipe it runs)")
     return read_yaml(path)
 
 
@@ -390,7 +393,7 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
     """Train and evaluate everything in ``run``; return the finished run folder.
 
     The run lives in a partial folder until it is complete. Every training run checkpoints
-    into it (``train.checkpoint_every`` steps, and at the end), so after a crash
+    into it (at each epoch end, and every ``train.checkpoint_every`` steps), so after a crash
     ``resume=<partial folder>`` continues: finished trainings are loaded from their final
     checkpoint, an interrupted one continues from its last checkpoint, and the final weights
     equal those of an uninterrupted run.
@@ -401,33 +404,49 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
     tmp, final = Path(out_root) / f".rank{acc.process_index}.unused", None
     if resume is not None:
         tmp, final = Path(resume), final_name(Path(resume))
-        started = read_resume_input(tmp)
-        if started != run.raw:
-            raise MentorError(f"--resume: '{tmp}' was started with a different recipe; "
-                              f"expected the recipe and --set overrides in its {INPUT}")
     elif main:
         tmp, final = claim_run_dir(Path(out_root), run.recipe.name)
-    try:
-        if main and resume is None:  # inside the try: a failed write leaves no folder
-            atomic_write_text(tmp / INPUT, yaml.safe_dump(run.raw, sort_keys=False))
-        trackers = RunTrackers(run.recipe.train.log_with, tmp, run.recipe.name,
-                               final_dir=final, main=main, resume=resume is not None)
-        with trackers.session():
-            results, histories = _execute(run, tmp, progress and main, resume is not None,
-                                          trackers)
-        if main:
-            _write_outputs(run, tmp, results, histories)
-            final = finish_run_dir(tmp, final)
-    except BaseException as exc:
+    # one writer per run folder: the lock is held from the claim (or the resume) until the
+    # folder is published, and a second `--resume` of it is refused naming this process
+    lock = (run_lock(tmp, "--resume" if resume is not None else "--out") if main
+            else contextlib.nullcontext())
+
+    def discard(exc: BaseException) -> None:
         # a failed new run leaves nothing; a resumed folder is never deleted
         if (main and resume is None and tmp.exists()
                 and not isinstance(exc, KeyboardInterrupt)):
             shutil.rmtree(tmp, ignore_errors=True)
+
+    try:
+        with lock as held:
+            try:
+                if resume is not None:
+                    started = read_resume_input(tmp)
+                    if started != run.raw:
+                        raise MentorError(f"--resume: {shown(tmp)} was started with a "
+                                          "different recipe; expected the recipe and --set "
+                                          f"overrides in its {INPUT}")
+                if main and resume is None:  # inside the try: a failed write leaves no folder
+                    atomic_write_text(tmp / INPUT, yaml.safe_dump(run.raw, sort_keys=False))
+                trackers = RunTrackers(run.recipe.train.log_with, tmp, run.recipe.name,
+                                       final_dir=final, main=main, resume=resume is not None)
+                with trackers.session():
+                    results, histories = _execute(run, tmp, progress and main,
+                                                  resume is not None, trackers)
+                if main:
+                    _write_outputs(run, tmp, results, histories)
+                    final = finish_run_dir(tmp, final, lock=held,
+                                           required=(INPUT, "results.json", "metrics.jsonl"))
+            except BaseException as exc:
+                discard(exc)  # while the folder is still locked
+                raise
+    except BaseException as exc:
+        discard(exc)  # the lock was not taken (a resume of the just-claimed folder holds it)
         raise
     if main and console is not None:
         from .report import leaderboard_table
         console.print(leaderboard_table(results))
-        console.print(f"run folder: {final}")
+        console.print(Text(f"run folder: {final}"))
     return final
 
 

@@ -129,10 +129,13 @@ def test_a_foreign_or_broken_manifest_is_refused_naming_it(store):
 
 
 def test_a_manifest_entry_edited_to_match_a_damaged_shard_still_fails(store):
-    """Rewriting the recorded size after truncation does not get past the sha256."""
+    """Rewriting the recorded size after truncation (and the manifest's own checksum) does
+    not get past the shard's sha256."""
+    from mentor.labels.store import manifest_checksum
     truncate(store / SHARD)
     m = json.loads((store / "manifest.json").read_text())
     m["shards"][1]["bytes"] = (store / SHARD).stat().st_size
+    m["checksum"] = manifest_checksum(m)
     (store / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(StoreError, match="sha256"):
         LabelStore.open(store, allow_mismatch=True)

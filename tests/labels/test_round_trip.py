@@ -258,6 +258,8 @@ def test_a_manifest_whose_fields_cannot_be_read_is_a_store_error(tmp_path, teach
     mpath = store.path / "manifest.json"
     manifest = json.loads(mpath.read_text())
     manifest["views"] = {"augment": "crop"}
+    from mentor.labels.store import manifest_checksum
+    manifest["checksum"] = manifest_checksum(manifest)  # an edit that also fixes the checksum
     mpath.write_text(json.dumps(manifest))
     with pytest.raises(MentorError, match=r"manifest\.json' cannot be read \(KeyError"):
         LabelStore.open(store.path, verify=False, allow_mismatch=True)

@@ -188,6 +188,9 @@ def _broken_store(kind: str, use: str = "recipe"):
             m = json.loads(manifest.read_text())
             m["samples"] = "many"
             manifest.write_text(json.dumps(m))
+        elif kind == "manifest-device":
+            manifest.unlink()
+            manifest.symlink_to("/dev/zero")
         elif kind == "shard-outside-store":
             m = json.loads(manifest.read_text())
             m["shards"][0]["file"] = "../../secret.arrow"
@@ -294,6 +297,190 @@ def _locked_folder(d: Path):
     (d / "locked").mkdir()
     (d / "locked").chmod(0o500)
     return _recipe()
+
+
+
+# ------------------------------------------------------------- round two (issue 23): helpers
+
+def _can_mknod() -> bool:
+    """Whether this process may create a character device node (root, CAP_MKNOD)."""
+    import stat
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            os.mknod(Path(d) / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        except (OSError, AttributeError):
+            return False
+        return True
+
+
+CAN_MKNOD = _can_mknod()
+LONG = "n" * 300  # a path component over the file systems' 255 bytes
+
+
+def _fifo(name: str, then=None):
+    """A FIFO named ``name`` in the case's folder, then ``then(folder)``'s recipe."""
+    def make(d: Path):
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(d / name)
+        return then(d) if then else None
+    return make
+
+
+_FINISHED: dict[str, Path] = {}
+
+
+def _finished_run(d: Path) -> Path:
+    """A copy of one small finished run (made once per process) at ``d/run``."""
+    import atexit
+    import shutil
+    import tempfile
+    if "run" not in _FINISHED:
+        from mentor.runner import run_recipe
+        root = Path(tempfile.mkdtemp(prefix="mentor-finished-run-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _FINISHED["run"] = run_recipe(_recipe(
+            name="done", teacher={"model": "mlp", "hidden": [16], "train": {"epochs": 1}},
+            train={"epochs": 1, "seeds": [0]}), root / "runs", progress=False)
+    shutil.copytree(_FINISHED["run"], d / "run")
+    return d / "run"
+
+
+def _report_out(make_target):
+    """A finished run, and ``make_target(folder)`` at the report's --out."""
+    def make(d: Path):
+        _finished_run(d)
+        make_target(d)
+        return None
+    return make
+
+
+def _device_node(d: Path):
+    import stat
+    os.mknod(d / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+
+
+def _symlink_out(d: Path):
+    (d / "mine.html").write_text("mine\n")
+    (d / "link.html").symlink_to("mine.html")
+
+
+def _labels(y_of) -> Any:
+    """``d.npz`` of 30 rows whose labels are ``y_of(default labels)``."""
+    return _npz(lambda x, y: {"x": x, "y": y_of(y)})
+
+
+def _with_label(value, dtype):
+    def y_of(y):
+        y = y.astype(dtype)
+        y[5] = value
+        return y
+    return y_of
+
+
+def _csv_text(text: str, target: str = "label"):
+    def make(d: Path):
+        (d / "d.csv").write_text(text)
+        return _recipe(data={"source": "d.csv", "target": target})
+    return make
+
+
+def _csv_rows(n: int = 30) -> list[str]:
+    x, y = _xy()
+    return [",".join(f"{v:.3f}" for v in row) + f",{t}" for row, t in list(zip(x, y))[:n]]
+
+
+def _resaved_teacher(meta=None, tensors=None):
+    """``t.safetensors`` of the iris teacher with ``meta`` metadata or ``tensors(state)``."""
+    def make(d: Path):
+        from safetensors.torch import save_file
+        path = _teacher_file(d)
+        torch.manual_seed(0)
+        state = {k: v.contiguous() for k, v in
+                 build_model("mlp", (4,), 3, hidden=[8]).state_dict().items()}
+        if tensors is not None:
+            state = tensors(state)
+        base = {"mentor.model": {"model": "mlp", "hidden": [8]}, "mentor.num_classes": 3,
+                "mentor.input_shape": [4]}
+        save_file(state, str(path), metadata={k: json.dumps(v)
+                                              for k, v in {**base, **(meta or {})}.items()})
+        return _recipe(teacher={"checkpoint": "t.safetensors"})
+    return make
+
+
+def _edited_manifest(edit):
+    def make(d: Path):
+        store = _store(d)
+        m = json.loads((store / "manifest.json").read_text())
+        edit(m)
+        (store / "manifest.json").write_text(json.dumps(m))
+        return None
+    return make
+
+
+def _partial_run(edit):
+    """An unfinished run folder ``runs/.part-x.partial`` (its input.yaml, and a teacher
+    checkpoint after one step, written by this mentor), then ``edit(teacher state folder)``."""
+    def make(d: Path):
+        from mentor.engine import fit
+        from mentor.methods import get_method
+        from mentor.runner import plan_run
+        raw = _recipe(name="part")
+        partial = d / "runs" / ".part-x.partial"
+        partial.mkdir(parents=True)
+        (partial / "input.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        s = plan_run(raw).settings[0]
+        torch.manual_seed(0)
+        fit(build_model("mlp", (4,), 3, hidden=[16]), s.splits.train, s.splits.val,
+            objectives=get_method("scratch").plan().objectives, spec=s.recipe.teacher.train,
+            seed=0, num_classes=3, checkpoint_dir=partial / "teacher" / "state", max_steps=1)
+        edit(partial / "teacher" / "state")
+        return None
+    return make
+
+
+def _edit_state_json(state: Path):
+    """Change ``step`` in the checkpoint's state.json, as a hand edit would."""
+    (path,) = state.rglob("state.json")
+    data = json.loads(path.read_text())
+    data["step"] = "many"
+    path.write_text(json.dumps(data))
+
+
+def _state_pointer_fifo(state: Path):
+    """The file that names the checkpoint (state.json; LATEST in the older layout) a FIFO."""
+    for name in ("state.json", "LATEST"):
+        if (state / name).exists():
+            (state / name).unlink()
+            os.mkfifo(state / name)
+
+
+def _active_partial(content: bytes):
+    """An unfinished active run folder whose recipe.yaml holds ``content``."""
+    def make(d: Path):
+        (d / ".act-x.partial").mkdir()
+        (d / ".act-x.partial" / "recipe.yaml").write_bytes(content)
+        return _active()
+    return make
+
+
+def _resumable_store(d: Path):
+    """An unfinished store (no manifest) of `mentor label --teacher t.safetensors --data iris`
+    whose shard is a FIFO: the rerun checks the shard's sha256 before it skips it."""
+    from mentor.labels.command import label
+    _teacher_file(d)
+    label(teacher_path=str(d / "t.safetensors"), source="iris", out=d / "store", progress=False)
+    (d / "store" / "manifest.json").unlink()
+    (d / "store" / "shard-00000.arrow").unlink()
+    os.mkfifo(d / "store" / "shard-00000.arrow")
+
+
+ALIAS_BOMB = ("name: act\ndata: {source: iris, labeled_fraction: 0.2}\n"
+              "student: {model: mlp, hidden: [8]}\ntrain: {epochs: 1, seeds: [0]}\n"
+              "active:\n  rounds: 1\n  oracle_per_round: 5\n  selectors:\n"
+              "    - name: random\n      junk: &a9 "
+              + "".join(f"[&a{i} " for i in range(8, -1, -1)) + "[x, x, x, x, x, x, x, x, x, x]"
+              + "".join(f", {', '.join([f'*a{i}'] * 9)}]" for i in range(0, 9)) + "\n")
 
 
 # ---------------------------------------------------------------------------------- cases
@@ -443,10 +630,10 @@ CASES = [
          ("data.source", "d.csv", "'b'", "'oops'", "expected a number"),
          _csv("0.1,oops,0.3,0.4,1", "label")),
     Case("csv-inf", ".csv with 'inf' in a feature column",
-         ("data.source", "d.csv", "infinite", "row 2", "feature 0"),
+         ("data.source", "d.csv", "infinite", "line 4", "column 'a'"),
          _csv("inf,0.2,0.3,0.4,1", "label")),
     Case("csv-ragged-row", ".csv row with 3 of 5 fields",
-         ("data.source", "d.csv", "row 4 has 3 fields", "expected 5"),
+         ("data.source", "d.csv", "line 4 has 3 fields", "expected 5"),
          _csv("0.1,0.2,1", "label")),
     Case("csv-missing-target", "data.target 'lable' (misspelt column)",
          ("data.target", "'lable'", "d.csv", "did you mean 'label'"), _csv(None, "lable")),
@@ -589,6 +776,129 @@ CASES = [
          ("teacher.checkpoint", "is truncated"),
          _broken_checkpoint("half", lambda t: _active(t, oracle_per_round=0,
                                                       teacher_per_round=5)), argv=ACTIVE),
+
+    # --- round two (issue 23): files that are not regular files, or too large
+    Case("recipe-fifo", "mentor run on a FIFO named f.yaml (a read would block forever)",
+         ("recipe", "'f.yaml'", "FIFO", "not a regular file"),
+         argv=("run", "f.yaml", "--out", "runs"), recipe=_fifo("f.yaml")),
+    Case("recipe-device", "mentor run /dev/zero (read until memory runs out)",
+         ("recipe", "'/dev/zero'", "character device", "not a regular file"),
+         argv=("run", "/dev/zero", "--out", "runs")),
+    Case("recipe-too-large", "a recipe of 2 MiB (above the 1 MiB bound)",
+         ("recipe", "'big.yaml'", "above the limit of 1,048,576 bytes"),
+         argv=("run", "big.yaml", "--out", "runs"),
+         recipe=lambda d: (d / "big.yaml").write_text(
+             yaml.safe_dump(_recipe()) + ("# padding\n" * (2 << 17))) and None),
+    Case("npz-fifo", "data.source d.npz a FIFO", ("data.source", "'d.npz'", "FIFO"),
+         _fifo("d.npz", lambda d: _recipe(data={"source": "d.npz"}))),
+    Case("csv-device", "data.source d.csv a symbolic link to /dev/zero",
+         ("data.source", "'d.csv'", "character device"),
+         _with(_recipe(data={"source": "d.csv", "target": "label"}),
+               lambda d: (d / "d.csv").symlink_to("/dev/zero"))),
+    Case("checkpoint-fifo", "teacher.checkpoint a FIFO",
+         ("teacher.checkpoint", "'t.safetensors'", "FIFO"),
+         _fifo("t.safetensors", lambda d: _recipe(teacher={"checkpoint": "t.safetensors"}))),
+    Case("label-shard-fifo", "mentor label resuming a store whose shard is a FIFO",
+         ("'store/shard-00000.arrow'", "FIFO", "expected a regular file"),
+         **{**_label(prepare=_resumable_store), "out": "none"}),
+    Case("store-manifest-device", "mentor inspect: manifest.json a link to /dev/zero",
+         ("manifest", "'store/manifest.json'", "character device"),
+         _broken_store("manifest-device", "inspect"), argv=("inspect", "store")),
+    Case("resume-state-fifo", "mentor run --resume: the checkpoint's state.json a FIFO",
+         ("resume", "state.json'", "FIFO"), _partial_run(_state_pointer_fifo),
+         argv=("run", "--resume", "runs/.part-x.partial", "--quiet"), out="none"),
+    # --- round two: outputs never written through a FIFO, device or link
+    Case("report-out-fifo", "mentor report --out a FIFO",
+         ("--out", "'f.html'", "FIFO", "expected a regular file or a new name"),
+         _report_out(lambda d: os.mkfifo(d / "f.html")),
+         argv=("report", "run", "--out", "f.html")),
+    Case("report-out-symlink", "mentor report --out a symbolic link to a file",
+         ("--out", "'link.html'", "symbolic link"), _report_out(_symlink_out),
+         argv=("report", "run", "--out", "link.html")),
+    Case("report-out-device", "mentor report --out a character device (like /dev/null)",
+         ("--out", "'null'", "character device"), _report_out(_device_node),
+         argv=("report", "run", "--out", "null"),
+         skip=None if CAN_MKNOD else "this user cannot create a device node"),
+    Case("export-out-dot", "mentor export --out . (the current folder)",
+         ("--out", "'.'", "is the current folder"),
+         _report_out(lambda d: (d / "card.json").write_text("{}")),
+         argv=("export", "run", "--format", "safetensors", "--out", ".")),
+    # --- round two: YAML
+    Case("yaml-duplicate-key", "a recipe with a second train: block (YAML keeps the last)",
+         ("recipe.yaml", "key 'train' appears twice", "line 4", "line 5"),
+         "name: bad\ndata: {source: iris}\nstudent: {model: mlp}\n"
+         "train: {epochs: 30}\ntrain: {epochs: 1}\nmethod: {name: scratch}\n"),
+    Case("yaml-alias-bomb-selector",
+         "an alias bomb (10^10 values expanded) inside a selector parameter",
+         ("recipe.yaml", "expands to more than 100,000 values"), ALIAS_BOMB, argv=ACTIVE),
+    # --- round two: data read as meant
+    Case("csv-duplicate-column", "a CSV naming the target column twice",
+         ("data.source", "d.csv", "column 'label' appears twice", "columns 5 and 6"),
+         _csv_text("a,b,c,d,label,label\n" + "".join(f"{r},{r[-1]}\n" for r in _csv_rows()))),
+    Case("labels-beyond-rows", "three .npz rows labelled 10**6 (a 1,000,001-class model)",
+         ("d.npz", "labels go up to 1000000", "1,000,001 classes for 30 rows"),
+         _labels(lambda y: np.where(np.arange(30) < 3, 10**6, y))),
+    Case("labels-sparse-ids", ".npz labels 0, 1 and 29 (27 of 30 classes empty)",
+         ("d.npz", "labels go up to 29", "only 3 distinct labels", "data.num_classes: 30"),
+         _labels(lambda y: np.where(y == 2, 29, y))),
+    Case("seeds-duplicate", "train.seeds [0, 0, 0]",
+         ("train.seeds", "seed 0 is listed 3 times", "distinct seeds"),
+         _recipe(train={"epochs": 2, "seeds": [0, 0, 0]})),
+    Case("npz-label-int64-max", ".npz label 2**63-1",
+         ("d.npz", "labels go up to 9223372036854775807"),
+         _labels(_with_label(2**63 - 1, np.int64))),
+    Case("npz-label-uint64", ".npz uint64 label 2**64-1 (not -1)",
+         ("d.npz", "labels go up to 18446744073709551615"),
+         _labels(_with_label(2**64 - 1, np.uint64))),
+    Case("csv-row-number-blank-lines", "a ragged CSV row on line 7, after two blank lines",
+         ("d.csv", "line 7 has 3 fields"),
+         _csv_text("\n".join(["a,b,c,d,label", *_csv_rows(2)[:1], "", *_csv_rows(3)[1:2], "",
+                              _csv_rows(3)[2], "0.1,0.2,1", *_csv_rows(30)[3:]]) + "\n")),
+    # --- round two: checkpoints and stores
+    Case("checkpoint-complex64", "a teacher checkpoint of complex64 weights",
+         ("teacher.checkpoint", "'t.safetensors'", "dtype complex64"),
+         _resaved_teacher(tensors=lambda st: {k: v.to(torch.complex64) for k, v in st.items()})),
+    Case("checkpoint-wrapper-pairs-huge", "metadata mentor.wrapper pairs with n 10^9",
+         ("teacher.checkpoint", "mentor.wrapper", "[2, 64]"),
+         _resaved_teacher({"mentor.wrapper": {"kind": "pairs", "n": 10**9}})),
+    Case("checkpoint-meta-infinity", "metadata mentor.input_shape [Infinity]",
+         ("teacher.checkpoint", "mentor.input_shape", "Infinity", "positive integers"),
+         _resaved_teacher({"mentor.input_shape": [float("inf")]})),
+    Case("store-manifest-rows", "mentor inspect: manifest rows edited to 10^9 (was 'verified')",
+         ("'store/manifest.json'", "has rows 1000000000"),
+         _edited_manifest(lambda m: m.update(rows=10**9)), argv=("inspect", "store")),
+    Case("store-manifest-hand-edited", "mentor inspect: manifest kind edited to 'hard'",
+         ("'store/manifest.json'", "fails its checksum"),
+         _edited_manifest(lambda m: m["kind"].update(kind="hard")), argv=("inspect", "store")),
+    Case("resume-state-hand-edited", "mentor run --resume: state.json step edited to 'many'",
+         ("resume", "state.json'", "fails its checksum"), _partial_run(_edit_state_json),
+         argv=("run", "--resume", "runs/.part-x.partial", "--quiet"), out="none"),
+    # --- round two: names longer than a file system takes
+    Case("recipe-path-too-long", "mentor run on a file name of 300 bytes",
+         ("recipe", "longer than 255 bytes"), argv=("run", LONG + ".yaml", "--out", "runs")),
+    Case("label-teacher-path-too-long", "mentor label --teacher a name of 300 bytes",
+         ("--teacher", "longer than 255 bytes"), **_label(teacher=LONG + ".safetensors")),
+    Case("label-out-too-long", "mentor label --out a name of 300 bytes",
+         ("label store", "over 255 bytes"), **{**_label(out=LONG), "out": "none"}),
+    Case("run-name-too-long", "mentor run on a recipe named with 240 characters",
+         ("recipe.yaml", "name must have at most 200 characters"), _recipe(name="n" * 240)),
+    Case("validate-name-too-long", "mentor recipes validate: a name of 240 characters",
+         ("recipe.yaml", "name must have at most 200 characters"), _recipe(name="n" * 240),
+         argv=("recipes", "validate", "recipe.yaml")),
+    # --- round two: `mentor active --resume` reads the folder's recipe as a recipe
+    Case("active-resume-tagged-recipe", "mentor active --resume: recipe.yaml with a python tag",
+         ("--resume", "recipe.yaml", "not allowed"),
+         _active_partial(b'name: !!python/object/apply:os.system ["touch pwned"]\n'),
+         argv=("active", "recipe.yaml", "--resume", ".act-x.partial", "--quiet")),
+    Case("active-resume-non-utf8", "mentor active --resume: recipe.yaml not UTF-8",
+         ("--resume", "recipe.yaml", "not a UTF-8 text file"), _active_partial(b"\xff\xfe\x00"),
+         argv=("active", "recipe.yaml", "--resume", ".act-x.partial", "--quiet")),
+    # --- round two: messages that point at the right thing
+    Case("path-with-colon", "mentor run 'no:thumbs_up:pe.yaml' (rich read it as an emoji)",
+         ("'no:thumbs_up:pe.yaml'", "does not exist"),
+         argv=("run", "no:thumbs_up:pe.yaml", "--out", "runs")),
+    Case("path-with-newline", "mentor run on a name holding a newline (escaped, one line)",
+         ("'new\\nline.yaml'", "does not exist"), argv=("run", "new\nline.yaml", "--out", "runs")),
 ]
 
 # API-level cases (tests below): id -> (input, what mentor raises, test)
@@ -607,6 +917,54 @@ API_CASES = {
                              "WriteError: cannot write '…/model.safetensors' (no space left "
                              "on device); neither the file nor a temp file exists",
                              "test_a_full_disk_leaves_no_checkpoint"),
+    # round two (issue 23)
+    "default-checkpoint-each-epoch": (
+        "a run with default settings (no checkpoint_every) SIGKILLed inside the teacher's "
+        "training, then resumed", "nothing: it resumes from the last epoch end and ends bit "
+        "for bit like an uninterrupted run",
+        "test_kill_resume_run.py::test_default_settings_resume_from_the_last_epoch_end"),
+    "resume-twice-at-once": (
+        "two `mentor run --resume P` of one folder started together",
+        "one exits 2: --resume: run folder '….partial' is being written by another mentor "
+        "process (mentor run, pid …); the other finishes like an uninterrupted run",
+        "test_run_lock.py::test_two_resumes_of_one_folder_at_once"),
+    "resume-while-running": (
+        "`mentor run --resume P` while the run that created P is still going",
+        "exit 2 naming the running process's pid; the run finishes like an uninterrupted run, "
+        "one run folder, nothing incomplete published",
+        "test_run_lock.py::test_a_resume_of_a_running_run_is_refused"),
+    "resume-stale-lock": (
+        "a .lock left in a run folder by a SIGKILLed process (or any stale .lock)",
+        "nothing: the kernel released the flock, so --resume takes the folder",
+        "test_run_lock.py::test_a_stale_lock_does_not_block_a_resume"),
+    "run-incomplete-not-published": (
+        "finishing a run folder that lacks input.yaml or results.json",
+        "MentorError: run folder '….partial' lacks input.yaml; it is incomplete and is not "
+        "published", "test_run_lock.py::test_an_incomplete_run_folder_is_not_published"),
+    "csv-labels-1-and-1.0": (
+        "a CSV target column holding 1 and 1.0 (and 0, 2)",
+        "nothing: one class 1 (3 classes, not 4)",
+        "test_a_csv_label_1_and_1_0_are_one_class"),
+    "csv-whole-float-labels": (
+        "a CSV target column of 0.0, 1.0, 2.0, 5.0",
+        "nothing: class indices 0, 1, 2, 5 (not names mapped in sorted order)",
+        "test_whole_float_csv_labels_are_class_indices"),
+    "yaml-alias-bomb-bounded": (
+        "an alias bomb (10^10 values) in a selector parameter, read and checked",
+        "RecipeError: ... expands to more than 100,000 values ...; in well under a second and "
+        "a few MB", "test_an_alias_bomb_is_refused_fast_in_bounded_memory"),
+    "store-shard-unreadable": (
+        "a label store shard that cannot be read (open raising EACCES)",
+        "StoreError: label store shard '…/shard-00001.arrow' cannot be read (permission "
+        "denied)", "test_an_unreadable_store_shard_is_one_sentence"),
+    "export-read-only": (
+        "mentor export of a run on a read-only file system (mkdir raising EROFS)",
+        "WriteError: cannot write '…/export/safetensors' (read-only file system); nothing is "
+        "left", "test_export_on_a_read_only_file_system_is_one_sentence"),
+    "ascii-locale": (
+        "a finished run printed under LC_ALL=C PYTHONUTF8=0 (an ASCII-only stdout)",
+        "nothing: exit 0, the leaderboard with '+/-' for '±'",
+        "test_an_ascii_locale_prints_the_leaderboard"),
 }
 
 
@@ -836,6 +1194,116 @@ def test_a_full_disk_leaves_no_checkpoint(tmp_path, monkeypatch):
         save_weights(tmp_path / "model.safetensors", build_model("mlp", (4,), 3, hidden=[8]))
     assert "model.safetensors" in str(err.value) and "no space" in str(err.value)
     assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------- round two (issue 23): API
+
+def test_a_csv_label_1_and_1_0_are_one_class(tmp_path):
+    """``1`` and ``1.0`` in a label column are the same class (it was two)."""
+    from mentor.data.sources import load_csv
+    rows = _csv_rows(12)
+    rows[1] = rows[1].rsplit(",", 1)[0] + ",1.0"  # row 1's label is 1, written 1.0
+    (tmp_path / "d.csv").write_text("a,b,c,d,label\n" + "\n".join(rows) + "\n")
+    data = load_csv(tmp_path / "d.csv", "label")
+    assert data.num_classes == 3 and data.class_names == ()
+    assert data.y.tolist() == [i % 3 for i in range(12)]
+
+
+def test_whole_float_csv_labels_are_class_indices(tmp_path):
+    from mentor.data.sources import load_csv
+    labels = ["0.0", "1.0", "2.0", "5.0"] * 3
+    rows = [r.rsplit(",", 1)[0] + f",{t}" for r, t in zip(_csv_rows(12), labels)]
+    (tmp_path / "d.csv").write_text("a,b,c,d,label\n" + "\n".join(rows) + "\n")
+    data = load_csv(tmp_path / "d.csv", "label")
+    assert data.y.tolist() == [0, 1, 2, 5] * 3 and data.num_classes == 6
+    assert data.class_names == ()
+
+
+def test_an_alias_bomb_is_refused_fast_in_bounded_memory(tmp_path):
+    """The bomb sits in a selector parameter, which the old code formatted whole into its
+    message (35 s, 2.6 GB). Run in a subprocess: a regression hangs until the timeout."""
+    (tmp_path / "recipe.yaml").write_text(ALIAS_BOMB)
+    code = (
+        "import json, time, tracemalloc\n"
+        "from mentor.errors import MentorError\n"
+        "from mentor.recipe import read_yaml\n"
+        "from mentor.active_command import check_active\n"
+        "tracemalloc.start(); t = time.perf_counter()\n"
+        "try:\n"
+        "    check_active(read_yaml('recipe.yaml'))\n"
+        "    msg = None\n"
+        "except MentorError as e:\n"
+        "    msg = str(e)\n"
+        "print(json.dumps({'s': time.perf_counter() - t, "
+        "'peak': tracemalloc.get_traced_memory()[1], 'msg': msg}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["msg"] and "expands to more than 100,000 values" in got["msg"], got
+    assert "\n" not in got["msg"] and len(got["msg"]) < 400, got["msg"]
+    assert got["s"] < 1.0 and got["peak"] < 50e6, got
+
+
+def test_an_unreadable_store_shard_is_one_sentence(tmp_path, monkeypatch):
+    """A shard the user may not read (EACCES; root reads anything, so the open is patched)."""
+    import builtins
+
+    from mentor.labels import LabelStore, StoreError
+    store = _store(tmp_path)
+    shard = str(store / "shard-00001.arrow")
+
+    def denied(path):
+        if os.fspath(path).endswith("shard-00001.arrow"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+
+    real_open, real_os_open = builtins.open, os.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: denied(f) or real_open(f, *a, **k))
+    monkeypatch.setattr(os, "open", lambda f, *a, **k: denied(f) or real_os_open(f, *a, **k))
+    with pytest.raises(StoreError) as err:
+        LabelStore.open(store)
+    msg = str(err.value)
+    assert shard in msg and "cannot be read" in msg and "permission denied" in msg, msg
+    assert "\n" not in msg
+
+
+def test_export_on_a_read_only_file_system_is_one_sentence(tmp_path, monkeypatch):
+    """The run's folder is on a read-only mount: creating the export folder fails with
+    EROFS (patched: a read-only bind mount needs privileges the tests do not assume)."""
+    import tempfile
+
+    from mentor.export import export_student
+    run = _finished_run(tmp_path)
+    before = _files(tmp_path)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    with pytest.raises(WriteError) as err:
+        export_student(run, "safetensors")
+    msg = str(err.value)
+    assert "export" in msg and "read-only file system" in msg and "\n" not in msg, msg
+    assert _files(tmp_path) == before and not (run / "export").exists()
+
+
+def test_an_ascii_locale_prints_the_leaderboard(tmp_path):
+    """Under an ASCII-only locale (no UTF-8 mode) a finished run prints its leaderboard with
+    ASCII stand-ins and exits 0 (it exited 1 on the '±')."""
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(_recipe(
+        teacher={"model": "mlp", "hidden": [8], "train": {"epochs": 1}},
+        train={"epochs": 1, "seeds": [0, 1]})))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LC_", "LANG", "PYTHONIOENCODING", "PYTHONUTF8"))}
+    env.update(LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "mentor", "run", "r.yaml", "--out", "runs",
+                           "--quiet"], cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode("ascii", "replace")[-2000:]
+    out = proc.stdout.decode("ascii")  # every byte ASCII
+    assert "Leaderboard" in out and "+/-" in out and "run folder:" in out, out
+    assert proc.stderr == b""
 
 
 # ---------------------------------------------------------------------------------- docs

@@ -5,7 +5,9 @@ uninterrupted run, bit for bit, and the same results.
 The recipe checkpoints after every step (``train.checkpoint_every: 1``), so most kills land
 near or inside a checkpoint write. ``MENTOR_KILL_IN_CHECKPOINT=N`` (fault injection in
 :mod:`mentor.engine.checkpoint`) kills the process inside its N-th write: after the new
-checkpoint's files, before the pointer that makes it current.
+checkpoint's tensors, before the ``state.json`` that makes them current. One more trial runs
+with the default settings (a checkpoint at each epoch end only) and kills the teacher's
+training: it resumes from the last epoch end.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ RECIPE = {
     "methods": [{"name": "scratch"}, {"name": "kd", "temperature": 2.0, "alpha": 0.5}],
     "train": {"epochs": 12, "batch_size": 16, "seeds": [0, 1], "checkpoint_every": 1},
 }
-# checkpoint writes of one uninterrupted run: teacher 15 epochs x 6 steps, 4 students x
-# 12 x 6 steps (one per step, the epoch-end one replacing the step's), plus the final ones
-TOTAL_WRITES = 15 * 6 + 4 * 12 * 6
+# checkpoint writes of one uninterrupted run: the teacher (no checkpoint_every of its own)
+# one per epoch end, 4 students x 12 x 6 steps (one per step, the epoch-end one replacing the
+# step's)
+TOTAL_WRITES = 15 + 4 * 12 * 6
 
 
 def _env(**extra):
@@ -70,6 +73,17 @@ def _resumed_steps(run: Path) -> int:
     return sum(x["resumed_from_step"] for x in lines) + teacher.get("resumed_from_step", 0)
 
 
+def _orphans(partial: Path) -> list[Path]:
+    """Checkpoint tensor files that their folder's state.json does not name."""
+    out = []
+    for f in partial.rglob("ckpt-*.safetensors"):
+        state = f.parent / "state.json"
+        named = json.loads(state.read_text())["tensors"]["file"] if state.exists() else None
+        if named != f.name:
+            out.append(f)
+    return out
+
+
 def _partial(out: Path) -> Path:
     (p,) = [d for d in out.iterdir() if d.name.endswith(".partial")]
     return p
@@ -102,12 +116,8 @@ def test_kill_inside_a_checkpoint_write_then_resume_is_bit_exact(tmp_path, refer
     proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL  # it died inside write n
     partial = _partial(tmp_path / "runs")
-    # the interrupted write left a checkpoint folder that no pointer names
-    orphans = [d for d in partial.rglob("ckpt-*")
-               if (d.parent / "LATEST").read_text().strip() != d.name
-               if (d.parent / "LATEST").exists()] + [
-        d for d in partial.rglob("ckpt-*") if not (d.parent / "LATEST").exists()]
-    assert orphans, f"write {n} left no trace"
+    # the interrupted write left a checkpoint's tensors that no state.json names
+    assert _orphans(partial), f"write {n} left no trace"
     _finish(_start(tmp_path, "--resume", str(partial)))
     (run,) = [d for d in (tmp_path / "runs").iterdir()]
     assert not run.name.startswith(".")
@@ -122,7 +132,7 @@ STAGES = ["teacher/state"] + [f"checkpoints/default/{m}/seed{s}"
 
 def _kill_after(proc: subprocess.Popen, out: Path, stage: str, delay: float) -> None:
     """SIGKILL ``proc`` ``delay`` seconds after ``stage`` wrote its first checkpoint."""
-    while not list(out.glob(f".*.partial/{stage}/LATEST")):
+    while not list(out.glob(f".*.partial/{stage}/state.json")):
         if proc.poll() is not None:
             return  # it finished (or failed: the caller's checks say which)
         time.sleep(0.01)
@@ -171,3 +181,41 @@ def test_resume_refuses_a_finished_run_and_a_different_recipe(tmp_path, referenc
     assert diff.returncode == 2 and "different recipe" in diff.stderr, diff.stderr
     assert "Traceback" not in diff.stderr + finished.stderr
     assert partial.exists()  # a refused resume deletes nothing
+
+
+# ------------------------------------------------------------------ the default setting
+
+DEFAULT = {
+    "name": "crashd", "data": {"source": "iris"},
+    "teacher": {"model": "mlp", "hidden": [16], "train": {"epochs": 40, "batch_size": 16}},
+    "student": {"model": "mlp", "hidden": [8]},
+    "methods": [{"name": "kd", "temperature": 2.0, "alpha": 0.5}],
+    "train": {"epochs": 8, "batch_size": 16, "seeds": [0]},  # checkpoint_every: default
+}
+STEPS = 6  # per epoch: 90 training rows in batches of 16
+
+
+def test_default_settings_resume_from_the_last_epoch_end(tmp_path):
+    """No checkpoint_every: the teacher's training is SIGKILLed soon after its first
+    checkpoint; the resumed run continues from the last epoch end the teacher reached (not
+    from step 0, not after the teacher) and ends bit for bit like an uninterrupted run."""
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(DEFAULT))
+    _finish(_start(tmp_path, "d.yaml", "--out", "reference"))
+    (reference,) = list((tmp_path / "reference").iterdir())
+    out = tmp_path / "runs"
+    proc = _start(tmp_path, "d.yaml", "--out", "runs")
+    # its first complete checkpoint (LATEST: the older layout, to show it fail there)
+    while not [p for name in ("state.json", "LATEST")
+               for p in out.glob(f".*.partial/teacher/state/{name}")]:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.005)
+    time.sleep(random.Random(7).uniform(0.0, 0.2))
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    partial = _partial(out)
+    _finish(_start(tmp_path, "--resume", str(partial)))
+    (run,) = list(out.iterdir())
+    _assert_same(run, reference)
+    resumed = json.loads((run / "results.json").read_text())["teacher"].get("resumed_from_step")
+    total = DEFAULT["teacher"]["train"]["epochs"] * STEPS
+    assert resumed and resumed % STEPS == 0 and 0 < resumed < total, (resumed, total)

@@ -175,12 +175,13 @@ def test_resume_state_refuses_pickles(evil_ckpt):
     kw = dict(model=model, optimizer=opt, scheduler=None, generator=torch.Generator())
     save_state(folder, order=torch.arange(4), extra_tensors={}, info={"step": 1, "epoch": 0},
                **kw)
-    for name in ("model.safetensors", "state.safetensors"):
-        files = list(folder.rglob(name))
+    for pattern in ("*.safetensors", "*.json"):  # the tensors, then the state that names them
+        files = list(folder.rglob(pattern))
         assert len(files) == 1, files
         good = files[0].read_bytes()
         files[0].write_bytes(path.read_bytes())
-        _refused(lambda: load_state(folder, **kw), "resume", name, error=CheckpointError)
+        _refused(lambda: load_state(folder, **kw), "resume", files[0].name,
+                 error=CheckpointError)
         files[0].write_bytes(good)
     load_state(folder, **kw)  # the restored files load
 
@@ -207,12 +208,16 @@ def _iris_store(folder: Path) -> Path:
 
 def _poison_store(store: Path, payload: bytes) -> None:
     """Replace the first shard with ``payload`` and record its size and sha256 in the
-    manifest, so the checksums pass and the bytes reach the shard reader."""
+    manifest (and the manifest's own checksum), so the checksums pass and the bytes reach
+    the shard reader."""
     import hashlib
+
+    from mentor.labels.store import manifest_checksum
     m = json.loads((store / "manifest.json").read_text())
     shard = m["shards"][0]
     (store / shard["file"]).write_bytes(payload)
     shard["bytes"], shard["sha256"] = len(payload), hashlib.sha256(payload).hexdigest()
+    m["checksum"] = manifest_checksum(m)
     (store / "manifest.json").write_text(json.dumps(m))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -27,14 +28,26 @@ class ArrayData:
 
 def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
                     input_shape: tuple[int, ...] | None = None,
-                    class_names: tuple[str, ...] = (), where: str | None = None) -> ArrayData:
-    """Check shapes, finiteness and label range; return an :class:`ArrayData`.
+                    class_names: tuple[str, ...] = (), where: str | None = None,
+                    row_name: Callable[[int], str] | None = None,
+                    feature_name: Callable[[int], str] | None = None) -> ArrayData:
+    """Check shapes, finiteness and labels; return an :class:`ArrayData`.
 
     Every failure is one :class:`DataError` sentence naming the field, the value and what is
     expected; it starts with ``where`` (default: ``name``), e.g. ``data.source 'x.npz'``.
+    ``row_name(i)`` / ``feature_name(j)`` name a row and a feature in messages (default
+    ``row i`` / ``feature j``, counted from 0; a CSV names file lines and columns).
+
+    Labels are class indices: integers, or floats holding whole numbers (read as those
+    integers), compared by value whatever their dtype (a uint64 label is never read as a
+    negative one). A label set that is absurd for its rows is refused (the rule of
+    docs/reliability.md): more classes than rows, or -- without ``num_classes`` -- ids that
+    leave more than half of the classes ``0..max`` without a row.
     """
     label = name
     name = where or name
+    row_name = row_name or (lambda i: f"row {i}")
+    feature_name = feature_name or (lambda j: f"feature {j}")
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim < 2:
@@ -52,33 +65,55 @@ def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
     bad = ~np.isfinite(flat)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
-        raise DataError(f"{name}: x has {int(bad.sum())} NaN or infinite values (first at row "
-                        f"{row}, feature {col}); expected finite numbers")
-    if np.issubdtype(y.dtype, np.floating):
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            i = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
-            raise DataError(f"{name}: label {float(y[i])!r} at row {i} is not a whole number; "
-                            "expected class indices 0, 1, ...")
-    elif not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{name}: y must be integer class indices, got dtype {y.dtype}")
-    y = y.astype(np.int64)
+        raise DataError(f"{name}: x has {int(bad.sum())} NaN or infinite values (first at "
+                        f"{row_name(row)}, {feature_name(col)}); expected finite numbers")
+    ids = _label_ids(y, name, row_name)  # exact values, before any cast
     nc_field = "num_classes" if num_classes is None else "data.num_classes"
-    if num_classes is None:
-        if y.min() < 0:
-            i = int(np.argmin(y))
-            raise DataError(f"{name}: label {int(y[i])} at row {i} is negative; expected class "
-                            "indices 0, 1, ...")
-        num_classes = int(y.max()) + 1
-    bad_label = (y < 0) | (y >= num_classes)
-    if bad_label.any():
-        i = int(np.flatnonzero(bad_label)[0])
-        raise DataError(f"{name}: label {int(y[i])} at row {i} is outside [0, {num_classes}); "
-                        f"expected class indices below {nc_field}={num_classes}")
-    present = np.unique(y)
+    low, high = min(ids), max(ids)
+    if num_classes is None and low < 0:
+        i = ids.index(low)
+        raise DataError(f"{name}: label {low} at {row_name(i)} is negative; expected class "
+                        "indices 0, 1, ...")
+    classes = high + 1 if num_classes is None else num_classes
+    if low < 0 or high >= classes:
+        i = ids.index(low if low < 0 else high)
+        raise DataError(f"{name}: label {ids[i]} at {row_name(i)} is outside [0, {classes}); "
+                        f"expected class indices below {nc_field}={classes}")
+    present = sorted(set(ids))
     if len(present) < 2:
-        raise DataError(f"{name}: all {len(y)} samples have label {int(present[0])}; expected "
+        raise DataError(f"{name}: all {len(ids)} samples have label {present[0]}; expected "
                         "at least 2 classes")
+    if classes > len(ids):
+        what = (f"labels go up to {high}" if num_classes is None
+                else f"data.num_classes is {num_classes}")
+        raise DataError(f"{name}: {what}, which makes {classes:,} classes for {len(ids):,} "
+                        f"rows ({len(present)} distinct labels); expected at most as many "
+                        "classes as rows (class indices 0, 1, ... numbered without large gaps)")
+    if num_classes is None and classes > 2 * len(present):
+        raise DataError(f"{name}: labels go up to {high} ({classes:,} classes) but only "
+                        f"{len(present)} distinct labels occur, so most classes would have no "
+                        "row; expected class indices 0, 1, ... without large gaps (renumber the "
+                        f"labels, or set data.num_classes: {classes} to keep the empty classes)")
     shape = tuple(input_shape) if input_shape else tuple(x.shape[1:])
     if int(np.prod(shape)) != flat.shape[1]:
         raise DataError(f"{name}: input_shape {shape} does not hold {flat.shape[1]} features")
-    return ArrayData(label, flat, y, int(num_classes), shape, tuple(class_names))
+    return ArrayData(label, flat, np.asarray(ids, dtype=np.int64), int(classes), shape,
+                     tuple(class_names))
+
+
+def _label_ids(y: np.ndarray, name: str, row_name: Callable[[int], str]) -> list[int]:
+    """The labels as Python integers (exact for every dtype), or a :class:`DataError`."""
+    if y.dtype == object:  # Python integers (a CSV column), checked one by one
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in y):
+            return [int(v) for v in y]
+        raise DataError(f"{name}: y must be integer class indices, got {type(y[0]).__name__} "
+                        "values")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            i = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
+            raise DataError(f"{name}: label {float(y[i])!r} at {row_name(i)} is not a whole "
+                            "number; expected class indices 0, 1, ...")
+        return [int(v) for v in y.tolist()]  # whole floats: the integers they hold
+    if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
+        return [int(v) for v in y.tolist()]  # uint64 included: values, not bit patterns
+    raise DataError(f"{name}: y must be integer class indices, got dtype {y.dtype}")

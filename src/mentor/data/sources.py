@@ -112,86 +112,168 @@ def load_source(source: str, *, target: str | None = None,
     return data
 
 
+# data files are read whole into memory; beyond this they are refused with a sentence
+# (MENTOR_MAX_DATA_BYTES raises the bound), never read until memory runs out
+MAX_DATA_BYTES = 4 << 30
+
+
+def _max_data_bytes() -> int:
+    import os
+    try:
+        return int(os.environ.get("MENTOR_MAX_DATA_BYTES", MAX_DATA_BYTES))
+    except ValueError:
+        return MAX_DATA_BYTES
+
+
 def _existing_file(path: Path, field: str = "data.source") -> Path:
-    if not path.exists():
-        raise DataError(f"{field}: file '{path}' does not exist")
-    if path.is_dir():
-        raise DataError(f"{field}: '{path}' is a directory; expected a file")
+    """``path`` if it is a regular file of at most the data bound (a FIFO, device, socket or
+    folder is refused by name, before anything is opened)."""
+    from ..safeio import FileProblem, regular_file, shown
+    try:
+        regular_file(path, limit=_max_data_bytes(), what="a data file")
+    except FileProblem as e:
+        if e.reason == "missing":
+            raise DataError(f"{field}: file {shown(path)} does not exist") from None
+        if e.reason == "directory":
+            raise DataError(f"{field}: {shown(path)} is a directory; expected a file") from None
+        raise DataError(f"{field}: {e}") from None
     return path
 
 
 def load_npz(path: Path, *, num_classes: int | None = None) -> ArrayData:
     """Arrays ``x`` and ``y`` from a ``.npz`` file (``allow_pickle=False``: never unpickled)."""
+    import zipfile
+
+    from ..safeio import FileProblem, open_regular, shown
     _existing_file(path)
+    where = f"data.source {shown(path)}"
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, limit=_max_data_bytes(), what="a data file") as f:
             head = f.read(4)
+            if head != b"PK\x03\x04":
+                raise DataError(f"{where} is not a .npz archive (it is not a zip file); "
+                                "expected arrays 'x' and 'y' saved with numpy.savez")
+            f.seek(0)
+            try:  # the sizes the archive declares, before anything is decompressed
+                declared = sum(i.file_size for i in zipfile.ZipFile(f).infolist())
+            except (zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+                raise DataError(f"{where} is truncated or damaged ({e}); expected a complete "
+                                ".npz file") from None
+            if declared > _max_data_bytes():
+                raise DataError(f"{where} declares {declared:,} bytes of arrays, above the "
+                                f"limit of {_max_data_bytes():,} (MENTOR_MAX_DATA_BYTES); "
+                                "expected a smaller data file")
+            f.seek(0)
+            x, y = _npz_arrays(f, path, where)
+    except FileProblem as e:
+        raise DataError(f"data.source: {e}") from None
     except OSError as e:
-        raise DataError(f"data.source '{path}' cannot be read ({e.strerror})") from None
-    if head != b"PK\x03\x04":
-        raise DataError(f"data.source '{path}' is not a .npz archive (it is not a zip file); "
-                        "expected arrays 'x' and 'y' saved with numpy.savez")
+        raise DataError(f"{where} cannot be read ({e.strerror})") from None
+    return validate_arrays(str(path), x, y, num_classes=num_classes, where=where)
+
+
+def _npz_arrays(f, path: Path, where: str):
     try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x", "y") if k not in f.files]
+        with np.load(f, allow_pickle=False) as z:
+            missing = [k for k in ("x", "y") if k not in z.files]
             if missing:
-                raise DataError(f"data.source '{path}' has no array {missing[0]!r} (arrays: "
-                                f"{', '.join(f.files) or 'none'}); expected arrays 'x' and 'y'")
-            x, y = f["x"], f["y"]
+                raise DataError(f"{where} has no array {missing[0]!r} (arrays: "
+                                f"{', '.join(z.files) or 'none'}); expected arrays 'x' and 'y'")
+            return z["x"], z["y"]
     except DataError:
         raise
     except ValueError as e:  # object arrays would need pickle
-        raise DataError(f"data.source '{path}' holds object arrays that need pickle ({e}); "
-                        "expected numeric arrays 'x' and 'y'") from None
+        raise DataError(f"{where} holds object arrays that need pickle ({e}); expected numeric "
+                        "arrays 'x' and 'y'") from None
     except Exception as e:
         import zipfile
         if isinstance(e, (zipfile.BadZipFile, EOFError)):  # a zip header, unreadable after it
-            raise DataError(f"data.source '{path}' is truncated or damaged ({e}); expected a "
-                            "complete .npz file") from None
-        raise DataError(f"data.source '{path}' is not a readable .npz file ({e})") from None
-    return validate_arrays(str(path), x, y, num_classes=num_classes,
-                           where=f"data.source '{path}'")
+            raise DataError(f"{where} is truncated or damaged ({e}); expected a complete .npz "
+                            "file") from None
+        raise DataError(f"{where} is not a readable .npz file ({e})") from None
 
 
 def load_csv(path: Path, target: str, *, num_classes: int | None = None) -> ArrayData:
     """Numeric feature columns and a ``target`` column from a CSV file with a header row.
 
-    Integer targets are used as class indices; any other targets are mapped to indices in
-    sorted order (the names are kept as ``class_names``).
+    Every column name must be unique. Targets that are all whole numbers (``1``, ``1.0``,
+    ``1e3``) are class indices (``1`` and ``1.0`` are the same class); any other targets are
+    names, mapped to indices in sorted order (kept as ``class_names``). Messages name rows by
+    their line in the file (the header is line 1; blank lines count).
     """
+    import io
+
+    from ..safeio import FileProblem, open_regular, shown
     _existing_file(path)
+    where = f"data.source {shown(path)}"
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+        with open_regular(path, limit=_max_data_bytes(), what="a data file") as f:
+            text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+            reader = csv.reader(text)
+            rows = [(reader.line_num, row) for row in reader]
+    except FileProblem as e:
+        raise DataError(f"data.source: {e}") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"data.source '{path}' is not a readable CSV file ({e})") from None
+        raise DataError(f"{where} is not a readable CSV file ({e})") from None
     if not rows:
-        raise DataError(f"data.source '{path}' is empty; expected a header row and data rows")
-    header, body = rows[0], [r for r in rows[1:] if r]
+        raise DataError(f"{where} is empty; expected a header row and data rows")
+    header = rows[0][1]
+    body = [(line, r) for line, r in rows[1:] if r]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name in seen:
+            raise DataError(f"{where}: column {name!r} appears twice in the header (columns "
+                            f"{seen[name] + 1} and {i + 1}); expected unique column names (a "
+                            "second copy of the target would be read as a feature)")
+        seen[name] = i
     if target not in header:
-        raise DataError(f"data.target {target!r} is not a column of '{path}'"
+        raise DataError(f"data.target {target!r} is not a column of {shown(path)}"
                         f"{suggest(target, header)}; columns: {', '.join(header)}")
     if not body:
-        raise DataError(f"data.source '{path}' has a header but no data rows")
+        raise DataError(f"{where} has a header but no data rows")
     t = header.index(target)
     feats = [i for i in range(len(header)) if i != t]
     x = np.empty((len(body), len(feats)), dtype=np.float64)
-    for r, row in enumerate(body):
+    for r, (line, row) in enumerate(body):
         if len(row) != len(header):
-            raise DataError(f"data.source '{path}': row {r + 2} has {len(row)} fields; expected "
+            raise DataError(f"{where}: line {line} has {len(row)} fields; expected "
                             f"{len(header)}")
         for j, i in enumerate(feats):
             try:
                 x[r, j] = float(row[i])
             except ValueError:
-                raise DataError(f"data.source '{path}': column {header[i]!r} row {r + 2} is "
-                                f"{row[i]!r}; expected a number") from None
-    raw = [row[t].strip() for row in body]
-    try:
-        y = np.array([int(v) for v in raw], dtype=np.int64)
-        names: tuple[str, ...] = ()
-    except ValueError:
-        names = tuple(sorted(set(raw)))
-        y = np.array([names.index(v) for v in raw], dtype=np.int64)
+                raise DataError(f"{where}: column {header[i]!r} line {line} is "
+                                f"{row[i][:60]!r}; expected a number") from None
+    raw = [row[t].strip() for _, row in body]
+    y, names = _csv_labels(raw)
+    lines = [line for line, _ in body]
     return validate_arrays(str(path), x, y, num_classes=num_classes, class_names=names,
-                           where=f"data.source '{path}'")
+                           where=where, row_name=lambda i: f"line {lines[i]}",
+                           feature_name=lambda j: f"column {header[feats[j]]!r}")
+
+
+def _csv_labels(raw: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class indices of a CSV target column: whole numbers when every value is one (``1``
+    and ``1.0`` alike), else names in sorted order."""
+    values = []
+    for v in raw:
+        try:
+            f = float(v)
+        except ValueError:
+            break
+        if not np.isfinite(f) or f != int(f):
+            break
+        values.append(int(v) if _is_int_text(v) else int(f))
+    else:
+        return np.array(values, dtype=object), ()
+    names = tuple(sorted(set(raw)))
+    index = {n: i for i, n in enumerate(names)}
+    return np.array([index[v] for v in raw], dtype=np.int64), names
+
+
+def _is_int_text(v: str) -> bool:
+    try:
+        int(v)
+        return True
+    except ValueError:
+        return False

@@ -26,7 +26,7 @@ from ..recipe import TrainSpec
 from ..tasks import CLASSIFICATION
 from ..updates import EMA, Frozen
 from .accel import get_accelerator, release, uses_plain_step
-from .checkpoint import latest_state, load_state, save_state
+from .checkpoint import check_resume_info, latest_state, load_state, save_state
 from .evaluate import evaluate
 from .objectives import Objective, probe_objectives
 from .sampling import TwoStreams
@@ -315,6 +315,8 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     if resume and ckpt is not None and latest_state(ckpt) is not None:
         info, order, extra = load_state(ckpt, model=raw_model, optimizer=optimizer,
                                         scheduler=scheduler, generator=gen)
+        check_resume_info(info, epochs=spec.epochs, steps_per_epoch=steps_per_epoch,
+                          directory=ckpt)
         step, start_epoch, start_b = info["step"], info["epoch"], info["batch"]
         resumed_step = step
         history, best_val, best_epoch = info["history"], info["best_val"], info["best_epoch"]
@@ -470,10 +472,8 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
             best_state = {k: v.detach().clone() for k, v in source.state_dict().items()}
         if on_epoch is not None:
             on_epoch(epoch + 1, {k: v[-1] for k, v in history.items() if k != "epoch"})
-        if ckpt is not None and spec.checkpoint_every:
+        if ckpt is not None:  # at each epoch end, whatever checkpoint_every says
             checkpoint(epoch + 1, 0, torch.empty(0, dtype=torch.long))
-    if not stopped and ckpt is not None and not spec.checkpoint_every:
-        checkpoint(spec.epochs, 0, torch.empty(0, dtype=torch.long))
     if not stopped:
         if spec.select == "best_val" and best_state is not None:
             raw_model.load_state_dict(best_state)

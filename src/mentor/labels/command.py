@@ -137,7 +137,9 @@ def inspect(path: Path, bins: int = 5) -> dict[str, Any]:
         "views": m.get("views"), "shards": len(m["shards"]), "bytes_on_disk": on_disk,
         "features": m.get("features") or {},
         "bytes_per_row": on_disk / max(m["rows"], 1), "teacher": m["teacher"],
-        "data": m["data"], "checksums": "verified (sha256 of every shard)",
+        "data": m["data"], "checksums": ("verified (sha256 of every shard and of the manifest)"
+                      if m.get("format_version", 1) >= 2 else "verified (sha256 of every "
+                      "shard; a format-1 manifest carries no checksum of its own)"),
         "source": m.get("source"), "mentor_version": m.get("mentor_version"),
     }
     if store.kind.name != "tensor":

@@ -18,11 +18,12 @@ the same folder is refused. Shards are plain Arrow: ``pyarrow.ipc``,
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
-import socket
+import reprlib
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -33,12 +34,15 @@ from torch import Tensor
 
 from ..atomic import atomic_path, atomic_write_text
 from ..errors import MentorError
+from ..locks import folder_lock
+from ..safeio import (MAX_JSON_BYTES, MAX_SIDECAR_BYTES, FileProblem, open_regular,
+                      kind_of, read_bounded, regular_file, shown)
 from .fingerprint import data_fingerprint, same, teacher_fingerprint
 from .kinds import Kind, kind_from_manifest
 from .views import Views
 
 FORMAT = "mentor-label-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries a checksum of itself; 1 (no checksum) is read
 
 
 class StoreError(MentorError):
@@ -46,11 +50,20 @@ class StoreError(MentorError):
 
 
 def sha256_file(path: Path) -> str:
+    """sha256 of a regular file (a FIFO or device is a :class:`~mentor.safeio.FileProblem`,
+    never read)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def manifest_checksum(m: dict[str, Any]) -> str:
+    """sha256 of a manifest without its ``checksum``, as canonical JSON."""
+    body = {k: v for k, v in m.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
 
 
 def _shard_name(s: int) -> str:
@@ -64,59 +77,16 @@ LOCK = ".lock"
 
 @contextlib.contextmanager
 def store_lock(out: str | Path):
-    """Hold the store folder's labeling lock: an exclusive ``flock`` on ``out/.lock``, which
-    names the holder (pid, host, start time). A second holder is refused at once with a
-    :class:`StoreError` naming the folder and the holder's pid.
-
-    ``flock`` rather than a create-exclusive file: the kernel releases the lock when its
-    process dies, SIGKILL included, so a killed labeler never leaves a lock that blocks the
-    rerun (the stale ``.lock`` file it leaves is simply locked again). The holder removes the
-    file on release while still locking it; a contender that opened the removed file sees
-    that its file is no longer the one at ``out/.lock`` and opens again. POSIX only (no
-    ``fcntl``: no locking); on NFS, Linux emulates ``flock`` with byte-range locks.
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locking
-        yield None
-        return
-    path = Path(out) / LOCK
-    for _ in range(100):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            holder = _lock_holder(path)
-            raise StoreError(f"label store '{out}' is locked by another labeler ({holder}); "
-                             "expected one labeler per store folder: wait for it to finish, "
-                             "or label into another folder") from None
-        try:
-            current = os.stat(path)
-        except FileNotFoundError:
-            current = None
-        if current is not None and os.path.samestat(os.fstat(fd), current):
-            break
-        os.close(fd)  # we locked a file its holder had just removed: open the new one
-    else:
-        raise StoreError(f"label store '{out}': could not take its lock file '{path}'")
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode())
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)  # still locked: nobody can take the file we remove
-        os.close(fd)
-
-
-def _lock_holder(path: Path) -> str:
-    try:
-        info = json.loads(path.read_text())
-        return f"pid {int(info['pid'])} on {info['host']}, since {info['started']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "pid unknown: it is starting"
+    """Hold the store folder's labeling lock (:func:`mentor.locks.folder_lock` on
+    ``out/.lock``, which names the holder: pid, host, start time). A second holder is refused
+    at once with a :class:`StoreError` naming the folder and the holder's pid; the lock of a
+    killed labeler does not block (the kernel released it)."""
+    def refuse(holder: str) -> StoreError:
+        return StoreError(f"label store '{out}' is locked by another labeler ({holder}); "
+                          "expected one labeler per store folder: wait for it to finish, or "
+                          "label into another folder")
+    with folder_lock(out, refuse, what="mentor label") as lock:
+        yield None if lock is None else lock.path
 
 
 # ------------------------------------------------------------------------------- writing
@@ -146,13 +116,17 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
     run's ranks never touch a folder that another run's rank 0 holds.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise StoreError(f"label store '{out}' is a file; expected a folder (a new one, or a "
-                         "store to resume)")
+    if os.path.lexists(out) and not os.path.isdir(out):  # (never raise: a long name is told below)
+        what = "a file" if os.path.isfile(out) else kind_of(os.lstat(out).st_mode)
+        raise StoreError(f"label store {shown(out)} is {what}; expected a folder (a new one, "
+                         "or a store to resume)")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StoreError(f"label store '{out}' cannot be created ({e.strerror}); expected a "
+        why = e.strerror or str(e)
+        if e.errno == errno.ENAMETOOLONG:
+            why += ": a name component is over 255 bytes"
+        raise StoreError(f"label store {shown(out)} cannot be created ({why}); expected a "
                          "writable folder") from None
     if lock is None:
         lock = world == 1
@@ -190,7 +164,7 @@ def _write_store(teacher, x: Tensor, out: Path, kind: Kind, *, views, shard_samp
               "views": views.describe() if views is not None else None}
     if feature_kinds:
         header["features"] = {p: k.describe() for p, k in feature_kinds.items()}
-    existing = _read_json(out / "manifest.json")
+    existing = _read_json(out / "manifest.json", MAX_JSON_BYTES)
     if existing is not None and _identity(existing) != _identity(header):
         raise StoreError(f"label store '{out}' already holds outputs of another teacher, data "
                          "set, kind or views (manifest.json differs); expected an empty folder "
@@ -230,6 +204,7 @@ def _write_store(teacher, x: Tensor, out: Path, kind: Kind, *, views, shard_samp
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra_manifest or {})}
     from .. import __version__
     manifest["mentor_version"] = __version__
+    manifest["checksum"] = manifest_checksum(manifest)  # written last, over everything above
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return out
 
@@ -279,11 +254,14 @@ def _feature_taps(teacher, paths: list[str], example: Tensor):
     return tapped, {p: Tensors(tuple(shapes[p])) for p in paths}
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_json(path: Path, limit: int = MAX_SIDECAR_BYTES) -> dict | None:
+    """A JSON object that mentor wrote (sidecar, manifest), or None when it is absent or not
+    one (a regular file of bounded size only)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        value = json.loads(read_bounded(path, limit))
+    except (OSError, ValueError, RecursionError, FileProblem):
         return None
+    return value if isinstance(value, dict) else None
 
 
 def _shard_complete(out: Path, name: str, header: dict, rows: int,
@@ -291,10 +269,15 @@ def _shard_complete(out: Path, name: str, header: dict, rows: int,
     """A finished shard of *these* samples (a rerun may use another shard size)."""
     side = _read_json(out / f"{name}.json")
     arrow = out / f"{name}.arrow"
-    if side is None or not arrow.exists():
+    if side is None or not arrow.is_file():
         return False
-    return (side.get("identity") == _identity(header) and side.get("rows") == rows
-            and side.get("samples") == samples and side.get("sha256") == sha256_file(arrow))
+    if not (side.get("identity") == _identity(header) and side.get("rows") == rows
+            and side.get("samples") == samples):
+        return False
+    try:
+        return side.get("sha256") == sha256_file(arrow)
+    except (OSError, FileProblem):
+        return False  # unreadable: labeled again
 
 
 def _label_shard(teacher, x: Tensor, lo: int, hi: int, kind: Kind, views: Views | None,
@@ -338,7 +321,7 @@ def _manifest_problem(m: dict[str, Any]) -> str | None:
     """What is wrong with a manifest's structure (None: nothing), as a clause."""
     def wrong(where: str, value, typ) -> str | None:
         if not isinstance(value, typ) or isinstance(value, bool):
-            return f"has {where} {value!r}, not a JSON {_JSON_NAMES[typ]}"
+            return f"has {where} {reprlib.repr(value)}, not a JSON {_JSON_NAMES[typ]}"
         return None
 
     for key, typ in _MANIFEST_TYPES.items():
@@ -353,18 +336,30 @@ def _manifest_problem(m: dict[str, Any]) -> str | None:
             if (problem := wrong(f"{key}.{sub}", m[key][sub], typ)) is not None:
                 return problem
     if not isinstance(m["kind"].get("kind"), str):
-        return f"has kind {m['kind']!r} without a kind name"
+        return f"has kind {reprlib.repr(m['kind'])} without a kind name"
     for i, sh in enumerate(m["shards"]):
         if not isinstance(sh, dict):
-            return f"has shards[{i}] {sh!r}, not a JSON object"
+            return f"has shards[{i}] {reprlib.repr(sh)}, not a JSON object"
         for key, typ in _SHARD_TYPES.items():
             if key not in sh:
                 return f"lacks shards[{i}].{key}"
             if (problem := wrong(f"shards[{i}].{key}", sh[key], typ)) is not None:
                 return problem
         if Path(sh["file"]).name != sh["file"] or sh["file"] in ("", ".", ".."):
-            return f"has shards[{i}].file {sh['file']!r}, not a file name in the store"
+            return f"has shards[{i}].file {sh['file'][:100]!r}, not a file name in the store"
+    for key in ("samples", "views_per_sample", "rows"):  # counts a store can hold
+        if not 0 <= m[key] <= _MAX_COUNT:
+            return f"has {key} {m[key]}, outside [0, {_MAX_COUNT}]"
+    if m["rows"] != m["samples"] * m["views_per_sample"]:
+        return (f"has rows {m['rows']}, not samples x views_per_sample = {m['samples']} x "
+                f"{m['views_per_sample']}")
+    shard_rows = sum(sh["rows"] for sh in m["shards"])
+    if shard_rows != m["rows"]:
+        return f"has rows {m['rows']} but its shards hold {shard_rows}"
     return None
+
+
+_MAX_COUNT = 1 << 40
 
 
 _JSON_NAMES = {dict: "object", list: "list", int: "integer", str: "string"}
@@ -397,34 +392,44 @@ class LabelStore:
         path = Path(path)
         mpath = path / "manifest.json"
         if not path.is_dir():
-            raise StoreError(f"label store '{path}' does not exist or is not a folder")
-        if not mpath.exists():
-            raise StoreError(f"label store '{path}' has no manifest.json; it is incomplete "
+            raise StoreError(f"label store {shown(path)} does not exist or is not a folder")
+        if not os.path.lexists(mpath):
+            raise StoreError(f"label store {shown(path)} has no manifest.json; it is incomplete "
                              "(rerun the labeling command to finish it)")
         try:
-            manifest = json.loads(mpath.read_text())
-        except ValueError as e:
-            raise StoreError(f"label store manifest '{mpath}' is not valid JSON ({e})") from None
+            manifest = json.loads(read_bounded(mpath, MAX_JSON_BYTES, "a store manifest"))
+        except FileProblem as e:
+            raise StoreError(f"label store manifest {e}") from None
+        except (ValueError, RecursionError) as e:
+            raise StoreError(f"label store manifest {shown(mpath)} is not valid JSON "
+                             f"({str(e)[:200]})") from None
         if not isinstance(manifest, dict):
-            raise StoreError(f"label store manifest '{mpath}' holds a JSON "
+            raise StoreError(f"label store manifest {shown(mpath)} holds a JSON "
                              f"{type(manifest).__name__}; expected an object")
         if manifest.get("format") != FORMAT:
-            raise StoreError(f"'{mpath}' is not a mentor label store manifest (format "
-                             f"{manifest.get('format')!r}); expected {FORMAT!r}")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise StoreError(f"'{mpath}' has format_version {manifest.get('format_version')!r}; "
-                             f"this mentor reads version {FORMAT_VERSION}")
+            raise StoreError(f"{shown(mpath)} is not a mentor label store manifest (format "
+                             f"{str(manifest.get('format'))[:60]!r}); expected {FORMAT!r}")
+        version = manifest.get("format_version")
+        if version not in (1, FORMAT_VERSION) or isinstance(version, bool):
+            raise StoreError(f"{shown(mpath)} has format_version {str(version)[:20]!r}; this "
+                             f"mentor reads versions 1 and {FORMAT_VERSION}")
         problem = _manifest_problem(manifest)
+        if problem is None and version >= 2 and \
+                manifest.get("checksum") != manifest_checksum(manifest):
+            raise StoreError(f"label store manifest {shown(mpath)} fails its checksum (it was "
+                             "edited or damaged since mentor label wrote it); expected the "
+                             "manifest mentor label writes: relabel the store, or restore the "
+                             "file")
         if problem is None:
             try:
                 store = cls(path, manifest)
             except MentorError:
                 raise
-            except (KeyError, TypeError, ValueError, AttributeError) as e:
-                problem = f"cannot be read ({type(e).__name__}: {e})"
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+                problem = f"cannot be read ({type(e).__name__}: {str(e)[:200]})"
         if problem is not None:
-            raise StoreError(f"label store manifest '{mpath}' {problem}; expected the manifest "
-                             "that mentor label writes (relabel the store)")
+            raise StoreError(f"label store manifest {shown(mpath)} {problem}; expected the "
+                             "manifest that mentor label writes (relabel the store)")
         if verify:
             store.verify()
         if not allow_mismatch:
@@ -435,16 +440,29 @@ class LabelStore:
         """Every shard present, with the recorded size and sha256."""
         for sh in self.manifest["shards"]:
             f = self.path / sh["file"]
-            if not f.exists():
-                raise StoreError(f"label store shard '{f}' is missing; expected "
+            try:
+                size = os.stat(f).st_size if os.path.lexists(f) else None
+            except OSError:
+                size = None
+            if size is None:
+                raise StoreError(f"label store shard {shown(f)} is missing; expected "
                                  f"{sh['rows']} rows there")
-            size = f.stat().st_size
-            if size != sh["bytes"]:
-                raise StoreError(f"label store shard '{f}' has {size} bytes but the manifest "
-                                 f"records {sh['bytes']} (truncated or overwritten)")
-            if sha256_file(f) != sh["sha256"]:
-                raise StoreError(f"label store shard '{f}' fails its sha256 check (its bytes "
-                                 "changed since it was written); relabel or restore it")
+            try:
+                regular_file(f, what="an Arrow shard")
+                if size != sh["bytes"]:
+                    raise StoreError(f"label store shard {shown(f)} has {size} bytes but the "
+                                     f"manifest records {sh['bytes']} (truncated or "
+                                     "overwritten)")
+                digest = sha256_file(f)
+            except FileProblem as e:
+                raise StoreError(f"label store shard {e}; relabel or restore it") from None
+            except OSError as e:
+                raise StoreError(f"label store shard {shown(f)} cannot be read "
+                                 f"({(e.strerror or str(e)).lower()}); expected a readable "
+                                 "file (check its permissions)") from None
+            if digest != sh["sha256"]:
+                raise StoreError(f"label store shard {shown(f)} fails its sha256 check (its "
+                                 "bytes changed since it was written); relabel or restore it")
 
     def check_fingerprints(self, *, teacher=None, data: Tensor | None = None) -> None:
         m = self.path / "manifest.json"
@@ -479,11 +497,14 @@ class LabelStore:
         for sh in self.manifest["shards"]:
             f = self.path / sh["file"]
             try:
+                regular_file(f, what="an Arrow shard")  # a FIFO would block the map
                 with pa.memory_map(str(f), "r") as src:
                     tables.append(pa.ipc.open_file(src).read_all())
+            except FileProblem as e:
+                raise StoreError(f"label store shard {e}") from None
             except (pa.ArrowInvalid, OSError) as e:
-                raise StoreError(f"label store shard '{f}' cannot be read as Arrow ({e})"
-                                 ) from None
+                raise StoreError(f"label store shard {shown(f)} cannot be read as Arrow "
+                                 f"({str(e)[:200]})") from None
         return pa.concat_tables(tables)
 
     def outputs(self) -> Tensor | tuple[Tensor, ...]:

@@ -14,6 +14,7 @@ atomically, so a bad folder leaves nothing behind.
 from __future__ import annotations
 
 import json
+import os
 import math
 import statistics
 import tempfile
@@ -92,7 +93,8 @@ def _latency(run_dir: Path) -> tuple[dict | None, str | None]:
     if not path.is_file():
         return None, None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        from ..safeio import MAX_JSON_BYTES, read_bounded
+        data = json.loads(read_bounded(path, MAX_JSON_BYTES))
     except (OSError, ValueError) as e:
         return None, f"its latency.json is not readable JSON ({_first_line(e)})"
     if not isinstance(data, dict) or not isinstance(data.get("students"), list):
@@ -648,8 +650,10 @@ latency as measured during the run. Italic rows are the teachers.</p>
 
 def write_compare_report(paths: list[Path], out: Path) -> Path:
     """Check every run folder, render the page and write it atomically to ``out``."""
+    from ..safeio import check_output_file, shown
     out = Path(out)
-    if out.is_dir():
-        raise MentorError(f"--out: '{out}' is a folder; expected an .html file path")
+    if os.path.isdir(out) and not os.path.islink(out):
+        raise MentorError(f"--out: {shown(out)} is a folder; expected an .html file path")
+    check_output_file(out, "--out")  # no FIFO, device or symbolic link: never written through
     runs = open_runs(paths)
     return atomic_write_text(out, render(runs))

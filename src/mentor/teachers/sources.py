@@ -130,7 +130,7 @@ def load_checkpoint_teacher(path: str | Path, *, input_shape: Sequence[int],
     from ..engine.checkpoint import load_weights, read_safetensors
     from ..models import build_model
 
-    _, meta = read_safetensors(Path(path), field)
+    tensors, meta = read_safetensors(Path(path), field)
     if model_fields is None:
         arch = meta.get("mentor.model")
         if not isinstance(arch, dict) or "model" not in arch:
@@ -153,6 +153,12 @@ def load_checkpoint_teacher(path: str | Path, *, input_shape: Sequence[int],
     name = fields.pop("model")
     module = build_model(name, input_shape, num_classes, **fields)
     wrapper = meta.get("mentor.wrapper")  # a student saved with its inference head
+    if isinstance(wrapper, dict) and wrapper.get("kind") == "pairs":
+        held = {k.split(".")[1] for k in tensors if k.startswith("members.")}
+        if wrapper.get("n") != len(held):  # before building n copies of the model
+            raise CheckpointError(f"{field}: '{path}' has metadata mentor.wrapper with n "
+                                  f"{wrapper.get('n')} paired students but holds the weights "
+                                  f"of {len(held)}; expected the metadata mentor writes")
     if wrapper is not None:
         from ..heads import rebuild
         module = rebuild(module, wrapper, field)
