@@ -3,8 +3,8 @@
 Protocol (the same for every method): scikit-learn's digits, the stratified 60/20/20
 train/validation/test split of split seed ``s``, with 5 % or 10 % of each class's training
 labels visible; the other training rows are unlabeled. Seeds ``s = 0, 1, 2`` change the split,
-the labeled subset and the initialisation. Every method sees the same rows, and every choice
-is made on the validation split; the test split is scored once per arm:
+the labeled subset and the initialisation. Every method sees the same rows; every choice is
+made on the validation split, and only the picked configuration's test accuracy is reported:
 
 - ``LabelSpreading(kernel="knn")`` and ``SelfTrainingClassifier(SVC(probability=True))``
   fitted on the training rows (``-1`` = unlabeled). Each is tuned on the validation split:

@@ -60,7 +60,7 @@ def student(sp, clustered: bool, seed: int = 0, epochs: int = 20):
 
 @measurement("cluster-labels", about="cluster-then-label pseudo-labels (k-means k 20) on "
              "digits 5 % labels: precision and coverage, MLP student vs the labels alone, "
-             "seeds 0-2", ci="quick", minutes=0.7)
+             "seeds 0-2", ci="quick", minutes=0.5)
 def measure(quick: bool) -> dict[str, str]:
     seeds, epochs = ((0,), 1) if quick else (SEEDS, 20)
     raw, std = digits5(False), digits5(True)

@@ -96,7 +96,7 @@ def figures(acc: dict[str, list[float]]) -> dict[str, str]:
 @measurement("ssl-presets", about="every semi-supervised preset vs `scratch` on the same "
              "views: digits 5 % labels, raw pixels, CNN 16-32 flatten 64, 40 epochs, seeds "
              "0-2 (the setup of test_presets_beat_supervised_training_on_the_same_views_with_"
-             "5_percent_labels)", ci="quick", minutes=12)
+             "5_percent_labels)", ci="quick", minutes=8)
 def measure(quick: bool) -> dict[str, str]:
     seeds, epochs = ((0,), 1) if quick else (SEEDS, EPOCHS)
     return figures({m: [accuracy(m, s, epochs) for s in seeds] for m in ["scratch", *PRESETS]})

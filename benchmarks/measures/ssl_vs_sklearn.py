@@ -53,7 +53,7 @@ def figures(doc: dict) -> dict[str, str]:
 @measurement("ssl-vs-sklearn", about="`python benchmarks/ssl_vs_sklearn.py`: mentor's "
              "presets (picked on validation) vs LabelSpreading and SelfTraining(SVC) (input and "
              "grid picked on validation) vs supervised on the same views; digits 5 %/10 % "
-             "labels, split seeds 0-2, CNN, 300 epochs", ci="quick", minutes=150)
+             "labels, split seeds 0-2, CNN, 300 epochs", ci="quick", minutes=100)
 def measure(quick: bool) -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="measure-ssl-sklearn-") as d:
         path = Path(d) / "ssl.json"
