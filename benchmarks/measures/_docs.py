@@ -83,7 +83,7 @@ def literal_figures(text: str) -> list[tuple[int, str]]:
     measurement."""
     found = []
     for no, line in enumerate(text.splitlines(), 1):
-        bare = PLACEHOLDER.sub("", line)
+        bare = PLACEHOLDER.sub("0", line)  # a quoted figure: "4 × {{x.y}}" is a formula
         for pat in FIGURE_PATTERNS:
             for m in pat.finditer(bare):
                 if m.group(0) not in SETTINGS:

@@ -30,14 +30,16 @@ class Collect:
     def pytest_collection_modifyitems(self, items):
         ids = [i.nodeid for i in items]
         examples = {}
-        writes = None
+        writes = api = None
         for i in items:
             s = getattr(i.obj, "_hypothesis_internal_use_settings", None)
             if s is not None:
                 examples[i.name] = s.max_examples
             if i.nodeid.startswith("tests/reliability/test_kill_resume_run.py"):
                 writes = i.module.TOTAL_WRITES
-        self.out = {"ids": ids, "examples": examples, "writes": writes}
+            if i.nodeid.startswith("tests/reliability/test_bad_input.py"):
+                api = len(i.module.API_CASES)
+        self.out = {"ids": ids, "examples": examples, "writes": writes, "api": api}
 
 c = Collect()
 rc = pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", *sys.argv[1:]],
@@ -80,10 +82,11 @@ def measure(quick: bool) -> dict[str, str]:
     ex = got["examples"]
     out = {
         "bad_input.cli": _n(count(bad, "test_bad_input")),
-        "bad_input.api": _n(count(bad, "full_disk")),
+        "bad_input.api": _n(got["api"]),
         "kill.in_write": _n(count("reliability/test_kill_resume_run.py",
                                   "kill_inside_a_checkpoint_write")),
         "kill.random": _n(count("reliability/test_kill_resume_run.py", "random_moments")),
+        "kill.default": _n(count("reliability/test_kill_resume_run.py", "default_settings")),
         "kill.writes": _n(got["writes"]),
         "faults": _n(count("reliability/test_runtime_faults.py")),
         "collapse": _n(count("methods/test_ssl_engine.py", "collapse")),
@@ -94,6 +97,7 @@ def measure(quick: bool) -> dict[str, str]:
         "fuzz.hostile": _n(count(fuzz, "hostile")),
         "fuzz.found": _n(count(fuzz, "fuzzing_found")),
         "lock": _n(count("reliability/test_label_lock.py")),
+        "run_lock": _n(count("reliability/test_run_lock.py")),
     }
     for key, name in (("mutated", "test_parse_recipe_on_mutated_recipes"),
                       ("plan", "test_plan_run_on_mutated_recipes"),
@@ -101,7 +105,8 @@ def measure(quick: bool) -> dict[str, str]:
                       ("overrides", "test_set_overrides"),
                       ("text", "test_read_yaml_on_text"), ("bytes", "test_read_yaml_on_bytes")):
         out[f"fuzz.{key}"] = _n(ex[name])
-    out["kill.trials"] = _n(int(out["kill.in_write"]) + int(out["kill.random"]))
+    out["kill.trials"] = _n(int(out["kill.in_write"]) + int(out["kill.random"])
+                            + int(out["kill.default"]))
     return out
 
 
