@@ -47,7 +47,7 @@ from plain_loops import set_threads  # noqa: E402
 
 import mentor  # noqa: E402,F401
 from mentor.data import load  # noqa: E402
-from mentor.engine import fit, get_accelerator  # noqa: E402
+from mentor.engine import get_accelerator  # noqa: E402
 from mentor.engine.evaluate import evaluate  # noqa: E402
 from mentor.methods import get_method  # noqa: E402
 from mentor.models import build_model  # noqa: E402
@@ -115,15 +115,10 @@ def mentor_run(recipe, name: str, params: dict, splits, seed: int, epochs: int |
                                                                if epochs else {})})
     plan = get_method(name).plan(**params)
     torch.manual_seed(seed)
-    student = plan.prepare_student(build_model(recipe.student.model, splits.input_shape,
-                                               splits.num_classes,
-                                               **recipe.student.build_kwargs()),
-                                   splits.train.x[:2])
-    res = fit(student, plan.prepare_train(splits.train, seed), splits.val,
-              objectives=plan.objectives, refiners=plan.refiners, updater=plan.updater,
-              spec=spec, seed=seed, num_classes=splits.num_classes, taps=plan.taps,
-              mixer=plan.mixer, augment=plan.augment, input_shape=splits.input_shape,
-              batch_mixer=plan.batch_mixer)
+    student = build_model(recipe.student.model, splits.input_shape, splits.num_classes,
+                          **recipe.student.build_kwargs())
+    res = plan.fit(student, splits.train, splits.val, spec=spec, seed=seed,
+                   num_classes=splits.num_classes, input_shape=splits.input_shape)
     test = evaluate(res.model, splits.test.x, splits.test.y, get_accelerator("no"))
     return test["accuracy"], res.best_val_accuracy, res.history
 

@@ -31,7 +31,6 @@ def student_accuracy(splits, method: str, params: dict | None = None, *, teacher
     """Test accuracy of one student (``model`` with ``hidden`` units) trained with preset
     ``method`` as ``mentor run`` trains it (seeded initialisation, the plan's subset, views
     and mixer; weights selected on the validation split)."""
-    from mentor.engine import fit
     from mentor.engine.evaluate import evaluate
     from mentor.methods import get_method
     from mentor.models import build_model
@@ -39,15 +38,11 @@ def student_accuracy(splits, method: str, params: dict | None = None, *, teacher
     plan = get_method(method).plan(**(params or {}))
     torch.manual_seed(seed)
     kwargs = {"hidden": list(hidden)} if model == "mlp" else {}
-    student = plan.prepare_student(build_model(model, splits.input_shape, splits.num_classes,
-                                               **kwargs), splits.train.x[:2])
-    res = fit(student, plan.prepare_train(splits.train, seed), splits.val,
-              objectives=plan.objectives, refiners=plan.refiners, updater=plan.updater,
-              spec=TrainSpec(epochs=epochs, batch_size=batch_size, lr=lr), seed=seed,
-              num_classes=splits.num_classes,
-              teacher=teacher if plan.needs_teacher else None, taps=plan.taps,
-              mixer=plan.mixer, augment=plan.augment, input_shape=splits.input_shape,
-              batch_mixer=plan.batch_mixer, views=views)
+    student = build_model(model, splits.input_shape, splits.num_classes, **kwargs)
+    res = plan.fit(student, splits.train, splits.val,
+                   spec=TrainSpec(epochs=epochs, batch_size=batch_size, lr=lr), seed=seed,
+                   num_classes=splits.num_classes, teacher=teacher,
+                   input_shape=splits.input_shape, views=views)
     acc = evaluate(res.model, splits.test.x, splits.test.y)["accuracy"]
     return (acc, res.model) if return_model else acc
 

@@ -25,7 +25,6 @@ EPOCHS = 10
 def _run(plan, seed: int, epochs: int):
     import torch
 
-    from mentor.engine import fit
     from mentor.engine.evaluate import evaluate
     from mentor.models import mlp
     from mentor.recipe import TrainSpec
@@ -33,13 +32,10 @@ def _run(plan, seed: int, epochs: int):
     from .ssl_presets import digits5
     sp = digits5()
     torch.manual_seed(seed)
-    student = plan.prepare_student(mlp(sp.input_shape, 10, hidden=[64]), sp.train.x[:2])
-    res = fit(student, sp.train, sp.val, objectives=plan.objectives, refiners=plan.refiners,
-              updater=plan.updater,
-              spec=TrainSpec(epochs=epochs, batch_size=16, lr=3e-3, weight_decay=5e-4,
-                             unlabeled_ratio=7, augment=VIEWS, collapse_steps=0),
-              seed=seed, num_classes=10, augment=plan.augment, input_shape=sp.input_shape,
-              batch_mixer=plan.batch_mixer)
+    res = plan.fit(mlp(sp.input_shape, 10, hidden=[64]), sp.train, sp.val,
+                   spec=TrainSpec(epochs=epochs, batch_size=16, lr=3e-3, weight_decay=5e-4,
+                                  unlabeled_ratio=7, augment=VIEWS, collapse_steps=0),
+                   seed=seed, num_classes=10, input_shape=sp.input_shape)
     return res.history, evaluate(res.model, sp.test.x, sp.test.y)["accuracy"]
 
 

@@ -38,7 +38,6 @@ def generated_vs_plain(seeds=SEEDS, epochs: tuple[int, int] = (60, 15),
     """``{"plain": [acc per seed], "generated": [...], "teacher": acc}``."""
     import mentor
     from mentor.data.sources import mnist1d_generator
-    from mentor.engine import fit
     from mentor.engine.evaluate import evaluate
     from mentor.methods import get_method
     from mentor.models import mlp
@@ -52,9 +51,9 @@ def generated_vs_plain(seeds=SEEDS, epochs: tuple[int, int] = (60, 15),
         out[key] = []
         for seed in seeds:
             torch.manual_seed(seed)
-            res = fit(mlp(s.input_shape, 10, hidden=[32]), splits.train, s.val,
-                      objectives=plan.objectives, teacher=teacher,
-                      spec=TrainSpec(epochs=ep, lr=3e-3), seed=seed, num_classes=10)
+            res = plan.fit(mlp(s.input_shape, 10, hidden=[32]), splits.train, s.val,
+                           teacher=teacher, spec=TrainSpec(epochs=ep, lr=3e-3), seed=seed,
+                           num_classes=10)
             out[key].append(evaluate(res.model, s.test.x, s.test.y)["accuracy"])
     return out
 

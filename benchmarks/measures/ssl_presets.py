@@ -44,7 +44,6 @@ def accuracy(name: str, seed: int = 0, epochs: int = EPOCHS) -> float:
     """Test accuracy of method ``name`` (a preset, or ``scratch``) trained in this setup."""
     import torch
 
-    from mentor.engine import fit
     from mentor.engine.evaluate import evaluate
     from mentor.methods import get_method
     from mentor.models import build_model
@@ -54,13 +53,10 @@ def accuracy(name: str, seed: int = 0, epochs: int = EPOCHS) -> float:
     torch.manual_seed(seed)
     net = build_model("cnn", sp.input_shape, sp.num_classes, channels=[16, 32],
                       pool="flatten", hidden=[64])
-    net = plan.prepare_student(net, sp.train.x[:2])
     spec = TrainSpec(epochs=epochs, batch_size=16, lr=3e-3, weight_decay=5e-4,
                      unlabeled_ratio=7, augment=VIEWS, collapse_steps=0)
-    res = fit(net, plan.prepare_train(sp.train, seed), sp.val, objectives=plan.objectives,
-              refiners=plan.refiners, updater=plan.updater, spec=spec, seed=seed,
-              num_classes=sp.num_classes, taps=plan.taps, mixer=plan.mixer,
-              augment=plan.augment, input_shape=sp.input_shape, batch_mixer=plan.batch_mixer)
+    res = plan.fit(net, sp.train, sp.val, spec=spec, seed=seed, num_classes=sp.num_classes,
+                   input_shape=sp.input_shape)
     return evaluate(res.model, sp.test.x, sp.test.y)["accuracy"]
 
 

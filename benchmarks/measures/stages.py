@@ -36,21 +36,20 @@ def stage_teachers(in_domain, teacher: dict = TEACHER) -> dict[bool, tuple]:
 def kd_students(teachers: dict, in_domain, seeds=(0, 1, 2), epochs: int = 25
                 ) -> dict[bool, list[float]]:
     """Test accuracy of KD students (MLP 40-64-10, T 4, α 0.9) of each teacher, per seed."""
-    from mentor.engine import fit
     from mentor.engine.evaluate import evaluate
     from mentor.methods import get_method
     from mentor.models import build_model
     from mentor.recipe import TrainSpec
-    kd = get_method("kd").plan(temperature=4.0, alpha=0.9).objectives
+    kd = get_method("kd").plan(temperature=4.0, alpha=0.9)
     accs: dict[bool, list[float]] = {}
     for adapt, (teacher, _) in teachers.items():
         accs[adapt] = []
         for seed in seeds:
             torch.manual_seed(seed)
             student = build_model("mlp", (40,), 10, hidden=[64])
-            res = fit(student, in_domain.train, in_domain.val, objectives=kd, teacher=teacher,
-                      spec=TrainSpec(epochs=epochs, batch_size=64, lr=3e-3), seed=seed,
-                      num_classes=10)
+            res = kd.fit(student, in_domain.train, in_domain.val, teacher=teacher,
+                         spec=TrainSpec(epochs=epochs, batch_size=64, lr=3e-3), seed=seed,
+                         num_classes=10)
             accs[adapt].append(evaluate(res.model, in_domain.test.x,
                                         in_domain.test.y)["accuracy"])
     return accs
@@ -78,8 +77,7 @@ def measure(quick: bool) -> dict[str, str]:
 
 def _measure(quick: bool) -> dict[str, str]:
     from mentor.recipe import DataSpec
-    from mentor.runner import load_splits
-    in_domain = load_splits(DataSpec(source="mnist1d"))
+    in_domain = DataSpec(source="mnist1d").load()
     if quick:
         teacher = {**TEACHER, "pretrain": [{**TEACHER["pretrain"][0],
                                             "train": {"epochs": 1, "batch_size": 128}}],

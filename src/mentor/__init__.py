@@ -6,6 +6,7 @@ engine (:func:`mentor.engine.fit`) and :class:`Distiller` put them together.
 (:mod:`mentor.plugins`).
 """
 
+from . import plugins  # noqa: F401,I001  (first: registry lookups load installed plugins)
 from . import (losses, methods, mix, models, select, targets, tasks,  # noqa: F401
                teachers, updates)
 from .api import Distiller, SemiSupervised

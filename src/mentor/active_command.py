@@ -20,6 +20,7 @@ from rich.text import Text
 
 from .active import active_loop, check_budgets
 from .atomic import atomic_write_text
+from .contracts import selector_needs_teacher
 from .errors import MentorError
 from .models import build_model
 from .progress import Bars
@@ -57,7 +58,7 @@ def _plan(raw: dict, source: str):
     """Recipe, splits, selectors, whether a teacher is needed and the teacher when it needs no
     training (a checkpoint or a label store, loaded and checked here); every check before
     work."""
-    from .runner import _static_teacher, load_splits
+    from .runner import _static_teacher
     recipe = parse_recipe(raw, source)
     spec = recipe.active
     if spec is None:
@@ -67,10 +68,10 @@ def _plan(raw: dict, source: str):
     if recipe.settings:
         raise MentorError(f"{source}: an active recipe cannot have 'settings' yet; expected one "
                           "data set and student")
-    splits = load_splits(recipe.data)
+    splits = recipe.data.load()
     selectors = _selectors(spec)
     needs_teacher = spec.teacher_per_round > 0 or any(
-        getattr(s, "needs_teacher", False) for _, s in selectors)
+        selector_needs_teacher(s) for _, s in selectors)
     if needs_teacher and recipe.teacher is None:
         raise MentorError(f"{source}: teacher queries or teacher-scored selectors need a "
                           "'teacher' section")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .data.splits import Splits
-from .engine import fit, get_accelerator
+from .engine import get_accelerator
 from .engine.evaluate import evaluate
 from .engine.loop import FitResult
 from .errors import MentorError
@@ -61,17 +61,13 @@ class Distiller:
         teacher = None
         if self.plan.needs_teacher:
             teacher = as_teacher(self.teacher_source, data.num_classes)
-        self.model = self.plan.prepare_student(self.student, data.train.x[:2])
-        train = self.plan.prepare_train(data.train, self.seed)
-        self.result = fit(self.model, train, data.val, objectives=self.plan.objectives,
-                          taps=self.plan.taps, mixer=self.plan.mixer,
-                          refiners=[*self.plan.refiners, *self.refiners],
-                          updater=self.updater or self.plan.updater,
-                          spec=self.spec, seed=self.seed, num_classes=data.num_classes,
-                          teacher=teacher, augment=self.plan.augment,
-                          input_shape=data.input_shape, batch_mixer=self.plan.batch_mixer,
-                          checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
-                          resume=resume, max_steps=max_steps)
+        self.result = self.plan.fit(
+            self.student, data.train, data.val, spec=self.spec, seed=self.seed,
+            num_classes=data.num_classes, teacher=teacher, input_shape=data.input_shape,
+            refiners=self.refiners, updater=self.updater,
+            checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+            resume=resume, max_steps=max_steps)
+        self.model = self.result.model
         return self.result
 
     def evaluate(self, data: Splits, split: str = "test") -> dict[str, float]:

@@ -10,6 +10,11 @@ Every method is the same training step with different parts plugged in
 Each part below is a small protocol. Built-in implementations register themselves by name
 in :mod:`mentor.registry`; a method (:mod:`mentor.methods`) is a named composition of parts,
 never a branch in the loop.
+
+A part needs only its protocol's required members; every *optional* hook the engine calls is
+declared below, once, with its default (:class:`TeacherHooks`, :class:`RefinerHooks`,
+:class:`UpdaterHooks`, :func:`takes_labels`). The engine reads parts through these views and
+never looks for an attribute itself.
 """
 
 from __future__ import annotations
@@ -77,10 +82,167 @@ class Teacher(Protocol):
 def teacher_logits(teacher: Teacher, x: Tensor, index: Tensor | None = None) -> Tensor:
     """How a teacher is asked: ``logits_at(x, index)`` when it has one and ``index`` is given
     (training rows), else ``logits(x)``."""
-    at = getattr(teacher, "logits_at", None)
-    if index is not None and at is not None:
-        return at(x, index)
-    return teacher.logits(x)
+    at = _hook(teacher, "logits_at") if index is not None else None
+    return at(x, index) if at is not None else teacher.logits(x)
+
+
+def _hook(part: Any, name: str, default: Any = None) -> Any:
+    """The part's optional hook ``name``, or ``default``: the one place the hooks below are
+    looked up (when a part is bound, not per step)."""
+    return getattr(part, name, default)
+
+
+class TeacherHooks:
+    """A teacher as the engine sees it: the required ``logits(x)`` plus every optional hook.
+
+    - ``logits_at(x, index)``: outputs for training rows ``index`` (privileged inputs, label
+      stores); default ``logits(x)``.
+    - ``outputs(x, index)``: logits plus other outputs by key (tapped features, committee
+      members), a dict with ``"logits"``; default none (logits only).
+    - ``logits_at_view(x, index, view)``: outputs for stored view ids (a label store made with
+      views); default none (the teacher is run on the view's inputs).
+    - ``tapped(taps)``: the teacher with feature taps; default none (the engine hooks the
+      teacher's module).
+    - ``cacheable``: False when outputs change while the student trains; default True.
+    - ``views``: the stored views a label store was made with; default none.
+    - ``store``: the label store behind the teacher (its ``samples`` are checked against the
+      training split); default none.
+    - ``module``: the teacher's ``nn.Module`` (an updater moves it); default none.
+    - ``to(device)``: moves the teacher; default: nothing to move.
+    - ``description``: a few words for messages; default the class name.
+    """
+
+    def __init__(self, teacher: Any):
+        self.part = teacher
+        self._logits_at = _hook(teacher, "logits_at")
+        self.outputs = _hook(teacher, "outputs")
+        self.logits_at_view = _hook(teacher, "logits_at_view")
+        self.tapped = _hook(teacher, "tapped")
+        self.cacheable = bool(_hook(teacher, "cacheable", True))
+        self.views = _hook(teacher, "views")
+        store = _hook(teacher, "store")
+        self.store_samples = _hook(store, "samples") if store is not None else None
+        self.module = _hook(teacher, "module")
+        self._to = _hook(teacher, "to")
+        self.description = _hook(teacher, "description", type(teacher).__name__)
+
+    def logits(self, x: Tensor, index: Tensor | None = None) -> Tensor:
+        """``logits_at(x, index)`` for training rows when the teacher has it, else
+        ``logits(x)`` (the rule of :func:`teacher_logits`)."""
+        if index is not None and self._logits_at is not None:
+            return self._logits_at(x, index)
+        return self.part.logits(x)
+
+    def to(self, device: Any) -> None:
+        if self._to is not None:
+            self._to(device)
+
+
+class _StateHooks:
+    """``state_dict()`` / ``load_state_dict(state)`` of a part, or stateless (``None``)."""
+
+    def _bind_state(self, part: Any) -> None:
+        self._state_dict = _hook(part, "state_dict")
+        self._load_state_dict = _hook(part, "load_state_dict")
+
+    def state_dict(self) -> dict[str, Tensor] | None:
+        return self._state_dict() if self._state_dict is not None else None
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if self._load_state_dict is not None:
+            self._load_state_dict(state)
+
+
+class RefinerHooks(_StateHooks):
+    """A refiner as the engine sees it: ``refiner(targets, batch)`` plus every optional hook.
+
+    - ``reset()``: start afresh (called when a training run starts); default nothing.
+    - ``bind(labeled, y, num_classes)``: pool-sized state (class-wise counts); default nothing.
+    - ``bind_inputs(x)``: state computed from the training inputs (clusters); default nothing.
+    - ``state_dict()`` / ``load_state_dict(state)``: tensors saved in checkpoints and restored
+      on resume; default stateless (``state_dict()`` is ``None``).
+    - ``thresholds``: per-class admission thresholds, reported as ``pl_thresholds``; default
+      none.
+    """
+
+    def __init__(self, refiner: Any):
+        self.part = refiner
+        self._reset = _hook(refiner, "reset")
+        self._bind = _hook(refiner, "bind")
+        self._bind_inputs = _hook(refiner, "bind_inputs")
+        self._bind_state(refiner)
+
+    def __call__(self, targets: Targets, batch: Batch) -> Targets:
+        return self.part(targets, batch)
+
+    def reset(self) -> None:
+        if self._reset is not None:
+            self._reset()
+
+    def bind(self, labeled: Tensor, y: Tensor, num_classes: int) -> None:
+        if self._bind is not None:
+            self._bind(labeled, y, num_classes)
+
+    def bind_inputs(self, x: Tensor) -> None:
+        if self._bind_inputs is not None:
+            self._bind_inputs(x)
+
+
+    @property
+    def thresholds(self) -> Tensor | None:
+        return _hook(self.part, "thresholds")
+
+
+class UpdaterHooks(_StateHooks):
+    """A teacher updater as the engine sees it: ``frozen`` and ``update(teacher, student,
+    step)`` plus every optional hook.
+
+    - ``from_student``: build the teacher from the student when none is given; default False.
+    - ``live``: that teacher is the live student itself, not a copy; default False.
+    - ``needs_external``: ``build_teacher`` also needs the given teacher; default False.
+    - ``build_teacher(given, student_copy, num_classes)``: a teacher of several models (static
+      + EMA, EMA + reviewer); default none (a copy of the student, or the given teacher).
+    - ``bind_steps(steps_per_epoch)``: updaters that act per round; default nothing.
+    - ``observe_gradients(student)``: called after each backward (a Fisher mask reads g²);
+      default none.
+    - ``ahead`` and ``peek(teacher, student, step)``: virtual future steps (FST); default 0.
+    - ``state_dict()`` / ``load_state_dict(state)``: checkpointed state; default stateless.
+    """
+
+    def __init__(self, updater: Any):
+        self.part = updater
+        self.frozen = bool(updater.frozen)
+        self.from_student = bool(_hook(updater, "from_student", False))
+        self.live = bool(_hook(updater, "live", False))
+        self.needs_external = bool(_hook(updater, "needs_external", False))
+        self.build_teacher = _hook(updater, "build_teacher")
+        self._bind_steps = _hook(updater, "bind_steps")
+        self.observe_gradients = _hook(updater, "observe_gradients")
+        self.ahead = int(_hook(updater, "ahead", 0) or 0)
+        self._peek = _hook(updater, "peek")
+        self._bind_state(updater)
+
+    @property
+    def name(self) -> str:
+        return type(self.part).__name__
+
+    def update(self, teacher: nn.Module | None, student: nn.Module, step: int) -> None:
+        self.part.update(teacher, student, step)
+
+    def peek(self, teacher: nn.Module | None, student: nn.Module, step: int) -> None:
+        self._peek(teacher, student, step)
+
+    def bind_steps(self, steps_per_epoch: int) -> None:
+        if self._bind_steps is not None:
+            self._bind_steps(steps_per_epoch)
+
+
+
+def takes_labels(model: Any) -> bool:
+    """True when ``model`` reads the labels as privileged input: the engine calls it
+    ``model(x, y)`` with ``y = -1`` on rows whose label it may not see (a label-assisted
+    teacher being trained). Default False: ``model(x)``."""
+    return bool(_hook(model, "takes_labels", False))
 
 
 @runtime_checkable
@@ -120,13 +282,39 @@ class TeacherUpdater(Protocol):
     def update(self, teacher: nn.Module | None, student: nn.Module, step: int) -> None: ...
 
 
+@dataclass
+class Pool:
+    """Candidate rows for a selector: inputs ``x``, their positions in the training split
+    (``index``, what position-aware teachers are asked for) and the rows already labeled,
+    ``labeled_x`` (for coverage-based selectors)."""
+
+    x: Tensor
+    index: Tensor
+    labeled_x: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
 @runtime_checkable
 class Selector(Protocol):
-    """Chooses samples between epochs or rounds (active learning, pruning, coresets)."""
+    """Chooses samples between epochs or rounds (active learning, pruning, coresets).
 
-    def score(self, pool: Tensor, teacher: Teacher | None, student: nn.Module) -> Tensor: ...
+    ``score`` gives one score per pool row (higher = picked first); ``pick`` returns the
+    positions of ``budget`` distinct rows. Optional: ``needs_teacher = True`` when the scores
+    read the teacher's outputs (default False; read it with :func:`selector_needs_teacher`).
+    """
+
+    def score(self, pool: Pool, teacher: Teacher | None, student: nn.Module | None) -> Tensor:
+        ...
 
     def pick(self, scores: Tensor, budget: int) -> Tensor: ...
+
+
+def selector_needs_teacher(selector: Any) -> bool:
+    """True when ``selector`` scores with the teacher's outputs (declared optional hook,
+    default False)."""
+    return bool(_hook(selector, "needs_teacher", False))
 
 
 @runtime_checkable

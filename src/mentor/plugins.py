@@ -135,3 +135,6 @@ def _load_one(ep) -> Plugin:
         registry._PLUGIN_LOAD.reset(token)
     return Plugin(ep.name, ep.value, dist, version,
                   tuple(f"{reg.kind} {name}" for reg, name in log))
+
+
+registry.set_plugin_loader(load_plugins)

@@ -8,7 +8,6 @@ is listed at once; each names the field, the value and what is expected.
 from __future__ import annotations
 
 import copy
-import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,7 +15,12 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
+from . import _validation
+from ._validation import fmt_loc as _fmt_loc
+from ._validation import short as _short
 from .errors import RecipeError
+from .models.spec import ModelOptions as _ModelOptions
+from .models.spec import ModelSpec  # noqa: F401  (part of the recipe schema)
 from .registry import suggest
 
 _STRICT = ConfigDict(extra="forbid")
@@ -51,48 +55,26 @@ class DataSpec(BaseModel):
                            "mnist1d)")
     generated_seed: Seed = 1
 
-
-_MODEL_OPTIONS = ("hidden", "channels", "kernel_size", "dropout", "batchnorm", "pool")
-_USED_BY = {"linear": set(), "mlp": {"hidden", "dropout", "batchnorm"},
-            "cnn": {"channels", "kernel_size", "hidden", "dropout", "batchnorm", "pool"}}
-
-
-class _ModelOptions(BaseModel):
-    """The options of the built-in models (each used by some of them)."""
-
-    model_config = _STRICT
-    hidden: list[int] | None = None
-    channels: list[int] | None = None
-    kernel_size: int | None = Field(None, ge=1)
-    dropout: float | None = Field(None, ge=0, lt=1)
-    batchnorm: bool | None = None
-    pool: Literal["avg", "flatten"] | None = None
-
-    def options(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _MODEL_OPTIONS if getattr(self, k) is not None}
-
-
-class ModelSpec(_ModelOptions):
-    """A built-in model. Fields not used by the chosen model are errors."""
-
-    model: Literal["linear", "mlp", "cnn"]
-    num_classes: int | None = Field(None, ge=2, description="must match the data and teacher")
-
-    @model_validator(mode="after")
-    def _fields_used(self):
-        used = _USED_BY[self.model]
-        for name in _MODEL_OPTIONS:
-            if getattr(self, name) is not None and name not in used:
-                raise ValueError(f"{name!r} is not used by model {self.model!r} (it uses: "
-                                 f"{', '.join(sorted(used)) or 'no options'})")
-        for name in ("hidden", "channels"):
-            widths = getattr(self, name)
-            if widths is not None and any(w < 1 for w in widths):
-                raise ValueError(f"{name} widths must be >= 1, got {widths}")
-        return self
-
-    def build_kwargs(self) -> dict[str, Any]:
-        return self.options()
+    def load(self):
+        """The :class:`mentor.data.Splits` this spec describes (loaded, split, generated
+        inputs added)."""
+        from . import data
+        from .errors import MentorError
+        splits = data.load(self.source, val_fraction=self.val_fraction,
+                           test_fraction=self.test_fraction,
+                           labeled_fraction=self.labeled_fraction, split_seed=self.split_seed,
+                           standardize=self.standardize, target=self.target,
+                           num_classes=self.num_classes,
+                           labeled_sampling=self.labeled_sampling, weak_noise=self.weak_noise,
+                           weak_flip=self.weak_flip)
+        if self.generated:
+            from .data.sources import GENERATORS
+            if self.source not in GENERATORS:
+                raise MentorError(f"data.generated needs a source with a generator ("
+                                  f"{', '.join(GENERATORS)}), got source {self.source!r}")
+            splits = data.with_generated(splits, GENERATORS[self.source], self.generated,
+                                         self.generated_seed)
+        return splits
 
 
 def _plain(value: Any) -> bool:
@@ -377,125 +359,13 @@ class Recipe(BaseModel):
 
 # ---------------------------------------------------------------------------------- errors
 
-def _allowed_keys(loc: tuple, root: Any = None) -> list[str]:
-    """Field names of the model reached by following ``loc`` from ``root`` (:class:`Recipe`)."""
-    model: Any = root or Recipe
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return []
-        model = _inner_model(field.annotation)
-    return list(model.model_fields) if model is not None else []
-
-
-def _inner_model(annotation):
-    import typing
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        inner = _inner_model(arg)
-        if inner is not None:
-            return inner
-    return None
-
-
-def _fmt_loc(loc: tuple) -> str:
-    """``a.b[0].c``; a key that is not plain text (empty, blank-edged, unprintable: a newline)
-    is quoted, ``a['\\n']``, so a message stays one readable line."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-        elif not isinstance(part, str) or not part.strip() or part != part.strip() \
-                or not part.isprintable():
-            out += f"[{part!r}]"
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
-_EXPECT = {
-    "greater_than": "must be > {gt}", "greater_than_equal": "must be >= {ge}",
-    "less_than": "must be < {lt}", "less_than_equal": "must be <= {le}",
-    "int_type": "must be a whole number", "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number", "float_type": "must be a number",
-    "float_parsing": "must be a number", "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false", "string_type": "must be a string",
-    "list_type": "must be a list", "dict_type": "must be a mapping",
-    "model_type": "must be a mapping", "model_attributes_type": "must be a mapping",
-    "literal_error": "must be one of {expected}", "too_short": "must have at least "
-    "{min_length} item(s)", "string_pattern_mismatch": "must match {pattern}",
-    "string_too_long": "must have at most {max_length} characters",
-}
-
-
-def _root_model(err: ValidationError, prefix: tuple) -> Any:
-    """The model ``err`` was raised by: the recipe, or a method's parameter model (found by
-    its class name among the registered methods) when ``prefix`` points into a method."""
-    if not prefix:
-        return Recipe
-    from .registry import METHODS
-    for entry in METHODS.entries():
-        params = getattr(entry.obj, "params", None)
-        if params is not None and params.__name__ == err.title:
-            return params
-    return None
-
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 200, 200, 200
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters. Built with a bounded repr: a value of a
-    hostile file (a YAML alias bomb expands to 10^9 items) is never printed in full."""
-    text = _REPR.repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def format_errors(err: ValidationError, prefix: tuple = (), model: Any = None) -> list[str]:
     """One sentence per pydantic error: field, value, expectation.
 
     ``model`` is the pydantic model that raised ``err`` (default: :class:`Recipe`, or the
     method parameter model when ``prefix`` is given); it supplies "did you mean" hints.
     """
-    root = model or _root_model(err, prefix)
-    out = []
-    for e in err.errors():
-        rel = tuple(e["loc"])
-        loc = prefix + rel
-        where = _fmt_loc(loc) or "recipe"
-        kind = e["type"]
-        value = e.get("input")
-        if kind == "extra_forbidden":
-            if root is None or root is Recipe:
-                allowed = _allowed_keys(loc[:-1])
-            else:
-                allowed = _allowed_keys(rel[:-1], root)
-                if model is None and not rel[:-1]:  # a method's parameters sit next to its
-                    allowed += ["name", "label"]    # own 'name' and 'label'
-            hint = suggest(loc[-1], allowed)
-            if not hint and allowed:
-                hint = f"; expected one of: {', '.join(allowed)}"
-            out.append(f"unknown key '{where}' with value {_short(value)}{hint}")
-        elif kind == "missing":
-            out.append(f"{where} is required")
-        elif kind in _EXPECT and isinstance(value, float) and value != value:
-            out.append(f"{where} must be a number, got NaN")  # NaN fails every bound
-        elif kind in _EXPECT:
-            ctx = {k: (f"{v:g}" if isinstance(v, float) else v)
-                   for k, v in (e.get("ctx") or {}).items()}
-            expect = _EXPECT[kind].format(**ctx)
-            out.append(f"{where} {expect}, got {_short(value)}")
-        elif kind == "value_error":
-            msg = str(e.get("ctx", {}).get("error", e["msg"]))
-            out.append(f"{where}: {msg}")
-        else:
-            out.append(f"{where}: {e['msg']}, got {_short(value)}")
-    return out
+    return _validation.format_errors(err, prefix, model, Recipe)
 
 
 # ---------------------------------------------------------------------------------- loading

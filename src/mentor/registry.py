@@ -44,6 +44,15 @@ class UnknownName(MentorError):
 _PLUGIN_LOAD: contextvars.ContextVar[tuple[str, list] | None] = \
     contextvars.ContextVar("mentor_plugin_load", default=None)
 _plugins_ready = False  # set by mentor.plugins once every plugin has loaded
+_plugin_loader = None  # mentor.plugins.load_plugins, installed when mentor.plugins is imported
+
+
+def set_plugin_loader(loader) -> None:
+    """Install the function that loads installed plugins at the first lookup (called by
+    :mod:`mentor.plugins` when it is imported: the registry does not import it, so the two
+    modules form no import cycle)."""
+    global _plugin_loader
+    _plugin_loader = loader
 
 
 def default_source(module: str | None) -> str:
@@ -57,9 +66,8 @@ def default_source(module: str | None) -> str:
 
 
 def _load_plugins() -> None:
-    if not _plugins_ready:
-        from .plugins import load_plugins
-        load_plugins()
+    if not _plugins_ready and _plugin_loader is not None:
+        _plugin_loader()
 
 
 @dataclass

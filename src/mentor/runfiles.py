@@ -256,7 +256,6 @@ def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
     ``cache`` keeps loaded splits by data section, for settings that share it. Raises
     :class:`MentorError` (or the data loader's error) when the data cannot be rebuilt."""
     from .recipe import DataSpec, read_yaml, setting_raw
-    from .runner import load_splits
 
     for name in ("input.yaml", "recipe.yaml"):
         path = Path(run_dir) / name
@@ -271,7 +270,7 @@ def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
         spec = DataSpec.model_validate(raw["data"])
         key = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
         if cache is None or key not in cache:
-            splits = load_splits(spec)
+            splits = spec.load()
             if cache is None:
                 return splits, spec, name
             cache[key] = splits

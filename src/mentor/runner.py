@@ -35,7 +35,7 @@ from .latency import speedup
 from .methods import MethodPlan, get_method
 from .models import build_model, count_params
 from .registry import TASKS
-from .recipe import (DataSpec, ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, read_yaml,
+from .recipe import (ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, read_yaml,
                      setting_raw)
 from .progress import Bars
 from .rundir import claim_run_dir, final_name, finish_run_dir, run_lock, student_dir
@@ -68,24 +68,6 @@ class RunPlan:
     settings: list[Setting]
     methods: list[tuple[str, str, MethodPlan, dict]]  # label, name, plan, resolved params
     teachers: dict[str, dict] = field(default_factory=dict)  # key -> info
-
-
-def load_splits(spec: DataSpec) -> Splits:
-    splits = data_mod.load(spec.source, val_fraction=spec.val_fraction,
-                           test_fraction=spec.test_fraction,
-                           labeled_fraction=spec.labeled_fraction, split_seed=spec.split_seed,
-                           standardize=spec.standardize, target=spec.target,
-                           num_classes=spec.num_classes,
-                           labeled_sampling=spec.labeled_sampling, weak_noise=spec.weak_noise,
-                           weak_flip=spec.weak_flip)
-    if spec.generated:
-        from .data.sources import GENERATORS
-        if spec.source not in GENERATORS:
-            raise MentorError(f"data.generated needs a source with a generator ("
-                              f"{', '.join(GENERATORS)}), got source {spec.source!r}")
-        splits = data_mod.with_generated(splits, GENERATORS[spec.source], spec.generated,
-                                         spec.generated_seed)
-    return splits
 
 
 def _teacher_key(recipe: Recipe) -> str:
@@ -161,7 +143,7 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
     for name, desc, r in entries:
         key = json.dumps(r.data.model_dump(), sort_keys=True)
         if key not in data_cache:
-            data_cache[key] = load_splits(r.data)
+            data_cache[key] = r.data.load()
         splits = data_cache[key]
         _check_student(r.student, splits, "student")
         own = any(sp.name == name and sp.methods for sp in setting_specs)
@@ -265,7 +247,7 @@ def stage_splits(spec: TeacherSpec, splits: Splits) -> list[Splits]:
     out = []
     for i, stage in enumerate(spec.pretrain or []):
         where = f"teacher.pretrain[{i}].data"
-        st = load_splits(stage.data)
+        st = stage.data.load()
         if st.input_shape != splits.input_shape or st.num_classes != splits.num_classes:
             raise MentorError(f"{where} ({stage.data.source}) has inputs {st.input_shape} and "
                               f"{st.num_classes} classes; expected {splits.input_shape} and "
@@ -517,26 +499,21 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                 latency = None  # per method: a method may change what runs at inference
                 for seed in s.recipe.train.seeds:
                     torch.manual_seed(seed)
-                    student = plan.prepare_student(build_model(
+                    student = build_model(
                         s.recipe.student.model, s.splits.input_shape, s.splits.num_classes,
-                        **s.recipe.student.build_kwargs()), s.splits.train.x[:2])
-                    n_params = count_params(student)
+                        **s.recipe.student.build_kwargs())
                     cb = bars.start(f"{s.name} / {label} / seed {seed}", s.recipe.train.epochs)
                     tracked = trackers.open(f"{s.name}/{label}/seed{seed}", {
                         "setting": s.name, "method": mname, "method_params": params,
                         "seed": seed, "train": s.recipe.train.model_dump(mode="json")})
                     cb = tracked.on_epoch(cb) if tracked is not None else cb
                     ckpt = student_dir(tmp, s.name, label, seed)
-                    res = fit(student, plan.prepare_train(s.splits.train, seed), s.splits.val,
-                              objectives=plan.objectives,
-                              refiners=plan.refiners, updater=plan.updater,
-                              spec=s.recipe.train, seed=seed, num_classes=s.splits.num_classes,
-                              teacher=teacher if plan.needs_teacher else None,
-                              checkpoint_dir=ckpt, resume=resume, on_epoch=cb, task=task,
-                              taps=plan.taps,
-                              mixer=plan.mixer, augment=plan.augment,
-                              input_shape=s.splits.input_shape,
-                              batch_mixer=plan.batch_mixer)
+                    res = plan.fit(student, s.splits.train, s.splits.val,
+                                   spec=s.recipe.train, seed=seed,
+                                   num_classes=s.splits.num_classes, teacher=teacher,
+                                   input_shape=s.splits.input_shape, checkpoint_dir=ckpt,
+                                   resume=resume, on_epoch=cb, task=task)
+                    n_params = count_params(res.model)
                     ev = evaluate(res.model, test_x, test_y, acc, teacher_logits=t_test,
                                   task=task)
                     if acc.is_main_process:
@@ -651,4 +628,4 @@ def run_recipe(raw: dict, out_root: str | Path = "runs", *, source: str = "recip
                    resume=resume)
 
 
-__all__ = ["plan_run", "execute", "run_recipe", "train_teacher", "load_splits"]
+__all__ = ["plan_run", "execute", "run_recipe", "train_teacher"]

@@ -208,7 +208,6 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         self : SemiSupervisedClassifier
         """
         from .data.splits import Split
-        from .engine import fit as engine_fit
         from .methods import get_method
         from .recipe import AugmentSpec, TrainSpec
 
@@ -267,12 +266,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=devices):  # leave the caller's RNG state alone
             torch.manual_seed(seed)
             net = self._build_network(shape, len(classes))
-            net = plan.prepare_student(net, train.x[:2])
-            result = engine_fit(net, train, val, objectives=plan.objectives,
-                                taps=plan.taps, mixer=plan.mixer, refiners=plan.refiners,
-                                updater=plan.updater, spec=spec, seed=seed,
-                                num_classes=len(classes), augment=plan.augment,
-                                input_shape=shape)
+            result = plan.fit(net, train, val, spec=spec, seed=seed,
+                              num_classes=len(classes), input_shape=shape)
 
         history = {k: list(v) for k, v in result.history.items()}
         if not has_val:  # the engine scores an empty validation part as 0

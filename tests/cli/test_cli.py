@@ -9,6 +9,8 @@ import shutil
 import pytest
 import yaml
 
+from methodargs import METHOD_ARGS
+
 from mentor.recipe import builtin_recipes
 
 METHODS = ("scratch", "kd", "ls-kd", "dkd", "ls-dkd")
@@ -157,23 +159,6 @@ def test_generated_inputs_need_a_source_with_a_generator(mentor, write_recipe, r
             "data.generated needs a source with a generator (mnist1d), got source 'iris'")
 
 
-def test_every_preset_runs_from_a_recipe(mentor, write_recipe, recipe_dict, tmp_path):
-    """Every registered method runs through `mentor run` (wrapped students, taps, pruning,
-    refiners): one epoch, one seed."""
-    from mentor.registry import METHODS
-    extra = {"feature-kd": {"student_layer": "1", "teacher_layer": "1"},
-             "proto-kd": {"teacher_layer": "1"}}
-    methods = [{"name": n, **extra.get(n, {})} for n in METHODS.names()]
-    # a smoke run of unlike methods, not a comparison: it says so (mentor.fairness)
-    write_recipe(recipe_dict(name="all", methods=methods,
-                             train={"epochs": 1, "seeds": [0],
-                                    "allow_unequal": ["views", "rows"]}), "all.yaml")
-    _ok(mentor("run", "all.yaml", "--out", "runs", "--quiet"))
-    (run,) = list((tmp_path / "runs").iterdir())
-    rows = json.loads((run / "results.json").read_text())["rows"]
-    assert sorted(r["method"] for r in rows) == sorted(METHODS.names())
-
-
 def test_label_assisted_teacher_from_a_recipe(mentor, write_recipe, recipe_dict, tmp_path):
     """teacher.privileged (LAD): the teacher trains on [x || label code] with dual-path
     consistency; the results record its accuracy with and without the code, and a setting
@@ -236,11 +221,9 @@ def test_every_preset_runs_from_a_label_store(tiny_run, mentor, write_recipe, re
     info = json.loads(_ok(mentor("inspect", "store", "--json")))
     assert info["rows"] == 180 and info["teacher"]["method"] == "weights"
     assert sum(h["rows"] for h in info["confidence_by_class"].values()) == 180
-    taps = {"feature-kd": {"student_layer": "1", "teacher_layer": "1"},
-            "proto-kd": {"teacher_layer": "1"}}
     names = METHODS.names()
     write_recipe(recipe_dict(name="store", teacher={"store": "store"},
-                             methods=[{"name": n, **taps.get(n, {})} for n in names],
+                             methods=[{"name": n, **METHOD_ARGS.get(n, {})} for n in names],
                              train={"epochs": 1, "seeds": [0],
                                     "allow_unequal": ["views", "rows"]}), "store.yaml")
     _ok(mentor("run", "store.yaml", "--out", "runs", "--quiet"))

@@ -438,8 +438,9 @@ def test_peek_ahead_restores_the_student_and_the_optimizer():
             with torch.no_grad():
                 return teacher(xt)
 
-    _peek_ahead(3, FuturePeekEMA(0.5, ahead=3), teacher, student, student, opt, opt, True,
-                None, plan.refiners, plan.objectives, Signal(), x, torch.arange(12), None, x,
+    from mentor.contracts import RefinerHooks, UpdaterHooks
+    _peek_ahead(3, UpdaterHooks(FuturePeekEMA(0.5, ahead=3)), teacher, student, student, opt,
+                opt, True, None, [RefinerHooks(r) for r in plan.refiners], plan.objectives, Signal(), x, torch.arange(12), None, x,
                 batch, True, 0, 0, False)
     assert all(torch.equal(before[k], v) for k, v in _state(student).items())
     after = opt.state_dict()["state"]

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mentor.recipe import DataSpec, TeacherSpec
-from mentor.runner import load_splits, stage_splits
+from mentor.runner import stage_splits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.measures.stages import TEACHER, kd_students, stage_teachers  # noqa: E402
@@ -23,7 +23,7 @@ from benchmarks.measures.stages import TEACHER, kd_students, stage_teachers  # n
 
 @pytest.fixture(scope="module")
 def in_domain():
-    return load_splits(DataSpec(source="mnist1d"))
+    return DataSpec(source="mnist1d").load()
 
 
 @pytest.fixture(scope="module")

@@ -43,8 +43,8 @@ from mentor import runner
 from mentor.active_command import check_active
 from mentor.errors import MentorError, RecipeError
 from mentor.methods import METHODS
-from mentor.recipe import (Recipe, _inner_model, apply_overrides, builtin_recipes,
-                           parse_recipe, read_yaml)
+from mentor._validation import _inner_model
+from mentor.recipe import Recipe, apply_overrides, builtin_recipes, parse_recipe, read_yaml
 
 # MENTOR_FUZZ_SCALE=10 runs 10x the examples with fresh random ones (a local bug hunt); the
 # default is the fixed, derandomized CI set.
@@ -255,7 +255,7 @@ def fuzz_cwd(tmp_path_factory):
     net = build_model("mlp", (4,), 3, hidden=[16])
     save_weights(folder / CKPT, net, {"mentor.model": {"model": "mlp", "hidden": [16]},
                                       "mentor.num_classes": 3, "mentor.input_shape": [4]})
-    x = runner.load_splits(DataSpec(source="iris")).train.x
+    x = DataSpec(source="iris").load().train.x
     write_store(ModuleTeacher(net.eval(), 3), x, folder / STORE,
                 make_kind("logits", num_classes=3), features=("1",))
     before = _tree(folder)

@@ -201,7 +201,7 @@ def _iris_store(folder: Path) -> Path:
     torch.manual_seed(0)
     net = build_model("mlp", (4,), 3, hidden=[8]).eval()
     from mentor.recipe import DataSpec
-    x = runner.load_splits(DataSpec(source="iris")).train.x
+    x = DataSpec(source="iris").load().train.x
     write_store(ModuleTeacher(net, 3), x, folder, make_kind("logits", num_classes=3))
     return folder
 

@@ -117,13 +117,12 @@ def test_latency_plot_for_the_measured_run_and_a_hint_for_the_other(page, runs):
 
 def test_reloaded_students_match_the_run_and_a_naive_ece(runs):
     from mentor.runfiles import load_model
-    from mentor.runner import load_splits
     from mentor.recipe import DataSpec
 
     (run,) = open_runs([runs[0]])
     ev = evaluate_setting(run, "default")
     assert ev.note is None and ev.teacher is not None and ev.teacher_note is None
-    splits = load_splits(DataSpec(source="iris"))
+    splits = DataSpec(source="iris").load()
     y = splits.test.y.numpy()
     lines = [json.loads(x) for x in (runs[0] / "metrics.jsonl").read_text().splitlines()]
     teacher, _ = load_model(runs[0] / "teacher" / "model.safetensors")

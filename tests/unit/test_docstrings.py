@@ -8,13 +8,14 @@ import mentor.api
 import mentor.data
 import mentor.lm.distill
 import mentor.losses.claps
-import mentor.methods
+import mentor.methods.plan
 import mentor.targets.moveout
 import mentor.targets.sub_pseudo
 import mentor.trackers
 
 
-@pytest.mark.parametrize("module", [mentor.api, mentor.data, mentor.methods, mentor.lm.distill,
+@pytest.mark.parametrize("module", [mentor.api, mentor.data, mentor.methods.plan,
+                                    mentor.lm.distill,
                                     mentor.trackers, mentor.targets.sub_pseudo,
                                     mentor.targets.moveout, mentor.losses.claps])
 def test_docstring_examples(module):

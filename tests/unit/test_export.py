@@ -15,7 +15,6 @@ from mentor.cli import app
 from mentor.engine.checkpoint import read_safetensors
 from mentor.export import TOLERANCE, export_student
 from mentor.runfiles import load_model
-from mentor.runner import load_splits
 from mentor.recipe import DataSpec
 
 from runfolder import tiny_run
@@ -38,7 +37,7 @@ def results(run):
 
 @pytest.fixture(scope="module")
 def test_x():
-    return load_splits(DataSpec(source="iris")).test.x
+    return DataSpec(source="iris").load().test.x
 
 
 def _metrics(run):

@@ -20,10 +20,12 @@ import math
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import MentorError, check_param
 from ..registry import AUGMENTS
+from .layout import as_maps, paste_box, row_grid
 
 ELEMENTS = -1  # ``draws`` value: one uniform per input element
 
@@ -34,21 +36,6 @@ def draws_for(fn, input_shape: Sequence[int]) -> int:
     return math.prod(input_shape) if d == ELEMENTS else d
 
 
-def row_grid(input_shape: Sequence[int], what: str = "augmentation") -> tuple[int, int, int]:
-    """(channels, height, width) of a flat row laid out as ``input_shape``; 1-D rows are one
-    channel of height 1. ``what`` names the caller in the error."""
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 1:
-        return 1, 1, shape[0]
-    if len(shape) == 2:
-        return 1, shape[0], shape[1]
-    if len(shape) == 3:
-        return shape
-    raise MentorError(f"{what}: input shape {shape} is not supported; expected (L,), "
-                      "(H, W) or (C, H, W)")
-
-
-_image_dims = row_grid
 
 
 @AUGMENTS.register("shift", description="translate by a whole number of pixels (up to "
@@ -56,7 +43,7 @@ _image_dims = row_grid
                    paper="FixMatch weak view (Sohn et al. 2020): random translation")
 def shift(x: Tensor, u: Tensor, input_shape: Sequence[int], *, pixels: int = 1) -> Tensor:
     check_param("shift", "pixels", pixels, low=0)
-    c, h, w = _image_dims(input_shape)
+    c, h, w = row_grid(input_shape)
     b = len(x)
     span = 2 * int(pixels) + 1
     dx = (u[:, 0] * span).floor().clamp(max=span - 1).long() - int(pixels)
@@ -79,7 +66,7 @@ shift.draws = 2
                    "(not for data whose meaning changes under a mirror, such as digits)")
 def flip(x: Tensor, u: Tensor, input_shape: Sequence[int], *, p: float = 0.5) -> Tensor:
     check_param("flip", "p", p, low=0, high=1)
-    c, h, w = _image_dims(input_shape)
+    c, h, w = row_grid(input_shape)
     maps = x.reshape(len(x), c, h, w)
     on = (u[:, 0] < p).to(x.device).view(-1, 1, 1, 1)
     return torch.where(on, maps.flip(-1), maps).reshape(len(x), -1)
@@ -114,7 +101,6 @@ mask.draws = ELEMENTS
                    paper="DeVries & Taylor 2017; FixMatch's strong view ends with Cutout")
 def cutout(x: Tensor, u: Tensor, input_shape: Sequence[int], *, size: float = 0.5) -> Tensor:
     check_param("cutout", "size", size, low=0, high=1)
-    from ..labels.selfmix import paste_box
     area = size if len(tuple(input_shape)) == 1 else size * size
     uu = torch.stack([torch.zeros_like(u[:, 0]), u[:, 0], u[:, 1]], 1)
     out, _ = paste_box(x, torch.zeros_like(x), uu, tuple(input_shape), area, area)
@@ -144,7 +130,7 @@ def affine(x: Tensor, u: Tensor, input_shape: Sequence[int], *, degrees: float =
     check_param("affine", "scale", scale, low=0, high=1, high_open=True)
     check_param("affine", "translate", translate, low=0, high=1)
     import torch.nn.functional as F
-    c, h, w = _image_dims(input_shape)
+    c, h, w = row_grid(input_shape)
     maps = x.reshape(len(x), c, h, w)
     u = u.to(x.device, x.dtype)
     angle = (2 * u[:, 0] - 1) * math.radians(degrees) if h > 1 else torch.zeros_like(u[:, 0])
@@ -159,6 +145,40 @@ def affine(x: Tensor, u: Tensor, input_shape: Sequence[int], *, degrees: float =
 
 
 affine.draws = 4
+
+
+@AUGMENTS.register("crop", description="random resized crop (square in area fraction "
+                   "[scale_min, scale_max]), resized back by bilinear sampling; optional "
+                   "horizontal flip", paper="FKD / FerKD region crops, METHODS.md §15")
+def crop(x: Tensor, u: Tensor, input_shape: Sequence[int], *, scale_min: float = 0.3,
+         scale_max: float = 1.0, flip: bool = False) -> Tensor:
+    """Crop a box of area fraction ``a ~ U[scale_min, scale_max]`` at a uniform position and
+    resize it to the full size. 1-D signals crop a segment of length fraction ``a``."""
+    maps, one_d = as_maps(x, input_shape)
+    area = scale_min + (scale_max - scale_min) * u[:, 0]
+    side = area if one_d else area.sqrt()
+    cx = (2 * u[:, 1] - 1) * (1 - side)
+    cy = torch.zeros_like(cx) if one_d else (2 * u[:, 2] - 1) * (1 - side)
+    sx = side * torch.where(u[:, 3] < 0.5, -1.0, 1.0) if flip else side
+    sy = torch.ones_like(side) if one_d else side
+    theta = torch.zeros(len(x), 2, 3, dtype=maps.dtype, device=maps.device)
+    theta[:, 0, 0], theta[:, 0, 2] = sx.to(maps.dtype), cx.to(maps.dtype)
+    theta[:, 1, 1], theta[:, 1, 2] = sy.to(maps.dtype), cy.to(maps.dtype)
+    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
+    out = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border",
+                        align_corners=False)
+    return out.reshape(len(x), -1)
+
+
+crop.draws = 4  # uniforms per view: area, x position, y position, flip
+
+
+@AUGMENTS.register("identity", description="the input unchanged (one view per sample)")
+def identity(x: Tensor, u: Tensor, input_shape: Sequence[int]) -> Tensor:
+    return x
+
+
+identity.draws = 0
 
 
 class Augment:

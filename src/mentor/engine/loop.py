@@ -12,17 +12,17 @@ import copy
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ..contracts import Batch, Refiner, TaskAdapter, Targets, TeacherUpdater, teacher_logits
+from ..contracts import (Batch, Refiner, RefinerHooks, TaskAdapter, Targets, TeacherHooks,
+                         TeacherUpdater, UpdaterHooks, takes_labels)
 from ..data.augment import Augment, default_views, role_generator
 from ..data.splits import Split
 from ..errors import MentorError, TrainingFault
 from ..features import Tap, TappedStudent, TappedTeacher, tapped_shapes
-from ..recipe import TrainSpec
 from ..tasks import CLASSIFICATION
 from ..updates import EMA, Frozen
 from .accel import get_accelerator, release, uses_plain_step
@@ -32,6 +32,9 @@ from .objectives import Objective, probe_objectives
 from .sampling import TwoStreams
 from .telemetry import PseudoLabelMonitor
 from .views import views_for
+
+if TYPE_CHECKING:  # the recipe schema composes methods, which train on this loop
+    from ..recipe import TrainSpec
 
 
 @dataclass
@@ -77,8 +80,9 @@ class TeacherSignal:
     def __init__(self, teacher, x: Tensor, cache: bool, chunk: int = 4096,
                  positions: Tensor | None = None):
         self.teacher = teacher
+        self.hooks = TeacherHooks(teacher)
         self.positions = positions  # row i of x is row positions[i] of the teacher's split
-        self.all_outputs = getattr(teacher, "outputs", None)  # logits + tapped features
+        self.all_outputs = self.hooks.outputs  # logits + tapped features, when it has them
         self.cached: Tensor | dict[str, Tensor] | None = None
         if cache:
             with torch.no_grad():
@@ -94,7 +98,7 @@ class TeacherSignal:
         pos = self.positions[index] if self.positions is not None else index
         if self.all_outputs is not None:
             return self.all_outputs(x, pos)
-        return teacher_logits(self.teacher, x, pos)
+        return self.hooks.logits(x, pos)
 
     def __call__(self, x: Tensor, index: Tensor,
                  view: Tensor | None = None) -> Tensor | dict[str, Tensor]:
@@ -104,7 +108,7 @@ class TeacherSignal:
                 return {k: v[index] for k, v in cached.items()}
             return cached[index]
         with torch.no_grad():
-            at_view = getattr(self.teacher, "logits_at_view", None)
+            at_view = self.hooks.logits_at_view
             if view is not None and at_view is not None:  # a store looks the view up
                 pos = self.positions[index] if self.positions is not None else index
                 return at_view(x, pos, view)
@@ -129,13 +133,14 @@ def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (
     """
     if not taps:
         return _fit(student, train, val, teacher=teacher, **kwargs)
-    if getattr(student, "takes_labels", False):
+    if takes_labels(student):
         raise MentorError(f"feature taps work on students called as student(x); "
                           f"{type(student).__name__} takes the labels as input")
     if teacher is None:
         raise MentorError("feature taps need a teacher, but none was given")
     # a label store reads the tapped teacher modules from its feature columns
-    tapped_teacher = (teacher.tapped(list(taps)) if callable(getattr(teacher, "tapped", None))
+    tapped = TeacherHooks(teacher).tapped
+    tapped_teacher = (tapped(list(taps)) if tapped is not None
                       else TappedTeacher(teacher, list(taps)))
     tapped_student = None
     try:
@@ -173,9 +178,10 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     """
     if not objectives:
         raise MentorError("a method needs at least one objective, got none")
-    updater = updater or Frozen()
+    updater = UpdaterHooks(updater or Frozen())
+    refiners = [RefinerHooks(r) for r in refiners]
     needs_teacher = any(o.needs_teacher for o in objectives)
-    own_teacher = teacher is None and bool(getattr(updater, "from_student", False))
+    own_teacher = teacher is None and updater.from_student
     if needs_teacher and teacher is None and not own_teacher:
         names = [o.loss for o in objectives if o.needs_teacher]
         raise MentorError(f"objective {names[0]!r} needs a teacher, but none was given")
@@ -187,7 +193,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
 
     # a model that reads the labels as privileged input (a label-assisted teacher being
     # trained) is called model(x, y), with y = -1 on rows whose label it may not see
-    takes_labels = bool(getattr(student, "takes_labels", False))
+    with_labels = takes_labels(student)
     plain = uses_plain_step(acc)
     student.to(device)
     model = acc.prepare_model(student)
@@ -212,9 +218,8 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         raise MentorError(f"train.batch_size {spec.batch_size} x {world} processes leaves no "
                           f"batch from {n} training samples")
     total_steps = steps_per_epoch * spec.epochs
-    if callable(getattr(updater, "bind_steps", None)):  # updaters that act per round
-        updater.bind_steps(steps_per_epoch)
-    observe_gradients = getattr(updater, "observe_gradients", None)
+    updater.bind_steps(steps_per_epoch)  # updaters that act per round
+    observe_gradients = updater.observe_gradients
     scheduler = make_scheduler(optimizer, spec, total_steps)
 
     x = train.x.to(device)
@@ -230,35 +235,34 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     signal = None
     teacher_module = None
     samples = None  # rows of a label store teacher
-    build = getattr(updater, "build_teacher", None)
-    if needs_teacher and callable(build) and (own_teacher
-                                              or getattr(updater, "needs_external", False)):
+    build = updater.build_teacher
+    if needs_teacher and build is not None and (own_teacher or updater.needs_external):
         # teachers of several models (static + EMA, EMA + reviewer)
         teacher = build(teacher, copy.deepcopy(raw_model), num_classes)
     elif needs_teacher and own_teacher:  # mean teacher: a copy of the student, or itself
         from ..teachers import LiveTeacher, ModuleTeacher
-        teacher = (LiveTeacher(raw_model, num_classes) if getattr(updater, "live", False)
+        teacher = (LiveTeacher(raw_model, num_classes) if updater.live
                    else ModuleTeacher(copy.deepcopy(raw_model), num_classes,
                                       "a moving average of the student"))
     if needs_teacher:
-        if hasattr(teacher, "to"):
-            teacher.to(device)
-        teacher_module = getattr(teacher, "module", None)
+        hooks = TeacherHooks(teacher)
+        hooks.to(device)
+        teacher_module = hooks.module
         if not updater.frozen and teacher_module is None:
-            raise MentorError(f"teacher updater {type(updater).__name__} needs a module teacher")
-        cacheable = getattr(teacher, "cacheable", True)  # False: outputs change as we train
+            raise MentorError(f"teacher updater {updater.name} needs a module teacher")
+        cacheable = hooks.cacheable  # False: outputs change as we train
         cache = spec.cache_teacher == "always" or (spec.cache_teacher == "auto"
                                                     and updater.frozen and cacheable)
         if spec.cache_teacher == "always" and not updater.frozen:
             raise MentorError("train.cache_teacher 'always' needs a frozen teacher; the teacher "
-                              f"updater is {type(updater).__name__}")
+                              f"updater is {updater.name}")
         if spec.cache_teacher == "always" and not cacheable:
             raise MentorError("train.cache_teacher 'always' cannot cache teacher "
-                              f"{getattr(teacher, 'description', type(teacher).__name__)}: its "
+                              f"{hooks.description}: its "
                               "outputs change during training; expected 'auto' or 'never'")
         if views is None:  # a label store made with views: train on its stored views
-            views = getattr(teacher, "views", None)
-        samples = getattr(getattr(teacher, "store", None), "samples", None)
+            views = hooks.views
+        samples = hooks.store_samples
         if samples is not None and samples != n and train.source_index is None:
             raise MentorError(f"the label store holds {samples} samples but the training split "
                               f"has {n} rows; expected the store made from this training split")
@@ -280,12 +284,9 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                           "has no views; expected a label store made with --views/--augment "
                           "as the teacher (or fit(..., views=...)) and a teacher objective")
     for refiner in refiners:  # stateful refiners start afresh with each run
-        if callable(getattr(refiner, "reset", None)):
-            refiner.reset()
-        if callable(getattr(refiner, "bind", None)):  # pool-sized state (class-wise counts)
-            refiner.bind(labeled, train.y.to(device), num_classes)
-        if callable(getattr(refiner, "bind_inputs", None)):  # e.g. clusters of the inputs
-            refiner.bind_inputs(train.x)
+        refiner.reset()
+        refiner.bind(labeled, train.y.to(device), num_classes)  # pool-sized state
+        refiner.bind_inputs(train.x)  # e.g. clusters of the inputs
     pipes = _pipelines(augment, spec, input_shape or tuple(train.x.shape[1:]))
     monitor = None
     if signal is not None and lab_mask is not None:  # pseudo-label quality on hidden labels
@@ -296,9 +297,9 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     need_pseudo = lab_mask is not None and (monitor is not None or any(
         o.needs_labels and o.rows != "labeled" for o in objectives))
     local = None  # this process's positions in the global batch (several processes)
-    ahead = int(getattr(updater, "ahead", 0)) if signal is not None else 0
+    ahead = updater.ahead if signal is not None else 0
     if ahead and (batch_mixer is not None or mixer is not None):
-        raise MentorError(f"{type(updater).__name__} peeks ahead with virtual steps on plain "
+        raise MentorError(f"{updater.name} peeks ahead with virtual steps on plain "
                           "batches; it cannot be combined with a batch mixer or SelfMix")
     averaged = None  # an EMA of the student's weights, validated and returned (eval_ema)
     if spec.eval_ema > 0:
@@ -399,7 +400,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
             if ahead:  # future-peek EMA (FST): K virtual student steps advance the teacher
                 _peek_ahead(ahead, updater, teacher_module, raw_model, model, optimizer,
                             opt_step, plain, acc, refiners, objectives, signal, x_teacher, idx,
-                            view, xb, batch, need_pseudo, epoch, step, takes_labels)
+                            view, xb, batch, need_pseudo, epoch, step, with_labels)
             targets = None
             if signal is not None:
                 targets, labels = _teacher_targets(signal, x_teacher, idx, view, batch,
@@ -418,7 +419,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                         targets2 = refine(targets2, batch)
                     xb, targets = mixer.mix(xb, x2, targets, targets2, on, u, views.input_shape)
                     batch = replace(batch, x=xb)
-            inputs = (xb, batch.y) if takes_labels else (xb,)
+            inputs = (xb, batch.y) if with_labels else (xb,)
             if autocast is None:
                 logits = model(*inputs)
                 total = _weighted_sum(objectives, logits, targets, batch, epoch)
@@ -459,7 +460,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
         start_b = 0
         order = None
         judged = model if averaged is None else averaged
-        val = evaluate(judged, x_val, y_val, acc, task=task, labels_as_input=takes_labels)
+        val = evaluate(judged, x_val, y_val, acc, task=task, labels_as_input=with_labels)
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(running / max(done, 1))
         history["val_accuracy"].append(val["accuracy"])
@@ -547,16 +548,15 @@ def _teacher_targets(signal, x_teacher: Tensor, idx: Tensor, view, batch: Batch,
 def _peek_ahead(k: int, updater, teacher_module, raw_model, model, optimizer, opt_step,
                 plain: bool, acc, refiners, objectives, signal, x_teacher, idx, view, xb,
                 batch: Batch, need_pseudo: bool, epoch: int, step: int,
-                takes_labels: bool) -> None:
+                with_labels: bool) -> None:
     """FST-D's virtual future (METHODS.md §5): ``k`` times, move the teacher towards the
     student and take an optimizer step on this batch with the teacher's targets; move the
     teacher once more, then restore the student, the optimizer state and the refiners' state,
     so only the teacher keeps what the virtual steps taught it."""
     saved_model = {n: v.detach().clone() for n, v in raw_model.state_dict().items()}
     saved_opt = copy.deepcopy(optimizer.state_dict())
-    saved_ref = [copy.deepcopy(r.state_dict()) if callable(getattr(r, "state_dict", None))
-                 else None for r in refiners]
-    inputs = (xb, batch.y) if takes_labels else (xb,)
+    saved_ref = [copy.deepcopy(r.state_dict()) for r in refiners]
+    inputs = (xb, batch.y) if with_labels else (xb,)
     for _ in range(k):
         updater.peek(teacher_module, raw_model, step + 1)
         targets, _ = _teacher_targets(signal, x_teacher, idx, view, batch, need_pseudo,
@@ -577,24 +577,26 @@ def _peek_ahead(k: int, updater, teacher_module, raw_model, model, optimizer, op
             r.load_state_dict(state)
 
 
-def _component_state(refiners, updater) -> dict[str, Tensor]:
+def _component_state(refiners: Sequence[RefinerHooks],
+                     updater: UpdaterHooks) -> dict[str, Tensor]:
     """Refiner and updater state as checkpoint tensors (``refiner.<i>.<key>``)."""
     out = {}
     for i, r in enumerate(refiners):
-        if callable(getattr(r, "state_dict", None)):
-            out.update({f"refiner.{i}.{k}": v for k, v in r.state_dict().items()})
-    if callable(getattr(updater, "state_dict", None)):
-        out.update({f"updater.{k}": v for k, v in updater.state_dict().items()})
+        state = r.state_dict()
+        if state is not None:
+            out.update({f"refiner.{i}.{k}": v for k, v in state.items()})
+    state = updater.state_dict()
+    if state is not None:
+        out.update({f"updater.{k}": v for k, v in state.items()})
     return out
 
 
-def _load_component_state(refiners, updater, extra: dict[str, Tensor]) -> None:
+def _load_component_state(refiners: Sequence[RefinerHooks], updater: UpdaterHooks,
+                          extra: dict[str, Tensor]) -> None:
     for i, r in enumerate(refiners):
-        if callable(getattr(r, "load_state_dict", None)):
-            pre = f"refiner.{i}."
-            r.load_state_dict({k[len(pre):]: v for k, v in extra.items() if k.startswith(pre)})
-    if callable(getattr(updater, "load_state_dict", None)):
-        updater.load_state_dict({k[8:]: v for k, v in extra.items() if k.startswith("updater.")})
+        pre = f"refiner.{i}."
+        r.load_state_dict({k[len(pre):]: v for k, v in extra.items() if k.startswith(pre)})
+    updater.load_state_dict({k[8:]: v for k, v in extra.items() if k.startswith("updater.")})
 
 
 def _draw_views(n_views: int, size: int, seed: int, step: int) -> Tensor:

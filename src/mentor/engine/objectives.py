@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from ..contracts import Batch, Targets
-from ..losses.base import LossSpec, standardized
+from ..losses.base import LossSpec
+from ..losses.logits import standardized
 from ..registry import LOSSES
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..contracts import Batch, Targets
+from ..contracts import Batch, RefinerHooks, Targets
 from ..errors import TrainingFault
 from .gather import cat_all
 
@@ -30,7 +30,7 @@ class PseudoLabelMonitor:
                  share: float = 0.9):
         self.truth = truth  # (n,) true labels of the training rows, -1 where unknown
         self.num_classes = num_classes
-        self.refiners = list(refiners)
+        self.refiners = [r if isinstance(r, RefinerHooks) else RefinerHooks(r) for r in refiners]
         self.collapse_steps, self.share = int(collapse_steps), float(share)
         self.bad = 0
         self.bad_since = 0
@@ -111,7 +111,7 @@ class PseudoLabelMonitor:
         }
         thr = None
         for r in self.refiners:
-            t = getattr(r, "thresholds", None)
+            t = r.thresholds  # RefinerHooks: None unless the refiner keeps thresholds
             if t is not None:
                 thr = [round(float(v), 6) for v in t]
         out["pl_thresholds"] = thr

@@ -24,13 +24,12 @@ def load_inputs(source: str, split: str, split_seed: int = 0, val_fraction: floa
     """The inputs of one split of a data source, as a recipe's ``data`` section loads them
     (same split and standardization), and the splits themselves."""
     from ..recipe import DataSpec
-    from ..runner import load_splits
 
     if split not in SPLITS:
         raise MentorError(f"--split {split!r} is not a split; expected one of "
                           f"{', '.join(SPLITS)}")
-    splits = load_splits(DataSpec(source=source, split_seed=split_seed,
-                                  val_fraction=val_fraction, test_fraction=test_fraction))
+    splits = DataSpec(source=source, split_seed=split_seed, val_fraction=val_fraction,
+                      test_fraction=test_fraction).load()
     return getattr(splits, split).x, splits
 
 

@@ -16,17 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..contracts import Targets
+from ..data.layout import paste_box  # noqa: F401  (SelfMix's box; re-exported)
 from ..errors import check_param
-
-
-def paste_box(x1: Tensor, x2: Tensor, u: Tensor, input_shape: tuple[int, ...],
-              lam_min: float, lam_max: float) -> tuple[Tensor, Tensor]:
-    """Paste a box of ``x2`` into ``x1`` (flat rows laid out as ``input_shape``); returns
-    the mixed rows and the exact area fraction taken from ``x2`` per row. ``u`` ``(B, 3)``
-    are uniforms: area, x position, y position (the box of :func:`mentor.mix.box_mask`)."""
-    from ..mix.mixers import box_mask
-    mask, area = box_mask(u, tuple(input_shape), lam_min, lam_max)
-    return torch.where(mask.to(x1.device), x2, x1), area.to(x1.device)
 
 
 class SelfMix:

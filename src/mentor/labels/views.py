@@ -7,8 +7,9 @@ count to regenerate the input the teacher saw (FKD's region soft labels, METHODS
 
 Augmentations are tensor ops on flat rows (mentor's data layout); ``input_shape`` tells how
 a row is laid out: ``(H, W)`` images, ``(C, H, W)`` images, or ``(L,)`` / ``(C, L)`` signals.
-Registered augmentations (``mentor.registry.AUGMENTS``) take the rows, their uniform draws
-``u`` ``(B, P)``, the input shape and their parameters.
+Registered augmentations (``mentor.registry.AUGMENTS``, defined in
+:mod:`mentor.data.augment`) take the rows, their uniform draws ``u`` ``(B, P)``, the input
+shape and their parameters.
 """
 
 from __future__ import annotations
@@ -17,58 +18,10 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import MentorError, check_param
 from ..registry import AUGMENTS
-
-
-def _as_maps(x: Tensor, input_shape: tuple[int, ...]) -> tuple[Tensor, bool]:
-    """Flat rows -> (B, C, H, W); True when the rows are 1-D signals (H = 1)."""
-    shape = tuple(input_shape)
-    if len(shape) == 1:
-        return x.reshape(len(x), 1, 1, shape[0]), True
-    if len(shape) == 2:  # (H, W) image; a (C, L) signal would need channels first: see below
-        return x.reshape(len(x), 1, *shape), False
-    if len(shape) == 3:
-        return x.reshape(len(x), *shape), False
-    raise MentorError(f"augmentation: input shape {shape} is not supported; expected (L,), "
-                      "(H, W) or (C, H, W)")
-
-
-@AUGMENTS.register("crop", description="random resized crop (square in area fraction "
-                   "[scale_min, scale_max]), resized back by bilinear sampling; optional "
-                   "horizontal flip", paper="FKD / FerKD region crops, METHODS.md §15")
-def crop(x: Tensor, u: Tensor, input_shape: tuple[int, ...], *, scale_min: float = 0.3,
-         scale_max: float = 1.0, flip: bool = False) -> Tensor:
-    """Crop a box of area fraction ``a ~ U[scale_min, scale_max]`` at a uniform position and
-    resize it to the full size. 1-D signals crop a segment of length fraction ``a``."""
-    maps, one_d = _as_maps(x, input_shape)
-    area = scale_min + (scale_max - scale_min) * u[:, 0]
-    side = area if one_d else area.sqrt()
-    cx = (2 * u[:, 1] - 1) * (1 - side)
-    cy = torch.zeros_like(cx) if one_d else (2 * u[:, 2] - 1) * (1 - side)
-    sx = side * torch.where(u[:, 3] < 0.5, -1.0, 1.0) if flip else side
-    sy = torch.ones_like(side) if one_d else side
-    theta = torch.zeros(len(x), 2, 3, dtype=maps.dtype, device=maps.device)
-    theta[:, 0, 0], theta[:, 0, 2] = sx.to(maps.dtype), cx.to(maps.dtype)
-    theta[:, 1, 1], theta[:, 1, 2] = sy.to(maps.dtype), cy.to(maps.dtype)
-    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
-    out = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border",
-                        align_corners=False)
-    return out.reshape(len(x), -1)
-
-
-crop.draws = 4  # uniforms per view: area, x position, y position, flip
-
-
-@AUGMENTS.register("identity", description="the input unchanged (one view per sample)")
-def identity(x: Tensor, u: Tensor, input_shape: tuple[int, ...]) -> Tensor:
-    return x
-
-
-identity.draws = 0
 
 
 class Views:

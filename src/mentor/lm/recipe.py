@@ -114,7 +114,7 @@ def is_tokens_recipe(raw: Any) -> bool:
 
 def parse_tokens_recipe(raw: dict, source: str = "recipe") -> TokensRecipe:
     """Validate a ``task: tokens`` mapping; raise :class:`RecipeError` listing every problem."""
-    from ..recipe import format_errors
+    from .._validation import format_errors
     try:
         return TokensRecipe.model_validate(raw)
     except ValidationError as e:

@@ -6,9 +6,9 @@ registered by name in :data:`mentor.registry.LOSSES` with its declared parameter
 to both logit inputs of any logit loss.
 """
 
-from .base import LossSpec, loss_spec, standardized
+from .base import LossSpec, loss_spec
 from .logits import (binary_kl, binary_kl_norm, cross_entropy, dkd, kd, logit_standardize, nkd,
-                     symmetric_kl, topk_kd)
+                     standardized, symmetric_kl, topk_kd)
 from .consistency import prob_mse, pseudo_ce
 from .features import channel_kd, feature_cosine, feature_mse
 from .ranking import pld, teacher_optimal_order

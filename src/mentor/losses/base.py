@@ -86,16 +86,3 @@ def register_loss(name: str, *, description: str, paper: str = "", needs_teacher
 
 def loss_spec(name: str) -> LossSpec:
     return LOSSES.get(name)
-
-
-def standardized(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a logit loss so both logit inputs are z-scored first (logit standardization)."""
-    from .logits import logit_standardize
-
-    def wrapped(student_logits, teacher_logits, labels=None, **params):
-        return fn(logit_standardize(student_logits), logit_standardize(teacher_logits),
-                  labels, **params)
-
-    wrapped.__name__ = f"standardized_{getattr(fn, '__name__', 'loss')}"
-    wrapped.__doc__ = f"Logit-standardized {getattr(fn, '__name__', 'loss')}."
-    return wrapped

@@ -6,6 +6,7 @@ All functions return per-example values of shape ``(B,)``.
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,17 @@ def logit_standardize(z: Tensor, eps: float = 1e-7) -> Tensor:
     mean = z.mean(dim=-1, keepdim=True)
     std = z.std(dim=-1, keepdim=True)
     return (z - mean) / (eps + std)
+
+
+def standardized(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a logit loss so both logit inputs are z-scored first (logit standardization)."""
+    def wrapped(student_logits, teacher_logits, labels=None, **params):
+        return fn(logit_standardize(student_logits), logit_standardize(teacher_logits),
+                  labels, **params)
+
+    wrapped.__name__ = f"standardized_{getattr(fn, '__name__', 'loss')}"
+    wrapped.__doc__ = f"Logit-standardized {getattr(fn, '__name__', 'loss')}."
+    return wrapped
 
 
 def _check_pair(student_logits: Tensor, teacher_logits: Tensor) -> None:

@@ -27,67 +27,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..data.augment import row_grid
+from ..data.layout import box_mask, check_rows, mixer_grid, rect_mask, spread_channels
 from ..errors import MentorError, ParameterError, check_param
 from ..registry import MIXERS
-
-# ---------------------------------------------------------------------------------------------
-# layout and boxes
-# ---------------------------------------------------------------------------------------------
-
-
-def _grid(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """``(channels, H, W)`` of a row layout; 1-D rows are ``(1, 1, L)``."""
-    return row_grid(input_shape, "mixer")
-
-
-def _check_rows(x: Tensor, input_shape: tuple[int, ...]) -> None:
-    c, h, w = _grid(input_shape)
-    if x.dim() != 2 or x.shape[1] != c * h * w:
-        raise MentorError(f"mixer: rows of shape {tuple(x.shape)} do not match input shape "
-                          f"{tuple(input_shape)}; expected (B, {c * h * w})")
-
-
-def _rect(h: int, w: int, bh, bw, y0: Tensor, x0: Tensor) -> Tensor:
-    """``(B, H, W)`` bool: True inside the box ``[y0, y0+bh) × [x0, x0+bw)`` of each row."""
-    b = len(y0)
-    rows = torch.arange(h, device=y0.device).view(1, h, 1)
-    cols = torch.arange(w, device=y0.device).view(1, 1, w)
-    y0, x0 = y0.view(b, 1, 1), x0.view(b, 1, 1)
-    bh = bh.view(b, 1, 1) if isinstance(bh, Tensor) else bh
-    bw = bw.view(b, 1, 1) if isinstance(bw, Tensor) else bw
-    return (rows >= y0) & (rows < y0 + bh) & (cols >= x0) & (cols < x0 + bw)
-
-
-def _spread(region: Tensor, channels: int) -> Tensor:
-    """``(B, H, W)`` spatial mask -> ``(B, D)`` row mask, the same for every channel."""
-    b, h, w = region.shape
-    return region.unsqueeze(1).expand(b, channels, h, w).reshape(b, -1)
-
-
-def box_mask(u: Tensor, input_shape: tuple[int, ...], lam_min: float,
-             lam_max: float) -> tuple[Tensor, Tensor]:
-    """The box of :func:`mentor.labels.selfmix.paste_box`, as a mask.
-
-    ``u`` ``(B, 3)`` are uniforms: area, x position, y position. The target area fraction is
-    ``lam = lam_min + (lam_max - lam_min)·u0``; an image box has sides ``round(sqrt(lam)·H)``
-    by ``round(sqrt(lam)·W)``, a segment (layouts with H = 1) has length ``round(lam·W)``; its corner is
-    ``floor((H - bh)·u2), floor((W - bw)·u1)``. Returns ``mask`` ``(B, D)`` bool (True inside
-    the box, every channel) and ``area`` ``(B,)``, the exact fraction of positions covered.
-    """
-    c, h, w = _grid(input_shape)
-    lam = lam_min + (lam_max - lam_min) * u[:, 0]
-    if h == 1:
-        bw = (lam * w).round().clamp(0, w)
-        bh = torch.ones_like(bw)
-    else:
-        side = lam.sqrt()
-        bh, bw = (side * h).round().clamp(0, h), (side * w).round().clamp(0, w)
-    y0 = ((h - bh) * u[:, 2]).floor()
-    x0 = ((w - bw) * u[:, 1]).floor()
-    region = _rect(h, w, bh, bw, y0, x0)
-    return _spread(region, c), region.flatten(1).float().mean(1)
-
 
 # ---------------------------------------------------------------------------------------------
 # MixUp
@@ -191,7 +133,7 @@ class CutMix:
 
     def mix(self, x1: Tensor, x2: Tensor, input_shape: tuple[int, ...],
             g: torch.Generator) -> tuple[Tensor, Tensor]:
-        _check_rows(x1, input_shape)
+        check_rows(x1, input_shape)
         u = torch.rand(len(x1), 3, generator=g, device=g.device)
         mask, area = box_mask(u, input_shape, self.lam_min, self.lam_max)
         return torch.where(mask.to(x1.device), x2, x1), area.to(x1.device)
@@ -234,7 +176,7 @@ def patch_mask(u: Tensor, input_shape: tuple[int, ...],
     ``u[:, i, 1]``. Patches may overlap. ``u`` ``(B, len(sides), 2)`` are uniforms.
     Returns ``M`` ``(B, D)`` float32 and ``area`` ``(B,)``, the fraction of zeros.
     """
-    c, h, w = _grid(input_shape)
+    c, h, w = mixer_grid(input_shape)
     one_d = h == 1
     region = torch.zeros(len(u), h, w, dtype=torch.bool, device=u.device)
     for i, side in enumerate(sides):
@@ -242,8 +184,8 @@ def patch_mask(u: Tensor, input_shape: tuple[int, ...],
         bw = min(w, round(side * w))
         y0 = (u[:, i, 0] * (h - bh + 1)).floor().clamp(max=h - bh)
         x0 = (u[:, i, 1] * (w - bw + 1)).floor().clamp(max=w - bw)
-        region |= _rect(h, w, bh, bw, y0, x0)
-    mask = (~_spread(region, c)).float()
+        region |= rect_mask(h, w, bh, bw, y0, x0)
+    mask = (~spread_channels(region, c)).float()
     return mask, region.flatten(1).float().mean(1)
 
 
@@ -291,7 +233,7 @@ class _CopyPasteMixer:
     def mix(self, labeled: Tensor, unlabeled: Tensor, input_shape: tuple[int, ...],
             g: torch.Generator) -> CopyPaste:
         """Mix labeled rows with unlabeled rows (same shape) both ways, one mask per row."""
-        _check_rows(labeled, input_shape)
+        check_rows(labeled, input_shape)
         if labeled.shape != unlabeled.shape:
             raise MentorError(f"copy-paste: labeled rows {tuple(labeled.shape)} and unlabeled "
                               f"rows {tuple(unlabeled.shape)} differ in shape")
@@ -377,11 +319,11 @@ def amplitude_switch(x_a: Tensor, x_b: Tensor, input_shape: tuple[int, ...],
     an 8×8 image is the zero frequency alone (the mean); ``size = 1`` is the whole spectrum.
     """
     check_param("frequency_amplitude_switch", "size", size, low=0, high=1, low_open=True)
-    _check_rows(x_a, input_shape)
+    check_rows(x_a, input_shape)
     if x_a.shape != x_b.shape:
         raise MentorError(f"amplitude switch: rows {tuple(x_a.shape)} and {tuple(x_b.shape)} "
                           "differ in shape")
-    c, h, w = _grid(input_shape)
+    c, h, w = mixer_grid(input_shape)
     maps_a, maps_b = x_a.reshape(len(x_a), c, h, w), x_b.reshape(len(x_b), c, h, w)
     dims = (-1,) if len(tuple(input_shape)) == 1 else (-2, -1)
     fa, fb = torch.fft.fftn(maps_a, dim=dims), torch.fft.fftn(maps_b, dim=dims)

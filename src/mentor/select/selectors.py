@@ -9,28 +9,14 @@ Selectors that score with the teacher's outputs say so with ``needs_teacher = Tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..contracts import teacher_logits
+from ..contracts import Pool, teacher_logits  # noqa: F401  (Pool: re-exported)
 from ..errors import MentorError, ParameterError, check_param
 from ..registry import SELECTORS
-
-
-@dataclass
-class Pool:
-    """Candidate rows ``x`` (their positions in the training split: ``index``) and the rows
-    already labeled, ``labeled_x`` (for coverage-based selectors)."""
-
-    x: Tensor
-    index: Tensor
-    labeled_x: Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self.x)
 
 
 def top(scores: Tensor, budget: int) -> Tensor:

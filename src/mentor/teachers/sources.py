@@ -171,7 +171,8 @@ def _checked_arch(arch: dict, path, field: str) -> dict[str, Any]:
     """The ``mentor.model`` metadata of a checkpoint, checked like a recipe's model fields."""
     from pydantic import ValidationError
 
-    from ..recipe import ModelSpec, format_errors
+    from .._validation import format_errors
+    from ..models.spec import ModelSpec
     try:
         spec = ModelSpec.model_validate({k: v for k, v in arch.items() if k != "num_classes"})
     except ValidationError as e:

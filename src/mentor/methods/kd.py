@@ -1,162 +1,14 @@
-"""Named methods: each is a composition of registered parts (objectives, refiners, updater).
-
-A method declares its parameters once as a pydantic model (ranges included) and builds a
-:class:`MethodPlan`. The engine never branches on a method's name.
-"""
+"""Distillation presets: a student learns from an external teacher's outputs (logit, feature,
+dual-head, pruning and self-distillation families), each a composition of registered parts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from .engine.objectives import Objective
-from .registry import METHODS
-
-
-@dataclass
-class MethodPlan:
-    """What a method plugs into the engine.
-
-    ``taps``: feature taps (:class:`mentor.features.Tap`) whose outputs objectives read as
-    ``feat:<name>``. ``wrap_student(student, example_rows)``: turns the user's student into
-    the trained module (e.g. a :class:`mentor.heads.DualHead`); the wrapped module is what
-    inference uses.
-    ``select_train``: ``(train split, seed) -> split``, the rows the student trains on.
-    """
-
-    objectives: list[Objective]
-    refiners: list[Any] = field(default_factory=list)
-    updater: Any = None
-    description: str = ""
-    taps: list[Any] = field(default_factory=list)
-    wrap_student: Callable[[Any, Any], Any] | None = None
-    select_train: Callable[[Any, int], Any] | None = None
-    mixer: Any = None  # mixes two views of each sample (SelfMix); needs stored views
-    # semi-supervised views: role -> "weak" / "strong" / None (teacher, student, labeled)
-    augment: dict[str, str | None] | None = None
-    batch_mixer: Any = None  # rebuilds batches from mixed labeled/unlabeled rows (BCP)
-
-    def prepare_student(self, student, example):
-        """The module to train; ``example``: a few input rows (to size new heads)."""
-        return self.wrap_student(student, example) if self.wrap_student is not None else student
-
-    def prepare_train(self, train, seed: int):
-        """The training rows this method uses for ``seed`` (all of them unless it prunes)."""
-        return self.select_train(train, seed) if self.select_train is not None else train
-
-    @property
-    def needs_teacher(self) -> bool:
-        """True when the method learns from an external teacher (not one it builds from the
-        student, such as a mean teacher)."""
-        return (any(o.needs_teacher for o in self.objectives)
-                and not getattr(self.updater, "from_student", False))
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What the method's paper predicts: ``method <relation> baseline`` in test accuracy."""
-
-    baseline: str
-    relation: str  # ">" (clearly better) or ">=" (at least as good)
-    source: str
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    params: type[BaseModel]
-    build: Callable[[BaseModel], MethodPlan]
-    claim: Claim | None = None
-
-    def plan(self, **params: Any) -> MethodPlan:
-        from .errors import RecipeError
-        from .recipe import format_errors
-        try:
-            p = self.params.model_validate(params)
-        except ValidationError as e:
-            raise RecipeError(format_errors(e, ("method",)), source=f"method {self.name!r}") \
-                from None
-        return self.build(p)
-
-
-def register_method(name: str, params: type[BaseModel] | None = None, *, description: str,
-                    paper: str = "", claim: Claim | None = None):
-    """Decorator: register ``build(params) -> MethodPlan`` as the method ``name``.
-
-    ``params``: a pydantic model of the method's parameters with their ranges (``None``: no
-    parameters); unknown parameters are errors, as for the built-in methods. Public as
-    :func:`mentor.register_method` for plugins and user code; the entry's source is the
-    plugin being loaded, or ``user code (module M)`` for ``build``'s module.
-
-    >>> import mentor, torch
-    >>> from pydantic import BaseModel, Field
-    >>> from mentor.methods import METHODS, hinton
-    >>> class Params(BaseModel):
-    ...     alpha: float = Field(0.5, ge=0, le=1)
-    >>> @mentor.register_method("doc-kd", Params, description="KD at T=2")
-    ... def doc_kd(p):
-    ...     return mentor.MethodPlan(hinton(p.alpha, temperature=2.0), description="doc KD")
-    >>> mentor.methods.get_method("doc-kd").plan(alpha=0.7).description
-    'doc KD'
-    >>> mentor.methods.get_method("doc-kd").plan(alpah=0.7)
-    Traceback (most recent call last):
-    ...
-    mentor.errors.RecipeError: ...alpah...
-    >>> _ = METHODS.unregister("doc-kd")
-    """
-    params = _forbid_extra(params)
-
-    def deco(build):
-        METHODS.register(name, description=description, paper=paper,
-                         module=getattr(build, "__module__", None))(
-            Method(name, params, build, claim))
-        return build
-    return deco
-
-
-def _forbid_extra(params: type[BaseModel] | None) -> type[BaseModel]:
-    """``params`` refusing unknown keys (a subclass of it with ``extra='forbid'`` if needed)."""
-    if params is None:
-        return _Params
-    if params.model_config.get("extra") == "forbid":
-        return params
-    return type(params.__name__, (params,), {
-        "model_config": ConfigDict(**{**params.model_config, "extra": "forbid"}),
-        "__module__": params.__module__, "__qualname__": params.__qualname__,
-        "__doc__": params.__doc__})
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def check_method_params(raw: dict[str, Any], loc: tuple) -> list[str]:
-    """Problems with one ``method`` mapping of a recipe (unknown method or bad parameters)."""
-    from .recipe import format_errors
-    from .registry import UnknownName
-    name = raw.get("name")
-    if not isinstance(name, str):
-        return []  # reported by the recipe schema
-    try:
-        method: Method = METHODS.get(name)
-    except UnknownName as e:  # (a plugin that fails to load is its own error)
-        where = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc)
-        return [f"{where}.name: {e}".replace(".[", "[")]
-    params = {k: v for k, v in raw.items() if k not in ("name", "label")}
-    try:
-        method.params.model_validate(params)
-    except ValidationError as e:
-        return format_errors(e, loc)
-    return []
-
-
-def get_method(name: str) -> Method:
-    return METHODS.get(name)
-
-
-# ------------------------------------------------------------------------------- presets
+from ..engine.objectives import Objective
+from .plan import Claim, MethodPlan, _Params, register_method
 
 class ScratchParams(_Params):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
@@ -340,7 +192,7 @@ class FeatureKDParams(_Params):
                  "feature (forward hooks; learned projector when widths differ, dropped after "
                  "training)")
 def _feature_kd(p: FeatureKDParams) -> MethodPlan:
-    from .features import Tap
+    from ..features import Tap
     tap = Tap("f", p.student_layer, p.teacher_layer, p.projector)
     return MethodPlan([
         *hinton(p.alpha, p.temperature),
@@ -366,7 +218,7 @@ class DHKDParams(_Params):
                  description="CE on the student's head + BinaryKL-Norm on a second head over "
                  "the same features; inference uses the CE head")
 def _dhkd(p: DHKDParams) -> MethodPlan:
-    from .heads import DualHead
+    from ..heads import DualHead
     return MethodPlan([
         Objective("ce", p.ce_weight, rows="labeled"),
         Objective("binary_kl_norm", p.alpha, {"temperature": p.temperature}, rows="all",
@@ -387,7 +239,7 @@ class DHOParams(_Params):
                  description="0.5*CE on the CE head (labeled rows) + 0.5*KD on a KD head (all "
                  "rows); inference (1-a)*softmax(z_ce) + a*softmax(z_kd/b)")
 def _dho(p: DHOParams) -> MethodPlan:
-    from .heads import DualHead
+    from ..heads import DualHead
     return MethodPlan([
         Objective("ce", 0.5, rows="labeled"),
         Objective("kd", 0.5, {"temperature": p.temperature}, rows="all", on="head:kd"),
@@ -414,7 +266,7 @@ def pruning_kd_weight(keep_fraction: float) -> float:
                  description="train on a random fraction f of the training rows (new subset "
                  "per seed) with KD weighted by alpha(f)")
 def _pruned_kd(p: PrunedKDParams) -> MethodPlan:
-    from .select import keep_fraction
+    from ..select import keep_fraction
     alpha = pruning_kd_weight(p.keep_fraction) if p.alpha is None else p.alpha
     return MethodPlan(
         hinton(alpha, p.temperature),
@@ -438,8 +290,8 @@ class FerKDParams(_Params):
                  description="KD whose least reliable teacher targets are dropped or replaced "
                  "by softened hard labels (per batch, by the teacher's true-class probability)")
 def _ferkd(p: FerKDParams) -> MethodPlan:
-    from .targets import FerKDCalibration
-    from .labels.selfmix import SelfMix
+    from ..targets import FerKDCalibration
+    from ..labels.selfmix import SelfMix
     mix = f", SelfMix p {p.selfmix:g}" if p.selfmix > 0 else ""
     return MethodPlan(
         hinton(p.alpha, p.temperature),
@@ -463,7 +315,7 @@ class USKDParams(_Params):
                  description="teacher-free self-KD: CE + customised target term + Zipf "
                  "non-target labels ranked with a weak auxiliary head (label-smoothed CE)")
 def _uskd(p: USKDParams) -> MethodPlan:
-    from .heads import AuxHead
+    from ..heads import AuxHead
     return MethodPlan([
         Objective("ce", 1.0, rows="labeled"),
         Objective("uskd", 1.0, {"alpha": p.alpha, "beta": p.beta}, rows="labeled",
@@ -489,8 +341,8 @@ class ProtoKDParams(_Params):
                  description="CE + KD where uncertain unlabeled rows learn from class-prototype "
                  "soft labels of the teacher's features; very uncertain rows are dropped")
 def _proto_kd(p: ProtoKDParams) -> MethodPlan:
-    from .features import Tap
-    from .targets import PrototypeSoftLabels
+    from ..features import Tap
+    from ..targets import PrototypeSoftLabels
     tap = Tap("proto", None, p.teacher_layer)
     return MethodPlan([
         Objective("ce", 1.0, rows="labeled"),
@@ -499,5 +351,3 @@ def _proto_kd(p: ProtoKDParams) -> MethodPlan:
         description=f"prototype soft labels (kappa {p.kappa:g}, band {p.low:g}-{p.high:g}) + "
                     f"KD x{p.weight:g}")
 
-
-from . import methods_ssl  # noqa: E402,F401  (registers the semi-supervised presets)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .engine.objectives import Objective
-from .methods import Claim, MethodPlan, _Params, register_method
-from .targets import (ConfidenceThreshold, DistributionAlignment, FlexMatchThreshold,
-                      FreeMatchThreshold, GMMThreshold, SoftMatchWeight)
-from .targets import ConfidenceWeight
-from .updates import EMA, FisherMaskedEMA, FuturePeekEMA, Live, Relabel
+from ..engine.objectives import Objective
+from ..targets import (ConfidenceThreshold, ConfidenceWeight, DistributionAlignment,
+                       FlexMatchThreshold, FreeMatchThreshold, GMMThreshold, SoftMatchWeight)
+from ..updates import EMA, FisherMaskedEMA, FuturePeekEMA, Live, Relabel
+from .plan import Claim, MethodPlan, _Params, register_method
 
 WEAK_STRONG = {"teacher": "weak", "student": "strong", "labeled": "weak"}
 _BEATS_SCRATCH = Claim("scratch", ">", "unlabeled data lifts a few-label student above "
@@ -75,7 +74,7 @@ class MeanTeacherParams(_SSLParams):
                  description="EMA teacher on one weak view, student on another; MSE between "
                  "their probabilities on every row (ramped up)")
 def _mean_teacher(p: MeanTeacherParams) -> MethodPlan:
-    from .updates import ReviewerBank
+    from ..updates import ReviewerBank
     objectives = [Objective("ce", 1.0, rows="labeled"),
                   Objective("prob_mse", p.unlabeled_weight, rows="all",
                             warmup_epochs=p.warmup_epochs)]
@@ -192,7 +191,7 @@ class SoftTeacherParams(_SSLParams):
                  "teacher's confidence (the classification analogue of its soft background "
                  "weights)")
 def _soft_teacher(p: SoftTeacherParams) -> MethodPlan:
-    from .targets import ConfidenceThreshold as Band
+    from ..targets import ConfidenceThreshold as Band
     low = min(p.low, p.threshold)
     return MethodPlan([Objective("ce", 1.0, rows="labeled"),
                        _unlabeled_soft(p.unlabeled_weight, 1.0, p.warmup_epochs)],
@@ -242,7 +241,7 @@ class BCPParams(_SSLParams):
                  "unlabeled one both ways, and the student learns the area-weighted mixture of "
                  "the label and the teacher's pseudo-label (pseudo-label regions weighted 0.5)")
 def _bcp(p: BCPParams) -> MethodPlan:
-    from .mix.batch import CopyPasteBatch
+    from ..mix.batch import CopyPasteBatch
     return MethodPlan([Objective("ce", 1.0, rows="labeled"),
                        _unlabeled_soft(p.unlabeled_weight, 1.0, p.warmup_epochs)],
                       updater=EMA(p.decay, warmup=True),
@@ -301,7 +300,7 @@ class _PairsEMA(EMA):
     """EMA of paired students whose copy shows every member's output (the teachers)."""
 
     def build_teacher(self, given, student_copy, num_classes):
-        from .teachers import ModuleTeacher
+        from ..teachers import ModuleTeacher
         student_copy.expose = True
         return ModuleTeacher(student_copy, num_classes, "EMA of the paired students")
 
@@ -317,8 +316,8 @@ class DualMeanTeacherParams(_SSLParams):
                  "every student learns the pseudo-labels all EMA teachers agree on (consensus); "
                  "inference averages the students")
 def _dual_mean_teacher(p: DualMeanTeacherParams) -> MethodPlan:
-    from .heads import PairedStudents
-    from .targets import Consensus
+    from ..heads import PairedStudents
+    from ..targets import Consensus
     objectives = []
     for i in range(p.pairs):
         objectives += [Objective("ce", 1.0, rows="labeled", on=f"head:{i}"),

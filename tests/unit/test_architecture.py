@@ -1,0 +1,184 @@
+"""The package's shape: no import cycles inside ``src/mentor`` (read from the source, every
+import counted -- module level and inside functions -- except ``if TYPE_CHECKING:`` blocks),
+and ``import mentor`` registers every component that any of its modules registers, so the
+Python API accepts everything a recipe accepts."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PACKAGE = SRC / "mentor"
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = ["mentor", *path.relative_to(PACKAGE).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
+def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The modules of the package that ``name`` imports. An import of a package's submodule
+    also runs the package's ``__init__``; those edges to the importer's own ancestors are
+    left out (every module imports its parents)."""
+    base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found: set[str] = set()
+
+    def add(target: str) -> None:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        if target and target != name and not name.startswith(target + "."):
+            found.add(target)
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _type_checking(child):
+                for c in child.orelse:
+                    visit(c)
+                continue
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    add(alias.name)
+            elif isinstance(child, ast.ImportFrom):
+                mod = (".".join(base[:len(base) - child.level + 1]
+                                + ([child.module] if child.module else []))
+                       if child.level else child.module or "")
+                for alias in child.names:
+                    sub = f"{mod}.{alias.name}"
+                    add(sub if sub in modules else mod)
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(sorted(graph[w]))))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {m: imports_of(m, p, modules) for m, p in modules.items()}
+
+
+def test_no_import_cycle_inside_the_package():
+    cycles = import_cycles(_graph())
+    assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_cycle_finder_finds_cycles(tmp_path):
+    """The check can fail: a two-module cycle, a three-module ring and a lazy import inside
+    a function are found; an import under TYPE_CHECKING and a parent package are not."""
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c"}, "f": {"a"}}
+    assert sorted(import_cycles(graph)) == [["a", "b"], ["c", "d", "e"]]
+    modules = {"mentor": PACKAGE / "__init__.py", "mentor.x": Path("x.py"),
+               "mentor.y": Path("y.py")}
+    tree = ("from __future__ import annotations\nfrom typing import TYPE_CHECKING\n"
+            "from . import y\nif TYPE_CHECKING:\n    from .z import Z\n"
+            "def f():\n    from .x import g\n")
+    probe = tmp_path / "w.py"
+    probe.write_text(tree, encoding="utf-8")
+    assert imports_of("mentor.w", probe, {**modules, "mentor.w": probe,
+                                          "mentor.z": Path("z.py")}) == {"mentor.x", "mentor.y"}
+
+
+_REGISTRIES = """
+import importlib, json, pkgutil, sys
+import mentor
+from mentor import registry
+kinds = {k: v for k, v in vars(registry).items() if isinstance(v, registry.Registry)}
+before = {k: sorted(r.names()) for k, r in kinds.items()}
+for m in pkgutil.walk_packages(mentor.__path__, "mentor."):
+    if m.name.endswith("__main__"):
+        continue
+    importlib.import_module(m.name)
+after = {k: sorted(r.names()) for k, r in kinds.items()}
+print(json.dumps({"before": before, "after": after}))
+"""
+
+
+def test_import_mentor_registers_every_component():
+    """`crop` and `identity` were registered only when `mentor.labels.views` was imported,
+    so the Python API refused an augmentation that `mentor run` accepted."""
+    proc = subprocess.run([sys.executable, "-c", _REGISTRIES], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(SRC), "MENTOR_NO_PLUGINS": "1"},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    missing = {k: sorted(set(got["after"][k]) - set(got["before"][k])) for k in got["after"]}
+    assert not any(missing.values()), f"registered only by a later import: {missing}"
+    assert {"crop", "identity"} <= set(got["before"]["AUGMENTS"])
+
+
+# reads of a third-party object's private state, not hooks of mentor's parts
+_NOT_HOOKS = {("accel.py", "getattr(accelerator, name, None)")}
+
+
+def test_the_engine_reads_parts_only_through_declared_hooks():
+    """No ``getattr``/``hasattr`` in ``src/mentor/engine``: every optional hook is declared
+    in :mod:`mentor.contracts` (TeacherHooks, RefinerHooks, UpdaterHooks, takes_labels)."""
+    found = []
+    for path in sorted((PACKAGE / "engine").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("getattr", "hasattr")):
+                text = ast.unparse(node)
+                if (path.name, text) not in _NOT_HOOKS:
+                    found.append(f"{path.name}:{node.lineno}: {text}")
+    assert not found, "hook probing in the engine: " + "; ".join(found)
