@@ -79,10 +79,8 @@ class TeacherSignal:
 
     def __init__(self, teacher, x: Tensor, cache: bool, chunk: int = 4096,
                  positions: Tensor | None = None):
-        self.teacher = teacher
         self.hooks = TeacherHooks(teacher)
         self.positions = positions  # row i of x is row positions[i] of the teacher's split
-        self.all_outputs = self.hooks.outputs  # logits + tapped features, when it has them
         self.cached: Tensor | dict[str, Tensor] | None = None
         if cache:
             with torch.no_grad():
@@ -96,8 +94,8 @@ class TeacherSignal:
         """Teacher outputs for rows ``index`` of the training split (``x`` are their inputs,
         or views of them); the teacher is asked for the rows' source positions."""
         pos = self.positions[index] if self.positions is not None else index
-        if self.all_outputs is not None:
-            return self.all_outputs(x, pos)
+        if self.hooks.outputs is not None:  # logits + tapped features, when it has them
+            return self.hooks.outputs(x, pos)
         return self.hooks.logits(x, pos)
 
     def __call__(self, x: Tensor, index: Tensor,

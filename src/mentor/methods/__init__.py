@@ -11,7 +11,7 @@ mixers, views), declared once with its parameters (a pydantic model, ranges incl
 The engine never branches on a method's name.
 """
 
-from .plan import (Claim, Method, MethodPlan, _Params, check_method_params,  # noqa: F401
+from .plan import (Claim, Method, MethodPlan, check_method_params,  # noqa: F401
                    get_method, register_method)
 from . import kd  # noqa: E402,F401,I001  (registers the distillation presets first)
 from . import ssl  # noqa: E402,F401  (then the semi-supervised presets)
