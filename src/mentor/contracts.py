@@ -329,7 +329,10 @@ class TaskAdapter(Protocol):
               num_outputs: int) -> None:
         """Raise a one-sentence error unless student (and teacher) outputs fit the data."""
 
-    def predict(self, logits: Tensor) -> Tensor: ...
+    def predict(self, logits: Tensor) -> Tensor:
+        """One prediction per row from a model's outputs (classification: the arg-max class).
+        The engine labels unlabeled rows with the task's prediction from the teacher's
+        outputs (pseudo-labels); it computes no arg-max itself."""
 
     def correct(self, logits: Tensor, y: Tensor) -> Tensor:
         """Per-row correctness against labels (or against another model's outputs)."""

@@ -417,7 +417,8 @@ def test_future_teacher_labels_more_rows_correctly_at_matched_steps():
 
 
 def test_peek_ahead_restores_the_student_and_the_optimizer():
-    from mentor.engine.loop import _peek_ahead
+    from mentor.engine.peek import peek_ahead
+    from mentor.tasks import CLASSIFICATION
     from mentor.updates import FuturePeekEMA
     torch.manual_seed(0)
     student = mlp((8, 8), 10, hidden=[16])
@@ -439,9 +440,9 @@ def test_peek_ahead_restores_the_student_and_the_optimizer():
                 return teacher(xt)
 
     from mentor.contracts import RefinerHooks, UpdaterHooks
-    _peek_ahead(3, UpdaterHooks(FuturePeekEMA(0.5, ahead=3)), teacher, student, student, opt,
+    peek_ahead(3, UpdaterHooks(FuturePeekEMA(0.5, ahead=3)), teacher, student, student, opt,
                 opt, True, None, [RefinerHooks(r) for r in plan.refiners], plan.objectives, Signal(), x, torch.arange(12), None, x,
-                batch, True, 0, 0, False)
+                batch, True, 0, 0, False, CLASSIFICATION)
     assert all(torch.equal(before[k], v) for k, v in _state(student).items())
     after = opt.state_dict()["state"]
     for k, st in opt_before["state"].items():

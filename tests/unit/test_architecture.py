@@ -182,3 +182,32 @@ def test_the_engine_reads_parts_only_through_declared_hooks():
                 if (path.name, text) not in _NOT_HOOKS:
                     found.append(f"{path.name}:{node.lineno}: {text}")
     assert not found, "hook probing in the engine: " + "; ".join(found)
+
+
+SCREEN = 70  # lines: a function of the engine is read without scrolling
+
+
+def long_functions(directory: Path, limit: int = SCREEN) -> list[str]:
+    """``file:function (lines)`` for each function in ``directory`` over ``limit`` lines."""
+    found = []
+    for path in sorted(directory.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    found.append(f"{path.name}:{node.name} ({lines} lines)")
+    return found
+
+
+def test_the_engine_is_named_steps_that_each_fit_on_a_screen():
+    """The loop is split into named steps (``engine/loop.py``: prepare, run an epoch, draw a
+    batch's rows, make the batch, supervise, optimize, end the epoch, save, restore); no
+    function of ``src/mentor/engine`` is longer than a screen."""
+    assert not long_functions(PACKAGE / "engine")
+
+
+def test_the_length_check_finds_a_long_function(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(SCREEN))
+    (tmp_path / "long.py").write_text(f"def one_long_loop():\n{body}\n")
+    (tmp_path / "short.py").write_text("def short():\n    return 1\n")
+    assert long_functions(tmp_path) == [f"long.py:one_long_loop ({SCREEN + 1} lines)"]

@@ -202,3 +202,27 @@ def test_same_seed_same_result_other_seed_other_order(splits, teacher):
     c = _run(splits, teacher, seed=4)
     assert _same(_weights(a.model), _weights(b.model))
     assert not _same(_weights(a.model), _weights(c.model))
+
+
+def test_pseudo_labels_are_the_task_adapters_predictions():
+    """Unlabeled rows take the task adapter's prediction from the teacher's outputs as their
+    label (classification: the arg-max); the engine itself computes no arg-max."""
+    from mentor.contracts import Batch
+    from mentor.engine.signal import teacher_targets
+    from mentor.tasks import CLASSIFICATION, Classification
+
+    class Lowest(Classification):  # a task whose prediction is the lowest logit
+        def predict(self, logits):
+            return logits.argmin(-1)
+
+    z = torch.tensor([[0.0, 2.0, 1.0], [3.0, 1.0, 2.0], [1.0, 0.0, 5.0]])
+    labeled = torch.tensor([True, False, False])
+    batch = Batch(torch.zeros(3, 4), torch.tensor([2, -1, -1]), torch.arange(3), labeled)
+    signal = lambda x, idx, view: z  # noqa: E731
+    for task, want in ((CLASSIFICATION, [2, 0, 2]), (Lowest(), [2, 1, 1])):
+        targets, labels = teacher_targets(signal, batch.x, batch.index, None, batch, True,
+                                          [], task)
+        assert labels.tolist() == want and targets.labels.tolist() == want
+    targets, labels = teacher_targets(signal, batch.x, batch.index, None, batch, False, [],
+                                      Lowest())
+    assert labels.tolist() == [2, -1, -1]  # no pseudo-labels asked for: the labels as given

@@ -60,13 +60,13 @@ def test_scratch_trains_its_labeled_rows_on_the_presets_weak_view(monkeypatch,
     without unlabeled rows it trains on the rows as they are."""
     import mentor.engine.loop as loop
     seen = []
-    real = loop._pipelines
+    real = loop.pipelines
 
     def spy(augment, spec, shape):
         seen.append(augment)
         return real(augment, spec, shape)
 
-    monkeypatch.setattr(loop, "_pipelines", spy)
+    monkeypatch.setattr(loop, "pipelines", spy)
     X_tr, y_semi, _, _ = digits_few_labels
     SemiSupervisedClassifier(method="scratch", epochs=1).fit(X_tr, y_semi)
     SemiSupervisedClassifier(method="fixmatch", epochs=1).fit(X_tr, y_semi)

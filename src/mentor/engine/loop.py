@@ -1,9 +1,14 @@
-"""The one training loop (DESIGN.md §2).
+"""The one training loop (DESIGN.md §2), as named steps.
 
-Per step: indices of a batch -> teacher signal (cached or computed) -> refiners -> weighted
-objectives -> backward -> optimizer + scheduler -> teacher updater. Per epoch: validation
-accuracy, model selection, optional checkpoint. In-memory data is batched by tensor
-indexing (no DataLoader), so the loop costs what a hand-written PyTorch loop costs.
+:func:`fit` trains a student: :func:`_prepare` checks the parts and sets up the model, its
+optimizer, the batch order, the teacher (:mod:`.signal`) and the views (:mod:`.views`);
+then, per epoch, :func:`_run_epoch` runs :func:`_train_step` for each batch -- the batch's
+rows and views (:func:`_draw_rows`, :func:`_make_batch`), the teacher's refined targets and
+any batch mixing (:func:`_supervise`), the weighted objectives, backward and the optimizer,
+scheduler and teacher-updater steps (:func:`_optimize`) -- and :func:`_end_epoch` validates,
+selects and checkpoints. :func:`_save` / :func:`_restore` make a run resumable bit for bit.
+In-memory data is batched by tensor indexing (no DataLoader), so the loop costs what a
+hand-written PyTorch loop costs.
 """
 
 from __future__ import annotations
@@ -19,19 +24,23 @@ from torch import Tensor, nn
 
 from ..contracts import (Batch, Refiner, RefinerHooks, TaskAdapter, Targets, TeacherHooks,
                          TeacherUpdater, UpdaterHooks, takes_labels)
-from ..data.augment import Augment, default_views, role_generator
+from ..data.augment import Augment, role_generator
 from ..data.splits import Split
-from ..errors import MentorError, TrainingFault
+from ..errors import MentorError
 from ..features import Tap, TappedStudent, TappedTeacher, tapped_shapes
 from ..tasks import CLASSIFICATION
 from ..updates import EMA, Frozen
 from .accel import get_accelerator, release, uses_plain_step
 from .checkpoint import check_resume_info, latest_state, load_state, save_state
 from .evaluate import evaluate
-from .objectives import Objective, probe_objectives
+from .faults import check_weights, raise_fault
+from .objectives import Objective, probe_objectives, weighted_sum
+from .optim import make_optimizer, make_scheduler
+from .peek import peek_ahead
 from .sampling import TwoStreams
+from .signal import TeacherSide, prepare_teacher, resolve_teacher, teacher_targets
 from .telemetry import PseudoLabelMonitor
-from .views import views_for
+from .views import draw_stored_views, pipelines, role_views, views_for
 
 if TYPE_CHECKING:  # the recipe schema composes methods, which train on this loop
     from ..recipe import TrainSpec
@@ -49,68 +58,6 @@ class FitResult:
     finished: bool = True
     teacher_cached: bool = False
     resumed_step: int = 0  # the checkpoint's step when ``resume`` continued one, else 0
-
-
-def make_optimizer(params, spec: TrainSpec) -> torch.optim.Optimizer:
-    if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    if spec.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
-                           weight_decay=spec.weight_decay)
-
-
-def make_scheduler(optimizer, spec: TrainSpec, total_steps: int):
-    if spec.schedule == "constant":
-        return None
-    total = max(total_steps, 1)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
-
-
-class TeacherSignal:
-    """Teacher logits for a batch: looked up from outputs computed once for the whole
-    training split (frozen teacher, un-augmented inputs) or computed for the batch.
-
-    A teacher that needs to know which samples it sees (e.g. a privileged-input teacher
-    reading extra per-sample data) provides ``logits_at(x, index)``; ``index`` are positions
-    in the training split.
-    """
-
-    def __init__(self, teacher, x: Tensor, cache: bool, chunk: int = 4096,
-                 positions: Tensor | None = None):
-        self.hooks = TeacherHooks(teacher)
-        self.positions = positions  # row i of x is row positions[i] of the teacher's split
-        self.cached: Tensor | dict[str, Tensor] | None = None
-        if cache:
-            with torch.no_grad():
-                parts = [self._compute(x[i:i + chunk],
-                                       torch.arange(i, min(i + chunk, len(x)), device=x.device))
-                         for i in range(0, len(x), chunk)]
-            self.cached = ({k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-                           if isinstance(parts[0], dict) else torch.cat(parts))
-
-    def _compute(self, x: Tensor, index: Tensor) -> Tensor | dict[str, Tensor]:
-        """Teacher outputs for rows ``index`` of the training split (``x`` are their inputs,
-        or views of them); the teacher is asked for the rows' source positions."""
-        pos = self.positions[index] if self.positions is not None else index
-        if self.hooks.outputs is not None:  # logits + tapped features, when it has them
-            return self.hooks.outputs(x, pos)
-        return self.hooks.logits(x, pos)
-
-    def __call__(self, x: Tensor, index: Tensor,
-                 view: Tensor | None = None) -> Tensor | dict[str, Tensor]:
-        cached = self.cached
-        if cached is not None and view is None:
-            if type(cached) is dict:
-                return {k: v[index] for k, v in cached.items()}
-            return cached[index]
-        with torch.no_grad():
-            at_view = self.hooks.logits_at_view
-            if view is not None and at_view is not None:  # a store looks the view up
-                pos = self.positions[index] if self.positions is not None else index
-                return at_view(x, pos, view)
-            return self._compute(x, index)  # x is the (augmented) input
 
 
 def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (),
@@ -156,15 +103,98 @@ def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (
     return result
 
 
+@dataclass
+class _Data:
+    """A training's rows on the device. ``y`` is ``-1`` where the student may not see the
+    label; ``lab_mask`` marks the rows it may see (``None``: all); ``positions`` maps rows of
+    a subset to the teacher's (and views') source rows; ``views_n`` rows cover every source
+    row."""
+
+    x: Tensor
+    y: Tensor
+    lab_mask: Tensor | None
+    positions: Tensor | None
+    weak_y: Tensor | None
+    x_val: Tensor
+    y_val: Tensor
+    views_n: int
+    input_shape: tuple[int, ...]
+
+
+@dataclass
+class _Training:
+    """What stays fixed while one training runs: the parts, the model and its optimizer, the
+    batching, the data on the device, the teacher side and the views."""
+
+    spec: TrainSpec
+    seed: int
+    task: TaskAdapter
+    objectives: Sequence[Objective]
+    refiners: list[RefinerHooks]
+    updater: UpdaterHooks
+    acc: Any
+    model: nn.Module  # what is called: DDP-wrapped under several processes
+    raw_model: nn.Module  # its weights
+    optimizer: torch.optim.Optimizer
+    opt_step: Any  # the optimizer, or Accelerate's wrapper of it
+    plain: bool  # backward and step without Accelerate's wrappers
+    scheduler: Any
+    autocast: Callable | None
+    with_labels: bool  # the model reads the labels as input: model(x, y)
+    steps_per_epoch: int
+    g_batch: int  # rows of a global batch
+    sampler: TwoStreams | None  # labeled and unlabeled streams (semi-supervised)
+    data: _Data
+    teacher: TeacherSide | None
+    views: Any  # a label store's stored views
+    mixer: Any  # SelfMix of two stored views
+    batch_mixer: Any  # e.g. BCP's copy-paste
+    pipes: dict[str, Augment]  # weak / strong view per role
+    monitor: PseudoLabelMonitor | None
+    need_pseudo: bool  # unlabeled rows take the teacher's prediction as label
+    ahead: int  # virtual future steps of the teacher updater (FST)
+    averaged: nn.Module | None  # an EMA of the student's weights (eval_ema)
+    averager: EMA | None
+    ckpt: Path | None
+    gen: torch.Generator  # the data order
+
+
+@dataclass
+class _Progress:
+    """Where a training is: what a checkpoint saves and a resume restores."""
+
+    history: dict[str, list]
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # the first batch of ``epoch`` still to run
+    order: Tensor | None = None  # the epoch's row order (drawn at its start)
+    running: float = 0.0  # loss sum of the epoch's batches run before a resume
+    best_val: float = -1.0
+    best_epoch: int = -1
+    best_state: dict[str, Tensor] | None = None
+    resumed_step: int = 0
+
+
+@dataclass
+class _Rows:
+    """The rows of one step on this process and the draws made for them."""
+
+    idx: Tensor  # positions in the training split
+    source: Tensor  # positions in the teacher's (and the views') split
+    view: Tensor | None  # a stored view id per row (a label store made with views)
+    mixing: tuple | None  # SelfMix: (rows that mix, their second view, box draws)
+    local: Tensor | None  # this process's positions in the global batch (several processes)
+
+
 def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Objective],
-        spec: TrainSpec, seed: int, num_classes: int, teacher=None,
-        refiners: Sequence[Refiner] = (), updater: TeacherUpdater | None = None,
-        checkpoint_dir: Path | None = None, resume: bool = False,
-        max_steps: int | None = None,
-        on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
-        task: TaskAdapter = CLASSIFICATION, views=None, mixer=None,
-        augment: dict[str, str | None] | None = None,
-        input_shape: Sequence[int] | None = None, batch_mixer=None) -> FitResult:
+         spec: TrainSpec, seed: int, num_classes: int, teacher=None,
+         refiners: Sequence[Refiner] = (), updater: TeacherUpdater | None = None,
+         checkpoint_dir: Path | None = None, resume: bool = False,
+         max_steps: int | None = None,
+         on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+         task: TaskAdapter = CLASSIFICATION, views=None, mixer=None,
+         augment: dict[str, str | None] | None = None,
+         input_shape: Sequence[int] | None = None, batch_mixer=None) -> FitResult:
     """The training loop behind :func:`fit` (no feature taps).
 
     ``augment`` (semi-supervised views): which pipeline, ``"weak"``, ``"strong"`` or ``None``
@@ -174,31 +204,116 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     ``batch_mixer``: rebuilds each batch from mixed labeled and unlabeled rows after the
     teacher's targets are refined (BCP copy-paste, :mod:`mentor.mix.batch`).
     """
+    tr = _prepare(student, train, val, objectives=objectives, spec=spec, seed=seed,
+                  num_classes=num_classes, teacher=teacher, refiners=refiners,
+                  updater=updater, checkpoint_dir=checkpoint_dir, task=task, views=views,
+                  mixer=mixer, augment=augment, input_shape=input_shape,
+                  batch_mixer=batch_mixer)
+    if resume and tr.ckpt is not None and latest_state(tr.ckpt) is not None:
+        progress = _restore(tr)
+    else:
+        progress = _Progress({"epoch": [], "train_loss": [], "val_accuracy": []})
+    tr.model.train()
+    stopped = False
+    for epoch in range(progress.epoch, spec.epochs):
+        stopped, running = _run_epoch(tr, progress, epoch, max_steps)
+        check_weights(tr.raw_model, progress.step)  # the epoch's last update made them NaN
+        if stopped:
+            break
+        _end_epoch(tr, progress, epoch, running, on_epoch)
+    return _finish(tr, progress, stopped)
+
+
+def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, seed,
+             num_classes, teacher, refiners, updater, checkpoint_dir, task, views, mixer,
+             augment, input_shape, batch_mixer) -> _Training:
+    """Check the parts against each other and the data, then set everything up, in the
+    order the steps below need (the teacher is copied from the untrained student)."""
+    updater, refiners, needs_teacher, own_teacher = _parts(objectives, teacher, updater,
+                                                           refiners)
+    acc = get_accelerator(spec.mixed_precision)
+    task.check(student, teacher if needs_teacher and not own_teacher else None, train.x,
+               num_classes)
+    probe_objectives(objectives, num_classes)
+
+    plain = uses_plain_step(acc)
+    student.to(acc.device)
+    model = acc.prepare_model(student)
+    raw_model = acc.unwrap_model(model)
+    optimizer = make_optimizer(model.parameters(), spec)
+    opt_step = optimizer if plain else acc.prepare_optimizer(optimizer)
+    sampler, steps_per_epoch, augment = _batching(train, spec, seed, acc.num_processes,
+                                                  objectives, augment)
+    updater.bind_steps(steps_per_epoch)  # updaters that act per round
+    scheduler = make_scheduler(optimizer, spec, steps_per_epoch * spec.epochs)
+    data = _to_device(train, val, acc.device, input_shape)
+
+    side = None
+    if needs_teacher:
+        side = prepare_teacher(
+            resolve_teacher(teacher, updater, raw_model, num_classes), updater=updater,
+            spec=spec, device=acc.device, x=data.x, positions=data.positions, n=len(train),
+            subset=train.source_index is not None, views=views,
+            teacher_view=augment is not None and bool(augment.get("teacher")))
+        views = side.views
+    if mixer is not None and (views is None or side is None):
+        raise MentorError(f"{type(mixer).__name__} mixes two views of each sample, but this run "
+                          "has no views; expected a label store made with --views/--augment "
+                          "as the teacher (or fit(..., views=...)) and a teacher objective")
+    for refiner in refiners:  # stateful refiners start afresh with each run
+        refiner.reset()
+        refiner.bind(train.labeled.to(acc.device), train.y.to(acc.device), num_classes)
+        refiner.bind_inputs(train.x)  # e.g. clusters of the inputs
+    pipes = pipelines(augment, spec, data.input_shape)
+    monitor = None
+    if side is not None and data.lab_mask is not None:  # pseudo-label quality, hidden labels
+        judged = bool(refiners) or own_teacher  # collapse needs an admission or a self-teacher
+        monitor = PseudoLabelMonitor(train.y.to(acc.device), num_classes, refiners,
+                                     spec.collapse_steps if judged else 0)
+    # unlabeled rows take the teacher's prediction as label when a loss or the monitor reads it
+    need_pseudo = data.lab_mask is not None and (monitor is not None or any(
+        o.needs_labels and o.rows != "labeled" for o in objectives))
+    ahead = updater.ahead if side is not None else 0
+    if ahead and (batch_mixer is not None or mixer is not None):
+        raise MentorError(f"{updater.name} peeks ahead with virtual steps on plain "
+                          "batches; it cannot be combined with a batch mixer or SelfMix")
+    averaged = averager = None  # an EMA of the student's weights, validated (eval_ema)
+    if spec.eval_ema > 0:
+        averaged, averager = copy.deepcopy(raw_model).eval(), EMA(spec.eval_ema, warmup=True)
+    return _Training(
+        spec=spec, seed=seed, task=task, objectives=objectives, refiners=refiners,
+        updater=updater, acc=acc, model=model, raw_model=raw_model, optimizer=optimizer,
+        opt_step=opt_step, plain=plain, scheduler=scheduler,
+        autocast=acc.autocast if spec.mixed_precision != "no" else None,
+        with_labels=takes_labels(student), steps_per_epoch=steps_per_epoch,
+        g_batch=spec.batch_size * acc.num_processes, sampler=sampler, data=data,
+        teacher=side, views=views, mixer=mixer, batch_mixer=batch_mixer, pipes=pipes,
+        monitor=monitor, need_pseudo=need_pseudo, ahead=ahead, averaged=averaged,
+        averager=averager, ckpt=Path(checkpoint_dir) if checkpoint_dir is not None else None,
+        gen=torch.Generator().manual_seed(seed))
+
+
+def _parts(objectives, teacher, updater, refiners
+           ) -> tuple[UpdaterHooks, list[RefinerHooks], bool, bool]:
+    """The parts through their declared hooks, whether an objective reads a teacher, and
+    whether the updater builds that teacher from the student (none given)."""
     if not objectives:
         raise MentorError("a method needs at least one objective, got none")
     updater = UpdaterHooks(updater or Frozen())
-    refiners = [RefinerHooks(r) for r in refiners]
     needs_teacher = any(o.needs_teacher for o in objectives)
     own_teacher = teacher is None and updater.from_student
     if needs_teacher and teacher is None and not own_teacher:
         names = [o.loss for o in objectives if o.needs_teacher]
         raise MentorError(f"objective {names[0]!r} needs a teacher, but none was given")
-    acc = get_accelerator(spec.mixed_precision)
-    device = acc.device
-    task.check(student, teacher if needs_teacher and not own_teacher else None, train.x,
-               num_classes)
-    probe_objectives(objectives, num_classes)
+    return updater, [RefinerHooks(r) for r in refiners], needs_teacher, own_teacher
 
-    # a model that reads the labels as privileged input (a label-assisted teacher being
-    # trained) is called model(x, y), with y = -1 on rows whose label it may not see
-    with_labels = takes_labels(student)
-    plain = uses_plain_step(acc)
-    student.to(device)
-    model = acc.prepare_model(student)
-    raw_model = acc.unwrap_model(model)
-    optimizer = make_optimizer(model.parameters(), spec)
-    opt_step = optimizer if plain else acc.prepare_optimizer(optimizer)
-    world, rank = acc.num_processes, acc.process_index
+
+def _batching(train: Split, spec: TrainSpec, seed: int, world: int, objectives,
+              augment) -> tuple[TwoStreams | None, int, dict | None]:
+    """(sampler, steps per epoch, views): shuffled global batches of ``batch_size`` rows per
+    process, or -- semi-supervised, ``train.unlabeled_ratio > 0`` -- labeled and unlabeled
+    streams (:class:`~mentor.engine.sampling.TwoStreams`), where a method naming no views gets
+    the presets' labeled view (:func:`~mentor.engine.views.views_for`)."""
     n = len(train)
     g_batch = spec.batch_size * world
     steps_per_epoch = n // g_batch + (1 if n % g_batch >= world else 0)
@@ -215,369 +330,271 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     if steps_per_epoch == 0:
         raise MentorError(f"train.batch_size {spec.batch_size} x {world} processes leaves no "
                           f"batch from {n} training samples")
-    total_steps = steps_per_epoch * spec.epochs
-    updater.bind_steps(steps_per_epoch)  # updaters that act per round
-    observe_gradients = updater.observe_gradients
-    scheduler = make_scheduler(optimizer, spec, total_steps)
+    return sampler, steps_per_epoch, augment
 
-    x = train.x.to(device)
+
+def _to_device(train: Split, val: Split, device, input_shape) -> _Data:
+    """The splits' tensors on ``device``, labels hidden (``-1``) where they may not be seen."""
+    labeled = train.labeled.to(device)
+    y = train.y.to(device)
     # a subset (data selection) asks position-aware teachers and views for its source rows
     positions = train.source_index.to(device) if train.source_index is not None else None
-    labeled = train.labeled.to(device)
-    all_labeled = bool(labeled.all())
-    y = torch.where(labeled, train.y.to(device), torch.full_like(train.y.to(device), -1))
-    lab_mask = None if all_labeled else labeled
-    x_val, y_val = val.x.to(device), val.y.to(device)
-    weak_y = train.weak_y.to(device) if train.weak_y is not None else None
+    return _Data(
+        x=train.x.to(device), y=torch.where(labeled, y, torch.full_like(y, -1)),
+        lab_mask=None if bool(labeled.all()) else labeled, positions=positions,
+        weak_y=train.weak_y.to(device) if train.weak_y is not None else None,
+        x_val=val.x.to(device), y_val=val.y.to(device),
+        # the views' random table covers every source row (its rows do not depend on its size)
+        views_n=int(positions.max()) + 1 if positions is not None else len(train),
+        input_shape=tuple(input_shape or train.x.shape[1:]))
 
-    signal = None
-    teacher_module = None
-    samples = None  # rows of a label store teacher
-    build = updater.build_teacher
-    if needs_teacher and build is not None and (own_teacher or updater.needs_external):
-        # teachers of several models (static + EMA, EMA + reviewer)
-        teacher = build(teacher, copy.deepcopy(raw_model), num_classes)
-    elif needs_teacher and own_teacher:  # mean teacher: a copy of the student, or itself
-        from ..teachers import LiveTeacher, ModuleTeacher
-        teacher = (LiveTeacher(raw_model, num_classes) if updater.live
-                   else ModuleTeacher(copy.deepcopy(raw_model), num_classes,
-                                      "a moving average of the student"))
-    if needs_teacher:
-        hooks = TeacherHooks(teacher)
-        hooks.to(device)
-        teacher_module = hooks.module
-        if not updater.frozen and teacher_module is None:
-            raise MentorError(f"teacher updater {updater.name} needs a module teacher")
-        cacheable = hooks.cacheable  # False: outputs change as we train
-        cache = spec.cache_teacher == "always" or (spec.cache_teacher == "auto"
-                                                    and updater.frozen and cacheable)
-        if spec.cache_teacher == "always" and not updater.frozen:
-            raise MentorError("train.cache_teacher 'always' needs a frozen teacher; the teacher "
-                              f"updater is {updater.name}")
-        if spec.cache_teacher == "always" and not cacheable:
-            raise MentorError("train.cache_teacher 'always' cannot cache teacher "
-                              f"{hooks.description}: its "
-                              "outputs change during training; expected 'auto' or 'never'")
-        if views is None:  # a label store made with views: train on its stored views
-            views = hooks.views
-        samples = hooks.store_samples
-        if samples is not None and samples != n and train.source_index is None:
-            raise MentorError(f"the label store holds {samples} samples but the training split "
-                              f"has {n} rows; expected the store made from this training split")
-        teacher_view = augment is not None and bool(augment.get("teacher"))
-        if teacher_view and views is not None:
-            raise MentorError("weak/strong views cannot be combined with a label store's "
-                              "stored views; expected one of them")
-        if views is not None or teacher_view:
-            if spec.cache_teacher == "always":
-                raise MentorError("train.cache_teacher 'always' cannot cache a teacher on "
-                                  "augmented views; expected 'auto' or 'never'")
-            cache = False  # outputs depend on the view: looked up (store), or a fresh weak
-            #                view computed per batch
-        signal = TeacherSignal(teacher, x, cache, positions=positions)
-    # the views' random table must cover every source row (its rows do not depend on its size)
-    views_n = int(positions.max()) + 1 if positions is not None else n
-    if mixer is not None and (views is None or signal is None):
-        raise MentorError(f"{type(mixer).__name__} mixes two views of each sample, but this run "
-                          "has no views; expected a label store made with --views/--augment "
-                          "as the teacher (or fit(..., views=...)) and a teacher objective")
-    for refiner in refiners:  # stateful refiners start afresh with each run
-        refiner.reset()
-        refiner.bind(labeled, train.y.to(device), num_classes)  # pool-sized state
-        refiner.bind_inputs(train.x)  # e.g. clusters of the inputs
-    pipes = _pipelines(augment, spec, input_shape or tuple(train.x.shape[1:]))
-    monitor = None
-    if signal is not None and lab_mask is not None:  # pseudo-label quality on hidden labels
-        judged = bool(refiners) or own_teacher  # collapse needs an admission or a self-teacher
-        monitor = PseudoLabelMonitor(train.y.to(device), num_classes, refiners,
-                                     spec.collapse_steps if judged else 0)
-    # unlabeled rows take the teacher's arg-max as label when a loss or the monitor reads it
-    need_pseudo = lab_mask is not None and (monitor is not None or any(
-        o.needs_labels and o.rows != "labeled" for o in objectives))
-    local = None  # this process's positions in the global batch (several processes)
-    ahead = updater.ahead if signal is not None else 0
-    if ahead and (batch_mixer is not None or mixer is not None):
-        raise MentorError(f"{updater.name} peeks ahead with virtual steps on plain "
-                          "batches; it cannot be combined with a batch mixer or SelfMix")
-    averaged = None  # an EMA of the student's weights, validated and returned (eval_ema)
-    if spec.eval_ema > 0:
-        averaged = copy.deepcopy(raw_model).eval()
-        averager = EMA(spec.eval_ema, warmup=True)
 
-    gen = torch.Generator().manual_seed(seed)
-    history: dict[str, list] = {"epoch": [], "train_loss": [], "val_accuracy": []}
-    best_val, best_epoch, best_state = -1.0, -1, None
-    step, start_epoch, start_b = 0, 0, 0
-    order = None
-    resumed_running, resumed_step = 0.0, 0
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if resume and ckpt is not None and latest_state(ckpt) is not None:
-        info, order, extra = load_state(ckpt, model=raw_model, optimizer=optimizer,
-                                        scheduler=scheduler, generator=gen)
-        check_resume_info(info, epochs=spec.epochs, steps_per_epoch=steps_per_epoch,
-                          directory=ckpt)
-        step, start_epoch, start_b = info["step"], info["epoch"], info["batch"]
-        resumed_step = step
-        history, best_val, best_epoch = info["history"], info["best_val"], info["best_epoch"]
-        if info.get("has_best"):
-            best_state = {k[5:]: v.to(device) for k, v in extra.items() if k.startswith("best.")}
-        if teacher_module is not None and not updater.frozen and teacher_module is not raw_model:
-            teacher_module.load_state_dict({k[8:]: v.to(device) for k, v in extra.items()
-                                            if k.startswith("teacher.")})
-        _load_component_state(refiners, updater, extra)
-        if monitor is not None and "monitor.sums" in extra:
-            monitor.load_state_dict({k[8:]: v for k, v in extra.items()
-                                     if k.startswith("monitor.")})
-        if averaged is not None:
-            averaged.load_state_dict({k[9:]: v.to(device) for k, v in extra.items()
-                                      if k.startswith("averaged.")})
-        resumed_running = float(info.get("running_loss", 0.0))
-        if start_b == 0:
-            order = None
+def _run_epoch(tr: _Training, p: _Progress, epoch: int,
+               max_steps: int | None) -> tuple[bool, float]:
+    """Run the epoch's batches from ``p.batch`` on; return (stopped at ``max_steps``, the
+    epoch's loss sum). Checkpoints every ``train.checkpoint_every`` steps inside the epoch."""
+    if p.order is None:
+        p.order = torch.randperm(len(tr.data.x), generator=tr.gen)
+    order_dev = p.order.to(tr.acc.device)
+    running, p.running = p.running, 0.0
+    for b in range(p.batch, tr.steps_per_epoch):
+        running += _train_step(tr, p, epoch, b, order_dev)
+        if max_steps is not None and p.step >= max_steps:
+            _save(tr, p, epoch, b + 1, p.order, running)
+            return True, running
+        every = tr.spec.checkpoint_every
+        if tr.ckpt is not None and every and p.step % every == 0 and b + 1 < tr.steps_per_epoch:
+            _save(tr, p, epoch, b + 1, p.order, running)
+    return False, running
 
-    def checkpoint(epoch: int, b: int, order_now: Tensor, running_sum: float = 0.0) -> None:
-        if ckpt is None or not acc.is_main_process:
-            return
-        extra = {}
-        if best_state is not None:
-            extra.update({f"best.{k}": v for k, v in best_state.items()})
-        if teacher_module is not None and not updater.frozen and teacher_module is not raw_model:
-            extra.update({f"teacher.{k}": v for k, v in teacher_module.state_dict().items()})
-        extra.update(_component_state(refiners, updater))
-        if monitor is not None:
-            extra.update({f"monitor.{k}": v for k, v in monitor.state_dict().items()})
-        if averaged is not None:
-            extra.update({f"averaged.{k}": v for k, v in averaged.state_dict().items()})
-        save_state(ckpt, model=raw_model, optimizer=optimizer, scheduler=scheduler,
-                   generator=gen, order=order_now, extra_tensors=extra,
-                   info={"step": step, "epoch": epoch, "batch": b, "history": history,
-                         "best_val": best_val, "best_epoch": best_epoch,
-                         "has_best": best_state is not None, "seed": seed,
-                         "running_loss": running_sum})
 
-    autocast = acc.autocast if spec.mixed_precision != "no" else None
-    model.train()
-    stopped = False
-    for epoch in range(start_epoch, spec.epochs):
-        if order is None:
-            order = torch.randperm(n, generator=gen)
-        order_dev = order.to(device)
-        running = resumed_running
-        resumed_running = 0.0
-        for b in range(start_b, steps_per_epoch):
-            if sampler is not None:
-                idx = sampler.batch(step).to(device)
-            else:
-                idx = order_dev[b * g_batch:(b + 1) * g_batch]
-            view = mixing = None
-            size = len(idx)  # rows of the global batch
-            if world > 1:
-                local = (sampler.local(rank) if sampler is not None
-                         else torch.arange(size).tensor_split(world)[rank]).to(device)
-            if views is not None:  # one stored view per row, a pure function of (seed, step)
-                view = _draw_views(views.views, len(idx), seed, step)
-                if mixer is not None:  # (rows that mix, their second view, box draws)
-                    mixing = mixer.draw(views.views, len(idx), seed, step, view)
-            if world > 1:
-                idx = idx[local]
-                view = view.tensor_split(world)[rank] if view is not None else None
-                if mixing is not None:
-                    mixing = tuple(m.tensor_split(world)[rank] for m in mixing)
-            source = positions[idx] if positions is not None else idx
-            if view is not None:
-                xb = views.apply(x[idx], source, view, views_n)
-            else:
-                xb = x[idx]
-            batch = Batch(xb, y[idx], idx, None if lab_mask is None else lab_mask[idx],
-                          epoch, step, None if weak_y is None else weak_y[idx])
-            x_teacher = xb
-            if pipes:  # weak / strong views, a pure function of (seed, step, role)
-                x_teacher, xb = _ssl_views(pipes, x[idx], batch.labeled, seed, step,
-                                           local if world > 1 else None)
-                batch = replace(batch, x=xb)
-            if ahead:  # future-peek EMA (FST): K virtual student steps advance the teacher
-                _peek_ahead(ahead, updater, teacher_module, raw_model, model, optimizer,
-                            opt_step, plain, acc, refiners, objectives, signal, x_teacher, idx,
-                            view, xb, batch, need_pseudo, epoch, step, with_labels)
-            targets = None
-            if signal is not None:
-                targets, labels = _teacher_targets(signal, x_teacher, idx, view, batch,
-                                                   need_pseudo, refiners)
-                if monitor is not None:
-                    monitor.observe(targets, batch, epoch, step)
-                if batch_mixer is not None:  # e.g. BCP: labeled <-> unlabeled copy-paste
-                    xb, batch, targets = batch_mixer.mix(
-                        xb, batch, targets, role_generator(seed, step, 5),
-                        input_shape or tuple(train.x.shape[1:]))
-                if mixing is not None:  # SelfMix: paste a second view, mix its target in
-                    on, view2, u = mixing
-                    x2 = views.apply(x[idx], source, view2, views_n)
-                    targets2 = Targets(signal(x2, idx, view2), labels)
-                    for refine in refiners:
-                        targets2 = refine(targets2, batch)
-                    xb, targets = mixer.mix(xb, x2, targets, targets2, on, u, views.input_shape)
-                    batch = replace(batch, x=xb)
-            inputs = (xb, batch.y) if with_labels else (xb,)
-            if autocast is None:
-                logits = model(*inputs)
-                total = _weighted_sum(objectives, logits, targets, batch, epoch)
-            else:
-                with autocast():
-                    logits = model(*inputs)
-                    total = _weighted_sum(objectives, logits, targets, batch, epoch)
-            value = total.item()  # one read per step: exact step of a NaN/inf, cheap on CPU
-            if not math.isfinite(value):
-                _raise_fault(objectives, logits, targets, batch, epoch, step, raw_model)
-            optimizer.zero_grad(set_to_none=True)
-            if plain:
-                total.backward()
-            else:
-                acc.backward(total)
-            if observe_gradients is not None:  # e.g. a Fisher-masked EMA reads g^2
-                observe_gradients(raw_model)
-            opt_step.step()
-            if scheduler is not None:
-                scheduler.step()
-            step += 1
-            if not updater.frozen:
-                updater.update(teacher_module, raw_model, step)
-            if averaged is not None:
-                averager.update(averaged, raw_model, step)
-            running += value
-            if max_steps is not None and step >= max_steps:
-                stopped = True
-                checkpoint(epoch, b + 1, order, running)
-                break
-            if (ckpt is not None and spec.checkpoint_every and step % spec.checkpoint_every == 0
-                    and b + 1 < steps_per_epoch):
-                checkpoint(epoch, b + 1, order, running)
-        _check_weights(raw_model, step)  # an update of the epoch's last step made them NaN
-        if stopped:
-            break
-        done = steps_per_epoch
-        start_b = 0
-        order = None
-        judged = model if averaged is None else averaged
-        val = evaluate(judged, x_val, y_val, acc, task=task, labels_as_input=with_labels)
-        history["epoch"].append(epoch + 1)
-        history["train_loss"].append(running / max(done, 1))
-        history["val_accuracy"].append(val["accuracy"])
-        if monitor is not None:
-            for k, v in monitor.epoch_summary().items():
-                history.setdefault(k, []).append(v)
-        if spec.select == "best_val" and val["accuracy"] > best_val:
-            best_val, best_epoch = val["accuracy"], epoch + 1
-            source = raw_model if averaged is None else averaged
-            best_state = {k: v.detach().clone() for k, v in source.state_dict().items()}
-        if on_epoch is not None:
-            on_epoch(epoch + 1, {k: v[-1] for k, v in history.items() if k != "epoch"})
-        if ckpt is not None:  # at each epoch end, whatever checkpoint_every says
-            checkpoint(epoch + 1, 0, torch.empty(0, dtype=torch.long))
+def _train_step(tr: _Training, p: _Progress, epoch: int, b: int, order_dev: Tensor) -> float:
+    """One optimizer step on batch ``b`` of the epoch; return its loss."""
+    rows = _draw_rows(tr, p.step, b, order_dev)
+    batch, x_teacher = _make_batch(tr, rows, epoch, p.step)
+    if tr.ahead:  # future-peek EMA (FST): K virtual student steps advance the teacher
+        peek_ahead(tr.ahead, tr.updater, tr.teacher.module, tr.raw_model, tr.model,
+                   tr.optimizer, tr.opt_step, tr.plain, tr.acc, tr.refiners, tr.objectives,
+                   tr.teacher.signal, x_teacher, rows.idx, rows.view, batch.x, batch,
+                   tr.need_pseudo, epoch, p.step, tr.with_labels, tr.task)
+    targets = None
+    if tr.teacher is not None:
+        batch, targets = _supervise(tr, rows, batch, x_teacher, p.step)
+    return _optimize(tr, p, batch, targets, epoch)
+
+
+def _draw_rows(tr: _Training, step: int, b: int, order_dev: Tensor) -> _Rows:
+    """This process's rows of global batch ``b`` (a pure function of the order, or of the
+    sampler and ``step``) and their stored-view draws (a pure function of seed and step)."""
+    if tr.sampler is not None:
+        idx = tr.sampler.batch(step).to(tr.acc.device)
+    else:
+        idx = order_dev[b * tr.g_batch:(b + 1) * tr.g_batch]
+    world, rank = tr.acc.num_processes, tr.acc.process_index
+    view = mixing = local = None
+    if world > 1:
+        local = (tr.sampler.local(rank) if tr.sampler is not None
+                 else torch.arange(len(idx)).tensor_split(world)[rank]).to(tr.acc.device)
+    if tr.views is not None:  # one stored view per row, drawn for the global batch
+        view = draw_stored_views(tr.views.views, len(idx), tr.seed, step)
+        if tr.mixer is not None:  # (rows that mix, their second view, box draws)
+            mixing = tr.mixer.draw(tr.views.views, len(idx), tr.seed, step, view)
+    if world > 1:
+        idx = idx[local]
+        view = view.tensor_split(world)[rank] if view is not None else None
+        if mixing is not None:
+            mixing = tuple(m.tensor_split(world)[rank] for m in mixing)
+    source = tr.data.positions[idx] if tr.data.positions is not None else idx
+    return _Rows(idx, source, view, mixing, local)
+
+
+def _make_batch(tr: _Training, rows: _Rows, epoch: int, step: int) -> tuple[Batch, Tensor]:
+    """The batch the student trains on and the teacher's input: the rows, their stored view,
+    or the weak/strong view of each role (a pure function of seed, step and role)."""
+    d = tr.data
+    xb = (tr.views.apply(d.x[rows.idx], rows.source, rows.view, d.views_n)
+          if rows.view is not None else d.x[rows.idx])
+    batch = Batch(xb, d.y[rows.idx], rows.idx,
+                  None if d.lab_mask is None else d.lab_mask[rows.idx], epoch, step,
+                  None if d.weak_y is None else d.weak_y[rows.idx])
+    x_teacher = xb
+    if tr.pipes:
+        x_teacher, xs = role_views(tr.pipes, d.x[rows.idx], batch.labeled, tr.seed, step,
+                                   rows.local)
+        batch = replace(batch, x=xs)
+    return batch, x_teacher
+
+
+def _supervise(tr: _Training, rows: _Rows, batch: Batch, x_teacher: Tensor,
+               step: int) -> tuple[Batch, Targets]:
+    """The teacher's refined targets for the batch (observed by the pseudo-label monitor),
+    then batch mixing: a batch mixer (BCP) or SelfMix's pasted second view."""
+    signal = tr.teacher.signal
+    targets, labels = teacher_targets(signal, x_teacher, rows.idx, rows.view, batch,
+                                      tr.need_pseudo, tr.refiners, tr.task)
+    if tr.monitor is not None:
+        tr.monitor.observe(targets, batch, batch.epoch, step)
+    if tr.batch_mixer is not None:  # e.g. BCP: labeled <-> unlabeled copy-paste
+        _, batch, targets = tr.batch_mixer.mix(batch.x, batch, targets,
+                                               role_generator(tr.seed, step, 5),
+                                               tr.data.input_shape)
+    if rows.mixing is not None:  # SelfMix: paste a second view, mix its target in
+        on, view2, u = rows.mixing
+        d = tr.data
+        x2 = tr.views.apply(d.x[rows.idx], rows.source, view2, d.views_n)
+        targets2 = Targets(signal(x2, rows.idx, view2), labels)
+        for refine in tr.refiners:
+            targets2 = refine(targets2, batch)
+        xb, targets = tr.mixer.mix(batch.x, x2, targets, targets2, on, u, tr.views.input_shape)
+        batch = replace(batch, x=xb)
+    return batch, targets
+
+
+def _optimize(tr: _Training, p: _Progress, batch: Batch, targets: Targets | None,
+              epoch: int) -> float:
+    """Forward, the weighted objectives, backward, then the optimizer, scheduler, teacher
+    updater and weight-average steps; a non-finite loss stops the run naming its cause."""
+    inputs = (batch.x, batch.y) if tr.with_labels else (batch.x,)
+    if tr.autocast is None:
+        outputs = tr.model(*inputs)
+        total = weighted_sum(tr.objectives, outputs, targets, batch, epoch)
+    else:
+        with tr.autocast():
+            outputs = tr.model(*inputs)
+            total = weighted_sum(tr.objectives, outputs, targets, batch, epoch)
+    value = total.item()  # one read per step: exact step of a NaN/inf, cheap on CPU
+    if not math.isfinite(value):
+        raise_fault(tr.objectives, outputs, targets, batch, epoch, p.step, tr.raw_model)
+    tr.optimizer.zero_grad(set_to_none=True)
+    if tr.plain:
+        total.backward()
+    else:
+        tr.acc.backward(total)
+    if tr.updater.observe_gradients is not None:  # e.g. a Fisher-masked EMA reads g^2
+        tr.updater.observe_gradients(tr.raw_model)
+    tr.opt_step.step()
+    if tr.scheduler is not None:
+        tr.scheduler.step()
+    p.step += 1
+    if not tr.updater.frozen:
+        tr.updater.update(tr.teacher.module if tr.teacher is not None else None, tr.raw_model,
+                          p.step)
+    if tr.averaged is not None:
+        tr.averager.update(tr.averaged, tr.raw_model, p.step)
+    return value
+
+
+def _end_epoch(tr: _Training, p: _Progress, epoch: int, running: float,
+               on_epoch: Callable[[int, dict[str, Any]], None] | None) -> None:
+    """Validate (the weight average when there is one), record the epoch, keep the best
+    weights on validation, report, and checkpoint (at each epoch end, whatever
+    ``checkpoint_every`` says)."""
+    p.batch, p.order = 0, None
+    judged = tr.model if tr.averaged is None else tr.averaged
+    val = evaluate(judged, tr.data.x_val, tr.data.y_val, tr.acc, task=tr.task,
+                   labels_as_input=tr.with_labels)
+    history = p.history
+    history["epoch"].append(epoch + 1)
+    history["train_loss"].append(running / max(tr.steps_per_epoch, 1))
+    history["val_accuracy"].append(val["accuracy"])
+    if tr.monitor is not None:
+        for k, v in tr.monitor.epoch_summary().items():
+            history.setdefault(k, []).append(v)
+    if tr.spec.select == "best_val" and val["accuracy"] > p.best_val:
+        p.best_val, p.best_epoch = val["accuracy"], epoch + 1
+        source = tr.raw_model if tr.averaged is None else tr.averaged
+        p.best_state = {k: v.detach().clone() for k, v in source.state_dict().items()}
+    if on_epoch is not None:
+        on_epoch(epoch + 1, {k: v[-1] for k, v in history.items() if k != "epoch"})
+    _save(tr, p, epoch + 1, 0, torch.empty(0, dtype=torch.long))
+
+
+def _finish(tr: _Training, p: _Progress, stopped: bool) -> FitResult:
+    """Load the selected weights (best on validation, or the last -- averaged -- ones) into
+    the student and release the run's Accelerate references."""
+    raw_model, history = tr.raw_model, p.history
     if not stopped:
-        if spec.select == "best_val" and best_state is not None:
-            raw_model.load_state_dict(best_state)
+        if tr.spec.select == "best_val" and p.best_state is not None:
+            raw_model.load_state_dict(p.best_state)
         else:
-            if averaged is not None:  # the last averaged weights
-                raw_model.load_state_dict(averaged.state_dict())
-            best_val = history["val_accuracy"][-1] if history["val_accuracy"] else float("nan")
-            best_epoch = history["epoch"][-1] if history["epoch"] else -1
-    release(acc)
+            if tr.averaged is not None:  # the last averaged weights
+                raw_model.load_state_dict(tr.averaged.state_dict())
+            p.best_val = history["val_accuracy"][-1] if history["val_accuracy"] else float("nan")
+            p.best_epoch = history["epoch"][-1] if history["epoch"] else -1
+    release(tr.acc)
     raw_model.eval()
-    return FitResult(raw_model, history, best_epoch, best_val, step, not stopped,
-                     signal is not None and signal.cached is not None, resumed_step)
+    cached = tr.teacher is not None and tr.teacher.signal.cached is not None
+    return FitResult(raw_model, history, p.best_epoch, p.best_val, p.step, not stopped, cached,
+                     p.resumed_step)
 
 
-_ROLES = {"teacher": 1, "student": 2, "labeled": 3}
+def _moving_teacher(tr: _Training) -> nn.Module | None:
+    """The teacher module an updater moves, when it is not the student itself (checkpointed
+    with the run), else ``None``."""
+    module = tr.teacher.module if tr.teacher is not None else None
+    if module is None or tr.updater.frozen or module is tr.raw_model:
+        return None
+    return module
 
 
-def _pipelines(augment, spec: TrainSpec, input_shape) -> dict[str, Augment]:
-    """Role -> augmentation pipeline for a method's weak/strong views ({} without views)."""
-    if not augment or not any(augment.values()):
-        return {}
-    chosen = spec.augment.pipelines() if spec.augment is not None else {}
-    defaults = default_views(input_shape)
-    out = {}
-    for role, kind in augment.items():
-        if role not in _ROLES:
-            raise MentorError(f"augment role {role!r} is unknown; expected one of "
-                              f"{', '.join(_ROLES)}")
-        if kind is None:
-            continue
-        if kind not in ("weak", "strong"):
-            raise MentorError(f"augment.{role} must be 'weak', 'strong' or None, got {kind!r}")
-        ops = chosen.get(kind) if chosen.get(kind) is not None else defaults[kind]
-        out[role] = Augment(ops, input_shape, where=f"train.augment.{kind}")
-    return out
+def _save(tr: _Training, p: _Progress, epoch: int, b: int, order: Tensor,
+          running: float = 0.0) -> None:
+    """Checkpoint the run at batch ``b`` of ``epoch`` (main process only): the student, its
+    optimizer, scheduler and generators, the best weights so far, a moving teacher, the
+    refiners', updater's and monitor's state and the weight average."""
+    if tr.ckpt is None or not tr.acc.is_main_process:
+        return
+    extra = {}
+    if p.best_state is not None:
+        extra.update({f"best.{k}": v for k, v in p.best_state.items()})
+    teacher = _moving_teacher(tr)
+    if teacher is not None:
+        extra.update({f"teacher.{k}": v for k, v in teacher.state_dict().items()})
+    extra.update(_part_state(tr.refiners, tr.updater))
+    if tr.monitor is not None:
+        extra.update({f"monitor.{k}": v for k, v in tr.monitor.state_dict().items()})
+    if tr.averaged is not None:
+        extra.update({f"averaged.{k}": v for k, v in tr.averaged.state_dict().items()})
+    save_state(tr.ckpt, model=tr.raw_model, optimizer=tr.optimizer, scheduler=tr.scheduler,
+               generator=tr.gen, order=order, extra_tensors=extra,
+               info={"step": p.step, "epoch": epoch, "batch": b, "history": p.history,
+                     "best_val": p.best_val, "best_epoch": p.best_epoch,
+                     "has_best": p.best_state is not None, "seed": tr.seed,
+                     "running_loss": running})
 
 
-def _ssl_views(pipes: dict[str, Augment], rows: Tensor, labeled: Tensor | None, seed: int,
-               step: int, local: Tensor | None) -> tuple[Tensor, Tensor]:
-    """(teacher input, student input) of a batch. The student sees the ``labeled`` view on
-    labeled rows and the ``student`` view on the others; a role without a pipeline sees the
-    rows as they are. Each role's draws come from its own generator, by position in the
-    global batch (this process holds positions ``local``), so the views do not depend on the
-    number of processes."""
-    def view(role: str) -> Tensor:
-        pipe = pipes.get(role)
-        if pipe is None:
-            return rows
-        g = role_generator(seed, step, _ROLES[role])
-        return pipe(rows, g, positions=local)
-    x_lab, x_unl = view("labeled"), view("student")
-    x_student = x_lab if labeled is None else torch.where(labeled[:, None], x_lab, x_unl)
-    return view("teacher"), x_student
+def _restore(tr: _Training) -> _Progress:
+    """Load the run's latest checkpoint into the training and return where it stood."""
+    info, order, extra = load_state(tr.ckpt, model=tr.raw_model, optimizer=tr.optimizer,
+                                    scheduler=tr.scheduler, generator=tr.gen)
+    check_resume_info(info, epochs=tr.spec.epochs, steps_per_epoch=tr.steps_per_epoch,
+                      directory=tr.ckpt)
+    device = tr.acc.device
+
+    def part(prefix: str, to_device: bool = True) -> dict[str, Tensor]:
+        return {k[len(prefix):]: (v.to(device) if to_device else v)
+                for k, v in extra.items() if k.startswith(prefix)}
+
+    p = _Progress(info["history"], step=info["step"], epoch=info["epoch"], batch=info["batch"],
+                  order=order if info["batch"] != 0 else None,
+                  running=float(info.get("running_loss", 0.0)), best_val=info["best_val"],
+                  best_epoch=info["best_epoch"], resumed_step=info["step"])
+    if info.get("has_best"):
+        p.best_state = part("best.")
+    teacher = _moving_teacher(tr)
+    if teacher is not None:
+        teacher.load_state_dict(part("teacher."))
+    _load_part_state(tr.refiners, tr.updater, extra)
+    if tr.monitor is not None and "monitor.sums" in extra:
+        tr.monitor.load_state_dict(part("monitor.", to_device=False))
+    if tr.averaged is not None:
+        tr.averaged.load_state_dict(part("averaged."))
+    return p
 
 
-def _teacher_targets(signal, x_teacher: Tensor, idx: Tensor, view, batch: Batch,
-                     need_pseudo: bool, refiners) -> tuple[Targets, Tensor]:
-    """The refined teacher targets of a batch, and the labels before refinement: the true
-    label where the student may see it, else (``need_pseudo``) the teacher's arg-max."""
-    zt = signal(x_teacher, idx, view)
-    extra = None
-    if type(zt) is dict:  # logits plus other outputs (features, members, a reviewer)
-        extra, zt = zt, zt["logits"]
-    labels = torch.where(batch.labeled, batch.y, zt.argmax(-1)) if need_pseudo else batch.y
-    targets = Targets(zt, labels, extra=extra)
-    for refine in refiners:
-        targets = refine(targets, batch)
-    return targets, labels
-
-
-def _peek_ahead(k: int, updater, teacher_module, raw_model, model, optimizer, opt_step,
-                plain: bool, acc, refiners, objectives, signal, x_teacher, idx, view, xb,
-                batch: Batch, need_pseudo: bool, epoch: int, step: int,
-                with_labels: bool) -> None:
-    """FST-D's virtual future (METHODS.md §5): ``k`` times, move the teacher towards the
-    student and take an optimizer step on this batch with the teacher's targets; move the
-    teacher once more, then restore the student, the optimizer state and the refiners' state,
-    so only the teacher keeps what the virtual steps taught it."""
-    saved_model = {n: v.detach().clone() for n, v in raw_model.state_dict().items()}
-    saved_opt = copy.deepcopy(optimizer.state_dict())
-    saved_ref = [copy.deepcopy(r.state_dict()) for r in refiners]
-    inputs = (xb, batch.y) if with_labels else (xb,)
-    for _ in range(k):
-        updater.peek(teacher_module, raw_model, step + 1)
-        targets, _ = _teacher_targets(signal, x_teacher, idx, view, batch, need_pseudo,
-                                      refiners)
-        loss = _weighted_sum(objectives, model(*inputs), targets, batch, epoch)
-        optimizer.zero_grad(set_to_none=True)
-        if plain:
-            loss.backward()
-        else:
-            acc.backward(loss)
-        opt_step.step()
-    updater.peek(teacher_module, raw_model, step + 1)
-    with torch.no_grad():
-        raw_model.load_state_dict(saved_model)
-    optimizer.load_state_dict(saved_opt)
-    for r, state in zip(refiners, saved_ref):
-        if state is not None:
-            r.load_state_dict(state)
-
-
-def _component_state(refiners: Sequence[RefinerHooks],
-                     updater: UpdaterHooks) -> dict[str, Tensor]:
-    """Refiner and updater state as checkpoint tensors (``refiner.<i>.<key>``)."""
+def _part_state(refiners: Sequence[RefinerHooks], updater: UpdaterHooks) -> dict[str, Tensor]:
+    """Refiner and updater state as checkpoint tensors (``refiner.<i>.<key>``,
+    ``updater.<key>``)."""
     out = {}
     for i, r in enumerate(refiners):
         state = r.state_dict()
@@ -589,67 +606,9 @@ def _component_state(refiners: Sequence[RefinerHooks],
     return out
 
 
-def _load_component_state(refiners: Sequence[RefinerHooks], updater: UpdaterHooks,
-                          extra: dict[str, Tensor]) -> None:
+def _load_part_state(refiners: Sequence[RefinerHooks], updater: UpdaterHooks,
+                     extra: dict[str, Tensor]) -> None:
     for i, r in enumerate(refiners):
         pre = f"refiner.{i}."
         r.load_state_dict({k[len(pre):]: v for k, v in extra.items() if k.startswith(pre)})
     updater.load_state_dict({k[8:]: v for k, v in extra.items() if k.startswith("updater.")})
-
-
-def _draw_views(n_views: int, size: int, seed: int, step: int) -> Tensor:
-    """View ids for a global batch: a pure function of (seed, step), so resuming a run draws
-    the same views without any saved generator state."""
-    g = torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
-    return torch.randint(n_views, (size,), generator=g)
-
-
-def _weighted_sum(objectives: Sequence[Objective], logits: Tensor, targets: Targets | None,
-                  batch: Batch, epoch: int) -> Tensor:
-    total = None
-    for obj in objectives:
-        w = obj.weight_at(epoch)
-        if w == 0.0:
-            continue
-        term = w * obj(logits, targets, batch)
-        total = term if total is None else total + term
-    if total is None:
-        total = (logits["logits"] if type(logits) is dict else logits).sum() * 0.0
-    return total
-
-
-def _check_weights(model: nn.Module, step: int) -> None:
-    """Raise a :class:`TrainingFault` if a weight is NaN/inf, naming the update that made it
-    so (``step`` updates done) and why: a non-finite gradient (checked here, not every step:
-    the weights it poisons make the next loss non-finite, and the gradients of the last
-    update are still in place then), or a finite gradient times a huge learning rate."""
-    params = list(model.parameters())
-    if not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
-        return  # one host sync for all parameters: the common case, every epoch
-    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
-    if step == 0:
-        raise TrainingFault(f"the student's initial weights are non-finite (parameter "
-                            f"{bad[0]!r}) before training step 1; expected finite weights")
-    grads = [n for n, p in model.named_parameters()
-             if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
-    if grads:
-        raise TrainingFault(f"parameter {grads[0]!r} got a non-finite gradient at training "
-                            f"step {step} while the loss was finite, and the update made the "
-                            "weights non-finite; check the learning rate, the inputs and the "
-                            "model's operations")
-    raise TrainingFault(f"the update of training step {step} made parameter {bad[0]!r} "
-                        "non-finite although every gradient was finite; check the learning "
-                        "rate (too large?)")
-
-
-def _raise_fault(objectives, logits, targets, batch, epoch, step, model=None) -> None:
-    if model is not None:  # poisoned weights: the fault is the previous update's
-        _check_weights(model, step)
-    for obj in objectives:
-        value = obj(logits, targets, batch)
-        if not torch.isfinite(value):
-            raise TrainingFault(f"objective {obj.describe()} gave a non-finite loss "
-                                f"({float(value.detach())}) at training step {step + 1} (epoch "
-                                f"{epoch + 1}); check the learning rate and the inputs")
-    raise TrainingFault(f"the loss became non-finite at training step {step + 1} "
-                        f"(epoch {epoch + 1})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import torch
 from torch import Tensor
@@ -122,6 +122,22 @@ class Objective:
                        for k, v in self.params.items())
         ls = "LS " if self.standardize else ""
         return f"{self.weight:g}*{ls}{self.loss}({ps})"
+
+
+def weighted_sum(objectives: Sequence[Objective], outputs: Tensor | dict[str, Tensor],
+                 targets: Targets | None, batch: Batch, epoch: int) -> Tensor:
+    """The training loss of a batch: ``sum_i weight_i(epoch) * objective_i`` (an objective of
+    weight 0 at this epoch is not computed; with none left, a zero that keeps the graph)."""
+    total = None
+    for obj in objectives:
+        w = obj.weight_at(epoch)
+        if w == 0.0:
+            continue
+        term = w * obj(outputs, targets, batch)
+        total = term if total is None else total + term
+    if total is None:
+        total = (outputs["logits"] if type(outputs) is dict else outputs).sum() * 0.0
+    return total
 
 
 def probe_objectives(objectives, num_classes: int) -> None:
