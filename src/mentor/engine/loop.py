@@ -133,6 +133,9 @@ class _Training:
     refiners: list[RefinerHooks]
     updater: UpdaterHooks
     acc: Any
+    device: torch.device
+    world: int  # processes
+    rank: int  # this process
     model: nn.Module  # what is called: DDP-wrapped under several processes
     raw_model: nn.Module  # its weights
     optimizer: torch.optim.Optimizer
@@ -282,7 +285,8 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
         averaged, averager = copy.deepcopy(raw_model).eval(), EMA(spec.eval_ema, warmup=True)
     return _Training(
         spec=spec, seed=seed, task=task, objectives=objectives, refiners=refiners,
-        updater=updater, acc=acc, model=model, raw_model=raw_model, optimizer=optimizer,
+        updater=updater, acc=acc, device=acc.device, world=acc.num_processes,
+        rank=acc.process_index, model=model, raw_model=raw_model, optimizer=optimizer,
         opt_step=opt_step, plain=plain, scheduler=scheduler,
         autocast=acc.autocast if spec.mixed_precision != "no" else None,
         with_labels=takes_labels(student), steps_per_epoch=steps_per_epoch,
@@ -355,7 +359,7 @@ def _run_epoch(tr: _Training, p: _Progress, epoch: int,
     epoch's loss sum). Checkpoints every ``train.checkpoint_every`` steps inside the epoch."""
     if p.order is None:
         p.order = torch.randperm(len(tr.data.x), generator=tr.gen)
-    order_dev = p.order.to(tr.acc.device)
+    order_dev = p.order.to(tr.device)
     running, p.running = p.running, 0.0
     for b in range(p.batch, tr.steps_per_epoch):
         running += _train_step(tr, p, epoch, b, order_dev)
@@ -387,14 +391,14 @@ def _draw_rows(tr: _Training, step: int, b: int, order_dev: Tensor) -> _Rows:
     """This process's rows of global batch ``b`` (a pure function of the order, or of the
     sampler and ``step``) and their stored-view draws (a pure function of seed and step)."""
     if tr.sampler is not None:
-        idx = tr.sampler.batch(step).to(tr.acc.device)
+        idx = tr.sampler.batch(step).to(tr.device)
     else:
         idx = order_dev[b * tr.g_batch:(b + 1) * tr.g_batch]
-    world, rank = tr.acc.num_processes, tr.acc.process_index
+    world, rank = tr.world, tr.rank
     view = mixing = local = None
     if world > 1:
         local = (tr.sampler.local(rank) if tr.sampler is not None
-                 else torch.arange(len(idx)).tensor_split(world)[rank]).to(tr.acc.device)
+                 else torch.arange(len(idx)).tensor_split(world)[rank]).to(tr.device)
     if tr.views is not None:  # one stored view per row, drawn for the global batch
         view = draw_stored_views(tr.views.views, len(idx), tr.seed, step)
         if tr.mixer is not None:  # (rows that mix, their second view, box draws)
@@ -569,7 +573,7 @@ def _restore(tr: _Training) -> _Progress:
                                     scheduler=tr.scheduler, generator=tr.gen)
     check_resume_info(info, epochs=tr.spec.epochs, steps_per_epoch=tr.steps_per_epoch,
                       directory=tr.ckpt)
-    device = tr.acc.device
+    device = tr.device
 
     def part(prefix: str, to_device: bool = True) -> dict[str, Tensor]:
         return {k[len(prefix):]: (v.to(device) if to_device else v)
