@@ -102,17 +102,46 @@ def folder_lock(folder, refuse: Callable[[str], BaseException],
         os.close(fd)
 
 
-def lock_holder(path: Path) -> str:
-    """The holder recorded in a lock file, in words."""
+SETTLE_S = 2.0  # how long a contender waits for a new holder to write its record
+
+
+def lock_holder(path: Path, settle_s: float | None = None) -> str:
+    """The holder recorded in a locked lock file, in words. A holder writes its record just
+    after taking the lock, over the record a killed holder left; a contender that reads in
+    between (an empty or half-written record, or one naming a process gone from this host)
+    reads again for up to ``settle_s`` seconds (:data:`SETTLE_S`) before it says the pid is
+    unknown."""
+    deadline = time.monotonic() + (SETTLE_S if settle_s is None else settle_s)
+    while True:
+        info, words = _read_holder(path)
+        if (info is not None and _alive(info)) or time.monotonic() >= deadline:
+            return words
+        time.sleep(0.01)
+
+
+def _read_holder(path: Path) -> tuple[dict | None, str]:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return "pid unknown: its lock file is not a regular file"
+                return {}, "pid unknown: its lock file is not a regular file"
             info = json.loads(os.read(fd, 4096))
         finally:
             os.close(fd)
         what = f"{info['what']}, " if isinstance(info.get("what"), str) else ""
-        return f"{what}pid {int(info['pid'])} on {info['host']}, since {info['started']}"
+        return info, f"{what}pid {int(info['pid'])} on {info['host']}, since {info['started']}"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return "pid unknown: it is starting"
+        return None, "pid unknown: it is starting"
+
+
+def _alive(info: dict) -> bool:
+    """False only for a record naming a process of this host that no longer exists."""
+    if "pid" not in info or info.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(info["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError, TypeError, OverflowError):
+        return True
+    return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
+from mentor import locks
 from mentor.errors import MentorError
 from mentor.rundir import claim_run_dir, finish_run_dir
 
@@ -192,3 +194,63 @@ def test_an_incomplete_run_folder_is_not_published(tmp_path):
     assert tmp.is_dir() and not final.exists()
     (tmp / "input.yaml").write_text("name: r\n")
     assert finish_run_dir(tmp, final, required=("input.yaml", "results.json")) == final
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("left", ["dead", "empty", "half"])
+def test_a_contender_reads_the_new_holders_record_not_the_old_one(tmp_path, monkeypatch, left):
+    """The race CI met (two resumes of a killed run's folder): the loser read the lock file
+    after the winner had locked it and before the winner wrote its pid over what the killed
+    run left (that run's pid, nothing, or half a record), and named no pid or a dead one. A
+    contender reads again until the record names a live process; here the holder writes its
+    record right after the contender's first read, so no timing is assumed."""
+    import fcntl
+    folder = tmp_path / "run"
+    folder.mkdir()
+    path = folder / locks.LOCK
+    record = {"pid": _dead_pid(), "host": socket.gethostname(), "started": "then",
+              "what": "mentor run"}
+    path.write_text({"dead": json.dumps(record), "empty": "", "half": json.dumps(record)[:9]}[left])
+    fd = os.open(path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the new holder, before it writes its record
+    read, reads = locks._read_holder, []
+
+    def read_then_holder_writes(p):
+        reads.append(p)
+        out = read(p)
+        if len(reads) == 1:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({**record, "pid": os.getpid(), "started": "now"}).encode(), 0)
+        return out
+
+    monkeypatch.setattr(locks, "_read_holder", read_then_holder_writes)
+    try:
+        with pytest.raises(MentorError) as refused:
+            with locks.folder_lock(folder, lambda holder: MentorError(holder)):
+                pass
+    finally:
+        os.close(fd)
+    assert str(refused.value) == f"mentor run, pid {os.getpid()} on {socket.gethostname()}, since now"
+    assert len(reads) == 2
+
+
+def test_a_contender_gives_up_on_a_record_that_never_comes(tmp_path, monkeypatch):
+    """A holder that never writes its record (frozen between lock and write): the contender
+    says the pid is unknown after the settle time, instead of waiting forever."""
+    import fcntl
+    monkeypatch.setattr(locks, "SETTLE_S", 0.05)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    fd = os.open(folder / locks.LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(MentorError, match="^pid unknown: it is starting$"):
+            with locks.folder_lock(folder, lambda holder: MentorError(holder)):
+                pass
+    finally:
+        os.close(fd)
