@@ -33,22 +33,27 @@ def val_accuracy(model, xv, yv) -> float:
     return acc
 
 
+def kd_loss(zs, zt, y, T: float, alpha: float):
+    """``(1-alpha)·CE(zs, y) + alpha·T²·KL(softmax(zt/T) || softmax(zs/T))`` (batch mean),
+    written as mentor's ``kd`` objectives compute it (the sanity checks compare weights bit for
+    bit)."""
+    kl = F.kl_div(F.log_softmax(zs / T, -1), F.log_softmax(zt / T, -1), reduction="batchmean",
+                  log_target=True)
+    return (1.0 - alpha) * F.cross_entropy(zs, y) + alpha * T * T * kl
+
+
 def plain_kd_loop(student, x, y, xv, yv, zt_all, *, epochs, bs, lr, seed, T, alpha) -> float:
     """KD, ``(1-alpha)·CE + alpha·T²·KL``, with the teacher logits ``zt_all`` in memory."""
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     n = len(x)
-    w_ce, w_kd = 1.0 - alpha, alpha * T * T
     acc = float("nan")
     student.train()
     for _epoch in range(epochs):
         order = torch.randperm(n, generator=gen).to(x.device)
         for i in range(0, n, bs):
             idx = order[i:i + bs]
-            zs = student(x[idx])
-            kl = F.kl_div(F.log_softmax(zs / T, -1), F.log_softmax(zt_all[idx] / T, -1),
-                          reduction="batchmean", log_target=True)
-            loss = w_ce * F.cross_entropy(zs, y[idx]) + w_kd * kl
+            loss = kd_loss(student(x[idx]), zt_all[idx], y[idx], T, alpha)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -37,11 +37,16 @@ def kd_overhead(quick: bool) -> dict[str, str]:
     out.update({
         "ratio.ii_i": f"{r['ratio_ii_i']}", "ratio.iii_i": f"{r['ratio_iii_i']}",
         "online": f"{r['online_kd']} ×", "cached": f"{r['cached_kd']} ×",
+        "median_ratio.online": r["median_ratio_online_kd"],
+        "median_ratio.cached": r["median_ratio_cached_kd"],
+        "median_ratio.loader": r["median_ratio_loader_kd"],
         "min.online": r["min_online_kd"], "min.cached": r["min_cached_kd"],
         "overhead.online": f"{float(r['overhead_us_online']):+.0f} µs",
         "overhead.cached": f"{float(r['overhead_us_cached']):+.0f} µs",
         "step.online": f"{float(r['us_per_step_ii']):.0f} µs",
         "step.cached": f"{float(r['us_per_step_iii']):.0f} µs",
+        "loader": f"{r['loader_kd']} ×", "loader.min": r["min_loader_kd"],
+        "loader.plain": f"{r['median_s_p']} s", "loader.mentor": f"{r['median_s_m']} s",
         "wall": wall(secs),
     })
     return out
@@ -67,7 +72,18 @@ def label_throughput(quick: bool) -> dict[str, str]:
 
 measurement("kd-overhead", about="`benchmarks/kd_overhead.py` (digits, 100 epochs, medians of "
             "7 interleaved rounds, 1 thread): plain loops vs mentor, seconds, ratios, overhead "
-            "per step, wall time (machine timings)", ci="quick", minutes=2)(kd_overhead)
+            "per step; the DataLoader-fed case (3x32x32 images, 2 workers, CNN); wall time "
+            "(machine timings)", ci="quick", minutes=2)(kd_overhead)
+def stream_memory(quick: bool) -> dict[str, str]:
+    r, secs = _script("benchmarks/stream_memory.py", quick)
+    return {"ratio": r["stream_rss"], "rss_1x": f"{r['rss_mib_1x']} MiB",
+            "rss_10x": f"{r['rss_mib_10x']} MiB", "data_10x": f"{r['data_mib_10x']} MiB",
+            "target": "meets" if float(r["stream_rss"]) <= 1.2 else "misses", "wall": wall(secs)}
+
+
+measurement("stream-memory", about="`benchmarks/stream_memory.py` (KD from a file of 3x32x32 "
+            "images read row by row, 20,000 and 200,000 rows): peak resident memory of each, "
+            "their ratio, wall time", ci="quick", minutes=1)(stream_memory)
 measurement("label-throughput", about="`benchmarks/label_throughput.py` (synthetic 100-class "
             "teacher, 32,768 rows, 1 thread): store vs raw labeling, store epoch vs plain, "
             "bytes per row, wall time (machine timings but the bytes)", ci="quick",

@@ -183,6 +183,11 @@ class RefinerHooks(_StateHooks):
         if self._bind is not None:
             self._bind(labeled, y, num_classes)
 
+    @property
+    def reads_inputs(self) -> bool:
+        """The refiner has ``bind_inputs``: it needs every training input in memory."""
+        return self._bind_inputs is not None
+
     def bind_inputs(self, x: Tensor) -> None:
         if self._bind_inputs is not None:
             self._bind_inputs(x)
@@ -315,6 +320,41 @@ def selector_needs_teacher(selector: Any) -> bool:
     """True when ``selector`` scores with the teacher's outputs (declared optional hook,
     default False)."""
     return bool(_hook(selector, "needs_teacher", False))
+
+
+class RowSource(Protocol):
+    """A split's inputs by stable sample id ``0..len-1`` (:mod:`mentor.data.rows`: a tensor in
+    memory, or a map-style dataset read through a DataLoader). The engine draws each step's
+    ids itself (order, streams, views and resume index by id) and asks the source for their
+    inputs; a source only reads."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def in_memory(self) -> Tensor | None:
+        """Every input as one tensor, or ``None`` when they are not held in memory (parts
+        that read every input up front, e.g. a clustering refiner, refuse such a source)."""
+
+    random_access: bool  # False: read front to back (a stream); samplers that draw rows from
+    #                      anywhere (labeled and unlabeled streams) refuse it
+
+    def to(self, device: Any) -> "RowSource":
+        """The same rows, delivered on ``device``."""
+
+    def order(self, generator: Any) -> Tensor:
+        """An epoch's row order, drawn with the training's ``generator``: a permutation of
+        every row, or -- a stream without random access -- one that shuffles only within
+        windows of consecutive rows, so reading in that order is one pass."""
+
+    def take(self, ids: Tensor) -> Tensor:
+        """The inputs of rows ``ids``, stacked."""
+
+    def batches(self, ids: Any) -> Any:
+        """The inputs of each id batch of the iterable ``ids``, in order (an iterator; a
+        DataLoader-fed source reads ahead of the batch being used)."""
 
 
 @runtime_checkable

@@ -23,7 +23,10 @@ BENCH = ROOT / "benchmarks"
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 # script -> lines it must print (a regex for the name, then a number)
 SCRIPTS = {
-    "kd_overhead.py": ["RATIO online_kd", "RATIO cached_kd", "RESULT overhead_us_online"],
+    "kd_overhead.py": ["RATIO online_kd", "RATIO cached_kd", "RESULT overhead_us_online",
+                       "RATIO loader_kd"],
+    "loader_kd.py": ["RATIO loader_kd", "RESULT min_loader_kd"],
+    "stream_memory.py": ["RATIO stream_rss", "RESULT rss_mib_10x"],
     "label_throughput.py": ["RATIO label_throughput", "RATIO store_epoch",
                             "RESULT bytes_per_row_float32"],
     "lm_memory.py": ["RATIO lm_memory"],

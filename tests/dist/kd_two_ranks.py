@@ -57,3 +57,61 @@ save_weights(out / f"rank{r}-ssl.safetensors", ssl.model)
     "steps": ssl.steps, "coverage": ssl.history["pl_coverage"],
     "precision": ssl.history["pl_precision"],
     "selected": ssl_plan.refiners[0].selected.tolist()}))
+
+# KD whose rows come from a map-style dataset (DatasetRows through a DataLoader), on 1,024
+# rows (16 global batches of 2 x 32: equal shards, so the mean of the ranks' gradients is the
+# one-process gradient); each rank counts which rows it read.
+save_weights(out / "teacher.safetensors", teacher_net)
+
+
+class CountedRows(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y, self.reads = x, y, torch.zeros(len(x), dtype=torch.long)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        self.reads[i] += 1
+        return self.x[i], int(self.y[i])
+
+
+sub = mentor.data.Split(splits.train.x[:1024], splits.train.y[:1024],
+                        torch.ones(1024, dtype=torch.bool))
+rows = CountedRows(sub.x, sub.y)
+loaded = mentor.data.Split(mentor.data.DatasetRows(rows), sub.y, sub.labeled)
+val_rows = mentor.data.Split(mentor.data.DatasetRows(CountedRows(splits.val.x, splits.val.y)),
+                             splits.val.y, splits.val.labeled)
+kd_spec = TrainSpec(epochs=2, batch_size=32, lr=3e-3, cache_teacher="never", select="last")
+for name, train, val in (("memory", sub, splits.val), ("dataset", loaded, val_rows)):
+    torch.manual_seed(3)
+    student = mlp(splits.input_shape, 10, hidden=[16])
+    res = fit(student, train, val, objectives=plan.objectives, teacher=teacher, spec=kd_spec,
+              seed=4, num_classes=10)
+    save_weights(out / f"rank{r}-{name}.safetensors", res.model)
+torch.save(rows.reads, out / f"rank{r}-reads.pt")
+
+# the same KD rows as a stream read front to back (windows of 100 rows shuffled in place):
+# each rank reads the stream and keeps only its share of each batch
+stream_rows = mentor.data.StreamRows(lambda: iter(sub.x), 1024, window=100)
+seen = []
+batches = mentor.data.StreamRows.batches
+
+
+def recording(self, ids):
+    def kept():
+        for i in ids:
+            seen.append(i.clone())
+            yield i
+    return batches(self, kept())
+
+
+mentor.data.StreamRows.batches = recording
+torch.manual_seed(3)
+res = fit(mlp(splits.input_shape, 10, hidden=[16]),
+          mentor.data.Split(stream_rows, sub.y, sub.labeled), splits.val,
+          objectives=plan.objectives, teacher=teacher, spec=kd_spec, seed=4, num_classes=10)
+mentor.data.StreamRows.batches = batches
+save_weights(out / f"rank{r}-stream.safetensors", res.model)
+# the rows this rank trained on (the cache-free run reads nothing else from the stream)
+torch.save(torch.cat(seen), out / f"rank{r}-stream-ids.pt")

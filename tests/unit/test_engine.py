@@ -16,20 +16,6 @@ from mentor.teachers import ModuleTeacher
 from mentor.updates import EMA
 
 
-@pytest.fixture(scope="module")
-def splits():
-    return mentor.load_data("digits", labeled_fraction=0.3)
-
-
-@pytest.fixture(scope="module")
-def teacher(splits):
-    torch.manual_seed(0)
-    net = mlp(splits.input_shape, 10, hidden=[64])
-    res = fit(net, splits.train, splits.val, objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=3), seed=0, num_classes=10)
-    return ModuleTeacher(res.model, 10)
-
-
 def _student(seed=1, dropout=0.0):
     torch.manual_seed(seed)
     return mlp((8, 8), 10, hidden=[16], dropout=dropout)
@@ -226,3 +212,28 @@ def test_pseudo_labels_are_the_task_adapters_predictions():
     targets, labels = teacher_targets(signal, batch.x, batch.index, None, batch, False, [],
                                       Lowest())
     assert labels.tolist() == [2, -1, -1]  # no pseudo-labels asked for: the labels as given
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_the_weighted_sum_is_each_weight_times_its_objective(standardize):
+    """The training loss is sum_i w_i * objective_i, also where a loss's fused mean takes the
+    weight into its own factor (kd: T^2 * w): against a float64 reference written here."""
+    from mentor.contracts import Batch
+    from mentor.engine.objectives import weighted_sum
+    g = torch.Generator().manual_seed(0)
+    zs = torch.randn(8, 5, generator=g, dtype=torch.float64)
+    zt = torch.randn(8, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (8,), generator=g)
+    objectives = [Objective("ce", 0.3), Objective("kd", 0.7, {"temperature": 3.0},
+                                                  standardize=standardize)]
+    got = weighted_sum(objectives, zs, Targets(zt, y), Batch(zs, y, torch.arange(8), None), 0)
+
+    def z(v):  # logit standardization: eps + the unbiased std
+        if not standardize:
+            return v
+        return (v - v.mean(-1, keepdim=True)) / (1e-7 + v.std(-1, keepdim=True))
+    s, t = z(zs) / 3.0, z(zt) / 3.0
+    pt, log_ps = t.softmax(-1), s.log_softmax(-1)
+    kd = (pt * (pt.log() - log_ps)).sum(-1).mean() * 9.0
+    ce = -zs.log_softmax(-1)[torch.arange(8), y].mean()
+    torch.testing.assert_close(got, 0.3 * ce + 0.7 * kd, rtol=1e-12, atol=1e-12)

@@ -545,9 +545,10 @@ def test_fused_mean_and_unchecked_impl_agree_with_the_public_function(name):
     y = torch.randint(0, 6, (9,), generator=g)
     public = spec.fn(zs, zt, y, **spec.defaults)
     torch.testing.assert_close(spec.impl(zs, zt, y, **spec.defaults), public, rtol=0, atol=0)
-    if spec.mean_impl is not None:
-        torch.testing.assert_close(spec.mean_impl(zs, zt, y, **spec.defaults), public.mean(),
-                                   rtol=1e-12, atol=1e-12)
+    if spec.mean_impl is not None:  # scale (the objective's weight) times the mean
+        for scale in (1.0, 0.3, 2.5):
+            torch.testing.assert_close(spec.mean_impl(zs, zt, y, scale=scale, **spec.defaults),
+                                       scale * public.mean(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)

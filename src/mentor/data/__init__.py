@@ -7,11 +7,13 @@ from . import augment  # noqa: F401  (registers shift, flip, noise, mask, cutout
 from ..errors import DataError
 from .arrays import ArrayData, validate_arrays
 from .generated import append_unlabeled, with_generated
+from .rows import DatasetRows, StreamRows, TensorRows
 from .sources import load_source
 from .splits import Split, Splits, make_splits
 
-__all__ = ["ArrayData", "Split", "Splits", "from_arrays", "load_source", "make_splits",
-           "validate_arrays", "load", "with_generated"]
+__all__ = ["ArrayData", "DatasetRows", "Split", "Splits", "StreamRows", "TensorRows",
+           "from_arrays", "from_datasets", "load_source", "make_splits", "validate_arrays",
+           "load", "with_generated"]
 
 
 def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
@@ -64,3 +66,43 @@ def from_arrays(x, y, *, unlabeled=None, name: str = "arrays", num_classes: int 
                         f"one row, got shape {u.shape}")
     return append_unlabeled(splits, u, raw=True, kind="unlabeled",
                             what=f"{name}: unlabeled has rows")
+
+
+def from_datasets(train, val, test=None, *, num_classes: int, name: str = "datasets",
+                  labels=None, labeled=None, num_workers: int = 0, pin_memory: bool = False,
+                  prefetch_factor: int = 2, persistent_workers: bool = False) -> Splits:
+    """Map-style datasets (``len`` and ``ds[i]`` giving ``(input, label)``) as
+    :class:`Splits` whose inputs are read through a DataLoader
+    (:class:`~mentor.data.rows.DatasetRows`: ``num_workers`` processes read ahead of the
+    training step, ``pin_memory`` for GPUs); nothing is standardized or copied into memory.
+
+    Labels are read once from the items (only the labels are kept), unless ``labels`` gives
+    ``{"train": ..., "val": ..., "test": ...}`` tensors. ``labeled``: a boolean mask over the
+    training rows whose label the student may see (default: all); the others are unlabeled
+    rows for semi-supervised methods. ``test``: default the validation set.
+    """
+    loader = {"num_workers": num_workers, "pin_memory": pin_memory,
+              "prefetch_factor": prefetch_factor, "persistent_workers": persistent_workers}
+    given = labels or {}
+    parts = {}
+    for part, ds in (("train", train), ("val", val), ("test", test if test is not None
+                                                                else val)):
+        rows = DatasetRows(ds, **loader)
+        y = given.get(part)
+        y = rows.labels() if y is None else torch.as_tensor(y, dtype=torch.long)
+        if y.shape != (len(rows),):
+            raise DataError(f"labels[{part!r}] has shape {tuple(y.shape)}; expected "
+                            f"({len(rows)},), one label per row of the {part} dataset")
+        bad = (y < 0) | (y >= num_classes)
+        if bool(bad.any()):
+            raise DataError(f"{part} dataset row {int(bad.nonzero()[0])} has label "
+                            f"{int(y[bad][0])}; expected a class index in [0, {num_classes})")
+        mask = torch.ones(len(rows), dtype=torch.bool)
+        if part == "train" and labeled is not None:
+            mask = torch.as_tensor(labeled, dtype=torch.bool)
+            if mask.shape != (len(rows),):
+                raise DataError(f"labeled has shape {tuple(mask.shape)}; expected "
+                                f"({len(rows)},), one flag per training row")
+        parts[part] = Split(rows, y, mask)
+    return Splits(name, parts["train"], parts["val"], parts["test"], num_classes,
+                  parts["train"].x.input_shape, seed=0, unknown_rows="unlabeled")

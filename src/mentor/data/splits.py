@@ -20,7 +20,9 @@ class Split:
     position (label stores, privileged inputs) are asked for; ``None``: the rows themselves.
     ``weak_y``: a weak (possibly wrong) label per row, ``-1`` where there is none; the
     weakly-labeled pool is the unlabeled rows that have one (``y`` keeps the true label,
-    hidden from the student, for telemetry)."""
+    hidden from the student, for telemetry). ``x``: the inputs as a tensor, or a row source
+    (:class:`mentor.data.rows.DatasetRows`: a map-style dataset read through a DataLoader,
+    made by :func:`mentor.data.from_datasets`)."""
 
     x: Tensor
     y: Tensor

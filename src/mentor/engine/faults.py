@@ -15,9 +15,11 @@ from .objectives import Objective
 
 def check_weights(model: nn.Module, step: int) -> None:
     """Raise a :class:`TrainingFault` if a weight is NaN/inf, naming the update that made it
-    so (``step`` updates done) and why: a non-finite gradient (checked here, not every step:
-    the weights it poisons make the next loss non-finite, and the gradients of the last
-    update are still in place then), or a finite gradient times a huge learning rate."""
+    so (``step`` updates done) and why: a non-finite gradient, or a finite gradient times a
+    huge learning rate. Not run every step (nor every epoch): the weights an update poisons
+    make the next loss non-finite, and :func:`raise_fault` calls this while that update's
+    gradients are still in place; the loop calls it before writing a checkpoint and when the
+    training ends (the last update has no next loss)."""
     params = list(model.parameters())
     if not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
         return  # one host sync for all parameters: the common case, every epoch

@@ -7,12 +7,16 @@ rows and views (:func:`_draw_rows`, :func:`_make_batch`), the teacher's refined 
 any batch mixing (:func:`_supervise`), the weighted objectives, backward and the optimizer,
 scheduler and teacher-updater steps (:func:`_optimize`) -- and :func:`_end_epoch` validates,
 selects and checkpoints. :func:`_save` / :func:`_restore` make a run resumable bit for bit.
-In-memory data is batched by tensor indexing (no DataLoader), so the loop costs what a
-hand-written PyTorch loop costs.
+The training inputs are a row source (:mod:`mentor.data.rows`): in-memory data is batched
+by tensor indexing (no DataLoader), so the loop costs what a hand-written PyTorch loop
+costs; a map-style dataset is read by DataLoader workers ahead of the step that needs its
+rows. Either way the loop draws each step's row ids itself, so the batches, their views and
+a resume are the same for both.
 """
 
 from __future__ import annotations
 
+import collections
 import copy
 import math
 from dataclasses import dataclass, field, replace
@@ -25,6 +29,7 @@ from torch import Tensor, nn
 from ..contracts import (Batch, Refiner, RefinerHooks, TaskAdapter, Targets, TeacherHooks,
                          TeacherUpdater, UpdaterHooks, takes_labels)
 from ..data.augment import Augment, role_generator
+from ..data.rows import as_rows
 from ..data.splits import Split
 from ..errors import MentorError
 from ..features import Tap, TappedStudent, TappedTeacher, tapped_shapes
@@ -91,9 +96,9 @@ def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (
     try:
         first = (train.source_index[:2] if train.source_index is not None
                  else torch.arange(min(2, len(train))))
+        example = as_rows(train.x).take(torch.arange(min(2, len(train))))
         tapped_student = TappedStudent(student, list(taps),
-                                       tapped_shapes(tapped_teacher, train.x[:2], first),
-                                       train.x[:2])
+                                       tapped_shapes(tapped_teacher, example, first), example)
         result = _fit(tapped_student, train, val, teacher=tapped_teacher, **kwargs)
     finally:
         tapped_teacher.remove()
@@ -105,17 +110,19 @@ def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (
 
 @dataclass
 class _Data:
-    """A training's rows on the device. ``y`` is ``-1`` where the student may not see the
+    """A training's rows, read onto the device. ``rows`` / ``val_rows``: the inputs by sample
+    id (:class:`~mentor.data.rows.TensorRows` or a DataLoader-fed
+    :class:`~mentor.data.rows.DatasetRows`); ``y`` is ``-1`` where the student may not see the
     label; ``lab_mask`` marks the rows it may see (``None``: all); ``positions`` maps rows of
     a subset to the teacher's (and views') source rows; ``views_n`` rows cover every source
     row."""
 
-    x: Tensor
+    rows: Any
     y: Tensor
     lab_mask: Tensor | None
     positions: Tensor | None
     weak_y: Tensor | None
-    x_val: Tensor
+    val_rows: Any
     y_val: Tensor
     views_n: int
     input_shape: tuple[int, ...]
@@ -220,7 +227,6 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     stopped = False
     for epoch in range(progress.epoch, spec.epochs):
         stopped, running = _run_epoch(tr, progress, epoch, max_steps)
-        check_weights(tr.raw_model, progress.step)  # the epoch's last update made them NaN
         if stopped:
             break
         _end_epoch(tr, progress, epoch, running, on_epoch)
@@ -235,8 +241,9 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
     updater, refiners, needs_teacher, own_teacher = _parts(objectives, teacher, updater,
                                                            refiners)
     acc = get_accelerator(spec.mixed_precision)
-    task.check(student, teacher if needs_teacher and not own_teacher else None, train.x,
-               num_classes)
+    rows = as_rows(train.x)
+    task.check(student, teacher if needs_teacher and not own_teacher else None,
+               rows.take(torch.arange(min(2, len(rows)))), num_classes)
     probe_objectives(objectives, num_classes)
 
     plain = uses_plain_step(acc)
@@ -255,7 +262,7 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
     if needs_teacher:
         side = prepare_teacher(
             resolve_teacher(teacher, updater, raw_model, num_classes), updater=updater,
-            spec=spec, device=acc.device, x=data.x, positions=data.positions, n=len(train),
+            spec=spec, device=acc.device, rows=data.rows, positions=data.positions, n=len(train),
             subset=train.source_index is not None, views=views,
             teacher_view=augment is not None and bool(augment.get("teacher")))
         views = side.views
@@ -263,10 +270,7 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
         raise MentorError(f"{type(mixer).__name__} mixes two views of each sample, but this run "
                           "has no views; expected a label store made with --views/--augment "
                           "as the teacher (or fit(..., views=...)) and a teacher objective")
-    for refiner in refiners:  # stateful refiners start afresh with each run
-        refiner.reset()
-        refiner.bind(train.labeled.to(acc.device), train.y.to(acc.device), num_classes)
-        refiner.bind_inputs(train.x)  # e.g. clusters of the inputs
+    _bind_refiners(refiners, train, rows, acc.device, num_classes)
     pipes = pipelines(augment, spec, data.input_shape)
     monitor = None
     if side is not None and data.lab_mask is not None:  # pseudo-label quality, hidden labels
@@ -312,6 +316,21 @@ def _parts(objectives, teacher, updater, refiners
     return updater, [RefinerHooks(r) for r in refiners], needs_teacher, own_teacher
 
 
+def _bind_refiners(refiners: Sequence[RefinerHooks], train: Split, rows, device,
+                   num_classes: int) -> None:
+    """Stateful refiners start afresh with each run, bound to the pool (and to every input,
+    for the ones that read them: clusters)."""
+    for refiner in refiners:
+        refiner.reset()
+        refiner.bind(train.labeled.to(device), train.y.to(device), num_classes)
+        if refiner.reads_inputs:
+            if rows.in_memory is None:
+                raise MentorError(f"refiner {type(refiner.part).__name__} reads every training "
+                                  "input up front, but the training rows are read from a "
+                                  "dataset; expected in-memory training inputs (a tensor)")
+            refiner.bind_inputs(rows.in_memory)
+
+
 def _batching(train: Split, spec: TrainSpec, seed: int, world: int, objectives,
               augment) -> tuple[TwoStreams | None, int, dict | None]:
     """(sampler, steps per epoch, views): shuffled global batches of ``batch_size`` rows per
@@ -327,6 +346,11 @@ def _batching(train: Split, spec: TrainSpec, seed: int, world: int, objectives,
             raise MentorError("train.unlabeled_ratio needs labeled rows, but the training split "
                               "has none; expected data.labeled_fraction > 0 or "
                               "unlabeled_ratio 0")
+        if not as_rows(train.x).random_access:
+            raise MentorError("train.unlabeled_ratio draws labeled and unlabeled rows from "
+                              "anywhere in the training split, but its rows are a stream read "
+                              "front to back; expected unlabeled_ratio 0 or rows with random "
+                              "access (a tensor or a map-style dataset)")
         sampler = TwoStreams(train.labeled, spec.batch_size, spec.unlabeled_ratio, seed, world,
                              draw_unlabeled=any(o.rows != "labeled" for o in objectives))
         steps_per_epoch = sampler.steps_per_epoch
@@ -338,31 +362,38 @@ def _batching(train: Split, spec: TrainSpec, seed: int, world: int, objectives,
 
 
 def _to_device(train: Split, val: Split, device, input_shape) -> _Data:
-    """The splits' tensors on ``device``, labels hidden (``-1``) where they may not be seen."""
+    """The splits' rows read onto ``device`` (a tensor source is moved there once), labels
+    hidden (``-1``) where they may not be seen."""
     labeled = train.labeled.to(device)
     y = train.y.to(device)
     # a subset (data selection) asks position-aware teachers and views for its source rows
     positions = train.source_index.to(device) if train.source_index is not None else None
     return _Data(
-        x=train.x.to(device), y=torch.where(labeled, y, torch.full_like(y, -1)),
+        rows=as_rows(train.x).to(device), y=torch.where(labeled, y, torch.full_like(y, -1)),
         lab_mask=None if bool(labeled.all()) else labeled, positions=positions,
         weak_y=train.weak_y.to(device) if train.weak_y is not None else None,
-        x_val=val.x.to(device), y_val=val.y.to(device),
+        val_rows=as_rows(val.x).to(device), y_val=val.y.to(device),
         # the views' random table covers every source row (its rows do not depend on its size)
         views_n=int(positions.max()) + 1 if positions is not None else len(train),
-        input_shape=tuple(input_shape or train.x.shape[1:]))
+        input_shape=tuple(input_shape or as_rows(train.x).input_shape))
 
 
 def _run_epoch(tr: _Training, p: _Progress, epoch: int,
                max_steps: int | None) -> tuple[bool, float]:
     """Run the epoch's batches from ``p.batch`` on; return (stopped at ``max_steps``, the
-    epoch's loss sum). Checkpoints every ``train.checkpoint_every`` steps inside the epoch."""
+    epoch's loss sum). Checkpoints every ``train.checkpoint_every`` steps inside the epoch.
+    Each step's rows are drawn (a pure function of the order, seed and step) before their
+    inputs are read, so a DataLoader-fed source reads ahead what the steps will ask for."""
     if p.order is None:
-        p.order = torch.randperm(len(tr.data.x), generator=tr.gen)
+        p.order = tr.data.rows.order(tr.gen)  # a permutation (a stream: within windows)
     order_dev = p.order.to(tr.device)
     running, p.running = p.running, 0.0
-    for b in range(p.batch, tr.steps_per_epoch):
-        running += _train_step(tr, p, epoch, b, order_dev)
+    first, start = p.batch, p.step
+    drawn = (_draw_rows(tr, start + b - first, b, order_dev)
+             for b in range(first, tr.steps_per_epoch))
+    steps = _RowsAndInputs(drawn, tr.data.rows)
+    for b, (rows, x_rows) in zip(range(first, tr.steps_per_epoch), steps):
+        running += _train_step(tr, p, epoch, rows, x_rows)
         if max_steps is not None and p.step >= max_steps:
             _save(tr, p, epoch, b + 1, p.order, running)
             return True, running
@@ -372,10 +403,26 @@ def _run_epoch(tr: _Training, p: _Progress, epoch: int,
     return False, running
 
 
-def _train_step(tr: _Training, p: _Progress, epoch: int, b: int, order_dev: Tensor) -> float:
-    """One optimizer step on batch ``b`` of the epoch; return its loss."""
-    rows = _draw_rows(tr, p.step, b, order_dev)
-    batch, x_teacher = _make_batch(tr, rows, epoch, p.step)
+class _RowsAndInputs:
+    """Each step's drawn rows with their inputs, read by the row source in step order."""
+
+    def __init__(self, drawn, source):
+        self.drawn, self.source, self.seen = drawn, source, collections.deque()
+
+    def _ids(self):
+        for rows in self.drawn:
+            self.seen.append(rows)
+            yield rows.idx
+
+    def __iter__(self):
+        for x_rows in self.source.batches(self._ids()):
+            yield self.seen.popleft(), x_rows
+
+
+def _train_step(tr: _Training, p: _Progress, epoch: int, rows: _Rows,
+                x_rows: Tensor) -> float:
+    """One optimizer step on the drawn ``rows`` (inputs ``x_rows``); return its loss."""
+    batch, x_teacher = _make_batch(tr, rows, x_rows, epoch, p.step)
     if tr.ahead:  # future-peek EMA (FST): K virtual student steps advance the teacher
         peek_ahead(tr.ahead, tr.updater, tr.teacher.module, tr.raw_model, tr.model,
                    tr.optimizer, tr.opt_step, tr.plain, tr.acc, tr.refiners, tr.objectives,
@@ -383,7 +430,7 @@ def _train_step(tr: _Training, p: _Progress, epoch: int, b: int, order_dev: Tens
                    tr.need_pseudo, epoch, p.step, tr.with_labels, tr.task)
     targets = None
     if tr.teacher is not None:
-        batch, targets = _supervise(tr, rows, batch, x_teacher, p.step)
+        batch, targets = _supervise(tr, rows, x_rows, batch, x_teacher, p.step)
     return _optimize(tr, p, batch, targets, epoch)
 
 
@@ -412,24 +459,26 @@ def _draw_rows(tr: _Training, step: int, b: int, order_dev: Tensor) -> _Rows:
     return _Rows(idx, source, view, mixing, local)
 
 
-def _make_batch(tr: _Training, rows: _Rows, epoch: int, step: int) -> tuple[Batch, Tensor]:
-    """The batch the student trains on and the teacher's input: the rows, their stored view,
-    or the weak/strong view of each role (a pure function of seed, step and role)."""
+def _make_batch(tr: _Training, rows: _Rows, x_rows: Tensor, epoch: int,
+                step: int) -> tuple[Batch, Tensor]:
+    """The batch the student trains on and the teacher's input: the rows' inputs, their
+    stored view, or the weak/strong view of each role (a pure function of seed, step and
+    role)."""
     d = tr.data
-    xb = (tr.views.apply(d.x[rows.idx], rows.source, rows.view, d.views_n)
-          if rows.view is not None else d.x[rows.idx])
+    xb = (tr.views.apply(x_rows, rows.source, rows.view, d.views_n)
+          if rows.view is not None else x_rows)
     batch = Batch(xb, d.y[rows.idx], rows.idx,
                   None if d.lab_mask is None else d.lab_mask[rows.idx], epoch, step,
                   None if d.weak_y is None else d.weak_y[rows.idx])
     x_teacher = xb
     if tr.pipes:
-        x_teacher, xs = role_views(tr.pipes, d.x[rows.idx], batch.labeled, tr.seed, step,
+        x_teacher, xs = role_views(tr.pipes, x_rows, batch.labeled, tr.seed, step,
                                    rows.local)
         batch = replace(batch, x=xs)
     return batch, x_teacher
 
 
-def _supervise(tr: _Training, rows: _Rows, batch: Batch, x_teacher: Tensor,
+def _supervise(tr: _Training, rows: _Rows, x_rows: Tensor, batch: Batch, x_teacher: Tensor,
                step: int) -> tuple[Batch, Targets]:
     """The teacher's refined targets for the batch (observed by the pseudo-label monitor),
     then batch mixing: a batch mixer (BCP) or SelfMix's pasted second view."""
@@ -445,7 +494,7 @@ def _supervise(tr: _Training, rows: _Rows, batch: Batch, x_teacher: Tensor,
     if rows.mixing is not None:  # SelfMix: paste a second view, mix its target in
         on, view2, u = rows.mixing
         d = tr.data
-        x2 = tr.views.apply(d.x[rows.idx], rows.source, view2, d.views_n)
+        x2 = tr.views.apply(x_rows, rows.source, view2, d.views_n)
         targets2 = Targets(signal(x2, rows.idx, view2), labels)
         for refine in tr.refiners:
             targets2 = refine(targets2, batch)
@@ -495,7 +544,7 @@ def _end_epoch(tr: _Training, p: _Progress, epoch: int, running: float,
     ``checkpoint_every`` says)."""
     p.batch, p.order = 0, None
     judged = tr.model if tr.averaged is None else tr.averaged
-    val = evaluate(judged, tr.data.x_val, tr.data.y_val, tr.acc, task=tr.task,
+    val = evaluate(judged, tr.data.val_rows, tr.data.y_val, tr.acc, task=tr.task,
                    labels_as_input=tr.with_labels)
     history = p.history
     history["epoch"].append(epoch + 1)
@@ -517,6 +566,9 @@ def _finish(tr: _Training, p: _Progress, stopped: bool) -> FitResult:
     """Load the selected weights (best on validation, or the last -- averaged -- ones) into
     the student and release the run's Accelerate references."""
     raw_model, history = tr.raw_model, p.history
+    # the last update made the weights non-finite (an earlier one: the next step's loss
+    # was non-finite, and raise_fault named the update that did it)
+    check_weights(raw_model, p.step)
     if not stopped:
         if tr.spec.select == "best_val" and p.best_state is not None:
             raw_model.load_state_dict(p.best_state)
@@ -548,6 +600,7 @@ def _save(tr: _Training, p: _Progress, epoch: int, b: int, order: Tensor,
     refiners', updater's and monitor's state and the weight average."""
     if tr.ckpt is None or not tr.acc.is_main_process:
         return
+    check_weights(tr.raw_model, p.step)  # a checkpoint never holds poisoned weights
     extra = {}
     if p.best_state is not None:
         extra.update({f"best.{k}": v for k, v in p.best_state.items()})

@@ -68,7 +68,14 @@ class Objective:
         return self.weight
 
     def __call__(self, outputs: Tensor | dict[str, Tensor], targets: Targets | None,
-                 batch: Batch) -> Tensor:
+                 batch: Batch, scale: float = 1.0) -> Tensor:
+        """``scale`` times the objective's value (the weighted sum passes the weight: a
+        loss's fused mean takes it into its own scalar factor)."""
+        value, scaled = self._value(outputs, targets, batch, scale)
+        return value if scaled or scale == 1.0 else scale * value
+
+    def _value(self, outputs, targets, batch, scale) -> tuple[Tensor, bool]:
+        """(value, whether ``scale`` is already in it)."""
         logits = outputs[self.on] if type(outputs) is dict else outputs
         if self.self_target:
             t_logits = outputs["logits" if self.against == "head:logits"
@@ -86,8 +93,8 @@ class Objective:
         if mask is None and weight is None and not selects:
             labels = batch.y if self.rows == "labeled" or targets is None else targets.labels
             if self.mean_fn is not None:
-                return self.mean_fn(logits, t_logits, labels, **self.params)
-            return self.fn(logits, t_logits, labels, **self.params).mean()
+                return self.mean_fn(logits, t_logits, labels, scale=scale, **self.params), True
+            return self.fn(logits, t_logits, labels, **self.params).mean(), False
         if selects:
             if batch.labeled is None:  # every row is labeled
                 sel = torch.zeros(len(logits), dtype=torch.bool, device=logits.device)
@@ -111,11 +118,11 @@ class Objective:
         if mask is not None:
             m = mask.to(values.dtype)
             if self.normalize == "rows":
-                return (values * m).sum() / max(len(values), 1)
-            return (values * m).sum() / m.sum().clamp_min(1.0)
+                return (values * m).sum() / max(len(values), 1), False
+            return (values * m).sum() / m.sum().clamp_min(1.0), False
         if values.numel() == 0:
-            return values.sum()
-        return values.mean()
+            return values.sum(), False
+        return values.mean(), False
 
     def describe(self) -> str:
         ps = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
@@ -133,7 +140,7 @@ def weighted_sum(objectives: Sequence[Objective], outputs: Tensor | dict[str, Te
         w = obj.weight_at(epoch)
         if w == 0.0:
             continue
-        term = w * obj(outputs, targets, batch)
+        term = obj(outputs, targets, batch, w)
         total = term if total is None else total + term
     if total is None:
         total = (outputs["logits"] if type(outputs) is dict else outputs).sum() * 0.0

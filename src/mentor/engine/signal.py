@@ -33,16 +33,16 @@ class TeacherSignal:
     in the training split.
     """
 
-    def __init__(self, teacher, x: Tensor, cache: bool, chunk: int = 4096,
+    def __init__(self, teacher, rows, cache: bool, chunk: int = 4096,
                  positions: Tensor | None = None):
         self.hooks = TeacherHooks(teacher)
         self.positions = positions  # row i of x is row positions[i] of the teacher's split
         self.cached: Tensor | dict[str, Tensor] | None = None
-        if cache:
+        if cache:  # rows: a row source (mentor.data.rows), read once in chunks
+            ids = list(torch.arange(len(rows)).split(chunk))
             with torch.no_grad():
-                parts = [self._compute(x[i:i + chunk],
-                                       torch.arange(i, min(i + chunk, len(x)), device=x.device))
-                         for i in range(0, len(x), chunk)]
+                parts = [self._compute(x, i.to(x.device))
+                         for i, x in zip(ids, rows.batches(ids))]
             self.cached = ({k: torch.cat([p[k] for p in parts]) for k in parts[0]}
                            if isinstance(parts[0], dict) else torch.cat(parts))
 
@@ -95,10 +95,10 @@ def resolve_teacher(teacher, updater: UpdaterHooks, student: nn.Module, num_clas
 
 
 def prepare_teacher(teacher, *, updater: UpdaterHooks, spec: TrainSpec, device,
-                    x: Tensor, positions: Tensor | None, n: int, subset: bool,
+                    rows, positions: Tensor | None, n: int, subset: bool,
                     views, teacher_view: bool) -> TeacherSide:
     """Move ``teacher`` to ``device``, check it against the updater, the caching setting and
-    the views, and compute its outputs for the training rows ``x`` once when they cannot
+    the views, and compute its outputs for the training ``rows`` once when they cannot
     change (``spec.cache_teacher`` ``"auto"``: a frozen, cacheable teacher on un-augmented
     inputs). ``subset``: the split is a subset of the teacher's rows (``positions``);
     ``teacher_view``: the teacher sees a weak view of each batch."""
@@ -132,7 +132,7 @@ def prepare_teacher(teacher, *, updater: UpdaterHooks, spec: TrainSpec, device,
                               "augmented views; expected 'auto' or 'never'")
         cache = False  # outputs depend on the view: looked up (store), or a fresh weak
         #                view computed per batch
-    return TeacherSide(TeacherSignal(teacher, x, cache, positions=positions), module, views)
+    return TeacherSide(TeacherSignal(teacher, rows, cache, positions=positions), module, views)
 
 
 def teacher_targets(signal, x_teacher: Tensor, idx: Tensor, view, batch: Batch,

@@ -26,7 +26,7 @@ class LossSpec:
     constraints: dict[str, dict[str, Any]] = field(default_factory=dict)
     logit_loss: bool = True  # standardization applies to its logit inputs
     impl: Callable[..., Any] | None = None  # same values, parameters not re-checked
-    mean_impl: Callable[..., Any] | None = None  # batch mean in one fused expression
+    mean_impl: Callable[..., Any] | None = None  # scale x batch mean, one fused expression
     trailing_dims: tuple[int, ...] = ()  # example input (B, C, *trailing) for contract tests
     batch_coupled: bool = False  # a row's value depends on batch statistics (e.g. USKD)
 
@@ -62,8 +62,10 @@ def register_loss(name: str, *, description: str, paper: str = "", needs_teacher
 
     Returns the public function: it checks its parameters against the declared constraints,
     then calls the implementation. The engine calls the implementation directly (parameters
-    are checked once when an objective is built) and, where given, ``mean``: the batch mean
-    of the same values in one fused expression (cheaper forward and backward).
+    are checked once when an objective is built) and, where given, ``mean``:
+    ``mean(student_logits, teacher_logits, labels, *, scale, **params)``, ``scale`` (the
+    objective's weight) times the batch mean of the same values in one fused expression
+    (cheaper forward and backward: the engine then multiplies by no weight of its own).
     Public as :func:`mentor.register_loss` for plugins and user code.
     """
 

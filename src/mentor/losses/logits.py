@@ -53,8 +53,10 @@ def _check_pair(student_logits: Tensor, teacher_logits: Tensor) -> None:
             f"shape {tuple(teacher_logits.shape)}; expected the same (batch, classes)")
 
 
-def _ce_mean(student_logits, teacher_logits=None, labels=None, *, label_smoothing=0.0):
-    return F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
+def _ce_mean(student_logits, teacher_logits=None, labels=None, *, scale=1.0,
+             label_smoothing=0.0):
+    ce = F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
+    return ce if scale == 1.0 else scale * ce
 
 
 @register_loss("ce", description="cross-entropy with the hard labels", mean=_ce_mean,
@@ -70,11 +72,14 @@ def cross_entropy(student_logits: Tensor, teacher_logits: Tensor | None = None,
                            label_smoothing=label_smoothing)
 
 
-def _kd_mean(student_logits, teacher_logits, labels=None, *, temperature=4.0):
+def _kd_mean(student_logits, teacher_logits, labels=None, *, scale=1.0, temperature=4.0):
     _check_pair(student_logits, teacher_logits)
     log_ps = F.log_softmax(student_logits / temperature, dim=-1)
     log_pt = F.log_softmax(teacher_logits / temperature, dim=-1)
-    return F.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True) * temperature**2
+    # T^2 and the objective's weight in one factor: one multiplication less to run forward
+    # and backward on every step (the same bits whenever T^2 or the weight is a power of 2)
+    return (F.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True)
+            * (temperature**2 * scale))
 
 
 @register_loss("kd", mean=_kd_mean,

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..contracts import UpdaterHooks
 from ..engine.objectives import Objective
+from ..errors import MentorError
 from ..registry import METHODS
 
 
@@ -75,8 +77,14 @@ class MethodPlan:
         >>> result.history["epoch"], isinstance(result.model, torch.nn.Linear)
         ([1, 2], True)
         """
+        from ..data.rows import as_rows
         from ..engine import fit as engine_fit
-        module = self.prepare_student(student, train.x[:2])
+        rows = as_rows(train.x)
+        if self.select_train is not None and rows.in_memory is None:
+            raise MentorError(f"method {self.description!r} selects its training rows by "
+                              "scoring every input up front, but the training rows are read "
+                              "from a dataset; expected in-memory training inputs (a tensor)")
+        module = self.prepare_student(student, rows.take(torch.arange(min(2, len(rows)))))
         return engine_fit(module, self.prepare_train(train, seed), val,
                           objectives=self.objectives, refiners=[*self.refiners, *refiners],
                           updater=updater if updater is not None else self.updater,

@@ -1,0 +1,268 @@
+"""Where a split's inputs come from: tensors in memory, or a map-style dataset read through
+``torch.utils.data.DataLoader``.
+
+Both are :class:`mentor.contracts.RowSource`: rows are known by a stable sample id (their
+position ``0..n-1``), which is what the batch order, the label store, teacher caching,
+per-sample augmentation draws and resume index by. The engine asks a source for the inputs
+of a sequence of id batches (:meth:`batches`) and trains on them in that order, so a
+DataLoader-fed run sees exactly the batches an in-memory run of the same data sees (same
+seed, same order, same views) -- only where the bytes come from differs.
+
+- :class:`TensorRows`: indexing a tensor (the fast path: no DataLoader, no worker, no
+  collation; what a hand-written PyTorch loop over in-memory data costs).
+- :class:`DatasetRows`: ``dataset[i]`` for each id, read by DataLoader workers ahead of the
+  step that needs them (``num_workers``, ``pin_memory``, ``prefetch_factor``); items are an
+  input tensor or an ``(input, label, ...)`` tuple (the label is read from the split's ``y``,
+  not from the item). Memory holds the batches in flight, not the data set.
+- :class:`StreamRows`: a stream read front to back (a file, a generator, an
+  ``IterableDataset``); row ``i`` is the stream's ``i``-th item. It has no random access, so
+  its epoch order (:meth:`StreamRows.order`) shuffles rows only within windows of ``window``
+  consecutive rows (a shuffle buffer, drawn by the engine's seeded generator), and the stream
+  is read once per epoch holding at most two windows.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import MentorError
+
+__all__ = ["DatasetRows", "StreamRows", "TensorRows", "as_rows"]
+
+
+class TensorRows:
+    """Inputs held as one tensor ``(N, ...)``; a batch is ``x[ids]``."""
+
+    def __init__(self, x: Tensor):
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def in_memory(self) -> Tensor:
+        """The inputs as one tensor (parts that read every input up front use it)."""
+        return self.x
+
+    random_access = True  # any row, in any order
+
+    def to(self, device: Any) -> "TensorRows":
+        return TensorRows(self.x.to(device))
+
+    def order(self, generator: torch.Generator) -> Tensor:
+        """An epoch's row order: a permutation of every row."""
+        return torch.randperm(len(self.x), generator=generator)
+
+    def take(self, ids: Tensor) -> Tensor:
+        return self.x[ids]
+
+    def batches(self, ids: Iterable[Tensor]) -> Iterator[Tensor]:
+        x = self.x
+        for i in ids:
+            yield x[i]
+
+
+def _input_of(item: Any) -> Tensor:
+    x = item[0] if isinstance(item, (tuple, list)) else item
+    if not isinstance(x, Tensor):
+        x = torch.as_tensor(x)
+    return x
+
+
+def _collate_inputs(items: Sequence[Any]) -> Tensor:
+    """A batch of ``dataset[i]`` items as one input tensor (module level: workers pickle it)."""
+    return torch.stack([_input_of(item) for item in items])
+
+
+def _item_label(item: Any) -> int:
+    if not isinstance(item, (tuple, list)) or len(item) < 2:
+        raise MentorError("a dataset item must be (input, label, ...) for its labels to be "
+                          f"read, got {type(item).__name__}; expected tuples or labels=...")
+    return int(item[1])
+
+
+def _collate_labels(items: Sequence[Any]) -> Tensor:
+    return torch.tensor([_item_label(item) for item in items], dtype=torch.long)
+
+
+class _ReadRows:
+    """What the sources that read their rows (rather than hold them) share: ``n`` rows of
+    inputs of shape ``_shape``, delivered on ``device``; a subclass reads in :meth:`batches`."""
+
+    n: int
+    _shape: tuple[int, ...]
+    device: torch.device
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def in_memory(self) -> None:
+        """``None``: the inputs are not held in memory."""
+        return None
+
+    def to(self, device: Any):
+        moved = copy.copy(self)  # the same source and settings (no row is read again)
+        moved.device = torch.device(device)
+        return moved
+
+    def take(self, ids: Tensor) -> Tensor:
+        return next(self.batches([ids]))
+
+    def batches(self, ids: Iterable[Tensor]) -> Iterator[Tensor]:
+        raise NotImplementedError
+
+
+class DatasetRows(_ReadRows):
+    """A map-style dataset (``len`` and ``dataset[i]``) read through a DataLoader.
+
+    ``num_workers`` processes read the rows of the next batches while the model trains on
+    the current one (``prefetch_factor`` batches each); ``pin_memory`` pins them for a fast
+    copy to a GPU. ``device``: where :meth:`batches` puts the inputs (set by :meth:`to`).
+    """
+
+    def __init__(self, dataset, *, num_workers: int = 0, pin_memory: bool = False,
+                 prefetch_factor: int = 2, persistent_workers: bool = False, device: Any = None):
+        try:
+            n = len(dataset)
+        except TypeError:
+            raise MentorError(f"a {type(dataset).__name__} has no len(); expected a map-style "
+                              "dataset (len() and dataset[i])") from None
+        if n == 0:
+            raise MentorError("the dataset is empty; expected at least one row")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise MentorError(f"num_workers {num_workers!r} is not a count; expected an "
+                              "integer >= 0")
+        self.dataset, self.n = dataset, n
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.prefetch_factor, self.persistent_workers = prefetch_factor, persistent_workers
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+        self._shape = tuple(_input_of(dataset[0]).shape)
+
+    random_access = True  # dataset[i] for any i
+
+    def order(self, generator: torch.Generator) -> Tensor:
+        """An epoch's row order: a permutation of every row."""
+        return torch.randperm(self.n, generator=generator)
+
+    def _loader(self, ids: Iterable[Tensor], collate) -> torch.utils.data.DataLoader:
+        extra = ({"prefetch_factor": self.prefetch_factor,
+                  "persistent_workers": self.persistent_workers} if self.num_workers else {})
+        return torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=_IdBatches(ids), num_workers=self.num_workers,
+            pin_memory=self.pin_memory and self.device.type != "cpu", collate_fn=collate,
+            **extra)
+
+    def batches(self, ids: Iterable[Tensor]) -> Iterator[Tensor]:
+        non_blocking = self.pin_memory and self.device.type != "cpu"
+        for x in self._loader(ids, _collate_inputs):
+            yield x.to(self.device, non_blocking=non_blocking)
+
+    def labels(self, chunk: int = 1024) -> Tensor:
+        """Every row's label (``dataset[i][1]``), read once through the loader."""
+        ids = torch.arange(self.n).split(chunk)
+        return torch.cat(list(self._loader(ids, _collate_labels)))
+
+
+class _IdBatches:
+    """A DataLoader batch sampler over given id batches, drawn lazily (the engine's draws
+    are pure functions of seed and step, so drawing ahead changes nothing)."""
+
+    def __init__(self, ids: Iterable[Tensor]):
+        self.ids = ids
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for i in self.ids:
+            yield i.tolist()
+
+
+class StreamRows(_ReadRows):
+    """Rows read front to back from ``open()``, an iterable of input tensors or
+    ``(input, label, ...)`` tuples in a fixed order (opened anew for every pass), ``n`` rows.
+
+    An epoch's order keeps windows of ``window`` consecutive rows in place and shuffles each
+    window (``window >= n``: a full shuffle, holding every row); :meth:`batches` reads the
+    stream once, keeping only the rows of the windows in use. Under several processes each
+    reads the stream and keeps only the rows of its share of each batch.
+    """
+
+    def __init__(self, open: Callable[[], Iterable[Any]], n: int, *, window: int = 4096,
+                 device: Any = None):
+        if not callable(open):
+            raise MentorError(f"open {open!r} is not callable; expected a function that returns "
+                              "an iterable of the stream's rows")
+        for name, v in (("n", n), ("window", window)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise MentorError(f"{name} {v!r} is not a count; expected an integer >= 1")
+        self.open, self.n, self.window = open, n, window
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+        first = next(iter(open()), None)
+        if first is None:
+            raise MentorError("the stream is empty; expected at least one row")
+        self._shape = tuple(_input_of(first).shape)
+
+    random_access = False  # read front to back, once per pass
+
+    def order(self, generator: torch.Generator) -> Tensor:
+        """Each window of ``window`` consecutive rows shuffled in place."""
+        return torch.cat([start + torch.randperm(min(self.window, self.n - start),
+                                                 generator=generator)
+                          for start in range(0, self.n, self.window)])
+
+    def _items(self) -> Iterator[Any]:
+        count = 0
+        for item in self.open():
+            if count == self.n:
+                return
+            yield item
+            count += 1
+        if count < self.n:
+            raise MentorError(f"the stream ended after {count} rows; expected {self.n}, as its "
+                              "n says")
+
+    def batches(self, ids: Iterable[Tensor]) -> Iterator[Tensor]:
+        items, held, read, dropped = self._items(), {}, 0, 0
+        for batch in ids:
+            wanted = batch.tolist()
+            if not wanted:
+                yield torch.empty(0, *self._shape)
+                continue
+            lowest = min(wanted)
+            if lowest < dropped:
+                raise MentorError(f"row {lowest} of a stream was asked for after its window had "
+                                  "passed; expected ids in the stream's window order")
+            while read <= max(wanted):
+                held[read] = _input_of(next(items))
+                read += 1
+            keep_from = lowest - lowest % self.window  # earlier windows are done
+            for i in range(dropped, keep_from):
+                held.pop(i, None)
+            dropped = max(dropped, keep_from)
+            yield torch.stack([held[i] for i in wanted]).to(self.device)
+
+    def labels(self) -> Tensor:
+        """Every row's label (``item[1]``), read in one pass."""
+        return torch.tensor([_item_label(item) for item in self._items()], dtype=torch.long)
+
+
+def as_rows(x) -> TensorRows | DatasetRows | StreamRows:
+    """A split's ``x`` as a row source (a tensor becomes :class:`TensorRows`)."""
+    if isinstance(x, (TensorRows, DatasetRows, StreamRows)):
+        return x
+    if isinstance(x, Tensor):
+        return TensorRows(x)
+    raise MentorError(f"training inputs of type {type(x).__name__} are not supported; "
+                      "expected a tensor, mentor.data.DatasetRows or mentor.data.StreamRows")
+
