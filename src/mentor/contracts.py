@@ -359,9 +359,15 @@ class RowSource(Protocol):
 
 @runtime_checkable
 class TaskAdapter(Protocol):
-    """Says what a model output *is* for one task and how it is scored."""
+    """Says what a model output *is* for one task and how it is scored.
+
+    ``metric`` names the validation metric (classification: ``"accuracy"``), the mean of
+    :meth:`score` over a split; the engine records it per epoch as ``val_<metric>`` and keeps
+    the best epoch's weights by it, higher or lower as ``higher_is_better`` says."""
 
     name: str
+    metric: str
+    higher_is_better: bool
 
     def num_outputs(self, model: nn.Module, example: Tensor) -> int: ...
 
@@ -376,3 +382,7 @@ class TaskAdapter(Protocol):
 
     def correct(self, logits: Tensor, y: Tensor) -> Tensor:
         """Per-row correctness against labels (or against another model's outputs)."""
+
+    def score(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Per-row values of the validation metric (their mean over a split is the metric;
+        classification: 1 where the prediction is right)."""

@@ -237,3 +237,25 @@ def test_the_weighted_sum_is_each_weight_times_its_objective(standardize):
     kd = (pt * (pt.log() - log_ps)).sum(-1).mean() * 9.0
     ce = -zs.log_softmax(-1)[torch.arange(8), y].mean()
     torch.testing.assert_close(got, 0.3 * ce + 0.7 * kd, rtol=1e-12, atol=1e-12)
+
+
+def test_model_selection_follows_the_tasks_metric_and_its_direction(splits, teacher):
+    """A task whose validation metric is the error (lower is better): the engine records
+    ``val_error`` per epoch and keeps the epoch with the lowest, not the highest."""
+    from mentor.tasks.classification import Classification
+
+    class ErrorRate(Classification):
+        metric, higher_is_better = "error", False
+
+        def score(self, logits, y):
+            return (~self.correct(logits, y)).double()
+
+    spec = TrainSpec(epochs=6, batch_size=32, lr=3e-2, select="best_val")
+    res = _run(splits, teacher, spec=spec, task=ErrorRate())
+    errors = res.history["val_error"]
+    assert "val_accuracy" not in res.history and len(errors) == 6
+    assert len(set(errors)) > 1  # the error moves, so the direction matters
+    best = min(range(6), key=lambda e: (errors[e], e))  # the first epoch with the lowest error
+    assert res.best_epoch == best + 1 and res.best_val_accuracy == errors[best]
+    accuracy = _run(splits, teacher, spec=spec).history["val_accuracy"]  # same run, same seed
+    assert [round(1 - a, 12) for a in accuracy] == [round(e, 12) for e in errors]

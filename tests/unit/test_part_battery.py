@@ -212,6 +212,9 @@ def test_every_task_adapter_keeps_its_protocol(name):
     logits = model(x)
     assert task.predict(logits).shape == (5,)
     assert task.correct(logits, task.predict(logits)).all()
+    # the validation metric: its name, direction and per-row values
+    assert isinstance(task.metric, str) and isinstance(task.higher_is_better, bool)
+    assert task.score(logits, task.predict(logits)).shape == (5,)
 
 
 def test_optional_hooks_have_declared_defaults():

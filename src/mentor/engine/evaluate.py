@@ -42,7 +42,8 @@ def _rows_logits(model: nn.Module, rows, lo: int, hi: int, y: Tensor | None,
 def evaluate(model: nn.Module, x, y: Tensor, accelerator=None,
              teacher_logits: Tensor | None = None, task=None,
              labels_as_input: bool = False) -> dict[str, float]:
-    """Accuracy (and agreement with ``teacher_logits``) over the whole split.
+    """The task's metric (classification: ``accuracy``) and agreement with
+    ``teacher_logits`` over the whole split.
 
     ``labels_as_input``: the model reads the labels as privileged input (``model(x, y)``,
     a label-assisted teacher); its accuracy is then the label-assisted accuracy.
@@ -64,7 +65,7 @@ def evaluate(model: nn.Module, x, y: Tensor, accelerator=None,
         given = y if labels_as_input else None
         logits = (predict_logits(model, x[lo:hi], y=None if given is None else y[lo:hi])
                   if isinstance(x, Tensor) else _rows_logits(model, x, lo, hi, given))
-        right = task.correct(logits, y[lo:hi]).sum()
+        right = task.score(logits, y[lo:hi]).sum()
         if teacher_logits is not None:
             agree = task.correct(logits, teacher_logits[lo:hi]).sum()
     if world > 1:  # the counts of every shard, summed
@@ -73,7 +74,7 @@ def evaluate(model: nn.Module, x, y: Tensor, accelerator=None,
         right, n, agree = accelerator.reduce(counts, reduction="sum").tolist()
     else:
         right, n, agree = float(right), float(hi - lo), float(agree)
-    out = {"accuracy": right / max(n, 1.0), "n": int(n)}
+    out = {task.metric: right / max(n, 1.0), "n": int(n)}
     if teacher_logits is not None:
         out["teacher_agreement"] = agree / max(n, 1.0)
     return out

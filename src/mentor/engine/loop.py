@@ -53,7 +53,9 @@ if TYPE_CHECKING:  # the recipe schema composes methods, which train on this loo
 
 @dataclass
 class FitResult:
-    """The trained student (best-on-validation weights loaded unless ``select='last'``)."""
+    """The trained student (best-on-validation weights loaded unless ``select='last'``).
+    ``best_val_accuracy``: the selected epoch's validation metric -- the task's ``metric``
+    (classification: accuracy), also in ``history`` as ``val_<metric>``."""
 
     model: nn.Module
     history: dict[str, list] = field(default_factory=dict)
@@ -222,7 +224,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     if resume and tr.ckpt is not None and latest_state(tr.ckpt) is not None:
         progress = _restore(tr)
     else:
-        progress = _Progress({"epoch": [], "train_loss": [], "val_accuracy": []})
+        progress = _Progress({"epoch": [], "train_loss": [], f"val_{task.metric}": []})
     tr.model.train()
     stopped = False
     for epoch in range(progress.epoch, spec.epochs):
@@ -540,7 +542,7 @@ def _optimize(tr: _Training, p: _Progress, batch: Batch, targets: Targets | None
 def _end_epoch(tr: _Training, p: _Progress, epoch: int, running: float,
                on_epoch: Callable[[int, dict[str, Any]], None] | None) -> None:
     """Validate (the weight average when there is one), record the epoch, keep the best
-    weights on validation, report, and checkpoint (at each epoch end, whatever
+    weights by the task's validation metric (higher or lower, as the task says), report, and checkpoint (at each epoch end, whatever
     ``checkpoint_every`` says)."""
     p.batch, p.order = 0, None
     judged = tr.model if tr.averaged is None else tr.averaged
@@ -549,12 +551,14 @@ def _end_epoch(tr: _Training, p: _Progress, epoch: int, running: float,
     history = p.history
     history["epoch"].append(epoch + 1)
     history["train_loss"].append(running / max(tr.steps_per_epoch, 1))
-    history["val_accuracy"].append(val["accuracy"])
+    score = val[tr.task.metric]
+    history[f"val_{tr.task.metric}"].append(score)
     if tr.monitor is not None:
         for k, v in tr.monitor.epoch_summary().items():
             history.setdefault(k, []).append(v)
-    if tr.spec.select == "best_val" and val["accuracy"] > p.best_val:
-        p.best_val, p.best_epoch = val["accuracy"], epoch + 1
+    better = score > p.best_val if tr.task.higher_is_better else score < p.best_val
+    if tr.spec.select == "best_val" and (p.best_epoch < 0 or better):
+        p.best_val, p.best_epoch = score, epoch + 1
         source = tr.raw_model if tr.averaged is None else tr.averaged
         p.best_state = {k: v.detach().clone() for k, v in source.state_dict().items()}
     if on_epoch is not None:
@@ -575,7 +579,8 @@ def _finish(tr: _Training, p: _Progress, stopped: bool) -> FitResult:
         else:
             if tr.averaged is not None:  # the last averaged weights
                 raw_model.load_state_dict(tr.averaged.state_dict())
-            p.best_val = history["val_accuracy"][-1] if history["val_accuracy"] else float("nan")
+            scores = history[f"val_{tr.task.metric}"]
+            p.best_val = scores[-1] if scores else float("nan")
             p.best_epoch = history["epoch"][-1] if history["epoch"] else -1
     release(tr.acc)
     raw_model.eval()

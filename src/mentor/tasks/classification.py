@@ -13,6 +13,8 @@ class Classification:
     """The classification task adapter (the contract :class:`mentor.contracts.TaskAdapter`)."""
 
     name = "classification"
+    metric = "accuracy"
+    higher_is_better = True
 
     def num_outputs(self, model: nn.Module, example: Tensor) -> int:
         """Number of classes ``model`` outputs, checked on two example rows."""
@@ -44,6 +46,10 @@ class Classification:
         """Per-row 1/0: the prediction equals ``y`` (``y`` may be labels or other logits)."""
         target = y.argmax(-1) if y.ndim == logits.ndim else y
         return self.predict(logits) == target
+
+    def score(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Accuracy's per-row values: the prediction equals the label."""
+        return self.correct(logits, y)
 
 
 CLASSIFICATION = TASKS.register("classification", description="class logits (B, C); arg-max "
