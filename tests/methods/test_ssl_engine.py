@@ -439,10 +439,16 @@ def test_peek_ahead_restores_the_student_and_the_optimizer():
             with torch.no_grad():
                 return teacher(xt)
 
+    from types import SimpleNamespace
+
     from mentor.contracts import RefinerHooks, UpdaterHooks
-    peek_ahead(3, UpdaterHooks(FuturePeekEMA(0.5, ahead=3)), teacher, student, student, opt,
-                opt, True, None, [RefinerHooks(r) for r in plan.refiners], plan.objectives, Signal(), x, torch.arange(12), None, x,
-                batch, True, 0, 0, False, CLASSIFICATION)
+    training = SimpleNamespace(  # the fields of the engine's training that peek_ahead reads
+        ahead=3, updater=UpdaterHooks(FuturePeekEMA(0.5, ahead=3)),
+        teacher=SimpleNamespace(module=teacher, signal=Signal()), raw_model=student,
+        model=student, optimizer=opt, opt_step=opt, plain=True, acc=None,
+        refiners=[RefinerHooks(r) for r in plan.refiners], objectives=plan.objectives,
+        need_pseudo=True, with_labels=False, task=CLASSIFICATION)
+    peek_ahead(training, SimpleNamespace(idx=torch.arange(12), view=None), batch, x, 0, 0)
     assert all(torch.equal(before[k], v) for k, v in _state(student).items())
     after = opt.state_dict()["state"]
     for k, st in opt_before["state"].items():

@@ -426,10 +426,7 @@ def _train_step(tr: _Training, p: _Progress, epoch: int, rows: _Rows,
     """One optimizer step on the drawn ``rows`` (inputs ``x_rows``); return its loss."""
     batch, x_teacher = _make_batch(tr, rows, x_rows, epoch, p.step)
     if tr.ahead:  # future-peek EMA (FST): K virtual student steps advance the teacher
-        peek_ahead(tr.ahead, tr.updater, tr.teacher.module, tr.raw_model, tr.model,
-                   tr.optimizer, tr.opt_step, tr.plain, tr.acc, tr.refiners, tr.objectives,
-                   tr.teacher.signal, x_teacher, rows.idx, rows.view, batch.x, batch,
-                   tr.need_pseudo, epoch, p.step, tr.with_labels, tr.task)
+        peek_ahead(tr, rows, batch, x_teacher, epoch, p.step)
     targets = None
     if tr.teacher is not None:
         batch, targets = _supervise(tr, rows, x_rows, batch, x_teacher, p.step)
