@@ -144,6 +144,17 @@ def test_a_source_that_is_not_a_map_style_dataset_is_refused(bad, match):
         DatasetRows(bad)
 
 
+@pytest.mark.parametrize("field, value, match", [
+    ("num_workers", -1, "num_workers -1 is not a count; expected an integer >= 0"),
+    ("num_workers", True, "num_workers True is not a count"),
+    ("prefetch_factor", 0, "prefetch_factor 0 is not a count; expected an integer >= 1"),
+    ("prefetch_factor", 2.5, "prefetch_factor 2.5 is not a count"),
+])
+def test_bad_loader_settings_are_refused_in_one_sentence(field, value, match):
+    with pytest.raises(MentorError, match=match):
+        DatasetRows([torch.zeros(2)], **{field: value})
+
+
 def test_parts_that_read_every_input_refuse_a_dataset(splits, teacher):
     """A refiner that clusters the inputs (bind_inputs) cannot run on rows it never holds."""
     from mentor.registry import REFINERS

@@ -70,7 +70,7 @@ def from_arrays(x, y, *, unlabeled=None, name: str = "arrays", num_classes: int 
 
 def from_datasets(train, val, test=None, *, num_classes: int, name: str = "datasets",
                   labels=None, labeled=None, num_workers: int = 0, pin_memory: bool = False,
-                  prefetch_factor: int = 2, persistent_workers: bool = False) -> Splits:
+                  prefetch_factor: int = 2) -> Splits:
     """Map-style datasets (``len`` and ``ds[i]`` giving ``(input, label)``) as
     :class:`Splits` whose inputs are read through a DataLoader
     (:class:`~mentor.data.rows.DatasetRows`: ``num_workers`` processes read ahead of the
@@ -82,7 +82,7 @@ def from_datasets(train, val, test=None, *, num_classes: int, name: str = "datas
     rows for semi-supervised methods. ``test``: default the validation set.
     """
     loader = {"num_workers": num_workers, "pin_memory": pin_memory,
-              "prefetch_factor": prefetch_factor, "persistent_workers": persistent_workers}
+              "prefetch_factor": prefetch_factor}
     given = labels or {}
     parts = {}
     for part, ds in (("train", train), ("val", val), ("test", test if test is not None
