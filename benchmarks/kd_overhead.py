@@ -30,9 +30,9 @@ run right after the plain loop it is compared with); medians are reported, and t
 lines are the median over rounds of each round's mentor/plain ratio (a paired estimate: the
 two runs of a pair are back to back, so load that drifts over the minutes of the script --
 this project's VM has noisy neighbours -- cancels; the ratio of the medians is printed as
-``RESULT median_ratio_*``). Sanity check, which fails the script (exit 1) when it does not hold: mentor and
-the plain loop do the same work, so (iv) ends with bit-identical weights and the same
-validation accuracy as (ii), and (v) as (iii). Machine-readable lines: ``RESULT name value``
+``RESULT median_ratio_*``). Sanity check, which fails the script (exit 1) when it does not
+hold: mentor and the plain loop do the same work, so (iv) ends with bit-identical weights and
+the same validation accuracy as (ii), and (v) as (iii). Machine-readable lines: ``RESULT name value``
 (medians in seconds, ratios, mentor's overhead per step in microseconds, the plain loops'
 step time, the min-based ratios), and last
 

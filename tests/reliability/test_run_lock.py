@@ -215,7 +215,8 @@ def test_a_contender_reads_the_new_holders_record_not_the_old_one(tmp_path, monk
     path = folder / locks.LOCK
     record = {"pid": _dead_pid(), "host": socket.gethostname(), "started": "then",
               "what": "mentor run"}
-    path.write_text({"dead": json.dumps(record), "empty": "", "half": json.dumps(record)[:9]}[left])
+    left_behind = {"dead": json.dumps(record), "empty": "", "half": json.dumps(record)[:9]}
+    path.write_text(left_behind[left])
     fd = os.open(path, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)  # the new holder, before it writes its record
     read, reads = locks._read_holder, []
@@ -235,7 +236,8 @@ def test_a_contender_reads_the_new_holders_record_not_the_old_one(tmp_path, monk
                 pass
     finally:
         os.close(fd)
-    assert str(refused.value) == f"mentor run, pid {os.getpid()} on {socket.gethostname()}, since now"
+    expected = f"mentor run, pid {os.getpid()} on {socket.gethostname()}, since now"
+    assert str(refused.value) == expected
     assert len(reads) == 2
 
 

@@ -264,7 +264,8 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
     if needs_teacher:
         side = prepare_teacher(
             resolve_teacher(teacher, updater, raw_model, num_classes), updater=updater,
-            spec=spec, device=acc.device, rows=data.rows, positions=data.positions, n=len(train),
+            spec=spec, device=acc.device, rows=data.rows, positions=data.positions,
+            n=len(train),
             subset=train.source_index is not None, views=views,
             teacher_view=augment is not None and bool(augment.get("teacher")))
         views = side.views
@@ -539,8 +540,8 @@ def _optimize(tr: _Training, p: _Progress, batch: Batch, targets: Targets | None
 def _end_epoch(tr: _Training, p: _Progress, epoch: int, running: float,
                on_epoch: Callable[[int, dict[str, Any]], None] | None) -> None:
     """Validate (the weight average when there is one), record the epoch, keep the best
-    weights by the task's validation metric (higher or lower, as the task says), report, and checkpoint (at each epoch end, whatever
-    ``checkpoint_every`` says)."""
+    weights by the task's validation metric (higher or lower, as the task says), report,
+    and checkpoint (at each epoch end, whatever ``checkpoint_every`` says)."""
     p.batch, p.order = 0, None
     judged = tr.model if tr.averaged is None else tr.averaged
     val = evaluate(judged, tr.data.val_rows, tr.data.y_val, tr.acc, task=tr.task,
