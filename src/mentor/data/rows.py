@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ..errors import MentorError
 
-__all__ = ["DatasetRows", "StreamRows", "TensorRows", "as_rows"]
+__all__ = ["DatasetRows", "StreamRows", "TensorRows", "as_rows", "read_chunks"]
 
 
 class TensorRows:
@@ -268,3 +268,10 @@ def as_rows(x) -> TensorRows | DatasetRows | StreamRows:
     raise MentorError(f"training inputs of type {type(x).__name__} are not supported; "
                       "expected a tensor, mentor.data.DatasetRows or mentor.data.StreamRows")
 
+
+
+def read_chunks(rows, lo: int, hi: int, chunk: int = 4096) -> Iterator[tuple[Tensor, Tensor]]:
+    """Rows ``[lo, hi)`` of a row source in one pass, as ``(ids, inputs)`` of at most
+    ``chunk`` rows (a teacher's cached outputs, a validation)."""
+    ids = list(torch.arange(lo, hi).split(chunk))
+    return zip(ids, rows.batches(ids))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..data.rows import as_rows, read_chunks
+
 
 def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
     """Contiguous shard ``[lo, hi)`` of ``n`` rows for ``rank`` out of ``world``."""
@@ -13,29 +15,18 @@ def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: Tensor, chunk: int = 4096,
-                   y: Tensor | None = None) -> Tensor:
-    """Eval-mode logits in chunks; ``y`` given: ``model(x, y)`` (labels as model input)."""
+def predict_logits(model: nn.Module, x, lo: int = 0, hi: int | None = None,
+                   y: Tensor | None = None, chunk: int = 4096) -> Tensor | None:
+    """Eval-mode logits of rows ``[lo, hi)`` of ``x`` (a tensor or a row source,
+    :mod:`mentor.data.rows`), read in chunks; ``y`` given: ``model(x, y)`` (labels as model
+    input). ``None`` for no rows."""
+    rows = as_rows(x)
     was_training = model.training
     model.eval()
-    parts = [model(x[i:i + chunk]) if y is None else model(x[i:i + chunk], y[i:i + chunk])
-             for i in range(0, len(x), chunk)]
-    out = (parts[0] if len(parts) == 1 else torch.cat(parts)) if parts else None
+    parts = [model(xb) if y is None else model(xb, y[i.to(y.device)])
+             for i, xb in read_chunks(rows, lo, len(rows) if hi is None else hi, chunk)]
     model.train(was_training)
-    return out
-
-
-@torch.no_grad()
-def _rows_logits(model: nn.Module, rows, lo: int, hi: int, y: Tensor | None,
-                 chunk: int = 4096) -> Tensor:
-    """Eval-mode logits of rows ``[lo, hi)`` of a row source (:mod:`mentor.data.rows`)."""
-    was_training = model.training
-    model.eval()
-    ids = list(torch.arange(lo, hi).split(chunk))
-    out = torch.cat([model(x) if y is None else model(x, y[i.to(y.device)])
-                     for i, x in zip(ids, rows.batches(ids))])
-    model.train(was_training)
-    return out
+    return (parts[0] if len(parts) == 1 else torch.cat(parts)) if parts else None
 
 
 @torch.no_grad()
@@ -56,15 +47,11 @@ def evaluate(model: nn.Module, x, y: Tensor, accelerator=None,
     world = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     lo, hi = shard_bounds(len(y), world, rank)
-    if not isinstance(x, Tensor) and x.in_memory is not None:
-        x = x.in_memory  # a tensor row source: slice it
     if task is None:
         from ..tasks import CLASSIFICATION as task
     right = agree = 0
     if hi > lo:
-        given = y if labels_as_input else None
-        logits = (predict_logits(model, x[lo:hi], y=None if given is None else y[lo:hi])
-                  if isinstance(x, Tensor) else _rows_logits(model, x, lo, hi, given))
+        logits = predict_logits(model, x, lo, hi, y=y if labels_as_input else None)
         right = task.score(logits, y[lo:hi]).sum()
         if teacher_logits is not None:
             agree = task.correct(logits, teacher_logits[lo:hi]).sum()

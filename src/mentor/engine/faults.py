@@ -22,7 +22,7 @@ def check_weights(model: nn.Module, step: int) -> None:
     training ends (the last update has no next loss)."""
     params = list(model.parameters())
     if not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
-        return  # one host sync for all parameters: the common case, every epoch
+        return  # one host sync for all parameters: the common case
     bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
     if step == 0:
         raise TrainingFault(f"the student's initial weights are non-finite (parameter "

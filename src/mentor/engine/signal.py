@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..contracts import Batch, RefinerHooks, TaskAdapter, Targets, TeacherHooks, UpdaterHooks
+from ..data.rows import read_chunks
 from ..errors import MentorError
 
 if TYPE_CHECKING:  # the recipe schema composes methods, which train on this engine
@@ -39,10 +40,9 @@ class TeacherSignal:
         self.positions = positions  # row i of x is row positions[i] of the teacher's split
         self.cached: Tensor | dict[str, Tensor] | None = None
         if cache:  # rows: a row source (mentor.data.rows), read once in chunks
-            ids = list(torch.arange(len(rows)).split(chunk))
             with torch.no_grad():
                 parts = [self._compute(x, i.to(x.device))
-                         for i, x in zip(ids, rows.batches(ids))]
+                         for i, x in read_chunks(rows, 0, len(rows), chunk)]
             self.cached = ({k: torch.cat([p[k] for p in parts]) for k in parts[0]}
                            if isinstance(parts[0], dict) else torch.cat(parts))
 
