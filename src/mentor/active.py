@@ -8,8 +8,17 @@ scored on the test split. Budgets are checked before any work and can never be e
 the teacher is only reachable through :class:`CountingTeacher`. With ``state_dir`` every
 finished round is saved (atomically), and a later call continues after the last one.
 
-Scoring is not labeling: selectors that read the teacher (teacher confidence, RAD, LLKD)
-score the pool with it without counting queries -- use them where scoring is cheap.
+Scoring is not labeling: selectors that read the teacher (teacher confidence, RAD, LLKD,
+skills) score the pool with it without counting queries -- use them where scoring is cheap.
+
+Selectors are reached only through :class:`~mentor.contracts.SelectorHooks`. One with a
+``fit`` hook (``skills``: STAT's missing-skill profile, METHODS.md §34) is fitted before each
+selection on the training rows whose labels are known at that point -- the initial labels
+plus the oracle's picks so far (those of the same round included), never the teacher-labeled
+rows, the validation split or the test split. STAT builds its profile on held-out
+validation questions; here the validation split already chooses the student's weights, so it
+stays out of the selection. The rows fitted on are mostly rows the student was trained on:
+their error rates are training errors, which show the categories the student cannot fit.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .atomic import atomic_write_text
-from .contracts import Batch, Targets, teacher_logits
+from .contracts import Batch, SelectorHooks, Targets, teacher_logits
 from .data.splits import Split, Splits
 from .engine import fit
 from .engine.evaluate import evaluate
@@ -111,13 +120,16 @@ def active_loop(splits: Splits, *, make_student: Callable[[], nn.Module], select
                 on_round: Callable[[RoundResult], Any] | None = None) -> ActiveResult:
     """Run (or continue) ``rounds`` rounds; round 0 trains on the initial labels only.
     ``teacher_cost``: cost of one teacher query; ``None`` takes the teacher's declared
-    ``cost_per_query`` (0 for local models that declare none)."""
+    ``cost_per_query`` (0 for local models that declare none). A ``selector`` with a ``fit``
+    hook is fitted before each selection on the rows labeled so far (module docstring)."""
     train = splits.train
+    selector = SelectorHooks(selector)
     if teacher_cost is None:
         teacher_cost = float(getattr(teacher, "cost_per_query", 0.0) or 0.0)
     check_budgets(int((~train.labeled).sum()), rounds=rounds, oracle_per_round=oracle_per_round,
                   teacher_per_round=teacher_per_round, has_teacher=teacher is not None,
                   teacher_cost=teacher_cost, max_cost=max_cost)
+    check_selector(selector, int(train.labeled.sum()))
     c = splits.num_classes
     labeled = train.labeled.clone()
     queried = torch.zeros(len(train), dtype=torch.bool)
@@ -146,6 +158,7 @@ def active_loop(splits: Splits, *, make_student: Callable[[], nn.Module], select
         if oracle_per_round:  # rows nobody has labeled yet: a pick is never repeated
             pos = (~labeled & ~queried).nonzero().squeeze(-1)
             pool = Pool(train.x[pos], pos, train.x[labeled | queried])
+            _fit(selector, train, labeled, teacher, student)
             picks = pos[select(selector, pool, oracle_per_round, teacher, student)]
             labeled[picks] = True
             oracle_spent += len(picks)
@@ -153,6 +166,7 @@ def active_loop(splits: Splits, *, make_student: Callable[[], nn.Module], select
         if teacher_per_round:
             pos = (~labeled & ~queried).nonzero().squeeze(-1)
             pool = Pool(train.x[pos], pos, train.x[labeled | queried])
+            _fit(selector, train, labeled, teacher, student)
             picks = pos[select(selector, pool, teacher_per_round, teacher, student)]
             store[picks] = counter.label(train.x[picks], picks).float().cpu()
             queried[picks] = True
@@ -189,6 +203,23 @@ def check_budgets(n_pool: int, *, rounds: int, oracle_per_round: int, teacher_pe
         raise MentorError(f"the teacher budget costs {total_cost:g} ({rounds} x "
                           f"{teacher_per_round} queries x {teacher_cost:g}) but max_cost is "
                           f"{max_cost:g}")
+
+
+def check_selector(selector, n_labeled: int) -> None:
+    """One sentence for a selector that cannot run on this data (checked before any work): a
+    selector with a ``fit`` hook needs rows with known labels."""
+    hooks = SelectorHooks(selector)
+    if hooks.fits and n_labeled < 1:
+        raise MentorError(f"the {hooks.name} selector measures the student on rows with known "
+                          "labels, but the training split has none; expected some labeled "
+                          "rows (data.labeled_fraction > 0)")
+
+
+def _fit(selector: SelectorHooks, train: Split, labeled: Tensor, teacher, student) -> None:
+    """Fit a selector that has a ``fit`` hook on the rows labeled so far (no-op otherwise)."""
+    if selector.fits:
+        rows = labeled.nonzero().squeeze(-1)
+        selector.fit(train.x[rows], train.y[rows], teacher, student, index=rows)
 
 
 def _train(splits: Splits, labeled: Tensor, queried: Tensor, store: Tensor, make_student,

@@ -18,9 +18,9 @@ from pathlib import Path
 import yaml
 from rich.text import Text
 
-from .active import active_loop, check_budgets
+from .active import active_loop, check_budgets, check_selector
 from .atomic import atomic_write_text
-from .contracts import selector_needs_teacher
+from .contracts import SelectorHooks
 from .errors import MentorError
 from .models import build_model
 from .progress import Bars
@@ -71,7 +71,7 @@ def _plan(raw: dict, source: str):
     splits = recipe.data.load()
     selectors = _selectors(spec)
     needs_teacher = spec.teacher_per_round > 0 or any(
-        selector_needs_teacher(s) for _, s in selectors)
+        SelectorHooks(s).needs_teacher for _, s in selectors)
     if needs_teacher and recipe.teacher is None:
         raise MentorError(f"{source}: teacher queries or teacher-scored selectors need a "
                           "'teacher' section")
@@ -79,6 +79,8 @@ def _plan(raw: dict, source: str):
                   oracle_per_round=spec.oracle_per_round,
                   teacher_per_round=spec.teacher_per_round, has_teacher=needs_teacher,
                   teacher_cost=spec.teacher_cost or 0.0, max_cost=spec.max_cost)
+    for _, s in selectors:
+        check_selector(s, int(splits.train.labeled.sum()))
     teacher = _static_teacher(recipe.teacher, splits) if needs_teacher else None
     return recipe, splits, selectors, needs_teacher, teacher
 
@@ -172,8 +174,7 @@ def _one_loop(recipe, splits, spec, selector, teacher, seed, state_dir, on_step,
             on_step(r.round + 1, {"test_accuracy": r.test_accuracy})
         log(r)
 
-    if hasattr(selector, "reseed"):
-        selector.reseed(seed)
+    SelectorHooks(selector).reseed(seed)
     return active_loop(
         splits, make_student=lambda: build_model(
             recipe.student.model, splits.input_shape, splits.num_classes,

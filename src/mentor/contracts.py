@@ -306,8 +306,8 @@ class Selector(Protocol):
     """Chooses samples between epochs or rounds (active learning, pruning, coresets).
 
     ``score`` gives one score per pool row (higher = picked first); ``pick`` returns the
-    positions of ``budget`` distinct rows. Optional: ``needs_teacher = True`` when the scores
-    read the teacher's outputs (default False; read it with :func:`selector_needs_teacher`).
+    positions of ``budget`` distinct rows. The optional hooks (``needs_teacher``, ``fit``,
+    ``reseed``) are declared, with their defaults, by :class:`SelectorHooks`.
     """
 
     def score(self, pool: Pool, teacher: Teacher | None, student: nn.Module | None) -> Tensor:
@@ -316,10 +316,56 @@ class Selector(Protocol):
     def pick(self, scores: Tensor, budget: int) -> Tensor: ...
 
 
+class SelectorHooks:
+    """A selector as the loops see it: the required ``score`` and ``pick`` plus every
+    optional hook.
+
+    - ``needs_teacher``: True when the scores read the teacher's outputs; default False.
+    - ``fit(x, y, teacher, student, index=index)``: measure something on rows whose labels
+      are known (``index``: their positions in the training split, what position-aware
+      teachers are asked for) before ``score`` (the skill profile of STAT, METHODS.md §34);
+      default none (``fits`` is False and :meth:`fit` does nothing).
+    - ``reseed(seed)``: the selector's own random draws follow ``seed`` (one loop per seed);
+      default nothing (a selector that draws nothing).
+    """
+
+    def __init__(self, selector: Any):
+        if isinstance(selector, SelectorHooks):
+            selector = selector.part
+        self.part = selector
+        self.needs_teacher = bool(_hook(selector, "needs_teacher", False))
+        self._fit = _hook(selector, "fit")
+        self._reseed = _hook(selector, "reseed")
+
+    @property
+    def name(self) -> str:
+        return type(self.part).__name__
+
+    @property
+    def fits(self) -> bool:
+        """The selector has ``fit``: it must see rows with known labels before scoring."""
+        return self._fit is not None
+
+    def score(self, pool: Pool, teacher: Teacher | None, student: nn.Module | None) -> Tensor:
+        return self.part.score(pool, teacher, student)
+
+    def pick(self, scores: Tensor, budget: int) -> Tensor:
+        return self.part.pick(scores, budget)
+
+    def fit(self, x: Tensor, y: Tensor, teacher: Teacher | None, student: nn.Module | None,
+            index: Tensor | None = None) -> None:
+        if self._fit is not None:
+            self._fit(x, y, teacher, student, index=index)
+
+    def reseed(self, seed: int) -> None:
+        if self._reseed is not None:
+            self._reseed(seed)
+
+
 def selector_needs_teacher(selector: Any) -> bool:
     """True when ``selector`` scores with the teacher's outputs (declared optional hook,
-    default False)."""
-    return bool(_hook(selector, "needs_teacher", False))
+    default False; :class:`SelectorHooks`)."""
+    return SelectorHooks(selector).needs_teacher
 
 
 class RowSource(Protocol):

@@ -7,7 +7,8 @@ not half-way through a user's run.
   deterministic, and a checkpointed state that resumes to the same output;
 - updaters: a frozen updater leaves the teacher alone, any other moves it; declared hooks
   have the declared types; checkpointed state round-trips;
-- selectors: one score per pool row, ``pick`` returns ``budget`` distinct rows;
+- selectors: one score per pool row, ``pick`` returns ``budget`` distinct rows, after a
+  ``fit`` on labeled rows for those that declare one (read through the hooks);
 - mixers: mixed rows of the input's shape, finite, from the same rows;
 - task adapters: outputs counted, predictions and per-row correctness of the right shape.
 """
@@ -21,8 +22,8 @@ import torch
 from torch import nn
 
 import mentor  # noqa: F401  (registers the built-ins)
-from mentor.contracts import (Batch, RefinerHooks, TaskAdapter, Targets, TeacherHooks,
-                              UpdaterHooks, takes_labels)
+from mentor.contracts import (Batch, RefinerHooks, SelectorHooks, TaskAdapter, Targets,
+                              TeacherHooks, UpdaterHooks, takes_labels)
 from mentor.registry import MIXERS, REFINERS, SELECTORS, TASKS, UPDATERS
 
 B, C, D, M = 24, 4, 6, 3  # rows, classes, features, committee members
@@ -180,15 +181,19 @@ def test_every_selector_keeps_its_protocol(name):
     torch.manual_seed(0)
     selector = SELECTORS.get(name)()
     assert isinstance(selector, Selector)
+    hooks = SelectorHooks(selector)
+    assert hooks.needs_teacher == selector_needs_teacher(selector)
     pool = Pool(torch.randn(30, D), torch.arange(30), labeled_x=torch.randn(5, D))
     teacher = ModuleTeacher(nn.Linear(D, C), C)
     student = nn.Sequential(nn.Linear(D, 8), nn.ReLU(), nn.Linear(8, C))
-    if name == "skills":  # measures the student's error rates on labeled rows first
-        selector.fit(torch.randn(20, D), torch.randint(C, (20,)), teacher, student)
-    scores = selector.score(pool, teacher if selector_needs_teacher(selector) else None,
-                            student)
+    given = teacher if hooks.needs_teacher else None
+    if hooks.fits:  # e.g. skills: measures the student on rows with known labels first
+        # training positions 30..49 (not the pool's): a teacher may answer by position
+        hooks.fit(torch.randn(20, D), torch.randint(C, (20,)), given, student,
+                  index=torch.arange(30, 50))
+    scores = hooks.score(pool, given, student)
     assert scores.shape[0] == 30 and torch.isfinite(scores.float()).all()
-    picked = selector.pick(scores, 7)
+    picked = hooks.pick(scores, 7)
     assert len(picked) == 7 and len(set(picked.tolist())) == 7
     assert 0 <= int(picked.min()) and int(picked.max()) < 30
 
@@ -228,7 +233,7 @@ def test_optional_hooks_have_declared_defaults():
         def logits(self, x):
             return x
 
-    u, t = UpdaterHooks(Plain()), TeacherHooks(Plain())
+    u, t, s = UpdaterHooks(Plain()), TeacherHooks(Plain()), SelectorHooks(Plain())
     assert (u.from_student, u.live, u.needs_external, u.ahead) == (False, False, False, 0)
     assert u.build_teacher is None and u.observe_gradients is None and u.state_dict() is None
     assert t.cacheable and t.outputs is None and t.views is None and t.store_samples is None
@@ -237,3 +242,6 @@ def test_optional_hooks_have_declared_defaults():
     r.reset(), r.bind(None, None, C), r.bind_inputs(None)
     assert r.state_dict() is None and r.thresholds is None
     assert not takes_labels(nn.Linear(2, 2))
+    assert not s.needs_teacher and not s.fits and s.name == "Plain"
+    s.fit(None, None, None, None, index=None), s.reseed(3)  # declared no-ops
+    assert SelectorHooks(s).part is s.part  # wrapping twice does not hide the hooks

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..contracts import Pool, teacher_logits  # noqa: F401  (Pool: re-exported)
+from ..contracts import Pool, SelectorHooks, teacher_logits  # noqa: F401  (Pool: re-exported)
 from ..errors import MentorError, ParameterError, check_param
 from ..registry import SELECTORS
 
@@ -359,10 +359,14 @@ class LLKD:
                     "category (the teacher's class), diagnosed on rows with known labels",
                     paper="STAT, skill-targeted adaptive training (METHODS.md §34) [recon]")
 class SkillProfile:
-    """``fit(x, y, teacher, student)`` measures the student's error rate per category
-    (category = the teacher's predicted class) on rows with known labels; ``score`` gives
-    each pool row its category's error rate, so weak skills are picked (or weighted) first;
-    ``weights(pool, teacher)`` normalises them to mean 1."""
+    """``fit(x, y, teacher, student, index=None)`` measures the student's error rate per
+    category (category = the teacher's predicted class) on rows with known labels (``index``:
+    their positions in the training split, for teachers that answer by position, such as a
+    label store; ``None``: the teacher is run on ``x``); ``score`` gives each pool row its
+    category's error rate, so weak skills are picked (or weighted) first;
+    ``weights(pool, teacher)`` normalises them to mean 1. A category no labeled row falls in
+    takes the overall error rate. The active loop calls ``fit`` before each selection, on the
+    rows labeled so far (:func:`mentor.active.active_loop`)."""
 
     needs_teacher = True  # scores with the teacher's outputs
 
@@ -370,10 +374,20 @@ class SkillProfile:
     def __init__(self):
         self.error: Tensor | None = None
 
-    def fit(self, x: Tensor, y: Tensor, teacher, student) -> Tensor:
-        cat = _teacher_probs(teacher, Pool(x, torch.arange(len(x)))).argmax(-1)
-        wrong = (_probs(student, x).argmax(-1) != y).float()
-        k = int(max(int(cat.max()), int(y.max())) + 1)
+    def fit(self, x: Tensor, y: Tensor, teacher, student,
+            index: Tensor | None = None) -> Tensor:
+        if len(x) == 0:
+            raise MentorError("skills selector: no rows with known labels to measure the "
+                              "student's error rates on; expected at least one labeled row")
+        if teacher is None:
+            raise MentorError("this selector scores with the teacher's outputs, but no "
+                              "teacher was given; expected a teacher")
+        with torch.no_grad():
+            t = teacher_logits(teacher, x, index).float()
+        cat = t.argmax(-1).cpu()
+        y = torch.as_tensor(y).long().cpu()
+        wrong = (_probs(student, x).argmax(-1).cpu() != y).float()
+        k = int(max(t.shape[-1], int(cat.max()) + 1, int(y.max()) + 1))
         err = torch.zeros(k)
         for c in range(k):
             m = cat == c
@@ -429,13 +443,15 @@ class VarianceSplit:
 
 
 def select(selector, pool: Pool, budget: int, teacher=None, student=None) -> Tensor:
-    """Pool positions of the ``budget`` rows ``selector`` picks (one clear error for a budget
-    of zero or larger than the pool)."""
+    """Pool positions of the ``budget`` rows ``selector`` (a selector or its
+    :class:`~mentor.contracts.SelectorHooks`) picks (one clear error for a budget of zero or
+    larger than the pool). A selector with a ``fit`` hook must have been fitted first."""
     if budget < 1 or budget > len(pool):
         raise MentorError(f"selection budget must be between 1 and the pool size {len(pool)}, "
                           f"got {budget}")
-    picked = selector.pick(selector.score(pool, teacher, student), budget)
+    hooks = SelectorHooks(selector)
+    picked = hooks.pick(hooks.score(pool, teacher, student), budget)
     if len(picked) != budget or len(set(picked.tolist())) != budget:
-        raise MentorError(f"{type(selector).__name__} picked {len(picked)} rows "
+        raise MentorError(f"{hooks.name} picked {len(picked)} rows "
                           f"({len(set(picked.tolist()))} distinct); expected {budget}")
     return picked
