@@ -13,8 +13,14 @@ never a branch in the loop.
 
 A part needs only its protocol's required members; every *optional* hook the engine calls is
 declared below, once, with its default (:class:`TeacherHooks`, :class:`RefinerHooks`,
-:class:`UpdaterHooks`, :func:`takes_labels`). The engine reads parts through these views and
-never looks for an attribute itself.
+:class:`UpdaterHooks`, :class:`SelectorHooks`, :func:`takes_labels`). The engine reads parts
+through these views and never looks for an attribute itself.
+
+The loop itself (:mod:`mentor.engine.loop`) is task-agnostic: a :class:`StepFeed` says what
+each optimizer step trains on -- the row feed of classification and the semi-supervised
+presets (the step above), or the token feed of language-model distillation, whose regimes
+draw dataset, teacher or student sequences -- and a :class:`TaskAdapter` names the
+validation metric the loop selects by.
 """
 
 from __future__ import annotations
@@ -432,3 +438,37 @@ class TaskAdapter(Protocol):
     def score(self, logits: Tensor, y: Tensor) -> Tensor:
         """Per-row values of the validation metric (their mean over a split is the metric;
         classification: 1 where the prediction is right)."""
+
+
+@runtime_checkable
+class StepFeed(Protocol):
+    """What one training's optimizer steps train on (:func:`mentor.engine.loop.run_training`).
+
+    ``steps(progress, epoch)`` yields, for each step of the epoch from ``progress.batch`` on,
+    the step's micro-batches: callables returning ``(loss, value, fault)`` -- the loss to
+    differentiate, the value the step records (a 0-d tensor; the loop sums the micro-batches'
+    values and, under several processes, the ranks'; so each gives its share) and a callable
+    that raises the :class:`~mentor.errors.TrainingFault` naming a non-finite loss. The loop
+    accumulates their gradients into one optimizer step. A feed draws everything from the
+    training's generator (``tr.gen``, saved with each checkpoint) or from state it returns in
+    ``state_dict``, so a resumed run is the uninterrupted one."""
+
+    def steps_in(self, epoch: int) -> int:
+        """Optimizer steps in ``epoch`` (an epoch ends with validation and a checkpoint)."""
+
+    def new_history(self) -> dict[str, list]:
+        """The history a fresh run starts with: ``epoch``, ``train_loss``, ``val_<metric>``."""
+
+    def steps(self, progress: Any, epoch: int) -> Any: ...
+
+    def validate(self, model: nn.Module) -> float | None:
+        """The task's validation metric of ``model`` (``None``: no validation data; the loop
+        then keeps the last weights)."""
+
+    def epoch_summary(self, progress: Any) -> dict[str, float]:
+        """Extra per-epoch history entries (e.g. pseudo-label quality)."""
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The feed's own state for a checkpoint (its draws beyond ``tr.gen``)."""
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None: ...

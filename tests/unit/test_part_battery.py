@@ -24,6 +24,7 @@ from torch import nn
 import mentor  # noqa: F401  (registers the built-ins)
 from mentor.contracts import (Batch, RefinerHooks, SelectorHooks, TaskAdapter, Targets,
                               TeacherHooks, UpdaterHooks, takes_labels)
+from mentor.errors import MentorError
 from mentor.registry import MIXERS, REFINERS, SELECTORS, TASKS, UPDATERS
 
 B, C, D, M = 24, 4, 6, 3  # rows, classes, features, committee members
@@ -206,20 +207,56 @@ def test_every_mixer_is_registered_with_its_parts(name):
     assert mixer is not None
 
 
+class _TinyLM(nn.Module):
+    """ids (B, L) -> next-token logits (B, L, V)."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.emb, self.head = nn.Embedding(vocab, 8), nn.Linear(8, vocab)
+
+    def forward(self, ids):
+        return self.head(self.emb(ids))
+
+
+def _task_example(name):
+    """(model, inputs, outputs per row, rows) of each registered task."""
+    torch.manual_seed(0)
+    if name == "classification":
+        return nn.Linear(D, C), torch.randn(5, D), C, 5
+    if name == "tokens":
+        return _TinyLM(7), torch.randint(0, 7, (5, 6)), 7, 5
+    raise AssertionError(f"task {name!r} has no example in this battery; add one")
+
+
 @pytest.mark.parametrize("name", TASKS.names())
 def test_every_task_adapter_keeps_its_protocol(name):
     task = TASKS.get(name)
     assert isinstance(task, TaskAdapter)
-    model = nn.Linear(D, C)
-    x = torch.randn(5, D)
-    assert task.num_outputs(model, x) == C
-    task.check(model, None, x, C)
+    model, x, outputs, rows = _task_example(name)
+    assert task.num_outputs(model, x) == outputs
+    task.check(model, None, x, outputs)
+    with pytest.raises(MentorError):
+        task.check(model, None, x, outputs + 1)
     logits = model(x)
-    assert task.predict(logits).shape == (5,)
-    assert task.correct(logits, task.predict(logits)).all()
+    pred = task.predict(logits)
+    assert pred.shape[0] == rows
+    assert task.correct(logits, pred).all()
+    assert task.correct(logits, logits).all()  # agreement with another model's outputs
     # the validation metric: its name, direction and per-row values
     assert isinstance(task.metric, str) and isinstance(task.higher_is_better, bool)
-    assert task.score(logits, task.predict(logits)).shape == (5,)
+    assert task.score(logits, pred).shape == (rows,)
+    wrong = (pred + 1) % outputs
+    assert not task.score(logits, wrong).any()
+
+
+def test_the_tokens_metric_ignores_unlabeled_positions_and_needs_every_labeled_one():
+    """Exact match per row: prompt positions (label -1) are not scored; one wrong labeled
+    position fails the row."""
+    task = TASKS.get("tokens")
+    logits = torch.zeros(3, 4, 5)
+    logits[..., 2] = 1.0  # arg-max 2 everywhere
+    y = torch.tensor([[-1, -1, 2, 2], [-1, 3, 2, 2], [-1, -1, -1, 2]])
+    assert task.score(logits, y).tolist() == [True, False, True]
 
 
 def test_optional_hooks_have_declared_defaults():

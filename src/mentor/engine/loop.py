@@ -1,22 +1,26 @@
 """The one training loop (DESIGN.md §2), as named steps.
 
-:func:`fit` trains a student: :func:`_prepare` checks the parts and sets up the model, its
-optimizer, the batch order, the teacher (:mod:`.signal`) and the views (:mod:`.views`);
-then, per epoch, :func:`_run_epoch` runs :func:`_train_step` for each batch -- the batch's
-rows and views (:func:`_draw_rows`, :func:`_make_batch`), the teacher's refined targets and
-any batch mixing (:func:`_supervise`), the weighted objectives, backward and the optimizer,
-scheduler and teacher-updater steps (:func:`_optimize`) -- and :func:`_end_epoch` validates,
-selects and checkpoints. :func:`_save` / :func:`_restore` make a run resumable bit for bit.
-The training inputs are a row source (:mod:`mentor.data.rows`): in-memory data is batched
-by tensor indexing (no DataLoader), so the loop costs what a hand-written PyTorch loop
-costs; a map-style dataset is read by DataLoader workers ahead of the step that needs its
-rows. Either way the loop draws each step's row ids itself, so the batches, their views and
-a resume are the same for both.
+:func:`run_training` trains a student on whatever a *step feed* gives it (the contract
+:class:`mentor.contracts.StepFeed`): per epoch, :func:`_run_epoch` asks the feed for each
+step's micro-batches and :func:`_optimize` takes the optimizer step over them (forward,
+loss, backward with gradient accumulation, optimizer, scheduler, teacher updater, weight
+average); :func:`_end_epoch` validates with the feed, selects by the task's metric and
+checkpoints; :func:`_save` / :func:`_restore` make a run resumable bit for bit. Data
+parallelism is Accelerate's (DDP). Two feeds run on it: :class:`RowFeed` (classification and
+the semi-supervised presets, set up by :func:`fit`: the batch's rows and views,
+:func:`_draw_rows` and :func:`_make_batch`, the teacher's refined targets and batch mixing,
+:func:`_supervise`, the weighted objectives) and the token feed of language-model
+distillation (:mod:`mentor.lm.regimes`). The training inputs of the row feed are a row
+source (:mod:`mentor.data.rows`): in-memory data is batched by tensor indexing (no
+DataLoader), so the loop costs what a hand-written PyTorch loop costs; a map-style dataset is
+read by DataLoader workers ahead of the step that needs its rows. Either way the loop draws
+each step's row ids itself, so the batches, their views and a resume are the same for both.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import math
 from dataclasses import dataclass, field, replace
@@ -31,7 +35,7 @@ from ..contracts import (Batch, Refiner, RefinerHooks, TaskAdapter, Targets, Tea
 from ..data.augment import Augment, role_generator
 from ..data.rows import as_rows
 from ..data.splits import Split
-from ..errors import MentorError
+from ..errors import MentorError, TrainingFault
 from ..features import Tap, TappedStudent, TappedTeacher, tapped_shapes
 from ..tasks import CLASSIFICATION
 from ..updates import EMA, Frozen
@@ -65,6 +69,7 @@ class FitResult:
     finished: bool = True
     teacher_cached: bool = False
     resumed_step: int = 0  # the checkpoint's step when ``resume`` continued one, else 0
+    step_losses: list[float] = field(default_factory=list)  # each optimizer step's loss
 
 
 def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (),
@@ -132,15 +137,14 @@ class _Data:
 
 @dataclass
 class _Training:
-    """What stays fixed while one training runs: the parts, the model and its optimizer, the
-    batching, the data on the device, the teacher side and the views."""
+    """What stays fixed while one training runs: the model and its optimizer, the accelerator
+    and the step feed (what each step trains on), then -- for the row feed (classification
+    on rows, the SSL presets) -- the parts, the batching, the data on the device, the teacher
+    side and the views."""
 
     spec: TrainSpec
     seed: int
     task: TaskAdapter
-    objectives: Sequence[Objective]
-    refiners: list[RefinerHooks]
-    updater: UpdaterHooks
     acc: Any
     device: torch.device
     world: int  # processes
@@ -151,24 +155,28 @@ class _Training:
     opt_step: Any  # the optimizer, or Accelerate's wrapper of it
     plain: bool  # backward and step without Accelerate's wrappers
     scheduler: Any
-    autocast: Callable | None
-    with_labels: bool  # the model reads the labels as input: model(x, y)
     steps_per_epoch: int
-    g_batch: int  # rows of a global batch
-    sampler: TwoStreams | None  # labeled and unlabeled streams (semi-supervised)
-    data: _Data
-    teacher: TeacherSide | None
-    views: Any  # a label store's stored views
-    mixer: Any  # SelfMix of two stored views
-    batch_mixer: Any  # e.g. BCP's copy-paste
-    pipes: dict[str, Augment]  # weak / strong view per role
-    monitor: PseudoLabelMonitor | None
-    need_pseudo: bool  # unlabeled rows take the teacher's prediction as label
-    ahead: int  # virtual future steps of the teacher updater (FST)
-    averaged: nn.Module | None  # an EMA of the student's weights (eval_ema)
-    averager: EMA | None
     ckpt: Path | None
-    gen: torch.Generator  # the data order
+    gen: torch.Generator  # the data order (and every draw a feed shares across processes)
+    updater: UpdaterHooks
+    feed: Any = None  # a StepFeed: each step's micro-batches and the validation metric
+    averaged: nn.Module | None = None  # an EMA of the student's weights (eval_ema)
+    averager: EMA | None = None
+    objectives: Sequence[Objective] = ()
+    refiners: list[RefinerHooks] = field(default_factory=list)
+    autocast: Callable | None = None
+    with_labels: bool = False  # the model reads the labels as input: model(x, y)
+    g_batch: int = 0  # rows of a global batch
+    sampler: TwoStreams | None = None  # labeled and unlabeled streams (semi-supervised)
+    data: _Data | None = None
+    teacher: TeacherSide | None = None
+    views: Any = None  # a label store's stored views
+    mixer: Any = None  # SelfMix of two stored views
+    batch_mixer: Any = None  # e.g. BCP's copy-paste
+    pipes: dict[str, Augment] = field(default_factory=dict)  # weak / strong view per role
+    monitor: PseudoLabelMonitor | None = None
+    need_pseudo: bool = False  # unlabeled rows take the teacher's prediction as label
+    ahead: int = 0  # virtual future steps of the teacher updater (FST)
 
 
 @dataclass
@@ -185,6 +193,7 @@ class _Progress:
     best_epoch: int = -1
     best_state: dict[str, Tensor] | None = None
     resumed_step: int = 0
+    step_losses: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -221,13 +230,21 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
                   updater=updater, checkpoint_dir=checkpoint_dir, task=task, views=views,
                   mixer=mixer, augment=augment, input_shape=input_shape,
                   batch_mixer=batch_mixer)
+    return run_training(tr, resume=resume, max_steps=max_steps, on_epoch=on_epoch)
+
+
+def run_training(tr: _Training, *, resume: bool = False, max_steps: int | None = None,
+                 on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> FitResult:
+    """The loop: resume or start, then per epoch the feed's steps (:func:`_run_epoch`) and
+    validation, selection and a checkpoint (:func:`_end_epoch`); the selected weights at the
+    end (:func:`_finish`). ``tr.feed`` says what each step trains on."""
     if resume and tr.ckpt is not None and latest_state(tr.ckpt) is not None:
         progress = _restore(tr)
     else:
-        progress = _Progress({"epoch": [], "train_loss": [], f"val_{task.metric}": []})
+        progress = _Progress(tr.feed.new_history())
     tr.model.train()
     stopped = False
-    for epoch in range(progress.epoch, spec.epochs):
+    for epoch in range(progress.epoch, tr.spec.epochs):
         stopped, running = _run_epoch(tr, progress, epoch, max_steps)
         if stopped:
             break
@@ -247,23 +264,18 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
     task.check(student, teacher if needs_teacher and not own_teacher else None,
                rows.take(torch.arange(min(2, len(rows)))), num_classes)
     probe_objectives(objectives, num_classes)
-
-    plain = uses_plain_step(acc)
-    student.to(acc.device)
-    model = acc.prepare_model(student)
-    raw_model = acc.unwrap_model(model)
-    optimizer = make_optimizer(model.parameters(), spec)
-    opt_step = optimizer if plain else acc.prepare_optimizer(optimizer)
     sampler, steps_per_epoch, augment = _batching(train, spec, seed, acc.num_processes,
                                                   objectives, augment)
-    updater.bind_steps(steps_per_epoch)  # updaters that act per round
-    scheduler = make_scheduler(optimizer, spec, steps_per_epoch * spec.epochs)
+    tr = prepare_training(student, spec, seed, task=task, updater=updater,
+                          steps_per_epoch=steps_per_epoch,
+                          total_steps=steps_per_epoch * spec.epochs,
+                          checkpoint_dir=checkpoint_dir)
     data = _to_device(train, val, acc.device, input_shape)
 
     side = None
     if needs_teacher:
         side = prepare_teacher(
-            resolve_teacher(teacher, updater, raw_model, num_classes), updater=updater,
+            resolve_teacher(teacher, updater, tr.raw_model, num_classes), updater=updater,
             spec=spec, device=acc.device, rows=data.rows, positions=data.positions,
             n=len(train),
             subset=train.source_index is not None, views=views,
@@ -274,34 +286,56 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
                           "has no views; expected a label store made with --views/--augment "
                           "as the teacher (or fit(..., views=...)) and a teacher objective")
     _bind_refiners(refiners, train, rows, acc.device, num_classes)
-    pipes = pipelines(augment, spec, data.input_shape)
     monitor = None
     if side is not None and data.lab_mask is not None:  # pseudo-label quality, hidden labels
         judged = bool(refiners) or own_teacher  # collapse needs an admission or a self-teacher
         monitor = PseudoLabelMonitor(train.y.to(acc.device), num_classes, refiners,
                                      spec.collapse_steps if judged else 0)
-    # unlabeled rows take the teacher's prediction as label when a loss or the monitor reads it
-    need_pseudo = data.lab_mask is not None and (monitor is not None or any(
-        o.needs_labels and o.rows != "labeled" for o in objectives))
     ahead = updater.ahead if side is not None else 0
     if ahead and (batch_mixer is not None or mixer is not None):
         raise MentorError(f"{updater.name} peeks ahead with virtual steps on plain "
                           "batches; it cannot be combined with a batch mixer or SelfMix")
+    tr.objectives, tr.refiners, tr.data, tr.teacher, tr.views = (objectives, refiners, data,
+                                                                  side, views)
+    tr.mixer, tr.batch_mixer, tr.sampler, tr.monitor, tr.ahead = (mixer, batch_mixer, sampler,
+                                                                   monitor, ahead)
+    tr.pipes = pipelines(augment, spec, data.input_shape)
+    tr.autocast = acc.autocast if spec.mixed_precision != "no" else None
+    tr.with_labels = takes_labels(student)
+    tr.g_batch = spec.batch_size * acc.num_processes
+    # unlabeled rows take the teacher's prediction as label when a loss or the monitor reads it
+    tr.need_pseudo = data.lab_mask is not None and (monitor is not None or any(
+        o.needs_labels and o.rows != "labeled" for o in objectives))
+    tr.feed = RowFeed(tr)
+    return tr
+
+
+def prepare_training(student: nn.Module, spec: TrainSpec, seed: int, *, task: TaskAdapter,
+                     updater: UpdaterHooks, steps_per_epoch: int, total_steps: int,
+                     checkpoint_dir: Path | None) -> _Training:
+    """What every training has, whatever its task and feed: the process's accelerator, the
+    student on its device (DDP-wrapped under several processes), its optimizer and schedule,
+    a weight average (``spec.eval_ema``) and the generator that draws the data (seeded with
+    ``seed``). The caller sets the feed (``tr.feed``) before :func:`run_training`."""
+    acc = get_accelerator(spec.mixed_precision)
+    plain = uses_plain_step(acc)
+    student.to(acc.device)
+    model = acc.prepare_model(student)
+    raw_model = acc.unwrap_model(model)
+    optimizer = make_optimizer(model.parameters(), spec)
+    updater.bind_steps(steps_per_epoch)  # updaters that act per round
     averaged = averager = None  # an EMA of the student's weights, validated (eval_ema)
     if spec.eval_ema > 0:
         averaged, averager = copy.deepcopy(raw_model).eval(), EMA(spec.eval_ema, warmup=True)
     return _Training(
-        spec=spec, seed=seed, task=task, objectives=objectives, refiners=refiners,
-        updater=updater, acc=acc, device=acc.device, world=acc.num_processes,
-        rank=acc.process_index, model=model, raw_model=raw_model, optimizer=optimizer,
-        opt_step=opt_step, plain=plain, scheduler=scheduler,
-        autocast=acc.autocast if spec.mixed_precision != "no" else None,
-        with_labels=takes_labels(student), steps_per_epoch=steps_per_epoch,
-        g_batch=spec.batch_size * acc.num_processes, sampler=sampler, data=data,
-        teacher=side, views=views, mixer=mixer, batch_mixer=batch_mixer, pipes=pipes,
-        monitor=monitor, need_pseudo=need_pseudo, ahead=ahead, averaged=averaged,
-        averager=averager, ckpt=Path(checkpoint_dir) if checkpoint_dir is not None else None,
-        gen=torch.Generator().manual_seed(seed))
+        spec=spec, seed=seed, task=task, acc=acc, device=acc.device,
+        world=acc.num_processes, rank=acc.process_index, model=model, raw_model=raw_model,
+        optimizer=optimizer, opt_step=optimizer if plain else acc.prepare_optimizer(optimizer),
+        plain=plain, scheduler=make_scheduler(optimizer, spec, total_steps),
+        steps_per_epoch=steps_per_epoch,
+        ckpt=Path(checkpoint_dir) if checkpoint_dir is not None else None,
+        gen=torch.Generator().manual_seed(seed), updater=updater, averaged=averaged,
+        averager=averager)
 
 
 def _parts(objectives, teacher, updater, refiners
@@ -383,27 +417,70 @@ def _to_device(train: Split, val: Split, device, input_shape) -> _Data:
 
 def _run_epoch(tr: _Training, p: _Progress, epoch: int,
                max_steps: int | None) -> tuple[bool, float]:
-    """Run the epoch's batches from ``p.batch`` on; return (stopped at ``max_steps``, the
-    epoch's loss sum). Checkpoints every ``train.checkpoint_every`` steps inside the epoch.
-    Each step's rows are drawn (a pure function of the order, seed and step) before their
-    inputs are read, so a DataLoader-fed source reads ahead what the steps will ask for."""
-    if p.order is None:
-        p.order = tr.data.rows.order(tr.gen)  # a permutation (a stream: within windows)
-    order_dev = p.order.to(tr.device)
+    """Run the epoch's steps from ``p.batch`` on, each one the feed's micro-batches
+    (:func:`_optimize`); return (stopped at ``max_steps``, the epoch's loss sum).
+    Checkpoints every ``train.checkpoint_every`` steps inside the epoch."""
     running, p.running = p.running, 0.0
-    first, start = p.batch, p.step
-    drawn = (_draw_rows(tr, start + b - first, b, order_dev)
-             for b in range(first, tr.steps_per_epoch))
-    steps = _RowsAndInputs(drawn, tr.data.rows)
-    for b, (rows, x_rows) in zip(range(first, tr.steps_per_epoch), steps):
-        running += _train_step(tr, p, epoch, rows, x_rows)
+    first, last = p.batch, tr.feed.steps_in(epoch)
+    for b, micro in zip(range(first, last), tr.feed.steps(p, epoch)):
+        value = _optimize(tr, p, micro, epoch)
+        p.step_losses.append(value)
+        running += value
         if max_steps is not None and p.step >= max_steps:
-            _save(tr, p, epoch, b + 1, p.order, running)
+            _save(tr, p, epoch, b + 1, _order(p), running)
             return True, running
         every = tr.spec.checkpoint_every
-        if tr.ckpt is not None and every and p.step % every == 0 and b + 1 < tr.steps_per_epoch:
-            _save(tr, p, epoch, b + 1, p.order, running)
+        if tr.ckpt is not None and every and p.step % every == 0 and b + 1 < last:
+            _save(tr, p, epoch, b + 1, _order(p), running)
     return False, running
+
+
+def _order(p: _Progress) -> Tensor:
+    """The epoch's row order for a checkpoint (empty for a feed that draws no order)."""
+    return p.order if p.order is not None else torch.empty(0, dtype=torch.long)
+
+
+class RowFeed:
+    """The row feed: each step's rows of the training split (a shuffled pass, or labeled and
+    unlabeled streams), their views, the teacher's refined targets and any batch mixing, and
+    one micro-batch whose loss is the method's weighted objectives; validation by the task's
+    metric over the validation rows. Each step's rows are drawn (a pure function of the
+    order, seed and step) before their inputs are read, so a DataLoader-fed source reads
+    ahead what the steps will ask for."""
+
+    def __init__(self, tr: _Training):
+        self.tr = tr
+
+    def steps_in(self, epoch: int) -> int:
+        return self.tr.steps_per_epoch
+
+    def new_history(self) -> dict[str, list]:
+        return {"epoch": [], "train_loss": [], f"val_{self.tr.task.metric}": []}
+
+    def steps(self, p: _Progress, epoch: int):
+        tr = self.tr
+        if p.order is None:
+            p.order = tr.data.rows.order(tr.gen)  # a permutation (a stream: within windows)
+        order_dev = p.order.to(tr.device)
+        first, start = p.batch, p.step
+        drawn = (_draw_rows(tr, start + b - first, b, order_dev)
+                 for b in range(first, tr.steps_per_epoch))
+        for rows, x_rows in _RowsAndInputs(drawn, tr.data.rows):
+            yield [_row_step(tr, p, epoch, rows, x_rows)]
+
+    def validate(self, model: nn.Module) -> float:
+        tr = self.tr
+        return evaluate(model, tr.data.val_rows, tr.data.y_val, tr.acc, task=tr.task,
+                        labels_as_input=tr.with_labels)[tr.task.metric]
+
+    def epoch_summary(self, p: _Progress) -> dict[str, float]:
+        return self.tr.monitor.epoch_summary() if self.tr.monitor is not None else {}
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        return None
 
 
 class _RowsAndInputs:
@@ -422,16 +499,31 @@ class _RowsAndInputs:
             yield self.seen.popleft(), x_rows
 
 
-def _train_step(tr: _Training, p: _Progress, epoch: int, rows: _Rows,
-                x_rows: Tensor) -> float:
-    """One optimizer step on the drawn ``rows`` (inputs ``x_rows``); return its loss."""
+def _row_step(tr: _Training, p: _Progress, epoch: int, rows: _Rows, x_rows: Tensor):
+    """The step's one micro-batch on the drawn ``rows`` (inputs ``x_rows``): its batch and
+    targets now, its forward pass and weighted objectives when :func:`_optimize` calls it."""
     batch, x_teacher = _make_batch(tr, rows, x_rows, epoch, p.step)
     if tr.ahead:  # future-peek EMA (FST): K virtual student steps advance the teacher
         peek_ahead(tr, rows, batch, x_teacher, epoch, p.step)
     targets = None
     if tr.teacher is not None:
         batch, targets = _supervise(tr, rows, x_rows, batch, x_teacher, p.step)
-    return _optimize(tr, p, batch, targets, epoch)
+    inputs = (batch.x, batch.y) if tr.with_labels else (batch.x,)
+
+    def micro():
+        if tr.autocast is None:
+            outputs = tr.model(*inputs)
+            total = weighted_sum(tr.objectives, outputs, targets, batch, epoch)
+        else:
+            with tr.autocast():
+                outputs = tr.model(*inputs)
+                total = weighted_sum(tr.objectives, outputs, targets, batch, epoch)
+
+        def fault():
+            raise_fault(tr.objectives, outputs, targets, batch, epoch, p.step, tr.raw_model)
+        # under several processes the loop sums the values: each rank's is its share
+        return total, (total.detach() / tr.world if tr.world > 1 else total), fault
+    return micro
 
 
 def _draw_rows(tr: _Training, step: int, b: int, order_dev: Tensor) -> _Rows:
@@ -503,26 +595,32 @@ def _supervise(tr: _Training, rows: _Rows, x_rows: Tensor, batch: Batch, x_teach
     return batch, targets
 
 
-def _optimize(tr: _Training, p: _Progress, batch: Batch, targets: Targets | None,
-              epoch: int) -> float:
-    """Forward, the weighted objectives, backward, then the optimizer, scheduler, teacher
-    updater and weight-average steps; a non-finite loss stops the run naming its cause."""
-    inputs = (batch.x, batch.y) if tr.with_labels else (batch.x,)
-    if tr.autocast is None:
-        outputs = tr.model(*inputs)
-        total = weighted_sum(tr.objectives, outputs, targets, batch, epoch)
-    else:
-        with tr.autocast():
-            outputs = tr.model(*inputs)
-            total = weighted_sum(tr.objectives, outputs, targets, batch, epoch)
-    value = total.item()  # one read per step: exact step of a NaN/inf, cheap on CPU
-    if not math.isfinite(value):
-        raise_fault(tr.objectives, outputs, targets, batch, epoch, p.step, tr.raw_model)
-    tr.optimizer.zero_grad(set_to_none=True)
-    if tr.plain:
-        total.backward()
-    else:
-        tr.acc.backward(total)
+def _optimize(tr: _Training, p: _Progress, micro: Sequence[Callable], epoch: int) -> float:
+    """One optimizer step over the feed's micro-batches: each one's forward pass and loss,
+    its backward (gradients accumulate; under DDP only the last one synchronizes), then the
+    optimizer, scheduler, teacher-updater and weight-average steps. A micro-batch returns
+    ``(loss, value, fault)``: the loss to differentiate, the value the step records (summed
+    over micro-batches and processes) and what raises its :class:`TrainingFault`. A
+    non-finite value stops the run naming its cause before the backward pass; under several
+    processes every rank finishes the step's collectives first, then all of them stop."""
+    total, fault, last = 0.0, None, len(micro) - 1
+    for i, part in enumerate(micro):
+        with _no_sync(tr, i < last):
+            loss, value, on_fault = part()
+            value = value.item()  # one read per micro-batch: the exact step of a NaN/inf
+            if not math.isfinite(value):
+                if tr.world == 1:
+                    on_fault()
+                fault = fault or on_fault
+            if i == 0:  # after the check: a fault report reads the last step's gradients
+                tr.optimizer.zero_grad(set_to_none=True)
+            if tr.plain:
+                loss.backward()
+            else:
+                tr.acc.backward(loss)
+        total += value
+    if tr.world > 1:
+        total = _step_across_processes(tr, p, total, fault)
     if tr.updater.observe_gradients is not None:  # e.g. a Fisher-masked EMA reads g^2
         tr.updater.observe_gradients(tr.raw_model)
     tr.opt_step.step()
@@ -534,33 +632,56 @@ def _optimize(tr: _Training, p: _Progress, batch: Batch, targets: Targets | None
                           p.step)
     if tr.averaged is not None:
         tr.averager.update(tr.averaged, tr.raw_model, p.step)
-    return value
+    return total
+
+
+def _no_sync(tr: _Training, defer: bool):
+    """DDP's ``no_sync`` for a micro-batch whose gradients the next one's backward will
+    synchronize; nothing otherwise."""
+    if defer and tr.world > 1 and tr.model is not tr.raw_model:
+        return tr.model.no_sync()
+    return contextlib.nullcontext()
+
+
+def _step_across_processes(tr: _Training, p: _Progress, total: float, fault) -> float:
+    """The step's value summed over processes, and whether any process saw a non-finite
+    loss (every rank stops together: none is left waiting in a collective)."""
+    both = torch.tensor([total, float(fault is not None)], dtype=torch.float64,
+                        device=tr.device)
+    both = tr.acc.reduce(both, reduction="sum")
+    total, faults = float(both[0]), float(both[1])
+    if faults > 0:
+        if fault is not None:
+            fault()
+        raise TrainingFault(f"the loss became non-finite on another process at training step "
+                            f"{p.step + 1}")
+    return total
 
 
 def _end_epoch(tr: _Training, p: _Progress, epoch: int, running: float,
                on_epoch: Callable[[int, dict[str, Any]], None] | None) -> None:
     """Validate (the weight average when there is one), record the epoch, keep the best
     weights by the task's validation metric (higher or lower, as the task says), report,
-    and checkpoint (at each epoch end, whatever ``checkpoint_every`` says)."""
+    and checkpoint (at each epoch end, whatever ``checkpoint_every`` says). A feed without
+    validation data records no score and keeps the last weights."""
     p.batch, p.order = 0, None
     judged = tr.model if tr.averaged is None else tr.averaged
-    val = evaluate(judged, tr.data.val_rows, tr.data.y_val, tr.acc, task=tr.task,
-                   labels_as_input=tr.with_labels)
+    score = tr.feed.validate(judged)
     history = p.history
     history["epoch"].append(epoch + 1)
-    history["train_loss"].append(running / max(tr.steps_per_epoch, 1))
-    score = val[tr.task.metric]
-    history[f"val_{tr.task.metric}"].append(score)
-    if tr.monitor is not None:
-        for k, v in tr.monitor.epoch_summary().items():
-            history.setdefault(k, []).append(v)
-    better = score > p.best_val if tr.task.higher_is_better else score < p.best_val
-    if tr.spec.select == "best_val" and (p.best_epoch < 0 or better):
+    history["train_loss"].append(running / max(tr.feed.steps_in(epoch), 1))
+    if score is not None:
+        history[f"val_{tr.task.metric}"].append(score)
+    for k, v in tr.feed.epoch_summary(p).items():
+        history.setdefault(k, []).append(v)
+    better = (score is not None and
+              (score > p.best_val if tr.task.higher_is_better else score < p.best_val))
+    if tr.spec.select == "best_val" and score is not None and (p.best_epoch < 0 or better):
         p.best_val, p.best_epoch = score, epoch + 1
         source = tr.raw_model if tr.averaged is None else tr.averaged
         p.best_state = {k: v.detach().clone() for k, v in source.state_dict().items()}
     if on_epoch is not None:
-        on_epoch(epoch + 1, {k: v[-1] for k, v in history.items() if k != "epoch"})
+        on_epoch(epoch + 1, {k: v[-1] for k, v in history.items() if k != "epoch" and v})
     _save(tr, p, epoch + 1, 0, torch.empty(0, dtype=torch.long))
 
 
@@ -577,14 +698,14 @@ def _finish(tr: _Training, p: _Progress, stopped: bool) -> FitResult:
         else:
             if tr.averaged is not None:  # the last averaged weights
                 raw_model.load_state_dict(tr.averaged.state_dict())
-            scores = history[f"val_{tr.task.metric}"]
+            scores = history.get(f"val_{tr.task.metric}", [])
             p.best_val = scores[-1] if scores else float("nan")
             p.best_epoch = history["epoch"][-1] if history["epoch"] else -1
     release(tr.acc)
     raw_model.eval()
     cached = tr.teacher is not None and tr.teacher.signal.cached is not None
     return FitResult(raw_model, history, p.best_epoch, p.best_val, p.step, not stopped, cached,
-                     p.resumed_step)
+                     p.resumed_step, p.step_losses)
 
 
 def _moving_teacher(tr: _Training) -> nn.Module | None:
@@ -611,6 +732,8 @@ def _save(tr: _Training, p: _Progress, epoch: int, b: int, order: Tensor,
     if teacher is not None:
         extra.update({f"teacher.{k}": v for k, v in teacher.state_dict().items()})
     extra.update(_part_state(tr.refiners, tr.updater))
+    extra.update({f"feed.{k}": v for k, v in tr.feed.state_dict().items()})
+    extra["progress.step_losses"] = torch.tensor(p.step_losses, dtype=torch.float64)
     if tr.monitor is not None:
         extra.update({f"monitor.{k}": v for k, v in tr.monitor.state_dict().items()})
     if tr.averaged is not None:
@@ -645,6 +768,9 @@ def _restore(tr: _Training) -> _Progress:
     if teacher is not None:
         teacher.load_state_dict(part("teacher."))
     _load_part_state(tr.refiners, tr.updater, extra)
+    tr.feed.load_state_dict(part("feed.", to_device=False))
+    if "progress.step_losses" in extra:
+        p.step_losses = extra["progress.step_losses"].tolist()
     if tr.monitor is not None and "monitor.sums" in extra:
         tr.monitor.load_state_dict(part("monitor.", to_device=False))
     if tr.averaged is not None:

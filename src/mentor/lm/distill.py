@@ -26,34 +26,38 @@ Each optimizer step takes ``accumulate`` micro-batches of ``batch_size`` sequenc
 every target token equally across them (:func:`~mentor.losses.tokens.token_count`). The best
 student by validation exact match (evaluated every ``eval_every`` steps) is kept.
 
-Data parallelism (``W`` ranks, see :func:`distill_lm` for when it is on): ``batch_size`` is the
-*global* micro-batch. Every rank draws the same global rows (and every coin, e.g. on-policy's
-``lam``) from one generator seeded with ``seed``, keeps its contiguous ``batch_size / W`` rows,
-normalizes by the global token count and, after its backward passes, sums the gradients over
-the ranks with one ``all_reduce`` of a flat buffer (no DDP wrapper: ``generate`` and Hugging
-Face models stay plain). The loss of a rank's tokens divided by the global count, summed over
-ranks, is the single-process loss of the global batch, so the ranks stay identical and match a
-single-process run with the same ``seed`` and ``batch_size`` up to float summation order.
-Sampled sequences (student samples, teacher samples, ``seqkd``'s completions, whose prompts
-are split across the ranks) come from a per-rank generator, so ranks sample differently.
+Every regime runs on the engine's one training loop (:func:`mentor.engine.loop.run_training`)
+through the token feed of :mod:`mentor.lm.regimes`: evaluation periods are the loop's epochs,
+selection by the tokens task's metric (:class:`mentor.tasks.Tokens`), checkpoints and
+``resume`` are the loop's, and data parallelism is Accelerate's DDP. With ``W`` processes,
+``batch_size`` is the *global* micro-batch: every rank draws the same global rows (and every
+coin, e.g. on-policy's ``lam``) from one generator seeded with ``seed``, keeps its contiguous
+``batch_size / W`` rows and normalizes by the global token count, so the ranks stay identical
+and match a single-process run with the same ``seed`` and ``batch_size`` up to float
+summation order. Sampled sequences (student samples, teacher samples, ``seqkd``'s
+completions, whose prompts are split across the ranks) come from a per-rank generator, so
+ranks sample differently.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..errors import MentorError, TrainingFault, check_param
-from ..losses.tokens import DIVERGENCES, token_count, token_divergence
-from .generate import complete, exact_match, logits_of
+from ..contracts import UpdaterHooks
+from ..engine.accel import get_accelerator
+from ..engine.loop import prepare_training, run_training
+from ..errors import MentorError, check_param
+from ..losses.tokens import DIVERGENCES
+from ..recipe import TrainSpec
+from ..tasks.tokens import TOKENS
+from ..updates import Frozen
+from .generate import exact_match
+from .regimes import Regime, TokenFeed, rank_seed
 from .signals import as_token_teacher
 from .testbed import TokenData
 
@@ -131,9 +135,11 @@ def _seqkd_completions(teacher, train: TokenData, gold_tries: int, temperature: 
 
 
 def _seqkd_data(teacher, train: TokenData, gold_tries: int, temperature: float, generator,
-                rank: int = 0, world: int = 1) -> TokenData:
-    """The kept teacher completions as training data. With ``world > 1`` each rank completes
-    its contiguous share of the prompts and all ranks gather the whole set (same row order)."""
+                acc=None) -> TokenData:
+    """The kept teacher completions as training data. With several processes (``acc``'s,
+    an ``accelerate.Accelerator``; ``None``: one process) each rank completes its contiguous
+    share of the prompts and all ranks gather the whole set (same row order)."""
+    rank, world = (0, 1) if acc is None else (int(acc.process_index), int(acc.num_processes))
     if world == 1:
         ids, accepted = _seqkd_completions(teacher, train, gold_tries, temperature, generator)
     else:
@@ -142,7 +148,8 @@ def _seqkd_data(teacher, train: TokenData, gold_tries: int, temperature: float, 
                                            temperature, generator)
         local = torch.cat([ids.cpu().reshape(-1), accepted.long()])
         size = max(len(s) for s in shares) * (train.ids.shape[1] + 1)
-        parts = _all_gather(torch.cat([local, local.new_zeros(size - len(local))]), world)
+        padded = torch.cat([local, local.new_zeros(size - len(local))]).to(acc.device)
+        parts = acc.gather(padded).cpu().view(world, size)
         width = train.ids.shape[1]
         ids = torch.cat([q[:len(s) * width].view(len(s), width)
                          for q, s in zip(parts, shares)])
@@ -154,81 +161,6 @@ def _seqkd_data(teacher, train: TokenData, gold_tries: int, temperature: float, 
     return TokenData(ids[accepted], train.target[accepted])
 
 
-# ------------------------------------------------------------------------------ data parallel
-
-def _data_parallel(accelerator, batch_size: int) -> tuple[int, int]:
-    """``(rank, world)`` of this process: the accelerator's when one is given, else the
-    initialized torch.distributed process group's, else ``(0, 1)``."""
-    initialized = dist.is_available() and dist.is_initialized()
-    if accelerator is not None:
-        rank, world = int(accelerator.process_index), int(accelerator.num_processes)
-    elif initialized:
-        rank, world = dist.get_rank(), dist.get_world_size()
-    else:
-        return 0, 1
-    if batch_size % world:
-        raise MentorError(f"distill_lm batch_size {batch_size} is not divisible by the world "
-                          f"size {world}; expected a multiple of {world} (each rank takes an "
-                          "equal share of every global batch)")
-    if world > 1 and not initialized:
-        raise MentorError(f"the accelerator has {world} processes but no torch.distributed "
-                          "process group is initialized; expected a multi-CPU or multi-GPU "
-                          "(DDP-style) launch")
-    return rank, world
-
-
-def _rank_seed(seed: int, rank: int) -> int:
-    """A seed for rank ``rank``'s own generator, derived from ``seed`` and ``rank``."""
-    return int(np.random.SeedSequence([seed % 2 ** 64, rank]).generate_state(1, np.uint64)[0])
-
-
-def _comm(t: Tensor) -> Tensor:
-    """``t`` on a device the process group's backend can communicate (CUDA for NCCL)."""
-    if "nccl" in str(dist.get_backend()) and t.device.type != "cuda":
-        return t.to(torch.device("cuda", torch.cuda.current_device()))
-    return t
-
-
-def _all_gather(t: Tensor, world: int) -> list[Tensor]:
-    """Every rank's ``t`` (same shape on all ranks), on ``t``'s device."""
-    c = _comm(t)
-    parts = [torch.empty_like(c) for _ in range(world)]
-    dist.all_gather(parts, c)
-    return [q.to(t.device) for q in parts]
-
-
-def _all_reduce_grads(params: list[nn.Parameter], extra: list[float]) -> list[float]:
-    """Sum the gradients of ``params`` and the numbers ``extra`` over all ranks with one
-    ``all_reduce`` of a flat buffer (at least float32). A parameter without a gradient on
-    every rank keeps none; one with a gradient on some rank gets the sum."""
-    grads = [p.grad for p in params]
-    dtype = functools.reduce(torch.promote_types,
-                             [g.dtype for g in grads if g is not None], torch.float32)
-    device = next((q.device for q in params), torch.device("cpu"))
-    flat = [torch.zeros(p.numel(), dtype=dtype, device=device) if g is None
-            else g.reshape(-1).to(device=device, dtype=dtype) for p, g in zip(params, grads)]
-    flags = [0.0 if g is None else 1.0 for g in grads]
-    buf = _comm(torch.cat([*flat, torch.tensor(flags + list(extra), dtype=dtype,
-                                               device=device)]))
-    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
-    tail = buf[-(len(params) + len(extra)):].tolist()
-    offset = 0
-    for p, has in zip(params, tail):
-        piece = buf[offset:offset + p.numel()].view_as(p)
-        offset += p.numel()
-        if p.grad is not None:
-            p.grad.copy_(piece)
-        elif has > 0:
-            p.grad = piece.to(device=p.device, dtype=p.dtype, copy=True)
-    return tail[len(params):]
-
-
-def _all_reduce_sum(value: float, device) -> float:
-    t = _comm(torch.tensor([float(value)], dtype=torch.float64, device=device))
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return float(t)
-
-
 def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData | None = None,
                regime: str = "off_policy", divergence: str | None = None, beta: float = 0.5,
                alpha: float = 0.1, temperature: float = 1.0, t2: bool = False,
@@ -236,21 +168,29 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
                lam: float = 1.0, estimator: str = "full", warmup_steps: int | None = None,
                gold_tries: int = 0, sample_temperature: float = 1.0,
                chunk_size: int | None = None, eval_every: int = 100, seed: int = 0,
-               on_eval=None, accelerator=None) -> LMResult:
+               on_eval=None, accelerator=None, checkpoint_dir=None, resume: bool = False,
+               checkpoint_every: int = 0, max_steps: int | None = None) -> LMResult:
     """Train ``student`` (a causal LM: ids -> logits) from ``teacher`` on ``train`` with one
     of :data:`REGIMES` (module docstring). ``divergence`` defaults to forward KL (off-policy,
     bridge warm-up) or reverse KL (on-policy); ``beta``, ``alpha``, ``temperature``, ``t2``
     and ``chunk_size`` go to :func:`~mentor.losses.tokens.token_divergence`. Returns an
     :class:`LMResult` holding the student at its best validation exact match.
 
+    Checkpoints (the engine's, :mod:`mentor.engine.checkpoint`): with ``checkpoint_dir``
+    every evaluation (and every ``checkpoint_every`` steps) is saved; ``max_steps`` stops
+    early after saving; ``resume=True`` continues from the latest checkpoint and ends with
+    the uninterrupted run's student, losses and history (one process: every draw comes from
+    the saved generator).
+
     Data parallelism: the ranks are ``accelerator``'s (an ``accelerate.Accelerator``) when one
-    is given, else those of the initialized ``torch.distributed`` process group, else there is
-    one process. With ``W > 1`` ranks (module docstring) every rank calls this with the same
-    arguments, data and initial weights; ``batch_size`` is the global micro-batch and must be
-    divisible by ``W``; pass the bare model, not a DDP wrapper. Losses are global, validation
-    runs on every rank on the whole ``val`` (``on_eval`` is called on every rank) and
-    ``teacher_queries`` and ``kept_sequences`` count all ranks. With one process the run is
-    exactly the single-process run.
+    is given, else the process's (:func:`mentor.engine.get_accelerator`: ``torchrun`` or
+    ``accelerate launch`` set them), else there is one process. With ``W > 1`` ranks (module
+    docstring) every rank calls this with the same arguments, data and initial weights;
+    ``batch_size`` is the global micro-batch and must be divisible by ``W``; pass the bare
+    model, not a DDP wrapper. Losses are global, validation runs on every rank on the whole
+    ``val`` (``on_eval`` is called on every rank) and ``teacher_queries`` and
+    ``kept_sequences`` count all ranks. With one process the run is exactly the
+    single-process run.
 
     >>> import torch
     >>> from mentor.lm import Addition, CharLM, distill_lm
@@ -267,121 +207,64 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
     """
     warmup_steps = steps // 2 if warmup_steps is None else warmup_steps
     _check(regime, divergence, estimator, lam, steps, batch_size, accumulate, warmup_steps)
-    if regime != "supervised":
-        if teacher is None:
-            raise MentorError(f"regime {regime!r} needs a teacher; use 'supervised' without one")
+    if regime == "supervised":
+        teacher = None  # the data alone: a given teacher is never asked
+    elif teacher is None:
+        raise MentorError(f"regime {regime!r} needs a teacher; use 'supervised' without one")
+    else:
         teacher = as_token_teacher(teacher)
     if len(train) == 0:
         raise MentorError("training data has no sequences; expected at least one")
-    rank, world = _data_parallel(accelerator, batch_size)
-    if world > 1 and isinstance(student, DistributedDataParallel):
+    acc = accelerator or get_accelerator()
+    world = int(acc.num_processes)
+    if batch_size % world:
+        raise MentorError(f"distill_lm batch_size {batch_size} is not divisible by the world "
+                          f"size {world}; expected a multiple of {world} (each rank takes an "
+                          "equal share of every global batch)")
+    if isinstance(student, DistributedDataParallel):
         raise MentorError("distill_lm got a DistributedDataParallel student; expected the bare "
-                          "model (distill_lm sums the gradients over the ranks itself)")
-    # g: shared by all ranks (rows, coins), in lockstep; gs: this rank's sampling generator
-    g = torch.Generator().manual_seed(seed)
-    if world == 1:
-        torch.manual_seed(seed)
-        gs = g
-    else:
-        torch.manual_seed(_rank_seed(seed, rank))
-        gs = torch.Generator().manual_seed(_rank_seed(seed, rank))
-    lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
+                          "model (the training loop wraps it for data parallelism itself)")
+    rank = int(acc.process_index)
+    torch.manual_seed(seed if world == 1 else rank_seed(seed, rank))
+    epochs = -(-steps // eval_every)
+    spec = TrainSpec(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
+                     seeds=[seed], select="best_val" if val is not None else "last",
+                     checkpoint_every=checkpoint_every)
+    tr = prepare_training(student, spec, seed, task=TOKENS, updater=UpdaterHooks(Frozen()),
+                          steps_per_epoch=min(eval_every, steps), total_steps=steps,
+                          checkpoint_dir=checkpoint_dir)
+    # tr.gen: shared by all ranks (rows, coins), in lockstep; sampler: this rank's samples
+    sampler = tr.gen if world == 1 else torch.Generator().manual_seed(rank_seed(seed, rank))
     kept = None
     if regime == "seqkd":
-        train = _seqkd_data(teacher, train, gold_tries, sample_temperature, gs, rank, world)
+        train = _seqkd_data(teacher, train, gold_tries, sample_temperature, sampler, acc)
         kept = len(train)
-    p = train.prompt_len
-    new = train.ids.shape[1] - p
-    device = next(student.parameters()).device
-    params = [q for q in student.parameters() if q.requires_grad]
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
-    res = LMResult(student, kept_sequences=kept)
+    tr.feed = TokenFeed(tr, teacher, train, val, Regime(
+        regime, divergence, estimator, lam, warmup_steps, sample_temperature,
+        dict(beta=beta, alpha=alpha, temperature=temperature, t2=t2, chunk_size=chunk_size)),
+        steps=steps, eval_every=eval_every, batch_size=batch_size, accumulate=accumulate,
+        sampler=sampler)
 
-    for step in range(1, steps + 1):
-        student.train()
-        micro = []
-        for _ in range(accumulate):
-            rows = torch.randint(0, len(train), (batch_size,), generator=g)
-            if world > 1:
-                rows = rows[lo:hi]
-            ids = train.ids[rows].to(device)
-            mode = regime
-            if regime == "on_policy" or (regime == "bridge" and step > warmup_steps):
-                if regime == "bridge" or torch.rand((), generator=g) < lam:
-                    ids = complete(student, ids[:, :p], new, greedy=False,
-                                   temperature=sample_temperature, generator=gs)
-                    rows, mode = None, "student_samples"
-                else:
-                    mode = "dataset_on_policy_loss"
-            elif regime == "bridge":
-                ids = teacher.generate(ids[:, :p], new, greedy=False,
-                                       temperature=sample_temperature, generator=gs)
-                rows, mode = None, "teacher_samples"
-            # every row of a TokenData has the same prompt/completion layout
-            mask = train.target[0, 1:].expand(len(ids), -1).to(device)
-            micro.append((ids, rows, mask, mode))
-        n = token_count([m for _, _, m, _ in micro], accelerator)
-        opt.zero_grad(set_to_none=True)
-        total, fault = 0.0, None
-        for ids, rows, mask, mode in micro:
-            loss, value = _micro_loss(student, teacher, ids, rows, mask, mode, n, regime,
-                                      step > warmup_steps, divergence, estimator,
-                                      dict(beta=beta, alpha=alpha, temperature=temperature,
-                                           t2=t2, chunk_size=chunk_size))
-            if not torch.isfinite(loss):
-                fault = (f"step {step}: the {regime} loss is {loss.item()} "
-                         f"(component: distill_lm/{mode})")
-                if world == 1:
-                    raise TrainingFault(fault)
-                break  # raise after the all-reduce, on every rank together
-            loss.backward()
-            total += float(value)
-        if world > 1:
-            total, faults = _all_reduce_grads(params, [total, float(fault is not None)])
-            if faults > 0:
-                raise TrainingFault(fault or f"step {step}: the {regime} loss is not finite "
-                                             f"on another rank (component: distill_lm)")
-        opt.step()
-        res.losses.append(total)
-        if val is not None and (step % eval_every == 0 or step == steps):
-            res.evaluate(step, val, on_eval)
-    res.restore_best()
-    res.teacher_queries = getattr(teacher, "queries", 0) if teacher is not None else 0
-    if world > 1:
-        res.teacher_queries = int(_all_reduce_sum(res.teacher_queries, device))
+    def report(epoch: int, metrics: dict) -> None:
+        if on_eval is not None and "val_exact_match" in metrics:
+            on_eval(int(metrics["step"]), {"val_accuracy": metrics["val_exact_match"]})
+    fitted = run_training(tr, resume=resume, max_steps=max_steps, on_epoch=report)
+    return _result(fitted, teacher, kept, acc, tr.device)
+
+
+def _result(fitted, teacher, kept, acc, device) -> LMResult:
+    """The loop's result as an :class:`LMResult`: per-step losses, one history entry per
+    evaluation, the selected step, and the teacher queries of every rank."""
+    h = fitted.history
+    vals = h.get("val_exact_match", [])
+    history = [{"step": s, "loss": fitted.step_losses[s - 1] if s else None,
+                "val_exact_match": v} for s, v in zip(h["step"], vals)]
+    res = LMResult(fitted.model, history, list(fitted.step_losses), kept_sequences=kept)
+    if vals:
+        res.best_val = fitted.best_val_accuracy
+        res.best_step = h["step"][fitted.best_epoch - 1]
+    queries = teacher.queries if teacher is not None else 0
+    if acc.num_processes > 1:
+        queries = int(acc.reduce(torch.tensor(queries, device=device), reduction="sum"))
+    res.teacher_queries = int(queries)
     return res
-
-
-def _micro_loss(student, teacher, ids, rows, mask, mode, n, regime, past_warmup, divergence,
-                estimator, kw) -> tuple[Tensor, Tensor]:
-    """(loss to differentiate, the value it stands for) of one micro-batch, per token of
-    the whole step (``n`` target tokens)."""
-    ids_in = ids[:, :-1]
-    zs = logits_of(student, ids_in)
-    if regime in ("supervised", "seqkd"):
-        loss = F.cross_entropy(zs[mask].float(), ids[:, 1:][mask], reduction="sum") / n
-        return loss, loss.detach()
-    on = regime == "on_policy" or (regime == "bridge" and past_warmup)
-    signal = teacher.signal(ids_in, rows)
-    if on and estimator == "sampled" and mode == "student_samples":
-        loss, value = _sampled_reverse_kl(zs, signal, ids[:, 1:], mask, kw["temperature"])
-        return loss / n, value / n
-    kind = divergence or ("reverse_kl" if on else "forward_kl")
-    loss = token_divergence(zs, signal, mask, kind=kind, reduction="mean", normalizer=n, **kw)
-    return loss, loss.detach()
-
-
-def _sampled_reverse_kl(zs: Tensor, signal, tokens: Tensor, mask: Tensor,
-                        temperature: float) -> tuple[Tensor, Tensor]:
-    """The surrogate ``Σ sg(log p_s(y) - log p_t(y)) * log p_s(y)`` over masked positions of
-    the sampled tokens ``y`` (its gradient is the policy gradient of the reverse KL) and the
-    value it estimates, ``Σ (log p_s(y) - log p_t(y))`` (full teacher logits needed: a
-    top-k teacher may not rank y)."""
-    if not isinstance(signal, Tensor):
-        raise MentorError("the sampled-token estimator needs the teacher's full logits; a "
-                          "top-k teacher may not score the sampled token (use estimator='full')")
-    ls = torch.log_softmax(zs.float() / temperature, -1).gather(-1, tokens[..., None])[..., 0]
-    lt = torch.log_softmax(signal.float() / temperature, -1).gather(-1, tokens[..., None])[..., 0]
-    adv = (ls - lt).detach()
-    m = mask.bool()
-    return (adv * ls)[m].sum(), adv[m].sum()

@@ -9,22 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import MentorError
+from ..tasks.tokens import logits_of
+
+__all__ = ["complete", "exact_match", "logits_of"]
 
 
-def logits_of(model, ids: Tensor) -> Tensor:
-    """Next-token logits ``(B, L, V)`` of ``model`` on ``ids`` (HF outputs unwrapped)."""
-    out = model(ids)
-    if hasattr(out, "logits"):
-        out = out.logits
-    elif isinstance(out, tuple):
-        out = out[0]
-    if out.ndim != 3 or out.shape[:2] != ids.shape:
-        raise MentorError(f"language model output has shape {tuple(out.shape)} for ids "
-                          f"{tuple(ids.shape)}; expected (batch, length, vocabulary)")
-    return out
-
-
-@torch.no_grad()
 def complete(model, prompts: Tensor, new_tokens: int, *, greedy: bool = True,
              temperature: float = 1.0, generator: torch.Generator | None = None,
              vocab: int | None = None) -> Tensor:

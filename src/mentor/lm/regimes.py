@@ -1,0 +1,175 @@
+"""The token feed: what each optimizer step of language-model distillation trains on, for
+every regime of :func:`mentor.lm.distill.distill_lm`, on the engine's one loop
+(:func:`mentor.engine.loop.run_training`; the contract :class:`mentor.contracts.StepFeed`).
+
+A step is ``accumulate`` micro-batches of ``batch_size`` sequences (the *global* micro-batch:
+with ``W`` processes each rank keeps its contiguous ``batch_size / W`` rows). Every rank draws
+the same global rows and coins (on-policy's ``lam``) from the training's generator, which a
+checkpoint saves; sampled sequences (student samples, teacher samples) come from a per-rank
+generator under several processes (ranks sample differently) and from that same generator
+in one process. All of a step's micro-batches are drawn -- student samples with the weights
+before the step -- before any of their losses; each loss is normalized by the step's global
+target-token count (:func:`~mentor.losses.tokens.token_count`), so every target token of the
+step weighs the same however the tokens fall into micro-batches and ranks, and is multiplied
+by ``W`` because DDP averages the gradients over the ranks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import MentorError, TrainingFault
+from ..losses.tokens import token_count, token_divergence
+from ..tasks.tokens import logits_of
+from .generate import complete, exact_match
+from .testbed import TokenData
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A regime and its options (see :mod:`mentor.lm.distill`)."""
+
+    name: str
+    divergence: str | None
+    estimator: str
+    lam: float
+    warmup_steps: int
+    sample_temperature: float
+    loss_kw: dict
+
+    def on_policy_at(self, step: int) -> bool:
+        """Whether step ``step`` (1-based) trains on the on-policy loss."""
+        return self.name == "on_policy" or (self.name == "bridge" and step > self.warmup_steps)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """A seed for rank ``rank``'s own sampling generator, derived from ``seed`` and ``rank``."""
+    return int(np.random.SeedSequence([seed % 2 ** 64, rank]).generate_state(1, np.uint64)[0])
+
+
+class TokenFeed:
+    """The step feed of a :func:`~mentor.lm.distill.distill_lm` run on ``train`` (already the
+    kept teacher completions for ``seqkd``); ``tr`` is the engine's training. Epochs are the
+    evaluation periods: ``eval_every`` steps each, the last one shorter when ``eval_every``
+    does not divide ``steps``."""
+
+    def __init__(self, tr, teacher, train: TokenData, val: TokenData | None, regime: Regime,
+                 *, steps: int, eval_every: int, batch_size: int, accumulate: int,
+                 sampler: torch.Generator):
+        self.tr, self.teacher, self.train, self.val, self.regime = tr, teacher, train, val, \
+            regime
+        self.steps_total, self.eval_every = steps, eval_every
+        self.batch_size, self.accumulate, self.sampler = batch_size, accumulate, sampler
+        self.lo = tr.rank * batch_size // tr.world
+        self.hi = (tr.rank + 1) * batch_size // tr.world
+        # every row of a TokenData has the same prompt / completion layout
+        self.mask = train.target[0, 1:].to(tr.device)
+
+    def steps_in(self, epoch: int) -> int:
+        return min(self.eval_every, self.steps_total - epoch * self.eval_every)
+
+    def new_history(self) -> dict[str, list]:
+        return {"epoch": [], "train_loss": [], f"val_{self.tr.task.metric}": [], "step": []}
+
+    def steps(self, p, epoch: int):
+        for _ in range(p.batch, self.steps_in(epoch)):
+            yield self._step(p.step + 1)
+
+    def _step(self, step: int) -> list:
+        tr, train, r = self.tr, self.train, self.regime
+        g, p = tr.gen, train.prompt_len
+        new = train.ids.shape[1] - p
+        tr.model.train()
+        drawn = []
+        for _ in range(self.accumulate):
+            rows = torch.randint(0, len(train), (self.batch_size,), generator=g)
+            if tr.world > 1:
+                rows = rows[self.lo:self.hi]
+            ids = train.ids[rows].to(tr.device)
+            mode = r.name
+            if r.on_policy_at(step):
+                if r.name == "bridge" or torch.rand((), generator=g) < r.lam:
+                    ids = complete(tr.raw_model, ids[:, :p], new, greedy=False,
+                                   temperature=r.sample_temperature, generator=self.sampler)
+                    rows, mode = None, "student_samples"
+                else:
+                    mode = "dataset_on_policy_loss"
+            elif r.name == "bridge":
+                ids = self.teacher.generate(ids[:, :p], new, greedy=False,
+                                            temperature=r.sample_temperature,
+                                            generator=self.sampler)
+                rows, mode = None, "teacher_samples"
+            drawn.append((ids, rows, self.mask.expand(len(ids), -1), mode))
+        n = token_count([m for _, _, m, _ in drawn], tr.acc)
+        return [self._micro(step, ids, rows, mask, mode, n)
+                for ids, rows, mask, mode in drawn]
+
+    def _micro(self, step, ids, rows, mask, mode, n):
+        def micro():
+            loss, value = micro_loss(self.tr.model, self.teacher, ids, rows, mask, mode, n,
+                                     self.regime, step)
+
+            def fault():
+                raise TrainingFault(f"step {step}: the {self.regime.name} loss is "
+                                    f"{value.item()} (component: distill_lm/{mode})")
+            return loss * self.tr.world, value, fault
+        return micro
+
+    def validate(self, model) -> float | None:
+        if self.val is None:
+            return None
+        return exact_match(self.tr.acc.unwrap_model(model), self.val)
+
+    def epoch_summary(self, p) -> dict[str, float]:
+        return {"step": p.step}
+
+    def state_dict(self) -> dict[str, Tensor]:
+        if self.sampler is self.tr.gen:
+            return {}
+        return {"sampler": self.sampler.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if "sampler" in state:
+            self.sampler.set_state(state["sampler"])
+
+
+def micro_loss(student, teacher, ids: Tensor, rows: Tensor | None, mask: Tensor, mode: str,
+               n, regime: Regime, step: int) -> tuple[Tensor, Tensor]:
+    """(loss to differentiate, the value it stands for) of one micro-batch, per target token
+    of the whole step (``n`` tokens)."""
+    ids_in = ids[:, :-1]
+    zs = logits_of(student, ids_in)
+    if regime.name in ("supervised", "seqkd"):
+        loss = F.cross_entropy(zs[mask].float(), ids[:, 1:][mask], reduction="sum") / n
+        return loss, loss.detach()
+    on = regime.on_policy_at(step)
+    signal = teacher.signal(ids_in, rows)
+    if on and regime.estimator == "sampled" and mode == "student_samples":
+        loss, value = sampled_reverse_kl(zs, signal, ids[:, 1:], mask,
+                                         regime.loss_kw["temperature"])
+        return loss / n, value / n
+    kind = regime.divergence or ("reverse_kl" if on else "forward_kl")
+    loss = token_divergence(zs, signal, mask, kind=kind, reduction="mean", normalizer=n,
+                            **regime.loss_kw)
+    return loss, loss.detach()
+
+
+def sampled_reverse_kl(zs: Tensor, signal, tokens: Tensor, mask: Tensor,
+                       temperature: float) -> tuple[Tensor, Tensor]:
+    """The surrogate ``Σ sg(log p_s(y) - log p_t(y)) * log p_s(y)`` over masked positions of
+    the sampled tokens ``y`` (its gradient is the policy gradient of the reverse KL) and the
+    value it estimates, ``Σ (log p_s(y) - log p_t(y))`` (full teacher logits needed: a
+    top-k teacher may not rank y)."""
+    if not isinstance(signal, Tensor):
+        raise MentorError("the sampled-token estimator needs the teacher's full logits; a "
+                          "top-k teacher may not score the sampled token (use estimator='full')")
+    ls = torch.log_softmax(zs.float() / temperature, -1).gather(-1, tokens[..., None])[..., 0]
+    lt = torch.log_softmax(signal.float() / temperature, -1).gather(-1, tokens[..., None])[..., 0]
+    adv = (ls - lt).detach()
+    m = mask.bool()
+    return (adv * ls)[m].sum(), adv[m].sum()

@@ -1,0 +1,79 @@
+"""Tokens (causal language models): outputs are next-token logits ``(B, L, V)``; a row's
+labels are its next tokens, ``-1`` where no loss or metric reads them (prompt positions)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import MentorError
+from ..registry import TASKS
+
+
+def logits_of(model, ids: Tensor) -> Tensor:
+    """Next-token logits ``(B, L, V)`` of ``model`` on ``ids`` (Hugging Face outputs unwrapped:
+    their ``.logits``, or a tuple's first element)."""
+    out = model(ids)
+    if hasattr(out, "logits"):
+        out = out.logits
+    elif isinstance(out, tuple):
+        out = out[0]
+    if out.ndim != 3 or out.shape[:2] != ids.shape:
+        raise MentorError(f"language model output has shape {tuple(out.shape)} for ids "
+                          f"{tuple(ids.shape)}; expected (batch, length, vocabulary)")
+    return out
+
+
+class Tokens:
+    """The tokens task adapter (the contract :class:`mentor.contracts.TaskAdapter`).
+
+    The metric is exact match: a row counts when every labeled position's arg-max is its
+    label. With teacher forcing this is the exact match of greedy decoding (a greedy
+    completion equals the reference exactly when each of its tokens is the arg-max given the
+    reference prefix), which is how :func:`mentor.lm.generate.exact_match` measures it by
+    generating."""
+
+    name = "tokens"
+    metric = "exact_match"
+    higher_is_better = True
+
+    def num_outputs(self, model: nn.Module, example: Tensor) -> int:
+        """The vocabulary ``model`` scores, checked on two example sequences ``(B, L)``."""
+        with torch.no_grad():
+            was = model.training
+            model.eval()
+            out = logits_of(model, example[:2])
+            model.train(was)
+        return int(out.shape[-1])
+
+    def check(self, model: nn.Module, teacher, example: Tensor, num_outputs: int) -> None:
+        """The student scores ``num_outputs`` tokens; a teacher (a token teacher,
+        :mod:`mentor.lm.signals`: its ``vocab_size``) scores the same vocabulary."""
+        got = self.num_outputs(model, example)
+        if got != num_outputs:
+            raise MentorError(f"the student scores {got} tokens but the data has a vocabulary "
+                              f"of {num_outputs}; expected the same vocabulary")
+        if teacher is not None and teacher.vocab_size != num_outputs:
+            raise MentorError(f"the teacher scores {teacher.vocab_size} tokens but the student "
+                              f"{num_outputs}; expected one vocabulary (or an alignment)")
+
+    def predict(self, logits: Tensor) -> Tensor:
+        """The arg-max token at every position ``(B, L)``."""
+        return logits.argmax(-1)
+
+    def correct(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Per-row 1/0: every labeled position (``y >= 0``) predicts its label; ``y`` may
+        also be another model's logits (agreement on every position)."""
+        target = y.argmax(-1) if y.ndim == logits.ndim else y
+        pred = self.predict(logits)
+        if y.ndim == logits.ndim:
+            return (pred == target).all(-1)
+        return ((pred == target) | (target < 0)).all(-1)
+
+    def score(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Exact match's per-row values."""
+        return self.correct(logits, y)
+
+
+TOKENS = TASKS.register("tokens", description="next-token logits (B, L, V); labels -1 off "
+                        "the completion; teacher-forced exact match")(Tokens())
