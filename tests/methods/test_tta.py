@@ -123,3 +123,19 @@ def test_psmt_needs_source_rows(source):
         adapt_stream(model, [], method="psmt")
     with pytest.raises(MentorError, match="tta method 'cotta' is unknown"):
         adapt_stream(model, [], method="cotta")
+
+
+@pytest.mark.parametrize("method", ["mean-teacher", "psmt"])
+def test_adaptation_steps_through_the_engine_loop(source, method, monkeypatch):
+    """One optimizer step of the engine's one loop per stream batch (issue: one loop for every
+    regime); the online predictions are the teacher's, made before each step."""
+    import mentor.engine.loop as loop
+    calls = []
+    real = loop._optimize
+
+    def counting(tr, p, micro, epoch):
+        calls.append(p.step)
+        return real(tr, p, micro, epoch)
+    monkeypatch.setattr(loop, "_optimize", counting)
+    res = _run(source, method, cycles=1)
+    assert calls == list(range(len(res.batches))) and len(calls) > 0

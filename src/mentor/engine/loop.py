@@ -703,7 +703,8 @@ def _finish(tr: _Training, p: _Progress, stopped: bool) -> FitResult:
             p.best_epoch = history["epoch"][-1] if history["epoch"] else -1
     release(tr.acc)
     raw_model.eval()
-    cached = tr.teacher is not None and tr.teacher.signal.cached is not None
+    cached = (tr.teacher is not None and tr.teacher.signal is not None
+              and tr.teacher.signal.cached is not None)
     return FitResult(raw_model, history, p.best_epoch, p.best_val, p.step, not stopped, cached,
                      p.resumed_step, p.step_losses)
 
