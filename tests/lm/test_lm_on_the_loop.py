@@ -75,3 +75,24 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_one(data, teacher, kw, tmp_p
     assert resumed.history == full.history
     for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_preference_distillation_steps_through_the_engine_loop(data, teacher, monkeypatch):
+    """PU-RL's DPO steps are the loop's optimizer steps; its anchors are counted as queries."""
+    from mentor.lm import complete
+    from mentor.lm.pu_rl import preference_distill
+    steps = []
+    real = loop._optimize
+
+    def counting(tr, p, micro, epoch):
+        steps.append(len(micro))
+        return real(tr, p, micro, epoch)
+    monkeypatch.setattr(loop, "_optimize", counting)
+
+    def anchor(prompts, new):
+        return complete(teacher, prompts, new)[:, prompts.shape[1]:]
+    res = preference_distill(_student(), anchor, data[0], val=data[1], k=4, steps=STEPS,
+                             prompts_per_step=3, eval_every=4, seed=0)
+    assert len(steps) == STEPS and set(steps) <= {0, 1}
+    assert len(res.losses) == STEPS and res.teacher_queries == 3 * STEPS
+    assert [h["step"] for h in res.history] == [4, 8, 9]

@@ -604,6 +604,8 @@ def _optimize(tr: _Training, p: _Progress, micro: Sequence[Callable], epoch: int
     non-finite value stops the run naming its cause before the backward pass; under several
     processes every rank finishes the step's collectives first, then all of them stop."""
     total, fault, last = 0.0, None, len(micro) - 1
+    if not micro:  # nothing to learn from this step: no gradient, the step changes nothing
+        tr.optimizer.zero_grad(set_to_none=True)
     for i, part in enumerate(micro):
         with _no_sync(tr, i < last):
             loss, value, on_fault = part()

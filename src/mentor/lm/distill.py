@@ -41,7 +41,6 @@ ranks sample differently.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -56,7 +55,6 @@ from ..losses.tokens import DIVERGENCES
 from ..recipe import TrainSpec
 from ..tasks.tokens import TOKENS
 from ..updates import Frozen
-from .generate import exact_match
 from .regimes import Regime, TokenFeed, rank_seed
 from .signals import as_token_teacher
 from .testbed import TokenData
@@ -66,7 +64,9 @@ REGIMES = ("supervised", "off_policy", "seqkd", "on_policy", "bridge")
 
 @dataclass
 class LMResult:
-    """The trained student (best validation exact match), its history and what was spent."""
+    """The trained student (best validation exact match), its history (one entry per
+    evaluation: step, that step's loss, validation exact match), every step's loss, the
+    selected step and what was spent."""
 
     model: nn.Module
     history: list[dict] = field(default_factory=list)
@@ -75,24 +75,6 @@ class LMResult:
     best_val: float = float("nan")
     teacher_queries: int = 0
     kept_sequences: int | None = None
-    _best_state: dict | None = field(default=None, repr=False)
-
-    def evaluate(self, step: int, val: TokenData, on_eval=None) -> float:
-        """Exact match on ``val`` now; remembers the weights of the best step so far."""
-        acc = exact_match(self.model, val)
-        self.history.append({"step": step, "loss": self.losses[-1] if self.losses else None,
-                             "val_exact_match": acc})
-        if on_eval is not None:
-            on_eval(step, {"val_accuracy": acc})
-        if self._best_state is None or acc > self.best_val:
-            self.best_val, self.best_step = acc, step
-            self._best_state = copy.deepcopy(self.model.state_dict())
-        return acc
-
-    def restore_best(self) -> None:
-        """Load the best evaluated weights back into the model (no-op without evaluation)."""
-        if self._best_state is not None:
-            self.model.load_state_dict(self._best_state)
 
 
 def _check(regime, divergence, estimator, lam, steps, batch_size, accumulate, warmup_steps):
@@ -253,18 +235,24 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
 
 
 def _result(fitted, teacher, kept, acc, device) -> LMResult:
-    """The loop's result as an :class:`LMResult`: per-step losses, one history entry per
-    evaluation, the selected step, and the teacher queries of every rank."""
-    h = fitted.history
-    vals = h.get("val_exact_match", [])
-    history = [{"step": s, "loss": fitted.step_losses[s - 1] if s else None,
-                "val_exact_match": v} for s, v in zip(h["step"], vals)]
-    res = LMResult(fitted.model, history, list(fitted.step_losses), kept_sequences=kept)
-    if vals:
-        res.best_val = fitted.best_val_accuracy
-        res.best_step = h["step"][fitted.best_epoch - 1]
+    """The loop's result as an :class:`LMResult`, with the teacher queries of every rank."""
     queries = teacher.queries if teacher is not None else 0
     if acc.num_processes > 1:
         queries = int(acc.reduce(torch.tensor(queries, device=device), reduction="sum"))
-    res.teacher_queries = int(queries)
+    return result_of(fitted, int(queries), kept)
+
+
+def result_of(fitted, teacher_queries: int, kept: int | None = None) -> LMResult:
+    """An :class:`LMResult` from the engine's result of a token feed: per-step losses, one
+    history entry per evaluation (its step, that step's loss, the exact match) and the
+    selected step."""
+    h = fitted.history
+    vals = h.get(f"val_{TOKENS.metric}", [])
+    history = [{"step": s, "loss": fitted.step_losses[s - 1], "val_exact_match": v}
+               for s, v in zip(h["step"], vals)]
+    res = LMResult(fitted.model, history, list(fitted.step_losses),
+                   teacher_queries=teacher_queries, kept_sequences=kept)
+    if vals:
+        res.best_val = fitted.best_val_accuracy
+        res.best_step = h["step"][fitted.best_epoch - 1]
     return res

@@ -20,9 +20,15 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..errors import MentorError, check_param
-from .distill import LMResult
+from ..contracts import UpdaterHooks
+from ..engine.loop import prepare_training, run_training
+from ..errors import MentorError, TrainingFault, check_param
+from ..recipe import TrainSpec
+from ..tasks.tokens import TOKENS
+from ..updates import Frozen
+from .distill import LMResult, result_of
 from .generate import complete, logits_of
+from .regimes import PeriodFeed
 from .preference import dpo_loss, edit_similarity, preference_pairs, sequence_logprob
 from .testbed import TokenData
 
@@ -40,7 +46,8 @@ def preference_distill(student: nn.Module, anchor_fn: Callable[[Tensor, int], Te
                        steps: int = 100, prompts_per_step: int = 8, beta: float = 0.1,
                        lr: float = 1e-3, sample_temperature: float = 1.0,
                        eval_every: int = 25, seed: int = 0) -> LMResult:
-    """Train ``student`` with DPO on anchor-induced preferences among its own samples.
+    """Train ``student`` with DPO on anchor-induced preferences among its own samples, on the
+    engine's one loop (:func:`mentor.engine.loop.run_training`, :class:`PreferenceFeed`).
 
     ``anchor_fn(prompts (B, P), new_tokens) -> (B, new_tokens)`` is the black-box teacher
     (called once per prompt). Returns an :class:`~mentor.lm.distill.LMResult` holding the
@@ -51,49 +58,81 @@ def preference_distill(student: nn.Module, anchor_fn: Callable[[Tensor, int], Te
     check_param("preference_distill", "k", k, low=2)
     check_param("preference_distill", "steps", steps, low=1)
     check_param("preference_distill", "prompts_per_step", prompts_per_step, low=1)
-    g = torch.Generator().manual_seed(seed)
+    check_param("preference_distill", "eval_every", eval_every, low=1)
     torch.manual_seed(seed)
     ref = copy.deepcopy(student).eval()
     for q in ref.parameters():
         q.requires_grad_(False)
-    p = train.prompt_len
-    new = train.ids.shape[1] - p
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
-    res = LMResult(student)
-    for step in range(1, steps + 1):
-        rows = torch.randint(0, len(train), (prompts_per_step,), generator=g)
+    spec = TrainSpec(epochs=-(-steps // eval_every), batch_size=prompts_per_step, lr=lr,
+                     optimizer="adam", seeds=[seed],
+                     select="best_val" if val is not None else "last")
+    tr = prepare_training(student, spec, seed, task=TOKENS, updater=UpdaterHooks(Frozen()),
+                          steps_per_epoch=min(eval_every, steps), total_steps=steps,
+                          checkpoint_dir=None)
+    feed = PreferenceFeed(tr, ref, anchor_fn, train, val, k=k, score=score, pairs=pairs,
+                          steps=steps, eval_every=eval_every, prompts_per_step=prompts_per_step,
+                          beta=beta, sample_temperature=sample_temperature)
+    tr.feed = feed
+    return result_of(run_training(tr), feed.queries)
+
+
+class PreferenceFeed(PeriodFeed):
+    """PU-RL's step feed (the contract :class:`mentor.contracts.StepFeed`): per step,
+    ``prompts_per_step`` prompts drawn from the training's generator, one anchor each from
+    the teacher, ``k`` student samples each, ranked against the anchor into (chosen,
+    rejected) pairs; the micro-batch is the DPO loss against the frozen reference ``ref``.
+    A step whose candidates give no pair has no micro-batch (the optimizer step changes
+    nothing). Epochs are evaluation periods of ``eval_every`` steps."""
+
+    def __init__(self, tr, ref, anchor_fn, train: TokenData, val: TokenData | None, *, k,
+                 score, pairs, steps, eval_every, prompts_per_step, beta, sample_temperature):
+        super().__init__(tr, val, steps, eval_every)
+        self.ref, self.anchor_fn, self.train = ref, anchor_fn, train
+        self.k, self.score, self.pairs, self.beta = k, score, pairs, beta
+        self.n = prompts_per_step
+        self.sample_temperature = sample_temperature
+        self.queries = 0
+
+    def steps(self, progress, epoch: int):
+        for _ in range(progress.batch, self.steps_in(epoch)):
+            yield self._step()
+
+    def _step(self) -> list:
+        tr, train, g, k = self.tr, self.train, self.tr.gen, self.k
+        p = train.prompt_len
+        new = train.ids.shape[1] - p
+        rows = torch.randint(0, len(train), (self.n,), generator=g)
         prompts = train.ids[rows, :p]
-        anchors = anchor_fn(prompts, new)
-        res.teacher_queries += len(prompts)
-        cands = complete(student, prompts.repeat_interleave(k, 0), new, greedy=False,
-                         temperature=sample_temperature, generator=g)
+        anchors = self.anchor_fn(prompts, new)
+        self.queries += len(prompts)
+        cands = complete(tr.raw_model, prompts.repeat_interleave(k, 0), new, greedy=False,
+                         temperature=self.sample_temperature, generator=g)
         chosen, rejected = [], []
-        for i in range(prompts_per_step):
+        for i in range(self.n):
             group = cands[i * k:(i + 1) * k, p:].tolist()
             a = anchors[i].tolist()
-            if score == "edit":
+            if self.score == "edit":
                 s = [edit_similarity(c, a) for c in group]
-            elif score == "random":
+            elif self.score == "random":
                 s = torch.rand(k, generator=g).tolist()
             else:
-                s = [float(score(c, a)) for c in group]
-            for c, r in preference_pairs(s, mode=pairs):
+                s = [float(self.score(c, a)) for c in group]
+            for c, r in preference_pairs(s, mode=self.pairs):
                 chosen.append(i * k + c)
                 rejected.append(i * k + r)
         if not chosen:
-            res.losses.append(0.0)
-            continue
+            return []
         ci, ri = torch.tensor(chosen), torch.tensor(rejected)
-        student.train()
-        lp = _completion_logprob(student, cands, p)
-        with torch.no_grad():
-            lr_ = _completion_logprob(ref, cands, p)
-        loss = dpo_loss(lp[ci], lp[ri], lr_[ci], lr_[ri], beta=beta)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        res.losses.append(float(loss.detach()))
-        if val is not None and (step % eval_every == 0 or step == steps):
-            res.evaluate(step, val)
-    res.restore_best()
-    return res
+
+        def micro():
+            tr.model.train()
+            lp = _completion_logprob(tr.model, cands, p)
+            with torch.no_grad():
+                lr_ = _completion_logprob(self.ref, cands, p)
+            loss = dpo_loss(lp[ci], lp[ri], lr_[ci], lr_[ri], beta=self.beta)
+
+            def fault():
+                raise TrainingFault(f"the DPO loss became non-finite ({float(loss)}) "
+                                    "(component: preference_distill)")
+            return loss, loss.detach(), fault
+        return [micro]

@@ -52,29 +52,50 @@ def rank_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed % 2 ** 64, rank]).generate_state(1, np.uint64)[0])
 
 
-class TokenFeed:
-    """The step feed of a :func:`~mentor.lm.distill.distill_lm` run on ``train`` (already the
-    kept teacher completions for ``seqkd``); ``tr`` is the engine's training. Epochs are the
-    evaluation periods: ``eval_every`` steps each, the last one shorter when ``eval_every``
-    does not divide ``steps``."""
+class PeriodFeed:
+    """What the token feeds share: epochs are evaluation periods of ``eval_every`` steps (the
+    last one shorter when ``eval_every`` does not divide ``steps``), validation is the exact
+    match of greedy completions on ``val`` (none without it), and each epoch records the step
+    it ended at."""
 
-    def __init__(self, tr, teacher, train: TokenData, val: TokenData | None, regime: Regime,
-                 *, steps: int, eval_every: int, batch_size: int, accumulate: int,
-                 sampler: torch.Generator):
-        self.tr, self.teacher, self.train, self.val, self.regime = tr, teacher, train, val, \
-            regime
-        self.steps_total, self.eval_every = steps, eval_every
-        self.batch_size, self.accumulate, self.sampler = batch_size, accumulate, sampler
-        self.lo = tr.rank * batch_size // tr.world
-        self.hi = (tr.rank + 1) * batch_size // tr.world
-        # every row of a TokenData has the same prompt / completion layout
-        self.mask = train.target[0, 1:].to(tr.device)
+    def __init__(self, tr, val: TokenData | None, steps: int, eval_every: int):
+        self.tr, self.val, self.steps_total, self.eval_every = tr, val, steps, eval_every
 
     def steps_in(self, epoch: int) -> int:
         return min(self.eval_every, self.steps_total - epoch * self.eval_every)
 
     def new_history(self) -> dict[str, list]:
         return {"epoch": [], "train_loss": [], f"val_{self.tr.task.metric}": [], "step": []}
+
+    def validate(self, model) -> float | None:
+        if self.val is None:
+            return None
+        return exact_match(self.tr.acc.unwrap_model(model), self.val)
+
+    def epoch_summary(self, p) -> dict[str, float]:
+        return {"step": p.step}
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        return None
+
+
+class TokenFeed(PeriodFeed):
+    """The step feed of a :func:`~mentor.lm.distill.distill_lm` run on ``train`` (already the
+    kept teacher completions for ``seqkd``); ``tr`` is the engine's training."""
+
+    def __init__(self, tr, teacher, train: TokenData, val: TokenData | None, regime: Regime,
+                 *, steps: int, eval_every: int, batch_size: int, accumulate: int,
+                 sampler: torch.Generator):
+        super().__init__(tr, val, steps, eval_every)
+        self.teacher, self.train, self.regime = teacher, train, regime
+        self.batch_size, self.accumulate, self.sampler = batch_size, accumulate, sampler
+        self.lo = tr.rank * batch_size // tr.world
+        self.hi = (tr.rank + 1) * batch_size // tr.world
+        # every row of a TokenData has the same prompt / completion layout
+        self.mask = train.target[0, 1:].to(tr.device)
 
     def steps(self, p, epoch: int):
         for _ in range(p.batch, self.steps_in(epoch)):
@@ -119,14 +140,6 @@ class TokenFeed:
                                     f"{value.item()} (component: distill_lm/{mode})")
             return loss * self.tr.world, value, fault
         return micro
-
-    def validate(self, model) -> float | None:
-        if self.val is None:
-            return None
-        return exact_match(self.tr.acc.unwrap_model(model), self.val)
-
-    def epoch_summary(self, p) -> dict[str, float]:
-        return {"step": p.step}
 
     def state_dict(self) -> dict[str, Tensor]:
         if self.sampler is self.tr.gen:
