@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Sequence
 
-from mentor.bench import judge
+from mentor.commands.bench import judge
 
 
 def pct(x: float, digits: int = 2) -> str:
@@ -36,7 +36,7 @@ def num(x: float, digits: int) -> str:
 
 def verdict(method: Sequence[float], baseline: Sequence[float]) -> str:
     """``higher``, ``lower`` or ``not separated`` by the project's rule (gap > 2 × the larger
-    std over the seeds, :func:`mentor.bench.judge`)."""
+    std over the seeds, :func:`mentor.commands.bench.judge`)."""
     m, s = mean_std(method)
     b, t = mean_std(baseline)
     return judge(m, s, b, t, ">").observed

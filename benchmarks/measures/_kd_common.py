@@ -18,7 +18,7 @@ def recipe_teacher(splits, spec: dict = DIGITS_TEACHER, epochs: int | None = Non
     """``(teacher, info)`` trained as ``mentor run`` trains the recipe teacher ``spec``
     (``epochs`` shortens it for quick forms)."""
     from mentor.recipe import TeacherSpec, TrainSpec
-    from mentor.runner import train_teacher
+    from mentor.commands.run import train_teacher
     if epochs is not None:
         spec = {**spec, "train": {**spec["train"], "epochs": epochs}}
     return train_teacher(TeacherSpec(**spec), splits, TrainSpec(), None)

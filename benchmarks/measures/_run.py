@@ -18,7 +18,7 @@ def run_builtin(name: str, overrides: dict | None = None) -> dict:
     in a temporary folder; return its results.json plus ``"metrics"``: the lines of its
     metrics.jsonl. ``overrides``: top-level recipe keys replaced (quick forms)."""
     from mentor.recipe import builtin_recipes, read_yaml
-    from mentor.runner import run_recipe
+    from mentor.commands.run import run_recipe
     raw = read_yaml(builtin_recipes()[name])
     raw.update(overrides or {})
     with tempfile.TemporaryDirectory(prefix=f"measure-{name}-") as d:

@@ -209,7 +209,7 @@ def active_bench(quick: bool) -> dict[str, str]:
 def active_recipe(quick: bool) -> dict[str, str]:
     import json
 
-    from mentor.active_command import run_active
+    from mentor.commands.active import run_active
     from mentor.recipe import builtin_recipes, read_yaml
     raw = read_yaml(builtin_recipes()["active"])
     if quick:

@@ -1,6 +1,6 @@
 """`mentor bench --suite kd`: the built-in recipes `kd-family` (digits, settings few-labels
 and compress) and `mnist1d`, every logit-distillation preset, 3 seeds, each method judged
-against the baseline its paper claims to beat (:func:`mentor.bench.compare`).
+against the baseline its paper claims to beat (:func:`mentor.commands.bench.compare`).
 
 Figures: docs/methods.md's claims table, the `feature-kd` line and the summary under it;
 README's MNIST-1D list, the kd-family sentence and the suite's compute time.
@@ -29,10 +29,10 @@ def _recipe(name: str, quick: bool) -> dict | None:
 
 def run_kd_suite(quick: bool = False) -> tuple[dict[str, dict], list[dict], float]:
     """Run every recipe of ``mentor bench --suite kd`` as the command does; return each
-    recipe's results, the claim rows (``mentor.bench.compare``) and the compute time (CPU
+    recipe's results, the claim rows (``mentor.commands.bench.compare``) and the compute time (CPU
     seconds of this process: one torch thread, so about the wall time on an idle machine
     and not inflated when other jobs share the cores)."""
-    from mentor.bench import SUITES, compare
+    from mentor.commands.bench import SUITES, compare
     t0 = time.process_time()
     results, rows = {}, []
     with _no_latency(quick):
@@ -49,8 +49,8 @@ def _no_latency(quick: bool):
     if not quick:
         yield
         return
-    import mentor.runner
-    with mock.patch.object(mentor.runner, "speedup", lambda *a, **k: None):
+    import mentor.commands.run
+    with mock.patch.object(mentor.commands.run, "speedup", lambda *a, **k: None):
         yield
 
 
@@ -153,7 +153,7 @@ def _summary(results: dict, rows: list[dict]) -> dict[str, str]:
 
 
 def measure(quick: bool) -> dict[str, str]:
-    from mentor.bench import markdown
+    from mentor.commands.bench import markdown
     results, rows, compute = run_kd_suite(quick)
     fam, m1d = results["kd-family"], results["mnist1d"]
     out = {"compute": _duration(compute), "table": markdown(rows).rstrip("\n"),

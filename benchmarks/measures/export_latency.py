@@ -5,7 +5,7 @@
   students' (the few-labels and compress settings; medians over them) with their speed-ups.
   Machine timings.
 - ``export-parity``: ``mentor export RUN_DIR --format F`` for ONNX, TorchScript and
-  safetensors (:func:`mentor.export.export_student`) without --setting/--method/--seed (the
+  safetensors (:func:`mentor.commands.export.export_student`) without --setting/--method/--seed (the
   student chosen on validation accuracy), and ONNX with ``--setting compress`` (the MLP student
   chosen the same way within that setting): the maximum absolute logit difference each export
   measured.
@@ -30,7 +30,7 @@ def default_run(quick: bool) -> Path:
     1 student epoch, seed 0), in a temporary folder kept for this process."""
     if quick not in _RUNS:
         from mentor.recipe import builtin_recipes, read_yaml
-        from mentor.runner import run_recipe
+        from mentor.commands.run import run_recipe
         raw = read_yaml(builtin_recipes()["default"])
         if quick:
             raw["teacher"]["train"]["epochs"] = 2
@@ -95,8 +95,8 @@ def latency(quick: bool) -> dict[str, str]:
 
 
 def parity(quick: bool) -> dict[str, str]:
-    from mentor.export import export_student
-    from mentor.runfiles import load_model
+    from mentor.commands.export import export_student
+    from mentor.runs.read import load_model
     run = default_run(quick)
     out: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="measure-export-") as d:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from mentor.bench import judge
+from mentor.commands.bench import judge
 
 from . import measurement
 from ._run import run_script

@@ -26,7 +26,7 @@ def stage_teachers(in_domain, teacher: dict = TEACHER) -> dict[bool, tuple]:
     """``{adapt: (teacher, info)}``: the stage-1 (generic) teacher and the same teacher
     adapted on the in-domain training labels."""
     from mentor.recipe import TeacherSpec, TrainSpec
-    from mentor.runner import stage_splits, train_teacher
+    from mentor.commands.run import stage_splits, train_teacher
     stages = stage_splits(TeacherSpec(**teacher), in_domain)
     return {adapt: train_teacher(TeacherSpec(**teacher, adapt=adapt), in_domain,
                                  TrainSpec(epochs=1), None, stages=stages)

@@ -37,6 +37,10 @@ class Distiller:
     mentor teacher; ``None`` for methods that need none (``scratch``).
     Training options are those of the recipe's ``train`` section (``epochs``, ``lr``, ...);
     every other keyword is a parameter of the method (``temperature``, ``alpha``, ...).
+    ``refiners`` and ``updater`` add parts to the method's plan: part objects, or registered
+    parts by name (``"threshold"``) or as a recipe writes them (``{"name": "threshold",
+    "tau": 0.9}``). For ``method="compose"``, whose own parameters are ``refiners`` and
+    ``updater``, names and dicts are the composition's parts, as in a recipe.
     """
 
     def __init__(self, student: nn.Module, teacher: Any = None, method: str = "kd", *,
@@ -46,12 +50,13 @@ class Distiller:
         method_params = {k: v for k, v in options.items() if k not in train_fields}
         self.spec = TrainSpec(**train_opts, seeds=[seed])
         self.method = get_method(method)
+        refiners, updater = _named_parts(self.method, refiners, updater, method_params)
         self.plan = self.method.plan(**method_params)
         self.student = student
         self.model = student  # what is trained and predicts; a method may wrap it in fit
         self.teacher_source = teacher
         self.seed = seed
-        self.refiners = list(refiners)
+        self.refiners = refiners
         self.updater = updater
         self.result: FitResult | None = None
 
@@ -135,3 +140,36 @@ class SemiSupervised(Distiller):
     def __init__(self, student: nn.Module, method: str = "fixmatch", *, teacher: Any = None,
                  **options: Any):
         super().__init__(student, teacher, method, **options)
+
+
+def _named_parts(method, refiners, updater, method_params: dict) -> tuple[list, Any]:
+    """``(refiner objects, updater object)``: names and recipe-style dicts built from the
+    registries -- or, for a method whose own parameters are ``refiners`` / ``updater``
+    (``compose``), moved into ``method_params`` as the recipe would give them."""
+    from .methods.compose import PartSpec, build_part
+    from .registry import REFINERS, UPDATERS
+
+    def spec(part) -> dict | None:
+        if isinstance(part, str):
+            return {"name": part}
+        return dict(part) if isinstance(part, dict) else None
+
+    own = set(method.params.model_fields)
+    specs = [spec(r) for r in refiners]
+    if "refiners" in own and refiners and all(s is not None for s in specs):
+        method_params["refiners"], refiners = specs, ()
+    if "updater" in own and spec(updater) is not None:
+        method_params["updater"], updater = spec(updater), None
+    built = [r if s is None else build_part(REFINERS, _part(PartSpec, s, f"refiners[{i}]"),
+                                            f"refiners[{i}]")
+             for i, (r, s) in enumerate(zip(refiners, specs))]
+    if spec(updater) is not None:
+        updater = build_part(UPDATERS, _part(PartSpec, spec(updater), "updater"), "updater")
+    return built, updater
+
+
+def _part(cls, fields: dict, where: str):
+    if "name" not in fields:
+        raise MentorError(f"{where}: {fields!r} names no registered part; expected a name "
+                          "or a dict with 'name' and the part's parameters")
+    return cls(**fields)

@@ -86,14 +86,14 @@ def run(recipe: Optional[str] = typer.Argument(
     import torch
 
     from .recipe import apply_overrides, read_yaml, resolve_recipe_path
-    from .runner import run_recipe
+    from .commands.run import run_recipe
 
     if threads > 0:
         torch.set_num_threads(threads)
     console = _console() if sys.stdout.isatty() else _console(width=160)
     try:
         if resume is not None:
-            from .runner import read_resume_input
+            from .commands.run import read_resume_input
             raw, source = read_resume_input(resume), f"{resume}/input.yaml"
             if recipe is not None or set_:
                 path = resolve_recipe_path(recipe or "default")
@@ -124,7 +124,7 @@ def active(recipe: str = typer.Argument(..., help="recipe file with an 'active' 
     accuracy-vs-budget plot."""
     import torch
 
-    from .active_command import run_active
+    from .commands.active import run_active
     from .recipe import apply_overrides, read_yaml, resolve_recipe_path
 
     torch.set_num_threads(1)
@@ -156,7 +156,7 @@ def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd")
     import torch
     from rich.table import Table
 
-    from .bench import run_suite
+    from .commands.bench import run_suite
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -248,7 +248,7 @@ def export_cmd(
     card.json): ONNX, TorchScript or safetensors + config.json."""
     import torch
 
-    from .export import ExportFault, export_student
+    from .commands.export import ExportFault, export_student
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -327,7 +327,7 @@ def label_cmd(
     """Run a teacher once over a data split and keep its outputs as a label store."""
     import torch
 
-    from .labels.command import label
+    from .commands.label import label
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -350,7 +350,7 @@ def inspect_cmd(store: Path = typer.Argument(..., help="label store folder"),
                 as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Describe a label store: kind, rows, views, size, fingerprints, verified checksums and
     the teacher's confidence per predicted class."""
-    from .labels.command import inspect
+    from .commands.label import inspect
 
     try:
         info = inspect(store)
@@ -425,14 +425,14 @@ def validate(file: str = typer.Argument(..., help="recipe file or built-in name"
              set_: list[str] = typer.Option([], "--set", help="override a field")) -> None:
     """Check a recipe: schema, method parameters, data and checkpoints. Writes nothing."""
     from .recipe import apply_overrides, read_yaml, resolve_recipe_path
-    from .runner import plan_run
+    from .commands.run import plan_run
 
     from rich.markup import escape
     try:
         path = resolve_recipe_path(file)
         raw = apply_overrides(read_yaml(path), set_)
         if isinstance(raw, dict) and raw.get("active") is not None:
-            from .active_command import check_active
+            from .commands.active import check_active
             n_sel, n_runs = check_active(raw, source=_source(path, set_))
             _console().print(f"[green]ok[/]: {escape(str(path))} - active: {n_sel} "
                             f"selector(s), {n_runs} loop(s)", highlight=False)

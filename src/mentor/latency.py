@@ -102,8 +102,8 @@ def bench_run(run_dir: Path, batches=BATCHES, repeats: int = 25,
               field: str = "--latency") -> tuple[Path, dict]:
     """Teacher vs student latency of a finished run folder; writes ``latency.json``.
 
-    One student per result row (the seed :func:`mentor.runfiles.choose_student` picks), as
-    :mod:`mentor.export` writes it; its setting's teacher when the run trained one
+    One student per result row (the seed :func:`mentor.runs.read.choose_student` picks), as
+    :mod:`mentor.commands.export` writes it; its setting's teacher when the run trained one
     (``teacher/model.safetensors``). Inputs are standard normal rows: the built-in models
     have no data-dependent paths, so values do not change their cost.
     """
@@ -112,7 +112,7 @@ def bench_run(run_dir: Path, batches=BATCHES, repeats: int = 25,
 
     from .atomic import atomic_write_text
     from .models import count_params
-    from .runfiles import (choose_student, inference_module, load_model, open_run,
+    from .runs.read import (choose_student, inference_module, load_model, open_run,
                            setting_info, teacher_checkpoint)
 
     run_dir = Path(run_dir)

@@ -156,7 +156,7 @@ class TrainSpec(BaseModel):
         "same views and rows (mentor.fairness)")
     log_with: list[Literal["tensorboard", "mlflow", "csv"]] = Field(
         default_factory=list, description="experiment trackers that get every training's "
-        "configuration and per-epoch metrics (Accelerate's trackers; see mentor.trackers)")
+        "configuration and per-epoch metrics (Accelerate's trackers; see mentor.runs.trackers)")
 
     @field_validator("seeds")
     @classmethod

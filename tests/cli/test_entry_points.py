@@ -59,7 +59,7 @@ def test_every_method_runs_from_a_recipe(all_methods_run):
 def test_the_python_api_trains_the_student_mentor_run_trains(all_methods_run, tmp_path):
     """`Distiller` (with the run's own teacher) gives, for every method, the student that
     `mentor run` saved: same seed, same weights, bit for bit."""
-    from mentor.runfiles import load_model, teacher_checkpoint
+    from mentor.runs.read import load_model, teacher_checkpoint
     results = json.loads((all_methods_run / "results.json").read_text())
     teacher, _ = load_model(teacher_checkpoint(all_methods_run, results, "default"))
     splits = mentor.load_data("iris")

@@ -33,14 +33,9 @@ def _student():
     return CharLM(len(VOCAB), d_model=16)
 
 
-REGIMES = [dict(regime="supervised"), dict(regime="off_policy", accumulate=2),
-           dict(regime="on_policy", lam=0.5), dict(regime="on_policy", estimator="sampled"),
-           dict(regime="bridge", warmup_steps=4), dict(regime="seqkd")]
-
-
-@pytest.mark.parametrize("kw", REGIMES, ids=lambda kw: "-".join(map(str, kw.values())))
-def test_every_regime_steps_through_the_engine_loop(data, teacher, kw, monkeypatch):
-    """One `_optimize` call per optimizer step, with `accumulate` micro-batches each."""
+@pytest.fixture
+def optimizer_steps(monkeypatch):
+    """The micro-batch count of every `_optimize` call (one per optimizer step)."""
     calls = []
     real = loop._optimize
 
@@ -48,9 +43,20 @@ def test_every_regime_steps_through_the_engine_loop(data, teacher, kw, monkeypat
         calls.append(len(micro))
         return real(tr, p, micro, epoch)
     monkeypatch.setattr(loop, "_optimize", counting)
+    return calls
+
+
+REGIMES = [dict(regime="supervised"), dict(regime="off_policy", accumulate=2),
+           dict(regime="on_policy", lam=0.5), dict(regime="on_policy", estimator="sampled"),
+           dict(regime="bridge", warmup_steps=4), dict(regime="seqkd")]
+
+
+@pytest.mark.parametrize("kw", REGIMES, ids=lambda kw: "-".join(map(str, kw.values())))
+def test_every_regime_steps_through_the_engine_loop(data, teacher, kw, optimizer_steps):
+    """One `_optimize` call per optimizer step, with `accumulate` micro-batches each."""
     res = distill_lm(_student(), teacher, data[0], val=data[1], steps=STEPS, eval_every=4,
                      batch_size=8, seed=0, **kw)
-    assert calls == [kw.get("accumulate", 1)] * STEPS
+    assert optimizer_steps == [kw.get("accumulate", 1)] * STEPS
     assert len(res.losses) == STEPS
     # evaluation periods are the loop's epochs: steps 4, 8 and the last one
     assert [h["step"] for h in res.history] == [4, 8, 9]
@@ -77,22 +83,15 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_one(data, teacher, kw, tmp_p
         assert torch.equal(a, b), k
 
 
-def test_preference_distillation_steps_through_the_engine_loop(data, teacher, monkeypatch):
+def test_preference_distillation_steps_through_the_engine_loop(data, teacher, optimizer_steps):
     """PU-RL's DPO steps are the loop's optimizer steps; its anchors are counted as queries."""
     from mentor.lm import complete
     from mentor.lm.pu_rl import preference_distill
-    steps = []
-    real = loop._optimize
-
-    def counting(tr, p, micro, epoch):
-        steps.append(len(micro))
-        return real(tr, p, micro, epoch)
-    monkeypatch.setattr(loop, "_optimize", counting)
 
     def anchor(prompts, new):
         return complete(teacher, prompts, new)[:, prompts.shape[1]:]
     res = preference_distill(_student(), anchor, data[0], val=data[1], k=4, steps=STEPS,
                              prompts_per_step=3, eval_every=4, seed=0)
-    assert len(steps) == STEPS and set(steps) <= {0, 1}
+    assert len(optimizer_steps) == STEPS and set(optimizer_steps) <= {0, 1}
     assert len(res.losses) == STEPS and res.teacher_queries == 3 * STEPS
     assert [h["step"] for h in res.history] == [4, 8, 9]

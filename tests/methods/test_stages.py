@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mentor.recipe import DataSpec, TeacherSpec
-from mentor.runner import stage_splits
+from mentor.commands.run import stage_splits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.measures.stages import TEACHER, kd_students, stage_teachers  # noqa: E402

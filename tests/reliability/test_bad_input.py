@@ -336,7 +336,7 @@ def _finished_run(d: Path) -> Path:
     import shutil
     import tempfile
     if "run" not in _FINISHED:
-        from mentor.runner import run_recipe
+        from mentor.commands.run import run_recipe
         root = Path(tempfile.mkdtemp(prefix="mentor-finished-run-"))
         atexit.register(shutil.rmtree, root, ignore_errors=True)
         _FINISHED["run"] = run_recipe(_recipe(
@@ -424,7 +424,7 @@ def _partial_run(edit):
     def make(d: Path):
         from mentor.engine import fit
         from mentor.methods import get_method
-        from mentor.runner import plan_run
+        from mentor.commands.run import plan_run
         raw = _recipe(name="part")
         partial = d / "runs" / ".part-x.partial"
         partial.mkdir(parents=True)
@@ -467,7 +467,7 @@ def _active_partial(content: bytes):
 def _resumable_store(d: Path):
     """An unfinished store (no manifest) of `mentor label --teacher t.safetensors --data iris`
     whose shard is a FIFO: the rerun checks the shard's sha256 before it skips it."""
-    from mentor.labels.command import label
+    from mentor.commands.label import label
     _teacher_file(d)
     label(teacher_path=str(d / "t.safetensors"), source="iris", out=d / "store", progress=False)
     (d / "store" / "manifest.json").unlink()
@@ -974,7 +974,7 @@ SERVER = r"""
 import json, os, signal, sys, traceback
 from mentor.cli import main
 # what the commands import lazily, once here: every forked case starts warm
-import mentor.runner, mentor.labels.command, mentor.active_command, mentor.teachers  # noqa
+import mentor.commands.run, mentor.commands.label, mentor.commands.active, mentor.teachers  # noqa
 import sklearn.datasets  # noqa
 
 jobs, limit = json.load(sys.stdin), int(sys.argv[1])
@@ -1138,7 +1138,7 @@ def test_a_full_disk_leaves_no_run_folder(tmp_path, monkeypatch):
     import builtins
 
     import mentor.atomic
-    from mentor.runner import run_recipe
+    from mentor.commands.run import run_recipe
 
     real_open = builtins.open
 
@@ -1227,7 +1227,7 @@ def test_an_alias_bomb_is_refused_fast_in_bounded_memory(tmp_path):
         "import json, time, tracemalloc\n"
         "from mentor.errors import MentorError\n"
         "from mentor.recipe import read_yaml\n"
-        "from mentor.active_command import check_active\n"
+        "from mentor.commands.active import check_active\n"
         "tracemalloc.start(); t = time.perf_counter()\n"
         "try:\n"
         "    check_active(read_yaml('recipe.yaml'))\n"
@@ -1273,7 +1273,7 @@ def test_export_on_a_read_only_file_system_is_one_sentence(tmp_path, monkeypatch
     EROFS (patched: a read-only bind mount needs privileges the tests do not assume)."""
     import tempfile
 
-    from mentor.export import export_student
+    from mentor.commands.export import export_student
     run = _finished_run(tmp_path)
     before = _files(tmp_path)
 

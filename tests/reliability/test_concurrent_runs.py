@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mentor.errors import MentorError
-from mentor.rundir import claim_run_dir, final_name, finish_run_dir
+from mentor.runs.folder import claim_run_dir, final_name, finish_run_dir
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

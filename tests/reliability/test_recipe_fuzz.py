@@ -10,7 +10,7 @@ nested mappings, or nudged: the same type at an edge -- 0, -1, 2**63, 1e-300, na
 registered name in the wrong place), random structures over the recipe's own key names, ``--set key=value``
 overrides, and random YAML text and bytes read from a file.
 
-The planning step (``mentor.runner.plan_run``, what ``mentor run`` and ``mentor recipes
+The planning step (``mentor.commands.run.plan_run``, what ``mentor run`` and ``mentor recipes
 validate`` do before any training; ``check_active`` for recipes with an ``active`` section)
 is fuzzed too, from the built-in recipes and from recipes whose teacher is a safetensors
 checkpoint, an ensemble of checkpoints or a label store (real files in the working folder,
@@ -39,8 +39,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mentor import runner
-from mentor.active_command import check_active
+from mentor.commands import run as runner
+from mentor.commands.active import check_active
 from mentor.errors import MentorError, RecipeError
 from mentor.methods import METHODS
 from mentor._validation import _inner_model

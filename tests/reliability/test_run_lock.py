@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 from mentor import locks
 from mentor.errors import MentorError
-from mentor.rundir import claim_run_dir, finish_run_dir
+from mentor.runs.folder import claim_run_dir, finish_run_dir
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 GUARD_S = 300  # against a hung process only

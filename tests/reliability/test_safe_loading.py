@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from mentor import runner
+from mentor.commands import run as runner
 from mentor.engine.checkpoint import load_state, load_weights, read_safetensors
 from mentor.errors import CheckpointError, DataError, MentorError, RecipeError
 from mentor.labels import LabelStore, make_kind, write_store
@@ -326,7 +326,7 @@ def test_dotted_paths_are_unknown_components_not_imports(name, evil_pkg):
 
 
 def test_active_selectors_are_looked_up_by_name(evil_pkg):
-    from mentor.active_command import check_active
+    from mentor.commands.active import check_active
     from mentor.recipe import builtin_recipes
     raw = read_yaml(builtin_recipes()["active"])
     for name in DOTTED:

@@ -8,7 +8,7 @@ from pathlib import Path
 def tiny_run(root: Path, methods: list[dict] | None = None, seeds=(0, 1)) -> Path:
     """Train a tiny teacher and students with ``methods`` through ``run_recipe``; return the
     finished run folder."""
-    from mentor.runner import run_recipe
+    from mentor.commands.run import run_recipe
 
     recipe = {"name": "tiny", "data": {"source": "iris"},
               "teacher": {"model": "mlp", "hidden": [16], "train": {"epochs": 5}},

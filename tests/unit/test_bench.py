@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-import mentor.bench as bench
+import mentor.commands.bench as bench
 from mentor.errors import MentorError
 
 

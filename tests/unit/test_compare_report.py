@@ -43,7 +43,7 @@ def _recipe(name: str, hidden: int) -> dict:
 def runs(tmp_path_factory):
     """Two finished runs; the first has a latency.json, the second none."""
     from mentor.latency import bench_run
-    from mentor.runner import run_recipe
+    from mentor.commands.run import run_recipe
 
     root = tmp_path_factory.mktemp("runs")
     threads = torch.get_num_threads()
@@ -116,7 +116,7 @@ def test_latency_plot_for_the_measured_run_and_a_hint_for_the_other(page, runs):
 
 
 def test_reloaded_students_match_the_run_and_a_naive_ece(runs):
-    from mentor.runfiles import load_model
+    from mentor.runs.read import load_model
     from mentor.recipe import DataSpec
 
     (run,) = open_runs([runs[0]])

@@ -11,12 +11,12 @@ import mentor.losses.claps
 import mentor.methods.plan
 import mentor.targets.moveout
 import mentor.targets.sub_pseudo
-import mentor.trackers
+import mentor.runs.trackers
 
 
 @pytest.mark.parametrize("module", [mentor.api, mentor.data, mentor.methods.plan,
                                     mentor.lm.distill,
-                                    mentor.trackers, mentor.targets.sub_pseudo,
+                                    mentor.runs.trackers, mentor.targets.sub_pseudo,
                                     mentor.targets.moveout, mentor.losses.claps])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

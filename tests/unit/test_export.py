@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from mentor.cli import app
 from mentor.engine.checkpoint import read_safetensors
-from mentor.export import TOLERANCE, export_student
-from mentor.runfiles import load_model
+from mentor.commands.export import TOLERANCE, export_student
+from mentor.runs.read import load_model
 from mentor.recipe import DataSpec
 
 from runfolder import tiny_run

@@ -18,7 +18,7 @@ from mentor.methods import METHODS, MethodPlan, get_method
 from mentor.models import mlp
 from mentor.recipe import TrainSpec, builtin_recipes, read_yaml
 from mentor.report.table import leaderboard_table
-from mentor.runner import plan_run, run_recipe
+from mentor.commands.run import plan_run, run_recipe
 
 
 def _ssl_fit(augment, splits):

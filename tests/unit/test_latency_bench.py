@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mentor.latency
-import mentor.runner
+import mentor.commands.run
 from mentor.cli import app
 
 from runfolder import tiny_run
@@ -92,7 +92,7 @@ def test_table_and_plot(run, bench):
 
 def test_bench_and_leaderboard_share_the_speedup_function(bench):
     _, calls, _, _ = bench
-    assert mentor.runner.speedup is mentor.latency.speedup  # the leaderboard's column
+    assert mentor.commands.run.speedup is mentor.latency.speedup  # the leaderboard's column
     assert sorted(set(calls)) == [1, 256] and len(calls) == 2 * 3  # per batch, per student
 
 

@@ -181,7 +181,7 @@ def test_no_plugins_switch_hides_the_plugin(site, tmp_path):
 # ------------------------------------------------------------------------- in-process
 
 def test_plugin_loads_once_and_recipes_never_import_paths(site):
-    from mentor.runner import plan_run
+    from mentor.commands.run import plan_run
     (site / "mykd" / "evil.py").write_text(
         "raise RuntimeError('a recipe imported a module by path')\n")
     with isolated_registries(site):

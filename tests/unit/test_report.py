@@ -194,7 +194,7 @@ def test_report_plots_accuracy_vs_the_leaderboards_latency(tmp_path):
 def test_the_speedup_column_is_measured_for_every_method(tmp_path, monkeypatch):
     """Each leaderboard row's speed-up is its own method's student against the teacher, not
     the first method's copied to every row."""
-    import mentor.runner as runner
+    import mentor.commands.run as runner
     calls = []
 
     def fake_speedup(teacher_fn, student, x):

@@ -15,7 +15,7 @@ from mentor.report._fmt import best_index as leaderboard_best, grouped_rows
 from mentor.report.active_html import _table as active_table
 from mentor.report.compare import _leaderboard, evaluate_setting, open_runs
 from mentor.report.table import leaderboard_table
-from mentor.runfiles import choose_student
+from mentor.runs.read import choose_student
 from mentor.selection import best_index, best_row
 
 from runfolder import tiny_run

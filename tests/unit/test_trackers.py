@@ -19,10 +19,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mentor import trackers as trk
+from mentor.runs import trackers as trk
 from mentor.cli import app
 from mentor.errors import MentorError
-from mentor.runner import plan_run, run_recipe
+from mentor.commands.run import plan_run, run_recipe
 
 RECIPE = {"name": "tracked", "data": {"source": "iris"},
           "teacher": {"model": "mlp", "hidden": [16], "train": {"epochs": 3}},
@@ -209,7 +209,7 @@ def test_each_teacher_of_a_run_has_its_own_tracker_run(tmp_path):
     assert [s for s, _ in _csv(logs / "teacher-1.csv")["val_accuracy"]] == [1, 2, 3]
     assert json.loads((logs / "teacher-1.config.json").read_text())["teacher.hidden"] == "[12]"
     # the run records each teacher's folder, where export, report and bench find it
-    from mentor.runfiles import teacher_checkpoint
+    from mentor.runs.read import teacher_checkpoint
     results = json.loads((run / "results.json").read_text())
     assert [s["teacher"]["folder"] for s in results["settings"]] == ["teacher", "teacher-1"]
     assert teacher_checkpoint(run, results, "b") == run / "teacher-1" / "model.safetensors"

@@ -112,7 +112,7 @@ def write_store(teacher, x: Tensor, out: str | Path, kind: Kind, *,
 
     ``lock``: hold :func:`store_lock` for the whole labeling (default: when ``world`` is 1).
     Under several processes the caller holds it on rank 0 and lets the other ranks start
-    after a barrier (:func:`mentor.labels.command.label` does), so that a second labeling
+    after a barrier (:func:`mentor.commands.label.label` does), so that a second labeling
     run's ranks never touch a folder that another run's rank 0 holds.
     """
     out = Path(out)

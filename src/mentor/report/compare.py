@@ -29,7 +29,7 @@ from ..errors import MentorError
 from ._fmt import _num, fmt_acc, fmt_params, fmt_pct, fmt_speedup, grouped_rows, metric_name
 from .calibration import confusion_matrix, reliability_bins
 from ..selection import best_index
-from ..rundir import student_dir
+from ..runs.folder import student_dir
 from .html import _e, _img_tag
 from .plots import _unique
 
@@ -71,7 +71,7 @@ class Run:
 def _histories(run_dir: Path) -> list[dict]:
     """Learning curves from metrics.jsonl: ``{"setting", "method", "seed", "epoch" or
     "step", "val_accuracy"}`` (tokens runs record a list of evaluations per training)."""
-    from ..runfiles import metrics
+    from ..runs.read import metrics
 
     out = []
     for line in metrics(run_dir):
@@ -108,7 +108,7 @@ def open_runs(paths: list[Path]) -> list[Run]:
     A folder given twice is used once; two folders with the same name are told apart by a
     ``(2)``, ``(3)`` suffix.
     """
-    from ..runfiles import open_run
+    from ..runs.read import open_run
 
     if not paths:
         raise MentorError("RUN_DIR: no run folder given; expected one or more folders written "
@@ -170,8 +170,8 @@ class SettingEval:
 
 def _test_split(run_dir: Path, setting: str, cache: dict | None = None):
     """The setting's test split rebuilt from the run's recipe
-    (:func:`mentor.runfiles.run_splits`); returns ``(x, y, description, splits)``."""
-    from ..runfiles import run_splits
+    (:func:`mentor.runs.read.run_splits`); returns ``(x, y, description, splits)``."""
+    from ..runs.read import run_splits
 
     splits, spec, name = run_splits(run_dir, setting, cache)
     return (splits.test.x, splits.test.y,
@@ -191,7 +191,7 @@ def _probabilities(module, x) -> np.ndarray:
 
 
 def _load(path: Path, field_name: str):
-    from ..runfiles import inference_module, load_model
+    from ..runs.read import inference_module, load_model
 
     module, meta = load_model(path, field_name)
     module, _ = inference_module(module, meta)
@@ -215,7 +215,7 @@ def _score(ev: ModelEval, seed: Any, probs: np.ndarray, y: np.ndarray,
 def evaluate_setting(run: Run, setting: str, cache: dict | None = None) -> SettingEval:
     """Reload the setting's teacher and every student seed; score them on the test split
     (``cache``: loaded data by data section, shared between calls)."""
-    from ..runfiles import choose_student, setting_info, teacher_checkpoint
+    from ..runs.read import choose_student, setting_info, teacher_checkpoint
 
     out = SettingEval(run.label, setting)
     if run.task != "classification":

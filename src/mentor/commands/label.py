@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from ..errors import MentorError
-from .kinds import make_kind
-from .store import LabelStore, store_lock, write_store
-from .views import Views
+from ..labels.kinds import make_kind
+from ..labels.store import LabelStore, store_lock, write_store
+from ..labels.views import Views
 
 SPLITS = ("train", "val", "test")
 

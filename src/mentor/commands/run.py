@@ -19,30 +19,30 @@ import torch
 import yaml
 from rich.text import Text
 
-from . import data as data_mod
-from .data.augment import Augment
-from .data.splits import Splits
-from .engine import fit, get_accelerator
-from .atomic import atomic_write_text
-from .engine.checkpoint import save_weights
-from .engine.evaluate import evaluate
-from .engine.objectives import probe_objectives
-from .errors import MentorError
-from .fairness import budget_notes
-from .heads import for_export
-from .labels import StoreTeacher
-from .latency import speedup
-from .methods import MethodPlan, get_method
-from .models import build_model, count_params
-from .registry import TASKS
-from .recipe import (ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, read_yaml,
+from .. import data as data_mod
+from ..data.augment import Augment
+from ..data.splits import Splits
+from ..engine import fit, get_accelerator
+from ..atomic import atomic_write_text
+from ..engine.checkpoint import save_weights
+from ..engine.evaluate import evaluate
+from ..engine.objectives import probe_objectives
+from ..errors import MentorError
+from ..fairness import budget_notes
+from ..heads import for_export
+from ..labels import StoreTeacher
+from ..latency import speedup
+from ..methods import MethodPlan, get_method
+from ..models import build_model, count_params
+from ..registry import TASKS
+from ..recipe import (ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, read_yaml,
                      setting_raw)
-from .progress import Bars
-from .rundir import claim_run_dir, final_name, finish_run_dir, run_lock, student_dir
-from .safeio import shown
-from .runinfo import environment
-from .trackers import RunTrackers, Tracked, check_available
-from .teachers import (CommitteeTeacher, EnsembleTeacher, LabelAssistedNet, ModuleTeacher,
+from ..runs.progress import Bars
+from ..runs.folder import claim_run_dir, final_name, finish_run_dir, run_lock, student_dir
+from ..safeio import shown
+from ..runs.env import environment
+from ..runs.trackers import RunTrackers, Tracked, check_available
+from ..teachers import (CommitteeTeacher, EnsembleTeacher, LabelAssistedNet, ModuleTeacher,
                        PrivilegedInputTeacher, dual_path_objectives, label_input_shape,
                        load_checkpoint_teacher)
 
@@ -98,7 +98,7 @@ def _static_teacher(spec: TeacherSpec, splits: Splits, field: str = "teacher"):
                                        num_classes=splits.num_classes, model_fields=fields,
                                        field=f"{field}.checkpoint")
     if spec.store is not None:
-        from .labels import LabelStore
+        from ..labels import LabelStore
         store = LabelStore.open(spec.store, data=splits.train.x,
                                 allow_mismatch=spec.allow_mismatch)
         if store.kind.name == "tensor" or store.kind.num_classes != splits.num_classes:
@@ -426,7 +426,7 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
         discard(exc)  # the lock was not taken (a resume of the just-claimed folder holds it)
         raise
     if main and console is not None:
-        from .report import leaderboard_table
+        from ..report import leaderboard_table
         console.print(leaderboard_table(results))
         console.print(Text(f"run folder: {final}"))
     return final
@@ -605,7 +605,7 @@ def resolved_recipe(run: RunPlan) -> dict:
 
 
 def _write_outputs(run: RunPlan, tmp: Path, results: dict, histories: list[dict]) -> None:
-    from .report import write_report
+    from ..report import write_report
     atomic_write_text(tmp / "recipe.yaml", yaml.safe_dump(resolved_recipe(run), sort_keys=False))
     atomic_write_text(tmp / "env.json", json.dumps(environment(run.recipe.train.seeds), indent=1))
     atomic_write_text(tmp / "results.json", json.dumps(results, indent=1))
@@ -615,13 +615,13 @@ def _write_outputs(run: RunPlan, tmp: Path, results: dict, histories: list[dict]
 def run_recipe(raw: dict, out_root: str | Path = "runs", *, source: str = "recipe",
                progress: bool = True, console=None, resume: Path | None = None) -> Path:
     """Validate, plan and execute a recipe mapping; return the run folder. A recipe with
-    ``task: tokens`` runs the language-model regimes (:mod:`mentor.lm.run`)."""
-    from .lm.recipe import is_tokens_recipe
+    ``task: tokens`` runs the language-model regimes (:mod:`mentor.commands.tokens`)."""
+    from ..lm.recipe import is_tokens_recipe
     if is_tokens_recipe(raw):
         if resume is not None:
             raise MentorError("--resume: tokens runs cannot be resumed yet; expected a "
                               "classification recipe (start the tokens run again)")
-        from .lm.run import run_tokens
+        from .tokens import run_tokens
         return run_tokens(raw, Path(out_root), source=source, progress=progress,
                           console=console)
     return execute(plan_run(raw, source), Path(out_root), progress=progress, console=console,

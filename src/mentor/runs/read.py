@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError, MentorError
-from .labels.store import sha256_file as sha256
-from .rundir import student_dir
-from .selection import best_row
-from .rundir import PARTIAL
-from .safeio import MAX_JSON_BYTES, FileProblem, read_bounded, shown
+from ..errors import CheckpointError, MentorError
+from ..labels.store import sha256_file as sha256
+from .folder import student_dir
+from ..selection import best_row
+from .folder import PARTIAL
+from ..safeio import MAX_JSON_BYTES, FileProblem, read_bounded, shown
 
 
 def open_run(run_dir: Path, field: str = "RUN_DIR") -> dict:
@@ -163,8 +163,8 @@ def choose_student(run_dir: Path, results: dict, setting: str | None = None,
 def load_model(path: Path, field: str = "checkpoint") -> tuple[nn.Module, dict[str, Any]]:
     """The model saved in a mentor safetensors file (with its inference wrapper), in eval
     mode, and the file's metadata. The architecture comes from the metadata."""
-    from .engine.checkpoint import read_safetensors
-    from .teachers import load_checkpoint_teacher
+    from ..engine.checkpoint import read_safetensors
+    from ..teachers import load_checkpoint_teacher
 
     _, meta = read_safetensors(Path(path), field)
     shape, classes = meta.get("mentor.input_shape"), meta.get("mentor.num_classes")
@@ -191,7 +191,7 @@ def inference_module(model: nn.Module, meta: dict[str, Any]) -> tuple[nn.Module,
       a·softmax(z_kd / b))``;
     - ``pairs`` (paired students): every member, output the log of their mean probability.
     """
-    from .heads import DualHead, PairedStudents
+    from ..heads import DualHead, PairedStudents
 
     if isinstance(model, DualHead):
         if model.a == 0.0:
@@ -255,7 +255,7 @@ def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
     (``input.yaml``, else ``recipe.yaml``; the setting's own data section where it has one).
     ``cache`` keeps loaded splits by data section, for settings that share it. Raises
     :class:`MentorError` (or the data loader's error) when the data cannot be rebuilt."""
-    from .recipe import DataSpec, read_yaml, setting_raw
+    from ..recipe import DataSpec, read_yaml, setting_raw
 
     for name in ("input.yaml", "recipe.yaml"):
         path = Path(run_dir) / name

@@ -50,7 +50,7 @@ def environment(seeds: list[int] | None = None) -> dict:
 
 def _plugins() -> list[dict]:
     """The plugins loaded in this process and what each registered (see mentor.plugins)."""
-    from .plugins import loaded_plugins
+    from ..plugins import loaded_plugins
     return [{"entry_point": p.name, "value": p.value, "distribution": p.distribution,
              "version": p.version, "components": list(p.components)}
             for p in loaded_plugins()]

@@ -23,14 +23,14 @@ from ..atomic import atomic_write_text
 from ..engine.checkpoint import save_weights
 from ..latency import speedup
 from ..models import count_params
-from ..progress import Bars
-from ..rundir import claim_run_dir, finish_run_dir
-from ..runinfo import environment
-from .distill import distill_lm
-from .generate import complete, exact_match, logits_of
-from .models import CharLM
-from .recipe import LMSpec, TokensRecipe, parse_tokens_recipe
-from .testbed import VOCAB, Addition, TokenData
+from ..runs.progress import Bars
+from ..runs.folder import claim_run_dir, finish_run_dir
+from ..runs.env import environment
+from ..lm.distill import distill_lm
+from ..lm.generate import complete, exact_match, logits_of
+from ..lm.models import CharLM
+from ..lm.recipe import LMSpec, TokensRecipe, parse_tokens_recipe
+from ..lm.testbed import VOCAB, Addition, TokenData
 
 
 def build_lm(spec: LMSpec, max_len: int) -> CharLM:

@@ -20,10 +20,10 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from .errors import MentorError
-from .locks import FolderLock, folder_lock
-from .runinfo import timestamp
-from .safeio import NAME_MAX, shown
+from ..errors import MentorError
+from ..locks import FolderLock, folder_lock
+from .env import timestamp
+from ..safeio import NAME_MAX, shown
 
 # the longest name a run may have: '.<name>-<YYYYmmdd-HHMMSS>-<999>.partial' fits NAME_MAX
 MAX_NAME = NAME_MAX - len(".-00000000-000000-999.partial") - len("-active")

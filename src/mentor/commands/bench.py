@@ -8,11 +8,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import atomic_write_text
-from .errors import MentorError
-from .recipe import builtin_recipes, read_yaml
-from .registry import METHODS, suggest
-from .runinfo import timestamp
+from ..atomic import atomic_write_text
+from ..errors import MentorError
+from ..recipe import builtin_recipes, read_yaml
+from ..registry import METHODS, suggest
+from ..runs.env import timestamp
 
 SUITES: dict[str, tuple[str, ...]] = {
     "kd": ("kd-family", "mnist1d"),  # every logit-KD preset: digits (2 settings), MNIST-1D
@@ -78,7 +78,7 @@ def markdown(rows: list[dict]) -> str:
 def run_suite(name: str, out_root: Path, *, progress: bool = True, console=None) -> Path:
     """Run every recipe of suite ``name``; write ``bench.md`` / ``bench.json``; return the
     suite folder (written under a temporary name and renamed when complete)."""
-    from .runner import run_recipe
+    from .run import run_recipe
 
     if name not in SUITES:
         raise MentorError(f"--suite {name!r} is not a benchmark suite{suggest(name, SUITES)}; "

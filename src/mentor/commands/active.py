@@ -18,18 +18,18 @@ from pathlib import Path
 import yaml
 from rich.text import Text
 
-from .active import active_loop, check_budgets, check_selector
-from .atomic import atomic_write_text
-from .contracts import SelectorHooks
-from .errors import MentorError
-from .models import build_model
-from .progress import Bars
-from .report.active_html import write_active_report
-from .recipe import _short, _within, parse_recipe, read_yaml
-from .safeio import shown
-from .registry import SELECTORS, suggest
-from .rundir import PARTIAL, claim_run_dir, final_name, finish_run_dir, run_lock
-from .runinfo import environment
+from ..active import active_loop, check_budgets, check_selector
+from ..atomic import atomic_write_text
+from ..contracts import SelectorHooks
+from ..errors import MentorError
+from ..models import build_model
+from ..runs.progress import Bars
+from ..report.active_html import write_active_report
+from ..recipe import _short, _within, parse_recipe, read_yaml
+from ..safeio import shown
+from ..registry import SELECTORS, suggest
+from ..runs.folder import PARTIAL, claim_run_dir, final_name, finish_run_dir, run_lock
+from ..runs.env import environment
 
 
 def _selectors(spec) -> list[tuple[str, object]]:
@@ -58,7 +58,7 @@ def _plan(raw: dict, source: str):
     """Recipe, splits, selectors, whether a teacher is needed and the teacher when it needs no
     training (a checkpoint or a label store, loaded and checked here); every check before
     work."""
-    from .runner import _static_teacher
+    from .run import _static_teacher
     recipe = parse_recipe(raw, source)
     spec = recipe.active
     if spec is None:
@@ -109,7 +109,7 @@ def run_active(raw: dict, out_root: Path, *, source: str = "recipe", resume: Pat
 
 def _run_active(recipe, raw, folder: Path, resume, splits, selectors, needs_teacher, teacher,
                 progress, console, lock) -> Path:
-    from .runner import train_teacher
+    from .run import train_teacher
     spec = recipe.active
     if resume is not None:
         try:  # the folder's recipe, read as any recipe: safely, bounded, tags refused
@@ -216,7 +216,7 @@ def _print(console, table: list[dict]) -> None:
 def _plot(table: list[dict], path: Path, axis: str) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from .atomic import atomic_path
+    from ..atomic import atomic_path
     fig = Figure(figsize=(6.4, 4.2), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

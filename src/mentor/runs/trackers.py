@@ -33,8 +33,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from accelerate.tracking import GeneralTracker
 
-from .atomic import atomic_write_text
-from .errors import MentorError
+from ..atomic import atomic_write_text
+from ..errors import MentorError
 
 TRACKERS = ("tensorboard", "mlflow", "csv")
 # tracker -> (modules it imports, the extra that installs them)

@@ -1,7 +1,7 @@
 """Student export: one trained student of a run as ONNX, TorchScript or safetensors.
 
 ``export_student(run_dir, "onnx")`` writes the student alone (training-only parts removed,
-see :func:`mentor.runfiles.inference_module`) into ``run_dir/export/<format>/`` with a model
+see :func:`mentor.runs.read.inference_module`) into ``run_dir/export/<format>/`` with a model
 card (``card.md``, ``card.json``): teacher lineage, data, method, seeds, accuracy, parameters,
 latency and the parity of the exported file with the PyTorch model. Every file is written
 into a temporary folder that is renamed into place when complete.
@@ -35,8 +35,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .atomic import atomic_write_text
-from .errors import MentorError
+from ..atomic import atomic_write_text
+from ..errors import MentorError
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 # Largest accepted max abs logit difference, for logits within [-1, 1]; beyond that it grows
@@ -67,8 +67,8 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
                    setting: str | None = None, method: str | None = None,
                    seed: int | None = None, repeats: int = 25) -> tuple[Path, dict]:
     """Export one student of ``run_dir``; return ``(output folder, card)``."""
-    from .models import count_params
-    from .runfiles import (choose_student, inference_module, load_model, open_run,
+    from ..models import count_params
+    from ..runs.read import (choose_student, inference_module, load_model, open_run,
                            parity_inputs, setting_info, sha256, teacher_checkpoint)
 
     check_format(fmt)
@@ -175,7 +175,7 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
 def _write_error(out: Path, e: OSError):
     """An export that cannot be written (read-only or full file system, no permission, a
     name too long) as one sentence; other errors as they are."""
-    from .atomic import _raise_write_error
+    from ..atomic import _raise_write_error
     _raise_write_error(out, e)
     raise e
 
@@ -184,7 +184,7 @@ def _check_out(out: Path, run_dir: Path) -> None:
     """``--out`` must be a new folder, an empty one, or an earlier export (replaced as a
     whole): never the current folder, the run folder or a folder holding them (the export is
     renamed into place), never a symbolic link or a file."""
-    from .safeio import NAME_MAX, kind_of, shown
+    from ..safeio import NAME_MAX, kind_of, shown
     if any(len(os.fsencode(p)) > NAME_MAX for p in out.parts):
         raise MentorError(f"--out: {shown(out)} has a name component longer than {NAME_MAX} "
                           "bytes (the file system's limit); expected a shorter name")
@@ -295,9 +295,9 @@ def _write_torchscript(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor
 
 
 def _write_safetensors(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor):
-    from .engine.checkpoint import save_weights
-    from .heads import for_export
-    from .runfiles import load_model
+    from ..engine.checkpoint import save_weights
+    from ..heads import for_export
+    from ..runs.read import load_model
 
     arch = dict(meta["mentor.model"])
     _, wrapper = for_export(module)  # the inference module: a wrapper that predicts is kept
@@ -321,7 +321,7 @@ def _write_safetensors(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor
                           "reloading; nothing was written")
     return {"model": "student.safetensors", "config": "config.json",
             "all": ["config.json", "student.safetensors"],
-            "runtime": "mentor.runfiles.load_model (rebuild from config, load weights)",
+            "runtime": "mentor.runs.read.load_model (rebuild from config, load weights)",
             "weights_equal": True}, reloaded
 
 
@@ -334,7 +334,7 @@ _WRITERS: dict[str, Callable] = {"onnx": _write_onnx, "torchscript": _write_torc
 def _latency(module, runtime, teacher, shape, repeats: int) -> dict:
     """Batch 1 and 256: the PyTorch student against the teacher (the bench's measurement),
     and the exported file in its own runtime."""
-    from .latency import BATCHES, _teacher_fn, compare, method_text
+    from ..latency import BATCHES, _teacher_fn, compare, method_text
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(max(BATCHES), _prod(shape), generator=g)
@@ -362,14 +362,14 @@ def _prod(shape) -> int:
 
 def _read_json(path: Path) -> dict:
     try:
-        from .safeio import MAX_JSON_BYTES, read_bounded
+        from ..safeio import MAX_JSON_BYTES, read_bounded
         return json.loads(read_bounded(path, MAX_JSON_BYTES))
     except (OSError, ValueError):
         return {}
 
 
 def _mentor_version() -> str:
-    from . import __version__
+    from .. import __version__
     return __version__
 
 
