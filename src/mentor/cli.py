@@ -93,7 +93,7 @@ def run(recipe: Optional[str] = typer.Argument(
     console = _console() if sys.stdout.isatty() else _console(width=160)
     try:
         if resume is not None:
-            from .commands.run import read_resume_input
+            from .runs.folder import read_resume_input
             raw, source = read_resume_input(resume), f"{resume}/input.yaml"
             if recipe is not None or set_:
                 path = resolve_recipe_path(recipe or "default")

@@ -91,3 +91,64 @@ def test_checkpoint_metadata_names_the_architecture(tokens_run):
         meta = json.loads(f.metadata()["mentor.lm"])
     assert meta["arch"] == "gru" and meta["layers"] == 2 and meta["vocab"] == len(VOCAB)
     assert torch.is_tensor(load_file(str(run / "teacher/model.safetensors"))["head.weight"])
+
+
+def _small_tokens_recipe() -> dict:
+    import yaml
+    from mentor.recipe import builtin_recipes
+    raw = yaml.safe_load(builtin_recipes()["tokens"].read_text())
+    raw["teacher"]["steps"] = 40
+    raw["train"].update(steps=20, seeds=[0], eval_every=5)
+    raw["methods"][2]["warmup_steps"] = 10
+    raw["data"].update(student_sequences=200, val=40, test=40)
+    return raw
+
+
+def test_an_interrupted_tokens_run_resumes_to_the_uninterrupted_one(tmp_path, monkeypatch):
+    """Interrupt the run in the middle of its second student (after 40 teacher steps and 27
+    student steps; the last checkpoint was at step 25), resume the partial folder: the same
+    scores, selected steps, teacher queries and student weights as one uninterrupted run."""
+    import mentor.engine.loop as loop
+    from mentor.commands.tokens import run_tokens
+    raw = _small_tokens_recipe()
+    whole = run_tokens(raw, tmp_path / "whole", progress=False)
+    calls, real = [], loop._optimize
+
+    def interrupting(tr, p, micro, epoch):
+        calls.append(1)
+        if len(calls) == 40 + 27:
+            raise KeyboardInterrupt
+        return real(tr, p, micro, epoch)
+    monkeypatch.setattr(loop, "_optimize", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        run_tokens(raw, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(loop, "_optimize", real)
+    (partial,) = list((tmp_path / "cut").iterdir())
+    assert partial.name.endswith(".partial")
+    resumed = run_tokens(raw, tmp_path / "cut", progress=False, resume=partial)
+
+    def lines(run):
+        return [{k: v for k, v in json.loads(x).items()}
+                for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines(resumed) == lines(whole)
+    for m in ("data", "forward-kl", "bridge"):
+        a = load_file(str(whole / f"checkpoints/{m}/seed0/student.safetensors"))
+        b = load_file(str(resumed / f"checkpoints/{m}/seed0/student.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), m
+
+
+def test_resuming_a_tokens_run_with_another_recipe_is_refused(tmp_path, monkeypatch):
+    import mentor.engine.loop as loop
+    from mentor.commands.tokens import run_tokens
+    from mentor.errors import MentorError
+    raw = _small_tokens_recipe()
+
+    def interrupting(tr, p, micro, epoch):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(loop, "_optimize", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        run_tokens(raw, tmp_path, progress=False)
+    (partial,) = list(tmp_path.iterdir())
+    other = {**raw, "train": {**raw["train"], "steps": 30}}
+    with pytest.raises(MentorError, match="was started with a different recipe"):
+        run_tokens(other, tmp_path, progress=False, resume=partial)

@@ -35,10 +35,10 @@ from ..latency import speedup
 from ..methods import MethodPlan, get_method
 from ..models import build_model, count_params
 from ..registry import TASKS
-from ..recipe import (ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, read_yaml,
-                     setting_raw)
+from ..recipe import ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
 from ..runs.progress import Bars
-from ..runs.folder import claim_run_dir, final_name, finish_run_dir, run_lock, student_dir
+from ..runs.folder import (INPUT, claim_run_dir, final_name, finish_run_dir, read_resume_input,
+                           run_lock, student_dir)
 from ..safeio import shown
 from ..runs.env import environment
 from ..runs.trackers import RunTrackers, Tracked, check_available
@@ -353,23 +353,6 @@ def _describe_model(arch: dict, splits: Splits) -> str:
     return "linear"
 
 
-INPUT = "input.yaml"  # the recipe as given (overrides applied), written when a run starts
-
-
-def read_resume_input(folder: Path) -> dict:
-    """The recipe mapping an unfinished run folder was started with (for ``--resume``)."""
-    folder = Path(folder)
-    final_name(folder)  # a '.<run>.partial' folder
-    if not folder.is_dir():
-        raise MentorError(f"--resume: {shown(folder)} does not exist; expected an unfinished "
-                          "run folder (.<run>.partial)")
-    path = folder / INPUT
-    if not path.is_file():
-        raise MentorError(f"--resume: {shown(folder)} has no {INPUT}; expected a folder started "
-                          "by `mentor run` (it records the recipe it runs)")
-    return read_yaml(path)
-
-
 def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None,
             resume: Path | None = None) -> Path:
     """Train and evaluate everything in ``run``; return the finished run folder.
@@ -618,12 +601,9 @@ def run_recipe(raw: dict, out_root: str | Path = "runs", *, source: str = "recip
     ``task: tokens`` runs the language-model regimes (:mod:`mentor.commands.tokens`)."""
     from ..lm.recipe import is_tokens_recipe
     if is_tokens_recipe(raw):
-        if resume is not None:
-            raise MentorError("--resume: tokens runs cannot be resumed yet; expected a "
-                              "classification recipe (start the tokens run again)")
         from .tokens import run_tokens
         return run_tokens(raw, Path(out_root), source=source, progress=progress,
-                          console=console)
+                          console=console, resume=resume)
     return execute(plan_run(raw, source), Path(out_root), progress=progress, console=console,
                    resume=resume)
 

@@ -24,7 +24,10 @@ from ..engine.checkpoint import save_weights
 from ..latency import speedup
 from ..models import count_params
 from ..runs.progress import Bars
-from ..runs.folder import claim_run_dir, finish_run_dir
+from ..errors import MentorError
+from ..runs.folder import (INPUT, claim_run_dir, final_name, finish_run_dir, read_resume_input,
+                           run_lock)
+from ..safeio import shown
 from ..runs.env import environment
 from ..lm.distill import distill_lm
 from ..lm.generate import complete, exact_match, logits_of
@@ -57,30 +60,56 @@ def agreement(student, teacher, data: TokenData) -> float:
 
 
 def run_tokens(raw: dict, out_root: Path, *, source: str = "recipe", progress: bool = True,
-               console=None) -> Path:
-    """Validate and execute a ``task: tokens`` recipe; return the finished run folder."""
+               console=None, resume: Path | None = None) -> Path:
+    """Validate and execute a ``task: tokens`` recipe; return the finished run folder.
+
+    Like a classification run, the run lives in a locked partial folder that records its
+    recipe (``input.yaml``) until it is complete, and every training (the teacher, each
+    method × seed) checkpoints into it at each evaluation; ``resume=<partial folder>``
+    continues: finished trainings are restored from their last checkpoint, an interrupted one
+    continues from it, and the students equal those of an uninterrupted run."""
     recipe = parse_tokens_recipe(raw, source)
     train, val, test = tokens_data(recipe)
     teacher_train = train if recipe.data.teacher_sequences is None else \
         train.subset(slice(0, recipe.data.teacher_sequences))
     student_train = train if recipe.data.student_sequences is None else \
         train.subset(slice(0, recipe.data.student_sequences))
-    tmp, final = claim_run_dir(Path(out_root), recipe.name)
-    try:
-        results, histories, lines = _execute(recipe, teacher_train, student_train, val, test,
-                                             tmp, progress)
-        atomic_write_text(tmp / "metrics.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
-        atomic_write_text(tmp / "recipe.yaml",
-                          yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
-        atomic_write_text(tmp / "env.json",
-                          json.dumps(environment(recipe.train.seeds), indent=1))
-        atomic_write_text(tmp / "results.json", json.dumps(results, indent=1))
-        from ..report import write_report
-        write_report(tmp, results, histories)
-        final = finish_run_dir(tmp, final)
-    except BaseException as exc:
-        if tmp.exists() and not isinstance(exc, KeyboardInterrupt):
+    if resume is not None:
+        tmp, final = Path(resume), final_name(Path(resume))
+    else:
+        tmp, final = claim_run_dir(Path(out_root), recipe.name)
+
+    def discard(exc: BaseException) -> None:  # a failed new run leaves nothing
+        if resume is None and tmp.exists() and not isinstance(exc, KeyboardInterrupt):
             shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with run_lock(tmp, "--resume" if resume is not None else "--out") as held:
+            try:
+                if resume is not None and read_resume_input(tmp) != raw:
+                    raise MentorError(f"--resume: {shown(tmp)} was started with a different "
+                                      f"recipe; expected the recipe and --set overrides in "
+                                      f"its {INPUT}")
+                if resume is None:
+                    atomic_write_text(tmp / INPUT, yaml.safe_dump(raw, sort_keys=False))
+                results, histories, lines = _execute(recipe, teacher_train, student_train, val,
+                                                     test, tmp, progress)
+                atomic_write_text(tmp / "metrics.jsonl",
+                                  "".join(json.dumps(x) + "\n" for x in lines))
+                atomic_write_text(tmp / "recipe.yaml",
+                                  yaml.safe_dump(recipe.model_dump(mode="json"),
+                                                 sort_keys=False))
+                atomic_write_text(tmp / "env.json",
+                                  json.dumps(environment(recipe.train.seeds), indent=1))
+                atomic_write_text(tmp / "results.json", json.dumps(results, indent=1))
+                from ..report import write_report
+                write_report(tmp, results, histories)
+                final = finish_run_dir(tmp, final, lock=held,
+                                       required=(INPUT, "results.json", "metrics.jsonl"))
+            except BaseException as exc:
+                discard(exc)  # while the folder is still locked
+                raise
+    except BaseException as exc:
+        discard(exc)
         raise
     if console is not None:
         from ..report import leaderboard_table
@@ -101,7 +130,8 @@ def _execute(recipe: TokensRecipe, teacher_train, student_train, val, test, tmp:
         cb = bars.start("teacher", t.steps)
         tres = distill_lm(teacher, None, teacher_train, val=val, regime="supervised",
                           steps=t.steps, batch_size=t.batch_size, lr=t.lr,
-                          eval_every=t.eval_every, seed=t.seed, on_eval=cb)
+                          eval_every=t.eval_every, seed=t.seed, on_eval=cb,
+                          checkpoint_dir=tmp / "teacher" / "state", resume=True)
         teacher = tres.model.eval()
         save_weights(tmp / "teacher" / "model.safetensors", teacher,
                      {"mentor.lm": {**t.model_dump(), "vocab": len(VOCAB), "max_len": max_len}})
@@ -120,7 +150,9 @@ def _execute(recipe: TokensRecipe, teacher_train, student_train, val, test, tmp:
                 res = distill_lm(student, teacher, student_train, val=val, steps=tr.steps,
                                  batch_size=tr.batch_size, lr=tr.lr, accumulate=tr.accumulate,
                                  chunk_size=tr.chunk_size, eval_every=tr.eval_every,
-                                 seed=seed, on_eval=cb, **m.options())
+                                 seed=seed, on_eval=cb, resume=True,
+                                 checkpoint_dir=tmp / "checkpoints" / m.name / f"seed{seed}"
+                                 / "state", **m.options())
                 model = res.model.eval()
                 acc = exact_match(model, test)
                 agree = agreement(model, teacher, test)

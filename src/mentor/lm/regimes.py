@@ -142,13 +142,20 @@ class TokenFeed(PeriodFeed):
         return micro
 
     def state_dict(self) -> dict[str, Tensor]:
-        if self.sampler is self.tr.gen:
-            return {}
-        return {"sampler": self.sampler.get_state()}
+        """The teacher's query count (a resumed run reports the whole run's) and, under
+        several processes, this rank's sampling generator."""
+        state = {}
+        if self.teacher is not None:
+            state["teacher_queries"] = torch.tensor(self.teacher.queries, dtype=torch.long)
+        if self.sampler is not self.tr.gen:
+            state["sampler"] = self.sampler.get_state()
+        return state
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         if "sampler" in state:
             self.sampler.set_state(state["sampler"])
+        if "teacher_queries" in state and self.teacher is not None:
+            self.teacher.queries = int(state["teacher_queries"])
 
 
 def micro_loss(student, teacher, ids: Tensor, rows: Tensor | None, mask: Tensor, mode: str,

@@ -22,6 +22,7 @@ from typing import Iterator
 
 from ..errors import MentorError
 from ..locks import FolderLock, folder_lock
+from ..recipe import read_yaml
 from .env import timestamp
 from ..safeio import NAME_MAX, shown
 
@@ -128,3 +129,20 @@ def student_dir(run_dir: Path, setting: str, method: str, seed: int) -> Path:
     """Where a classification run keeps one student's checkpoints and its final weights
     (``student.safetensors``): ``checkpoints/<setting>/<method>/seed<k>``."""
     return Path(run_dir) / "checkpoints" / str(setting) / str(method) / f"seed{seed}"
+
+
+INPUT = "input.yaml"  # the recipe as given (overrides applied), written when a run starts
+
+
+def read_resume_input(folder: Path) -> dict:
+    """The recipe mapping an unfinished run folder was started with (for ``--resume``)."""
+    folder = Path(folder)
+    final_name(folder)  # a '.<run>.partial' folder
+    if not folder.is_dir():
+        raise MentorError(f"--resume: {shown(folder)} does not exist; expected an unfinished "
+                          "run folder (.<run>.partial)")
+    path = folder / INPUT
+    if not path.is_file():
+        raise MentorError(f"--resume: {shown(folder)} has no {INPUT}; expected a folder started "
+                          "by `mentor run` (it records the recipe it runs)")
+    return read_yaml(path)
