@@ -7,9 +7,7 @@ to ``<out>/<name>-<time>`` when complete, so a failed run leaves no half-written
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +35,7 @@ from ..models import build_model, count_params
 from ..registry import TASKS
 from ..recipe import ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
 from ..runs.progress import Bars
-from ..runs.folder import (INPUT, claim_run_dir, final_name, finish_run_dir, read_resume_input,
-                           run_lock, student_dir)
-from ..safeio import shown
+from ..runs.folder import INPUT, finish_run_dir, open_run_folder, student_dir
 from ..runs.env import environment
 from ..runs.trackers import RunTrackers, Tracked, check_available
 from ..teachers import (CommitteeTeacher, EnsembleTeacher, LabelAssistedNet, ModuleTeacher,
@@ -365,49 +361,17 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
     """
     acc = get_accelerator(run.recipe.train.mixed_precision)
     main = acc.is_main_process
-    # other ranks never write: they get a path that is not created
-    tmp, final = Path(out_root) / f".rank{acc.process_index}.unused", None
-    if resume is not None:
-        tmp, final = Path(resume), final_name(Path(resume))
-    elif main:
-        tmp, final = claim_run_dir(Path(out_root), run.recipe.name)
-    # one writer per run folder: the lock is held from the claim (or the resume) until the
-    # folder is published, and a second `--resume` of it is refused naming this process
-    lock = (run_lock(tmp, "--resume" if resume is not None else "--out") if main
-            else contextlib.nullcontext())
-
-    def discard(exc: BaseException) -> None:
-        # a failed new run leaves nothing; a resumed folder is never deleted
-        if (main and resume is None and tmp.exists()
-                and not isinstance(exc, KeyboardInterrupt)):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    try:
-        with lock as held:
-            try:
-                if resume is not None:
-                    started = read_resume_input(tmp)
-                    if started != run.raw:
-                        raise MentorError(f"--resume: {shown(tmp)} was started with a "
-                                          "different recipe; expected the recipe and --set "
-                                          f"overrides in its {INPUT}")
-                if main and resume is None:  # inside the try: a failed write leaves no folder
-                    atomic_write_text(tmp / INPUT, yaml.safe_dump(run.raw, sort_keys=False))
-                trackers = RunTrackers(run.recipe.train.log_with, tmp, run.recipe.name,
-                                       final_dir=final, main=main, resume=resume is not None)
-                with trackers.session():
-                    results, histories = _execute(run, tmp, progress and main,
-                                                  resume is not None, trackers)
-                if main:
-                    _write_outputs(run, tmp, results, histories)
-                    final = finish_run_dir(tmp, final, lock=held,
-                                           required=(INPUT, "results.json", "metrics.jsonl"))
-            except BaseException as exc:
-                discard(exc)  # while the folder is still locked
-                raise
-    except BaseException as exc:
-        discard(exc)  # the lock was not taken (a resume of the just-claimed folder holds it)
-        raise
+    with open_run_folder(out_root, run.recipe.name, run.raw, resume, main=main,
+                         rank=acc.process_index) as (tmp, final, held):
+        trackers = RunTrackers(run.recipe.train.log_with, tmp, run.recipe.name,
+                               final_dir=final, main=main, resume=resume is not None)
+        with trackers.session():
+            results, histories = _execute(run, tmp, progress and main, resume is not None,
+                                          trackers)
+        if main:
+            _write_outputs(run, tmp, results, histories)
+            final = finish_run_dir(tmp, final, lock=held,
+                                   required=(INPUT, "results.json", "metrics.jsonl"))
     if main and console is not None:
         from ..report import leaderboard_table
         console.print(leaderboard_table(results))

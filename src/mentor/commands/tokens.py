@@ -12,7 +12,6 @@ kept by gold-agreement rejection.
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 from pathlib import Path
 
@@ -24,10 +23,7 @@ from ..engine.checkpoint import save_weights
 from ..latency import speedup
 from ..models import count_params
 from ..runs.progress import Bars
-from ..errors import MentorError
-from ..runs.folder import (INPUT, claim_run_dir, final_name, finish_run_dir, read_resume_input,
-                           run_lock)
-from ..safeio import shown
+from ..runs.folder import INPUT, finish_run_dir, open_run_folder
 from ..runs.env import environment
 from ..lm.distill import distill_lm
 from ..lm.generate import complete, exact_match, logits_of
@@ -74,43 +70,19 @@ def run_tokens(raw: dict, out_root: Path, *, source: str = "recipe", progress: b
         train.subset(slice(0, recipe.data.teacher_sequences))
     student_train = train if recipe.data.student_sequences is None else \
         train.subset(slice(0, recipe.data.student_sequences))
-    if resume is not None:
-        tmp, final = Path(resume), final_name(Path(resume))
-    else:
-        tmp, final = claim_run_dir(Path(out_root), recipe.name)
-
-    def discard(exc: BaseException) -> None:  # a failed new run leaves nothing
-        if resume is None and tmp.exists() and not isinstance(exc, KeyboardInterrupt):
-            shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        with run_lock(tmp, "--resume" if resume is not None else "--out") as held:
-            try:
-                if resume is not None and read_resume_input(tmp) != raw:
-                    raise MentorError(f"--resume: {shown(tmp)} was started with a different "
-                                      f"recipe; expected the recipe and --set overrides in "
-                                      f"its {INPUT}")
-                if resume is None:
-                    atomic_write_text(tmp / INPUT, yaml.safe_dump(raw, sort_keys=False))
-                results, histories, lines = _execute(recipe, teacher_train, student_train, val,
-                                                     test, tmp, progress)
-                atomic_write_text(tmp / "metrics.jsonl",
-                                  "".join(json.dumps(x) + "\n" for x in lines))
-                atomic_write_text(tmp / "recipe.yaml",
-                                  yaml.safe_dump(recipe.model_dump(mode="json"),
-                                                 sort_keys=False))
-                atomic_write_text(tmp / "env.json",
-                                  json.dumps(environment(recipe.train.seeds), indent=1))
-                atomic_write_text(tmp / "results.json", json.dumps(results, indent=1))
-                from ..report import write_report
-                write_report(tmp, results, histories)
-                final = finish_run_dir(tmp, final, lock=held,
-                                       required=(INPUT, "results.json", "metrics.jsonl"))
-            except BaseException as exc:
-                discard(exc)  # while the folder is still locked
-                raise
-    except BaseException as exc:
-        discard(exc)
-        raise
+    with open_run_folder(out_root, recipe.name, raw, resume) as (tmp, final, held):
+        results, histories, lines = _execute(recipe, teacher_train, student_train, val, test,
+                                             tmp, progress)
+        atomic_write_text(tmp / "metrics.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
+        atomic_write_text(tmp / "recipe.yaml",
+                          yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+        atomic_write_text(tmp / "env.json",
+                          json.dumps(environment(recipe.train.seeds), indent=1))
+        atomic_write_text(tmp / "results.json", json.dumps(results, indent=1))
+        from ..report import write_report
+        write_report(tmp, results, histories)
+        final = finish_run_dir(tmp, final, lock=held,
+                               required=(INPUT, "results.json", "metrics.jsonl"))
     if console is not None:
         from ..report import leaderboard_table
         console.print(leaderboard_table(results))

@@ -17,9 +17,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 from pathlib import Path
 from typing import Iterator
 
+import yaml
+
+from ..atomic import atomic_write_text
 from ..errors import MentorError
 from ..locks import FolderLock, folder_lock
 from ..recipe import read_yaml
@@ -146,3 +150,44 @@ def read_resume_input(folder: Path) -> dict:
         raise MentorError(f"--resume: {shown(folder)} has no {INPUT}; expected a folder started "
                           "by `mentor run` (it records the recipe it runs)")
     return read_yaml(path)
+
+
+@contextlib.contextmanager
+def open_run_folder(out_root: Path, name: str, raw: dict, resume: Path | None, *,
+                    main: bool = True, rank: int = 0):
+    """The run folder of one ``mentor run``, for the ``with`` block that fills it: yields
+    ``(partial folder, final name, lock)``. A new run claims ``.<name>.partial`` under
+    ``out_root`` and records ``raw`` (the recipe with its overrides) as ``input.yaml``;
+    ``resume`` reopens such a folder and refuses another recipe. The folder is locked (one
+    writer; a second ``--resume`` is refused naming this process) until the block ends. An
+    exception deletes a new run's folder (nothing half-written is left), never a resumed one,
+    and keeps it on ``KeyboardInterrupt`` (resumable). Processes other than the main one
+    write nothing: they get a path that is never created."""
+    tmp, final = Path(out_root) / f".rank{rank}.unused", None
+    if resume is not None:
+        tmp, final = Path(resume), final_name(Path(resume))
+    elif main:
+        tmp, final = claim_run_dir(Path(out_root), name)
+    lock = (run_lock(tmp, "--resume" if resume is not None else "--out") if main
+            else contextlib.nullcontext())
+
+    def discard(exc: BaseException) -> None:
+        if (main and resume is None and tmp.exists()
+                and not isinstance(exc, KeyboardInterrupt)):
+            shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with lock as held:
+            try:
+                if resume is not None and read_resume_input(tmp) != raw:
+                    raise MentorError(f"--resume: {shown(tmp)} was started with a different "
+                                      "recipe; expected the recipe and --set overrides in its "
+                                      f"{INPUT}")
+                if main and resume is None:  # inside the try: a failed write leaves no folder
+                    atomic_write_text(tmp / INPUT, yaml.safe_dump(raw, sort_keys=False))
+                yield tmp, final, held
+            except BaseException as exc:
+                discard(exc)  # while the folder is still locked
+                raise
+    except BaseException as exc:
+        discard(exc)  # the lock was not taken (a resume of the just-claimed folder holds it)
+        raise
