@@ -107,7 +107,7 @@ class Distiller:
         True
         """
         from .engine.checkpoint import save_weights
-        from .heads import for_export
+        from .models.heads import for_export
         if self.result is None:
             raise MentorError("save: the student is not trained yet; call fit(data) first")
         saved, wrapper = for_export(self.model)

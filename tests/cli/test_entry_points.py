@@ -16,7 +16,7 @@ import yaml
 from safetensors.torch import load_file
 
 import mentor
-from mentor.heads import for_export
+from mentor.models.heads import for_export
 from mentor.models import build_model
 from mentor.registry import METHODS
 

@@ -7,7 +7,7 @@ from torch import nn
 from mentor.engine import Objective, fit
 from mentor.engine.evaluate import evaluate
 from mentor.errors import MentorError
-from mentor.heads import DualHead, dual_head_combine
+from mentor.models.heads import DualHead, dual_head_combine
 from mentor.methods import get_method
 from mentor.models import mlp
 from mentor.recipe import TrainSpec
@@ -39,7 +39,7 @@ def test_feature_kd_student_beats_scratch_and_comes_back_without_projector(few_l
 
 def test_feature_term_pulls_the_projected_student_feature_to_the_teacher(few_labels, teacher):
     """With only the feature objective, its value falls as training proceeds."""
-    from mentor.features import Tap
+    from mentor.models.taps import Tap
     tap = Tap("f", "1", "3")
     obj = [Objective("feature_mse", 1.0, on=tap.key, against=tap.key)]
     torch.manual_seed(0)
@@ -126,7 +126,7 @@ def test_channel_wise_kd_on_cnn_feature_maps(few_labels):
 
 def test_a_saved_dual_head_student_loads_back_as_a_teacher_with_its_combination(tmp_path):
     from mentor.engine.checkpoint import save_weights
-    from mentor.heads import AuxHead, for_export
+    from mentor.models.heads import AuxHead, for_export
     from mentor.teachers import load_checkpoint_teacher
 
     torch.manual_seed(0)

@@ -128,7 +128,7 @@ def test_mean_teacher_with_a_reviewer_resumes_bit_for_bit(digits10, tmp_path):
 
 
 def test_paired_students_differ_average_at_inference_and_rebuild_from_metadata():
-    from mentor.heads import PairedStudents, for_export, rebuild
+    from mentor.models.heads import PairedStudents, for_export, rebuild
     torch.manual_seed(0)
     student = mlp((8, 8), 10, hidden=[8])
     state = torch.get_rng_state()

@@ -9,7 +9,7 @@ from naive_uskd import naive_uskd
 import mentor
 from mentor.errors import ParameterError
 from mentor.engine import fit
-from mentor.heads import AuxHead
+from mentor.models.heads import AuxHead
 from mentor.losses import uskd, zipf_non_target
 from mentor.methods import get_method
 from mentor.models import mlp

@@ -338,7 +338,7 @@ def test_active_selectors_are_looked_up_by_name(evil_pkg):
 
 def test_feature_taps_are_module_paths_not_imports(evil_pkg):
     """A teacher/student layer is a path inside the model, never a Python import."""
-    from mentor.features import Tap, TappedTeacher
+    from mentor.models.taps import Tap, TappedTeacher
     teacher = ModuleTeacher(build_model("mlp", (4,), 3, hidden=[8]), 3)
     for name in DOTTED:
         _refused(lambda: TappedTeacher(teacher, [Tap(name, None, name)]).outputs(

@@ -15,7 +15,7 @@ Formats:
   Loading TorchScript runs code stored in the file: load only files you made.
 - ``safetensors``: ``student.safetensors`` (weights, with mentor's metadata) and
   ``config.json`` to rebuild the module with :func:`mentor.models.build_model` (and
-  :func:`mentor.heads.rebuild` when a wrapper is kept); checked by rebuilding and reloading.
+  :func:`mentor.models.heads.rebuild` when a wrapper is kept); checked by rebuilding and reloading.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def _write_torchscript(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor
 
 def _write_safetensors(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor):
     from ..engine.checkpoint import save_weights
-    from ..heads import for_export
+    from ..models.heads import for_export
     from ..runs.read import load_model
 
     arch = dict(meta["mentor.model"])
@@ -310,7 +310,7 @@ def _write_safetensors(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor
               "num_classes": meta["mentor.num_classes"],
               "input_shape": list(meta["mentor.input_shape"]), "wrapper": wrapper,
               "rebuild": "mentor.models.build_model(model, input_shape, num_classes, "
-                         "**model_kwargs), wrapped by mentor.heads.rebuild(module, wrapper) "
+                         "**model_kwargs), wrapped by mentor.models.heads.rebuild(module, wrapper) "
                          "when wrapper is set, then safetensors.torch.load_file -> "
                          "load_state_dict"}
     atomic_write_text(tmp / "config.json", json.dumps(config, indent=1))

@@ -27,7 +27,7 @@ from ..engine.evaluate import evaluate
 from ..engine.objectives import probe_objectives
 from ..errors import MentorError
 from ..fairness import budget_notes
-from ..heads import for_export
+from ..models.heads import for_export
 from ..labels import StoreTeacher
 from ..latency import speedup
 from ..methods import MethodPlan, get_method

@@ -36,7 +36,7 @@ from ..data.augment import Augment, role_generator
 from ..data.rows import as_rows
 from ..data.splits import Split
 from ..errors import MentorError, TrainingFault
-from ..features import Tap, TappedStudent, TappedTeacher, tapped_shapes
+from ..models.taps import Tap, TappedStudent, TappedTeacher, tapped_shapes
 from ..tasks import CLASSIFICATION
 from ..updates import EMA, Frozen
 from .accel import get_accelerator, release, uses_plain_step

@@ -240,7 +240,7 @@ def _feature_taps(teacher, paths: list[str], example: Tensor):
     """Hooks on the teacher's ``paths`` and a tensor kind per path (its row shape)."""
     if not paths:
         return None, {}
-    from ..features import Tap, TappedTeacher
+    from ..models.taps import Tap, TappedTeacher
     if len(set(paths)) != len(paths):
         raise MentorError(f"label store features {paths} name a module twice")
     tapped = TappedTeacher(teacher, [Tap(p, None, p) for p in paths])

@@ -1,7 +1,7 @@
 """Feature-alignment losses (METHODS.md L23 FeatureAlignment, L11 ChannelWiseDistillation).
 
 Student and teacher features arrive already projected to the same shape (see
-:mod:`mentor.features`); every function returns one value per example.
+:mod:`mentor.models.taps`); every function returns one value per example.
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ class FeatureKDParams(_Params):
                  "feature (forward hooks; learned projector when widths differ, dropped after "
                  "training)")
 def _feature_kd(p: FeatureKDParams) -> MethodPlan:
-    from ..features import Tap
+    from ..models.taps import Tap
     tap = Tap("f", p.student_layer, p.teacher_layer, p.projector)
     return MethodPlan([
         *hinton(p.alpha, p.temperature),
@@ -218,7 +218,7 @@ class DHKDParams(_Params):
                  description="CE on the student's head + BinaryKL-Norm on a second head over "
                  "the same features; inference uses the CE head")
 def _dhkd(p: DHKDParams) -> MethodPlan:
-    from ..heads import DualHead
+    from ..models.heads import DualHead
     return MethodPlan([
         Objective("ce", p.ce_weight, rows="labeled"),
         Objective("binary_kl_norm", p.alpha, {"temperature": p.temperature}, rows="all",
@@ -239,7 +239,7 @@ class DHOParams(_Params):
                  description="0.5*CE on the CE head (labeled rows) + 0.5*KD on a KD head (all "
                  "rows); inference (1-a)*softmax(z_ce) + a*softmax(z_kd/b)")
 def _dho(p: DHOParams) -> MethodPlan:
-    from ..heads import DualHead
+    from ..models.heads import DualHead
     return MethodPlan([
         Objective("ce", 0.5, rows="labeled"),
         Objective("kd", 0.5, {"temperature": p.temperature}, rows="all", on="head:kd"),
@@ -315,7 +315,7 @@ class USKDParams(_Params):
                  description="teacher-free self-KD: CE + customised target term + Zipf "
                  "non-target labels ranked with a weak auxiliary head (label-smoothed CE)")
 def _uskd(p: USKDParams) -> MethodPlan:
-    from ..heads import AuxHead
+    from ..models.heads import AuxHead
     return MethodPlan([
         Objective("ce", 1.0, rows="labeled"),
         Objective("uskd", 1.0, {"alpha": p.alpha, "beta": p.beta}, rows="labeled",
@@ -341,7 +341,7 @@ class ProtoKDParams(_Params):
                  description="CE + KD where uncertain unlabeled rows learn from class-prototype "
                  "soft labels of the teacher's features; very uncertain rows are dropped")
 def _proto_kd(p: ProtoKDParams) -> MethodPlan:
-    from ..features import Tap
+    from ..models.taps import Tap
     from ..targets import PrototypeSoftLabels
     tap = Tap("proto", None, p.teacher_layer)
     return MethodPlan([

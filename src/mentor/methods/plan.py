@@ -23,9 +23,9 @@ from ..registry import METHODS
 class MethodPlan:
     """What a method plugs into the engine.
 
-    ``taps``: feature taps (:class:`mentor.features.Tap`) whose outputs objectives read as
+    ``taps``: feature taps (:class:`mentor.models.taps.Tap`) whose outputs objectives read as
     ``feat:<name>``. ``wrap_student(student, example_rows)``: turns the user's student into
-    the trained module (e.g. a :class:`mentor.heads.DualHead`); the wrapped module is what
+    the trained module (e.g. a :class:`mentor.models.heads.DualHead`); the wrapped module is what
     inference uses.
     ``select_train``: ``(train split, seed) -> split``, the rows the student trains on.
     """

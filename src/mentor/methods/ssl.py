@@ -316,7 +316,7 @@ class DualMeanTeacherParams(_SSLParams):
                  "every student learns the pseudo-labels all EMA teachers agree on (consensus); "
                  "inference averages the students")
 def _dual_mean_teacher(p: DualMeanTeacherParams) -> MethodPlan:
-    from ..heads import PairedStudents
+    from ..models.heads import PairedStudents
     from ..targets import Consensus
     objectives = []
     for i in range(p.pairs):

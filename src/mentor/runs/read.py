@@ -191,7 +191,7 @@ def inference_module(model: nn.Module, meta: dict[str, Any]) -> tuple[nn.Module,
       a·softmax(z_kd / b))``;
     - ``pairs`` (paired students): every member, output the log of their mean probability.
     """
-    from ..heads import DualHead, PairedStudents
+    from ..models.heads import DualHead, PairedStudents
 
     if isinstance(model, DualHead):
         if model.a == 0.0:

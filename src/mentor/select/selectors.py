@@ -132,7 +132,7 @@ class KCenter(_Greedy):
     def embed(self, x: Tensor, teacher, pool, student) -> Tensor:
         if self.layer is None:
             return x.reshape(len(x), -1)
-        from ..features import resolve_module
+        from ..models.taps import resolve_module
         module = resolve_module(student, self.layer, "student")
         out = []
         handle = module.register_forward_hook(lambda m, i, o: out.append(o))

@@ -160,7 +160,7 @@ def load_checkpoint_teacher(path: str | Path, *, input_shape: Sequence[int],
                                   f"{wrapper.get('n')} paired students but holds the weights "
                                   f"of {len(held)}; expected the metadata mentor writes")
     if wrapper is not None:
-        from ..heads import rebuild
+        from ..models.heads import rebuild
         module = rebuild(module, wrapper, field)
         name = f"{name} ({wrapper.get('kind')})"
     load_weights(Path(path), module, field)

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import MentorError
-from .features import resolve_module
+from ..errors import MentorError
+from .taps import resolve_module
 
 
 def last_linear(model: nn.Module) -> str:

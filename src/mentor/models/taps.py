@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .contracts import teacher_logits
-from .errors import MentorError
+from ..contracts import teacher_logits
+from ..errors import MentorError
 
 
 @dataclass(frozen=True)
