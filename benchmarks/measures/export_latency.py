@@ -1,7 +1,7 @@
 """README's "## Export" figures, on a fresh `mentor run` (built-in recipe ``default``):
 
 - ``latency``: ``mentor bench --latency RUN_DIR`` with one torch thread
-  (:func:`mentor.latency.bench_run`): the teacher's latency at batch 1 and 256, and the MLP
+  (:func:`mentor.commands.latency.bench_run`): the teacher's latency at batch 1 and 256, and the MLP
   students' (the few-labels and compress settings; medians over them) with their speed-ups.
   Machine timings.
 - ``export-parity``: ``mentor export RUN_DIR --format F`` for ONNX, TorchScript and
@@ -73,7 +73,7 @@ def architecture(meta: dict) -> str:
 
 
 def latency(quick: bool) -> dict[str, str]:
-    from mentor.latency import bench_run
+    from mentor.commands.latency import bench_run
     _, data = bench_run(default_run(quick))
     (teacher,) = data["teachers"]
     mlp = [s for s in data["students"] if s["setting"] in ("few-labels", "compress")]

@@ -187,7 +187,7 @@ def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd")
 
 def _bench_latency(run_dir: Path, console: Console) -> None:
     """``mentor bench --latency RUN_DIR``: latency.json, a table and the accuracy plot."""
-    from .latency import bench_run
+    from .commands.latency import bench_run
     from .report.plots import accuracy_vs_latency
 
     try:

@@ -42,7 +42,7 @@ def _recipe(name: str, hidden: int) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two finished runs; the first has a latency.json, the second none."""
-    from mentor.latency import bench_run
+    from mentor.commands.latency import bench_run
     from mentor.commands.run import run_recipe
 
     root = tmp_path_factory.mktemp("runs")

@@ -334,12 +334,13 @@ _WRITERS: dict[str, Callable] = {"onnx": _write_onnx, "torchscript": _write_torc
 def _latency(module, runtime, teacher, shape, repeats: int) -> dict:
     """Batch 1 and 256: the PyTorch student against the teacher (the bench's measurement),
     and the exported file in its own runtime."""
-    from ..latency import BATCHES, _teacher_fn, compare, method_text
+    from ..latency import BATCHES, compare, method_text
+    from .latency import teacher_fn
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(max(BATCHES), _prod(shape), generator=g)
-    teacher_fn = _teacher_fn(*teacher, shape, x) if teacher is not None else None
-    m = compare(teacher_fn, {"student": module, "exported": runtime}, x, BATCHES, repeats)
+    call_teacher = teacher_fn(*teacher, shape, x) if teacher is not None else None
+    m = compare(call_teacher, {"student": module, "exported": runtime}, x, BATCHES, repeats)
     return {"threads": torch.get_num_threads(), "device": "cpu", "batches": list(BATCHES),
             "teacher": m["teacher"], "student_torch": m["students"]["student"],
             "student_exported": m["students"]["exported"], "method": method_text(repeats),
