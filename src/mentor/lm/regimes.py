@@ -169,6 +169,8 @@ def micro_loss(student, teacher, ids: Tensor, rows: Tensor | None, mask: Tensor,
         return loss, loss.detach()
     on = regime.on_policy_at(step)
     signal = teacher.signal(ids_in, rows)
+    if isinstance(signal, Tensor):  # a teacher left on another device than the student
+        signal = signal.to(zs.device)
     if on and regime.estimator == "sampled" and mode == "student_samples":
         loss, value = sampled_reverse_kl(zs, signal, ids[:, 1:], mask,
                                          regime.loss_kw["temperature"])
