@@ -47,15 +47,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..contracts import UpdaterHooks
 from ..engine.accel import get_accelerator
-from ..engine.loop import prepare_training, run_training
+from ..engine.loop import run_training
 from ..errors import MentorError, check_param
 from ..losses.tokens import DIVERGENCES
-from ..recipe import TrainSpec
 from ..tasks.tokens import TOKENS
-from ..updates import Frozen
-from .regimes import Regime, TokenFeed, rank_seed
+from .regimes import Regime, TokenFeed, period_training, rank_seed
 from .signals import as_token_teacher
 from .testbed import TokenData
 
@@ -208,13 +205,9 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
                           "model (the training loop wraps it for data parallelism itself)")
     rank = int(acc.process_index)
     torch.manual_seed(seed if world == 1 else rank_seed(seed, rank))
-    epochs = -(-steps // eval_every)
-    spec = TrainSpec(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
-                     seeds=[seed], select="best_val" if val is not None else "last",
-                     checkpoint_every=checkpoint_every)
-    tr = prepare_training(student, spec, seed, task=TOKENS, updater=UpdaterHooks(Frozen()),
-                          steps_per_epoch=min(eval_every, steps), total_steps=steps,
-                          checkpoint_dir=checkpoint_dir)
+    tr = period_training(student, seed, steps=steps, eval_every=eval_every,
+                         batch_size=batch_size, lr=lr, validated=val is not None,
+                         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
     # tr.gen: shared by all ranks (rows, coins), in lockstep; sampler: this rank's samples
     sampler = tr.gen if world == 1 else torch.Generator().manual_seed(rank_seed(seed, rank))
     kept = None

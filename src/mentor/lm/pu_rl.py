@@ -20,15 +20,11 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..contracts import UpdaterHooks
-from ..engine.loop import prepare_training, run_training
+from ..engine.loop import run_training
 from ..errors import MentorError, TrainingFault, check_param
-from ..recipe import TrainSpec
-from ..tasks.tokens import TOKENS
-from ..updates import Frozen
 from .distill import LMResult, result_of
 from .generate import complete, logits_of
-from .regimes import PeriodFeed
+from .regimes import PeriodFeed, period_training
 from .preference import dpo_loss, edit_similarity, preference_pairs, sequence_logprob
 from .testbed import TokenData
 
@@ -63,12 +59,8 @@ def preference_distill(student: nn.Module, anchor_fn: Callable[[Tensor, int], Te
     ref = copy.deepcopy(student).eval()
     for q in ref.parameters():
         q.requires_grad_(False)
-    spec = TrainSpec(epochs=-(-steps // eval_every), batch_size=prompts_per_step, lr=lr,
-                     optimizer="adam", seeds=[seed],
-                     select="best_val" if val is not None else "last")
-    tr = prepare_training(student, spec, seed, task=TOKENS, updater=UpdaterHooks(Frozen()),
-                          steps_per_epoch=min(eval_every, steps), total_steps=steps,
-                          checkpoint_dir=None)
+    tr = period_training(student, seed, steps=steps, eval_every=eval_every,
+                         batch_size=prompts_per_step, lr=lr, validated=val is not None)
     feed = PreferenceFeed(tr, ref, anchor_fn, train, val, k=k, score=score, pairs=pairs,
                           steps=steps, eval_every=eval_every, prompts_per_step=prompts_per_step,
                           beta=beta, sample_temperature=sample_temperature)

@@ -23,9 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..contracts import UpdaterHooks
+from ..engine.loop import prepare_training
 from ..errors import MentorError, TrainingFault
 from ..losses.tokens import token_count, token_divergence
-from ..tasks.tokens import logits_of
+from ..recipe import TrainSpec
+from ..tasks.tokens import TOKENS, logits_of
+from ..updates import Frozen
 from .generate import complete, exact_match
 from .testbed import TokenData
 
@@ -50,6 +54,20 @@ class Regime:
 def rank_seed(seed: int, rank: int) -> int:
     """A seed for rank ``rank``'s own sampling generator, derived from ``seed`` and ``rank``."""
     return int(np.random.SeedSequence([seed % 2 ** 64, rank]).generate_state(1, np.uint64)[0])
+
+
+def period_training(student, seed: int, *, steps: int, eval_every: int, batch_size: int,
+                    lr: float, validated: bool, checkpoint_dir=None, checkpoint_every: int = 0):
+    """The engine's training for a token feed: Adam at ``lr``, ``steps`` optimizer steps in
+    evaluation periods of ``eval_every`` steps (the loop's epochs), no teacher updater, the
+    tokens task's metric; the best period's weights when ``validated``, else the last."""
+    spec = TrainSpec(epochs=-(-steps // eval_every), batch_size=batch_size, lr=lr,
+                     optimizer="adam", seeds=[seed],
+                     select="best_val" if validated else "last",
+                     checkpoint_every=checkpoint_every)
+    return prepare_training(student, spec, seed, task=TOKENS, updater=UpdaterHooks(Frozen()),
+                            steps_per_epoch=min(eval_every, steps), total_steps=steps,
+                            checkpoint_dir=checkpoint_dir)
 
 
 class PeriodFeed:
