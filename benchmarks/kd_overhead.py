@@ -142,7 +142,7 @@ def make_mentor(cache: str):
         spec = TrainSpec(epochs=epochs, batch_size=bs, lr=lr, cache_teacher=cache,
                          select="last")
         res = fit(student, train_split, val_split, objectives=objectives, spec=spec,
-                  seed=seed, num_classes=10, teacher=mteacher)
+                  seed=seed, num_outputs=10, teacher=mteacher)
         return res.history["val_accuracy"][-1]
     return run
 

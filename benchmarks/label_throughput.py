@@ -153,7 +153,7 @@ def mentor_epoch(student, train, val, store_teacher, objectives, *, bs, lr, seed
                  cache, epochs=1):
     spec = TrainSpec(epochs=epochs, batch_size=bs, lr=lr, cache_teacher=cache, select="last")
     res = fit(student, train, val, objectives=objectives, spec=spec, seed=seed,
-              num_classes=classes, teacher=store_teacher)
+              num_outputs=classes, teacher=store_teacher)
     return res.history["val_accuracy"][-1]
 
 

@@ -125,7 +125,7 @@ def mentor_run(student, teacher, train: Images, val: Images, *, epochs, bs, lr, 
     res = fit(student, split(train), split(val), objectives=objectives,
               spec=TrainSpec(epochs=epochs, batch_size=bs, lr=lr, cache_teacher="never",
                              select="last"),
-              seed=seed, num_classes=10, teacher=as_teacher(teacher, 10))
+              seed=seed, num_outputs=10, teacher=as_teacher(teacher, 10))
     return res.history["val_accuracy"][-1]
 
 

@@ -118,7 +118,7 @@ def mentor_run(recipe, name: str, params: dict, splits, seed: int, epochs: int |
     student = build_model(recipe.student.model, splits.input_shape, splits.num_classes,
                           **recipe.student.build_kwargs())
     res = plan.fit(student, splits.train, splits.val, spec=spec, seed=seed,
-                   num_classes=splits.num_classes, input_shape=splits.input_shape)
+                   num_outputs=splits.num_classes, input_shape=splits.input_shape)
     test = evaluate(res.model, splits.test.x, splits.test.y, get_accelerator("no"))
     return test["accuracy"], res.best_val_accuracy, res.history
 

@@ -98,7 +98,7 @@ def child(path: Path, n: int, epochs: int, workers: int) -> dict:
     student = mlp((ROW,), 10, hidden=[32])
     t = time.perf_counter()
     res = fit(student, train, val, objectives=get_method("kd").plan().objectives,
-              teacher=as_teacher(teacher, 10), seed=0, num_classes=10,
+              teacher=as_teacher(teacher, 10), seed=0, num_outputs=10,
               spec=TrainSpec(epochs=epochs, batch_size=256, lr=1e-3, select="last"))
     secs = time.perf_counter() - t
     reads = train_ds.reads

@@ -41,7 +41,7 @@ def student_accuracy(splits, method: str, params: dict | None = None, *, teacher
     student = build_model(model, splits.input_shape, splits.num_classes, **kwargs)
     res = plan.fit(student, splits.train, splits.val,
                    spec=TrainSpec(epochs=epochs, batch_size=batch_size, lr=lr), seed=seed,
-                   num_classes=splits.num_classes, teacher=teacher,
+                   num_outputs=splits.num_classes, teacher=teacher,
                    input_shape=splits.input_shape, views=views)
     acc = evaluate(res.model, splits.test.x, splits.test.y)["accuracy"]
     return (acc, res.model) if return_model else acc

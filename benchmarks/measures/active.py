@@ -42,7 +42,7 @@ def flawed_teacher(sp):
     torch.manual_seed(0)
     net = fit(mlp(sp.input_shape, 10, hidden=[16]), full, sp.val,
               objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=5, lr=1e-3), seed=0, num_classes=10).model
+              spec=TrainSpec(epochs=5, lr=1e-3), seed=0, num_outputs=10).model
     return ModuleTeacher(net, 10)
 
 
@@ -67,7 +67,7 @@ def pool_setting():
                                     torch.ones(int(lab.sum()), dtype=torch.bool)),
                   sp.val, objectives=get_method("scratch").plan().objectives,
                   spec=TrainSpec(epochs=30, batch_size=16, lr=3e-3),
-                  seed=0, num_classes=10).model
+                  seed=0, num_outputs=10).model
     pos = (~lab).nonzero().squeeze(-1)
     return sp, teacher, student, Pool(sp.train.x[pos], pos, sp.train.x[lab])
 

@@ -54,7 +54,7 @@ def student(sp, clustered: bool, seed: int = 0, epochs: int = 20):
     res = fit(mlp(sp.input_shape, 10, hidden=[32]), sp.train, sp.val, objectives=objectives,
               refiners=[ClusterLabels(k=K)] if clustered else [], updater=base.updater,
               spec=TrainSpec(epochs=epochs, batch_size=16, unlabeled_ratio=7, lr=3e-3,
-                             collapse_steps=0), seed=seed, num_classes=10)
+                             collapse_steps=0), seed=seed, num_outputs=10)
     return evaluate(res.model, sp.test.x, sp.test.y)["accuracy"], res.history
 
 

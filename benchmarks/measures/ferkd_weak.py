@@ -29,7 +29,7 @@ def weak_teacher(splits, epochs: int = 3):
     torch.manual_seed(0)
     t = fit(mlp(splits.input_shape, 10, hidden=[64]), splits.train, splits.val,
             objectives=get_method("scratch").plan().objectives, spec=TrainSpec(epochs=epochs),
-            seed=0, num_classes=10)
+            seed=0, num_outputs=10)
     return ModuleTeacher(t.model, 10)
 
 

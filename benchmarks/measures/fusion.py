@@ -35,7 +35,7 @@ def two_teachers(seed: int = 0, epochs: int = 40):
     net = fit(mlp(sp.input_shape, 10, hidden=[32]), sp.train, sp.val,
               objectives=get_method("scratch").plan().objectives,
               spec=TrainSpec(epochs=epochs, batch_size=16, lr=3e-3), seed=seed,
-              num_classes=10).model
+              num_outputs=10).model
     lr = LogisticRegression(C=0.1, max_iter=2000).fit(sp.train.x[lab].numpy(),
                                                       sp.train.y[lab].numpy())
     return sp, CommitteeTeacher([ModuleTeacher(net, 10), ProbaTeacher(lr, 10)])

@@ -35,7 +35,7 @@ def _run(plan, seed: int, epochs: int):
     res = plan.fit(mlp(sp.input_shape, 10, hidden=[64]), sp.train, sp.val,
                    spec=TrainSpec(epochs=epochs, batch_size=16, lr=3e-3, weight_decay=5e-4,
                                   unlabeled_ratio=7, augment=VIEWS, collapse_steps=0),
-                   seed=seed, num_classes=10, input_shape=sp.input_shape)
+                   seed=seed, num_outputs=10, input_shape=sp.input_shape)
     return res.history, evaluate(res.model, sp.test.x, sp.test.y)["accuracy"]
 
 

@@ -29,7 +29,7 @@ def mnist1d_teacher(splits, epochs: int = 60):
                 batchnorm=True), splits.train, splits.val,
             objectives=get_method("scratch").plan().objectives,
             spec=TrainSpec(epochs=epochs, lr=3e-3, schedule="cosine", weight_decay=1e-4),
-            seed=0, num_classes=10)
+            seed=0, num_outputs=10)
     return ModuleTeacher(t.model, 10)
 
 
@@ -53,7 +53,7 @@ def generated_vs_plain(seeds=SEEDS, epochs: tuple[int, int] = (60, 15),
             torch.manual_seed(seed)
             res = plan.fit(mlp(s.input_shape, 10, hidden=[32]), splits.train, s.val,
                            teacher=teacher, spec=TrainSpec(epochs=ep, lr=3e-3), seed=seed,
-                           num_classes=10)
+                           num_outputs=10)
             out[key].append(evaluate(res.model, s.test.x, s.test.y)["accuracy"])
     return out
 

@@ -29,7 +29,7 @@ def train_label_assisted(digits, consistency: float, seed: int, epochs: int = 20
     lad = LabelAssistedNet(mlp((74,), 10, hidden=[8]), 10, train_noise=0.3, seed=seed)
     res = fit(lad, digits.train, digits.val, objectives=dual_path_objectives(consistency),
               spec=TrainSpec(epochs=epochs, batch_size=64, lr=3e-3), seed=seed,
-              num_classes=10)
+              num_outputs=10)
     return res.model
 
 

@@ -33,7 +33,7 @@ def few_label_teacher(splits, epochs: int = 60):
               splits.val, objectives=get_method("scratch").plan().objectives,
               spec=TrainSpec(epochs=epochs, batch_size=t["batch_size"], lr=t["lr"],
                              weight_decay=t["weight_decay"]),
-              seed=DIGITS_TEACHER["seed"], num_classes=10)
+              seed=DIGITS_TEACHER["seed"], num_outputs=10)
     acc = evaluate(res.model, splits.test.x, splits.test.y)["accuracy"]
     return ModuleTeacher(res.model, 10), acc
 

@@ -36,7 +36,7 @@ def weak_setup(splits, teacher_epochs: int = 40) -> dict:
     net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     every = torch.ones(len(weak), dtype=torch.bool)
     teacher = fit(net, Split(splits.train.x, weak, every), splits.val,
-                  objectives=get_method("scratch").plan().objectives, seed=100, num_classes=10,
+                  objectives=get_method("scratch").plan().objectives, seed=100, num_outputs=10,
                   spec=TrainSpec(epochs=teacher_epochs, batch_size=64, lr=3e-3,
                                  select="last")).model
     with torch.no_grad():
@@ -62,7 +62,7 @@ def probe_accuracy(splits, labels: torch.Tensor, num_classes: int, width: int, s
     every = torch.ones(len(labels), dtype=torch.bool)
     model = fit(net, Split(splits.train.x, labels, every), splits.val,
                 objectives=get_method("scratch").plan().objectives, seed=seed,
-                num_classes=num_classes,
+                num_outputs=num_classes,
                 spec=TrainSpec(epochs=epochs, batch_size=64, lr=3e-3, select="last")).model
     with torch.no_grad():
         f_train = model[:2](splits.train.x).numpy()

@@ -55,7 +55,7 @@ def accuracy(name: str, seed: int = 0, epochs: int = EPOCHS) -> float:
                       pool="flatten", hidden=[64])
     spec = TrainSpec(epochs=epochs, batch_size=16, lr=3e-3, weight_decay=5e-4,
                      unlabeled_ratio=7, augment=VIEWS, collapse_steps=0)
-    res = plan.fit(net, sp.train, sp.val, spec=spec, seed=seed, num_classes=sp.num_classes,
+    res = plan.fit(net, sp.train, sp.val, spec=spec, seed=seed, num_outputs=sp.num_classes,
                    input_shape=sp.input_shape)
     return evaluate(res.model, sp.test.x, sp.test.y)["accuracy"]
 

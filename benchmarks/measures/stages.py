@@ -49,7 +49,7 @@ def kd_students(teachers: dict, in_domain, seeds=(0, 1, 2), epochs: int = 25
             student = build_model("mlp", (40,), 10, hidden=[64])
             res = kd.fit(student, in_domain.train, in_domain.val, teacher=teacher,
                          spec=TrainSpec(epochs=epochs, batch_size=64, lr=3e-3), seed=seed,
-                         num_classes=10)
+                         num_outputs=10)
             accs[adapt].append(evaluate(res.model, in_domain.test.x,
                                         in_domain.test.y)["accuracy"])
     return accs

@@ -46,7 +46,7 @@ def source_model(seed: int = 0, epochs: int = 30):
     torch.manual_seed(seed)
     net = build_model("mlp", sp.input_shape, 10, hidden=[128, 128], batchnorm=True)
     return fit(net, sp.train, sp.val, objectives=get_method("scratch").plan().objectives,
-               spec=TrainSpec(epochs=epochs, lr=1e-3), seed=seed, num_classes=10).model
+               spec=TrainSpec(epochs=epochs, lr=1e-3), seed=seed, num_outputs=10).model
 
 
 def adapt(model, method: str, part: str, stream_seed: int, cycles: int = 3, **kw):

@@ -45,7 +45,7 @@ def weak_setting(flip: str = "next", teacher_epochs: int = 60):
     net = fit(mlp(sp.input_shape, 10, hidden=[64]), strong, sp.val,
               objectives=get_method("scratch").plan().objectives,
               spec=TrainSpec(epochs=teacher_epochs, batch_size=16, lr=3e-3), seed=0,
-              num_classes=10).model
+              num_outputs=10).model
     return sp, ModuleTeacher(net, 10)
 
 
@@ -65,7 +65,7 @@ def student(sp, teacher, threshold: float, seed: int, epochs: int = 20):
     res = fit(mlp(sp.input_shape, 10, hidden=[32]), sp.train, sp.val, objectives=objectives,
               refiners=[WeakLabelRefiner(threshold)], teacher=teacher,
               spec=TrainSpec(epochs=epochs, batch_size=64, lr=3e-3, collapse_steps=0),
-              seed=seed, num_classes=10)
+              seed=seed, num_outputs=10)
     return evaluate(res.model, sp.test.x, sp.test.y)["accuracy"], res.history
 
 

@@ -236,7 +236,7 @@ def _train(splits: Splits, labeled: Tensor, queried: Tensor, store: Tensor, make
         refiners = [_OnlyQueried(queried.clone())]
     res = fit(student, split, splits.val, objectives=objectives, refiners=refiners or (),
               teacher=teacher, spec=spec.model_copy(update={"collapse_steps": 0}), seed=seed,
-              num_classes=splits.num_classes)
+              num_outputs=splits.num_classes)
     test = evaluate(res.model, splits.test.x, splits.test.y)["accuracy"]
     return res.model, test, res.best_val_accuracy
 

@@ -68,7 +68,7 @@ class Distiller:
             teacher = as_teacher(self.teacher_source, data.num_classes)
         self.result = self.plan.fit(
             self.student, data.train, data.val, spec=self.spec, seed=self.seed,
-            num_classes=data.num_classes, teacher=teacher, input_shape=data.input_shape,
+            num_outputs=data.num_classes, teacher=teacher, input_shape=data.input_shape,
             refiners=self.refiners, updater=self.updater,
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
             resume=resume, max_steps=max_steps)

@@ -33,12 +33,15 @@ from torch import Tensor, nn
 
 @dataclass
 class Batch:
-    """One training batch of the classification task.
+    """One training batch, as the task adapter (:class:`TaskAdapter`) reads it.
 
-    ``y`` holds ``-1`` for samples whose label the student may not see; ``labeled`` is the
-    matching boolean mask; ``index`` are the samples' positions in the training split (the
-    key under which cached teacher outputs are found). ``weak_y``: weak labels of the rows
-    (``-1`` where none), when the data has a weakly-labeled pool.
+    ``x``: the model's inputs (a tensor, or named tensors: a dict the task's ``forward``
+    passes as keyword arguments). ``y``: the task's labels of the rows (classification: a
+    class per row; tokens: the next token per position), ``-1`` where the student may not see
+    them; ``labeled`` is the matching boolean per row (``None``: every row). ``index``: the
+    rows' stable sample ids, positions in the training split (the key under which cached
+    teacher outputs, stored views and per-sample draws are found). ``weak_y``: weak labels of
+    the rows (``-1`` where none), when the data has a weakly-labeled pool.
     """
 
     x: Tensor
@@ -421,23 +424,51 @@ class TaskAdapter(Protocol):
     metric: str
     higher_is_better: bool
 
-    def num_outputs(self, model: nn.Module, example: Tensor) -> int: ...
+    def num_outputs(self, model: nn.Module, example: Tensor) -> int:
+        """The size of the model's output per element (classes, vocabulary), read from its
+        outputs on two example rows; the engine passes it on and never interprets it."""
 
     def check(self, model: nn.Module, teacher: Teacher | None, example: Tensor,
               num_outputs: int) -> None:
         """Raise a one-sentence error unless student (and teacher) outputs fit the data."""
 
+    def forward(self, model: nn.Module, x: Any, y: Any = None) -> Tensor:
+        """How a model is called on a batch's inputs ``x`` (``y`` given: the model reads the
+        labels as input); returns its outputs."""
+
+    def take(self, y: Any, ids: Tensor | slice) -> Any:
+        """The labels of rows ``ids`` (a batch's ``y``; or a slice, an evaluation shard) out
+        of a split's labels ``y``."""
+
+    def hide(self, y: Any, seen: Tensor) -> Any:
+        """``y`` with the labels of rows not in ``seen`` (a boolean per row) hidden."""
+
+    def known(self, y: Any) -> Tensor:
+        """Per row: a label is known (seen) in ``y``."""
+
+    def pseudo_labels(self, outputs: Tensor, batch: Batch) -> Any:
+        """The batch's labels where seen, else the prediction from (teacher) ``outputs``.
+        The engine labels unlabeled rows with it; it computes no arg-max itself."""
+
     def predict(self, logits: Tensor) -> Tensor:
-        """One prediction per row from a model's outputs (classification: the arg-max class).
-        The engine labels unlabeled rows with the task's prediction from the teacher's
-        outputs (pseudo-labels); it computes no arg-max itself."""
+        """One prediction per row from a model's outputs (classification: the arg-max class)."""
 
     def correct(self, logits: Tensor, y: Tensor) -> Tensor:
         """Per-row correctness against labels (or against another model's outputs)."""
 
+    def same(self, labels: Any, truth: Any) -> Tensor:
+        """Per row: ``labels`` (e.g. pseudo-labels) agree with ``truth`` where it is seen."""
+
     def score(self, logits: Tensor, y: Tensor) -> Tensor:
-        """Per-row values of the validation metric (their mean over a split is the metric;
-        classification: 1 where the prediction is right)."""
+        """Per-row values of the validation metric (their mean over a split is the metric,
+        summed over processes' shards; classification: 1 where the prediction is right)."""
+
+    def example(self, num_outputs: int) -> tuple[Tensor, Any]:
+        """Zero outputs and labels of two rows, on which the engine runs every objective once
+        before training (a parameter that does not fit the outputs fails before any step)."""
+
+    def label_name(self, label: Any) -> str:
+        """A label in words, for messages (classification: ``"class 3"``)."""
 
 
 @runtime_checkable

@@ -267,7 +267,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
             torch.manual_seed(seed)
             net = self._build_network(shape, len(classes))
             result = plan.fit(net, train, val, spec=spec, seed=seed,
-                              num_classes=len(classes), input_shape=shape)
+                              num_outputs=len(classes), input_shape=shape)
 
         history = {k: list(v) for k, v in result.history.items()}
         if not has_val:  # the engine scores an empty validation part as 0

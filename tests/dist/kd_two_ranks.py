@@ -28,13 +28,13 @@ torch.manual_seed(0)
 teacher_net = mlp(splits.input_shape, 10, hidden=[64])
 scratch = get_method("scratch").plan()
 t = fit(teacher_net, splits.train, splits.val, objectives=scratch.objectives,
-        spec=TrainSpec(epochs=3, batch_size=32), seed=0, num_classes=10)
+        spec=TrainSpec(epochs=3, batch_size=32), seed=0, num_outputs=10)
 teacher = ModuleTeacher(t.model, 10)
 torch.manual_seed(1)
 student = mlp(splits.input_shape, 10, hidden=[16])
 plan = get_method("kd").plan(temperature=4.0, alpha=0.9)
 res = fit(student, splits.train, splits.val, objectives=plan.objectives, teacher=teacher,
-          spec=TrainSpec(epochs=4, batch_size=32, lr=3e-3), seed=1, num_classes=10)
+          spec=TrainSpec(epochs=4, batch_size=32, lr=3e-3), seed=1, num_outputs=10)
 ev = evaluate(res.model, splits.test.x, splits.test.y, acc,
               teacher_logits=teacher.logits(splits.test.x))
 r = acc.process_index
@@ -51,7 +51,7 @@ ssl = fit(ssl_student, ssl_splits.train, ssl_splits.val, objectives=ssl_plan.obj
           refiners=ssl_plan.refiners, updater=ssl_plan.updater, augment=ssl_plan.augment,
           input_shape=ssl_splits.input_shape,
           spec=TrainSpec(epochs=2, batch_size=8, unlabeled_ratio=3, lr=3e-3), seed=2,
-          num_classes=10)
+          num_outputs=10)
 save_weights(out / f"rank{r}-ssl.safetensors", ssl.model)
 (out / f"rank{r}-ssl.json").write_text(json.dumps({
     "steps": ssl.steps, "coverage": ssl.history["pl_coverage"],
@@ -87,7 +87,7 @@ for name, train, val in (("memory", sub, splits.val), ("dataset", loaded, val_ro
     torch.manual_seed(3)
     student = mlp(splits.input_shape, 10, hidden=[16])
     res = fit(student, train, val, objectives=plan.objectives, teacher=teacher, spec=kd_spec,
-              seed=4, num_classes=10)
+              seed=4, num_outputs=10)
     save_weights(out / f"rank{r}-{name}.safetensors", res.model)
 torch.save(rows.reads, out / f"rank{r}-reads.pt")
 
@@ -110,7 +110,7 @@ mentor.data.StreamRows.batches = recording
 torch.manual_seed(3)
 res = fit(mlp(splits.input_shape, 10, hidden=[16]),
           mentor.data.Split(stream_rows, sub.y, sub.labeled), splits.val,
-          objectives=plan.objectives, teacher=teacher, spec=kd_spec, seed=4, num_classes=10)
+          objectives=plan.objectives, teacher=teacher, spec=kd_spec, seed=4, num_outputs=10)
 mentor.data.StreamRows.batches = batches
 save_weights(out / f"rank{r}-stream.safetensors", res.model)
 # the rows this rank trained on (the cache-free run reads nothing else from the stream)

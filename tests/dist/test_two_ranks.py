@@ -118,7 +118,7 @@ def test_a_dataset_fed_run_reads_each_row_once_per_epoch_and_equals_one_process(
               objectives=get_method("kd").plan(temperature=4.0, alpha=0.9).objectives,
               teacher=ModuleTeacher(teacher_net, 10),
               spec=TrainSpec(epochs=2, batch_size=64, lr=3e-3, cache_teacher="never",
-                             select="last"), seed=4, num_classes=10).model.state_dict()
+                             select="last"), seed=4, num_outputs=10).model.state_dict()
     for k in one:
         assert torch.allclose(one[k], w[0, "dataset"][k], atol=1e-5), k
 
@@ -152,6 +152,6 @@ def test_a_stream_on_two_ranks_trains_each_row_once_per_epoch_and_equals_one_pro
               objectives=get_method("kd").plan(temperature=4.0, alpha=0.9).objectives,
               teacher=ModuleTeacher(teacher_net, 10),
               spec=TrainSpec(epochs=2, batch_size=64, lr=3e-3, cache_teacher="never",
-                             select="last"), seed=4, num_classes=10).model.state_dict()
+                             select="last"), seed=4, num_outputs=10).model.state_dict()
     for k in one:
         assert torch.allclose(one[k], w0[k], atol=1e-5), k

@@ -68,7 +68,7 @@ def _train(d, teacher, mixer):
     plan = get_method("ferkd").plan()
     return fit(mlp((64,), 10, hidden=[16]), d.train, d.val, objectives=plan.objectives,
                refiners=plan.refiners, teacher=teacher, mixer=mixer,
-               spec=TrainSpec(epochs=2, batch_size=64), seed=0, num_classes=10).model
+               spec=TrainSpec(epochs=2, batch_size=64), seed=0, num_outputs=10).model
 
 
 def test_selfmix_with_probability_zero_is_plain_ferkd_and_one_changes_training(store):

@@ -24,7 +24,7 @@ def teacher(digits):
     torch.manual_seed(0)
     res = fit(mlp((64,), 10, hidden=[64]), digits.train, digits.val,
               objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=5, lr=3e-3), seed=0, num_classes=10)
+              spec=TrainSpec(epochs=5, lr=3e-3), seed=0, num_outputs=10)
     return ModuleTeacher(res.model, 10)
 
 
@@ -44,7 +44,7 @@ def _student(digits, teacher, **kw):
     res = fit(mlp((64,), 10, hidden=[32]), digits.train, digits.val,
               objectives=get_method("kd").plan().objectives, teacher=teacher,
               spec=TrainSpec(epochs=3, batch_size=64, lr=3e-3, cache_teacher="never"), seed=5,
-              num_classes=10, **kw)
+              num_outputs=10, **kw)
     return res.model.state_dict()
 
 
@@ -94,7 +94,7 @@ def test_a_subset_asks_the_store_for_its_source_rows(digits, teacher, tmp_path):
     def run(t, v):
         torch.manual_seed(1)
         return fit(mlp((64,), 10, hidden=[16]), half, digits.val, objectives=plan.objectives,
-                   teacher=t, views=v, spec=spec, seed=0, num_classes=10).model.state_dict()
+                   teacher=t, views=v, spec=spec, seed=0, num_outputs=10).model.state_dict()
     from_store = run(store.as_teacher(), None)
     # the live teacher on the same views (a view's draws do not depend on the table size)
     assert torch.equal(views.table(len(digits.train))[:700], views.table(700))
@@ -117,7 +117,7 @@ def test_feature_kd_from_stored_features_equals_the_live_teacher(digits, teacher
         return fit(mlp((64,), 10, hidden=[32]), digits.train, digits.val,
                    objectives=plan.objectives, taps=plan.taps, teacher=t, views=views,
                    spec=TrainSpec(epochs=2, batch_size=64, cache_teacher="never"), seed=0,
-                   num_classes=10).model.state_dict()
+                   num_outputs=10).model.state_dict()
     from_store = run(store.as_teacher(), None)
     live = run(teacher, Views("crop", 2, 5, digits.input_shape))
     assert all(torch.equal(from_store[k], live[k]) for k in live)

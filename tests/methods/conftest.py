@@ -26,5 +26,5 @@ def teacher(few_labels):
     torch.manual_seed(0)
     res = fit(mlp(s.input_shape, 10, hidden=[128, 128]), full, s.val,
               objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=30, lr=1e-3), seed=0, num_classes=10)
+              spec=TrainSpec(epochs=30, lr=1e-3), seed=0, num_outputs=10)
     return ModuleTeacher(res.model, 10)

@@ -48,7 +48,7 @@ def _student(plan, splits, seed=0, max_steps=None):
     torch.manual_seed(seed)
     net = build_model("mlp", splits.input_shape, splits.num_classes, hidden=[16])
     return plan.fit(net, splits.train, splits.val, spec=spec, seed=seed,
-                    num_classes=splits.num_classes, input_shape=splits.input_shape,
+                    num_outputs=splits.num_classes, input_shape=splits.input_shape,
                     max_steps=max_steps).model
 
 
@@ -162,7 +162,7 @@ def test_composed_mixup_trains_another_student_than_no_mixer(few_labels):
         torch.manual_seed(0)
         net = build_model("mlp", few_labels.input_shape, few_labels.num_classes, hidden=[16])
         result = plan.fit(net, few_labels.train, few_labels.val, spec=spec, seed=0,
-                          num_classes=few_labels.num_classes,
+                          num_outputs=few_labels.num_classes,
                           input_shape=few_labels.input_shape)
         assert all(v == v for v in result.history["train_loss"])
         return plan, result

@@ -86,6 +86,6 @@ def test_consensus_in_the_engine_records_partial_coverage(two_teachers):
     res = fit(mlp(sp.input_shape, 10, hidden=[16]), sp.train, sp.val,
               objectives=plan.objectives, refiners=[Consensus()], teacher=committee,
               spec=TrainSpec(epochs=2, batch_size=64, collapse_steps=0), seed=0,
-              num_classes=10)
+              num_outputs=10)
     assert 0.5 < res.history["pl_coverage"][-1] < 1.0
     assert res.history["pl_precision"][-1] > 0.85

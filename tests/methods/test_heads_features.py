@@ -23,7 +23,7 @@ def _train(splits, teacher, method, seed=0, spec=SPEC, **params):
                                    splits.train.x[:2])
     res = fit(student, splits.train, splits.val, objectives=plan.objectives,
               teacher=teacher if plan.needs_teacher else None, spec=spec, seed=seed,
-              num_classes=10, taps=plan.taps)
+              num_outputs=10, taps=plan.taps)
     return evaluate(res.model, splits.test.x, splits.test.y)["accuracy"], res.model
 
 
@@ -45,7 +45,7 @@ def test_feature_term_pulls_the_projected_student_feature_to_the_teacher(few_lab
     torch.manual_seed(0)
     res = fit(mlp(few_labels.input_shape, 10, hidden=[32]), few_labels.train, few_labels.val,
               objectives=obj, teacher=teacher, taps=[tap], spec=TrainSpec(epochs=5),
-              seed=0, num_classes=10)
+              seed=0, num_outputs=10)
     losses = res.history["train_loss"]
     assert losses[-1] < 0.5 * losses[0]
 
@@ -56,7 +56,7 @@ def test_a_missing_tap_path_names_the_nearest_modules(few_labels, teacher):
                                           r"nearest names: '0', '1', '2'"):
         fit(mlp(few_labels.input_shape, 10, hidden=[32]), few_labels.train, few_labels.val,
             objectives=plan.objectives, teacher=teacher, taps=plan.taps,
-            spec=TrainSpec(epochs=1), seed=0, num_classes=10)
+            spec=TrainSpec(epochs=1), seed=0, num_outputs=10)
 
 
 def test_dual_head_combination_with_a_zero_is_the_ce_head():
@@ -107,14 +107,14 @@ def test_channel_wise_kd_on_cnn_feature_maps(few_labels):
     torch.manual_seed(0)
     t = fit(cnn(s.input_shape, 10, channels=[16, 32]), s.train, s.val,
             objectives=get_method("scratch").plan().objectives, spec=TrainSpec(epochs=3),
-            seed=0, num_classes=10)
+            seed=0, num_outputs=10)
     plan = get_method("feature-kd").plan(student_layer="4", teacher_layer="4",
                                          feature_loss="channel")
     torch.manual_seed(1)
     student = cnn(s.input_shape, 10, channels=[8, 8])
     res = fit(student, s.train, s.val, objectives=plan.objectives,
               teacher=ModuleTeacher(t.model, 10), taps=plan.taps, spec=TrainSpec(epochs=2),
-              seed=0, num_classes=10)
+              seed=0, num_outputs=10)
     assert res.model is student
     assert set(student.state_dict()) == set(cnn(s.input_shape, 10, channels=[8, 8]).state_dict())
     losses = torch.tensor(res.history["train_loss"])

@@ -109,7 +109,7 @@ def test_engine_passes_batch_labels_with_hidden_ones_as_minus_one():
     few = mentor.load_data("digits", labeled_fraction=0.1)
     spy = _Spy()
     fit(spy, few.train, few.val, objectives=dual_path_objectives(1.0)[:1],
-        spec=TrainSpec(epochs=1, batch_size=128), seed=0, num_classes=10)
+        spec=TrainSpec(epochs=1, batch_size=128), seed=0, num_outputs=10)
     seen = torch.cat(spy.seen)
     hidden = (~few.train.labeled).sum()
     assert (seen == -1).sum() == hidden and len(seen) == len(few.train)

@@ -21,7 +21,7 @@ def _student_acc(splits, teacher, method, seed=0, spec=SPEC, **params):
     student = mlp(splits.input_shape, 10, hidden=[32])
     res = fit(student, splits.train, splits.val, objectives=plan.objectives,
               teacher=teacher if plan.needs_teacher else None, spec=spec, seed=seed,
-              num_classes=10)
+              num_outputs=10)
     return evaluate(res.model, splits.test.x, splits.test.y)["accuracy"], res
 
 
@@ -88,7 +88,7 @@ def test_ssld_never_uses_a_label(few_labels, teacher):
     for split in (s.train, scrambled):
         torch.manual_seed(0)
         res = fit(mlp(s.input_shape, 10, hidden=[32]), split, s.val, objectives=plan.objectives,
-                  teacher=teacher, spec=spec, seed=0, num_classes=10)
+                  teacher=teacher, spec=spec, seed=0, num_outputs=10)
         out.append(res.model.state_dict())
     for k in out[0]:
         assert torch.equal(out[0][k], out[1][k])
@@ -99,4 +99,4 @@ def test_topk_larger_than_the_class_count_fails_before_training(few_labels, teac
     with pytest.raises(mentor.errors.ParameterError, match=r"topk_kd.k .*\(10\), got 11"):
         fit(mlp(few_labels.input_shape, 10, hidden=[4]), few_labels.train, few_labels.val,
             objectives=plan.objectives, teacher=teacher, spec=TrainSpec(epochs=1), seed=0,
-            num_classes=10)
+            num_outputs=10)

@@ -64,7 +64,7 @@ def test_proto_kd_trains_from_a_teacher_only_tap_and_resets_between_runs(few_lab
         res = fit(mlp(few_labels.input_shape, 10, hidden=[16]), few_labels.train,
                   few_labels.val, objectives=plan.objectives, refiners=plan.refiners,
                   teacher=teacher, taps=plan.taps, spec=TrainSpec(epochs=1), seed=seed,
-                  num_classes=10)
+                  num_outputs=10)
         assert refiner.prototypes.shape == (10, 128)  # the teacher's tapped width
         assert type(res.model) is torch.nn.Sequential
         assert len(resets) == seed + 1  # each run starts with fresh prototypes

@@ -51,7 +51,7 @@ def test_pruned_kd_with_alpha_zero_is_scratch_on_the_same_subset(teacher):
                             (get_method("scratch").plan().objectives, None)):
         torch.manual_seed(0)
         out.append(fit(mlp(s.input_shape, 10, hidden=[16]), sub, s.val, objectives=objectives,
-                       teacher=tch, spec=spec, seed=3, num_classes=10).model.state_dict())
+                       teacher=tch, spec=spec, seed=3, num_outputs=10).model.state_dict())
     assert all(torch.equal(out[0][k], out[1][k]) for k in out[0])
 
 

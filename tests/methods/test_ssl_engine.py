@@ -17,6 +17,7 @@ from mentor.errors import TrainingFault
 from mentor.methods import get_method
 from mentor.models import mlp
 from mentor.recipe import TrainSpec
+from mentor.tasks import CLASSIFICATION
 from mentor.updates import EMA
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -43,7 +44,7 @@ def _fit(plan, splits, spec, seed=0, **kw):
     student = mlp(splits.input_shape, 10, hidden=[32])
     return fit(student, splits.train, splits.val, objectives=plan.objectives,
                refiners=plan.refiners, updater=plan.updater, spec=spec, seed=seed,
-               num_classes=10, augment=plan.augment, input_shape=splits.input_shape,
+               num_outputs=10, augment=plan.augment, input_shape=splits.input_shape,
                batch_mixer=plan.batch_mixer, **kw)
 
 
@@ -97,7 +98,7 @@ def test_ema_teacher_moves_and_equals_the_closed_form(digits5, made_teachers):
     student = mlp(digits5.input_shape, 10, hidden=[32])
     start = {k: v.detach().double().clone() for k, v in student.named_parameters()}
     fit(student, digits5.train, digits5.val, objectives=plan.objectives, updater=updater,
-        spec=_spec(epochs=1), seed=0, num_classes=10, augment=plan.augment,
+        spec=_spec(epochs=1), seed=0, num_outputs=10, augment=plan.augment,
         input_shape=digits5.input_shape)
     (teacher,) = made_teachers
     ref = start
@@ -120,7 +121,7 @@ def test_ema_decay_zero_copies_and_one_freezes_the_student_made_teacher(digits5,
         student = mlp(digits5.input_shape, 10, hidden=[32])
         start = _state(student)
         res = fit(student, digits5.train, digits5.val, objectives=plan.objectives,
-                  updater=EMA(decay), spec=_spec(epochs=1), seed=0, num_classes=10,
+                  updater=EMA(decay), spec=_spec(epochs=1), seed=0, num_outputs=10,
                   augment=plan.augment)
         want = _state(res.model) if same_as == "student" else start
         got = _state(made_teachers[-1])
@@ -144,7 +145,7 @@ def test_relabel_teacher_is_frozen_within_a_round_and_the_student_at_its_end(dig
     student = mlp(digits5.input_shape, 10, hidden=[32])
     fit(student, digits5.train, digits5.val, objectives=plan.objectives,
         refiners=plan.refiners, updater=updater, spec=_spec(epochs=2), seed=0,
-        num_classes=10, augment=plan.augment, input_shape=digits5.input_shape)
+        num_outputs=10, augment=plan.augment, input_shape=digits5.input_shape)
     period = updater.period
     assert period > 1 and len(seen) == 2 * period
     for step, teacher, student_now in seen:
@@ -210,7 +211,8 @@ def test_collapse_stops_the_run_with_steps_and_hint(digits5):
 
 def test_collapse_on_one_class_is_detected():
     from mentor.engine.telemetry import PseudoLabelMonitor
-    mon = PseudoLabelMonitor(torch.zeros(40, dtype=torch.long), 4, collapse_steps=3)
+    mon = PseudoLabelMonitor(CLASSIFICATION, torch.zeros(40, dtype=torch.long), 4,
+                             collapse_steps=3)
     labeled = torch.zeros(40, dtype=torch.bool)
     batch = Batch(torch.zeros(40, 2), torch.full((40,), -1), torch.arange(40), labeled)
     logits = torch.zeros(40, 4)
@@ -232,7 +234,7 @@ def test_monitor_matches_a_naive_count():
     g = torch.Generator().manual_seed(0)
     truth = torch.randint(3, (30,), generator=g)
     truth[0] = -1  # a generated row without a true label is not scored
-    mon = PseudoLabelMonitor(truth, 3)
+    mon = PseudoLabelMonitor(CLASSIFICATION, truth, 3)
     labeled = torch.zeros(30, dtype=torch.bool)
     labeled[25:] = True
     logits = torch.randn(30, 3, generator=g)

@@ -66,7 +66,7 @@ def test_static_plus_ema_keeps_the_static_teacher_and_moves_the_ema_one(digits10
         objectives=plan.objectives, refiners=plan.refiners, updater=Watch(0.9),
         teacher=ModuleTeacher(static_net, 10), augment=plan.augment,
         spec=TrainSpec(epochs=1, batch_size=8, unlabeled_ratio=3, collapse_steps=0),
-        seed=0, num_classes=10, input_shape=digits10.input_shape)
+        seed=0, num_outputs=10, input_shape=digits10.input_shape)
     (teacher, start), = made
     assert all(torch.equal(before[k], v) for k, v in _state(static_net).items())
     assert not all(torch.equal(start[k], v) for k, v in _state(teacher.module).items())
@@ -78,7 +78,7 @@ def test_static_plus_ema_needs_a_teacher(digits10):
     with pytest.raises(mentor.MentorError, match="needs a teacher"):
         fit(mlp(digits10.input_shape, 10, hidden=[8]), digits10.train, digits10.val,
             objectives=plan.objectives, updater=StaticPlusEMA(0.9),
-            spec=TrainSpec(epochs=1), seed=0, num_classes=10)
+            spec=TrainSpec(epochs=1), seed=0, num_outputs=10)
 
 
 def test_reviewer_is_replaced_only_when_the_teacher_grows_more_confident():
@@ -115,7 +115,7 @@ def test_mean_teacher_with_a_reviewer_resumes_bit_for_bit(digits10, tmp_path):
                    objectives=plan.objectives, updater=plan.updater, augment=plan.augment,
                    spec=TrainSpec(epochs=3, batch_size=8, unlabeled_ratio=3,
                                   collapse_steps=0, select="last"),
-                   seed=0, num_classes=10, input_shape=digits10.input_shape, **kw), plan
+                   seed=0, num_outputs=10, input_shape=digits10.input_shape, **kw), plan
     full, plan_full = run()
     run(checkpoint_dir=tmp_path, max_steps=40)
     done, plan_done = run(checkpoint_dir=tmp_path, resume=True)

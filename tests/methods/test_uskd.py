@@ -125,6 +125,6 @@ def test_uskd_needs_no_teacher_and_its_self_target_is_detached():
         student = plan.prepare_student(mlp(s.input_shape, 10, hidden=[16]), s.train.x[:2])
         before = student.aux.weight.detach().clone()
         res = fit(student, s.train, s.val, objectives=plan.objectives, teacher=None,
-                  spec=TrainSpec(epochs=2), seed=0, num_classes=10)
+                  spec=TrainSpec(epochs=2), seed=0, num_outputs=10)
         heads[mu] = torch.equal(before, res.model.aux.weight)
     assert heads == {0.0: True, 0.005: False}

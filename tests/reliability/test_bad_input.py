@@ -433,7 +433,7 @@ def _partial_run(edit):
         torch.manual_seed(0)
         fit(build_model("mlp", (4,), 3, hidden=[16]), s.splits.train, s.splits.val,
             objectives=get_method("scratch").plan().objectives, spec=s.recipe.teacher.train,
-            seed=0, num_classes=3, checkpoint_dir=partial / "teacher" / "state", max_steps=1)
+            seed=0, num_outputs=3, checkpoint_dir=partial / "teacher" / "state", max_steps=1)
         edit(partial / "teacher" / "state")
         return None
     return make

@@ -92,7 +92,7 @@ class InfTeacher:
 def _fit(splits, student, objectives, teacher=None, **spec):
     spec = {"epochs": 3, "batch_size": 16, **spec}
     return fit(student, splits.train, splits.val, objectives=objectives, teacher=teacher,
-               spec=TrainSpec(cache_teacher="never", **spec), seed=0, num_classes=3)
+               spec=TrainSpec(cache_teacher="never", **spec), seed=0, num_outputs=3)
 
 
 def _step(message: str) -> int:
@@ -135,7 +135,7 @@ def test_inf_inputs_stop_training_at_the_first_step(splits, teacher):
     with pytest.raises(TrainingFault) as info:
         fit(mlp((4,), 3, hidden=[8]), bad, splits.val, objectives=plan.objectives,
             teacher=teacher, spec=TrainSpec(epochs=1, batch_size=len(x)), seed=0,
-            num_classes=3)
+            num_outputs=3)
     assert _step(str(info.value)) == 1, str(info.value)
 
 
@@ -165,7 +165,7 @@ def test_an_update_that_overflows_the_weights_is_blamed_on_the_learning_rate(spl
         fit(mlp((4,), 3, hidden=[8]), huge, splits.val,
             objectives=get_method("scratch").plan().objectives,
             spec=TrainSpec(epochs=1, batch_size=16, lr=1e30, optimizer="sgd"), seed=0,
-            num_classes=3)
+            num_outputs=3)
     msg = str(info.value)
     assert "the update of training step 1 made parameter '0.weight' non-finite" in msg
     assert "although every gradient was finite" in msg and "learning rate" in msg

@@ -22,5 +22,5 @@ def teacher(splits):
     torch.manual_seed(0)
     net = mlp(splits.input_shape, 10, hidden=[64])
     res = fit(net, splits.train, splits.val, objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=3), seed=0, num_classes=10)
+              spec=TrainSpec(epochs=3), seed=0, num_outputs=10)
     return ModuleTeacher(res.model, 10)

@@ -45,7 +45,7 @@ def _train(method, splits, teacher, train, val, spec, **kw):
     plan = get_method(method).plan(**kw)
     torch.manual_seed(1)
     student = mlp(splits.input_shape, 10, hidden=[16])
-    return plan.fit(student, train, val, spec=spec, seed=3, num_classes=10, teacher=teacher,
+    return plan.fit(student, train, val, spec=spec, seed=3, num_outputs=10, teacher=teacher,
                     input_shape=splits.input_shape)
 
 
@@ -87,11 +87,11 @@ def test_a_dataset_fed_run_resumes_mid_epoch_bit_for_bit(splits, teacher, tmp_pa
     plan = get_method("kd").plan()
     torch.manual_seed(1)
     part = plan.fit(mlp(splits.input_shape, 10, hidden=[16]), train, val, spec=spec, seed=3,
-                    num_classes=10, teacher=teacher, checkpoint_dir=tmp_path, max_steps=13)
+                    num_outputs=10, teacher=teacher, checkpoint_dir=tmp_path, max_steps=13)
     assert not part.finished
     torch.manual_seed(7)  # a fresh process builds the model anew
     resumed = plan.fit(mlp(splits.input_shape, 10, hidden=[16]), train, val, spec=spec,
-                       seed=3, num_classes=10, teacher=teacher, checkpoint_dir=tmp_path,
+                       seed=3, num_outputs=10, teacher=teacher, checkpoint_dir=tmp_path,
                        resume=True)
     assert resumed.finished and _same(resumed.model, full.model)
     assert resumed.history == full.history
@@ -163,5 +163,5 @@ def test_parts_that_read_every_input_refuse_a_dataset(splits, teacher):
     plan = get_method("kd").plan()
     with pytest.raises(MentorError, match="reads every training input up front"):
         plan.fit(mlp(splits.input_shape, 10, hidden=[16]), train, val,
-                 spec=TrainSpec(epochs=1), seed=0, num_classes=10, teacher=teacher,
+                 spec=TrainSpec(epochs=1), seed=0, num_outputs=10, teacher=teacher,
                  refiners=[refiner])

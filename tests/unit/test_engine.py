@@ -34,7 +34,7 @@ def _run(splits, teacher, method="kd", spec=None, seed=3, student=None, **kw):
     return fit(student or _student(), splits.train, splits.val, objectives=plan.objectives,
                teacher=teacher if plan.needs_teacher else None,
                spec=spec or TrainSpec(epochs=3, batch_size=32, select="last"), seed=seed,
-               num_classes=10, **kw)
+               num_outputs=10, **kw)
 
 
 @pytest.mark.parametrize("stop_at", [7, 34, 50])
@@ -95,9 +95,9 @@ def test_unlabeled_labels_never_reach_the_supervised_loss(splits):
     plan = get_method("scratch").plan()
     spec = TrainSpec(epochs=2, batch_size=32, select="last")
     a = fit(_student(), splits.train, splits.val, objectives=plan.objectives, spec=spec,
-            seed=0, num_classes=10)
+            seed=0, num_outputs=10)
     b = fit(_student(), tampered, splits.val, objectives=plan.objectives, spec=spec, seed=0,
-            num_classes=10)
+            num_outputs=10)
     assert _same(_weights(a.model), _weights(b.model))
 
 
@@ -112,9 +112,9 @@ def test_refiners_see_teacher_targets_and_their_mask_is_applied(splits, teacher)
     spec = TrainSpec(epochs=1, batch_size=32, select="last")
     kd = get_method("kd").plan(alpha=0.5)
     a = fit(_student(), splits.train, splits.val, objectives=kd.objectives, teacher=teacher,
-            refiners=[drop_all], spec=spec, seed=0, num_classes=10)
+            refiners=[drop_all], spec=spec, seed=0, num_outputs=10)
     b = fit(_student(), splits.train, splits.val, objectives=[Objective("ce", 0.5,
-            rows="labeled")], spec=spec, seed=0, num_classes=10)
+            rows="labeled")], spec=spec, seed=0, num_outputs=10)
     assert seen and seen[0] == (32, 10)
     assert _same(_weights(a.model), _weights(b.model))
 
@@ -126,7 +126,7 @@ def test_ema_updater_decay_zero_copies_the_student(splits):
     before = _weights(net)
     res = fit(_student(), splits.train, splits.val, objectives=get_method("kd").plan().objectives,
               teacher=teacher, updater=EMA(decay=0.0),
-              spec=TrainSpec(epochs=1, batch_size=32, select="last"), seed=0, num_classes=10)
+              spec=TrainSpec(epochs=1, batch_size=32, select="last"), seed=0, num_outputs=10)
     assert not res.teacher_cached  # a moving teacher is never cached
     assert _same(_weights(net), _weights(res.model))
     assert not _same(before, _weights(net))
@@ -138,7 +138,7 @@ def test_ema_updater_decay_one_freezes_the_teacher(splits):
     before = _weights(net)
     fit(_student(), splits.train, splits.val, objectives=get_method("kd").plan().objectives,
         teacher=ModuleTeacher(net, 10), updater=EMA(decay=1.0),
-        spec=TrainSpec(epochs=1, batch_size=32), seed=0, num_classes=10)
+        spec=TrainSpec(epochs=1, batch_size=32), seed=0, num_outputs=10)
     assert _same(before, _weights(net))
 
 
@@ -156,21 +156,21 @@ def test_non_finite_loss_stops_with_step_and_component(splits):
 
     with pytest.raises(TrainingFault, match=r"kd\(temperature=4\).*training step 1 "):
         fit(_student(), splits.train, splits.val, objectives=get_method("kd").plan().objectives,
-            teacher=NaNTeacher(), spec=TrainSpec(epochs=1), seed=0, num_classes=10)
+            teacher=NaNTeacher(), spec=TrainSpec(epochs=1), seed=0, num_outputs=10)
 
 
 def test_student_with_wrong_number_of_classes_is_refused(splits, teacher):
     with pytest.raises(MentorError, match=r"student outputs shape \(2, 5\).*10 classes"):
         fit(mlp((8, 8), 5, hidden=[4]), splits.train, splits.val,
             objectives=get_method("scratch").plan().objectives, spec=TrainSpec(epochs=1),
-            seed=0, num_classes=10)
+            seed=0, num_outputs=10)
 
 
 def test_teacher_with_wrong_number_of_classes_is_refused(splits):
     wrong = ModuleTeacher(nn.Linear(64, 7), 7)
     with pytest.raises(MentorError, match="teacher outputs 7 classes"):
         fit(_student(), splits.train, splits.val, objectives=get_method("kd").plan().objectives,
-            teacher=wrong, spec=TrainSpec(epochs=1), seed=0, num_classes=10)
+            teacher=wrong, spec=TrainSpec(epochs=1), seed=0, num_outputs=10)
 
 
 def test_best_validation_weights_are_selected(splits, teacher):
@@ -259,3 +259,40 @@ def test_model_selection_follows_the_tasks_metric_and_its_direction(splits, teac
     assert res.best_epoch == best + 1 and res.best_val_accuracy == errors[best]
     accuracy = _run(splits, teacher, spec=spec).history["val_accuracy"]  # same run, same seed
     assert [round(1 - a, 12) for a in accuracy] == [round(e, 12) for e in errors]
+
+
+class _NamedInputs(nn.Module):
+    """A student called with a named tensor only (``net(pixels=x)``), as many Hugging Face
+    models are: a plain ``net(x)`` fails."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, *, pixels):
+        return self.net(pixels)
+
+
+class _NamedTask(type(mentor.tasks.CLASSIFICATION)):
+    """Classification whose models are called by keyword: the task says how a model is
+    called, the engine never calls one itself."""
+
+    def forward(self, model, x, y=None):
+        return model(pixels=x)
+
+    def num_outputs(self, model, example):
+        return int(self.forward(model, example[:2]).shape[-1])
+
+    def check(self, model, teacher, example, num_outputs):
+        assert self.num_outputs(model, example) == num_outputs
+
+
+def test_the_engine_calls_models_through_the_task_adapter(splits, teacher):
+    """Training, the teacher's pseudo-labels and validation all go through the task's
+    ``forward``: a keyword-only student trains to the same weights and history as the same
+    network called as ``net(x)``."""
+    spec = TrainSpec(epochs=2, batch_size=32, select="best_val")
+    plain = _run(splits, teacher, spec=spec)
+    named = _run(splits, teacher, spec=spec, student=_NamedInputs(_student()), task=_NamedTask())
+    assert _same(_weights(plain.model), _weights(named.model.net))
+    assert plain.history == named.history

@@ -27,7 +27,7 @@ def _ssl_fit(augment, splits):
     student = mlp(splits.input_shape, 10, hidden=[16])
     spec = TrainSpec(epochs=2, batch_size=8, lr=3e-3, unlabeled_ratio=3, collapse_steps=0)
     res = fit(student, splits.train, splits.val, objectives=plan.objectives, spec=spec, seed=0,
-              num_classes=10, augment=augment, input_shape=splits.input_shape)
+              num_outputs=10, augment=augment, input_shape=splits.input_shape)
     return res.model.state_dict()
 
 

@@ -10,7 +10,8 @@ not half-way through a user's run.
 - selectors: one score per pool row, ``pick`` returns ``budget`` distinct rows, after a
   ``fit`` on labeled rows for those that declare one (read through the hooks);
 - mixers: mixed rows of the input's shape, finite, from the same rows;
-- task adapters: outputs counted, predictions and per-row correctness of the right shape.
+- task adapters: outputs counted, predictions and per-row correctness of the right shape, and
+  the batch hooks (forward, take, hide, known, pseudo_labels, same, example).
 """
 
 from __future__ import annotations
@@ -247,6 +248,34 @@ def test_every_task_adapter_keeps_its_protocol(name):
     assert task.score(logits, pred).shape == (rows,)
     wrong = (pred + 1) % outputs
     assert not task.score(logits, wrong).any()
+    _check_batch_hooks(task, model, x, outputs, rows)
+
+
+def _check_batch_hooks(task, model, x, outputs, rows):
+    """The hooks the engine builds a batch with: the model called on the inputs, labels
+    taken by sample id and hidden, pseudo-labels, agreement, the probing example."""
+    from mentor.contracts import Batch
+    logits = model(x)
+    assert torch.equal(task.forward(model, x), logits)
+    y = task.predict(logits)
+    ids = torch.tensor([3, 0])
+    assert torch.equal(task.take(y, ids), y[ids])
+    assert torch.equal(task.take(y, slice(1, 3)), y[1:3])
+    seen = torch.tensor([True, False, True, False, True])[:rows]
+    hidden = task.hide(y, seen)
+    assert task.known(hidden).tolist() == seen.tolist()
+    assert torch.equal(task.take(hidden, seen.nonzero()[:, 0]), y[seen])
+    # pseudo-labels: seen labels kept, the others the prediction from the (teacher) outputs
+    other = torch.randn_like(logits)
+    batch = Batch(x, task.hide((y + 1) % outputs, seen), torch.arange(rows), seen)
+    pl = task.pseudo_labels(other, batch)
+    assert torch.equal(pl[seen], ((y + 1) % outputs)[seen])
+    assert torch.equal(pl[~seen], task.predict(other)[~seen])
+    assert task.same(y, y).all() and not task.same((y + 1) % outputs, y).any()
+    assert task.same(y, hidden).all()  # unseen labels do not count against agreement
+    zeros, labels = task.example(outputs)
+    assert len(zeros) == len(labels) == 2 and zeros.shape[-1] == outputs
+    assert isinstance(task.label_name(labels[0]), str)
 
 
 def test_the_tokens_metric_ignores_unlabeled_positions_and_needs_every_labeled_one():

@@ -78,7 +78,7 @@ def test_a_bad_stream_is_refused_in_one_sentence(kwargs, match):
 def _kd(splits, teacher, train, **spec):
     torch.manual_seed(1)
     return get_method("kd").plan().fit(
-        mlp(splits.input_shape, 10, hidden=[16]), train, splits.val, seed=3, num_classes=10,
+        mlp(splits.input_shape, 10, hidden=[16]), train, splits.val, seed=3, num_outputs=10,
         teacher=teacher, spec=TrainSpec(epochs=2, batch_size=32, select="last", **spec))
 
 
@@ -112,5 +112,5 @@ def test_semi_supervised_streams_of_labeled_and_unlabeled_rows_need_random_acces
     plan = get_method("fixmatch").plan()
     with pytest.raises(MentorError, match="its rows are a stream read front to back"):
         plan.fit(mlp(splits.input_shape, 10, hidden=[16]), Split(rows, train.y, train.labeled),
-                 splits.val, seed=0, num_classes=10,
+                 splits.val, seed=0, num_outputs=10,
                  spec=TrainSpec(epochs=1, batch_size=8, unlabeled_ratio=3))

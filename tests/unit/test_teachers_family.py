@@ -240,7 +240,7 @@ def lad_net(digits):
     net = mlp((64 + 10,), 10, hidden=[32])
     res = fit(net, _onehot_split(digits.train), _onehot_split(digits.val),
               objectives=get_method("scratch").plan().objectives,
-              spec=TrainSpec(epochs=4, batch_size=64, lr=1e-2), seed=0, num_classes=10)
+              spec=TrainSpec(epochs=4, batch_size=64, lr=1e-2), seed=0, num_outputs=10)
     return res.model
 
 
@@ -287,7 +287,7 @@ def test_label_assisted_teacher_distils_into_a_student_that_never_sees_labels(di
     student = _WidthGuard(mlp((64,), 10, hidden=[32]))
     res = fit(student, train, digits.val, objectives=get_method("kd").plan().objectives,
               teacher=teacher, spec=TrainSpec(epochs=4, batch_size=64, lr=1e-2,
-                                              cache_teacher=cache), seed=2, num_classes=10)
+                                              cache_teacher=cache), seed=2, num_outputs=10)
     assert res.teacher_cached == (cache == "auto")
     assert at_calls, "the engine never called logits_at"
     seen = torch.cat([i for _, i in at_calls])
@@ -326,7 +326,7 @@ def test_shared_weights_teacher_follows_the_student_and_must_not_be_cached(digit
     fit(student, noisy, digits.val, objectives=get_method("kd").plan().objectives,
         teacher=teacher, spec=TrainSpec(epochs=3, batch_size=64, lr=1e-2, select="last",
                                         cache_teacher="never"),
-        seed=0, num_classes=10,
+        seed=0, num_outputs=10,
         on_epoch=lambda e, info: snapshots.append(teacher.logits_at(noisy.x[probe], probe)))
     after = teacher.logits_at(noisy.x[probe], probe)
     assert not after.requires_grad
@@ -345,7 +345,7 @@ def test_engine_does_not_cache_a_non_cacheable_teacher(digits):
     small = Split(digits.train.x[:128], digits.train.y[:128], digits.train.labeled[:128])
     res = fit(student, small, digits.val, objectives=get_method("kd").plan().objectives,
               teacher=teacher, spec=TrainSpec(epochs=1, batch_size=64), seed=0,
-              num_classes=10)
+              num_outputs=10)
     assert not res.teacher_cached
 
 

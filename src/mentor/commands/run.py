@@ -33,6 +33,7 @@ from ..latency import speedup
 from ..methods import MethodPlan, get_method
 from ..models import build_model, count_params
 from ..registry import TASKS
+from ..tasks import CLASSIFICATION
 from ..recipe import ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
 from ..runs.progress import Bars
 from ..runs.folder import INPUT, finish_run_dir, open_run_folder, student_dir
@@ -175,7 +176,7 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
                 Augment(ops, s.splits.input_shape, where=f"train.augment.{role}")
         for label, _, plan, _ in s.methods:
             try:
-                probe_objectives(plan.objectives, s.splits.num_classes)
+                probe_objectives(plan.objectives, CLASSIFICATION.example(s.splits.num_classes))
             except MentorError as e:
                 raise MentorError(f"method {label!r}: {e}") from None
     run = RunPlan(recipe, raw, settings, methods)
@@ -285,7 +286,7 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
         sspec = _same_precision(stage.train or tspec, default_train)
         cb = progress(f"teacher / {name}", sspec.epochs) if progress else None
         res = fit(module, _all_labeled(st.train), st.val, objectives=objectives, spec=sspec,
-                  seed=spec.seed + i, num_classes=splits.num_classes, on_epoch=cb,
+                  seed=spec.seed + i, num_outputs=splits.num_classes, on_epoch=cb,
                   checkpoint_dir=out_dir / f"state-stage{i}" if out_dir else None,
                   resume=resume)
         module = res.model
@@ -295,7 +296,7 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
     if spec.adapt:
         cb = progress("teacher", tspec.epochs) if progress else on_epoch
         res = fit(module, _all_labeled(splits.train), splits.val, objectives=objectives,
-                  spec=tspec, seed=spec.seed, num_classes=splits.num_classes, on_epoch=cb,
+                  spec=tspec, seed=spec.seed, num_outputs=splits.num_classes, on_epoch=cb,
                   checkpoint_dir=out_dir / "state" if out_dir else None, resume=resume)
     test = evaluate(res.model, test_x, test_y, acc, labels_as_input=priv is not None)
     arch = {"model": mspec.model, **mspec.build_kwargs()}
@@ -457,7 +458,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                     ckpt = student_dir(tmp, s.name, label, seed)
                     res = plan.fit(student, s.splits.train, s.splits.val,
                                    spec=s.recipe.train, seed=seed,
-                                   num_classes=s.splits.num_classes, teacher=teacher,
+                                   num_outputs=s.splits.num_classes, teacher=teacher,
                                    input_shape=s.splits.input_shape, checkpoint_dir=ckpt,
                                    resume=resume, on_epoch=cb, task=task)
                     n_params = count_params(res.model)

@@ -16,14 +16,17 @@ def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x, lo: int = 0, hi: int | None = None,
-                   y: Tensor | None = None, chunk: int = 4096) -> Tensor | None:
+                   y: Tensor | None = None, chunk: int = 4096, task=None) -> Tensor | None:
     """Eval-mode logits of rows ``[lo, hi)`` of ``x`` (a tensor or a row source,
-    :mod:`mentor.data.rows`), read in chunks; ``y`` given: ``model(x, y)`` (labels as model
-    input). ``None`` for no rows."""
+    :mod:`mentor.data.rows`), read in chunks and called as the task says (its ``forward``;
+    default classification); ``y`` given: the model reads the labels as input. ``None`` for
+    no rows."""
+    if task is None:
+        from ..tasks import CLASSIFICATION as task
     rows = as_rows(x)
     was_training = model.training
     model.eval()
-    parts = [model(xb) if y is None else model(xb, y[i.to(y.device)])
+    parts = [task.forward(model, xb, None if y is None else task.take(y, i.to(y.device)))
              for i, xb in read_chunks(rows, lo, len(rows) if hi is None else hi, chunk)]
     model.train(was_training)
     return (parts[0] if len(parts) == 1 else torch.cat(parts)) if parts else None
@@ -51,8 +54,8 @@ def evaluate(model: nn.Module, x, y: Tensor, accelerator=None,
         from ..tasks import CLASSIFICATION as task
     right = agree = 0
     if hi > lo:
-        logits = predict_logits(model, x, lo, hi, y=y if labels_as_input else None)
-        right = task.score(logits, y[lo:hi]).sum()
+        logits = predict_logits(model, x, lo, hi, y=y if labels_as_input else None, task=task)
+        right = task.score(logits, task.take(y, slice(lo, hi))).sum()
         if teacher_logits is not None:
             agree = task.correct(logits, teacher_logits[lo:hi]).sum()
     if world > 1:  # the counts of every shard, summed

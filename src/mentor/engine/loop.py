@@ -77,7 +77,8 @@ def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (
     """Train ``student`` with the given objectives; return the selected weights and history.
 
     Keyword arguments: ``objectives``, ``spec`` (a :class:`mentor.recipe.TrainSpec`),
-    ``seed``, ``num_classes``, and optionally ``teacher``, ``refiners``, ``updater``,
+    ``seed``, ``num_outputs`` (the task's output size: classes for classification), and
+    optionally ``teacher``, ``refiners``, ``updater``,
     ``checkpoint_dir``, ``resume``, ``max_steps``, ``on_epoch``, ``task``. ``seed`` fixes the
     data order (a dedicated generator); model initialisation is the caller's (seed before
     building the model). ``max_steps`` stops early (after writing a checkpoint when
@@ -119,7 +120,7 @@ def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (
 class _Data:
     """A training's rows, read onto the device. ``rows`` / ``val_rows``: the inputs by sample
     id (:class:`~mentor.data.rows.TensorRows` or a DataLoader-fed
-    :class:`~mentor.data.rows.DatasetRows`); ``y`` is ``-1`` where the student may not see the
+    :class:`~mentor.data.rows.DatasetRows`); ``y``: the labels, hidden by the task where the student may not see the
     label; ``lab_mask`` marks the rows it may see (``None``: all); ``positions`` maps rows of
     a subset to the teacher's (and views') source rows; ``views_n`` rows cover every source
     row."""
@@ -208,7 +209,7 @@ class _Rows:
 
 
 def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[Objective],
-         spec: TrainSpec, seed: int, num_classes: int, teacher=None,
+         spec: TrainSpec, seed: int, num_outputs: int, teacher=None,
          refiners: Sequence[Refiner] = (), updater: TeacherUpdater | None = None,
          checkpoint_dir: Path | None = None, resume: bool = False,
          max_steps: int | None = None,
@@ -226,7 +227,7 @@ def _fit(student: nn.Module, train: Split, val: Split, *, objectives: Sequence[O
     teacher's targets are refined (BCP copy-paste, :mod:`mentor.mix.batch`).
     """
     tr = _prepare(student, train, val, objectives=objectives, spec=spec, seed=seed,
-                  num_classes=num_classes, teacher=teacher, refiners=refiners,
+                  num_outputs=num_outputs, teacher=teacher, refiners=refiners,
                   updater=updater, checkpoint_dir=checkpoint_dir, task=task, views=views,
                   mixer=mixer, augment=augment, input_shape=input_shape,
                   batch_mixer=batch_mixer)
@@ -253,7 +254,7 @@ def run_training(tr: _Training, *, resume: bool = False, max_steps: int | None =
 
 
 def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, seed,
-             num_classes, teacher, refiners, updater, checkpoint_dir, task, views, mixer,
+             num_outputs, teacher, refiners, updater, checkpoint_dir, task, views, mixer,
              augment, input_shape, batch_mixer) -> _Training:
     """Check the parts against each other and the data, then set everything up, in the
     order the steps below need (the teacher is copied from the untrained student)."""
@@ -262,20 +263,20 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
     acc = get_accelerator(spec.mixed_precision)
     rows = as_rows(train.x)
     task.check(student, teacher if needs_teacher and not own_teacher else None,
-               rows.take(torch.arange(min(2, len(rows)))), num_classes)
-    probe_objectives(objectives, num_classes)
+               rows.take(torch.arange(min(2, len(rows)))), num_outputs)
+    probe_objectives(objectives, task.example(num_outputs))
     sampler, steps_per_epoch, augment = _batching(train, spec, seed, acc.num_processes,
                                                   objectives, augment)
     tr = prepare_training(student, spec, seed, task=task, updater=updater,
                           steps_per_epoch=steps_per_epoch,
                           total_steps=steps_per_epoch * spec.epochs,
                           checkpoint_dir=checkpoint_dir)
-    data = _to_device(train, val, acc.device, input_shape)
+    data = _to_device(train, val, acc.device, input_shape, task)
 
     side = None
     if needs_teacher:
         side = prepare_teacher(
-            resolve_teacher(teacher, updater, tr.raw_model, num_classes), updater=updater,
+            resolve_teacher(teacher, updater, tr.raw_model, num_outputs), updater=updater,
             spec=spec, device=acc.device, rows=data.rows, positions=data.positions,
             n=len(train),
             subset=train.source_index is not None, views=views,
@@ -285,11 +286,11 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
         raise MentorError(f"{type(mixer).__name__} mixes two views of each sample, but this run "
                           "has no views; expected a label store made with --views/--augment "
                           "as the teacher (or fit(..., views=...)) and a teacher objective")
-    _bind_refiners(refiners, train, rows, acc.device, num_classes)
+    _bind_refiners(refiners, train, rows, acc.device, num_outputs)
     monitor = None
     if side is not None and data.lab_mask is not None:  # pseudo-label quality, hidden labels
         judged = bool(refiners) or own_teacher  # collapse needs an admission or a self-teacher
-        monitor = PseudoLabelMonitor(train.y.to(acc.device), num_classes, refiners,
+        monitor = PseudoLabelMonitor(task, train.y.to(acc.device), num_outputs, refiners,
                                      spec.collapse_steps if judged else 0)
     ahead = updater.ahead if side is not None else 0
     if ahead and (batch_mixer is not None or mixer is not None):
@@ -354,12 +355,12 @@ def _parts(objectives, teacher, updater, refiners
 
 
 def _bind_refiners(refiners: Sequence[RefinerHooks], train: Split, rows, device,
-                   num_classes: int) -> None:
+                   num_outputs: int) -> None:
     """Stateful refiners start afresh with each run, bound to the pool (and to every input,
     for the ones that read them: clusters)."""
     for refiner in refiners:
         refiner.reset()
-        refiner.bind(train.labeled.to(device), train.y.to(device), num_classes)
+        refiner.bind(train.labeled.to(device), train.y.to(device), num_outputs)
         if refiner.reads_inputs:
             if rows.in_memory is None:
                 raise MentorError(f"refiner {type(refiner.part).__name__} reads every training "
@@ -398,15 +399,16 @@ def _batching(train: Split, spec: TrainSpec, seed: int, world: int, objectives,
     return sampler, steps_per_epoch, augment
 
 
-def _to_device(train: Split, val: Split, device, input_shape) -> _Data:
+def _to_device(train: Split, val: Split, device, input_shape, task: TaskAdapter) -> _Data:
     """The splits' rows read onto ``device`` (a tensor source is moved there once), labels
-    hidden (``-1``) where they may not be seen."""
+    hidden (the task's :meth:`~mentor.contracts.TaskAdapter.hide`) where they may not be
+    seen."""
     labeled = train.labeled.to(device)
     y = train.y.to(device)
     # a subset (data selection) asks position-aware teachers and views for its source rows
     positions = train.source_index.to(device) if train.source_index is not None else None
     return _Data(
-        rows=as_rows(train.x).to(device), y=torch.where(labeled, y, torch.full_like(y, -1)),
+        rows=as_rows(train.x).to(device), y=task.hide(y, labeled),
         lab_mask=None if bool(labeled.all()) else labeled, positions=positions,
         weak_y=train.weak_y.to(device) if train.weak_y is not None else None,
         val_rows=as_rows(val.x).to(device), y_val=val.y.to(device),
@@ -508,15 +510,15 @@ def _row_step(tr: _Training, p: _Progress, epoch: int, rows: _Rows, x_rows: Tens
     targets = None
     if tr.teacher is not None:
         batch, targets = _supervise(tr, rows, x_rows, batch, x_teacher, p.step)
-    inputs = (batch.x, batch.y) if tr.with_labels else (batch.x,)
+    y_in = batch.y if tr.with_labels else None  # a model that reads the labels as input
 
     def micro():
         if tr.autocast is None:
-            outputs = tr.model(*inputs)
+            outputs = tr.task.forward(tr.model, batch.x, y_in)
             total = weighted_sum(tr.objectives, outputs, targets, batch, epoch)
         else:
             with tr.autocast():
-                outputs = tr.model(*inputs)
+                outputs = tr.task.forward(tr.model, batch.x, y_in)
                 total = weighted_sum(tr.objectives, outputs, targets, batch, epoch)
 
         def fault():
@@ -559,9 +561,10 @@ def _make_batch(tr: _Training, rows: _Rows, x_rows: Tensor, epoch: int,
     d = tr.data
     xb = (tr.views.apply(x_rows, rows.source, rows.view, d.views_n)
           if rows.view is not None else x_rows)
-    batch = Batch(xb, d.y[rows.idx], rows.idx,
+    task = tr.task
+    batch = Batch(xb, task.take(d.y, rows.idx), rows.idx,
                   None if d.lab_mask is None else d.lab_mask[rows.idx], epoch, step,
-                  None if d.weak_y is None else d.weak_y[rows.idx])
+                  None if d.weak_y is None else task.take(d.weak_y, rows.idx))
     x_teacher = xb
     if tr.pipes:
         x_teacher, xs = role_views(tr.pipes, x_rows, batch.labeled, tr.seed, step,

@@ -147,12 +147,12 @@ def weighted_sum(objectives: Sequence[Objective], outputs: Tensor | dict[str, Te
     return total
 
 
-def probe_objectives(objectives, num_classes: int) -> None:
-    """Run every objective once on zero logits of ``num_classes`` classes so parameters that
-    depend on the class count (e.g. ``topk_kd.k``) fail before any training or writing."""
-    import torch
-    zeros = torch.zeros(2, num_classes)
-    labels = torch.zeros(2, dtype=torch.long)
+def probe_objectives(objectives, example: tuple[Tensor, Any]) -> None:
+    """Run every objective once on the task's ``example`` (zero outputs and labels of two
+    rows, :meth:`~mentor.contracts.TaskAdapter.example`) so parameters that depend on the
+    output size (e.g. ``topk_kd.k`` and the class count) fail before any training or
+    writing."""
+    zeros, labels = example
     batch = Batch(zeros, labels, torch.arange(2), None)
     targets = Targets(zeros, labels)
     for obj in objectives:

@@ -22,13 +22,13 @@ def peek_ahead(tr, rows, batch: Batch, x_teacher, epoch: int, step: int) -> None
     saved_model = {n: v.detach().clone() for n, v in raw_model.state_dict().items()}
     saved_opt = copy.deepcopy(optimizer.state_dict())
     saved_ref = [copy.deepcopy(r.state_dict()) for r in refiners]
-    inputs = (batch.x, batch.y) if tr.with_labels else (batch.x,)
+    y_in = batch.y if tr.with_labels else None  # a model that reads the labels as input
     teacher = tr.teacher.module
     for _ in range(tr.ahead):
         tr.updater.peek(teacher, raw_model, step + 1)
         targets, _ = teacher_targets(tr.teacher.signal, x_teacher, rows.idx, rows.view, batch,
                                      tr.need_pseudo, refiners, tr.task)
-        loss = weighted_sum(tr.objectives, tr.model(*inputs), targets, batch, epoch)
+        loss = weighted_sum(tr.objectives, tr.task.forward(tr.model, batch.x, y_in), targets, batch, epoch)
         optimizer.zero_grad(set_to_none=True)
         if tr.plain:
             loss.backward()

@@ -80,16 +80,16 @@ class TeacherSide:
     views: Any
 
 
-def resolve_teacher(teacher, updater: UpdaterHooks, student: nn.Module, num_classes: int):
+def resolve_teacher(teacher, updater: UpdaterHooks, student: nn.Module, num_outputs: int):
     """The teacher a training runs against: the given one, or one built from a copy of the
     ``student`` when the updater says so (a mean teacher, static + EMA, EMA + reviewer)."""
     own = teacher is None and updater.from_student
     if updater.build_teacher is not None and (own or updater.needs_external):
-        return updater.build_teacher(teacher, copy.deepcopy(student), num_classes)
+        return updater.build_teacher(teacher, copy.deepcopy(student), num_outputs)
     if own:  # mean teacher: a copy of the student, or the live student itself
         from ..teachers import LiveTeacher, ModuleTeacher
-        return (LiveTeacher(student, num_classes) if updater.live
-                else ModuleTeacher(copy.deepcopy(student), num_classes,
+        return (LiveTeacher(student, num_outputs) if updater.live
+                else ModuleTeacher(copy.deepcopy(student), num_outputs,
                                    "a moving average of the student"))
     return teacher
 
@@ -139,14 +139,13 @@ def teacher_targets(signal, x_teacher: Tensor, idx: Tensor, view, batch: Batch,
                     need_pseudo: bool, refiners: Sequence[RefinerHooks],
                     task: TaskAdapter) -> tuple[Targets, Tensor]:
     """The refined teacher targets of a batch, and the labels before refinement: the true
-    label where the student may see it, else (``need_pseudo``) the task's prediction from the
-    teacher's outputs (the arg-max class for classification)."""
+    label where the student may see it, else (``need_pseudo``) the task's pseudo-label from
+    the teacher's outputs (:meth:`~mentor.contracts.TaskAdapter.pseudo_labels`)."""
     zt = signal(x_teacher, idx, view)
     extra = None
     if type(zt) is dict:  # logits plus other outputs (features, members, a reviewer)
         extra, zt = zt, zt["logits"]
-    labels = (torch.where(batch.labeled, batch.y, task.predict(zt)) if need_pseudo
-              else batch.y)
+    labels = task.pseudo_labels(zt, batch) if need_pseudo else batch.y
     targets = Targets(zt, labels, extra=extra)
     for refine in refiners:
         targets = refine(targets, batch)

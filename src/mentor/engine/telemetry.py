@@ -4,14 +4,15 @@ When the unlabeled rows carry hidden true labels (every embedded data set does),
 targets on those rows are scored with their effective weight ``w = mask · weight``:
 
 - ``precision``: ``Σ w·[label correct] / Σ w`` -- how often admitted pseudo-labels are right;
-- ``recall``: ``Σ w·[correct] / #[teacher arg-max correct]`` -- how much of the teacher's
+- ``recall``: ``Σ w·[correct] / #[teacher's prediction correct]`` -- how much of the teacher's
   correct knowledge the admission lets through;
 - ``coverage``: ``Σ w / #unlabeled rows`` -- how much of the pool is used (over every
   unlabeled row: it needs no true label);
 - ``thresholds``: the refiners' current per-class thresholds, when they have any.
 
-Collapse: a step where no unlabeled row is admitted, or where one class takes more than
-``share`` of at least ``C`` admitted rows, is a bad step; ``steps`` bad steps in a row stop
+Collapse: a step where no unlabeled row is admitted, or where one pseudo-label (a class)
+takes more than ``share`` of at least ``C`` admitted rows (``C``: the task's output size), is
+a bad step; ``steps`` bad steps in a row stop
 the run with a :class:`mentor.errors.TrainingFault` naming the steps and a hint.
 """
 
@@ -20,16 +21,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..contracts import Batch, RefinerHooks, Targets
+from ..contracts import Batch, RefinerHooks, TaskAdapter, Targets
 from ..errors import TrainingFault
 from .gather import cat_all
 
 
 class PseudoLabelMonitor:
-    def __init__(self, truth: Tensor, num_classes: int, refiners=(), collapse_steps: int = 0,
-                 share: float = 0.9):
-        self.truth = truth  # (n,) true labels of the training rows, -1 where unknown
-        self.num_classes = num_classes
+    """Scores pseudo-labels against the hidden truth through the task adapter: its
+    ``same`` (pseudo-label vs truth), ``correct`` (the teacher's prediction) and
+    ``label_name`` (messages)."""
+
+    def __init__(self, task: TaskAdapter, truth: Tensor, num_outputs: int, refiners=(),
+                 collapse_steps: int = 0, share: float = 0.9):
+        self.task = task
+        self.truth = truth  # the training rows' true labels, -1 where unknown
+        self.num_outputs = num_outputs
         self.refiners = [r if isinstance(r, RefinerHooks) else RefinerHooks(r) for r in refiners]
         self.collapse_steps, self.share = int(collapse_steps), float(share)
         self.bad = 0
@@ -61,12 +67,13 @@ class PseudoLabelMonitor:
             w = w * targets.weight.detach().to(w.dtype)
         self.sums[4] += float(w[unl].double().sum())
         self.sums[5] += float(unl.sum())
-        truth = self.truth[batch.index]
-        known = unl & (truth >= 0)
+        task = self.task
+        truth = task.take(self.truth, batch.index)
+        known = unl & task.known(truth)
         if bool(known.any()):
             wk = w[known].double()
-            ok = (targets.labels[known] == truth[known]).double()
-            teacher_ok = (targets.logits[known].argmax(-1) == truth[known]).double()
+            ok = task.same(targets.labels[known], truth[known]).double()
+            teacher_ok = task.correct(targets.logits[known], truth[known]).double()
             self.sums[:4] += torch.stack([wk.sum(), (wk * ok).sum(), teacher_ok.sum(),
                                           torch.tensor(float(known.sum()),
                                                        dtype=torch.float64)]).cpu()
@@ -81,12 +88,13 @@ class PseudoLabelMonitor:
         reason = None
         if k == 0:
             reason = "no pseudo-label was admitted"
-        elif k >= self.num_classes:
-            counts = torch.bincount(labels[admitted], minlength=self.num_classes)
+        elif k >= self.num_outputs:
+            values, counts = torch.unique(labels[admitted], dim=0, return_counts=True)
             top = int(counts.argmax())
             frac = float(counts[top]) / k
             if frac > self.share:
-                reason = (f"class {top} took {100 * frac:.0f} % of the admitted pseudo-labels "
+                reason = (f"{self.task.label_name(values[top])} took {100 * frac:.0f} % of "
+                          "the admitted pseudo-labels "
                           f"(limit {100 * self.share:.0f} %)")
         if reason is None:
             self.bad = 0

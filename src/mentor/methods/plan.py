@@ -50,7 +50,7 @@ class MethodPlan:
         """The training rows this method uses for ``seed`` (all of them unless it prunes)."""
         return self.select_train(train, seed) if self.select_train is not None else train
 
-    def fit(self, student, train, val, *, spec, seed: int, num_classes: int, teacher=None,
+    def fit(self, student, train, val, *, spec, seed: int, num_outputs: int, teacher=None,
             input_shape=None, refiners=(), updater=None, **loop_options):
         """Train ``student`` with this plan: the one wiring from a plan to the training loop.
 
@@ -73,7 +73,7 @@ class MethodPlan:
         >>> teacher = mentor.teachers.ModuleTeacher(torch.nn.Linear(4, 3), 3)
         >>> _ = torch.manual_seed(0)
         >>> result = plan.fit(torch.nn.Linear(4, 3), splits.train, splits.val,
-        ...                   spec=TrainSpec(epochs=2), seed=0, num_classes=3, teacher=teacher)
+        ...                   spec=TrainSpec(epochs=2), seed=0, num_outputs=3, teacher=teacher)
         >>> result.history["epoch"], isinstance(result.model, torch.nn.Linear)
         ([1, 2], True)
         """
@@ -91,7 +91,7 @@ class MethodPlan:
                           teacher=teacher if self.needs_teacher else None,
                           taps=self.taps, mixer=self.mixer, augment=self.augment,
                           batch_mixer=self.batch_mixer, input_shape=input_shape,
-                          spec=spec, seed=seed, num_classes=num_classes, **loop_options)
+                          spec=spec, seed=seed, num_outputs=num_outputs, **loop_options)
 
     @property
     def needs_teacher(self) -> bool:

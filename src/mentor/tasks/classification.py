@@ -7,10 +7,12 @@ from torch import Tensor, nn
 
 from ..errors import MentorError
 from ..registry import TASKS
+from .row_labels import RowLabels
 
 
-class Classification:
-    """The classification task adapter (the contract :class:`mentor.contracts.TaskAdapter`)."""
+class Classification(RowLabels):
+    """The classification task adapter (the contract :class:`mentor.contracts.TaskAdapter`):
+    a row's label is its class, ``-1`` where unseen; outputs are class logits."""
 
     name = "classification"
     metric = "accuracy"
@@ -40,7 +42,15 @@ class Classification:
                               f"and data have {num_classes}; expected the same number")
 
     def predict(self, logits: Tensor) -> Tensor:
+        """The arg-max class of each row."""
         return logits.argmax(-1)
+
+    def example(self, num_outputs: int) -> tuple[Tensor, Tensor]:
+        """Zero outputs and labels of two rows: ``(2, C)`` logits, class 0."""
+        return torch.zeros(2, num_outputs), torch.zeros(2, dtype=torch.long)
+
+    def label_name(self, label: Tensor) -> str:
+        return f"class {int(label)}"
 
     def correct(self, logits: Tensor, y: Tensor) -> Tensor:
         """Per-row 1/0: the prediction equals ``y`` (``y`` may be labels or other logits)."""

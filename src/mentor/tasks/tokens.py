@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ..errors import MentorError
 from ..registry import TASKS
+from .row_labels import RowLabels
 
 
 def logits_of(model, ids: Tensor) -> Tensor:
@@ -24,7 +25,7 @@ def logits_of(model, ids: Tensor) -> Tensor:
     return out
 
 
-class Tokens:
+class Tokens(RowLabels):
     """The tokens task adapter (the contract :class:`mentor.contracts.TaskAdapter`).
 
     The metric is exact match: a row counts when every labeled position's arg-max is its
@@ -57,9 +58,20 @@ class Tokens:
             raise MentorError(f"the teacher scores {teacher.vocab_size} tokens but the student "
                               f"{num_outputs}; expected one vocabulary (or an alignment)")
 
+    def forward(self, model, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Next-token logits of ``model`` on token ids ``x`` (:func:`logits_of`)."""
+        return logits_of(model, x)
+
     def predict(self, logits: Tensor) -> Tensor:
         """The arg-max token at every position ``(B, L)``."""
         return logits.argmax(-1)
+
+    def example(self, num_outputs: int) -> tuple[Tensor, Tensor]:
+        """Zero outputs and labels of two one-position rows: ``(2, 1, V)`` logits, token 0."""
+        return torch.zeros(2, 1, num_outputs), torch.zeros(2, 1, dtype=torch.long)
+
+    def label_name(self, label: Tensor) -> str:
+        return "sequence " + " ".join(str(int(t)) for t in label.flatten())
 
     def correct(self, logits: Tensor, y: Tensor) -> Tensor:
         """Per-row 1/0: every labeled position (``y >= 0``) predicts its label; ``y`` may

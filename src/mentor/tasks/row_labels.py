@@ -1,0 +1,56 @@
+"""What tasks whose labels are a tensor with one row per sample share: the batch's labels
+taken by sample id, hidden labels (``-1``), pseudo-labels from the teacher's outputs, and
+per-row agreement of two label tensors. Classification (a class per row) and tokens (a next
+token per position, ``-1`` off the completion) both build on it; a task whose labels are not
+one tensor (boxes per image) implements these hooks itself."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..contracts import Batch
+
+UNSEEN = -1  # the label value of a row (or position) no loss or metric may read
+
+
+def _per_row(mask: Tensor, like: Tensor) -> Tensor:
+    """A per-row boolean ``mask`` shaped to broadcast over ``like``'s other dimensions."""
+    return mask.view(-1, *([1] * (like.ndim - 1))) if like.ndim > 1 else mask
+
+
+class RowLabels:
+    """Labels as one tensor, row ``i`` the labels of sample ``i``; ``-1`` marks unseen. The
+    task defines ``predict`` (its prediction from outputs)."""
+
+    def forward(self, model, x, y: Tensor | None = None) -> Tensor:
+        """The model's outputs on a batch's inputs ``x``: ``model(x)``; ``model(x, y)`` for a
+        model that reads the labels as input (a label-assisted teacher); ``model(**x)`` for
+        named tensors (a dict), a Hugging Face output's ``.logits`` unwrapped."""
+        if type(x) is dict:
+            out = model(**x)
+            return out.logits if hasattr(out, "logits") else out
+        return model(x) if y is None else model(x, y)
+
+    def take(self, y: Tensor, ids: Tensor | slice) -> Tensor:
+        """The labels of rows ``ids`` (sample ids, or a slice of a split's rows)."""
+        return y[ids]
+
+    def hide(self, y: Tensor, seen: Tensor) -> Tensor:
+        """``y`` with the rows not in ``seen`` (a boolean per row) marked unseen."""
+        return torch.where(_per_row(seen, y), y, torch.full_like(y, UNSEEN))
+
+    def known(self, y: Tensor) -> Tensor:
+        """Per row: it has a label (a seen position, for labels per position)."""
+        seen = y >= 0
+        return seen if seen.ndim == 1 else seen.flatten(1).any(1)
+
+    def pseudo_labels(self, outputs: Tensor, batch: Batch) -> Tensor:
+        """The batch's labels where the student may see them, else the task's prediction
+        from ``outputs`` (the teacher's): the rows' pseudo-labels."""
+        return torch.where(_per_row(batch.labeled, batch.y), batch.y, self.predict(outputs))
+
+    def same(self, labels: Tensor, truth: Tensor) -> Tensor:
+        """Per row: ``labels`` equal ``truth`` wherever ``truth`` is seen (``>= 0``)."""
+        eq = (labels == truth) | (truth < 0)
+        return eq if eq.ndim == 1 else eq.flatten(1).all(1)
