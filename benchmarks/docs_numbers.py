@@ -75,10 +75,26 @@ def cmd_run(names: list[str], run_all: bool, quick: bool) -> int:
             numbers = load_numbers()
             numbers[name] = {"values": values, "seconds": round(secs, 1),
                              "measured": datetime.date.today().isoformat(),
-                             "command": reg[name].command}
+                             "machine": machine(), "command": reg[name].command}
             write_json_atomic(NUMBERS, numbers)
         print(f"{name}: {len(values)} figures in {secs:.0f} s -> {NUMBERS.relative_to(ROOT)}")
     return status
+
+
+def machine() -> str:
+    """The CPU a measurement ran on and the kernels torch picked for it (float results of
+    some models, e.g. the GRUs of `tokens`, differ between AVX2 and AVX-512 kernels)."""
+    import platform
+
+    import torch
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            name = next((line.split(":", 1)[1].strip() for line in fh
+                         if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()}"
 
 
 def cmd_render(check: bool) -> int:
