@@ -83,7 +83,7 @@ def cmd_run(names: list[str], run_all: bool, quick: bool) -> int:
 
 def machine() -> str:
     """The CPU a measurement ran on and the kernels torch picked for it (float results of
-    some models, e.g. the GRUs of `tokens`, differ between AVX2 and AVX-512 kernels)."""
+    some models, e.g. the GRUs of `tokens`, differ between CPUs)."""
     import platform
 
     import torch

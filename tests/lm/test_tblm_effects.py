@@ -10,7 +10,7 @@ that hold on both machines measured so far. Teacher 93.0 % on both; data alone 1
 13.0 % on both. On an AMD EPYC (torch AVX2 kernels, docs/methods.md): off-policy forward KL
 9.4 / 27.2 / 16.2 % (gaps -4.8 / +15.4 / +3.2 points: not separated), bridge (forward-KL
 warm-up on teacher samples, then on-policy reverse KL; paper 39) 18.6 / 35.2 / 29.4 % (gaps
-over the data +4.4 / +23.4 / +16.4: higher, 3 of 3 seeds). On the earlier AVX-512 machine:
+over the data +4.4 / +23.4 / +16.4: higher, 3 of 3 seeds). On an earlier machine (CPU not recorded):
 forward KL 14.8 / 26.4 / 14.4 %, bridge 26.0 / 29.0 / 27.8 %. One point is 5 test prompts. Also: gold-agreement resampling (paper 41) keeps only
 right teacher answers, and teacher sampling is reproducible for a seed."""
 
@@ -46,7 +46,7 @@ def test_the_teacher_is_good_at_the_task(tokens):
 def test_the_bridge_beats_the_data_alone_on_every_seed_by_10_prompts(tokens):
     """Paper 39's bridge against the data alone: separated by the project's rule (gap > 2 x
     the larger std) and at least 2 points (10 of 500 prompts) on each seed (measured +4.4 /
-    +23.4 / +16.4 with AVX2 kernels, +11.8 / +17.2 / +14.8 with AVX-512)."""
+    +23.4 / +16.4 with AVX2 kernels, +11.8 / +17.2 / +14.8 on the earlier machine)."""
     assert verdict(tokens["bridge"], tokens["data"]) == "higher", tokens
     assert min(_gaps(tokens["bridge"], tokens["data"])) > 0.02, tokens
 
@@ -54,7 +54,7 @@ def test_the_bridge_beats_the_data_alone_on_every_seed_by_10_prompts(tokens):
 def test_the_bridge_is_above_off_policy_forward_kl_on_every_seed(tokens):
     """The bridge over off-policy forward KL: at least 2 points (10 prompts) on each seed and
     5 points on the mean (measured +9.2 / +8.0 / +13.2, mean +10.1, with AVX2 kernels; +11.2 /
-    +2.6 / +13.4, mean +9.1, with AVX-512); not separated by the rule, because forward KL's
+    +2.6 / +13.4, mean +9.1, on the earlier machine); not separated by the rule, because forward KL's
     seeds spread (std 7.3 points)."""
     g = _gaps(tokens["bridge"], tokens["forward-kl"])
     assert min(g) > 0.02 and sum(g) / len(g) > 0.05, tokens
@@ -62,7 +62,7 @@ def test_the_bridge_is_above_off_policy_forward_kl_on_every_seed(tokens):
 
 def test_off_policy_forward_kl_is_not_below_the_data_alone(tokens):
     """Off-policy forward KL against the data alone: on the mean at least 2 points higher
-    (measured +4.6 with AVX2 kernels, per seed -4.8 / +15.4 / +3.2; +5.5 with AVX-512, per
+    (measured +4.6 with AVX2 kernels, per seed -4.8 / +15.4 / +3.2; +5.5 on the earlier machine, per
     seed +0.6 / +14.6 / +1.4) and not lower by the rule -- a gain the rule does not separate
     (one seed carries it; one seed is below on AVX2), which the docs say; the test guards
     against forward KL hurting on the mean, not for a gain."""
