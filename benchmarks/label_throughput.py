@@ -82,7 +82,7 @@ from mentor.recipe import TrainSpec  # noqa: E402
 from mentor.teachers import ModuleTeacher  # noqa: E402
 from plain_loops import plain_kd_loop, set_threads, sync  # noqa: E402
 
-# Time spent in os.fsync (mentor.atomic fsyncs every file it writes), to tell waiting on the
+# Time spent in os.fsync (mentor._util.atomic fsyncs every file it writes), to tell waiting on the
 # disk from CPU work in the labeling numbers. The wrapper costs ~1 us per call.
 FSYNC = [0.0]
 _os_fsync = os.fsync

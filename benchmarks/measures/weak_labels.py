@@ -55,7 +55,7 @@ def student(sp, teacher, threshold: float, seed: int, epochs: int = 20):
 
     from mentor.engine import fit
     from mentor.engine.evaluate import evaluate
-    from mentor.engine.objectives import Objective
+    from mentor.losses.objective import Objective
     from mentor.models import mlp
     from mentor.recipe import TrainSpec
     from mentor.targets import WeakLabelRefiner

@@ -31,12 +31,12 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from .atomic import atomic_write_text
+from ._util.atomic import atomic_write_text
 from .contracts import Batch, SelectorHooks, Targets, teacher_logits
 from .data.splits import Split, Splits
 from .engine import fit
 from .engine.evaluate import evaluate
-from .engine.objectives import Objective
+from .losses.objective import Objective
 from .errors import MentorError
 from .recipe import TrainSpec
 from .select import Pool, select
@@ -268,7 +268,7 @@ def _load(state: Path, n: int, c: int):
         raise MentorError(f"active state in '{state}' is for another data set ({len(labeled)} "
                           f"rows); expected {n} rows and {c} classes")
     try:
-        from .safeio import MAX_JSON_BYTES, FileProblem, read_bounded
+        from ._util.safeio import MAX_JSON_BYTES, FileProblem, read_bounded
         rounds = [RoundResult(**r) for r in
                   json.loads(read_bounded(state / "active.json", MAX_JSON_BYTES))["rounds"]]
     except (OSError, ValueError, KeyError, TypeError, RecursionError, FileProblem) as e:

@@ -466,7 +466,7 @@ _TOO_DEEP = ("the YAML is nested too deeply to read (hundreds of levels of lists
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a recipe file: a regular file of at most 1 MiB, UTF-8, YAML read safely (tags
     -- code -- are refused, never run), no key twice in a mapping, aliases bounded."""
-    from .safeio import MAX_RECIPE_BYTES, FileProblem, read_bounded, shown
+    from ._util.safeio import MAX_RECIPE_BYTES, FileProblem, read_bounded, shown
     path = Path(path)
     try:
         data = read_bounded(path, MAX_RECIPE_BYTES, "a recipe YAML file")
@@ -502,7 +502,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def _source_name(path: Path) -> str:
     """How messages name a recipe file: its path, control characters escaped."""
-    from .safeio import shown
+    from ._util.safeio import shown
     return shown(path)[1:-1]
 
 

@@ -1137,7 +1137,7 @@ def test_a_full_disk_leaves_no_run_folder(tmp_path, monkeypatch):
     WriteError names the file, and no run folder (partial or final) is left."""
     import builtins
 
-    import mentor.atomic
+    import mentor._util.atomic
     from mentor.commands.run import run_recipe
 
     real_open = builtins.open
@@ -1161,7 +1161,7 @@ def test_a_full_disk_leaves_no_run_folder(tmp_path, monkeypatch):
         f = real_open(file, mode, *args, **kwargs)
         return HalfWriter(f) if "w" in mode else f
 
-    monkeypatch.setattr(mentor.atomic, "open", full_disk_open, raising=False)
+    monkeypatch.setattr(mentor._util.atomic, "open", full_disk_open, raising=False)
     out = tmp_path / "runs"
     with pytest.raises(WriteError) as err:
         run_recipe(_recipe(), out, progress=False)

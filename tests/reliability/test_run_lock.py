@@ -1,6 +1,6 @@
 """One writer per run folder: the run that creates a ``.partial`` folder, or the one
 ``mentor run --resume`` that continues it, holds the folder's lock (the label store's
-``flock``, :func:`mentor.locks.folder_lock`) until the folder is published. A second writer
+``flock``, :func:`mentor._util.locks.folder_lock`) until the folder is published. A second writer
 exits with code 2 and one sentence naming the holder's pid and touches nothing; the lock of a
 SIGKILLed process does not block; a folder is published only complete.
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from mentor.contracts import Batch, Targets
-from mentor.engine.objectives import Objective
+from mentor.losses.objective import Objective
 from mentor.errors import MentorError
 from mentor.mix import CutMix, FrequencyAmplitudeSwitch, MixUp, beta_draw, box_mask
 from mentor.mix import mixers as mixers_module

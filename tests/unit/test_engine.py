@@ -219,7 +219,7 @@ def test_the_weighted_sum_is_each_weight_times_its_objective(standardize):
     """The training loss is sum_i w_i * objective_i, also where a loss's fused mean takes the
     weight into its own factor (kd: T^2 * w): against a float64 reference written here."""
     from mentor.contracts import Batch
-    from mentor.engine.objectives import weighted_sum
+    from mentor.losses.objective import weighted_sum
     g = torch.Generator().manual_seed(0)
     zs = torch.randn(8, 5, generator=g, dtype=torch.float64)
     zt = torch.randn(8, 5, generator=g, dtype=torch.float64)

@@ -20,7 +20,7 @@ import torch
 
 import mentor.losses  # noqa: F401  (registers pseudo_ce for Objective)
 from mentor.contracts import Batch, Targets
-from mentor.engine.objectives import Objective
+from mentor.losses.objective import Objective
 from mentor.errors import ParameterError
 from mentor.targets import (ConfidenceThreshold, ConfidenceWeight, DistributionAlignment,
                             FlexMatchThreshold, FreeMatchThreshold, GMMThreshold,

@@ -19,14 +19,14 @@ import yaml
 from rich.text import Text
 
 from ..active import active_loop, check_budgets, check_selector
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..contracts import SelectorHooks
 from ..errors import MentorError
 from ..models import build_model
 from ..runs.progress import Bars
 from ..report.active_html import write_active_report
 from ..recipe import _short, _within, parse_recipe, read_yaml
-from ..safeio import shown
+from .._util.safeio import shown
 from ..registry import SELECTORS, suggest
 from ..runs.folder import PARTIAL, claim_run_dir, final_name, finish_run_dir, run_lock
 from ..runs.env import environment
@@ -216,7 +216,7 @@ def _print(console, table: list[dict]) -> None:
 def _plot(table: list[dict], path: Path, axis: str) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from ..atomic import atomic_path
+    from .._util.atomic import atomic_path
     fig = Figure(figsize=(6.4, 4.2), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

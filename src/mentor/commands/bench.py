@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..errors import MentorError
 from ..recipe import builtin_recipes, read_yaml
 from ..registry import METHODS, suggest

@@ -35,7 +35,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..errors import MentorError
 
 FORMATS = ("onnx", "torchscript", "safetensors")
@@ -175,7 +175,7 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
 def _write_error(out: Path, e: OSError):
     """An export that cannot be written (read-only or full file system, no permission, a
     name too long) as one sentence; other errors as they are."""
-    from ..atomic import _raise_write_error
+    from .._util.atomic import _raise_write_error
     _raise_write_error(out, e)
     raise e
 
@@ -184,7 +184,7 @@ def _check_out(out: Path, run_dir: Path) -> None:
     """``--out`` must be a new folder, an empty one, or an earlier export (replaced as a
     whole): never the current folder, the run folder or a folder holding them (the export is
     renamed into place), never a symbolic link or a file."""
-    from ..safeio import NAME_MAX, kind_of, shown
+    from .._util.safeio import NAME_MAX, kind_of, shown
     if any(len(os.fsencode(p)) > NAME_MAX for p in out.parts):
         raise MentorError(f"--out: {shown(out)} has a name component longer than {NAME_MAX} "
                           "bytes (the file system's limit); expected a shorter name")
@@ -363,7 +363,7 @@ def _prod(shape) -> int:
 
 def _read_json(path: Path) -> dict:
     try:
-        from ..safeio import MAX_JSON_BYTES, read_bounded
+        from .._util.safeio import MAX_JSON_BYTES, read_bounded
         return json.loads(read_bounded(path, MAX_JSON_BYTES))
     except (OSError, ValueError):
         return {}

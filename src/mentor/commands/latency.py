@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..latency import BATCHES, ROUNDS, WARMUP, compare, latency_entry, method_text
 from ..models import count_params
 from ..runs.read import (choose_student, inference_module, load_model, open_run, setting_info,

@@ -21,10 +21,10 @@ from .. import data as data_mod
 from ..data.augment import Augment
 from ..data.splits import Splits
 from ..engine import fit, get_accelerator
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..engine.checkpoint import save_weights
 from ..engine.evaluate import evaluate
-from ..engine.objectives import probe_objectives
+from ..losses.objective import probe_objectives
 from ..errors import MentorError
 from ..fairness import budget_notes
 from ..models.heads import for_export

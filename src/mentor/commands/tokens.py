@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..engine.checkpoint import save_weights
 from ..latency import speedup
 from ..models import count_params

@@ -128,7 +128,7 @@ def _max_data_bytes() -> int:
 def _existing_file(path: Path, field: str = "data.source") -> Path:
     """``path`` if it is a regular file of at most the data bound (a FIFO, device, socket or
     folder is refused by name, before anything is opened)."""
-    from ..safeio import FileProblem, regular_file, shown
+    from .._util.safeio import FileProblem, regular_file, shown
     try:
         regular_file(path, limit=_max_data_bytes(), what="a data file")
     except FileProblem as e:
@@ -144,7 +144,7 @@ def load_npz(path: Path, *, num_classes: int | None = None) -> ArrayData:
     """Arrays ``x`` and ``y`` from a ``.npz`` file (``allow_pickle=False``: never unpickled)."""
     import zipfile
 
-    from ..safeio import FileProblem, open_regular, shown
+    from .._util.safeio import FileProblem, open_regular, shown
     _existing_file(path)
     where = f"data.source {shown(path)}"
     try:
@@ -203,7 +203,7 @@ def load_csv(path: Path, target: str, *, num_classes: int | None = None) -> Arra
     """
     import io
 
-    from ..safeio import FileProblem, open_regular, shown
+    from .._util.safeio import FileProblem, open_regular, shown
     _existing_file(path)
     where = f"data.source {shown(path)}"
     try:

@@ -2,6 +2,6 @@
 
 from .accel import get_accelerator
 from .loop import FitResult, fit
-from .objectives import Objective
+from ..losses.objective import Objective
 
 __all__ = ["FitResult", "Objective", "fit", "get_accelerator"]

@@ -26,9 +26,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..atomic import atomic_path, atomic_write, atomic_write_text
+from .._util.atomic import atomic_path, atomic_write, atomic_write_text
 from ..errors import CheckpointError
-from ..safeio import MAX_JSON_BYTES, FileProblem, open_regular, read_bounded, shown
+from .._util.safeio import MAX_JSON_BYTES, FileProblem, open_regular, read_bounded, shown
 
 
 def save_weights(path: Path, model: nn.Module, metadata: dict[str, Any] | None = None) -> None:
@@ -300,7 +300,7 @@ def _write_new(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     except BaseException as e:
         with contextlib.suppress(OSError):
             path.unlink()
-        from ..atomic import _raise_write_error
+        from .._util.atomic import _raise_write_error
         _raise_write_error(path, e)
         raise
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..contracts import Batch, Targets
 from ..errors import TrainingFault
-from .objectives import Objective
+from ..losses.objective import Objective
 
 
 def check_weights(model: nn.Module, step: int) -> None:

@@ -43,7 +43,7 @@ from .accel import get_accelerator, release, uses_plain_step
 from .checkpoint import check_resume_info, latest_state, load_state, save_state
 from .evaluate import evaluate
 from .faults import check_weights, raise_fault
-from .objectives import Objective, probe_objectives, weighted_sum
+from ..losses.objective import Objective, probe_objectives, weighted_sum
 from .optim import make_optimizer, make_scheduler
 from .peek import peek_ahead
 from .sampling import TwoStreams

@@ -8,7 +8,7 @@ import copy
 import torch
 
 from ..contracts import Batch
-from .objectives import weighted_sum
+from ..losses.objective import weighted_sum
 from .signal import teacher_targets
 
 

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..contracts import Batch, RefinerHooks, TaskAdapter, Targets
 from ..errors import TrainingFault
-from .gather import cat_all
+from .._util.dist import cat_all
 
 
 class PseudoLabelMonitor:

@@ -32,10 +32,10 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-from ..atomic import atomic_path, atomic_write_text
+from .._util.atomic import atomic_path, atomic_write_text
 from ..errors import MentorError
-from ..locks import folder_lock
-from ..safeio import (MAX_JSON_BYTES, MAX_SIDECAR_BYTES, FileProblem, open_regular,
+from .._util.locks import folder_lock
+from .._util.safeio import (MAX_JSON_BYTES, MAX_SIDECAR_BYTES, FileProblem, open_regular,
                       kind_of, read_bounded, regular_file, shown)
 from .fingerprint import data_fingerprint, same, teacher_fingerprint
 from .kinds import Kind, kind_from_manifest
@@ -50,7 +50,7 @@ class StoreError(MentorError):
 
 
 def sha256_file(path: Path) -> str:
-    """sha256 of a regular file (a FIFO or device is a :class:`~mentor.safeio.FileProblem`,
+    """sha256 of a regular file (a FIFO or device is a :class:`~mentor._util.safeio.FileProblem`,
     never read)."""
     h = hashlib.sha256()
     with open_regular(path) as f:
@@ -77,7 +77,7 @@ LOCK = ".lock"
 
 @contextlib.contextmanager
 def store_lock(out: str | Path):
-    """Hold the store folder's labeling lock (:func:`mentor.locks.folder_lock` on
+    """Hold the store folder's labeling lock (:func:`mentor._util.locks.folder_lock` on
     ``out/.lock``, which names the holder: pid, host, start time). A second holder is refused
     at once with a :class:`StoreError` naming the folder and the holder's pid; the lock of a
     killed labeler does not block (the kernel released it)."""

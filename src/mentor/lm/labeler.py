@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..errors import MentorError, check_param
 
 __all__ = ["LLMLabeler", "LabelCache", "LabelStats", "PARSERS", "ParseFailure", "Parser",

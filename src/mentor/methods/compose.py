@@ -16,7 +16,7 @@ value out of range is one sentence naming the field)::
         views: {teacher: weak, student: strong, labeled: weak}
 
 - ``objectives``: registered losses (:data:`mentor.registry.LOSSES`) with their weight,
-  parameters and rows (:class:`mentor.engine.objectives.Objective`);
+  parameters and rows (:class:`mentor.losses.objective.Objective`);
 - ``refiners``: registered refiners (:data:`mentor.registry.REFINERS`), applied in order;
 - ``updater``: a registered teacher updater (:data:`mentor.registry.UPDATERS`); ``live``
   or an EMA builds the teacher from the student, ``frozen`` (the default) keeps the recipe's
@@ -56,7 +56,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..engine.objectives import Objective
+from ..losses.objective import Objective
 from ..errors import MentorError, check_param
 from ..registry import LOSSES, MIXERS, REFINERS, UPDATERS, Registry, suggest
 from .plan import MethodPlan, _Params, register_method

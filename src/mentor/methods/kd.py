@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..engine.objectives import Objective
+from ..losses.objective import Objective
 from .plan import Claim, MethodPlan, _Params, register_method
 
 class ScratchParams(_Params):

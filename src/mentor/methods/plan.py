@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..contracts import UpdaterHooks
-from ..engine.objectives import Objective
+from ..losses.objective import Objective
 from ..errors import MentorError
 from ..registry import METHODS
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..engine.objectives import Objective
+from ..losses.objective import Objective
 from ..targets import (ConfidenceThreshold, ConfidenceWeight, DistributionAlignment,
                        FlexMatchThreshold, FreeMatchThreshold, GMMThreshold, SoftMatchWeight)
 from ..updates import EMA, FisherMaskedEMA, FuturePeekEMA, Live, Relabel

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..selection import best_row
 from .html import _e, _img_tag, html_page
 

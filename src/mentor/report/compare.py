@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..errors import MentorError
 from ._fmt import _num, fmt_acc, fmt_params, fmt_pct, fmt_speedup, grouped_rows, metric_name
 from .calibration import confusion_matrix, reliability_bins
@@ -93,7 +93,7 @@ def _latency(run_dir: Path) -> tuple[dict | None, str | None]:
     if not path.is_file():
         return None, None
     try:
-        from ..safeio import MAX_JSON_BYTES, read_bounded
+        from .._util.safeio import MAX_JSON_BYTES, read_bounded
         data = json.loads(read_bounded(path, MAX_JSON_BYTES))
     except (OSError, ValueError) as e:
         return None, f"its latency.json is not readable JSON ({_first_line(e)})"
@@ -650,7 +650,7 @@ latency as measured during the run. Italic rows are the teachers.</p>
 
 def write_compare_report(paths: list[Path], out: Path) -> Path:
     """Check every run folder, render the page and write it atomically to ``out``."""
-    from ..safeio import check_output_file, shown
+    from .._util.safeio import check_output_file, shown
     out = Path(out)
     if os.path.isdir(out) and not os.path.islink(out):
         raise MentorError(f"--out: {shown(out)} is a folder; expected an .html file path")

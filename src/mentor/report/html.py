@@ -19,7 +19,7 @@ from ._fmt import (
     setting_descriptions,
     teacher_facts,
 )
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from .plots import accuracy_vs_latency, accuracy_vs_params, learning_curves, pseudo_label_quality
 
 __all__ = ["write_report"]

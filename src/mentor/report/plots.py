@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ._fmt import grouped_rows, setting_descriptions
-from ..atomic import atomic_path
+from .._util.atomic import atomic_path
 
 __all__ = ["learning_curves", "accuracy_vs_params", "pseudo_label_quality",
            "accuracy_vs_latency"]

@@ -7,7 +7,7 @@ an exclusive ``mkdir`` (the first process wins, the other takes the next suffix 
 ``-3``, ...), and the final rename refuses to replace an existing run.
 
 One writer per run folder: the run that claimed it, or the one ``--resume`` that continues
-it, holds its lock (:func:`run_lock`, the label store's :func:`mentor.locks.folder_lock`)
+it, holds its lock (:func:`run_lock`, the label store's :func:`mentor._util.locks.folder_lock`)
 until the folder is published; a second writer is refused naming the holder. A folder is
 published only complete (:func:`finish_run_dir` checks the files a run must hold).
 """
@@ -23,12 +23,12 @@ from typing import Iterator
 
 import yaml
 
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..errors import MentorError
-from ..locks import FolderLock, folder_lock
+from .._util.locks import FolderLock, folder_lock
 from ..recipe import read_yaml
 from .env import timestamp
-from ..safeio import NAME_MAX, shown
+from .._util.safeio import NAME_MAX, shown
 
 # the longest name a run may have: '.<name>-<YYYYmmdd-HHMMSS>-<999>.partial' fits NAME_MAX
 MAX_NAME = NAME_MAX - len(".-00000000-000000-999.partial") - len("-active")

@@ -21,7 +21,7 @@ from ..labels.store import sha256_file as sha256
 from .folder import student_dir
 from ..selection import best_row
 from .folder import PARTIAL
-from ..safeio import MAX_JSON_BYTES, FileProblem, read_bounded, shown
+from .._util.safeio import MAX_JSON_BYTES, FileProblem, read_bounded, shown
 
 
 def open_run(run_dir: Path, field: str = "RUN_DIR") -> dict:

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from accelerate.tracking import GeneralTracker
 
-from ..atomic import atomic_write_text
+from .._util.atomic import atomic_write_text
 from ..errors import MentorError
 
 TRACKERS = ("tensorboard", "mlflow", "csv")

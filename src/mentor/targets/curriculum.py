@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..contracts import Batch, Targets
-from ..engine.gather import cat_all
+from .._util.dist import cat_all
 from ..errors import ParameterError, check_param
 from ..registry import REFINERS
 from .thresholds import _admit, _Stateful, confidence, unlabeled_rows

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..engine.objectives import Objective
+from ..losses.objective import Objective
 from ..errors import check_param
 from .privileged import PrivilegedInputTeacher, label_channel
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import MentorError
+from ..errors import MentorError
 
 LOCK = ".lock"
 

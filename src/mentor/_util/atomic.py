@@ -55,7 +55,7 @@ def atomic_path(path: Path, suffix: str = "", durable: bool = True) -> Iterator[
 
 def _check_target(path: Path) -> None:
     """A regular file or nothing may be at ``path`` (see the module's docstring)."""
-    from .errors import WriteError
+    from ..errors import WriteError
     from .safeio import kind_of, shown
     try:
         st = os.lstat(path)
@@ -77,7 +77,7 @@ def _raise_write_error(path: Path, e: BaseException) -> None:
     """Raise a :class:`WriteError` for ``e`` if it is a full, read-only or forbidden file
     system (other errors are left to the caller to re-raise)."""
     if isinstance(e, OSError) and e.errno in _USER_ERRNOS:
-        from .errors import WriteError
+        from ..errors import WriteError
         from .safeio import shown
         if e.errno == errno.ENAMETOOLONG:
             raise WriteError(f"cannot write {shown(path)} (a name component is longer than 255 "

@@ -5,7 +5,7 @@ forever, ``/dev/zero`` would be read until memory runs out, a socket or a device
 data) and, where the format allows, read with a size bound. The check is made on the open
 file descriptor (``fstat``), the file being opened non-blocking, so a FIFO swapped in after a
 ``stat`` cannot hang the process either. Outputs are written by atomic rename
-(:mod:`mentor.atomic`) into a regular file or a new name: an existing FIFO, device, socket,
+(:mod:`mentor._util.atomic`) into a regular file or a new name: an existing FIFO, device, socket,
 folder or symbolic link at the target is refused (:func:`check_output_file`), never replaced.
 
 Failures are :class:`FileProblem` (a :class:`~mentor.errors.MentorError`) whose ``clause``
@@ -22,7 +22,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .errors import MentorError
+from ..errors import MentorError
 
 __all__ = ["FileProblem", "MAX_JSON_BYTES", "MAX_RECIPE_BYTES", "MAX_SIDECAR_BYTES",
            "NAME_MAX", "check_output_file", "kind_of", "open_regular", "read_bounded",

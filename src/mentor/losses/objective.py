@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from ..contracts import Batch, Targets
-from ..losses.base import LossSpec
-from ..losses.logits import standardized
+from .base import LossSpec
+from .logits import standardized
 from ..registry import LOSSES
 
 
