@@ -211,3 +211,53 @@ def test_the_length_check_finds_a_long_function(tmp_path):
     (tmp_path / "long.py").write_text(f"def one_long_loop():\n{body}\n")
     (tmp_path / "short.py").write_text("def short():\n    return 1\n")
     assert long_functions(tmp_path) == [f"long.py:one_long_loop ({SCREEN + 1} lines)"]
+
+
+# what only a classification engine would do: an arg-max or class count, a class-count
+# parameter, a split's labels indexed directly, a model called directly
+_CLASS_CALLS = {"argmax", "bincount", "cross_entropy", "one_hot"}
+# (file, code) that is not about classes: the most common admitted pseudo-label's count
+_NOT_CLASSES = {("telemetry.py", "counts.argmax()")}
+
+
+def class_knowledge(directory: Path) -> list[str]:
+    """``file:line: code`` for each place in ``directory`` that knows the task is
+    classification instead of asking the task adapter."""
+    found = []
+    for path in sorted(directory.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            hit = None
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+                if name in _CLASS_CALLS:
+                    hit = node
+            elif isinstance(node, ast.arg) and node.arg == "num_classes":
+                hit = node
+            elif isinstance(node, ast.Name) and node.id == "num_classes":
+                hit = node
+            elif (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+                  and node.value.attr in ("y", "y_val", "weak_y")):
+                hit = node
+            if hit is not None:
+                text = ast.unparse(hit) if not isinstance(hit, ast.arg) else hit.arg
+                if (path.name, text) not in _NOT_CLASSES:
+                    found.append(f"{path.name}:{hit.lineno}: {text}")
+    return found
+
+
+def test_nothing_in_the_engine_knows_classes():
+    """The engine asks the task adapter (``contracts.TaskAdapter``: forward, take, hide,
+    pseudo_labels, same, predict, score) for everything about labels and outputs: no arg-max,
+    class count, ``num_classes`` or direct indexing of a split's labels in
+    ``src/mentor/engine``."""
+    assert not class_knowledge(PACKAGE / "engine")
+
+
+def test_the_class_check_finds_classification_code(tmp_path):
+    (tmp_path / "feed.py").write_text(
+        "def labels(d, idx, zt, num_classes):\n"
+        "    return d.y[idx], zt.argmax(-1), torch.bincount(d.y, minlength=num_classes)\n")
+    found = sorted(f.split(": ", 1)[1] for f in class_knowledge(tmp_path))
+    assert found == sorted(["num_classes", "num_classes", "d.y[idx]", "zt.argmax(-1)",
+                            "torch.bincount(d.y, minlength=num_classes)"]), found
