@@ -460,8 +460,18 @@ class TaskAdapter(Protocol):
         """Per row: ``labels`` (e.g. pseudo-labels) agree with ``truth`` where it is seen."""
 
     def score(self, logits: Tensor, y: Tensor) -> Tensor:
-        """Per-row values of the validation metric (their mean over a split is the metric,
-        summed over processes' shards; classification: 1 where the prediction is right)."""
+        """Per-row values of the validation metric, for a metric that is their mean
+        (classification: 1 where the prediction is right; see :meth:`metric_state`)."""
+
+    def metric_state(self, logits: Tensor | None, y: Any) -> Tensor:
+        """How predictions are gathered over processes: one shard's validation metric as a
+        1-D float64 tensor of sums (classification: ``[correct, rows]``; a detection mAP:
+        per-class histograms of matched and unmatched scores), ``logits`` ``None`` for an
+        empty shard. The engine sums every process's state (all-reduce) and asks
+        :meth:`metric_value` for the metric, so it covers every row exactly once."""
+
+    def metric_value(self, state: Tensor) -> float:
+        """The validation metric from the summed states of every shard."""
 
     def example(self, num_outputs: int) -> tuple[Tensor, Any]:
         """Zero outputs and labels of two rows, on which the engine runs every objective once

@@ -11,7 +11,8 @@ not half-way through a user's run.
   ``fit`` on labeled rows for those that declare one (read through the hooks);
 - mixers: mixed rows of the input's shape, finite, from the same rows;
 - task adapters: outputs counted, predictions and per-row correctness of the right shape, and
-  the batch hooks (forward, take, hide, known, pseudo_labels, same, example).
+  the batch hooks (forward, take, hide, known, pseudo_labels, same, example) and the
+  metric gathered over shards (metric_state, metric_value).
 """
 
 from __future__ import annotations
@@ -273,6 +274,17 @@ def _check_batch_hooks(task, model, x, outputs, rows):
     assert torch.equal(pl[~seen], task.predict(other)[~seen])
     assert task.same(y, y).all() and not task.same((y + 1) % outputs, y).any()
     assert task.same(y, hidden).all()  # unseen labels do not count against agreement
+    # the metric gathered over shards: summed states give the metric of the whole split
+    whole = task.metric_state(logits, y)
+    assert whole.dtype == torch.float64 and whole.ndim == 1
+    parts = task.metric_state(logits[:2], y[:2]) + task.metric_state(logits[2:], other[2:]
+                                                                   .argmax(-1))
+    assert task.metric_state(None, None).shape == whole.shape  # an empty shard
+    assert not task.metric_state(None, None).any()
+    assert task.metric_value(whole) == 1.0  # every row scores against its own prediction
+    mixed = torch.cat([y[:2], task.predict(other)[2:]])
+    assert task.metric_value(parts) == pytest.approx(
+        float(task.score(logits, mixed).double().mean()))
     zeros, labels = task.example(outputs)
     assert len(zeros) == len(labels) == 2 and zeros.shape[-1] == outputs
     assert isinstance(task.label_name(labels[0]), str)

@@ -37,7 +37,9 @@ def evaluate(model: nn.Module, x, y: Tensor, accelerator=None,
              teacher_logits: Tensor | None = None, task=None,
              labels_as_input: bool = False) -> dict[str, float]:
     """The task's metric (classification: ``accuracy``) and agreement with
-    ``teacher_logits`` over the whole split.
+    ``teacher_logits`` over the whole split. The metric is the task's
+    (:meth:`~mentor.contracts.TaskAdapter.metric_state` summed over processes, then
+    :meth:`~mentor.contracts.TaskAdapter.metric_value`).
 
     ``labels_as_input``: the model reads the labels as privileged input (``model(x, y)``,
     a label-assisted teacher); its accuracy is then the label-assisted accuracy.
@@ -52,19 +54,19 @@ def evaluate(model: nn.Module, x, y: Tensor, accelerator=None,
     lo, hi = shard_bounds(len(y), world, rank)
     if task is None:
         from ..tasks import CLASSIFICATION as task
-    right = agree = 0
+    logits, agree = None, 0
     if hi > lo:
         logits = predict_logits(model, x, lo, hi, y=y if labels_as_input else None, task=task)
-        right = task.score(logits, task.take(y, slice(lo, hi))).sum()
         if teacher_logits is not None:
             agree = task.correct(logits, teacher_logits[lo:hi]).sum()
-    if world > 1:  # the counts of every shard, summed
-        counts = torch.tensor([float(right), float(hi - lo), float(agree)],
-                              dtype=torch.float64, device=y.device)
-        right, n, agree = accelerator.reduce(counts, reduction="sum").tolist()
-    else:
-        right, n, agree = float(right), float(hi - lo), float(agree)
-    out = {task.metric: right / max(n, 1.0), "n": int(n)}
+    state = task.metric_state(logits, task.take(y, slice(lo, hi)) if hi > lo else None)
+    # the task's summable state, then the rows and the agreement count, of every shard
+    sums = torch.cat([state.to(torch.float64),
+                      torch.tensor([float(hi - lo), float(agree)], dtype=torch.float64)])
+    if world > 1:
+        sums = accelerator.reduce(sums.to(y.device), reduction="sum").cpu()
+    n, agree = float(sums[-2]), float(sums[-1])
+    out = {task.metric: task.metric_value(sums[:-2]), "n": int(n)}
     if teacher_logits is not None:
         out["teacher_agreement"] = agree / max(n, 1.0)
     return out

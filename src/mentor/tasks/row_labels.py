@@ -50,6 +50,18 @@ class RowLabels:
         from ``outputs`` (the teacher's): the rows' pseudo-labels."""
         return torch.where(_per_row(batch.labeled, batch.y), batch.y, self.predict(outputs))
 
+    def metric_state(self, logits: Tensor | None, y: Tensor | None) -> Tensor:
+        """A shard's validation metric as sums over its rows, ``[Σ score, rows]`` in float64
+        (``logits`` ``None``: an empty shard); the sums of every process give the metric."""
+        if logits is None:
+            return torch.zeros(2, dtype=torch.float64)
+        return torch.tensor([float(self.score(logits, y).sum()), float(len(logits))],
+                            dtype=torch.float64)
+
+    def metric_value(self, state: Tensor) -> float:
+        """The metric from every shard's summed state: the mean per-row score."""
+        return float(state[0]) / max(float(state[1]), 1.0)
+
     def same(self, labels: Tensor, truth: Tensor) -> Tensor:
         """Per row: ``labels`` equal ``truth`` wherever ``truth`` is seen (``>= 0``)."""
         eq = (labels == truth) | (truth < 0)
