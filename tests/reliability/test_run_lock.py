@@ -23,7 +23,7 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from mentor import locks
+from mentor._util import locks
 from mentor.errors import MentorError
 from mentor.runs.folder import claim_run_dir, finish_run_dir
 
