@@ -10,9 +10,10 @@ that hold on both machines measured so far. Teacher 93.0 % on both; data alone 1
 13.0 % on both. On an AMD EPYC (torch AVX2 kernels, docs/methods.md): off-policy forward KL
 9.4 / 27.2 / 16.2 % (gaps -4.8 / +15.4 / +3.2 points: not separated), bridge (forward-KL
 warm-up on teacher samples, then on-policy reverse KL; paper 39) 18.6 / 35.2 / 29.4 % (gaps
-over the data +4.4 / +23.4 / +16.4: higher, 3 of 3 seeds). On an earlier machine (CPU not recorded):
-forward KL 14.8 / 26.4 / 14.4 %, bridge 26.0 / 29.0 / 27.8 %. One point is 5 test prompts. Also: gold-agreement resampling (paper 41) keeps only
-right teacher answers, and teacher sampling is reproducible for a seed."""
+over the data +4.4 / +23.4 / +16.4: higher, 3 of 3 seeds). On an earlier machine (CPU not
+recorded): forward KL 14.8 / 26.4 / 14.4 %, bridge 26.0 / 29.0 / 27.8 %. One point is 5 test
+prompts. Also: gold-agreement resampling (paper 41) keeps only right teacher answers, and
+teacher sampling is reproducible for a seed."""
 
 import sys
 from pathlib import Path
@@ -54,8 +55,8 @@ def test_the_bridge_beats_the_data_alone_on_every_seed_by_10_prompts(tokens):
 def test_the_bridge_is_above_off_policy_forward_kl_on_every_seed(tokens):
     """The bridge over off-policy forward KL: at least 2 points (10 prompts) on each seed and
     5 points on the mean (measured +9.2 / +8.0 / +13.2, mean +10.1, with AVX2 kernels; +11.2 /
-    +2.6 / +13.4, mean +9.1, on the earlier machine); not separated by the rule, because forward KL's
-    seeds spread (std 7.3 points)."""
+    +2.6 / +13.4, mean +9.1, on the earlier machine); not separated by the rule, because
+    forward KL's seeds spread (std 7.3 points)."""
     g = _gaps(tokens["bridge"], tokens["forward-kl"])
     assert min(g) > 0.02 and sum(g) / len(g) > 0.05, tokens
 

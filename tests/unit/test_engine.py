@@ -280,12 +280,6 @@ class _NamedTask(type(mentor.tasks.CLASSIFICATION)):
     def forward(self, model, x, y=None):
         return model(pixels=x)
 
-    def num_outputs(self, model, example):
-        return int(self.forward(model, example[:2]).shape[-1])
-
-    def check(self, model, teacher, example, num_outputs):
-        assert self.num_outputs(model, example) == num_outputs
-
 
 def test_the_engine_calls_models_through_the_task_adapter(splits, teacher):
     """Training, the teacher's pseudo-labels and validation all go through the task's

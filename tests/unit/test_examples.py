@@ -68,7 +68,8 @@ def test_use_my_unlabeled_data():
 def test_distill_an_llm():
     lines = _run("distill_an_llm.py")
     assert _pct(lines, "teacher") > 80
-    # seed 0: +4.4 points with torch's AVX2 kernels, +11.8 on an earlier machine (10 prompts = 2 points)
+    # seed 0: +4.4 points with torch's AVX2 kernels, +11.8 on an earlier machine
+    # (10 prompts = 2 points)
     assert _pct(lines, "bridge") > _pct(lines, "data alone") + 2
     _quoted(lines, kernel_dependent=("forward KL", "bridge"))
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..contracts import TaskAdapter
 from ..data.rows import as_rows, read_chunks
+from ..tasks import CLASSIFICATION
 
 
 def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
@@ -16,13 +18,12 @@ def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x, lo: int = 0, hi: int | None = None,
-                   y: Tensor | None = None, chunk: int = 4096, task=None) -> Tensor | None:
+                   y: Tensor | None = None, chunk: int = 4096,
+                   task: TaskAdapter = CLASSIFICATION) -> Tensor | None:
     """Eval-mode logits of rows ``[lo, hi)`` of ``x`` (a tensor or a row source,
     :mod:`mentor.data.rows`), read in chunks and called as the task says (its ``forward``;
-    default classification); ``y`` given: the model reads the labels as input. ``None`` for
+    classification unless given); ``y`` given: the model reads the labels as input. ``None`` for
     no rows."""
-    if task is None:
-        from ..tasks import CLASSIFICATION as task
     rows = as_rows(x)
     was_training = model.training
     model.eval()
@@ -34,7 +35,8 @@ def predict_logits(model: nn.Module, x, lo: int = 0, hi: int | None = None,
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x, y: Tensor, accelerator=None,
-             teacher_logits: Tensor | None = None, task=None,
+             teacher_logits: Tensor | None = None,
+             task: TaskAdapter = CLASSIFICATION,
              labels_as_input: bool = False) -> dict[str, float]:
     """The task's metric (classification: ``accuracy``) and agreement with
     ``teacher_logits`` over the whole split. The metric is the task's
@@ -52,8 +54,6 @@ def evaluate(model: nn.Module, x, y: Tensor, accelerator=None,
     world = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     lo, hi = shard_bounds(len(y), world, rank)
-    if task is None:
-        from ..tasks import CLASSIFICATION as task
     logits, agree = None, 0
     if hi > lo:
         logits = predict_logits(model, x, lo, hi, y=y if labels_as_input else None, task=task)

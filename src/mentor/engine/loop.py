@@ -120,7 +120,8 @@ def fit(student: nn.Module, train: Split, val: Split, *, taps: Sequence[Tap] = (
 class _Data:
     """A training's rows, read onto the device. ``rows`` / ``val_rows``: the inputs by sample
     id (:class:`~mentor.data.rows.TensorRows` or a DataLoader-fed
-    :class:`~mentor.data.rows.DatasetRows`); ``y``: the labels, hidden by the task where the student may not see the
+    :class:`~mentor.data.rows.DatasetRows`); ``y``: the labels, hidden by the task where the
+    student may not see the
     label; ``lab_mask`` marks the rows it may see (``None``: all); ``positions`` maps rows of
     a subset to the teacher's (and views') source rows; ``views_n`` rows cover every source
     row."""
