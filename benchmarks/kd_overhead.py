@@ -1,6 +1,6 @@
 """How much does mentor's training loop cost over a hand-written PyTorch loop?
 
-Times five variants INTERLEAVED (round-robin) in one process, on the same data and models:
+Times five variants in one process, on the same data and models:
 
   (i)   plain student alone: lean PyTorch loop (randperm + tensor indexing, CE, Adam)
   (ii)  plain KD, online teacher (teacher forward under no_grad every step)
@@ -13,7 +13,8 @@ teacher MLP 64-256-256-10 pretrained here for --teacher-epochs (20) epochs with 
 random init with --teacher-init random), student MLP 64-32-10 re-initialised from the same
 seed before every run, batch 64, Adam lr 1e-3, KD T=4 alpha=0.9 (loss
 (1-alpha)*CE + alpha*T^2*KL(p_t||p_s)), same epoch count and same data order (a
-torch.Generator seeded with --seed, as mentor's fit does) for every variant.
+torch.Generator seeded with --seed, as mentor's fit does) for every variant. The plain loops
+gather a batch's rows by ``x[idx]`` (``--plain-gather index_select``: as mentor does).
 
 Fairness: mentor's fit evaluates the student on the validation split after every epoch, so
 the plain loops do the same per-epoch validation pass (eval mode, no_grad, arg-max accuracy
@@ -22,19 +23,22 @@ a 16-row validation split to every variant, so the per-epoch evaluation is negli
 both sides. Timed: everything from optimizer creation to the returned model (mentor: the
 whole ``fit`` call, including its teacher-logit precompute for (v); plain (iii): the same
 precompute). Not timed: student init, building the method's objectives / wrapping the
-teacher (done once), and a warm-up round of every variant (--warmup, default 1) that
-absorbs one-time process costs (Accelerator creation, lazy imports, allocator warm-up).
+teacher (done once), and a warm-up round (--warmup, default 1) that absorbs one-time process
+costs (Accelerator creation, lazy imports, allocator warm-up).
 
-Each variant is repeated --reps (7) times in the order i,ii,iv,iii,v,i,ii,... (each mentor
-run right after the plain loop it is compared with); medians are reported, and the RATIO
-lines are the median over rounds of each round's mentor/plain ratio (a paired estimate: the
-two runs of a pair are back to back, so load that drifts over the minutes of the script --
-this project's VM has noisy neighbours -- cancels; the ratio of the medians is printed as
-``RESULT median_ratio_*``). Sanity check, which fails the script (exit 1) when it does not
-hold: mentor and the plain loop do the same work, so (iv) ends with bit-identical weights and
-the same validation accuracy as (ii), and (v) as (iii). Machine-readable lines: ``RESULT name value``
-(medians in seconds, ratios, mentor's overhead per step in microseconds, the plain loops'
-step time, the min-based ratios), and last
+Lockstep: each mentor run (iv, v) goes in lockstep with its plain loop (ii, iii): mentor's
+``fit`` runs an epoch, its ``on_epoch`` callback runs one epoch of the plain loop (a
+generator), and so on; each side's time is summed over its own stretches. Both are timed over
+the same seconds, so a change of the machine's speed during the run (on this project's VM the
+same loop can take half again as long from one minute to the next) falls on both. Odd rounds run the
+plain loop's epoch first and the pairs in reverse order. (i) runs alone. --reps (7) rounds;
+medians are reported, and the RATIO lines are the median over rounds of each round's
+mentor/plain ratio (the ratio of the medians is printed as ``RESULT median_ratio_*``).
+Sanity check, which fails the script (exit 1) when it does not hold: mentor and the plain
+loop do the same work, so (iv) ends with bit-identical weights and the same validation
+accuracy as (ii), and (v) as (iii). Machine-readable lines: ``RESULT name value`` (medians in
+seconds, ratios, mentor's overhead per step in microseconds, the plain loops' step time, the
+min-based ratios), and last
 
     RATIO online_kd <median over rounds of (iv)/(ii)>
     RATIO cached_kd <median over rounds of (v)/(iii)>
@@ -76,7 +80,7 @@ from mentor.methods import get_method  # noqa: E402
 from mentor.models import mlp  # noqa: E402
 from mentor.recipe import TrainSpec  # noqa: E402
 from mentor.teachers import as_teacher  # noqa: E402
-from plain_loops import kd_loss, plain_kd_loop, set_threads, sync, val_accuracy  # noqa: E402
+from plain_loops import index_rows, kd_epochs, kd_loss, set_threads, sync, val_accuracy  # noqa: E402
 
 VARIANTS = ["i", "ii", "iv", "iii", "v"]  # each mentor run right after its plain loop
 LABELS = {
@@ -108,47 +112,64 @@ def plain_student(student, x, y, xv, yv, *, epochs, bs, lr, seed, **_):
     return acc
 
 
-def plain_kd_online(student, x, y, xv, yv, *, teacher, epochs, bs, lr, seed, T, alpha, **_):
+def plain_kd_online_epochs(student, x, y, xv, yv, *, teacher, epochs, bs, lr, seed, T, alpha,
+                           gather=None, **_):
+    """(ii) as a generator: one epoch and its validation per ``next``; rows by ``x[idx]``, or
+    ``gather(x, idx)`` when given."""
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     n = len(x)
-    acc = float("nan")
     student.train()
     for _epoch in range(epochs):
         order = torch.randperm(n, generator=gen).to(x.device)
         for i in range(0, n, bs):
             idx = order[i:i + bs]
-            xb = x[idx]
+            xb = x[idx] if gather is None else gather(x, idx)
             with torch.no_grad():
                 zt = teacher(xb)
-            loss = kd_loss(student(xb), zt, y[idx], T, alpha)
+            loss = kd_loss(student(xb), zt, y[idx] if gather is None else gather(y, idx), T,
+                           alpha)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        acc = val_accuracy(student, xv, yv)
-    return acc
+        yield val_accuracy(student, xv, yv)
 
 
-def plain_kd_cached(student, x, y, xv, yv, *, teacher, epochs, bs, lr, seed, T, alpha, **_):
-    with torch.no_grad():  # the precompute is part of the timed run (as in mentor's fit)
+def plain_kd_cached_epochs(student, x, y, xv, yv, *, teacher, epochs, bs, lr, seed, T, alpha,
+                           gather=None, **_):
+    """(iii) as a generator; the teacher's logits are computed in the first ``next`` (timed,
+    as mentor's fit computes them inside the timed call)."""
+    with torch.no_grad():
         zt_all = teacher(x)
-    return plain_kd_loop(student, x, y, xv, yv, zt_all, epochs=epochs, bs=bs, lr=lr, seed=seed,
-                         T=T, alpha=alpha)
+    yield from kd_epochs(student, x, y, xv, yv, zt_all, epochs=epochs, bs=bs, lr=lr, seed=seed,
+                         T=T, alpha=alpha, gather=gather)
+
+
+def _to_end(epochs_of):
+    def run(*args, **kw):
+        acc = float("nan")
+        for acc in epochs_of(*args, **kw):
+            pass
+        return acc
+    return run
 
 
 def make_mentor(cache: str):
     def run(student, x, y, xv, yv, *, train_split, val_split, mteacher, objectives, epochs,
-            bs, lr, seed, **_):
+            bs, lr, seed, on_epoch=None, **_):
         spec = TrainSpec(epochs=epochs, batch_size=bs, lr=lr, cache_teacher=cache,
                          select="last")
         res = fit(student, train_split, val_split, objectives=objectives, spec=spec,
-                  seed=seed, num_outputs=10, teacher=mteacher)
+                  seed=seed, num_outputs=10, teacher=mteacher, on_epoch=on_epoch)
         return res.history["val_accuracy"][-1]
     return run
 
 
-RUNNERS = {"i": plain_student, "ii": plain_kd_online, "iii": plain_kd_cached,
-           "iv": make_mentor("never"), "v": make_mentor("always")}
+RUNNERS = {"i": plain_student, "ii": _to_end(plain_kd_online_epochs),
+           "iii": _to_end(plain_kd_cached_epochs), "iv": make_mentor("never"),
+           "v": make_mentor("always")}
+PLAIN_EPOCHS = {"ii": plain_kd_online_epochs, "iii": plain_kd_cached_epochs}
+PAIRS = (("ii", "iv", "online"), ("iii", "v", "cached"))  # (plain, mentor, name)
 
 
 # ------------------------------------------------------------------------------- setup
@@ -193,6 +214,9 @@ def main(argv=None) -> int:
                     help="instead of the benchmark, cProfile one mentor run (iv or v) and "
                     "its plain counterpart (ii or iii), sorted by tottime")
     ap.add_argument("--profile-top", type=int, default=35)
+    ap.add_argument("--plain-gather", choices=["index", "index_select"], default="index",
+                    help="how the plain loops gather a batch's rows: x[idx] (default, as most "
+                    "hand-written loops do) or index_select, as mentor does")
     ap.add_argument("--no-loader", dest="loader", action="store_false",
                     help="skip the DataLoader-fed case (benchmarks/loader_kd.py) run last")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (3 epochs, 2 timed "
@@ -228,7 +252,8 @@ def main(argv=None) -> int:
 
     kw = dict(teacher=teacher, mteacher=mteacher, objectives=objectives, train_split=train,
               val_split=val, epochs=args.epochs, bs=args.batch_size, lr=args.lr,
-              seed=args.seed, T=args.temperature, alpha=args.alpha)
+              seed=args.seed, T=args.temperature, alpha=args.alpha,
+              gather=index_rows if args.plain_gather == "index_select" else None)
 
     print(f"torch {torch.__version__}  device={device}  threads={torch.get_num_threads()}  "
           f"interop={torch.get_num_interop_threads()}  python {sys.version.split()[0]}")
@@ -242,6 +267,9 @@ def main(argv=None) -> int:
         print(f"teacher: MLP 64-256-256-10, random init, val acc {t_acc:.3f}")
     print(f"student: MLP 64-32-10, fresh init (seed {args.seed}) per run; Adam lr {args.lr:g},"
           f" {args.epochs} epochs; KD T={args.temperature:g} alpha={args.alpha:g}")
+    print(f"plain loops gather a batch's rows by "
+          f"{'x[idx]' if args.plain_gather == 'index' else 'index_select'} "
+          "(mentor: index_select)")
 
     def run_once(v):
         student = fresh_student(args.seed, device)
@@ -252,24 +280,66 @@ def main(argv=None) -> int:
         sync(device)
         return time.perf_counter() - t, acc, student
 
+    def lockstep(plain_v, mentor_v, plain_first):
+        """mentor's fit and the plain loop, one epoch each in turn (the plain loop's epochs
+        run from mentor's epoch callback); each side's time is summed over its own stretches,
+        so both are timed over the same seconds of the machine."""
+        s_plain, s_mentor = fresh_student(args.seed, device), fresh_student(args.seed, device)
+        epochs = PLAIN_EPOCHS[plain_v](s_plain, x, y, xv, yv, **kw)
+        spent = {"plain": 0.0, "mentor": 0.0, "acc": float("nan")}
+
+        def plain_epoch():
+            sync(device)
+            t = time.perf_counter()
+            spent["acc"] = next(epochs, spent["acc"])
+            sync(device)
+            spent["plain"] += time.perf_counter() - t
+
+        mark = [0.0]
+
+        def on_epoch(_epoch, _metrics):
+            sync(device)
+            spent["mentor"] += time.perf_counter() - mark[0]
+            plain_epoch()
+            mark[0] = time.perf_counter()
+
+        gc.collect()
+        if plain_first:  # the plain loop's epoch k runs before mentor's epoch k
+            plain_epoch()
+        mark[0] = time.perf_counter()
+        acc_m = RUNNERS[mentor_v](s_mentor, x, y, xv, yv, **kw, on_epoch=on_epoch)
+        sync(device)
+        spent["mentor"] += time.perf_counter() - mark[0]
+        return spent["plain"], spent["mentor"], spent["acc"], acc_m, s_plain, s_mentor
+
     if args.profile:
         return profile(args, run_once)
 
     variants = [v for v in args.variants.split(",") if v]
-    print(f"warm-up rounds: {args.warmup}; timed rounds: {args.reps} "
-          f"(order {','.join(variants)} repeated)", flush=True)
-    for _ in range(args.warmup):
-        for v in variants:
+    pairs = [pr for pr in PAIRS if pr[0] in variants and pr[1] in variants]
+    alone = [v for v in variants if not any(v in pr[:2] for pr in pairs)]
+    print(f"warm-up rounds: {args.warmup}; timed rounds: {args.reps} ((i) alone, then each "
+          "mentor run in lockstep with its plain loop, one epoch each in turn)", flush=True)
+    for r in range(args.warmup):
+        for v in alone:
             run_once(v)
+        for plain_v, mentor_v, _ in pairs:
+            lockstep(plain_v, mentor_v, plain_first=bool(r % 2))
 
     times = {v: [] for v in variants}
     accs, models = {}, {}
     t_all = time.perf_counter()
     for r in range(args.reps):
-        for v in variants:
-            dt, acc, student = run_once(v)
+        for v in alone:
+            dt, accs[v], models[v] = run_once(v)
             times[v].append(dt)
-            accs[v], models[v] = acc, student
+        # odd rounds run the pairs in reverse order and the plain loop's epoch first: a
+        # pair's place in the round and the side that goes first in a turn alternate
+        for plain_v, mentor_v, _ in (pairs if r % 2 == 0 else pairs[::-1]):
+            (t_p, t_m, accs[plain_v], accs[mentor_v], models[plain_v],
+             models[mentor_v]) = lockstep(plain_v, mentor_v, plain_first=bool(r % 2))
+            times[plain_v].append(t_p)
+            times[mentor_v].append(t_m)
         print(f"  round {r + 1}/{args.reps}: " +
               "  ".join(f"{v}={times[v][-1]:.3f}s" for v in variants), flush=True)
     print(f"timed rounds took {time.perf_counter() - t_all:.1f}s")
@@ -287,20 +357,19 @@ def main(argv=None) -> int:
     # loss) -> the same accuracy and bit-identical weights; anything else fails the script.
     print()
     failed = []
-    for plain_v, mentor_v, name in (("ii", "iv", "online"), ("iii", "v", "cached")):
-        if plain_v in models and mentor_v in models:
-            pairs = list(zip(models[plain_v].parameters(), models[mentor_v].parameters(),
-                             strict=True))
-            diff = max((a - b).abs().max().item() for a, b in pairs)
-            same = all(torch.equal(a, b) for a, b in pairs)
-            print(f"sanity {name:6s}: final val acc plain {accs[plain_v]:.4f}  mentor "
-                  f"{accs[mentor_v]:.4f}  (|diff| {abs(accs[plain_v] - accs[mentor_v]):.4f});"
-                  f" max |weight diff| {diff:.2e} ({'bit-identical' if same else 'DIFFERENT'})")
-            # accuracies are fractions of the val rows, computed in float32 on one side
-            if not same or abs(accs[plain_v] - accs[mentor_v]) > 0.5 / len(yv):
-                failed.append(f"{name}: ({mentor_v}) and ({plain_v}) end with different "
-                              f"weights (max |diff| {diff:.2e}) or val accuracy "
-                              f"({accs[mentor_v]:.4f} vs {accs[plain_v]:.4f})")
+    for plain_v, mentor_v, name in pairs:
+        pairs_w = list(zip(models[plain_v].parameters(), models[mentor_v].parameters(),
+                           strict=True))
+        diff = max((a - b).abs().max().item() for a, b in pairs_w)
+        same = all(torch.equal(a, b) for a, b in pairs_w)
+        print(f"sanity {name:6s}: final val acc plain {accs[plain_v]:.4f}  mentor "
+              f"{accs[mentor_v]:.4f}  (|diff| {abs(accs[plain_v] - accs[mentor_v]):.4f});"
+              f" max |weight diff| {diff:.2e} ({'bit-identical' if same else 'DIFFERENT'})")
+        # accuracies are fractions of the val rows, computed in float32 on one side
+        if not same or abs(accs[plain_v] - accs[mentor_v]) > 0.5 / len(yv):
+            failed.append(f"{name}: ({mentor_v}) and ({plain_v}) end with different "
+                          f"weights (max |diff| {diff:.2e}) or val accuracy "
+                          f"({accs[mentor_v]:.4f} vs {accs[plain_v]:.4f})")
     if failed:
         print("SANITY FAILED: " + "; ".join(failed) + "; expected bit-identical weights "
               "(mentor and the plain loop do the same work)", file=sys.stderr)
@@ -309,39 +378,37 @@ def main(argv=None) -> int:
     def ratio(a, b):
         return med[a] / med[b] if a in med and b in med else float("nan")
 
+    def paired(a, b):  # the median of the rounds' ratios (each round's pair ran in lockstep)
+        if a not in times or b not in times:
+            return float("nan")
+        return statistics.median(m / p for m, p in zip(times[a], times[b]))
+
     print()
     for a, b, what in (("ii", "i", "online KD cost over student alone"),
-                       ("iii", "i", "cached KD cost over student alone"),
-                       ("iv", "ii", "mentor online KD / plain online KD"),
-                       ("v", "iii", "mentor cached KD / plain cached KD")):
-        extra = ""
-        if a in ("iv", "v") and a in med and b in med:
-            extra = f"   (mentor overhead {1e6 * (med[a] - med[b]) / total_steps:+.1f} us/step)"
-        print(f"({a})/({b}) = {ratio(a, b):.3f}   {what}{extra}")
+                       ("iii", "i", "cached KD cost over student alone")):
+        print(f"({a})/({b}) = {ratio(a, b):.3f}   {what} (ratio of the medians)")
+    for plain_v, mentor_v, name in pairs:
+        over = 1e6 * (med[mentor_v] - med[plain_v]) / total_steps
+        print(f"({mentor_v})/({plain_v}) = {paired(mentor_v, plain_v):.3f}   mentor {name} KD /"
+              f" plain {name} KD, median of the rounds' lockstep ratios (mentor overhead "
+              f"{over:+.1f} us/step)")
     mins = {v: min(ts) for v, ts in times.items()}
-    if all(v in mins for v in ("ii", "iii", "iv", "v")):
-        print(f"(min-based, less sensitive to other load on the machine: online "
-              f"{mins['iv'] / mins['ii']:.3f}, cached {mins['v'] / mins['iii']:.3f})")
-        print(f"RESULT min_online_kd {mins['iv'] / mins['ii']:.3f}")
-        print(f"RESULT min_cached_kd {mins['v'] / mins['iii']:.3f}")
+    for plain_v, mentor_v, name in pairs:
+        print(f"RESULT min_{name}_kd {mins[mentor_v] / mins[plain_v]:.3f}")
     for v in variants:
         print(f"RESULT median_s_{v} {med[v]:.3f}")
         print(f"RESULT us_per_step_{v} {1e6 * med[v] / total_steps:.1f}")
     for a, b in (("ii", "i"), ("iii", "i")):
         if a in med and b in med:
             print(f"RESULT ratio_{a}_{b} {ratio(a, b):.2f}")
-    for a, b, name in (("iv", "ii", "online"), ("v", "iii", "cached")):
-        if a in med and b in med:
-            print(f"RESULT overhead_us_{name} {1e6 * (med[a] - med[b]) / total_steps:.1f}")
+    for plain_v, mentor_v, name in pairs:
+        print(f"RESULT overhead_us_{name} "
+              f"{1e6 * (med[mentor_v] - med[plain_v]) / total_steps:.1f}")
     print(f"RESULT script_s {time.perf_counter() - t_script:.1f}")
-    def paired(a, b):  # the median of the rounds' ratios
-        if a not in times or b not in times:
-            return float("nan")
-        return statistics.median(x / y for x, y in zip(times[a], times[b]))
-    print(f"RESULT median_ratio_online_kd {ratio('iv', 'ii'):.3f}")
-    print(f"RESULT median_ratio_cached_kd {ratio('v', 'iii'):.3f}")
-    print(f"RATIO online_kd {paired('iv', 'ii'):.3f}")
-    print(f"RATIO cached_kd {paired('v', 'iii'):.3f}")
+    for plain_v, mentor_v, name in pairs:
+        print(f"RESULT median_ratio_{name}_kd {ratio(mentor_v, plain_v):.3f}")
+    for plain_v, mentor_v, name in pairs:
+        print(f"RATIO {name}_kd {paired(mentor_v, plain_v):.3f}")
     if args.loader and device == "cpu":  # DataLoader-fed: an image dataset, 2 workers, a CNN
         print("\nDataLoader-fed KD (benchmarks/loader_kd.py):", flush=True)
         return loader_kd.main(["--threads", str(args.threads), "--reps", str(args.reps),

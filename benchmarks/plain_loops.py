@@ -42,20 +42,38 @@ def kd_loss(zs, zt, y, T: float, alpha: float):
     return (1.0 - alpha) * F.cross_entropy(zs, y) + alpha * T * T * kl
 
 
-def plain_kd_loop(student, x, y, xv, yv, zt_all, *, epochs, bs, lr, seed, T, alpha) -> float:
-    """KD, ``(1-alpha)·CE + alpha·T²·KL``, with the teacher logits ``zt_all`` in memory."""
+def index_rows(t, idx):
+    """Rows ``idx`` of ``t`` by ``index_select`` (the same values as ``t[idx]``)."""
+    return t.index_select(0, idx)
+
+
+def kd_epochs(student, x, y, xv, yv, zt_all, *, epochs, bs, lr, seed, T, alpha, gather=None):
+    """KD, ``(1-alpha)·CE + alpha·T²·KL``, with the teacher logits ``zt_all`` in memory:
+    a generator that runs one epoch (and its validation) per ``next`` and yields the
+    validation accuracy (benchmarks that interleave two loops epoch by epoch drive it).
+    A batch's rows are ``t[idx]``, or ``gather(t, idx)`` when given (:func:`index_rows`)."""
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     n = len(x)
-    acc = float("nan")
     student.train()
     for _epoch in range(epochs):
         order = torch.randperm(n, generator=gen).to(x.device)
         for i in range(0, n, bs):
             idx = order[i:i + bs]
-            loss = kd_loss(student(x[idx]), zt_all[idx], y[idx], T, alpha)
+            if gather is None:
+                loss = kd_loss(student(x[idx]), zt_all[idx], y[idx], T, alpha)
+            else:
+                loss = kd_loss(student(gather(x, idx)), gather(zt_all, idx), gather(y, idx), T,
+                               alpha)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        acc = val_accuracy(student, xv, yv)
+        yield val_accuracy(student, xv, yv)
+
+
+def plain_kd_loop(student, x, y, xv, yv, zt_all, **kw) -> float:
+    """:func:`kd_epochs` run to the end; the last epoch's validation accuracy."""
+    acc = float("nan")
+    for acc in kd_epochs(student, x, y, xv, yv, zt_all, **kw):
+        pass
     return acc

@@ -22,9 +22,9 @@ def wall(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def _script(path: str, quick: bool) -> tuple[dict[str, str], float]:
+def _script(path: str, quick: bool, *args: str) -> tuple[dict[str, str], float]:
     t0 = time.perf_counter()
-    out = run_script(path, *(["--quick"] if quick else []))
+    out = run_script(path, *args, *(["--quick"] if quick else []))
     secs = time.perf_counter() - t0
     values = result_lines(out)
     values.update(result_lines(out, "RATIO"))
@@ -70,8 +70,18 @@ def label_throughput(quick: bool) -> dict[str, str]:
     }
 
 
+def kd_overhead_same_gather(quick: bool) -> dict[str, str]:
+    """The lockstep ratios with the plain loops gathering rows by ``index_select``, as mentor
+    does: what is left is mentor's own per-step work."""
+    r, secs = _script("benchmarks/kd_overhead.py", quick, "--plain-gather", "index_select",
+                      "--no-loader")
+    return {"online": f"{r['online_kd']} ×", "cached": f"{r['cached_kd']} ×",
+            "overhead.online": f"{float(r['overhead_us_online']):+.0f} µs",
+            "overhead.cached": f"{float(r['overhead_us_cached']):+.0f} µs", "wall": wall(secs)}
+
+
 measurement("kd-overhead", about="`benchmarks/kd_overhead.py` (digits, 100 epochs, medians of "
-            "7 interleaved rounds, 1 thread): plain loops vs mentor, seconds, ratios, overhead "
+            "7 lockstep rounds, 1 thread): plain loops vs mentor, seconds, ratios, overhead "
             "per step; the DataLoader-fed case (3x32x32 images, 2 workers, CNN); wall time "
             "(machine timings)", ci="quick", minutes=2)(kd_overhead)
 def stream_memory(quick: bool) -> dict[str, str]:
@@ -81,6 +91,9 @@ def stream_memory(quick: bool) -> dict[str, str]:
             "target": "meets" if float(r["stream_rss"]) <= 1.2 else "misses", "wall": wall(secs)}
 
 
+measurement("kd-overhead-same-gather", about="`benchmarks/kd_overhead.py --plain-gather "
+            "index_select --no-loader`: the lockstep ratios when the plain loops gather rows "
+            "as mentor does (machine timings)", ci="quick", minutes=2)(kd_overhead_same_gather)
 measurement("stream-memory", about="`benchmarks/stream_memory.py` (KD from a file of 3x32x32 "
             "images read row by row, 20,000 and 200,000 rows): peak resident memory of each, "
             "their ratio, wall time", ci="quick", minutes=1)(stream_memory)

@@ -60,13 +60,13 @@ def evaluate(model: nn.Module, x, y: Tensor, accelerator=None,
         if teacher_logits is not None:
             agree = task.correct(logits, teacher_logits[lo:hi]).sum()
     state = task.metric_state(logits, task.take(y, slice(lo, hi)) if hi > lo else None)
-    # the task's summable state, then the rows and the agreement count, of every shard
-    sums = torch.cat([state.to(torch.float64),
-                      torch.tensor([float(hi - lo), float(agree)], dtype=torch.float64)])
-    if world > 1:
+    n, agree = float(hi - lo), float(agree)
+    if world > 1:  # the task's summable state, the rows and the agreement count of every shard
+        sums = torch.cat([state.to(torch.float64),
+                          torch.tensor([n, agree], dtype=torch.float64)])
         sums = accelerator.reduce(sums.to(y.device), reduction="sum").cpu()
-    n, agree = float(sums[-2]), float(sums[-1])
-    out = {task.metric: task.metric_value(sums[:-2]), "n": int(n)}
+        state, n, agree = sums[:-2], float(sums[-2]), float(sums[-1])
+    out = {task.metric: task.metric_value(state), "n": int(n)}
     if teacher_logits is not None:
         out["teacher_agreement"] = agree / max(n, 1.0)
     return out

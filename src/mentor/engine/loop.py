@@ -20,7 +20,6 @@ each step's row ids itself, so the batches, their views and a resume are the sam
 from __future__ import annotations
 
 import collections
-import contextlib
 import copy
 import math
 from dataclasses import dataclass, field, replace
@@ -466,9 +465,15 @@ class RowFeed:
             p.order = tr.data.rows.order(tr.gen)  # a permutation (a stream: within windows)
         order_dev = p.order.to(tr.device)
         first, start = p.batch, p.step
+        source = tr.data.rows
+        if source.in_memory is not None:  # inputs in a tensor: each step indexes them
+            for b in range(first, tr.steps_per_epoch):
+                rows = _draw_rows(tr, start + b - first, b, order_dev)
+                yield [_row_step(tr, p, epoch, rows, source.take(rows.idx))]
+            return
         drawn = (_draw_rows(tr, start + b - first, b, order_dev)
                  for b in range(first, tr.steps_per_epoch))
-        for rows, x_rows in _RowsAndInputs(drawn, tr.data.rows):
+        for rows, x_rows in _RowsAndInputs(drawn, source):  # a reader fetches ahead
             yield [_row_step(tr, p, epoch, rows, x_rows)]
 
     def validate(self, model: nn.Module) -> float:
@@ -611,19 +616,11 @@ def _optimize(tr: _Training, p: _Progress, micro: Sequence[Callable], epoch: int
     if not micro:  # nothing to learn from this step: no gradient, the step changes nothing
         tr.optimizer.zero_grad(set_to_none=True)
     for i, part in enumerate(micro):
-        with _no_sync(tr, i < last):
-            loss, value, on_fault = part()
-            value = value.item()  # one read per micro-batch: the exact step of a NaN/inf
-            if not math.isfinite(value):
-                if tr.world == 1:
-                    on_fault()
-                fault = fault or on_fault
-            if i == 0:  # after the check: a fault report reads the last step's gradients
-                tr.optimizer.zero_grad(set_to_none=True)
-            if tr.plain:
-                loss.backward()
-            else:
-                tr.acc.backward(loss)
+        if i < last and tr.world > 1 and tr.model is not tr.raw_model:
+            with tr.model.no_sync():  # the next micro-batch's backward synchronizes
+                value, fault = _micro_step(tr, i, part, fault)
+        else:
+            value, fault = _micro_step(tr, i, part, fault)
         total += value
     if tr.world > 1:
         total = _step_across_processes(tr, p, total, fault)
@@ -641,12 +638,22 @@ def _optimize(tr: _Training, p: _Progress, micro: Sequence[Callable], epoch: int
     return total
 
 
-def _no_sync(tr: _Training, defer: bool):
-    """DDP's ``no_sync`` for a micro-batch whose gradients the next one's backward will
-    synchronize; nothing otherwise."""
-    if defer and tr.world > 1 and tr.model is not tr.raw_model:
-        return tr.model.no_sync()
-    return contextlib.nullcontext()
+def _micro_step(tr: _Training, i: int, part: Callable, fault):
+    """One micro-batch's forward pass, loss and backward; returns its value and the step's
+    fault so far (a non-finite value raises here in one process)."""
+    loss, value, on_fault = part()
+    value = value.item()  # one read per micro-batch: the exact step of a NaN/inf
+    if not math.isfinite(value):
+        if tr.world == 1:
+            on_fault()
+        fault = fault or on_fault
+    if i == 0:  # after the check: a fault report reads the last step's gradients
+        tr.optimizer.zero_grad(set_to_none=True)
+    if tr.plain:
+        loss.backward()
+    else:
+        tr.acc.backward(loss)
+    return value, fault
 
 
 def _step_across_processes(tr: _Training, p: _Progress, total: float, fault) -> float:

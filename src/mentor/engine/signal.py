@@ -59,8 +59,8 @@ class TeacherSignal:
         cached = self.cached
         if cached is not None and view is None:
             if type(cached) is dict:
-                return {k: v[index] for k, v in cached.items()}
-            return cached[index]
+                return {k: v.index_select(0, index) for k, v in cached.items()}
+            return cached.index_select(0, index)
         with torch.no_grad():
             at_view = self.hooks.logits_at_view
             if view is not None and at_view is not None:  # a store looks the view up

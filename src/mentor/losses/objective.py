@@ -71,11 +71,6 @@ class Objective:
                  batch: Batch, scale: float = 1.0) -> Tensor:
         """``scale`` times the objective's value (the weighted sum passes the weight: a
         loss's fused mean takes it into its own scalar factor)."""
-        value, scaled = self._value(outputs, targets, batch, scale)
-        return value if scaled or scale == 1.0 else scale * value
-
-    def _value(self, outputs, targets, batch, scale) -> tuple[Tensor, bool]:
-        """(value, whether ``scale`` is already in it)."""
         logits = outputs[self.on] if type(outputs) is dict else outputs
         if self.self_target:
             t_logits = outputs["logits" if self.against == "head:logits"
@@ -92,9 +87,15 @@ class Objective:
         selects = self.rows != "all" and (batch.labeled is not None or self.rows == "unlabeled")
         if mask is None and weight is None and not selects:
             labels = batch.y if self.rows == "labeled" or targets is None else targets.labels
-            if self.mean_fn is not None:
-                return self.mean_fn(logits, t_logits, labels, scale=scale, **self.params), True
-            return self.fn(logits, t_logits, labels, **self.params).mean(), False
+            if self.mean_fn is not None:  # the mean in one fused call, scaled inside
+                return self.mean_fn(logits, t_logits, labels, scale=scale, **self.params)
+            value = self.fn(logits, t_logits, labels, **self.params).mean()
+        else:
+            value = self._masked(logits, t_logits, targets, batch, mask, weight, selects)
+        return value if scale == 1.0 else scale * value
+
+    def _masked(self, logits, t_logits, targets, batch, mask, weight, selects) -> Tensor:
+        """The mean over the selected rows, weighted per row and masked by a refiner."""
         if selects:
             if batch.labeled is None:  # every row is labeled
                 sel = torch.zeros(len(logits), dtype=torch.bool, device=logits.device)
@@ -118,11 +119,11 @@ class Objective:
         if mask is not None:
             m = mask.to(values.dtype)
             if self.normalize == "rows":
-                return (values * m).sum() / max(len(values), 1), False
-            return (values * m).sum() / m.sum().clamp_min(1.0), False
+                return (values * m).sum() / max(len(values), 1)
+            return (values * m).sum() / m.sum().clamp_min(1.0)
         if values.numel() == 0:
-            return values.sum(), False
-        return values.mean(), False
+            return values.sum()
+        return values.mean()
 
     def describe(self) -> str:
         ps = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
@@ -137,7 +138,7 @@ def weighted_sum(objectives: Sequence[Objective], outputs: Tensor | dict[str, Te
     weight 0 at this epoch is not computed; with none left, a zero that keeps the graph)."""
     total = None
     for obj in objectives:
-        w = obj.weight_at(epoch)
+        w = obj.weight_at(epoch) if obj.warmup_epochs > 0 else obj.weight
         if w == 0.0:
             continue
         term = obj(outputs, targets, batch, w)

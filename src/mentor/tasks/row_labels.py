@@ -34,7 +34,7 @@ class RowLabels:
 
     def take(self, y: Tensor, ids: Tensor | slice) -> Tensor:
         """The labels of rows ``ids`` (sample ids, or a slice of a split's rows)."""
-        return y[ids]
+        return y[ids] if type(ids) is slice else y.index_select(0, ids)
 
     def hide(self, y: Tensor, seen: Tensor) -> Tensor:
         """``y`` with the rows not in ``seen`` (a boolean per row) marked unseen."""
@@ -60,7 +60,8 @@ class RowLabels:
 
     def metric_value(self, state: Tensor) -> float:
         """The metric from every shard's summed state: the mean per-row score."""
-        return float(state[0]) / max(float(state[1]), 1.0)
+        total, rows = state.tolist()
+        return total / max(rows, 1.0)
 
     def same(self, labels: Tensor, truth: Tensor) -> Tensor:
         """Per row: ``labels`` equal ``truth`` wherever ``truth`` is seen (``>= 0``)."""
