@@ -379,9 +379,10 @@ def selector_needs_teacher(selector: Any) -> bool:
 
 class RowSource(Protocol):
     """A split's inputs by stable sample id ``0..len-1`` (:mod:`mentor.data.rows`: a tensor in
-    memory, or a map-style dataset read through a DataLoader). The engine draws each step's
-    ids itself (order, streams, views and resume index by id) and asks the source for their
-    inputs; a source only reads."""
+    memory, named tensors in memory, a map-style dataset read through a DataLoader, or a
+    stream). The engine draws each step's ids itself (order, streams, views and resume index
+    by id) and asks the source for their inputs; a source only reads. A batch's inputs are a
+    tensor or named tensors (a dict), which the task adapter passes to the model."""
 
     def __len__(self) -> int: ...
 
@@ -404,8 +405,8 @@ class RowSource(Protocol):
         every row, or -- a stream without random access -- one that shuffles only within
         windows of consecutive rows, so reading in that order is one pass."""
 
-    def take(self, ids: Tensor) -> Tensor:
-        """The inputs of rows ``ids``, stacked."""
+    def take(self, ids: Tensor) -> Tensor | dict[str, Tensor]:
+        """The inputs of rows ``ids``, stacked (each named tensor's rows, for named inputs)."""
 
     def batches(self, ids: Any) -> Any:
         """The inputs of each id batch of the iterable ``ids``, in order (an iterator; a

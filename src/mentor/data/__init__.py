@@ -7,11 +7,11 @@ from . import augment  # noqa: F401  (registers shift, flip, noise, mask, cutout
 from ..errors import DataError
 from .arrays import ArrayData, validate_arrays
 from .generated import append_unlabeled, with_generated
-from .rows import DatasetRows, StreamRows, TensorRows
+from .rows import DatasetRows, NamedRows, StreamRows, TensorRows
 from .sources import load_source
 from .splits import Split, Splits, make_splits
 
-__all__ = ["ArrayData", "DatasetRows", "Split", "Splits", "StreamRows", "TensorRows",
+__all__ = ["ArrayData", "DatasetRows", "NamedRows", "Split", "Splits", "StreamRows", "TensorRows",
            "from_arrays", "from_datasets", "load_source", "make_splits", "validate_arrays",
            "load", "with_generated"]
 

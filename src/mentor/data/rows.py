@@ -10,6 +10,9 @@ seed, same order, same views) -- only where the bytes come from differs.
 
 - :class:`TensorRows`: indexing a tensor (the fast path: no DataLoader, no worker, no
   collation; what a hand-written PyTorch loop over in-memory data costs).
+- :class:`NamedRows`: named tensors in memory (``{"input_ids": ..., "attention_mask": ...}``);
+  a batch is the dict of each tensor's rows, which the task passes to the model as keyword
+  arguments (a Hugging Face model's inputs).
 - :class:`DatasetRows`: ``dataset[i]`` for each id, read by DataLoader workers ahead of the
   step that needs them (``num_workers``, ``pin_memory``, ``prefetch_factor``); items are an
   input tensor or an ``(input, label, ...)`` tuple (the label is read from the split's ``y``,
@@ -31,7 +34,8 @@ from torch import Tensor
 
 from ..errors import MentorError
 
-__all__ = ["DatasetRows", "StreamRows", "TensorRows", "as_rows", "read_chunks"]
+__all__ = ["DatasetRows", "NamedRows", "StreamRows", "TensorRows", "as_rows", "device_of",
+           "read_chunks"]
 
 
 class TensorRows:
@@ -70,6 +74,60 @@ class TensorRows:
         x = self.x
         for i in ids:
             yield x.index_select(0, i)
+
+
+class NamedRows:
+    """Inputs as named tensors held in memory: ``{name: (N, ...)}``, every tensor with the same
+    ``N`` rows (a tokenizer's ``input_ids`` and ``attention_mask``). A batch is
+    ``{name: tensor[ids]}``; the task adapter calls the model with it as keyword arguments.
+    Augmentations and mixers transform one input tensor, so a run on named inputs takes none."""
+
+    random_access = True  # any row, in any order
+
+    def __init__(self, x: dict[str, Tensor]):
+        if not x:
+            raise MentorError("named inputs need at least one tensor, got an empty dict; "
+                              "expected {name: tensor of shape (rows, ...)}")
+        sizes = {}
+        for name, t in x.items():
+            if not isinstance(name, str) or not isinstance(t, Tensor) or t.ndim == 0:
+                raise MentorError(f"named input {name!r} is a {type(t).__name__}"
+                                  f"{' of 0 dimensions' if isinstance(t, Tensor) else ''}; "
+                                  "expected a tensor of shape (rows, ...) under a string name")
+            sizes[name] = len(t)
+        if len(set(sizes.values())) > 1:
+            raise MentorError(f"named inputs have different row counts {sizes}; expected the "
+                              "same number of rows in every tensor")
+        self.x = dict(x)
+        self.n = next(iter(sizes.values()))
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``()``: named inputs have no one row layout (no augmentation applies)."""
+        return ()
+
+    @property
+    def in_memory(self) -> None:
+        """``None``: the inputs are not one tensor (parts that read every input up front
+        want one)."""
+        return None
+
+    def to(self, device: Any) -> "NamedRows":
+        return NamedRows({k: v.to(device) for k, v in self.x.items()})
+
+    def order(self, generator: torch.Generator) -> Tensor:
+        """An epoch's row order: a permutation of every row."""
+        return torch.randperm(self.n, generator=generator)
+
+    def take(self, ids: Tensor) -> dict[str, Tensor]:
+        return {k: v.index_select(0, ids) for k, v in self.x.items()}
+
+    def batches(self, ids: Iterable[Tensor]) -> Iterator[dict[str, Tensor]]:
+        for i in ids:
+            yield self.take(i)
 
 
 def _input_of(item: Any) -> Tensor:
@@ -261,15 +319,24 @@ class StreamRows(_ReadRows):
         return torch.tensor([_item_label(item) for item in self._items()], dtype=torch.long)
 
 
-def as_rows(x) -> TensorRows | DatasetRows | StreamRows:
-    """A split's ``x`` as a row source (a tensor becomes :class:`TensorRows`)."""
-    if isinstance(x, (TensorRows, DatasetRows, StreamRows)):
+def as_rows(x) -> TensorRows | NamedRows | DatasetRows | StreamRows:
+    """A split's ``x`` as a row source (a tensor becomes :class:`TensorRows`, a dict of
+    tensors :class:`NamedRows`)."""
+    if isinstance(x, (TensorRows, NamedRows, DatasetRows, StreamRows)):
         return x
     if isinstance(x, Tensor):
         return TensorRows(x)
+    if isinstance(x, dict):
+        return NamedRows(x)
     raise MentorError(f"training inputs of type {type(x).__name__} are not supported; "
-                      "expected a tensor, mentor.data.DatasetRows or mentor.data.StreamRows")
+                      "expected a tensor, a dict of named tensors, mentor.data.DatasetRows or "
+                      "mentor.data.StreamRows")
 
+
+
+def device_of(inputs: Tensor | dict[str, Tensor]) -> torch.device:
+    """Where a batch's inputs are (one tensor, or named tensors)."""
+    return (next(iter(inputs.values())) if type(inputs) is dict else inputs).device
 
 
 def read_chunks(rows, lo: int, hi: int, chunk: int = 4096) -> Iterator[tuple[Tensor, Tensor]]:

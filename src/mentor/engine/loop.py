@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ..contracts import (Batch, Refiner, RefinerHooks, TaskAdapter, Targets, TeacherHooks,
                          TeacherUpdater, UpdaterHooks, takes_labels)
 from ..data.augment import Augment, role_generator
-from ..data.rows import as_rows
+from ..data.rows import NamedRows, as_rows
 from ..data.splits import Split
 from ..errors import MentorError, TrainingFault
 from ..models.taps import Tap, TappedStudent, TappedTeacher, tapped_shapes
@@ -301,6 +301,12 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
     tr.mixer, tr.batch_mixer, tr.sampler, tr.monitor, tr.ahead = (mixer, batch_mixer, sampler,
                                                                    monitor, ahead)
     tr.pipes = pipelines(augment, spec, data.input_shape)
+    if isinstance(rows, NamedRows) and (tr.pipes or views is not None or mixer is not None
+                                        or batch_mixer is not None):
+        raise MentorError(f"the training inputs are named tensors ({', '.join(rows.x)}), but "
+                          "this method augments or mixes its inputs, which needs one input "
+                          "tensor; expected a method without views or mixing (e.g. kd) or "
+                          "inputs as one tensor")
     tr.autocast = acc.autocast if spec.mixed_precision != "no" else None
     tr.with_labels = takes_labels(student)
     tr.g_batch = spec.batch_size * acc.num_processes

@@ -10,6 +10,11 @@ from ..registry import TASKS
 from .row_labels import RowLabels
 
 
+def _rows(x: Tensor | dict[str, Tensor]) -> int:
+    """Rows of a batch's inputs: a tensor's first dimension, or a named tensor's."""
+    return len(next(iter(x.values())) if type(x) is dict else x)
+
+
 class Classification(RowLabels):
     """The classification task adapter (the contract :class:`mentor.contracts.TaskAdapter`):
     a row's label is its class, ``-1`` where unseen; outputs are class logits."""
@@ -18,25 +23,28 @@ class Classification(RowLabels):
     metric = "accuracy"
     higher_is_better = True
 
-    def num_outputs(self, model: nn.Module, example: Tensor) -> int:
-        """Number of classes ``model`` outputs, checked on two example rows."""
+    def num_outputs(self, model: nn.Module, example: Tensor | dict[str, Tensor]) -> int:
+        """Number of classes ``model`` outputs, checked on the example rows (a tensor or
+        named tensors; the engine passes two)."""
         with torch.no_grad():
             was = model.training
             model.eval()
-            out = self.forward(model, example[:2])
+            out = self.forward(model, example)
             model.train(was)
-        if out.ndim != 2 or out.shape[0] != len(example[:2]):
-            raise MentorError(f"student outputs shape {tuple(out.shape)} for "
-                              f"{len(example[:2])} samples; expected (samples, classes)")
+        n = _rows(example)
+        if out.ndim != 2 or out.shape[0] != n:
+            raise MentorError(f"student outputs shape {tuple(out.shape)} for {n} samples; "
+                              "expected (samples, classes)")
         return int(out.shape[-1])
 
-    def check(self, model: nn.Module, teacher, example: Tensor, num_classes: int) -> None:
+    def check(self, model: nn.Module, teacher, example: Tensor | dict[str, Tensor],
+              num_classes: int) -> None:
         """The student (and teacher) must output ``num_classes`` logits per sample."""
         got = self.num_outputs(model, example)
+        n = _rows(example)
         if got != num_classes:
-            raise MentorError(f"student outputs shape ({len(example[:2])}, {got}) for "
-                              f"{len(example[:2])} samples; expected ({len(example[:2])}, "
-                              f"{num_classes}) for {num_classes} classes")
+            raise MentorError(f"student outputs shape ({n}, {got}) for {n} samples; expected "
+                              f"({n}, {num_classes}) for {num_classes} classes")
         if teacher is not None and teacher.num_classes != num_classes:
             raise MentorError(f"teacher outputs {teacher.num_classes} classes but the student "
                               f"and data have {num_classes}; expected the same number")

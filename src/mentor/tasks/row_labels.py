@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..contracts import Batch
+from ..models.call import call_model
 
 UNSEEN = -1  # the label value of a row (or position) no loss or metric may read
 
@@ -26,11 +27,9 @@ class RowLabels:
     def forward(self, model, x, y: Tensor | None = None) -> Tensor:
         """The model's outputs on a batch's inputs ``x``: ``model(x)``; ``model(x, y)`` for a
         model that reads the labels as input (a label-assisted teacher); ``model(**x)`` for
-        named tensors (a dict), a Hugging Face output's ``.logits`` unwrapped."""
-        if type(x) is dict:
-            out = model(**x)
-            return out.logits if hasattr(out, "logits") else out
-        return model(x) if y is None else model(x, y)
+        named tensors (a dict), a Hugging Face output's ``.logits`` unwrapped
+        (:func:`mentor.models.call.call_model`)."""
+        return call_model(model, x, y)
 
     def take(self, y: Tensor, ids: Tensor | slice) -> Tensor:
         """The labels of rows ``ids`` (sample ids, or a slice of a split's rows)."""

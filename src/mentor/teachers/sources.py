@@ -11,13 +11,15 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, MentorError
+from ..models.call import call_model
 from .committee import CommitteeTeacher
 
 _LOG_FLOOR = math.log(1e-8)
 
 
 class ModuleTeacher:
-    """A frozen ``torch.nn.Module`` teacher, always evaluated in eval mode."""
+    """A frozen ``torch.nn.Module`` teacher, always evaluated in eval mode; called on a
+    tensor, or with named tensors as keyword arguments (:func:`~mentor.models.call.call_model`)."""
 
     def __init__(self, module: nn.Module, num_classes: int, description: str = "module"):
         self.module = module.eval()
@@ -26,9 +28,9 @@ class ModuleTeacher:
         self.num_classes = int(num_classes)
         self.description = description
 
-    def logits(self, x: Tensor) -> Tensor:
+    def logits(self, x: Tensor | dict[str, Tensor]) -> Tensor:
         with torch.no_grad():
-            return self.module(x)
+            return call_model(self.module, x)
 
     def to(self, device) -> "ModuleTeacher":
         self.module.to(device)
@@ -49,9 +51,9 @@ class LiveTeacher:
         self.num_classes = int(num_classes)
         self.description = "the student itself (no gradient)"
 
-    def logits(self, x: Tensor) -> Tensor:
+    def logits(self, x: Tensor | dict[str, Tensor]) -> Tensor:
         with torch.no_grad():
-            return self.module(x)
+            return call_model(self.module, x)
 
 
 class EnsembleTeacher(CommitteeTeacher):
