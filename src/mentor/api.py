@@ -2,10 +2,10 @@
 
 >>> import mentor, torch
 >>> splits = mentor.load_data("iris")
->>> student = torch.nn.Linear(4, 3)
 >>> from sklearn.linear_model import LogisticRegression
 >>> teacher = LogisticRegression(max_iter=500).fit(splits.train.x.numpy(), splits.train.y.numpy())
->>> d = mentor.Distiller(student, teacher, method="kd", temperature=2.0, epochs=5)
+>>> d = mentor.Distiller(lambda: torch.nn.Linear(4, 3), teacher, method="kd", temperature=2.0,
+...                      epochs=5, seed=1)
 >>> result = d.fit(splits)
 >>> 0.0 <= d.evaluate(splits)["accuracy"] <= 1.0
 True
@@ -13,8 +13,9 @@ True
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -32,9 +33,24 @@ from .teachers import as_teacher
 class Distiller:
     """A student, a teacher, a registered method and its parameters.
 
+    ``student``: a zero-argument callable that builds the student (a factory: ``MyNet``,
+    ``lambda: MyNet(width=32)``), called under ``torch.manual_seed(seed)`` at each
+    :meth:`fit` -- as ``mentor run`` builds its students -- so fits with the same ``seed``
+    start from the same weights and a mean over seeds covers the initialisation (the
+    caller's torch RNG state is left as it was); or a ``torch.nn.Module``, trained from the
+    weights it has (they are yours, pretrained or not: ``seed`` does not set them, and a
+    warning says so for a ``seed`` other than 0; a second :meth:`fit` continues from the
+    weights the first one left, with a warning).
     ``teacher``: a ``torch.nn.Module``, an object with ``predict_proba`` (a fitted
     scikit-learn classifier), a list of those (ensemble, averaged probabilities) or a
     mentor teacher; ``None`` for methods that need none (``scratch``).
+    ``teacher_inputs``: the preprocessing your teacher (module or ``predict_proba`` model)
+    was trained with, when the splits are standardized: ``"raw"`` (it is given each row as
+    ``x * std + mean``, the features before standardization) or ``"standardized"`` (the
+    splits' rows as they are). ``None`` (default): the splits say -- ``"raw"`` for
+    :func:`mentor.data.from_arrays` (you hold the raw arrays), ``"standardized"`` for
+    :func:`mentor.load_data` (you trained on ``splits.train.x``). Mentor teachers (a label
+    store, a checkpoint teacher) always take the splits' rows.
     Training options are those of the recipe's ``train`` section (``epochs``, ``lr``, ...);
     every other keyword is a parameter of the method (``temperature``, ``alpha``, ...).
     ``refiners`` and ``updater`` add parts to the method's plan: part objects, or registered
@@ -43,8 +59,16 @@ class Distiller:
     ``updater``, names and dicts are the composition's parts, as in a recipe.
     """
 
-    def __init__(self, student: nn.Module, teacher: Any = None, method: str = "kd", *,
-                 seed: int = 0, refiners=(), updater=None, **options: Any):
+    def __init__(self, student: nn.Module | Callable[[], nn.Module], teacher: Any = None,
+                 method: str = "kd", *, seed: int = 0, refiners=(), updater=None,
+                 teacher_inputs: str | None = None, **options: Any):
+        if teacher_inputs not in (None, "raw", "standardized"):
+            raise MentorError(f"teacher_inputs must be 'raw', 'standardized' or None, got "
+                              f"{teacher_inputs!r}")
+        if not isinstance(student, nn.Module) and not callable(student):
+            raise MentorError(f"student of type {type(student).__name__} is not supported; "
+                              "expected a torch.nn.Module or a zero-argument callable that "
+                              "builds one")
         train_fields = set(TrainSpec.model_fields) - {"seeds"}
         train_opts = {k: v for k, v in options.items() if k in train_fields}
         method_params = {k: v for k, v in options.items() if k not in train_fields}
@@ -52,20 +76,48 @@ class Distiller:
         self.method = get_method(method)
         refiners, updater = _named_parts(self.method, refiners, updater, method_params)
         self.plan = self.method.plan(**method_params)
-        self.student = student
-        self.model = student  # what is trained and predicts; a method may wrap it in fit
+        self.factory = None if isinstance(student, nn.Module) else student
+        if self.factory is None and seed != 0:
+            warnings.warn(f"Distiller: seed={seed} does not set the weights of the student "
+                          f"module you passed (they are trained as they are); pass a factory, "
+                          f"e.g. student=lambda: {type(student).__name__}(...), to build the "
+                          f"student under the seed", UserWarning, stacklevel=_stacklevel(self))
+        self.student = None if self.factory is not None else student  # built by fit
+        self.model = self.student  # what is trained and predicts; a method may wrap it in fit
         self.teacher_source = teacher
+        self.teacher_inputs = teacher_inputs
         self.seed = seed
         self.refiners = refiners
         self.updater = updater
         self.result: FitResult | None = None
 
+    def teacher_for(self, data: Splits) -> Any:
+        """The teacher as training calls it on ``data``'s rows: your model wrapped as a mentor
+        teacher (:func:`mentor.teachers.as_teacher`), in a
+        :class:`~mentor.teachers.RawInputTeacher` when it takes raw inputs
+        (``teacher_inputs``) and the splits are standardized; ``None`` without a teacher."""
+        return None if self.teacher_source is None else self._teacher(data)
+
+    def _teacher(self, data: Splits) -> Any:
+        inputs = self.teacher_inputs or getattr(data, "teacher_inputs", "standardized")
+        stats = ((data.mean, data.std) if inputs == "raw" and data.mean is not None
+                 else None)
+        return as_teacher(self.teacher_source, data.num_classes, unstandardize=stats)
+
     def fit(self, data: Splits, *, checkpoint_dir: str | Path | None = None,
             resume: bool = False, max_steps: int | None = None) -> FitResult:
-        """Train the student on ``data`` (train split; validation split for model selection)."""
+        """Train the student on ``data`` (train split; validation split for model selection).
+        A factory student is built afresh, under ``torch.manual_seed(seed)``."""
         teacher = None
         if self.plan.needs_teacher:
-            teacher = as_teacher(self.teacher_source, data.num_classes)
+            teacher = self._teacher(data)
+        if self.factory is not None:
+            self.student = _built(self.factory, self.seed)
+        elif self.result is not None and not resume:
+            warnings.warn("Distiller.fit: the student module was trained by an earlier fit "
+                          "and continues from those weights; pass a factory (e.g. "
+                          f"student=lambda: {type(self.student).__name__}(...)) to start each "
+                          "fit from fresh weights", UserWarning, stacklevel=2)
         self.result = self.plan.fit(
             self.student, data.train, data.val, spec=self.spec, seed=self.seed,
             num_outputs=data.num_classes, teacher=teacher, input_shape=data.input_shape,
@@ -77,6 +129,7 @@ class Distiller:
 
     def evaluate(self, data: Splits, split: str = "test") -> dict[str, float]:
         """Accuracy of the trained student on one split (gathered over processes)."""
+        self._check_trained("evaluate")
         acc = get_accelerator(self.spec.mixed_precision)
         part = getattr(data, split)
         return evaluate(self.model, part.x.to(acc.device), part.y.to(acc.device), acc)
@@ -84,6 +137,7 @@ class Distiller:
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities of the trained student for inputs ``x``."""
+        self._check_trained("predict_proba")
         self.model.eval()
         return torch.softmax(self.model(x), dim=-1)
 
@@ -108,8 +162,7 @@ class Distiller:
         """
         from .engine.checkpoint import save_weights
         from .models.heads import for_export
-        if self.result is None:
-            raise MentorError("save: the student is not trained yet; call fit(data) first")
+        self._check_trained("save")
         saved, wrapper = for_export(self.model)
         meta = {"mentor.method": self.method.name, "mentor.method_description":
                 self.plan.description, "mentor.seed": self.seed,
@@ -118,6 +171,10 @@ class Distiller:
             meta["mentor.wrapper"] = wrapper
         save_weights(Path(path), saved, meta)
         return Path(path)
+
+    def _check_trained(self, what: str) -> None:
+        if self.model is None or (what == "save" and self.result is None):
+            raise MentorError(f"{what}: the student is not trained yet; call fit(data) first")
 
 
 class SemiSupervised(Distiller):
@@ -137,9 +194,28 @@ class SemiSupervised(Distiller):
     True
     """
 
-    def __init__(self, student: nn.Module, method: str = "fixmatch", *, teacher: Any = None,
-                 **options: Any):
+    def __init__(self, student: nn.Module | Callable[[], nn.Module], method: str = "fixmatch",
+                 *, teacher: Any = None, **options: Any):
         super().__init__(student, teacher, method, **options)
+
+
+def _stacklevel(distiller: Distiller) -> int:
+    """The warning's stack level that names the caller's line (one more through
+    :class:`SemiSupervised`)."""
+    return 3 if isinstance(distiller, SemiSupervised) else 2
+
+
+def _built(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``factory()`` under ``torch.manual_seed(seed)`` (as ``mentor run`` builds a student),
+    the caller's torch RNG state left as it was."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        student = factory()
+    if not isinstance(student, nn.Module):
+        raise MentorError(f"student: the factory returned a {type(student).__name__}; expected "
+                          "a torch.nn.Module")
+    return student
 
 
 def _named_parts(method, refiners, updater, method_params: dict) -> tuple[list, Any]:

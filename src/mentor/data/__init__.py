@@ -1,5 +1,7 @@
 """Data: embedded data sets by name, user files (.npz, .csv), stratified splits."""
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -9,7 +11,7 @@ from .arrays import ArrayData, validate_arrays
 from .generated import append_unlabeled, with_generated
 from .rows import DatasetRows, NamedRows, StreamRows, TensorRows
 from .sources import load_source
-from .splits import Split, Splits, make_splits
+from .splits import Split, Splits, make_splits, splits_at
 
 __all__ = ["ArrayData", "DatasetRows", "NamedRows", "Split", "Splits", "StreamRows", "TensorRows",
            "from_arrays", "from_datasets", "load_source", "make_splits", "validate_arrays",
@@ -37,12 +39,21 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
 def from_arrays(x, y, *, unlabeled=None, name: str = "arrays", num_classes: int | None = None,
                 input_shape: tuple[int, ...] | None = None, class_names=(),
                 val_fraction: float = 0.2, test_fraction: float = 0.2, split_seed: int = 0,
-                standardize: bool = True) -> Splits:
+                standardize: bool = True, split=None) -> Splits:
     """Your own arrays as :class:`Splits`: labeled rows ``x`` (N, ...) with class indices
     ``y`` (N,), split stratified into train / validation / test, plus optional
     ``unlabeled`` rows (M, ...) that join the training split without a label (what
     semi-supervised methods and a teacher's soft labels learn from). NumPy arrays or tensors;
-    features are standardized with the training rows' statistics.
+    features are standardized with the training rows' statistics (``Splits.mean`` and
+    ``Splits.std``; ``standardize=False`` keeps them as given).
+
+    ``split``: your own split instead of a drawn one -- ``'train'``, ``'val'`` or ``'test'``
+    for each row of ``x`` (N,); rows keep their split and their order within it, and
+    ``val_fraction``, ``test_fraction`` and ``split_seed`` are not used. Every class needs a
+    training row.
+
+    The splits remember that you hold the raw features: a teacher you trained on them is
+    given raw inputs by :class:`mentor.Distiller` (``teacher_inputs`` there).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -50,14 +61,22 @@ def from_arrays(x, y, *, unlabeled=None, name: str = "arrays", num_classes: int 
     >>> splits = from_arrays(x, y, unlabeled=rng.normal(size=(100, 5)))
     >>> splits.describe()
     'arrays: train 136 (36 labeled, 100 unlabeled), val 12, test 12, 3 classes'
+    >>> mine = np.tile(["train"] * 4 + ["val", "test"], 10)
+    >>> from_arrays(x, y, split=mine).describe()
+    'arrays: train 40 (40 labeled), val 10, test 10, 3 classes'
     """
     def arr(v):
         return v.detach().cpu().numpy() if torch.is_tensor(v) else np.asarray(v)
 
     data = validate_arrays(name, arr(x), arr(y), num_classes=num_classes,
                            input_shape=input_shape, class_names=tuple(class_names))
-    splits = make_splits(data, val_fraction=val_fraction, test_fraction=test_fraction,
-                         seed=split_seed, standardize=standardize)
+    if split is None:
+        splits = make_splits(data, val_fraction=val_fraction, test_fraction=test_fraction,
+                             seed=split_seed, standardize=standardize)
+    else:
+        tr, va, te = _given_split(name, arr(split), data.y)
+        splits = splits_at(data, tr, va, te, seed=split_seed, standardize=standardize)
+    splits = replace(splits, teacher_inputs="raw")
     if unlabeled is None:
         return splits
     u = arr(unlabeled)
@@ -66,6 +85,34 @@ def from_arrays(x, y, *, unlabeled=None, name: str = "arrays", num_classes: int 
                         f"one row, got shape {u.shape}")
     return append_unlabeled(splits, u, raw=True, kind="unlabeled",
                             what=f"{name}: unlabeled has rows")
+
+
+_SPLIT_NAMES = ("train", "val", "test")
+
+
+def _given_split(name: str, split: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Row indices of the train, val and test rows that ``split`` names, checked: one known
+    name per row, each split non-empty, a training row for every class."""
+    if split.shape != y.shape:
+        raise DataError(f"{name}: split has shape {split.shape}; expected ({len(y)},), one of "
+                        "'train', 'val', 'test' per row of x")
+    known = np.array([isinstance(v, str) and v in _SPLIT_NAMES for v in split.tolist()],
+                     dtype=bool)
+    if not known.all():
+        row = int(np.flatnonzero(~known)[0])
+        raise DataError(f"{name}: split has {split.tolist()[row]!r} at row {row}; expected "
+                        "'train', 'val' or 'test'")
+    parts = tuple(np.flatnonzero(split == part) for part in _SPLIT_NAMES)
+    for part, idx in zip(_SPLIT_NAMES, parts):
+        if len(idx) == 0:
+            raise DataError(f"{name}: split has no {part!r} row; expected at least one row in "
+                            "each of train, val and test")
+    missing = np.setdiff1d(np.unique(y), y[parts[0]])
+    if len(missing):
+        c = int(missing[0])
+        raise DataError(f"{name}: split gives class {c} ({int((y == c).sum())} rows) no "
+                        "'train' row; expected at least one training row per class")
+    return parts
 
 
 def from_datasets(train, val, test=None, *, num_classes: int, name: str = "datasets",

@@ -46,6 +46,10 @@ class Splits:
     mean: np.ndarray | None = None  # feature standardization fitted on train (None: off)
     std: np.ndarray | None = None
     unknown_rows: str = "generated"  # what train rows of unknown label (-1) are, in describe
+    # the inputs a teacher trained outside mentor is presumed to take (Distiller's default
+    # teacher_inputs): "raw" for the caller's own arrays (from_arrays), "standardized" for a
+    # loaded data set, whose caller only ever saw the split's (standardized) rows
+    teacher_inputs: str = "standardized"
 
     def standardize(self, x) -> Tensor:
         """Raw inputs ``(N, ...)`` mapped as the splits were (train mean and std)."""
@@ -118,6 +122,20 @@ def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: fl
                             f"{test_fraction:g} leave class {c} ({len(idx)} samples) no "
                             "training rows; expected smaller fractions")
     tr, va, te = (rng.permutation(np.concatenate(p)) for p in (train_idx, val_idx, test_idx))
+    return splits_at(data, tr, va, te, rng=rng, seed=seed, standardize=standardize,
+                     labeled_fraction=labeled_fraction, labeled_sampling=labeled_sampling,
+                     weak_noise=weak_noise, weak_flip=weak_flip)
+
+
+def splits_at(data: ArrayData, tr: np.ndarray, va: np.ndarray, te: np.ndarray, *,
+              rng: np.random.Generator | None = None, seed: int = 0, standardize: bool = True,
+              labeled_fraction: float = 1.0, labeled_sampling: str = "per_class",
+              weak_noise: float | None = None, weak_flip: str = "uniform") -> Splits:
+    """:class:`Splits` whose train / validation / test rows are rows ``tr`` / ``va`` / ``te``
+    of ``data`` (in that order), standardized with the statistics of the ``tr`` rows only;
+    the labeled subset and weak labels as in :func:`make_splits` (drawn from ``rng``,
+    default one seeded with ``seed``)."""
+    rng = np.random.default_rng(seed) if rng is None else rng
     x = data.x
     mean = std = None
     if standardize:

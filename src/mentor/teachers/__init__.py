@@ -10,9 +10,10 @@ Teachers that need each sample's training-split position (privileged inputs) als
 from .committee import CommitteeTeacher
 from .label_assisted import LabelAssistedNet, dual_path_objectives, label_input_shape
 from .privileged import PrivilegedInputTeacher, label_channel
-from .sources import (EnsembleTeacher, LiveTeacher, ModuleTeacher, ProbaTeacher, as_teacher,
-                      load_checkpoint_teacher)
+from .sources import (EnsembleTeacher, LiveTeacher, ModuleTeacher, ProbaTeacher, RawInputTeacher,
+                      as_teacher, load_checkpoint_teacher)
 
 __all__ = ["CommitteeTeacher", "EnsembleTeacher", "LabelAssistedNet", "LiveTeacher", "ModuleTeacher",
-           "PrivilegedInputTeacher", "ProbaTeacher", "as_teacher", "dual_path_objectives",
-           "label_channel", "label_input_shape", "load_checkpoint_teacher"]
+           "PrivilegedInputTeacher", "ProbaTeacher", "RawInputTeacher", "as_teacher",
+           "dual_path_objectives", "label_channel", "label_input_shape",
+           "load_checkpoint_teacher"]

@@ -106,22 +106,80 @@ class ProbaTeacher:
         return self
 
 
-def as_teacher(obj: Any, num_classes: int | None = None) -> Any:
-    """Wrap a module, a ``predict_proba`` model, a list (ensemble) or a teacher as a teacher."""
+class RawInputTeacher:
+    """A teacher trained on raw features, fed the standardized rows of :class:`Splits`: each
+    row is mapped back to the teacher's own preprocessing, ``x * std + mean`` (the training
+    split's statistics, ``Splits.mean`` / ``Splits.std``), before ``teacher`` sees it.
+
+    >>> import numpy as np, torch
+    >>> class Sum:  # a "teacher" that reads its inputs as given
+    ...     num_classes = 1
+    ...     def logits(self, x): return x.sum(1, keepdim=True)
+    >>> t = RawInputTeacher(Sum(), np.array([10.0, 20.0]), np.array([2.0, 4.0]))
+    >>> t.logits(torch.tensor([[0.0, 0.0], [1.0, -1.0]])).flatten().tolist()
+    [30.0, 28.0]
+    """
+
+    def __init__(self, teacher: Any, mean: np.ndarray, std: np.ndarray):
+        self.teacher = teacher
+        self.num_classes = teacher.num_classes
+        self.mean = torch.as_tensor(np.asarray(mean, dtype=np.float32)).flatten()
+        self.std = torch.as_tensor(np.asarray(std, dtype=np.float32)).flatten()
+        self.cacheable = getattr(teacher, "cacheable", True)
+        self.description = (f"{getattr(teacher, 'description', type(teacher).__name__)} "
+                            "(on raw inputs)")
+
+    def raw(self, x: Tensor) -> Tensor:
+        """Standardized rows ``x`` (N, ...) as the raw rows they were made from."""
+        flat = x.reshape(len(x), -1)
+        if flat.shape[1] != len(self.mean):
+            raise MentorError(f"teacher inputs have {flat.shape[1]} features; expected "
+                              f"{len(self.mean)}, as many as the standardization statistics")
+        mean, std = (t.to(device=x.device, dtype=x.dtype) for t in (self.mean, self.std))
+        return (flat * std + mean).reshape(x.shape)
+
+    def logits(self, x: Tensor) -> Tensor:
+        return self.teacher.logits(self.raw(x))
+
+    @property
+    def module(self) -> nn.Module | None:
+        return getattr(self.teacher, "module", None)
+
+    def to(self, device) -> "RawInputTeacher":
+        if callable(getattr(self.teacher, "to", None)):
+            self.teacher.to(device)
+        return self
+
+    def train(self, mode: bool = True):  # a teacher stays in eval mode
+        return self
+
+
+def as_teacher(obj: Any, num_classes: int | None = None, *,
+               unstandardize: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
+    """Wrap a module, a ``predict_proba`` model, a list (ensemble) or a teacher as a teacher.
+
+    ``unstandardize``: ``(mean, std)`` of standardized splits whose raw features the user's
+    own models (modules, ``predict_proba`` models, ensemble members) were trained on; each
+    is wrapped in :class:`RawInputTeacher` so it sees the rows in its own preprocessing.
+    Mentor teachers and label stores take the splits' rows as they are."""
     if hasattr(obj, "logits") and hasattr(obj, "num_classes"):
         return obj
     if callable(getattr(obj, "as_teacher", None)):  # a label store
         return obj.as_teacher()
     if isinstance(obj, (list, tuple)):
-        return EnsembleTeacher([as_teacher(m, num_classes) for m in obj])
+        return EnsembleTeacher([as_teacher(m, num_classes, unstandardize=unstandardize)
+                                for m in obj])
     if isinstance(obj, nn.Module):
         if num_classes is None:
             raise MentorError("a module teacher needs num_classes")
-        return ModuleTeacher(obj, num_classes, type(obj).__name__)
-    if callable(getattr(obj, "predict_proba", None)):
-        return ProbaTeacher(obj, num_classes)
-    raise MentorError(f"teacher of type {type(obj).__name__} is not supported; expected a torch "
-                      "module, an object with predict_proba, a list of those, or a mentor teacher")
+        teacher = ModuleTeacher(obj, num_classes, type(obj).__name__)
+    elif callable(getattr(obj, "predict_proba", None)):
+        teacher = ProbaTeacher(obj, num_classes)
+    else:
+        raise MentorError(f"teacher of type {type(obj).__name__} is not supported; expected a "
+                          "torch module, an object with predict_proba, a list of those, or a "
+                          "mentor teacher")
+    return teacher if unstandardize is None else RawInputTeacher(teacher, *unstandardize)
 
 
 def load_checkpoint_teacher(path: str | Path, *, input_shape: Sequence[int],
