@@ -16,6 +16,8 @@ class ArrayData:
 
     ``input_shape`` is the shape of one sample as models should see it (``(8, 8)`` for the
     digits images, ``(40,)`` for MNIST-1D); ``x`` is stored flat as ``(N, prod(input_shape))``.
+    ``unlabeled``: rows of the same file without a label (M, prod(input_shape)) float32, or
+    ``None``; :func:`~mentor.data.make_splits` appends them to train as unlabeled rows.
     """
 
     name: str
@@ -24,13 +26,15 @@ class ArrayData:
     num_classes: int
     input_shape: tuple[int, ...]
     class_names: tuple[str, ...] = ()
+    unlabeled: np.ndarray | None = None
 
 
 def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
                     input_shape: tuple[int, ...] | None = None,
                     class_names: tuple[str, ...] = (), where: str | None = None,
                     row_name: Callable[[int], str] | None = None,
-                    feature_name: Callable[[int], str] | None = None) -> ArrayData:
+                    feature_name: Callable[[int], str] | None = None,
+                    unlabeled_mark: int | None = None) -> ArrayData:
     """Check shapes, finiteness and labels; return an :class:`ArrayData`.
 
     Every failure is one :class:`DataError` sentence naming the field, the value and what is
@@ -43,6 +47,9 @@ def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
     negative one). A label set that is absurd for its rows is refused (the rule of
     docs/reliability.md): more classes than rows, or -- without ``num_classes`` -- ids that
     leave more than half of the classes ``0..max`` without a row.
+
+    ``unlabeled_mark``: a label that marks a row unlabeled (data files: ``-1``); those rows
+    leave ``x`` / ``y`` for :attr:`ArrayData.unlabeled` and count as no class.
     """
     label = name
     name = where or name
@@ -67,26 +74,33 @@ def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
         row, col = map(int, np.argwhere(bad)[0])
         raise DataError(f"{name}: x has {int(bad.sum())} NaN or infinite values (first at "
                         f"{row_name(row)}, {feature_name(col)}); expected finite numbers")
-    ids = _label_ids(y, name, row_name)  # exact values, before any cast
+    marked = "" if unlabeled_mark is None else f", or {unlabeled_mark} for an unlabeled row"
+    ids = _label_ids(y, name, row_name, marked)  # exact values, before any cast
+    keep = [v != unlabeled_mark for v in ids] if unlabeled_mark is not None else None
+    known = ids if keep is None else [v for v, k in zip(ids, keep) if k]
+    if not known:
+        raise DataError(f"{name}: all {len(ids):,} rows are unlabeled (label "
+                        f"{unlabeled_mark}); expected labeled rows of at least 2 classes")
     nc_field = "num_classes" if num_classes is None else "data.num_classes"
-    low, high = min(ids), max(ids)
-    if num_classes is None and low < 0:
+    low, high = min(known), max(known)
+    if low < 0 and (num_classes is None or unlabeled_mark is not None):
         i = ids.index(low)
         raise DataError(f"{name}: label {low} at {row_name(i)} is negative; expected class "
-                        "indices 0, 1, ...")
+                        f"indices 0, 1, ...{marked}")
     classes = high + 1 if num_classes is None else num_classes
     if low < 0 or high >= classes:
         i = ids.index(low if low < 0 else high)
         raise DataError(f"{name}: label {ids[i]} at {row_name(i)} is outside [0, {classes}); "
                         f"expected class indices below {nc_field}={classes}")
-    present = sorted(set(ids))
+    present = sorted(set(known))
     if len(present) < 2:
-        raise DataError(f"{name}: all {len(ids)} samples have label {present[0]}; expected "
-                        "at least 2 classes")
-    if classes > len(ids):
+        some = " labeled" if len(known) < len(ids) else ""
+        raise DataError(f"{name}: all {len(known)}{some} samples have label {present[0]}; "
+                        "expected at least 2 classes")
+    if classes > len(known):
         what = (f"labels go up to {high}" if num_classes is None
                 else f"data.num_classes is {num_classes}")
-        raise DataError(f"{name}: {what}, which makes {classes:,} classes for {len(ids):,} "
+        raise DataError(f"{name}: {what}, which makes {classes:,} classes for {len(known):,} "
                         f"rows ({len(present)} distinct labels); expected at most as many "
                         "classes as rows (class indices 0, 1, ... numbered without large gaps)")
     if num_classes is None and classes > 2 * len(present):
@@ -97,12 +111,18 @@ def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
     shape = tuple(input_shape) if input_shape else tuple(x.shape[1:])
     if int(np.prod(shape)) != flat.shape[1]:
         raise DataError(f"{name}: input_shape {shape} does not hold {flat.shape[1]} features")
-    return ArrayData(label, flat, np.asarray(ids, dtype=np.int64), int(classes), shape,
-                     tuple(class_names))
+    rest = None
+    if keep is not None and not all(keep):
+        mask = np.asarray(keep)
+        flat, rest = flat[mask], flat[~mask]
+    return ArrayData(label, flat, np.asarray(known, dtype=np.int64), int(classes), shape,
+                     tuple(class_names), rest)
 
 
-def _label_ids(y: np.ndarray, name: str, row_name: Callable[[int], str]) -> list[int]:
-    """The labels as Python integers (exact for every dtype), or a :class:`DataError`."""
+def _label_ids(y: np.ndarray, name: str, row_name: Callable[[int], str],
+               marked: str = "") -> list[int]:
+    """The labels as Python integers (exact for every dtype), or a :class:`DataError`
+    (``marked`` ends its "expected class indices 0, 1, ..." list)."""
     if y.dtype == object:  # Python integers (a CSV column), checked one by one
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in y):
             return [int(v) for v in y]
@@ -112,7 +132,7 @@ def _label_ids(y: np.ndarray, name: str, row_name: Callable[[int], str]) -> list
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             i = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
             raise DataError(f"{name}: label {float(y[i])!r} at {row_name(i)} is not a whole "
-                            "number; expected class indices 0, 1, ...")
+                            f"number; expected class indices 0, 1, ...{marked}")
         return [int(v) for v in y.tolist()]  # whole floats: the integers they hold
     if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
         return [int(v) for v in y.tolist()]  # uint64 included: values, not bit patterns

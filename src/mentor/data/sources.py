@@ -112,6 +112,9 @@ def load_source(source: str, *, target: str | None = None,
     return data
 
 
+# the label of an unlabeled row in a data file (in a CSV, an empty target cell too)
+UNLABELED = -1
+
 # data files are read whole into memory; beyond this they are refused with a sentence
 # (MENTOR_MAX_DATA_BYTES raises the bound), never read until memory runs out
 MAX_DATA_BYTES = 4 << 30
@@ -141,7 +144,8 @@ def _existing_file(path: Path, field: str = "data.source") -> Path:
 
 
 def load_npz(path: Path, *, num_classes: int | None = None) -> ArrayData:
-    """Arrays ``x`` and ``y`` from a ``.npz`` file (``allow_pickle=False``: never unpickled)."""
+    """Arrays ``x`` and ``y`` from a ``.npz`` file (``allow_pickle=False``: never unpickled);
+    a row labeled ``-1`` is unlabeled (:attr:`ArrayData.unlabeled`)."""
     import zipfile
 
     from .._util.safeio import FileProblem, open_regular, shown
@@ -169,7 +173,8 @@ def load_npz(path: Path, *, num_classes: int | None = None) -> ArrayData:
         raise DataError(f"data.source: {e}") from None
     except OSError as e:
         raise DataError(f"{where} cannot be read ({e.strerror})") from None
-    return validate_arrays(str(path), x, y, num_classes=num_classes, where=where)
+    return validate_arrays(str(path), x, y, num_classes=num_classes, where=where,
+                           unlabeled_mark=UNLABELED)
 
 
 def _npz_arrays(f, path: Path, where: str):
@@ -196,10 +201,11 @@ def _npz_arrays(f, path: Path, where: str):
 def load_csv(path: Path, target: str, *, num_classes: int | None = None) -> ArrayData:
     """Numeric feature columns and a ``target`` column from a CSV file with a header row.
 
-    Every column name must be unique. Targets that are all whole numbers (``1``, ``1.0``,
-    ``1e3``) are class indices (``1`` and ``1.0`` are the same class); any other targets are
-    names, mapped to indices in sorted order (kept as ``class_names``). Messages name rows by
-    their line in the file (the header is line 1; blank lines count).
+    Every column name must be unique. A row whose target is empty or ``-1`` is unlabeled
+    (:attr:`ArrayData.unlabeled`). Other targets that are all numbers must be whole numbers
+    (``1``, ``1.0``, ``1e3``): class indices (``1`` and ``1.0`` are the same class); any
+    other targets are names, mapped to indices in sorted order (kept as ``class_names``).
+    Messages name rows by their line in the file (the header is line 1; blank lines count).
     """
     import io
 
@@ -245,30 +251,48 @@ def load_csv(path: Path, target: str, *, num_classes: int | None = None) -> Arra
                 raise DataError(f"{where}: column {header[i]!r} line {line} is "
                                 f"{row[i][:60]!r}; expected a number") from None
     raw = [row[t].strip() for _, row in body]
-    y, names = _csv_labels(raw)
     lines = [line for line, _ in body]
+    y, names = _csv_labels(raw, f"{where}: column {target!r}", lines)
     return validate_arrays(str(path), x, y, num_classes=num_classes, class_names=names,
                            where=where, row_name=lambda i: f"line {lines[i]}",
-                           feature_name=lambda j: f"column {header[feats[j]]!r}")
+                           feature_name=lambda j: f"column {header[feats[j]]!r}",
+                           unlabeled_mark=UNLABELED)
 
 
-def _csv_labels(raw: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Class indices of a CSV target column: whole numbers when every value is one (``1``
-    and ``1.0`` alike), else names in sorted order."""
-    values = []
-    for v in raw:
-        try:
-            f = float(v)
-        except ValueError:
-            break
-        if not np.isfinite(f) or f != int(f):
-            break
-        values.append(int(v) if _is_int_text(v) else int(f))
-    else:
+def _csv_labels(raw: list[str], field: str,
+                lines: list[int]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class indices of a CSV target column, ``-1`` for an unlabeled row (an empty cell or
+    ``-1``): whole numbers when every other value is a number (``1`` and ``1.0`` alike; a
+    number such as ``1.5`` is refused), else names in sorted order."""
+    numbers = [_number(v) for v in raw]
+    unlabeled = [v == "" or f == UNLABELED for v, f in zip(raw, numbers)]
+    if all(unlabeled):
+        raise DataError(f"{field} is empty or -1 in all {len(raw):,} rows, so no row has a "
+                        "label; expected class labels (an empty cell or -1 only marks an "
+                        "unlabeled row)")
+    if all(u or f is not None for u, f in zip(unlabeled, numbers)):
+        values = []
+        for v, f, u, line in zip(raw, numbers, unlabeled, lines):
+            if u:
+                values.append(UNLABELED)
+                continue
+            if not np.isfinite(f) or f != int(f):
+                raise DataError(f"{field} line {line} is {v[:60]!r}, not a whole number; "
+                                "expected class indices 0, 1, ... (an empty cell or -1 for "
+                                "an unlabeled row)")
+            values.append(int(v) if _is_int_text(v) else int(f))
         return np.array(values, dtype=object), ()
-    names = tuple(sorted(set(raw)))
+    names = tuple(sorted({v for v, u in zip(raw, unlabeled) if not u}))
     index = {n: i for i, n in enumerate(names)}
-    return np.array([index[v] for v in raw], dtype=np.int64), names
+    return np.array([UNLABELED if u else index[v] for v, u in zip(raw, unlabeled)],
+                    dtype=np.int64), names
+
+
+def _number(v: str) -> float | None:
+    try:
+        return float(v)
+    except ValueError:
+        return None
 
 
 def _is_int_text(v: str) -> bool:

@@ -93,6 +93,8 @@ def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: fl
     probability ``weak_noise`` by another class (a weakly-labeled pool): a uniformly drawn one
     (``weak_flip='uniform'``) or always the next class, ``(y + 1) mod C`` (``'next'``: a
     systematic confusion, as behaviour data confuses related attributes).
+    ``data.unlabeled`` (rows of a data file without a label) joins train as unlabeled rows,
+    standardized with the same statistics; they never go to validation or test.
     """
     for field, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < v < 1:
@@ -173,5 +175,10 @@ def splits_at(data: ArrayData, tr: np.ndarray, va: np.ndarray, te: np.ndarray, *
     train = split(tr, labeled)
     if weak is not None:
         train.weak_y = torch.from_numpy(weak)
-    return Splits(data.name, train, split(va), split(te), data.num_classes,
-                  data.input_shape, seed, mean, std)
+    splits = Splits(data.name, train, split(va), split(te), data.num_classes,
+                    data.input_shape, seed, mean, std)
+    if data.unlabeled is None or not len(data.unlabeled):
+        return splits
+    from .generated import append_unlabeled  # generated imports this module
+    return append_unlabeled(splits, data.unlabeled, raw=True, kind="unlabeled",
+                            what=f"data.source {data.name!r}: unlabeled rows")
