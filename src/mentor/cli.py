@@ -17,6 +17,10 @@ from rich.text import Text
 
 from .errors import MentorError, TrainingFault
 
+# where users read about each method's paper: the repository's own docs (a heading of
+# docs/methods.md, which tests check), not the team's catalogue
+METHODS_DOC = 'docs/methods.md, section "Methods: paper → component → test → measured effect"'
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="mentor: teacher-student learning (distillation, pseudo-labels, mean "
                        "teachers) on one engine.")
@@ -29,6 +33,30 @@ def _console(**kwargs) -> Console:
 
 
 err_console = _console(stderr=True)
+
+# when stdout is not a terminal (a pipe, a file) and COLUMNS is not set, tables are laid out
+# for this many columns: what a terminal shows by default, and a width a pager or an editor
+# displays without wrapping (tables never cut a figure or a name to fit it; see report.fit)
+PIPED_WIDTH = 80
+
+
+def _fitted(table: Table, **kwargs):
+    """``table`` laid out at the console's width with no cell cut (mentor.report.fit;
+    imported here, not at start-up: mentor.report loads matplotlib)."""
+    from .report.fit import Fitted
+    return Fitted(table, **kwargs)
+
+
+def _out_console() -> Console:
+    """The console for stdout: a terminal's own width (rich reads COLUMNS when it is set);
+    piped output is ``COLUMNS`` characters wide when that is a positive number, else
+    :data:`PIPED_WIDTH`."""
+    if sys.stdout.isatty():
+        return _console()
+    import os
+    columns = os.environ.get("COLUMNS", "").strip()
+    return _console(width=int(columns) if columns.isdigit() and int(columns) > 0
+                    else PIPED_WIDTH)
 
 
 def _one_sentence(message: str) -> str:
@@ -90,7 +118,7 @@ def run(recipe: Optional[str] = typer.Argument(
 
     if threads > 0:
         torch.set_num_threads(threads)
-    console = _console() if sys.stdout.isatty() else _console(width=160)
+    console = _out_console()
     try:
         if resume is not None:
             from .runs.folder import read_resume_input
@@ -128,7 +156,7 @@ def active(recipe: str = typer.Argument(..., help="recipe file with an 'active' 
     from .recipe import apply_overrides, read_yaml, resolve_recipe_path
 
     torch.set_num_threads(1)
-    console = _console() if sys.stdout.isatty() else _console(width=160)
+    console = _out_console()
     try:
         path = resolve_recipe_path(recipe)
         raw = apply_overrides(read_yaml(path), set_)
@@ -160,7 +188,7 @@ def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd")
 
     if threads > 0:
         torch.set_num_threads(threads)
-    console = _console() if sys.stdout.isatty() else _console(width=160)
+    console = _out_console()
     if latency is not None:
         _bench_latency(latency, console)
         return
@@ -181,7 +209,7 @@ def bench(suite: str = typer.Option("kd", "--suite", help="benchmark suite: kd")
                       Text(f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} %"),
                       Text(f"{r['baseline']} {100 * r['baseline_mean']:.2f} %"),
                       Text(r["claim"]), Text(r["observed"]), Text(r["agrees"]))
-    console.print(table)
+    console.print(_fitted(table, detach=("claim",), key=("data / setting", "method")))
     console.print(f"bench folder: {folder} (bench.md, bench.json, one run folder per recipe)")
 
 
@@ -226,7 +254,7 @@ def _bench_latency(run_dir: Path, console: Console) -> None:
                       Text(ms(st["batches"], 1)), Text(ms(st["batches"], 256)),
                       Text(rate(st["batches"])),
                       Text(" / ".join(f"{v:.1f}x" if v else "-" for v in sp)))
-    console.print(table)
+    console.print(_fitted(table))
     console.print(f"wrote {path} and {plot}")
 
 
@@ -252,7 +280,7 @@ def export_cmd(
 
     if threads > 0:
         torch.set_num_threads(threads)
-    console = _console() if sys.stdout.isatty() else _console(width=160)
+    console = _out_console()
     try:
         folder, card = export_student(run_dir, fmt, out, setting=setting, method=method,
                                       seed=seed)
@@ -359,7 +387,7 @@ def inspect_cmd(store: Path = typer.Argument(..., help="label store folder"),
     if as_json:
         print(json.dumps(info, indent=1))
         return
-    console = _console()
+    console = _out_console()
     kind = info["kind"]
     console.print(Text(f"label store {info['path']}"), style="bold")
     lines = [f"kind: {', '.join(f'{k} {v}' for k, v in kind.items())}",
@@ -390,7 +418,7 @@ def inspect_cmd(store: Path = typer.Argument(..., help="label store folder"),
         for k, h in info["confidence_by_class"].items():
             mean = "-" if h["mean_confidence"] is None else f"{h['mean_confidence']:.3f}"
             table.add_row(k, str(h["rows"]), mean, *map(str, h["histogram"]))
-        console.print(table)
+        console.print(_fitted(table))
 
 
 @recipes_app.callback(invoke_without_command=True)
@@ -403,7 +431,7 @@ def recipes(ctx: typer.Context) -> None:
     from .recipe import builtin_recipes, read_yaml
     from .registry import LOSSES, METHODS
 
-    console = _console()
+    console = _out_console()
     for registry, title in ((METHODS, "methods (use as method.name)"),
                             (LOSSES, "losses (objectives inside methods)")):
         table = Table(title=title)
@@ -411,13 +439,14 @@ def recipes(ctx: typer.Context) -> None:
             table.add_column(col, no_wrap=col in ("name", "source"))
         for e in registry.entries():  # plugins loaded (or refused) in the app callback
             table.add_row(Text(e.name), Text(e.description), Text(e.paper), Text(e.source))
-        console.print(table)
+        console.print(_fitted(table, detach=("description",)))
+    console.print(Text(f"Each paper's mechanism, tests and measured effect: {METHODS_DOC}."))
     table = Table(title="built-in recipes (mentor run NAME)")
     table.add_column("name", no_wrap=True)
     table.add_column("description")
     for name, path in builtin_recipes().items():
         table.add_row(Text(name), Text(str(read_yaml(path).get("description", "")).strip()))
-    console.print(table)
+    console.print(_fitted(table))
 
 
 @recipes_app.command("validate")

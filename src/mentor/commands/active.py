@@ -210,7 +210,8 @@ def _print(console, table: list[dict]) -> None:
         t.add_row(r["selector"], str(r["round"]), str(r["labels"]), str(r["teacher_queries"]),
                   f"{r['cost']:g}", f"{100 * r['test_accuracy_mean']:.2f} ± "
                   f"{100 * r['test_accuracy_std']:.2f} %")
-    console.print(t)
+    from ..report.fit import Fitted
+    console.print(Fitted(t))
 
 
 def _plot(table: list[dict], path: Path, axis: str) -> Path:

@@ -374,8 +374,8 @@ def execute(run: RunPlan, out_root: Path, *, progress: bool = True, console=None
             final = finish_run_dir(tmp, final, lock=held,
                                    required=(INPUT, "results.json", "metrics.jsonl"))
     if main and console is not None:
-        from ..report import leaderboard_table
-        console.print(leaderboard_table(results))
+        from ..report.table import leaderboard
+        console.print(leaderboard(results))
         console.print(Text(f"run folder: {final}"))
     return final
 

@@ -84,8 +84,8 @@ def run_tokens(raw: dict, out_root: Path, *, source: str = "recipe", progress: b
         final = finish_run_dir(tmp, final, lock=held,
                                required=(INPUT, "results.json", "metrics.jsonl"))
     if console is not None:
-        from ..report import leaderboard_table
-        console.print(leaderboard_table(results))
+        from ..report.table import leaderboard
+        console.print(leaderboard(results))
         console.print(f"run folder: {final}")
     return final
 

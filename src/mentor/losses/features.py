@@ -20,7 +20,7 @@ def _same(student: Tensor, teacher: Tensor, name: str) -> None:
                              "projector)")
 
 
-@register_loss("feature_mse", paper="FitNets (Romero et al. 2015); METHODS.md L23 (55, 56)",
+@register_loss("feature_mse", paper="FitNets (Romero et al. 2015, ICLR)",
                needs_teacher=True, needs_labels=False, logit_loss=False, defaults={},
                description="mean squared difference of student and teacher features")
 def feature_mse(student_feat: Tensor, teacher_feat: Tensor, labels: Tensor | None = None
@@ -31,7 +31,7 @@ def feature_mse(student_feat: Tensor, teacher_feat: Tensor, labels: Tensor | Non
     return diff.pow(2).flatten(1).mean(-1)
 
 
-@register_loss("feature_cosine", paper="METHODS.md L23 (55, 56: cosine feature alignment)",
+@register_loss("feature_cosine", paper="cosine feature alignment, after FitNets",
                needs_teacher=True, needs_labels=False, logit_loss=False, defaults={},
                description="1 - cosine similarity of flattened student and teacher features")
 def feature_cosine(student_feat: Tensor, teacher_feat: Tensor, labels: Tensor | None = None
@@ -43,7 +43,7 @@ def feature_cosine(student_feat: Tensor, teacher_feat: Tensor, labels: Tensor | 
 
 
 @register_loss("channel_kd", paper="Shu et al. 2021, Channel-wise KD for dense prediction; "
-               "used by LAD (METHODS.md §1)", needs_teacher=True, needs_labels=False,
+               "used by LAD (label-assisted distillation)", needs_teacher=True, needs_labels=False,
                logit_loss=False, defaults={"temperature": 4.0},
                description="channel-wise KD: per-channel spatial softmax at T, KL, T^2",
                trailing_dims=(4,),

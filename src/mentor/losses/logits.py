@@ -181,7 +181,7 @@ def _bernoulli_kl_logits(v: Tensor, u: Tensor) -> Tensor:
     return p * (F.softplus(-u) - F.softplus(-v)) + (1 - p) * (F.softplus(u) - F.softplus(v))
 
 
-@register_loss("binary_kl", paper="Dual-Head Knowledge Distillation (DHKD), METHODS.md §46",
+@register_loss("binary_kl", paper="Dual-Head Knowledge Distillation (DHKD)",
                needs_teacher=True, needs_labels=False,
                description="per-class sigmoid KL at T: T^2 * sum_c KL(sig(z_t/T) || sig(z_s/T))",
                defaults={"temperature": 2.0}, constraints={"temperature": _POSITIVE})
@@ -195,8 +195,8 @@ def binary_kl(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | N
     return _bernoulli_kl_logits(teacher_logits.detach() / t, student_logits / t).sum(-1) * t * t
 
 
-@register_loss("binary_kl_norm", paper="Dual-Head Knowledge Distillation (DHKD), METHODS.md "
-               "§46", needs_teacher=True, needs_labels=False,
+@register_loss("binary_kl_norm", paper="Dual-Head Knowledge Distillation (DHKD)",
+               needs_teacher=True, needs_labels=False,
                description="T^2 * sum_c KL(0.5 || sigmoid((z_s - z_t)/T)): bounded pull of each "
                "logit difference to 0", defaults={"temperature": 2.0},
                constraints={"temperature": _POSITIVE})
@@ -228,7 +228,7 @@ def symmetric_kl(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor 
     return 0.5 * ((log_pt.exp() - log_ps.exp()) * (log_pt - log_ps)).sum(-1) * t * t
 
 
-@register_loss("topk_kd", paper="METHODS.md §28 (Guided DML, GEMINI teacher) [recon]",
+@register_loss("topk_kd", paper="Guided DML with a GEMINI teacher [recon]",
                needs_teacher=True, needs_labels=False,
                description="KD over the teacher's top-k candidate classes, renormalised there",
                defaults={"k": 3, "temperature": 1.0},

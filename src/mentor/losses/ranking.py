@@ -18,7 +18,7 @@ def teacher_optimal_order(teacher_logits: Tensor, labels: Tensor) -> Tensor:
     return boosted.argsort(dim=-1, descending=True, stable=True)
 
 
-@register_loss("pld", paper="Plackett-Luce Distillation (METHODS.md §26) [recon of the "
+@register_loss("pld", paper="Plackett-Luce Distillation (PLD) [recon of the "
                "normalisation]", needs_teacher=True, needs_labels=True,
                description="teacher-confidence-weighted Plackett-Luce likelihood of the "
                "teacher-optimal class order", defaults={"temperature": 1.0, "top_k": 0},

@@ -35,7 +35,7 @@ def zipf_non_target(scores: Tensor, labels: Tensor, *, rank_target: bool = True)
     return z / z.sum(-1, keepdim=True)
 
 
-@register_loss("uskd", paper="Yang et al. 2023, From KD to Self-KD (USKD), ICCV; METHODS.md §18",
+@register_loss("uskd", paper="Yang et al. 2023, From KD to Self-KD (USKD), ICCV",
                needs_teacher=True, needs_labels=True, batch_coupled=True,
                description="teacher-free: customised target term + Zipf non-target labels "
                "ranked by the student and a weak auxiliary head (as the official code)",

@@ -130,7 +130,7 @@ class PLDParams(_Params):
 
 
 @register_method("pld", PLDParams, claim=Claim("kd", ">=", "+1.04 over KD on ImageNet (abstract)"),
-                 paper="Plackett-Luce Distillation (METHODS.md §26)",
+                 paper="Plackett-Luce Distillation (PLD)",
                  description="one teacher-weighted list-wise loss replaces CE + KD (no weight "
                  "to tune); unlabeled rows use the teacher's arg-max as first class")
 def _pld(p: PLDParams) -> MethodPlan:
@@ -165,7 +165,7 @@ class TopKParams(_Params):
 
 @register_method("topk-kd", TopKParams,
                  claim=Claim("scratch", ">=", "guided student beats plain DL by ~10 % [recon]"),
-                 paper="METHODS.md §28 (hypothesis-restricted KD) "
+                 paper="Guided DML with a GEMINI teacher (hypothesis-restricted KD) "
                  "[recon]", description="CE + KD restricted to the teacher's top-k classes")
 def _topk(p: TopKParams) -> MethodPlan:
     return MethodPlan([
@@ -187,7 +187,7 @@ class FeatureKDParams(_Params):
 
 
 @register_method("feature-kd", FeatureKDParams,
-                 paper="FitNets (Romero et al. 2015); METHODS.md L23 (55, 56)",
+                 paper="FitNets (Romero et al. 2015, ICLR)",
                  description="KD + alignment of a tapped student feature with a tapped teacher "
                  "feature (forward hooks; learned projector when widths differ, dropped after "
                  "training)")
@@ -212,7 +212,7 @@ class DHKDParams(_Params):
     head: str | None = Field(None, description="classifier module (default: last nn.Linear)")
 
 
-@register_method("dhkd", DHKDParams, paper="Dual-Head Knowledge Distillation, METHODS.md §46",
+@register_method("dhkd", DHKDParams, paper="Dual-Head Knowledge Distillation (DHKD)",
                  claim=Claim("kd", ">=", "dual-head logit-level KD beats KD on CIFAR-100 / "
                              "ImageNet"),
                  description="CE on the student's head + BinaryKL-Norm on a second head over "
@@ -234,7 +234,7 @@ class DHOParams(_Params):
     head: str | None = Field(None, description="classifier module (default: last nn.Linear)")
 
 
-@register_method("dho", DHOParams, paper="Dual-Head Optimization (DHO), METHODS.md §50",
+@register_method("dho", DHOParams, paper="Dual-Head Optimization (DHO)",
                  claim=Claim("kd", ">=", "+3 % over single-head SOTA at 1 % ImageNet labels"),
                  description="0.5*CE on the CE head (labeled rows) + 0.5*KD on a KD head (all "
                  "rows); inference (1-a)*softmax(z_ce) + a*softmax(z_kd/b)")
@@ -260,7 +260,7 @@ def pruning_kd_weight(keep_fraction: float) -> float:
     return min(max(1.0 - keep_fraction / 2.0, 0.5), 0.95)
 
 
-@register_method("pruned-kd", PrunedKDParams, paper="KD for data pruning, METHODS.md §57",
+@register_method("pruned-kd", PrunedKDParams, paper="Knowledge distillation for data pruning",
                  claim=Claim("scratch", ">=", "with KD a random 50 % subset beats the full "
                              "data without KD on ImageNet"),
                  description="train on a random fraction f of the training rows (new subset "
@@ -285,7 +285,7 @@ class FerKDParams(_Params):
                            "(needs a label store with views)")
 
 
-@register_method("ferkd", FerKDParams, paper="FerKD (METHODS.md §15) [recon of thresholds]",
+@register_method("ferkd", FerKDParams, paper="FerKD [recon of thresholds]",
                  claim=Claim("kd", ">=", "FerKD ends at or above FKD soft labels on ImageNet"),
                  description="KD whose least reliable teacher targets are dropped or replaced "
                  "by softened hard labels (per batch, by the teacher's true-class probability)")
@@ -309,7 +309,7 @@ class USKDParams(_Params):
                               "classifier's input)")
 
 
-@register_method("uskd", USKDParams, paper="Yang et al. 2023, USKD (ICCV); METHODS.md §18",
+@register_method("uskd", USKDParams, paper="Yang et al. 2023, USKD (ICCV)",
                  claim=Claim("scratch", ">=", "+1.17 % MobileNet, +0.55 % DeiT-Tiny on "
                              "ImageNet, teacher-free"),
                  description="teacher-free self-KD: CE + customised target term + Zipf "
@@ -335,7 +335,7 @@ class ProtoKDParams(_Params):
     weight: float = Field(1.0, ge=0, description="weight of the KD term")
 
 
-@register_method("proto-kd", ProtoKDParams, paper="PS-TTL (METHODS.md §21)",
+@register_method("proto-kd", ProtoKDParams, paper="PS-TTL (prototype soft labels)",
                  claim=Claim("scratch", ">=", "prototype soft labels use more unlabeled "
                              "samples and help few-shot classes"),
                  description="CE + KD where uncertain unlabeled rows learn from class-prototype "

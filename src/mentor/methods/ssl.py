@@ -164,7 +164,7 @@ class GMMTeacherParams(_SSLParams):
 
 
 @register_method("gmm-teacher", GMMTeacherParams, claim=_BEATS_SCRATCH,
-                 paper="Wang et al. 2023, Consistent-Teacher (CVPR), METHODS.md §22",
+                 paper="Wang et al. 2023, Consistent-Teacher (CVPR)",
                  description="mean teacher whose pseudo-labels pass a per-class threshold "
                  "fitted by a 2-component GMM to recent confidences")
 def _gmm_teacher(p: GMMTeacherParams) -> MethodPlan:
@@ -185,7 +185,7 @@ class SoftTeacherParams(_SSLParams):
 
 @register_method("soft-teacher", SoftTeacherParams, claim=_BEATS_SCRATCH,
                  paper="Xu et al. 2021, End-to-End Semi-Supervised Object Detection with Soft "
-                 "Teacher (ICCV), METHODS.md §16",
+                 "Teacher (ICCV)",
                  description="mean teacher; confident pseudo-labels are hard, the middle band "
                  "keeps the teacher's distribution, and every row is weighted by the "
                  "teacher's confidence (the classification analogue of its soft background "
@@ -211,8 +211,7 @@ class NoisyStudentParams(_SSLParams):
 
 
 @register_method("noisy-student", NoisyStudentParams, claim=_BEATS_SCRATCH,
-                 paper="Xie et al. 2020, Self-training with Noisy Student (CVPR); METHODS.md "
-                 "U11 (3, 33, 37)",
+                 paper="Xie et al. 2020, Self-training with Noisy Student (CVPR)",
                  description="rounds of self-training: a clean (un-augmented) teacher gives "
                  "soft pseudo-labels, a noised (strongly augmented) student learns them, then "
                  "becomes the next round's teacher")
@@ -235,8 +234,8 @@ class BCPParams(_SSLParams):
 
 
 @register_method("bcp", BCPParams, claim=_BEATS_SCRATCH,
-                 paper="Bai et al. 2023, Bidirectional Copy-Paste (CVPR), METHODS.md §29; "
-                 "multiscale patches: Switch, §35",
+                 paper="Bai et al. 2023, Bidirectional Copy-Paste (CVPR); "
+                 "multiscale patches: Switch",
                  description="mean teacher; each labeled image is copy-pasted with an "
                  "unlabeled one both ways, and the student learns the area-weighted mixture of "
                  "the label and the teacher's pseudo-label (pseudo-label regions weighted 0.5)")
@@ -262,8 +261,8 @@ class PSMTParams(_SSLParams):
 
 
 @register_method("psmt", PSMTParams, claim=_BEATS_SCRATCH,
-                 paper="Tian et al. 2024, Parameter-Selective Mean Teacher (PSMT), METHODS.md "
-                 "§48 [recon of the mask side]",
+                 paper="Tian et al. 2024, Parameter-Selective Mean Teacher (PSMT) "
+                 "[recon of the mask side]",
                  description="mean teacher whose EMA leaves the student's most "
                  "gradient-sensitive parameters unchanged (Fisher-masked EMA); for test-time "
                  "adaptation on a stream see mentor.tta")
@@ -287,7 +286,7 @@ class FutureTeacherParams(_SSLParams):
 @register_method("future-teacher", FutureTeacherParams, claim=Claim(
                  "mean-teacher", ">=", "pseudo-labels from a teacher advanced by virtual "
                  "future student steps are more accurate (Du et al. 2022)"),
-                 paper="Du et al. 2022, Learning from Future (FST-D), METHODS.md §5",
+                 paper="Du et al. 2022, Learning from Future (FST-D), NeurIPS",
                  description="EMA teacher advanced by K virtual student steps on the batch "
                  "before it labels it; FixMatch-style thresholded hard labels on strong views")
 def _future_teacher(p: FutureTeacherParams) -> MethodPlan:
@@ -311,7 +310,7 @@ class DualMeanTeacherParams(_SSLParams):
 
 
 @register_method("dual-mean-teacher", DualMeanTeacherParams, claim=_BEATS_SCRATCH,
-                 paper="Guo et al. 2024, Dual Mean-Teacher (DMT), METHODS.md §8",
+                 paper="Guo et al. 2024, Dual Mean-Teacher (DMT)",
                  description="two (or N) teacher-student pairs from different initialisations; "
                  "every student learns the pseudo-labels all EMA teachers agree on (consensus); "
                  "inference averages the students")

@@ -246,7 +246,7 @@ class _CopyPasteMixer:
 @MIXERS.register("bidirectional_copy_paste", description="one zero rectangle of ratio·H × "
                  "ratio·W: labeled patch in unlabeled image and the reverse",
                  paper="Bai et al. 2023, Bidirectional Copy-Paste for Semi-Supervised Medical "
-                 "Image Segmentation (CVPR); METHODS.md §29")
+                 "Image Segmentation (CVPR)")
 class BidirectionalCopyPaste(_CopyPasteMixer):
     """BCP (Bai et al. 2023): M is ones with one zero rectangle of ``round(ratio·H)`` by
     ``round(ratio·W)`` (a segment of ``round(ratio·L)`` on 1-D rows) per row.
@@ -273,7 +273,7 @@ def _count(component: str, name: str, value) -> int:
 
 @MIXERS.register("multiscale_patches", description="bidirectional copy-paste with several "
                  "coarse and fine square patches (Switch MSS)",
-                 paper="Switch, METHODS.md §35 (multiscale switch)")
+                 paper="Switch (multiscale switch)")
 class MultiScalePatches(_CopyPasteMixer):
     """Switch's multiscale switch (METHODS.md §35): BCP with ``num_coarse`` patches of side
     ``coarse`` and ``num_fine`` patches of side ``fine`` (fractions of H and W; squares on
@@ -340,7 +340,7 @@ def amplitude_switch(x_a: Tensor, x_b: Tensor, input_shape: tuple[int, ...],
 
 @MIXERS.register("frequency_amplitude_switch", description="swap the low-frequency Fourier "
                  "amplitude of two batches, keep phases (Switch FDS)",
-                 paper="Switch, METHODS.md §35 (frequency-domain switch)")
+                 paper="Switch (frequency-domain switch)")
 class FrequencyAmplitudeSwitch:
     """Switch's frequency-domain switch (METHODS.md §35): ``switch(x_a, x_b, input_shape)``
     is :func:`amplitude_switch` with this ``size`` (a fraction of each axis, default

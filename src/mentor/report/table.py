@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
+from .fit import Fitted
 from ._fmt import (
     best_index,
     fmt_acc,
@@ -18,7 +19,7 @@ from ._fmt import (
     teacher_facts,
 )
 
-__all__ = ["leaderboard_table"]
+__all__ = ["leaderboard", "leaderboard_table"]
 
 
 def _caption(results: dict) -> str:
@@ -87,3 +88,12 @@ def leaderboard_table(results: dict) -> Table:
                 style="bold" if ri == best else None,
             )
     return table
+
+
+def leaderboard(results: dict) -> Fitted:
+    """The leaderboard as the CLI prints it: :func:`leaderboard_table` fitted to the
+    console's width (:class:`~mentor.report.fit.Fitted`). No figure or method name is cut;
+    where the descriptions do not fit beside the numbers they follow the table, one line per
+    method (``setting / method`` when a method's description differs between settings)."""
+    return Fitted(leaderboard_table(results), detach=("description",),
+                  key=("setting", "method"))

@@ -16,7 +16,7 @@ from ..registry import SELECTORS
 
 
 @SELECTORS.register("random", description="keep a uniformly random subset (the pruning "
-                    "baseline that, with KD, beats score-based pruners; METHODS.md §57)")
+                    "baseline that, with KD, beats score-based pruners: KD for data pruning)")
 class RandomSelector:
     """Random scores from a seeded generator; ``pick`` keeps the ``budget`` highest."""
 

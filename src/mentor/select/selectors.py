@@ -145,7 +145,7 @@ class KCenter(_Greedy):
 
 @SELECTORS.register("pcoreset", description="greedy k-center in the student's probability "
                     "space (the dual-head combination for a DHO student)",
-                    paper="PCoreSet / ActiveKD (METHODS.md §51)")
+                    paper="PCoreSet / ActiveKD")
 class ProbabilisticCoreSet(_Greedy):
     def embed(self, x: Tensor, teacher, pool, student) -> Tensor:
         return _probs(student, x)  # a DualHead's eval output is its combination
@@ -244,7 +244,7 @@ def sample_inclusion(p: Tensor, budget: int, generator: torch.Generator) -> Tens
 @SELECTORS.register("rad", description="informativeness x teacher correctness: student "
                     "uncertainty (1 - margin) times the teacher's confidence, or (mode="
                     "'maxmin') the max-min sampling plan against an adversarial teacher",
-                    paper="Robust Active Distillation, Baykal et al. ICLR 2023 (METHODS.md §30) "
+                    paper="Robust Active Distillation, Baykal et al. ICLR 2023 "
                     "[recon: g*c product form; the max-min game's adversary model and LP]")
 class RobustActiveDistillation:
     """Robust Active Distillation (Baykal et al., ICLR 2023, arXiv 2210.01213).
@@ -325,7 +325,7 @@ def _per_class_minmax(v: Tensor, cls: Tensor, c: int) -> Tensor:
 
 @SELECTORS.register("llkd", description="rows whose teacher confidence and student "
                     "uncertainty both reach their class's mean; weights from both",
-                    paper="LLKD (METHODS.md §47) [recon of the threshold form]")
+                    paper="LLKD [recon of the threshold form]")
 class LLKD:
     """Per teacher class y: ``τ_T(y)`` = mean teacher confidence, ``τ_S(y)`` = mean student
     entropy of the rows labeled y. Selected: confidence ≥ τ_T and entropy ≥ τ_S. Weights
@@ -357,7 +357,7 @@ class LLKD:
 
 @SELECTORS.register("skills", description="weights from the student's error rate per "
                     "category (the teacher's class), diagnosed on rows with known labels",
-                    paper="STAT, skill-targeted adaptive training (METHODS.md §34) [recon]")
+                    paper="STAT, skill-targeted adaptive training [recon]")
 class SkillProfile:
     """``fit(x, y, teacher, student, index=None)`` measures the student's error rate per
     category (category = the teacher's predicted class) on rows with known labels (``index``:
@@ -411,7 +411,7 @@ class SkillProfile:
 
 @SELECTORS.register("variance", description="prediction variance over augmented views; "
                     "TITAN's split: high variance = easy (source-like), low = hard",
-                    paper="TITAN (METHODS.md §44) [recon for classification]")
+                    paper="TITAN [recon for classification]")
 class VarianceSplit:
     """Score = mean over classes of the variance of the model's probabilities across
     ``views`` augmented copies (:func:`mentor.data.augment.default_views`' weak view).

@@ -41,8 +41,8 @@ def matched_accuracy(pred: Tensor, truth: Tensor) -> float:
     return float(counts[rows, cols].sum() / len(p))
 
 
-@REFINERS.register("cluster_labels", paper="Learning to Purification (METHODS.md §33), "
-                   "CORE-ReID (§43): k-means pseudo-labels; classes by majority vote of the "
+@REFINERS.register("cluster_labels", paper="Learning to Purification, "
+                   "CORE-ReID: k-means pseudo-labels; classes by majority vote of the "
                    "labeled members (cluster-then-label)",
                    description="k-means on the training inputs once; an unlabeled row's "
                    "pseudo-label is its cluster's majority labeled class")

@@ -17,7 +17,7 @@ from ..registry import REFINERS
 from .thresholds import _admit, _Stateful, confidence, unlabeled_rows
 
 
-@REFINERS.register("curriculum", paper="S²Teacher (METHODS.md §20): entropy-Gaussian filter "
+@REFINERS.register("curriculum", paper="S²Teacher: entropy-Gaussian filter "
                    "with an easy-to-hard schedule and frozen stable labels [recon]",
                    description="admit unlabeled rows whose teacher entropy is below mu - k*sigma "
                    "of the running entropy distribution, k falling over epochs (easy to hard); "
@@ -88,8 +88,8 @@ class CurriculumAdmission(_Stateful):
         return _admit(targets.with_(labels=labels), unl, keep | is_frozen)
 
 
-@REFINERS.register("learned_corrector", paper="Mind the Gap (METHODS.md §10) and Stable Mean "
-                   "Teacher (§17): a small model trained on labeled data corrects pseudo-labels",
+@REFINERS.register("learned_corrector", paper="Mind the Gap and Stable Mean "
+                   "Teacher: a small model trained on labeled data corrects pseudo-labels",
                    description="a multinomial logistic regression on the teacher's "
                    "log-probabilities, fitted on labeled rows (teacher output -> true label), "
                    "rewrites the unlabeled rows' distributions")

@@ -21,7 +21,7 @@ from ..errors import check_param
 from ..registry import REFINERS
 
 
-@REFINERS.register("ferkd_calibration", paper="FerKD (METHODS.md §15) [recon of thresholds]",
+@REFINERS.register("ferkd_calibration", paper="FerKD [recon of thresholds]",
                    description="drop the least reliable teacher targets, replace the next band "
                    "with softened hard labels")
 class FerKDCalibration:

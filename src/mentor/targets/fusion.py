@@ -27,8 +27,8 @@ def _members(targets: Targets, who: str) -> Tensor:
     return members
 
 
-@REFINERS.register("consensus", paper="Guo et al. 2024, Dual Mean-Teacher (DMT), METHODS.md "
-                   "§8: keep pseudo-labels the teachers agree on",
+@REFINERS.register("consensus", paper="Guo et al. 2024, Dual Mean-Teacher (DMT): "
+                   "keep pseudo-labels the teachers agree on",
                    description="admit an unlabeled row only when at least 'min_agree' "
                    "teachers predict the same class; that class is its pseudo-label")
 class Consensus:
@@ -54,8 +54,8 @@ class Consensus:
         return _admit(targets.with_(labels=labels), unl, count >= need)
 
 
-@REFINERS.register("uncertainty_fusion", paper="BUS-SSL (METHODS.md §9, entropy weights); "
-                   "LLM-guided fusion (§19, inverse variance) [recon for classification]",
+@REFINERS.register("uncertainty_fusion", paper="BUS-SSL (entropy weights); "
+                   "LLM-guided fusion (inverse variance) [recon for classification]",
                    description="fuse the teachers' distributions per row, weighting each by "
                    "its certainty: inverse entropy, or inverse Bernoulli variance per class")
 class UncertaintyFusion:

@@ -19,7 +19,7 @@ from ..errors import MentorError, check_param
 from ..registry import REFINERS
 
 
-@REFINERS.register("prototype_soft_labels", paper="PS-TTL (METHODS.md §21)",
+@REFINERS.register("prototype_soft_labels", paper="PS-TTL (prototype soft labels)",
                    description="uncertain unlabeled rows get softmax(kappa*cos(feature, class "
                    "prototypes)) instead of the teacher's target")
 class PrototypeSoftLabels:

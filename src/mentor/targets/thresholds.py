@@ -59,7 +59,7 @@ def hard_logits(labels: Tensor, num_classes: int, dtype=torch.float32) -> Tensor
 
 
 @REFINERS.register("threshold", paper="Sohn et al. 2020, FixMatch (tau = 0.95); band split: "
-                   "LPLD (METHODS.md §14), PS-TTL (§21)",
+                   "LPLD, PS-TTL",
                    description="admit unlabeled rows whose teacher confidence >= threshold; with "
                    "'low', a band split: high = hard label, middle = soft target, low = ignored")
 class ConfidenceThreshold:
@@ -251,7 +251,7 @@ class SoftMatchWeight(_Stateful):
         return _admit(targets, unl, torch.ones_like(unl), weight)
 
 
-@REFINERS.register("confidence_weight", paper="Soft Teacher (Xu et al. 2021, METHODS.md §16): "
+@REFINERS.register("confidence_weight", paper="Soft Teacher (Xu et al. 2021, ICCV): "
                    "targets weighted by the teacher's own probability",
                    description="weight every pseudo-label by the teacher's confidence "
                    "(max probability) to a power")
@@ -270,8 +270,7 @@ class ConfidenceWeight:
         return _admit(targets, unl, torch.ones_like(unl), conf.pow(self.power))
 
 
-@REFINERS.register("gmm_threshold", paper="Wang et al. 2023, Consistent-Teacher (CVPR), "
-                   "METHODS.md §22",
+@REFINERS.register("gmm_threshold", paper="Wang et al. 2023, Consistent-Teacher (CVPR)",
                    description="per-class threshold from a 2-component Gaussian mixture fitted "
                    "to each class's recent teacher confidences")
 class GMMThreshold(_Stateful):

@@ -10,7 +10,7 @@ from ..registry import REFINERS
 from .thresholds import confidence, hard_logits, unlabeled_rows
 
 
-@REFINERS.register("weak_label", paper="QUEACO (METHODS.md §12): the teacher overrides weak "
+@REFINERS.register("weak_label", paper="QUEACO: the teacher overrides weak "
                    "labels where it is confident [recon of the exact rule]",
                    description="rows of the weakly-labeled pool keep their weak label unless "
                    "the teacher predicts another class with confidence >= threshold")

@@ -119,8 +119,8 @@ class Live:
 
 @UPDATERS.register("relabel", description="iterative relabeling: every 'every_epochs' epochs "
                    "the teacher becomes a copy of the student (the student of round r teaches "
-                   "round r+1)", paper="Xie et al. 2020, Self-training with Noisy Student; "
-                   "METHODS.md U11 (3, 33, 37)")
+                   "round r+1)", paper="Xie et al. 2020, Self-training with Noisy Student "
+                   "(CVPR)")
 class Relabel:
     """The teacher is frozen within a round of ``every_epochs`` epochs and replaced by a copy
     of the student at the end of each round. The student keeps training (it is not
@@ -147,8 +147,8 @@ class Relabel:
 @UPDATERS.register("fisher_ema", description="EMA teacher whose most gradient-sensitive "
                    "parameters (top fraction of the squared gradient, a one-batch Fisher "
                    "estimate) stay unchanged",
-                   paper="Tian et al. 2024, Parameter-Selective Mean Teacher (PSMT), METHODS.md "
-                   "§48 [recon of the mask side]")
+                   paper="Tian et al. 2024, Parameter-Selective Mean Teacher (PSMT) "
+                   "[recon of the mask side]")
 class FisherMaskedEMA(EMA):
     """``θ_t ← θ_t`` where the student's current squared gradient ``g²`` is among the top
     ``fraction`` of all entries (``protect='high'``, the paper's "crucial parameters are
@@ -191,7 +191,7 @@ class FisherMaskedEMA(EMA):
 
 @UPDATERS.register("future_ema", description="EMA teacher advanced by K virtual student steps "
                    "on the current batch before it labels it (deep future peek)",
-                   paper="Du et al. 2022, Learning from Future (FST), METHODS.md §5")
+                   paper="Du et al. 2022, Learning from Future (FST), NeurIPS")
 class FuturePeekEMA(EMA):
     """FST-D: before each real step the engine takes ``ahead`` virtual optimizer steps on the
     batch, moving the teacher towards the student before each and once after (``peek``), then

@@ -36,7 +36,7 @@ class _EMAMember:
 
 @UPDATERS.register("static_ema", description="a frozen teacher (the recipe's) beside an EMA "
                    "teacher of the student, fused per sample by inverse entropy",
-                   paper="BUS-SSL (METHODS.md §9): static + EMA teachers with uncertainty "
+                   paper="BUS-SSL: static + EMA teachers with uncertainty "
                    "fusion [recon of the weighting]")
 class StaticPlusEMA(EMA):
     """The teacher is a committee of the given (static, never updated) teacher and an EMA
@@ -85,7 +85,7 @@ class ReviewedTeacher:
 
 @UPDATERS.register("reviewer", description="EMA teacher plus a reviewer: a copy of the "
                    "teacher taken at the end of a period when its mean confidence improved",
-                   paper="TRS, Teacher-Reviewer-Student (METHODS.md §11) [recon of the "
+                   paper="TRS, Teacher-Reviewer-Student [recon of the "
                    "replacement rule]")
 class ReviewerBank(EMA):
     """``θ_t`` follows the student by EMA; every ``every_epochs`` epochs the reviewer
