@@ -130,6 +130,12 @@ def active_loop(splits: Splits, *, make_student: Callable[[], nn.Module], select
                   teacher_per_round=teacher_per_round, has_teacher=teacher is not None,
                   teacher_cost=teacher_cost, max_cost=max_cost)
     check_selector(selector, int(train.labeled.sum()))
+    no_label = int((train.y[~train.labeled] < 0).sum())
+    if oracle_per_round and no_label:
+        raise MentorError(f"active loop: {no_label} rows of the unlabeled pool have no label "
+                          "to reveal (unlabeled in the data file), so oracle_per_round "
+                          f"{oracle_per_round} cannot be served; expected a labeled pool for "
+                          "the oracle (hidden labels) or oracle_per_round 0 with a teacher")
     c = splits.num_classes
     labeled = train.labeled.clone()
     queried = torch.zeros(len(train), dtype=torch.bool)

@@ -149,7 +149,8 @@ affine.draws = 4
 
 @AUGMENTS.register("crop", description="random resized crop (square in area fraction "
                    "[scale_min, scale_max]), resized back by bilinear sampling; optional "
-                   "horizontal flip", paper="FKD / FerKD region crops, METHODS.md §15")
+                   "horizontal flip", paper="FKD / FerKD region crops (Shen & Xing 2022, "
+                   "ECCV; Shen 2023, ICCV)")
 def crop(x: Tensor, u: Tensor, input_shape: Sequence[int], *, scale_min: float = 0.3,
          scale_max: float = 1.0, flip: bool = False) -> Tensor:
     """Crop a box of area fraction ``a ~ U[scale_min, scale_max]`` at a uniform position and
