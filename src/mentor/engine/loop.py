@@ -472,14 +472,13 @@ class RowFeed:
         order_dev = p.order.to(tr.device)
         first, start = p.batch, p.step
         source = tr.data.rows
-        if source.in_memory is not None:  # inputs in a tensor: each step indexes them
-            for b in range(first, tr.steps_per_epoch):
-                rows = _draw_rows(tr, start + b - first, b, order_dev)
-                yield [_row_step(tr, p, epoch, rows, source.take(rows.idx))]
-            return
         drawn = (_draw_rows(tr, start + b - first, b, order_dev)
                  for b in range(first, tr.steps_per_epoch))
-        for rows, x_rows in _RowsAndInputs(drawn, source):  # a reader fetches ahead
+        if source.in_memory is not None:  # inputs in a tensor: each step indexes them
+            with_inputs = ((rows, source.take(rows.idx)) for rows in drawn)
+        else:  # a reader (DataLoader workers, a stream) fetches ahead
+            with_inputs = _RowsAndInputs(drawn, source)
+        for rows, x_rows in with_inputs:
             yield [_row_step(tr, p, epoch, rows, x_rows)]
 
     def validate(self, model: nn.Module) -> float:
