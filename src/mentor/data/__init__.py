@@ -8,10 +8,10 @@ import torch
 from . import augment  # noqa: F401  (registers shift, flip, noise, mask, cutout, scale)
 from ..errors import DataError
 from .arrays import ArrayData, validate_arrays
-from .generated import append_unlabeled, with_generated
+from .generated import with_generated
 from .rows import DatasetRows, NamedRows, StreamRows, TensorRows
 from .sources import load_source
-from .splits import Split, Splits, make_splits, splits_at
+from .splits import Split, Splits, append_unlabeled, make_splits, splits_at
 
 __all__ = ["ArrayData", "DatasetRows", "NamedRows", "Split", "Splits", "StreamRows", "TensorRows",
            "from_arrays", "from_datasets", "load_source", "make_splits", "validate_arrays",

@@ -7,14 +7,13 @@ rows learns from them; the supervised term never sees them).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from .splits import Split, Splits
+from .splits import Splits, append_unlabeled
 
 
 def with_generated(splits: Splits, generator: Callable[[int, np.random.Generator], object],
@@ -32,28 +31,3 @@ def with_generated(splits: Splits, generator: Callable[[int, np.random.Generator
     if len(x) != n:
         raise DataError(f"the generator returned {len(x)} inputs; expected {n}")
     return append_unlabeled(splits, x, raw=raw, what="the generator returned inputs")
-
-
-def append_unlabeled(splits: Splits, x: np.ndarray, *, raw: bool = True,
-                     kind: str = "generated", what: str = "unlabeled rows") -> Splits:
-    """``splits`` with the rows of ``x`` ``(n, ...)`` appended to train as unlabeled rows of
-    unknown label (``-1``), standardized like the data when ``raw``; ``kind`` names them in
-    :meth:`Splits.describe`, ``what`` in the errors (rows that are not ``in_features`` finite
-    real numbers each)."""
-    flat = x.reshape(len(x), -1)
-    if flat.shape[1] != splits.in_features:
-        raise DataError(f"{what} with {flat.shape[1]} features; expected "
-                        f"{splits.in_features} like the data")
-    if not np.issubdtype(flat.dtype, np.number) or not np.isfinite(flat).all():
-        raise DataError(f"{what} with NaN or infinite values or non-numbers; expected finite "
-                        "numbers")
-    flat = flat.astype(np.float32)
-    n = len(flat)
-    new_x = splits.standardize(flat) if raw else torch.as_tensor(flat, dtype=torch.float32)
-    t = splits.train
-    weak = (None if t.weak_y is None
-            else torch.cat([t.weak_y, torch.full((n,), -1, dtype=t.weak_y.dtype)]))
-    train = Split(torch.cat([t.x, new_x]),
-                  torch.cat([t.y, torch.full((n,), -1, dtype=t.y.dtype)]),
-                  torch.cat([t.labeled, torch.zeros(n, dtype=torch.bool)]), weak_y=weak)
-    return replace(splits, train=train, unknown_rows=kind)

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from ..errors import MentorError
 
-__all__ = ["DatasetRows", "NamedRows", "StreamRows", "TensorRows", "as_rows", "device_of",
+__all__ = ["DatasetRows", "NamedRows", "StreamRows", "TensorRows", "as_rows", "first_tensor",
            "read_chunks"]
 
 
@@ -334,9 +334,10 @@ def as_rows(x) -> TensorRows | NamedRows | DatasetRows | StreamRows:
 
 
 
-def device_of(inputs: Tensor | dict[str, Tensor]) -> torch.device:
-    """Where a batch's inputs are (one tensor, or named tensors)."""
-    return (next(iter(inputs.values())) if type(inputs) is dict else inputs).device
+def first_tensor(inputs: Tensor | dict[str, Tensor]) -> Tensor:
+    """A batch's inputs as one tensor, or its first named tensor: its rows and device are the
+    batch's."""
+    return next(iter(inputs.values())) if type(inputs) is dict else inputs
 
 
 def read_chunks(rows, lo: int, hi: int, chunk: int = 4096) -> Iterator[tuple[Tensor, Tensor]]:

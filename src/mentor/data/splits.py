@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -179,6 +179,30 @@ def splits_at(data: ArrayData, tr: np.ndarray, va: np.ndarray, te: np.ndarray, *
                     data.input_shape, seed, mean, std)
     if data.unlabeled is None or not len(data.unlabeled):
         return splits
-    from .generated import append_unlabeled  # generated imports this module
     return append_unlabeled(splits, data.unlabeled, raw=True, kind="unlabeled",
                             what=f"data.source {data.name!r}: unlabeled rows")
+
+
+def append_unlabeled(splits: Splits, x: np.ndarray, *, raw: bool = True,
+                     kind: str = "generated", what: str = "unlabeled rows") -> Splits:
+    """``splits`` with the rows of ``x`` ``(n, ...)`` appended to train as unlabeled rows of
+    unknown label (``-1``), standardized like the data when ``raw``; ``kind`` names them in
+    :meth:`Splits.describe`, ``what`` in the errors (rows that are not ``in_features`` finite
+    real numbers each)."""
+    flat = x.reshape(len(x), -1)
+    if flat.shape[1] != splits.in_features:
+        raise DataError(f"{what} with {flat.shape[1]} features; expected "
+                        f"{splits.in_features} like the data")
+    if not np.issubdtype(flat.dtype, np.number) or not np.isfinite(flat).all():
+        raise DataError(f"{what} with NaN or infinite values or non-numbers; expected finite "
+                        "numbers")
+    flat = flat.astype(np.float32)
+    n = len(flat)
+    new_x = splits.standardize(flat) if raw else torch.as_tensor(flat, dtype=torch.float32)
+    t = splits.train
+    weak = (None if t.weak_y is None
+            else torch.cat([t.weak_y, torch.full((n,), -1, dtype=t.weak_y.dtype)]))
+    train = Split(torch.cat([t.x, new_x]),
+                  torch.cat([t.y, torch.full((n,), -1, dtype=t.y.dtype)]),
+                  torch.cat([t.labeled, torch.zeros(n, dtype=torch.bool)]), weak_y=weak)
+    return replace(splits, train=train, unknown_rows=kind)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..contracts import Batch, RefinerHooks, TaskAdapter, Targets, TeacherHooks, UpdaterHooks
-from ..data.rows import device_of, read_chunks
+from ..data.rows import first_tensor, read_chunks
 from ..errors import MentorError
 
 if TYPE_CHECKING:  # the recipe schema composes methods, which train on this engine
@@ -41,7 +41,7 @@ class TeacherSignal:
         self.cached: Tensor | dict[str, Tensor] | None = None
         if cache:  # rows: a row source (mentor.data.rows), read once in chunks
             with torch.no_grad():
-                parts = [self._compute(x, i.to(device_of(x)))
+                parts = [self._compute(x, i.to(first_tensor(x).device))
                          for i, x in read_chunks(rows, 0, len(rows), chunk)]
             self.cached = ({k: torch.cat([p[k] for p in parts]) for k in parts[0]}
                            if isinstance(parts[0], dict) else torch.cat(parts))

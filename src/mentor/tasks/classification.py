@@ -5,14 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..data.rows import first_tensor
 from ..errors import MentorError
 from ..registry import TASKS
 from .row_labels import RowLabels
-
-
-def _rows(x: Tensor | dict[str, Tensor]) -> int:
-    """Rows of a batch's inputs: a tensor's first dimension, or a named tensor's."""
-    return len(next(iter(x.values())) if type(x) is dict else x)
 
 
 class Classification(RowLabels):
@@ -31,7 +27,7 @@ class Classification(RowLabels):
             model.eval()
             out = self.forward(model, example)
             model.train(was)
-        n = _rows(example)
+        n = len(first_tensor(example))
         if out.ndim != 2 or out.shape[0] != n:
             raise MentorError(f"student outputs shape {tuple(out.shape)} for {n} samples; "
                               "expected (samples, classes)")
@@ -41,7 +37,7 @@ class Classification(RowLabels):
               num_classes: int) -> None:
         """The student (and teacher) must output ``num_classes`` logits per sample."""
         got = self.num_outputs(model, example)
-        n = _rows(example)
+        n = len(first_tensor(example))
         if got != num_classes:
             raise MentorError(f"student outputs shape ({n}, {got}) for {n} samples; expected "
                               f"({n}, {num_classes}) for {num_classes} classes")
