@@ -20,8 +20,10 @@ class Classification(RowLabels):
     higher_is_better = True
 
     def num_outputs(self, model: nn.Module, example: Tensor | dict[str, Tensor]) -> int:
-        """Number of classes ``model`` outputs, checked on the example rows (a tensor or
-        named tensors; the engine passes two)."""
+        """Number of classes ``model`` outputs, checked on two example rows (a tensor or
+        named tensors)."""
+        example = ({k: v[:2] for k, v in example.items()} if type(example) is dict
+                   else example[:2])
         with torch.no_grad():
             was = model.training
             model.eval()
@@ -37,7 +39,7 @@ class Classification(RowLabels):
               num_classes: int) -> None:
         """The student (and teacher) must output ``num_classes`` logits per sample."""
         got = self.num_outputs(model, example)
-        n = len(first_tensor(example))
+        n = min(len(first_tensor(example)), 2)
         if got != num_classes:
             raise MentorError(f"student outputs shape ({n}, {got}) for {n} samples; expected "
                               f"({n}, {num_classes}) for {num_classes} classes")
