@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from . import augment  # noqa: F401  (registers shift, flip, noise, mask, cutout, scale)
+from . import image_views  # noqa: F401
 from ..errors import DataError
 from .arrays import ArrayData, validate_arrays
 from .generated import with_generated
