@@ -32,8 +32,15 @@ Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 class DataSpec(BaseModel):
     model_config = _STRICT
-    source: str = Field(description="embedded data set name or a .npz / .csv path")
-    target: str | None = Field(None, description="label column of a .csv source")
+    source: str = Field(description="embedded data set name, a .npz file, a table file (.csv, "
+                        ".parquet, .arrow, .jsonl) or a Hugging Face save_to_disk folder")
+    target: str | None = Field(None, description="label column of a table source")
+    features: list[str] | None = Field(None, min_length=1, description="feature columns of a "
+                                       "table source (default: every other numeric column)")
+    split_column: str | None = Field(None, description="column of a table source giving each "
+                                     "row's part: train, val (validation) or test")
+    splits: str | None = Field(None, description="the splits/<setting>.json an earlier run "
+                               "wrote: reuse its train/val/test rows and labeled flags")
     num_classes: int | None = Field(None, ge=2)
     val_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
@@ -66,7 +73,8 @@ class DataSpec(BaseModel):
                            standardize=self.standardize, target=self.target,
                            num_classes=self.num_classes,
                            labeled_sampling=self.labeled_sampling, weak_noise=self.weak_noise,
-                           weak_flip=self.weak_flip)
+                           weak_flip=self.weak_flip, features=self.features,
+                           split_column=self.split_column, split_file=self.splits)
         if self.generated:
             from .data.sources import GENERATORS
             if self.source not in GENERATORS:

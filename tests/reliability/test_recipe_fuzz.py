@@ -282,9 +282,10 @@ def fast_sources():
     real_load, real_gen = data_mod.load_source, GENERATORS["mnist1d"]
     cache: dict = {}
 
-    def load_source(source, *, target=None, num_classes=None):
-        if source.endswith((".npz", ".csv")) or source not in DATASETS:
-            return real_load(source, target=target, num_classes=num_classes)
+    def load_source(source, *, target=None, num_classes=None, **columns):
+        if source.endswith((".npz", ".csv")) or source not in DATASETS or any(
+                v is not None for v in columns.values()):
+            return real_load(source, target=target, num_classes=num_classes, **columns)
         if source not in cache:
             cache[source] = real_load(source)
         data = cache[source]

@@ -557,7 +557,17 @@ def _write_outputs(run: RunPlan, tmp: Path, results: dict, histories: list[dict]
     atomic_write_text(tmp / "recipe.yaml", yaml.safe_dump(resolved_recipe(run), sort_keys=False))
     atomic_write_text(tmp / "env.json", json.dumps(environment(run.recipe.train.seeds), indent=1))
     atomic_write_text(tmp / "results.json", json.dumps(results, indent=1))
+    _write_splits(run, tmp)
     write_report(tmp, results, histories)
+
+
+def _write_splits(run: RunPlan, tmp: Path) -> None:
+    """``splits/<setting>.json``: each setting's train/val/test rows, for ``data.splits``."""
+    from ..data.split_file import split_record, write_split_file
+    for s in run.settings:
+        record = split_record(s.splits)
+        if record is not None:
+            write_split_file(tmp / "splits" / f"{s.name}.json", record)
 
 
 def run_recipe(raw: dict, out_root: str | Path = "runs", *, source: str = "recipe",

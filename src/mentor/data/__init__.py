@@ -12,7 +12,7 @@ from .arrays import ArrayData, validate_arrays
 from .generated import with_generated
 from .rows import DatasetRows, NamedRows, StreamRows, TensorRows
 from .sources import load_source
-from .splits import Split, Splits, append_unlabeled, make_splits, splits_at
+from .splits import Split, Splits, append_unlabeled, given_parts, make_splits, splits_at
 
 __all__ = ["ArrayData", "DatasetRows", "NamedRows", "Split", "Splits", "StreamRows", "TensorRows",
            "from_arrays", "from_datasets", "load_source", "make_splits", "validate_arrays",
@@ -23,14 +23,30 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
          labeled_fraction: float = 1.0, split_seed: int = 0, standardize: bool = True,
          target: str | None = None, num_classes: int | None = None,
          labeled_sampling: str = "per_class", weak_noise: float | None = None,
-         weak_flip: str = "uniform") -> Splits:
+         weak_flip: str = "uniform", features: list[str] | None = None,
+         split_column: str | None = None, split_file: str | None = None) -> Splits:
     """Load a data set by name or path and split it (train / validation / test).
+
+    A table file (CSV, Parquet, Arrow, JSON Lines) or a Hugging Face ``save_to_disk``
+    folder: ``target`` names the label column, ``features`` the feature columns (default:
+    every other numeric column), ``split_column`` a column giving each row's part (a dataset
+    folder's named splits give it too). ``split_file``: the ``splits/<setting>.json`` of an
+    earlier run, whose rows and labeled flags are reused as they are (the fractions and
+    ``labeled_fraction`` are not used).
 
     >>> splits = load("iris")
     >>> splits.num_classes, splits.train.x.shape[1]
     (3, 4)
     """
-    data = load_source(source, target=target, num_classes=num_classes)
+    data = load_source(source, target=target, num_classes=num_classes, features=features,
+                       split_column=split_column)
+    if split_file is not None:
+        from pathlib import Path
+
+        from .split_file import read_split_file
+        tr, va, te, labeled = read_split_file(Path(split_file), data)
+        return splits_at(data, tr, va, te, seed=split_seed, standardize=standardize,
+                         labeled=labeled, weak_noise=weak_noise, weak_flip=weak_flip)
     return make_splits(data, val_fraction=val_fraction, test_fraction=test_fraction,
                        labeled_fraction=labeled_fraction, seed=split_seed,
                        standardize=standardize, labeled_sampling=labeled_sampling,
@@ -75,7 +91,7 @@ def from_arrays(x, y, *, unlabeled=None, name: str = "arrays", num_classes: int 
         splits = make_splits(data, val_fraction=val_fraction, test_fraction=test_fraction,
                              seed=split_seed, standardize=standardize)
     else:
-        tr, va, te = _given_split(name, arr(split), data.y)
+        tr, va, te = given_parts(name, arr(split), data.y, None)
         splits = splits_at(data, tr, va, te, seed=split_seed, standardize=standardize)
     splits = replace(splits, teacher_inputs="raw")
     if unlabeled is None:
@@ -86,34 +102,6 @@ def from_arrays(x, y, *, unlabeled=None, name: str = "arrays", num_classes: int 
                         f"one row, got shape {u.shape}")
     return append_unlabeled(splits, u, raw=True, kind="unlabeled",
                             what=f"{name}: unlabeled has rows")
-
-
-_SPLIT_NAMES = ("train", "val", "test")
-
-
-def _given_split(name: str, split: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Row indices of the train, val and test rows that ``split`` names, checked: one known
-    name per row, each split non-empty, a training row for every class."""
-    if split.shape != y.shape:
-        raise DataError(f"{name}: split has shape {split.shape}; expected ({len(y)},), one of "
-                        "'train', 'val', 'test' per row of x")
-    known = np.array([isinstance(v, str) and v in _SPLIT_NAMES for v in split.tolist()],
-                     dtype=bool)
-    if not known.all():
-        row = int(np.flatnonzero(~known)[0])
-        raise DataError(f"{name}: split has {split.tolist()[row]!r} at row {row}; expected "
-                        "'train', 'val' or 'test'")
-    parts = tuple(np.flatnonzero(split == part) for part in _SPLIT_NAMES)
-    for part, idx in zip(_SPLIT_NAMES, parts):
-        if len(idx) == 0:
-            raise DataError(f"{name}: split has no {part!r} row; expected at least one row in "
-                            "each of train, val and test")
-    missing = np.setdiff1d(np.unique(y), y[parts[0]])
-    if len(missing):
-        c = int(missing[0])
-        raise DataError(f"{name}: split gives class {c} ({int((y == c).sum())} rows) no "
-                        "'train' row; expected at least one training row per class")
-    return parts
 
 
 def from_datasets(train, val, test=None, *, num_classes: int, name: str = "datasets",

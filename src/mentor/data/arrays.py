@@ -18,6 +18,10 @@ class ArrayData:
     digits images, ``(40,)`` for MNIST-1D); ``x`` is stored flat as ``(N, prod(input_shape))``.
     ``unlabeled``: rows of the same file without a label (M, prod(input_shape)) float32, or
     ``None``; :func:`~mentor.data.make_splits` appends them to train as unlabeled rows.
+    ``row_ids`` / ``unlabeled_ids``: the position in the source of each row of ``x`` / of
+    ``unlabeled`` (``None``: ``x`` is the source's rows in order, all labeled) -- the stable
+    sample ids a run's split file records. ``split``: a part per row of ``x`` (``'train'``,
+    ``'val'``, ``'test'``) given by the source, or ``None`` (mentor draws the split).
     """
 
     name: str
@@ -27,6 +31,16 @@ class ArrayData:
     input_shape: tuple[int, ...]
     class_names: tuple[str, ...] = ()
     unlabeled: np.ndarray | None = None
+    row_ids: np.ndarray | None = None
+    unlabeled_ids: np.ndarray | None = None
+    split: np.ndarray | None = None
+
+    def labels_digest(self) -> str:
+        """A digest of every labeled row's (sample id, label): what a split was made of."""
+        import hashlib
+        ids = np.arange(len(self.y)) if self.row_ids is None else self.row_ids
+        pairs = np.stack([ids.astype(np.int64), self.y.astype(np.int64)], 1)
+        return hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()[:32]
 
 
 def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
@@ -68,7 +82,7 @@ def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
         raise DataError(f"{name}: x has {len(x)} samples but y has {len(y)}; expected the same")
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise DataError(f"{name}: x must be real numbers, got dtype {x.dtype}")
-    flat = x.reshape(len(x), -1).astype(np.float32)
+    flat = x.reshape(len(x), -1).astype(np.float32, copy=False)
     bad = ~np.isfinite(flat)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
@@ -111,12 +125,13 @@ def validate_arrays(name: str, x, y, *, num_classes: int | None = None,
     shape = tuple(input_shape) if input_shape else tuple(x.shape[1:])
     if int(np.prod(shape)) != flat.shape[1]:
         raise DataError(f"{name}: input_shape {shape} does not hold {flat.shape[1]} features")
-    rest = None
+    rest = row_ids = rest_ids = None
     if keep is not None and not all(keep):
         mask = np.asarray(keep)
         flat, rest = flat[mask], flat[~mask]
+        row_ids, rest_ids = np.flatnonzero(mask), np.flatnonzero(~mask)
     return ArrayData(label, flat, np.asarray(known, dtype=np.int64), int(classes), shape,
-                     tuple(class_names), rest)
+                     tuple(class_names), rest, row_ids, rest_ids)
 
 
 def _label_ids(y: np.ndarray, name: str, row_name: Callable[[int], str],

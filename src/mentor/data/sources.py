@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import DataError
 from ..registry import DATASETS, suggest
 from .arrays import ArrayData, validate_arrays
+from .files import UNLABELED, existing_file, max_data_bytes, text_labels
 
 
 def _sklearn(loader: Callable, name: str, shape: tuple[int, ...] | None = None) -> ArrayData:
@@ -91,20 +92,26 @@ def mnist1d_generator(n: int, rng: np.random.Generator) -> np.ndarray:
 GENERATORS = {"mnist1d": mnist1d_generator}
 
 
-def load_source(source: str, *, target: str | None = None,
-                num_classes: int | None = None) -> ArrayData:
-    """An embedded data set by name, or a user file ending in ``.npz`` or ``.csv``."""
+def load_source(source: str, *, target: str | None = None, num_classes: int | None = None,
+                features: list[str] | None = None,
+                split_column: str | None = None) -> ArrayData:
+    """An embedded data set by name, or a user file: ``.npz`` (arrays ``x``, ``y``), or a
+    table of named columns (CSV, Parquet, Arrow, JSON Lines, a Hugging Face ``save_to_disk``
+    folder; :mod:`mentor.data.columns`: ``target`` is the label column, ``features`` the
+    feature columns, ``split_column`` a given train/val/test split)."""
+    from .tables import is_table_path
     if source.endswith(".npz"):
+        _no_columns(source, features, split_column)
         return load_npz(Path(source), num_classes=num_classes)
-    if source.endswith(".csv"):
-        if not target:
-            raise DataError(f"data.target is required for a .csv source ({source!r}); expected "
-                            "the name of the label column")
-        return load_csv(Path(source), target, num_classes=num_classes)
+    if is_table_path(source):
+        return load_table(Path(source), target, num_classes=num_classes, features=features,
+                          split_column=split_column)
     if source not in DATASETS:
         raise DataError(f"data.source {source!r} is not an embedded data set"
-                        f"{suggest(source, DATASETS.names())} or a .npz/.csv file; expected one "
-                        f"of {', '.join(DATASETS.names())}")
+                        f"{suggest(source, DATASETS.names())} or a data file; expected one "
+                        f"of {', '.join(DATASETS.names())}, or a .npz, .csv, .parquet, "
+                        ".arrow or .jsonl file or a dataset folder")
+    _no_columns(source, features, split_column)
     data = DATASETS.get(source)()
     if num_classes is not None and num_classes != data.num_classes:
         raise DataError(f"data.num_classes is {num_classes} but {source} has "
@@ -112,35 +119,44 @@ def load_source(source: str, *, target: str | None = None,
     return data
 
 
-# the label of an unlabeled row in a data file (in a CSV, an empty target cell too)
-UNLABELED = -1
+def _no_columns(source: str, features, split_column) -> None:
+    for field, v in (("data.features", features), ("data.split_column", split_column)):
+        if v is not None:
+            raise DataError(f"{field} is set but data.source {source!r} has no named columns; "
+                            "expected it only with a table file (CSV, Parquet, Arrow, JSON "
+                            "Lines) or a dataset folder")
 
-# data files are read whole into memory; beyond this they are refused with a sentence
-# (MENTOR_MAX_DATA_BYTES raises the bound), never read until memory runs out
-MAX_DATA_BYTES = 4 << 30
 
-
-def _max_data_bytes() -> int:
-    import os
+def load_table(path: Path, target: str | None, *, num_classes: int | None = None,
+               features: list[str] | None = None,
+               split_column: str | None = None) -> ArrayData:
+    """A table file or Hugging Face folder as :class:`ArrayData` (see
+    :mod:`mentor.data.columns`). A CSV file whose table is refused is read again by
+    :func:`load_csv`, whose messages name file lines."""
+    from .._util.safeio import shown
+    from .columns import table_arrays
+    from .tables import SPLIT_COLUMN, hf_class_names, read_table
+    where = f"data.source {shown(path)}"
+    if not target:
+        raise DataError(f"data.target is required for a table source ({shown(path)}); "
+                        "expected the name of the label column")
+    csv_file = path.suffix.lower() == ".csv"
     try:
-        return int(os.environ.get("MENTOR_MAX_DATA_BYTES", MAX_DATA_BYTES))
-    except ValueError:
-        return MAX_DATA_BYTES
-
-
-def _existing_file(path: Path, field: str = "data.source") -> Path:
-    """``path`` if it is a regular file of at most the data bound (a FIFO, device, socket or
-    folder is refused by name, before anything is opened)."""
-    from .._util.safeio import FileProblem, regular_file, shown
-    try:
-        regular_file(path, limit=_max_data_bytes(), what="a data file")
-    except FileProblem as e:
-        if e.reason == "missing":
-            raise DataError(f"{field}: file {shown(path)} does not exist") from None
-        if e.reason == "directory":
-            raise DataError(f"{field}: {shown(path)} is a directory; expected a file") from None
-        raise DataError(f"{field}: {e}") from None
-    return path
+        table = read_table(path)
+        given = split_column
+        if SPLIT_COLUMN in table.column_names:
+            if split_column is not None:
+                raise DataError(f"data.split_column {split_column!r} is set but {where} is a "
+                                "dataset folder whose splits are given by name; expected no "
+                                "split column")
+            given = SPLIT_COLUMN
+        return table_arrays(table, name=str(path), where=where, target=target,
+                            features=features, split_column=given, num_classes=num_classes,
+                            class_names=hf_class_names(path, target))
+    except DataError:
+        if not csv_file or features is not None or split_column is not None:
+            raise
+    return load_csv(path, target, num_classes=num_classes)  # its message, naming lines
 
 
 def load_npz(path: Path, *, num_classes: int | None = None) -> ArrayData:
@@ -149,10 +165,10 @@ def load_npz(path: Path, *, num_classes: int | None = None) -> ArrayData:
     import zipfile
 
     from .._util.safeio import FileProblem, open_regular, shown
-    _existing_file(path)
+    existing_file(path)
     where = f"data.source {shown(path)}"
     try:
-        with open_regular(path, limit=_max_data_bytes(), what="a data file") as f:
+        with open_regular(path, limit=max_data_bytes(), what="a data file") as f:
             head = f.read(4)
             if head != b"PK\x03\x04":
                 raise DataError(f"{where} is not a .npz archive (it is not a zip file); "
@@ -163,9 +179,9 @@ def load_npz(path: Path, *, num_classes: int | None = None) -> ArrayData:
             except (zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
                 raise DataError(f"{where} is truncated or damaged ({e}); expected a complete "
                                 ".npz file") from None
-            if declared > _max_data_bytes():
+            if declared > max_data_bytes():
                 raise DataError(f"{where} declares {declared:,} bytes of arrays, above the "
-                                f"limit of {_max_data_bytes():,} (MENTOR_MAX_DATA_BYTES); "
+                                f"limit of {max_data_bytes():,} (MENTOR_MAX_DATA_BYTES); "
                                 "expected a smaller data file")
             f.seek(0)
             x, y = _npz_arrays(f, path, where)
@@ -210,10 +226,10 @@ def load_csv(path: Path, target: str, *, num_classes: int | None = None) -> Arra
     import io
 
     from .._util.safeio import FileProblem, open_regular, shown
-    _existing_file(path)
+    existing_file(path)
     where = f"data.source {shown(path)}"
     try:
-        with open_regular(path, limit=_max_data_bytes(), what="a data file") as f:
+        with open_regular(path, limit=max_data_bytes(), what="a data file") as f:
             text = io.TextIOWrapper(f, encoding="utf-8", newline="")
             reader = csv.reader(text)
             rows = [(reader.line_num, row) for row in reader]
@@ -252,52 +268,8 @@ def load_csv(path: Path, target: str, *, num_classes: int | None = None) -> Arra
                                 f"{row[i][:60]!r}; expected a number") from None
     raw = [row[t].strip() for _, row in body]
     lines = [line for line, _ in body]
-    y, names = _csv_labels(raw, f"{where}: column {target!r}", lines)
+    y, names = text_labels(raw, f"{where}: column {target!r}", lines)
     return validate_arrays(str(path), x, y, num_classes=num_classes, class_names=names,
                            where=where, row_name=lambda i: f"line {lines[i]}",
                            feature_name=lambda j: f"column {header[feats[j]]!r}",
                            unlabeled_mark=UNLABELED)
-
-
-def _csv_labels(raw: list[str], field: str,
-                lines: list[int]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Class indices of a CSV target column, ``-1`` for an unlabeled row (an empty cell or
-    ``-1``): whole numbers when every other value is a number (``1`` and ``1.0`` alike; a
-    number such as ``1.5`` is refused), else names in sorted order."""
-    numbers = [_number(v) for v in raw]
-    unlabeled = [v == "" or f == UNLABELED for v, f in zip(raw, numbers)]
-    if all(unlabeled):
-        raise DataError(f"{field} is empty or -1 in all {len(raw):,} rows, so no row has a "
-                        "label; expected class labels (an empty cell or -1 only marks an "
-                        "unlabeled row)")
-    if all(u or f is not None for u, f in zip(unlabeled, numbers)):
-        values = []
-        for v, f, u, line in zip(raw, numbers, unlabeled, lines):
-            if u:
-                values.append(UNLABELED)
-                continue
-            if not np.isfinite(f) or f != int(f):
-                raise DataError(f"{field} line {line} is {v[:60]!r}, not a whole number; "
-                                "expected class indices 0, 1, ... (an empty cell or -1 for "
-                                "an unlabeled row)")
-            values.append(int(v) if _is_int_text(v) else int(f))
-        return np.array(values, dtype=object), ()
-    names = tuple(sorted({v for v, u in zip(raw, unlabeled) if not u}))
-    index = {n: i for i, n in enumerate(names)}
-    return np.array([UNLABELED if u else index[v] for v, u in zip(raw, unlabeled)],
-                    dtype=np.int64), names
-
-
-def _number(v: str) -> float | None:
-    try:
-        return float(v)
-    except ValueError:
-        return None
-
-
-def _is_int_text(v: str) -> bool:
-    try:
-        int(v)
-        return True
-    except ValueError:
-        return False

@@ -50,6 +50,10 @@ class Splits:
     # teacher_inputs): "raw" for the caller's own arrays (from_arrays), "standardized" for a
     # loaded data set, whose caller only ever saw the split's (standardized) rows
     teacher_inputs: str = "standardized"
+    # each split's rows as sample ids of the source (a file's row positions; -1: a row that
+    # is not the source's, e.g. generated), what a run writes to splits.json; None: unknown
+    rows: dict[str, np.ndarray] | None = None
+    rows_digest: str | None = None  # ArrayData.labels_digest of the source the rows index
 
     def standardize(self, x) -> Tensor:
         """Raw inputs ``(N, ...)`` mapped as the splits were (train mean and std)."""
@@ -95,6 +99,8 @@ def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: fl
     systematic confusion, as behaviour data confuses related attributes).
     ``data.unlabeled`` (rows of a data file without a label) joins train as unlabeled rows,
     standardized with the same statistics; they never go to validation or test.
+    ``data.split`` (a part per row, given by the source) replaces the drawn split; a part it
+    leaves empty is drawn from its training rows (:func:`given_parts`).
     """
     for field, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < v < 1:
@@ -104,39 +110,99 @@ def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: fl
                         f"{val_fraction + test_fraction:g}")
     if not 0 < labeled_fraction <= 1:
         raise DataError(f"data.labeled_fraction must be in (0, 1], got {labeled_fraction}")
-    counts = np.bincount(data.y, minlength=data.num_classes)
-    small = [c for c in range(data.num_classes) if 0 < counts[c] < 3]
-    if small:
-        raise DataError(f"data.source {data.name!r}: class {small[0]} has {counts[small[0]]} "
-                        "samples; expected "
-                        "at least 3 per class for a stratified train/val/test split")
     rng = np.random.default_rng(seed)
-    train_idx, val_idx, test_idx = [], [], []
-    for c in np.unique(data.y):
-        idx = rng.permutation(np.flatnonzero(data.y == c))
-        n_test = max(1, int(round(test_fraction * len(idx))))
-        n_val = max(1, int(round(val_fraction * len(idx))))
-        test_idx.append(idx[:n_test])
-        val_idx.append(idx[n_test:n_test + n_val])
-        train_idx.append(idx[n_test + n_val:])
-        if len(train_idx[-1]) == 0:
-            raise DataError(f"data.val_fraction {val_fraction:g} and data.test_fraction "
-                            f"{test_fraction:g} leave class {c} ({len(idx)} samples) no "
-                            "training rows; expected smaller fractions")
-    tr, va, te = (rng.permutation(np.concatenate(p)) for p in (train_idx, val_idx, test_idx))
+    if data.split is not None:
+        tr, va, te = given_parts(f"data.source {data.name!r}", data.split, data.y, rng,
+                                 val_fraction=val_fraction, test_fraction=test_fraction,
+                                 field="the given split")
+    else:
+        counts = np.bincount(data.y, minlength=data.num_classes)
+        small = [c for c in range(data.num_classes) if 0 < counts[c] < 3]
+        if small:
+            raise DataError(f"data.source {data.name!r}: class {small[0]} has "
+                            f"{counts[small[0]]} samples; expected at least 3 per class for a "
+                            "stratified train/val/test split")
+        tr, va, te = _draw_parts(data.y, np.arange(len(data.y)), rng, val_fraction,
+                                 test_fraction)
     return splits_at(data, tr, va, te, rng=rng, seed=seed, standardize=standardize,
                      labeled_fraction=labeled_fraction, labeled_sampling=labeled_sampling,
                      weak_noise=weak_noise, weak_flip=weak_flip)
 
 
+def _draw_parts(y: np.ndarray, rows: np.ndarray, rng: np.random.Generator,
+                val_fraction: float, test_fraction: float,
+                given: str = "") -> tuple[np.ndarray, ...]:
+    """``rows`` (indices into ``y``) drawn into train / val / test, stratified: of each
+    class, ``test_fraction`` and ``val_fraction`` (at least one row each), the rest train."""
+    train_idx, val_idx, test_idx = [], [], []
+    for c in np.unique(y[rows]):
+        idx = rng.permutation(rows[y[rows] == c])
+        n_test = max(1, int(round(test_fraction * len(idx)))) if test_fraction else 0
+        n_val = max(1, int(round(val_fraction * len(idx)))) if val_fraction else 0
+        test_idx.append(idx[:n_test])
+        val_idx.append(idx[n_test:n_test + n_val])
+        train_idx.append(idx[n_test + n_val:])
+        if len(train_idx[-1]) == 0 and given:
+            raise DataError(f"{given}: drawing the missing part from the given training rows "
+                            f"leaves class {c} ({len(idx)} training rows) none to train on; "
+                            "expected more training rows of each class, or all three parts "
+                            "given")
+        if len(train_idx[-1]) == 0:
+            raise DataError(f"data.val_fraction {val_fraction:g} and data.test_fraction "
+                            f"{test_fraction:g} leave class {c} ({len(idx)} samples) no "
+                            "training rows; expected smaller fractions")
+    return tuple(rng.permutation(np.concatenate(p)) for p in (train_idx, val_idx, test_idx))
+
+
+SPLIT_PARTS = ("train", "val", "test")
+
+
+def given_parts(name: str, split: np.ndarray, y: np.ndarray, rng: np.random.Generator | None,
+                *, val_fraction: float = 0.2, test_fraction: float = 0.2,
+                field: str = "split") -> tuple[np.ndarray, ...]:
+    """Row indices of the train, val and test rows ``split`` names (one of
+    :data:`SPLIT_PARTS` per row), in their order, checked: a training row for every class.
+    A part no row names is drawn from the training rows (stratified, from ``rng``, with its
+    fraction); ``rng=None`` refuses a missing part instead."""
+    if split.shape != y.shape:
+        raise DataError(f"{name}: {field} has shape {split.shape}; expected ({len(y)},), one "
+                        "of 'train', 'val', 'test' per row of x")
+    known = np.array([isinstance(v, str) and v in SPLIT_PARTS for v in split.tolist()],
+                     dtype=bool)
+    if not known.all():
+        row = int(np.flatnonzero(~known)[0])
+        raise DataError(f"{name}: {field} has {split.tolist()[row]!r} at row {row}; expected "
+                        "'train', 'val' or 'test'")
+    parts = [np.flatnonzero(split == part) for part in SPLIT_PARTS]
+    if len(parts[0]) == 0:
+        raise DataError(f"{name}: {field} has no 'train' row; expected the training rows")
+    missing = [i for i in (1, 2) if len(parts[i]) == 0]
+    if missing and rng is None:
+        raise DataError(f"{name}: {field} has no {SPLIT_PARTS[missing[0]]!r} row; expected at "
+                        "least one row in each of train, val and test")
+    if missing:
+        tr, va, te = _draw_parts(y, parts[0], rng, val_fraction if 1 in missing else 0.0,
+                                 test_fraction if 2 in missing else 0.0,
+                                 given=name)
+        parts = [tr, va if 1 in missing else parts[1], te if 2 in missing else parts[2]]
+    absent = np.setdiff1d(np.unique(y), y[parts[0]])
+    if len(absent):
+        c = int(absent[0])
+        raise DataError(f"{name}: {field} gives class {c} ({int((y == c).sum())} rows) no "
+                        "'train' row; expected at least one training row per class")
+    return tuple(parts)
+
+
 def splits_at(data: ArrayData, tr: np.ndarray, va: np.ndarray, te: np.ndarray, *,
               rng: np.random.Generator | None = None, seed: int = 0, standardize: bool = True,
               labeled_fraction: float = 1.0, labeled_sampling: str = "per_class",
-              weak_noise: float | None = None, weak_flip: str = "uniform") -> Splits:
+              weak_noise: float | None = None, weak_flip: str = "uniform",
+              labeled: np.ndarray | None = None) -> Splits:
     """:class:`Splits` whose train / validation / test rows are rows ``tr`` / ``va`` / ``te``
     of ``data`` (in that order), standardized with the statistics of the ``tr`` rows only;
     the labeled subset and weak labels as in :func:`make_splits` (drawn from ``rng``,
-    default one seeded with ``seed``)."""
+    default one seeded with ``seed``), or ``labeled``: the flags of the ``tr`` rows given
+    (a reused split file)."""
     rng = np.random.default_rng(seed) if rng is None else rng
     x = data.x
     mean = std = None
@@ -145,8 +211,11 @@ def splits_at(data: ArrayData, tr: np.ndarray, va: np.ndarray, te: np.ndarray, *
         std = x[tr].std(0)
         std[std < 1e-8] = 1.0
         x = (x - mean) / std
+    given_labeled = labeled
     labeled = np.zeros(len(tr), dtype=bool)
-    if labeled_sampling == "per_class":
+    if given_labeled is not None:
+        labeled = np.asarray(given_labeled, dtype=bool)
+    elif labeled_sampling == "per_class":
         labeled[_stratified_pick(data.y[tr], labeled_fraction, rng)] = True
     elif labeled_sampling == "overall":
         k = max(1, int(round(labeled_fraction * len(tr))))
@@ -175,20 +244,26 @@ def splits_at(data: ArrayData, tr: np.ndarray, va: np.ndarray, te: np.ndarray, *
     train = split(tr, labeled)
     if weak is not None:
         train.weak_y = torch.from_numpy(weak)
+    ids = np.arange(len(data.y)) if data.row_ids is None else data.row_ids
     splits = Splits(data.name, train, split(va), split(te), data.num_classes,
-                    data.input_shape, seed, mean, std)
+                    data.input_shape, seed, mean, std,
+                    rows={"train": ids[tr], "val": ids[va], "test": ids[te]},
+                    rows_digest=data.labels_digest())
     if data.unlabeled is None or not len(data.unlabeled):
         return splits
     return append_unlabeled(splits, data.unlabeled, raw=True, kind="unlabeled",
-                            what=f"data.source {data.name!r}: unlabeled rows")
+                            what=f"data.source {data.name!r}: unlabeled rows",
+                            ids=data.unlabeled_ids)
 
 
 def append_unlabeled(splits: Splits, x: np.ndarray, *, raw: bool = True,
-                     kind: str = "generated", what: str = "unlabeled rows") -> Splits:
+                     kind: str = "generated", what: str = "unlabeled rows",
+                     ids: np.ndarray | None = None) -> Splits:
     """``splits`` with the rows of ``x`` ``(n, ...)`` appended to train as unlabeled rows of
     unknown label (``-1``), standardized like the data when ``raw``; ``kind`` names them in
     :meth:`Splits.describe`, ``what`` in the errors (rows that are not ``in_features`` finite
-    real numbers each)."""
+    real numbers each). ``ids``: the rows' sample ids in the source (default ``-1``: rows
+    that are not the source's)."""
     flat = x.reshape(len(x), -1)
     if flat.shape[1] != splits.in_features:
         raise DataError(f"{what} with {flat.shape[1]} features; expected "
@@ -205,4 +280,8 @@ def append_unlabeled(splits: Splits, x: np.ndarray, *, raw: bool = True,
     train = Split(torch.cat([t.x, new_x]),
                   torch.cat([t.y, torch.full((n,), -1, dtype=t.y.dtype)]),
                   torch.cat([t.labeled, torch.zeros(n, dtype=torch.bool)]), weak_y=weak)
-    return replace(splits, train=train, unknown_rows=kind)
+    rows = splits.rows
+    if rows is not None:
+        new = np.full(n, -1, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
+        rows = {**rows, "train": np.concatenate([rows["train"], new])}
+    return replace(splits, train=train, unknown_rows=kind, rows=rows)

@@ -1,0 +1,90 @@
+"""A run's split, written to its folder and read back: which rows of the source went to
+train (and which of those the student saw labeled), validation and test.
+
+``mentor run`` writes ``splits/<setting>.json`` for every setting whose data knows its rows'
+sample ids (their positions in the source). A recipe reuses it with ``data.splits: <file>``:
+the same rows in the same order with the same labeled flags, so a second run -- or another
+tool -- trains and scores on exactly the first run's split. The file also records the
+source's row count and a digest of its labels, so a changed source is refused rather than
+silently re-split.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .arrays import ArrayData
+from .splits import Splits
+
+FORMAT = "mentor-splits/1"
+
+
+def split_record(splits: Splits) -> dict | None:
+    """The JSON-able record of ``splits``, or ``None`` when they do not know their rows."""
+    rows = splits.rows
+    if rows is None or splits.rows_digest is None:
+        return None
+    # the source's labeled rows come first in train; unlabeled and generated rows (label
+    # -1) are appended after them and come back with the source
+    n_train = int((splits.train.y >= 0).sum())
+    return {"format": FORMAT, "source": splits.name,
+            "labeled_rows": n_train + len(rows["val"]) + len(rows["test"]),
+            "labels_digest": splits.rows_digest,
+            "train": rows["train"][:n_train].tolist(),
+            "train_labeled": splits.train.labeled[:n_train].tolist(),
+            "val": rows["val"].tolist(), "test": rows["test"].tolist()}
+
+
+def write_split_file(path: Path, record: dict) -> None:
+    from .._util.atomic import atomic_write_text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record))
+
+
+def read_split_file(path: Path, data: ArrayData,
+                    field: str = "data.splits") -> tuple[np.ndarray, ...]:
+    """Rows ``(train, val, test)`` of ``data`` (indices into ``data.x``) and the train rows'
+    labeled flags, as the split file at ``path`` records them; one sentence when the file
+    is not a split file or does not fit ``data``."""
+    from .._util.safeio import MAX_JSON_BYTES, FileProblem, read_bounded, shown
+    where = f"{field} {shown(path)}"
+    try:
+        rec = json.loads(read_bounded(path, MAX_JSON_BYTES, what="a split file"))
+    except FileProblem as e:
+        raise DataError(f"{field}: {e}") from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{where} is not readable JSON ({e}); expected a splits/<setting>.json "
+                        "file from a run folder") from None
+    if not isinstance(rec, dict) or rec.get("format") != FORMAT:
+        raise DataError(f"{where} is not a mentor split file (format "
+                        f"{rec.get('format') if isinstance(rec, dict) else None!r}); expected "
+                        f"format {FORMAT!r}, as a run folder's splits/<setting>.json has")
+    if (rec.get("labeled_rows") != len(data.y)
+            or rec.get("labels_digest") != data.labels_digest()):
+        raise DataError(f"{where} was made from a source with {rec.get('labeled_rows')} labeled "
+                        f"rows and other labels than {data.name!r} ({len(data.y)} labeled "
+                        "rows) has now; expected the same source as the run that wrote it")
+    ids = np.arange(len(data.y)) if data.row_ids is None else data.row_ids
+    index = {int(r): i for i, r in enumerate(ids)}
+    parts = []
+    for part in ("train", "val", "test"):
+        got = rec.get(part)
+        if not isinstance(got, list) or not all(isinstance(r, int) and r in index for r in got):
+            raise DataError(f"{where}: {part!r} is not a list of the source's labeled row ids; "
+                            "expected the file as a run wrote it")
+        parts.append(np.array([index[r] for r in got], dtype=np.int64))
+    flags = rec.get("train_labeled")
+    if not isinstance(flags, list) or len(flags) != len(parts[0]) or not all(
+            isinstance(f, bool) for f in flags):
+        raise DataError(f"{where}: 'train_labeled' is not one true/false per train row; "
+                        "expected the file as a run wrote it")
+    used = np.concatenate(parts)
+    if len(used) != len(data.y) or len(np.unique(used)) != len(used):
+        raise DataError(f"{where} places {len(used)} rows ({len(np.unique(used))} distinct) "
+                        f"but the source has {len(data.y)} labeled rows; expected each row in "
+                        "exactly one part")
+    return (*parts, np.array(flags, dtype=bool))

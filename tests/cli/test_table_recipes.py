@@ -1,0 +1,76 @@
+"""``mentor run`` on a Parquet file with named columns: the run writes its split to
+``splits/default.json``; a second run with ``data.splits`` pointing there trains and scores on
+the same rows and gives the same results; a column that does not exist stops the run in one
+sentence (exit 2, no run folder)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _write(tmp_path, n=120):
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 3
+    x = np.eye(3)[y] * 3 + rng.normal(0, 0.7, size=(n, 3))
+    labels = [None if i % 5 == 0 else int(c) for i, c in enumerate(y)]
+    pq.write_table(pa.table({"f": [list(r) for r in x], "label": pa.array(labels, pa.int64()),
+                             "id": np.arange(n)}), tmp_path / "d.parquet")
+
+
+def _recipe(recipe_dict, **data):
+    return recipe_dict(name="tab", data={"source": "d.parquet", "target": "label",
+                                         "features": ["f"], **data},
+                       teacher={"model": "mlp", "hidden": [16], "train": {"epochs": 5}},
+                       methods=[{"name": "kd"}], train={"epochs": 4, "seeds": [0]})
+
+
+def test_a_run_writes_its_split_and_a_second_run_reuses_it(mentor, write_recipe, recipe_dict,
+                                                          tmp_path):
+    _write(tmp_path)
+    write_recipe(_recipe(recipe_dict, split_seed=3), "a.yaml")
+    proc = mentor("run", "a.yaml", "--out", "runs", "--quiet")
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    (first,) = list((tmp_path / "runs").iterdir())
+    rec = json.loads((first / "splits" / "default.json").read_text())
+    assert rec["format"] == "mentor-splits/1" and rec["labeled_rows"] == 96
+    placed = rec["train"] + rec["val"] + rec["test"]
+    assert sorted(placed) == [i for i in range(120) if i % 5]  # file rows, each once
+    # another split seed would draw another split; the file fixes it
+    write_recipe(_recipe(recipe_dict, split_seed=9,
+                         splits=str(first / "splits" / "default.json")), "b.yaml")
+    proc = mentor("run", "b.yaml", "--out", "runs2", "--quiet")
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    (second,) = list((tmp_path / "runs2").iterdir())
+    assert json.loads((second / "splits" / "default.json").read_text()) == rec
+    a, b = (json.loads((r / "results.json").read_text()) for r in (first, second))
+    assert a["rows"][0]["test_accuracy_mean"] == b["rows"][0]["test_accuracy_mean"]
+
+
+def test_a_split_file_from_other_data_is_refused(mentor, write_recipe, recipe_dict, tmp_path):
+    _write(tmp_path, n=120)
+    (tmp_path / "s.json").write_text(json.dumps({"format": "mentor-splits/1",
+                                                 "labeled_rows": 5, "labels_digest": "x",
+                                                 "train": [], "train_labeled": [], "val": [],
+                                                 "test": []}))
+    write_recipe(_recipe(recipe_dict, splits="s.json"), "c.yaml")
+    proc = mentor("run", "c.yaml", "--out", "runs", "--quiet")
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "was made from a source with 5 labeled rows" in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_missing_column_stops_with_the_nearest_name(mentor, write_recipe, recipe_dict,
+                                                      tmp_path):
+    _write(tmp_path)
+    write_recipe(_recipe(recipe_dict, features=["ff"]), "d.yaml")
+    for args in (("recipes", "validate", "d.yaml"), ("run", "d.yaml", "--out", "runs")):
+        proc = mentor(*args)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert "data.features 'ff' is not a column of data.source 'd.parquet' (did you mean " \
+               "'f'?)" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
