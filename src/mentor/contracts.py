@@ -412,6 +412,10 @@ class RowSource(Protocol):
         """The inputs of each id batch of the iterable ``ids``, in order (an iterator; a
         DataLoader-fed source reads ahead of the batch being used)."""
 
+    def subset(self, ids: Tensor) -> "RowSource":
+        """Rows ``ids`` as a source of their own (row ``k`` is row ``ids[k]``): a teacher's
+        labeled rows, a data selection. A stream, without random access, refuses."""
+
 
 @runtime_checkable
 class TaskAdapter(Protocol):

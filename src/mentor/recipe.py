@@ -41,6 +41,15 @@ class DataSpec(BaseModel):
                                      "row's part: train, val (validation) or test")
     splits: str | None = Field(None, description="the splits/<setting>.json an earlier run "
                                "wrote: reuse its train/val/test rows and labeled flags")
+    image_size: int | tuple[int, int] | None = Field(None, description="image folder: resize "
+                                                     "every image to this side (or [h, w]); "
+                                                     "default 32")
+    channels: Literal[1, 3] | None = Field(None, description="image folder: 3 (RGB, default) "
+                                           "or 1 (grayscale)")
+    unlabeled: str | None = Field(None, description="image folder: a folder of images without "
+                                  "classes, added to train as unlabeled rows")
+    workers: int | None = Field(None, ge=0, le=64, description="image folder: DataLoader "
+                                "worker processes decoding images (default 2)")
     num_classes: int | None = Field(None, ge=2)
     val_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
@@ -62,6 +71,15 @@ class DataSpec(BaseModel):
                            "mnist1d)")
     generated_seed: Seed = 1
 
+    def _image_options(self) -> dict:
+        """The image-folder fields set in this spec."""
+        from pathlib import Path
+        out = {k: getattr(self, k) for k in ("image_size", "channels", "unlabeled", "workers")
+               if getattr(self, k) is not None}
+        if "unlabeled" in out:
+            out["unlabeled"] = Path(out["unlabeled"])
+        return out
+
     def load(self):
         """The :class:`mentor.data.Splits` this spec describes (loaded, split, generated
         inputs added)."""
@@ -74,7 +92,8 @@ class DataSpec(BaseModel):
                            num_classes=self.num_classes,
                            labeled_sampling=self.labeled_sampling, weak_noise=self.weak_noise,
                            weak_flip=self.weak_flip, features=self.features,
-                           split_column=self.split_column, split_file=self.splits)
+                           split_column=self.split_column, split_file=self.splits,
+                           images=self._image_options())
         if self.generated:
             from .data.sources import GENERATORS
             if self.source not in GENERATORS:

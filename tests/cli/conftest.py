@@ -64,3 +64,20 @@ def refused(tmp_path):
         return err
 
     return check
+
+
+@pytest.fixture
+def validated_run(mentor, tmp_path):
+    """``validated_run(recipe_file)``: ``mentor recipes validate`` says ok, ``mentor run``
+    finishes; returns the run folder and its results.json."""
+    import json
+
+    def go(recipe_file: str, out: str = "runs"):
+        proc = mentor("recipes", "validate", recipe_file)
+        assert proc.returncode == 0 and proc.stdout.startswith("ok"), (proc.stdout, proc.stderr)
+        proc = mentor("run", recipe_file, "--out", out, "--quiet")
+        assert proc.returncode == 0, (proc.stdout, proc.stderr)
+        (run,) = list((tmp_path / out).iterdir())
+        return run, json.loads((run / "results.json").read_text())
+
+    return go

@@ -4,13 +4,11 @@ class 0). The run trains kd with the unlabeled pool and scores the labeled test 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 
-def test_validate_and_run_a_csv_with_empty_label_cells(mentor, write_recipe, recipe_dict,
-                                                        tmp_path):
+def test_validate_and_run_a_csv_with_empty_label_cells(validated_run, write_recipe,
+                                                        recipe_dict, tmp_path):
     rng = np.random.default_rng(0)
     y = np.arange(90) % 3
     x = np.eye(3)[y] * 4 + rng.normal(0, 0.5, size=(90, 3))
@@ -23,12 +21,7 @@ def test_validate_and_run_a_csv_with_empty_label_cells(mentor, write_recipe, rec
                                       "train": {"epochs": 20, "lr": 0.01}},
                              methods=[{"name": "kd"}],
                              train={"epochs": 20, "lr": 0.01, "seeds": [0]}), "unl.yaml")
-    proc = mentor("recipes", "validate", "unl.yaml")
-    assert proc.returncode == 0 and proc.stdout.startswith("ok"), (proc.stdout, proc.stderr)
-    proc = mentor("run", "unl.yaml", "--out", "runs", "--quiet")
-    assert proc.returncode == 0, (proc.stdout, proc.stderr)
-    (run,) = list((tmp_path / "runs").iterdir())
-    results = json.loads((run / "results.json").read_text())
+    run, results = validated_run("unl.yaml")
     (setting,) = results["settings"]
     # 67 labeled rows split 3 ways, the 23 empty-cell rows in train only; 3 classes, not 4
     assert setting["data"].endswith("train 64 (41 labeled, 23 unlabeled), val 13, test 13, "

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from .. import data as data_mod
 from ..data.augment import Augment
+from ..data.rows import as_rows, head_rows, read_chunks, subset_rows
 from ..data.splits import Splits
 from ..engine import fit, get_accelerator
 from .._util.atomic import atomic_write_text
@@ -80,8 +81,8 @@ def _check_student(spec: ModelSpec, splits: Splits, where: str) -> None:
     if spec.num_classes is not None and spec.num_classes != splits.num_classes:
         raise MentorError(f"{where}.num_classes is {spec.num_classes} but the data and teacher "
                           f"have {splits.num_classes} classes; expected the same")
-    if spec.model == "cnn" and len(splits.input_shape) not in (1, 2):
-        raise MentorError(f"{where}.model 'cnn' needs 1-D or 2-D inputs, got input shape "
+    if spec.model == "cnn" and len(splits.input_shape) not in (1, 2, 3):
+        raise MentorError(f"{where}.model 'cnn' needs 1-D, 2-D or (C, H, W) image inputs, got input shape "
                           f"{splits.input_shape}")
 
 
@@ -229,7 +230,7 @@ def _plan_methods(recipe: Recipe) -> list[tuple[str, str, MethodPlan, dict]]:
 
 def _all_labeled(split: data_mod.Split) -> data_mod.Split:
     real = split.y >= 0  # generated rows (label -1) are not the teacher's data
-    return data_mod.Split(split.x[real], split.y[real],
+    return data_mod.Split(subset_rows(split.x, real), split.y[real],
                           torch.ones(int(real.sum()), dtype=torch.bool))
 
 
@@ -420,7 +421,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                     info = {"description": t.description,
                             "params": sum(count_params(m) for m in _modules(t)) or None}
                     if not isinstance(t, StoreTeacher):  # a store has no test-split outputs
-                        tl = t.logits(s.splits.test.x.to(device))
+                        tl = _over_rows(t.logits, s.splits.test.x.to(device))
                         info["test_accuracy"] = float(task.correct(
                             tl, s.splits.test.y.to(device)).double().mean())
                 else:
@@ -441,7 +442,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
             teacher, tinfo = teachers.get(s.teacher_key, (None, None))
             test_x, test_y = s.splits.test.x.to(device), s.splits.test.y.to(device)
             teacher_fn = _teacher_on(teacher, test_y) if teacher is not None else None
-            t_test = teacher_fn(test_x) if teacher_fn is not None else None
+            t_test = _over_rows(teacher_fn, test_x) if teacher_fn is not None else None
             for label, mname, plan, params in s.methods:
                 accs, agrees, vals, n_params = [], [], [], 0
                 latency = None  # per method: a method may change what runs at inference
@@ -492,7 +493,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                         "resumed_from_step": res.resumed_step,
                         "history": res.history}))
                     if latency is None and teacher_fn is not None and acc.is_main_process:
-                        latency = speedup(teacher_fn, res.model, test_x)
+                        latency = speedup(teacher_fn, res.model, head_rows(test_x, LATENCY_ROWS))
                     bars.done()
                 rows.append({
                     "setting": s.name, "method": label, "method_name": mname,
@@ -523,6 +524,17 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
     if acc.is_main_process:
         atomic_write_text(tmp / "metrics.jsonl", "\n".join(metrics_lines) + "\n")
     return results, histories
+
+
+def _over_rows(fn, x):
+    """``fn`` over every row of ``x``: a tensor at once, a row source chunk by chunk."""
+    if isinstance(x, torch.Tensor):
+        return fn(x)
+    rows = as_rows(x)
+    return torch.cat([fn(chunk) for _, chunk in read_chunks(rows, 0, len(rows))])
+
+
+LATENCY_ROWS = 512  # test rows a row source gives the latency measurement (read once)
 
 
 def _teacher_on(teacher, test_y: torch.Tensor):

@@ -24,7 +24,8 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
          target: str | None = None, num_classes: int | None = None,
          labeled_sampling: str = "per_class", weak_noise: float | None = None,
          weak_flip: str = "uniform", features: list[str] | None = None,
-         split_column: str | None = None, split_file: str | None = None) -> Splits:
+         split_column: str | None = None, split_file: str | None = None,
+         images: dict | None = None) -> Splits:
     """Load a data set by name or path and split it (train / validation / test).
 
     A table file (CSV, Parquet, Arrow, JSON Lines) or a Hugging Face ``save_to_disk``
@@ -34,17 +35,38 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
     earlier run, whose rows and labeled flags are reused as they are (the fractions and
     ``labeled_fraction`` are not used).
 
+    A folder with one sub-folder of images per class is read by DataLoader workers
+    (:func:`mentor.data.image_source.image_folder_splits`; ``images``: its options
+    ``image_size``, ``channels``, ``unlabeled``, ``workers``).
+
     >>> splits = load("iris")
     >>> splits.num_classes, splits.train.x.shape[1]
     (3, 4)
     """
+    from pathlib import Path
+
+    from .images import is_image_folder
+    if is_image_folder(Path(source)):
+        from .image_source import image_folder_splits
+        for field, v in (("data.target", target), ("data.features", features),
+                         ("data.split_column", split_column)):
+            if v is not None:
+                raise DataError(f"{field} is set but data.source {source!r} is an image folder "
+                                "(classes are its sub-folders); expected no "
+                                f"{field.split('.')[1]}")
+        return image_folder_splits(
+            Path(source), val_fraction=val_fraction, test_fraction=test_fraction,
+            labeled_fraction=labeled_fraction, labeled_sampling=labeled_sampling,
+            split_seed=split_seed, standardize=standardize,
+            split_file=None if split_file is None else Path(split_file), **(images or {}))
+    if images:
+        raise DataError(f"data.{next(iter(images))} is set but data.source {source!r} is not an "
+                        "image folder; expected it only with a folder of class sub-folders")
     data = load_source(source, target=target, num_classes=num_classes, features=features,
                        split_column=split_column)
     if split_file is not None:
-        from pathlib import Path
-
         from .split_file import read_split_file
-        tr, va, te, labeled = read_split_file(Path(split_file), data)
+        tr, va, te, labeled = read_split_file(Path(split_file), data.ids, data.y, data.name)
         return splits_at(data, tr, va, te, seed=split_seed, standardize=standardize,
                          labeled=labeled, weak_noise=weak_noise, weak_flip=weak_flip)
     return make_splits(data, val_fraction=val_fraction, test_fraction=test_fraction,

@@ -35,12 +35,20 @@ class ArrayData:
     unlabeled_ids: np.ndarray | None = None
     split: np.ndarray | None = None
 
+    @property
+    def ids(self) -> np.ndarray:
+        """Each row of ``x``'s sample id (its position in the source)."""
+        return np.arange(len(self.y)) if self.row_ids is None else self.row_ids
+
     def labels_digest(self) -> str:
-        """A digest of every labeled row's (sample id, label): what a split was made of."""
-        import hashlib
-        ids = np.arange(len(self.y)) if self.row_ids is None else self.row_ids
-        pairs = np.stack([ids.astype(np.int64), self.y.astype(np.int64)], 1)
-        return hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()[:32]
+        return labels_digest(self.ids, self.y)
+
+
+def labels_digest(ids: np.ndarray, y: np.ndarray) -> str:
+    """A digest of labeled rows' (sample id, label) pairs: what a split was made of."""
+    import hashlib
+    pairs = np.stack([np.asarray(ids, np.int64), np.asarray(y, np.int64)], 1)
+    return hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()[:32]
 
 
 def validate_arrays(name: str, x, y, *, num_classes: int | None = None,

@@ -35,7 +35,7 @@ from torch import Tensor
 from ..errors import MentorError
 
 __all__ = ["DatasetRows", "NamedRows", "StreamRows", "TensorRows", "as_rows", "first_tensor",
-           "read_chunks"]
+           "head_rows", "read_chunks", "subset_rows"]
 
 
 class TensorRows:
@@ -74,6 +74,9 @@ class TensorRows:
         x = self.x
         for i in ids:
             yield x.index_select(0, i)
+
+    def subset(self, ids: Tensor) -> "TensorRows":
+        return TensorRows(self.x[ids])
 
 
 class NamedRows:
@@ -128,6 +131,9 @@ class NamedRows:
     def batches(self, ids: Iterable[Tensor]) -> Iterator[dict[str, Tensor]]:
         for i in ids:
             yield self.take(i)
+
+    def subset(self, ids: Tensor) -> "NamedRows":
+        return NamedRows({k: v[ids] for k, v in self.x.items()})
 
 
 def _input_of(item: Any) -> Tensor:
@@ -232,6 +238,15 @@ class DatasetRows(_ReadRows):
         for x in self._loader(ids, _collate_inputs):
             yield x.to(self.device, non_blocking=non_blocking)
 
+    def subset(self, ids: Tensor) -> "DatasetRows":
+        """Rows ``ids`` (a ``Subset`` of the dataset), read with the same loader settings."""
+        picked = torch.as_tensor(ids)
+        if picked.dtype == torch.bool:
+            picked = picked.nonzero().flatten()
+        return DatasetRows(torch.utils.data.Subset(self.dataset, picked.tolist()),
+                           num_workers=self.num_workers, pin_memory=self.pin_memory,
+                           prefetch_factor=self.prefetch_factor, device=self.device)
+
     def labels(self, chunk: int = 1024) -> Tensor:
         """Every row's label (``dataset[i][1]``), read once through the loader."""
         ids = torch.arange(self.n).split(chunk)
@@ -314,6 +329,11 @@ class StreamRows(_ReadRows):
             dropped = max(dropped, keep_from)
             yield torch.stack([held[i] for i in wanted]).to(self.device)
 
+    def subset(self, ids: Tensor) -> "StreamRows":
+        raise MentorError("a stream has no random access, so a subset of its rows cannot be "
+                          "read; expected an in-memory or map-style source for a method that "
+                          "takes some rows apart (a teacher's labeled rows, a data selection)")
+
     def labels(self) -> Tensor:
         """Every row's label (``item[1]``), read in one pass."""
         return torch.tensor([_item_label(item) for item in self._items()], dtype=torch.long)
@@ -332,6 +352,20 @@ def as_rows(x) -> TensorRows | NamedRows | DatasetRows | StreamRows:
                       "expected a tensor, a dict of named tensors, mentor.data.DatasetRows or "
                       "mentor.data.StreamRows")
 
+
+
+def subset_rows(x, ids: Tensor):
+    """Rows ``ids`` (indices or a boolean mask) of a split's ``x``: a tensor or a row source."""
+    return x[ids] if isinstance(x, Tensor) else as_rows(x).subset(ids)
+
+
+def head_rows(x, limit: int):
+    """A split's inputs held in memory: a tensor as it is, a row source's first ``limit``
+    rows read (what a latency measurement or an export's parity check runs on)."""
+    if isinstance(x, Tensor):
+        return x
+    rows = as_rows(x)
+    return rows.take(torch.arange(min(len(rows), limit)))
 
 
 def first_tensor(inputs: Tensor | dict[str, Tensor]) -> Tensor:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .arrays import ArrayData
+from .arrays import labels_digest
 from .splits import Splits
 
 FORMAT = "mentor-splits/1"
@@ -45,11 +45,12 @@ def write_split_file(path: Path, record: dict) -> None:
     atomic_write_text(path, json.dumps(record))
 
 
-def read_split_file(path: Path, data: ArrayData,
+def read_split_file(path: Path, ids: np.ndarray, y: np.ndarray, name: str,
                     field: str = "data.splits") -> tuple[np.ndarray, ...]:
-    """Rows ``(train, val, test)`` of ``data`` (indices into ``data.x``) and the train rows'
-    labeled flags, as the split file at ``path`` records them; one sentence when the file
-    is not a split file or does not fit ``data``."""
+    """Rows ``(train, val, test)`` of a source's labeled rows (sample ids ``ids``, labels
+    ``y``; indices into them) and the train rows' labeled flags, as the split file at
+    ``path`` records them; one sentence when the file is not a split file or does not fit
+    the source (``name``)."""
     from .._util.safeio import MAX_JSON_BYTES, FileProblem, read_bounded, shown
     where = f"{field} {shown(path)}"
     try:
@@ -63,12 +64,10 @@ def read_split_file(path: Path, data: ArrayData,
         raise DataError(f"{where} is not a mentor split file (format "
                         f"{rec.get('format') if isinstance(rec, dict) else None!r}); expected "
                         f"format {FORMAT!r}, as a run folder's splits/<setting>.json has")
-    if (rec.get("labeled_rows") != len(data.y)
-            or rec.get("labels_digest") != data.labels_digest()):
+    if rec.get("labeled_rows") != len(y) or rec.get("labels_digest") != labels_digest(ids, y):
         raise DataError(f"{where} was made from a source with {rec.get('labeled_rows')} labeled "
-                        f"rows and other labels than {data.name!r} ({len(data.y)} labeled "
-                        "rows) has now; expected the same source as the run that wrote it")
-    ids = np.arange(len(data.y)) if data.row_ids is None else data.row_ids
+                        f"rows and other labels than {name!r} ({len(y)} labeled rows) has "
+                        "now; expected the same source as the run that wrote it")
     index = {int(r): i for i, r in enumerate(ids)}
     parts = []
     for part in ("train", "val", "test"):
@@ -83,8 +82,8 @@ def read_split_file(path: Path, data: ArrayData,
         raise DataError(f"{where}: 'train_labeled' is not one true/false per train row; "
                         "expected the file as a run wrote it")
     used = np.concatenate(parts)
-    if len(used) != len(data.y) or len(np.unique(used)) != len(used):
+    if len(used) != len(y) or len(np.unique(used)) != len(used):
         raise DataError(f"{where} places {len(used)} rows ({len(np.unique(used))} distinct) "
-                        f"but the source has {len(data.y)} labeled rows; expected each row in "
+                        f"but the source has {len(y)} labeled rows; expected each row in "
                         "exactly one part")
     return (*parts, np.array(flags, dtype=bool))

@@ -84,6 +84,22 @@ def _stratified_pick(y: np.ndarray, fraction: float, rng: np.random.Generator) -
     return np.sort(np.concatenate(picked))
 
 
+def draw_labeled(y_train: np.ndarray, fraction: float, sampling: str,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Which training rows (labels ``y_train``) the student sees labeled: ``fraction`` of
+    each class (``sampling='per_class'``, at least one each) or of all rows (``'overall'``)."""
+    labeled = np.zeros(len(y_train), dtype=bool)
+    if sampling == "per_class":
+        labeled[_stratified_pick(y_train, fraction, rng)] = True
+    elif sampling == "overall":
+        k = max(1, int(round(fraction * len(y_train))))
+        labeled[rng.choice(len(y_train), size=k, replace=False)] = True
+    else:
+        raise DataError(f"data.labeled_sampling must be 'per_class' or 'overall', got "
+                        f"{sampling!r}")
+    return labeled
+
+
 def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
                 labeled_fraction: float = 1.0, seed: int = 0,
                 standardize: bool = True, labeled_sampling: str = "per_class",
@@ -122,14 +138,14 @@ def make_splits(data: ArrayData, *, val_fraction: float = 0.2, test_fraction: fl
             raise DataError(f"data.source {data.name!r}: class {small[0]} has "
                             f"{counts[small[0]]} samples; expected at least 3 per class for a "
                             "stratified train/val/test split")
-        tr, va, te = _draw_parts(data.y, np.arange(len(data.y)), rng, val_fraction,
+        tr, va, te = draw_parts(data.y, np.arange(len(data.y)), rng, val_fraction,
                                  test_fraction)
     return splits_at(data, tr, va, te, rng=rng, seed=seed, standardize=standardize,
                      labeled_fraction=labeled_fraction, labeled_sampling=labeled_sampling,
                      weak_noise=weak_noise, weak_flip=weak_flip)
 
 
-def _draw_parts(y: np.ndarray, rows: np.ndarray, rng: np.random.Generator,
+def draw_parts(y: np.ndarray, rows: np.ndarray, rng: np.random.Generator,
                 val_fraction: float, test_fraction: float,
                 given: str = "") -> tuple[np.ndarray, ...]:
     """``rows`` (indices into ``y``) drawn into train / val / test, stratified: of each
@@ -181,7 +197,7 @@ def given_parts(name: str, split: np.ndarray, y: np.ndarray, rng: np.random.Gene
         raise DataError(f"{name}: {field} has no {SPLIT_PARTS[missing[0]]!r} row; expected at "
                         "least one row in each of train, val and test")
     if missing:
-        tr, va, te = _draw_parts(y, parts[0], rng, val_fraction if 1 in missing else 0.0,
+        tr, va, te = draw_parts(y, parts[0], rng, val_fraction if 1 in missing else 0.0,
                                  test_fraction if 2 in missing else 0.0,
                                  given=name)
         parts = [tr, va if 1 in missing else parts[1], te if 2 in missing else parts[2]]
@@ -211,18 +227,8 @@ def splits_at(data: ArrayData, tr: np.ndarray, va: np.ndarray, te: np.ndarray, *
         std = x[tr].std(0)
         std[std < 1e-8] = 1.0
         x = (x - mean) / std
-    given_labeled = labeled
-    labeled = np.zeros(len(tr), dtype=bool)
-    if given_labeled is not None:
-        labeled = np.asarray(given_labeled, dtype=bool)
-    elif labeled_sampling == "per_class":
-        labeled[_stratified_pick(data.y[tr], labeled_fraction, rng)] = True
-    elif labeled_sampling == "overall":
-        k = max(1, int(round(labeled_fraction * len(tr))))
-        labeled[rng.choice(len(tr), size=k, replace=False)] = True
-    else:
-        raise DataError(f"data.labeled_sampling must be 'per_class' or 'overall', got "
-                        f"{labeled_sampling!r}")
+    labeled = (draw_labeled(data.y[tr], labeled_fraction, labeled_sampling, rng)
+               if labeled is None else np.asarray(labeled, dtype=bool))
     weak = None
     if weak_noise is not None:
         if not 0 <= weak_noise <= 1:
@@ -244,7 +250,7 @@ def splits_at(data: ArrayData, tr: np.ndarray, va: np.ndarray, te: np.ndarray, *
     train = split(tr, labeled)
     if weak is not None:
         train.weak_y = torch.from_numpy(weak)
-    ids = np.arange(len(data.y)) if data.row_ids is None else data.row_ids
+    ids = data.ids
     splits = Splits(data.name, train, split(va), split(te), data.num_classes,
                     data.input_shape, seed, mean, std,
                     rows={"train": ids[tr], "val": ids[va], "test": ids[te]},

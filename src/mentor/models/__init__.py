@@ -47,18 +47,19 @@ def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (2
     return nn.Sequential(*layers)
 
 
-@MODELS.register("cnn", description="small CNN: conv-ReLU blocks (2-D for HxW inputs such as "
-                 "8x8 digits, 1-D for sequences such as MNIST-1D), global average pool, linear")
+@MODELS.register("cnn", description="small CNN: conv-ReLU blocks (2-D for HxW or CxHxW inputs "
+                 "such as 8x8 digits or RGB images, 1-D for sequences such as MNIST-1D), global "
+                 "average pool, linear")
 def cnn(input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (16, 32),
         kernel_size: int = 3, hidden: Sequence[int] = (), dropout: float = 0.0,
         batchnorm: bool = False, pool: str = "avg") -> nn.Module:
     """Conv-ReLU blocks (1-D: stride 2 after the first block), then ``pool``: ``avg`` (global
     average, position-free) or ``flatten`` (keeps where features are, as MNIST-1D needs)."""
-    two_d = len(input_shape) == 2
+    two_d = len(input_shape) in (2, 3)  # (H, W) or (C, H, W)
     conv = nn.Conv2d if two_d else nn.Conv1d
     norm = nn.BatchNorm2d if two_d else nn.BatchNorm1d
-    layers: list[nn.Module] = [Reshape(1, *input_shape)]
-    c_in = 1
+    c_in = input_shape[0] if len(input_shape) == 3 else 1
+    layers: list[nn.Module] = [Reshape(c_in, *input_shape[-2 if two_d else -1:])]
     for i, c in enumerate(channels):
         layers.append(conv(c_in, c, kernel_size, padding=kernel_size // 2,
                            stride=1 if (two_d or i == 0) else 2))

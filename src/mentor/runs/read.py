@@ -279,6 +279,9 @@ def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
                       "from")
 
 
+PARITY_ROWS = 4096  # test rows read from a row source (an image folder) for export parity
+
+
 def parity_inputs(run_dir: Path, setting: str, input_shape: list[int]) -> ParityInputs:
     """The setting's test split reloaded from the run's recipe (``input.yaml``, else
     ``recipe.yaml``); when the data cannot be reloaded (a file source that moved, a shape
@@ -292,9 +295,11 @@ def parity_inputs(run_dir: Path, setting: str, input_shape: list[int]) -> Parity
         if list(splits.input_shape) == list(input_shape):
             stats = ({"mean": [float(v) for v in splits.mean],
                       "std": [float(v) for v in splits.std]} if splits.mean is not None else {})
-            return ParityInputs(splits.test.x.float(), splits.test.y,
+            from ..data.rows import head_rows
+            x = head_rows(splits.test.x, PARITY_ROWS).float()
+            return ParityInputs(x, splits.test.y[:len(x)],
                                 f"test split of {spec.source} reloaded from {name} "
-                                f"({len(splits.test.x)} rows)", **stats)
+                                f"({len(x)} rows)", **stats)
         why = (f"the data of {name} has input shape {list(splits.input_shape)}, the "
                f"checkpoint {list(input_shape)}")
     g = torch.Generator().manual_seed(0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..data.rows import subset_rows
 from ..data.splits import Split
 from ..errors import check_param
 from ..registry import SELECTORS
@@ -41,8 +42,8 @@ def subset(split: Split, indices: Tensor) -> Split:
     indices = torch.as_tensor(indices).long()
     base = split.source_index if split.source_index is not None else torch.arange(len(split))
     weak = split.weak_y[indices] if split.weak_y is not None else None
-    return Split(split.x[indices], split.y[indices], split.labeled[indices], base[indices],
-                 weak)
+    return Split(subset_rows(split.x, indices), split.y[indices], split.labeled[indices],
+                 base[indices], weak)
 
 
 def keep_fraction(split: Split, fraction: float, seed: int) -> Split:

@@ -1,0 +1,68 @@
+"""An image folder as :class:`~mentor.data.splits.Splits`: its files split stratified (or as a
+run's split file records), each split's images read by DataLoader workers
+(:class:`~mentor.data.rows.DatasetRows` over :class:`~mentor.data.images.ImageFiles`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .arrays import labels_digest
+from .images import ImageFiles, channel_stats, list_images, verify_images
+from .rows import DatasetRows
+from .splits import Split, Splits, draw_parts, draw_labeled
+
+
+def image_folder_splits(root: Path, *, image_size: int | tuple[int, int] = 32,
+                        channels: int = 3, unlabeled: Path | None = None,
+                        val_fraction: float = 0.2, test_fraction: float = 0.2,
+                        labeled_fraction: float = 1.0, labeled_sampling: str = "per_class",
+                        split_seed: int = 0, standardize: bool = True,
+                        split_file: Path | None = None, workers: int = 2) -> Splits:
+    """The images of ``root`` (one sub-folder per class; see :mod:`mentor.data.images`) as
+    train / validation / test splits of rows decoded by ``workers`` DataLoader processes.
+    ``unlabeled``: a folder of images without classes, joined to train as unlabeled rows."""
+    if channels not in (1, 3):
+        raise DataError(f"data.channels is {channels!r}; expected 1 (grayscale) or 3 (RGB)")
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(s, int) and 1 <= s <= 4096 for s in size):
+        raise DataError(f"data.image_size is {image_size!r}; expected a side in pixels (1 to "
+                        "4096) or [height, width]")
+    images = list_images(root, unlabeled)
+    verify_images(images.paths)
+    known = np.flatnonzero(images.labels >= 0)
+    y = images.labels[known]
+    rng = np.random.default_rng(split_seed)
+    if split_file is not None:
+        from .split_file import read_split_file
+        tr, va, te, labeled = read_split_file(split_file, known, y, str(root))
+    else:
+        tr, va, te = draw_parts(y, np.arange(len(y)), rng, val_fraction, test_fraction)
+        labeled = draw_labeled(y[tr], labeled_fraction, labeled_sampling, rng)
+    mean = std = None
+    plain = ImageFiles(images.paths, size, channels)
+    if standardize:
+        mean, std = channel_stats(plain, known[tr], split_seed)
+    files = ImageFiles(images.paths, size, channels, mean, std)
+    extra = np.flatnonzero(images.labels < 0)
+    train_ids = np.concatenate([known[tr], extra])
+    loader = {"num_workers": workers}
+
+    def split(ids: np.ndarray, flags: np.ndarray) -> Split:
+        rows = DatasetRows(torch.utils.data.Subset(files, ids.tolist()), **loader)
+        return Split(rows, torch.as_tensor(images.labels[ids], dtype=torch.long),
+                     torch.as_tensor(flags, dtype=torch.bool))
+
+    per_pixel = size[0] * size[1]
+    return Splits(
+        str(root), split(train_ids, np.concatenate([labeled, np.zeros(len(extra), bool)])),
+        split(known[va], np.ones(len(va), bool)), split(known[te], np.ones(len(te), bool)),
+        len(images.classes), (channels, *size), split_seed,
+        None if mean is None else np.repeat(mean, per_pixel),
+        None if std is None else np.repeat(std, per_pixel),
+        unknown_rows="unlabeled",
+        rows={"train": train_ids, "val": known[va], "test": known[te]},
+        rows_digest=labels_digest(known, y))
