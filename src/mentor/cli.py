@@ -24,7 +24,8 @@ METHODS_DOC = 'docs/methods.md, section "Methods: paper → component → test �
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="mentor: teacher-student learning (distillation, pseudo-labels, mean "
                        "teachers) on one engine.")
-recipes_app = typer.Typer(help="List presets and built-in recipes, or validate a recipe file.")
+recipes_app = typer.Typer(help="List registered parts and built-in recipes, show one part, or "
+                               "validate a recipe file.")
 app.add_typer(recipes_app, name="recipes")
 def _console(**kwargs) -> Console:
     """A rich console that prints text as given: no ``:name:`` emoji codes (a path
@@ -421,32 +422,47 @@ def inspect_cmd(store: Path = typer.Argument(..., help="label store folder"),
         console.print(_fitted(table))
 
 
+def _print_parts(console: Console, items) -> None:
+    """Texts as they are, tables fitted to the console (mentor.commands.recipes)."""
+    for item in items:
+        console.print(_fitted(item) if isinstance(item, Table) else item)
+
+
 @recipes_app.callback(invoke_without_command=True)
-def recipes(ctx: typer.Context) -> None:
-    """List registered methods and losses (with their source: built-in, plugin or user
-    code), and the built-in recipes."""
+def recipes(ctx: typer.Context,
+            kind: Optional[str] = typer.Option(
+                None, "--kind", help="list one kind only, by the title of its table (e.g. "
+                "losses, teacher-fusions) or its singular (loss)")) -> None:
+    """List every registered part, one table per kind (methods, losses, refiners, ...; with
+    their source when not built-in), and the built-in recipes. `mentor recipes show NAME`
+    prints one part in full."""
     if ctx.invoked_subcommand is not None:
         return
-    from . import methods  # noqa: F401  (registers presets)
-    from .recipe import builtin_recipes, read_yaml
-    from .registry import LOSSES, METHODS
+    from .commands.recipes import SHOW_HINT, builtin_table, part_tables
 
     console = _out_console()
-    for registry, title in ((METHODS, "methods (use as method.name)"),
-                            (LOSSES, "losses (objectives inside methods)")):
-        table = Table(title=title)
-        for col in ("name", "description", "paper", "source"):
-            table.add_column(col, no_wrap=col in ("name", "source"))
-        for e in registry.entries():  # plugins loaded (or refused) in the app callback
-            table.add_row(Text(e.name), Text(e.description), Text(e.paper), Text(e.source))
-        console.print(_fitted(table, detach=("description",)))
-    console.print(Text(f"Each paper's mechanism, tests and measured effect: {METHODS_DOC}."))
-    table = Table(title="built-in recipes (mentor run NAME)")
-    table.add_column("name", no_wrap=True)
-    table.add_column("description")
-    for name, path in builtin_recipes().items():
-        table.add_row(Text(name), Text(str(read_yaml(path).get("description", "")).strip()))
-    console.print(_fitted(table))
+    try:  # plugins loaded (or refused) in the app callback
+        _print_parts(console, part_tables(console.width, kind))
+    except MentorError as e:
+        _fail(str(e))
+    console.print(Text(SHOW_HINT))
+    if kind is None:
+        console.print(Text(f"Each paper's mechanism, tests and measured effect: {METHODS_DOC}."))
+        console.print(_fitted(builtin_table(console.width)))
+
+
+@recipes_app.command("show")
+def show(name: str = typer.Argument(..., help="a part's name, or KIND:NAME (loss:kd) for "
+                                    "one kind when several use the name")) -> None:
+    """Print one part: description, paper, source, parameters and defaults, a recipe example."""
+    from .commands.recipes import show_part
+
+    console = _out_console()
+    try:
+        items = show_part(name, console.width)
+    except MentorError as e:
+        _fail(str(e))
+    _print_parts(console, items)
 
 
 @recipes_app.command("validate")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .errors import MentorError
 
@@ -137,3 +137,25 @@ DATASETS = Registry("data set")
 TASKS = Registry("task")
 AUGMENTS = Registry("augmentation")
 MIXERS = Registry("mixer")
+
+
+class Kind(NamedTuple):
+    """A registry as ``mentor recipes`` lists it: a title and the recipe field that names its
+    parts (``[]``: an item of a list)."""
+
+    registry: Registry
+    title: str
+    field: str
+
+
+# every registry, in the order ``mentor recipes`` lists them: a new registry belongs here
+KINDS = (Kind(METHODS, "methods", "methods[].name"),
+         Kind(LOSSES, "losses", "methods[].objectives[].loss"),
+         Kind(REFINERS, "refiners", "methods[].refiners[].name"),
+         Kind(UPDATERS, "teacher updaters", "methods[].updater.name"),
+         Kind(SELECTORS, "selectors", "active.selectors[].name"),
+         Kind(MIXERS, "mixers", "methods[].mixers[].name"),
+         Kind(AUGMENTS, "augmentations", "train.augment.strong[].name"),
+         Kind(MODELS, "models", "student.model"),
+         Kind(DATASETS, "data sets", "data.source"),
+         Kind(TASKS, "tasks", "task"))
