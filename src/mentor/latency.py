@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .data.rows import first_tensor
+
 WARMUP = 3  # untimed calls before timing
 ROUNDS = 3  # interleaved rounds; the reported value is the median of their medians
 BATCHES = (1, 256)
@@ -23,15 +25,18 @@ BATCHES = (1, 256)
 @torch.no_grad()
 def median_latency(model, x: Tensor, repeats: int = 25, warmup: int = WARMUP) -> float:
     """Median seconds of ``model(x)`` (a module or a callable) over ``repeats`` runs."""
+    from .models.call import call_model
     was = getattr(model, "training", None)
+    run = model
     if isinstance(model, nn.Module):
         model.eval()
+        run = lambda v: call_model(model, v)  # noqa: E731  (named inputs as keywords)
     for _ in range(warmup):
-        model(x)
+        run(x)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        model(x)
+        run(x)
         times.append(time.perf_counter() - t0)
     if isinstance(model, nn.Module) and was:
         model.train()
@@ -46,7 +51,7 @@ def speedup(teacher_fn, student: nn.Module, x: Tensor, repeats: int = 25) -> dic
         t_student.append(median_latency(student, x, repeats))
     tt, ts = statistics.median(t_teacher), statistics.median(t_student)
     return {"teacher_latency_s": tt, "student_latency_s": ts, "speedup": tt / max(ts, 1e-12),
-            "batch": len(x), "threads": torch.get_num_threads()}
+            "batch": len(first_tensor(x)), "threads": torch.get_num_threads()}
 
 
 def rows(x: Tensor, n: int) -> Tensor:

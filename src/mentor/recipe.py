@@ -20,6 +20,7 @@ from ._validation import fmt_loc as _fmt_loc
 from ._validation import short as _short
 from .errors import RecipeError
 from .models.spec import ModelOptions as _ModelOptions
+from .models.spec import BuiltInModel
 from .models.spec import ModelSpec  # noqa: F401  (part of the recipe schema)
 from .registry import suggest
 
@@ -50,6 +51,16 @@ class DataSpec(BaseModel):
                                   "classes, added to train as unlabeled rows")
     workers: int | None = Field(None, ge=0, le=64, description="image folder: DataLoader "
                                 "worker processes decoding images (default 2)")
+    text: str | None = Field(None, description="text column of a table source: rows become "
+                             "token ids for a text model")
+    tokenizer: str | None = Field(None, description="text: a local Hugging Face tokenizer "
+                                  "folder (default: a word-level tokenizer trained on the "
+                                  "training texts)")
+    vocab_size: int = Field(8000, ge=16, le=1_000_000, description="text: the trained "
+                            "tokenizer's vocabulary size")
+    max_length: int = Field(128, ge=1, le=65_536, description="text: tokens kept per text")
+    truncation: bool = Field(True, description="text: cut longer texts with a warning "
+                             "(false: refuse them)")
     num_classes: int | None = Field(None, ge=2)
     val_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
@@ -80,6 +91,14 @@ class DataSpec(BaseModel):
             out["unlabeled"] = Path(out["unlabeled"])
         return out
 
+    def _text_options(self):
+        """The text column's options, or ``None`` without ``text``."""
+        if self.text is None:
+            return None
+        from .data.text_source import TextOptions
+        return TextOptions(self.text, self.tokenizer, self.vocab_size, self.max_length,
+                           self.truncation)
+
     def load(self):
         """The :class:`mentor.data.Splits` this spec describes (loaded, split, generated
         inputs added)."""
@@ -93,7 +112,7 @@ class DataSpec(BaseModel):
                            labeled_sampling=self.labeled_sampling, weak_noise=self.weak_noise,
                            weak_flip=self.weak_flip, features=self.features,
                            split_column=self.split_column, split_file=self.splits,
-                           images=self._image_options())
+                           images=self._image_options(), text=self._text_options())
         if self.generated:
             from .data.sources import GENERATORS
             if self.source not in GENERATORS:
@@ -230,7 +249,7 @@ class TeacherSpec(_ModelOptions):
     ``checkpoint`` (architecture from ``model`` fields or the file's mentor metadata), or an
     ``ensemble`` of teacher specs."""
 
-    model: Literal["linear", "mlp", "cnn"] | None = None
+    model: BuiltInModel | None = None
     train: TrainSpec | None = None
     seed: Seed = 0
     checkpoint: str | None = None

@@ -37,6 +37,8 @@ NOT_A_FRAGMENT = {
                             "logits (feature-kd's feature_loss: channel uses it)",
     ("task", "tokens"): "the task of a tokens recipe (mentor.lm.recipe), not of a "
                         "classification recipe",
+    ("model", "hf"): "needs a local model folder or a config, and token ids or images; the "
+                     "example's digits rows are neither",
 }
 # data sets generated on loading (5-8 s each); their example has the shape digits' has
 SLOW_TO_LOAD = {("data set", "mnist1d"), ("data set", "mnist1d-shifted")}

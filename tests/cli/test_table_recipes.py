@@ -74,3 +74,34 @@ def test_a_missing_column_stops_with_the_nearest_name(mentor, write_recipe, reci
                "'f'?)" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_text_column_recipe_runs_a_text_model(validated_run, write_recipe, recipe_dict,
+                                                tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["cat dog horse bird".split(), "car bus train ship".split(),
+             "apple bread rice soup".split()]
+    texts = [" ".join(rng.choice(words[i % 3], size=4)) for i in range(150)]
+    labels = [None if i % 6 == 0 else ["animal", "vehicle", "food"][i % 3] for i in range(150)]
+    pq.write_table(pa.table({"text": texts, "label": labels}), tmp_path / "t.parquet")
+    write_recipe(recipe_dict(name="txt", data={"source": "t.parquet", "target": "label",
+                                               "text": "text", "vocab_size": 50},
+                             student={"model": "bag", "embed": 8},
+                             teacher={"model": "bag", "embed": 16, "train": {"epochs": 10,
+                                                                             "lr": 0.02}},
+                             methods=[{"name": "kd"}],
+                             train={"epochs": 10, "lr": 0.02, "seeds": [0]}), "t.yaml")
+    run, results = validated_run("t.yaml")
+    data = results["settings"][0]["data"]
+    assert "25 unlabeled" in data and data.endswith("3 classes"), data
+    assert results["rows"][0]["test_accuracy_mean"] > 0.9  # the words tell the class
+
+
+def test_a_numeric_model_on_a_text_column_is_refused(mentor, write_recipe, recipe_dict,
+                                                     refused, tmp_path):
+    pq.write_table(pa.table({"text": ["a b", "c d", "e f"] * 10, "label": [0, 1, 2] * 10}),
+                   tmp_path / "t.parquet")
+    write_recipe(recipe_dict(name="txt", data={"source": "t.parquet", "target": "label",
+                                               "text": "text"}), "t.yaml")
+    refused(mentor("run", "t.yaml", "--out", "runs"), "model 'mlp' reads numeric features, "
+            "but the data are token ids (data.text); expected a text model such as 'bag'")

@@ -10,7 +10,6 @@ default reads ``<type>`` (a value to fill in).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 from dataclasses import dataclass
@@ -27,9 +26,6 @@ from ..errors import MentorError
 from ..registry import KINDS, Entry, Kind, Registry, suggest
 
 # the modules whose import registers mentor's own parts (plugins load at the first lookup)
-PART_MODULES = ("mentor.methods", "mentor.losses", "mentor.targets", "mentor.updates",
-                "mentor.select", "mentor.mix", "mentor.data.augment", "mentor.data.sources",
-                "mentor.models", "mentor.tasks", "mentor.teachers.committee")
 
 LINES = 3  # a description in a listing wraps over at most this many lines
 CUT = " …"  # ends a description shortened to fit; `mentor recipes show NAME` has it whole
@@ -69,8 +65,9 @@ SHAPES = {  # by recipe field; a field not listed needs nothing around it
 
 def load_parts() -> None:
     """Import the modules that register mentor's own parts."""
-    for module in PART_MODULES:
-        importlib.import_module(module)
+    from .. import losses, methods, mix, models, select, targets, tasks, updates  # noqa: F401
+    from ..data import augment, image_views, sources  # noqa: F401
+    from ..teachers import committee  # noqa: F401
 
 
 def fusion_mode(combine: str) -> str:

@@ -82,8 +82,13 @@ def _check_student(spec: ModelSpec, splits: Splits, where: str) -> None:
         raise MentorError(f"{where}.num_classes is {spec.num_classes} but the data and teacher "
                           f"have {splits.num_classes} classes; expected the same")
     if spec.model == "cnn" and len(splits.input_shape) not in (1, 2, 3):
-        raise MentorError(f"{where}.model 'cnn' needs 1-D, 2-D or (C, H, W) image inputs, got input shape "
-                          f"{splits.input_shape}")
+        raise MentorError(f"{where}.model 'cnn' needs 1-D, 2-D or (C, H, W) image inputs, got "
+                          f"input shape {splits.input_shape}")
+    try:  # shapes only: a model that cannot read these data stops the run before it starts
+        build_model(spec.model, splits.input_shape, splits.num_classes,
+                    vocab_size=splits.vocab_size, check_only=True, **spec.build_kwargs())
+    except MentorError as e:
+        raise MentorError(f"{where}: {e}") from None
 
 
 def _static_teacher(spec: TeacherSpec, splits: Splits, field: str = "teacher"):
@@ -144,6 +149,8 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
             data_cache[key] = r.data.load()
         splits = data_cache[key]
         _check_student(r.student, splits, "student")
+        if r.teacher is not None and r.teacher.model is not None:
+            _check_student(r.teacher.model_spec(), splits, "teacher")
         own = any(sp.name == name and sp.methods for sp in setting_specs)
         planned = _plan_methods(r)
         semi = r.train.unlabeled_ratio > 0 and not bool(splits.train.labeled.all())
@@ -272,7 +279,8 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
     input_shape = (label_input_shape(splits.input_shape, splits.num_classes) if priv
                    else splits.input_shape)
     torch.manual_seed(spec.seed)
-    module = build_model(mspec.model, input_shape, splits.num_classes, **mspec.build_kwargs())
+    module = build_model(mspec.model, input_shape, splits.num_classes,
+                         vocab_size=splits.vocab_size, **mspec.build_kwargs())
     if priv is not None:  # LAD: the label code is an input; two noisy passes per step
         module = LabelAssistedNet(module, splits.num_classes, train_noise=priv.train_noise,
                                   use_noise=priv.use_noise, seed=spec.seed)
@@ -329,6 +337,8 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
     if out_dir is not None and acc.is_main_process:
         meta = {"mentor.model": arch, "mentor.num_classes": splits.num_classes,
                 "mentor.input_shape": list(input_shape)}
+        if splits.vocab_size is not None:
+            meta["mentor.vocab_size"] = splits.vocab_size
         if priv is not None:
             meta["mentor.privileged"] = priv.model_dump(mode="json")
         save_weights(out_dir / "model.safetensors", net, meta)
@@ -348,6 +358,12 @@ def _describe_model(arch: dict, splits: Splits) -> str:
         return "MLP " + "-".join(map(str, widths))
     if name == "cnn":
         return f"CNN channels {arch.get('channels', [16, 32])}"
+    if name == "bag":
+        widths = [arch.get("embed", 64), *arch.get("hidden", []), splits.num_classes]
+        return f"token bag {splits.vocab_size}x" + "-".join(map(str, widths))
+    if name == "hf":
+        return (f"transformers {arch['config'].get('model_type')} (config)" if arch.get("config")
+                else f"transformers model from {arch.get('path')}")
     return "linear"
 
 
@@ -450,7 +466,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                     torch.manual_seed(seed)
                     student = build_model(
                         s.recipe.student.model, s.splits.input_shape, s.splits.num_classes,
-                        **s.recipe.student.build_kwargs())
+                        vocab_size=s.splits.vocab_size, **s.recipe.student.build_kwargs())
                     cb = bars.start(f"{s.name} / {label} / seed {seed}", s.recipe.train.epochs)
                     tracked = trackers.open(f"{s.name}/{label}/seed{seed}", {
                         "setting": s.name, "method": mname, "method_params": params,
@@ -473,6 +489,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                                 "mentor.input_shape": list(s.splits.input_shape)}
                         if wrapper is not None:  # e.g. the dual head used at inference
                             meta["mentor.wrapper"] = wrapper
+                        if s.splits.vocab_size is not None:
+                            meta["mentor.vocab_size"] = s.splits.vocab_size
                         save_weights(ckpt / "student.safetensors", saved, meta)
                     if tracked is not None:
                         tracked.log({"test_accuracy": ev["accuracy"],

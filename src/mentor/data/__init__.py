@@ -25,7 +25,7 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
          labeled_sampling: str = "per_class", weak_noise: float | None = None,
          weak_flip: str = "uniform", features: list[str] | None = None,
          split_column: str | None = None, split_file: str | None = None,
-         images: dict | None = None) -> Splits:
+         images: dict | None = None, text=None) -> Splits:
     """Load a data set by name or path and split it (train / validation / test).
 
     A table file (CSV, Parquet, Arrow, JSON Lines) or a Hugging Face ``save_to_disk``
@@ -38,6 +38,10 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
     A folder with one sub-folder of images per class is read by DataLoader workers
     (:func:`mentor.data.image_source.image_folder_splits`; ``images``: its options
     ``image_size``, ``channels``, ``unlabeled``, ``workers``).
+
+    ``text``: a :class:`mentor.data.text_source.TextOptions` naming a table's text column;
+    the splits hold token ids (``input_ids``, ``attention_mask``) from a local tokenizer or
+    one trained on the training texts.
 
     >>> splits = load("iris")
     >>> splits.num_classes, splits.train.x.shape[1]
@@ -59,6 +63,16 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
             labeled_fraction=labeled_fraction, labeled_sampling=labeled_sampling,
             split_seed=split_seed, standardize=standardize,
             split_file=None if split_file is None else Path(split_file), **(images or {}))
+    if text is not None:
+        from .text_source import text_splits
+        if features is not None:
+            raise DataError("data.features is set with data.text; expected one of them (a text "
+                            "source reads its text column only)")
+        return text_splits(Path(source), target, text, split_column=split_column,
+                           num_classes=num_classes, val_fraction=val_fraction,
+                           test_fraction=test_fraction, labeled_fraction=labeled_fraction,
+                           labeled_sampling=labeled_sampling, split_seed=split_seed,
+                           split_file=None if split_file is None else Path(split_file))
     if images:
         raise DataError(f"data.{next(iter(images))} is set but data.source {source!r} is not an "
                         "image folder; expected it only with a folder of class sub-folders")

@@ -56,7 +56,7 @@ def table_arrays(table, *, name: str, where: str, target: str,
             raise DataError(f"data.features names the label column {target!r}; expected "
                             "feature columns only")
     x = _features(table, list(features), where)
-    y, names = _labels(table.column(target), f"{where}: column {target!r}", class_names)
+    y, names = label_column(table.column(target), f"{where}: column {target!r}", class_names)
     data = validate_arrays(name, x, y, num_classes=num_classes, class_names=names,
                            where=where, feature_name=_feature_namer(table, features),
                            unlabeled_mark=UNLABELED)
@@ -160,7 +160,7 @@ def _numbers(col, name: str, width: int, where: str) -> np.ndarray:
     return flat.cast(pa.float32()).to_numpy(zero_copy_only=False).reshape(-1, width)
 
 
-def _labels(col, field: str, class_names: tuple[str, ...]) -> tuple[np.ndarray, tuple]:
+def label_column(col, field: str, class_names: tuple[str, ...]) -> tuple[np.ndarray, tuple]:
     """Class indices (``-1``: unlabeled) and class names of a label column."""
     import pyarrow as pa
     t = col.type

@@ -13,7 +13,8 @@ from ..errors import DataError
 from .arrays import labels_digest
 from .images import ImageFiles, channel_stats, list_images, verify_images
 from .rows import DatasetRows
-from .splits import Split, Splits, draw_parts, draw_labeled
+from .split_file import choose_rows
+from .splits import Split, Splits
 
 
 def image_folder_splits(root: Path, *, image_size: int | tuple[int, int] = 32,
@@ -35,13 +36,10 @@ def image_folder_splits(root: Path, *, image_size: int | tuple[int, int] = 32,
     verify_images(images.paths)
     known = np.flatnonzero(images.labels >= 0)
     y = images.labels[known]
-    rng = np.random.default_rng(split_seed)
-    if split_file is not None:
-        from .split_file import read_split_file
-        tr, va, te, labeled = read_split_file(split_file, known, y, str(root))
-    else:
-        tr, va, te = draw_parts(y, np.arange(len(y)), rng, val_fraction, test_fraction)
-        labeled = draw_labeled(y[tr], labeled_fraction, labeled_sampling, rng)
+    tr, va, te, labeled = choose_rows(
+        y, known, str(root), split_file=split_file, val_fraction=val_fraction,
+        test_fraction=test_fraction, labeled_fraction=labeled_fraction,
+        labeled_sampling=labeled_sampling, seed=split_seed)
     mean = std = None
     plain = ImageFiles(images.paths, size, channels)
     if standardize:

@@ -42,8 +42,11 @@ class ImageList:
 
 
 def is_image_folder(path: Path) -> bool:
-    return path.is_dir() and not any((path / f).is_file() for f in (
-        "dataset_dict.json", "state.json", "dataset_info.json"))
+    """A folder that is not named like a data file (``x.npz``, ``x.csv``) nor a Hugging Face
+    dataset folder."""
+    from .tables import TABLE_SUFFIXES, is_hf_folder
+    return (path.is_dir() and path.suffix.lower() not in (*TABLE_SUFFIXES, ".npz")
+            and not is_hf_folder(path))
 
 
 def _images_in(folder: Path) -> list[Path]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import DataError
 from .arrays import labels_digest
-from .splits import Splits
+from .splits import Splits, draw_labeled, draw_parts, given_parts
 
 FORMAT = "mentor-splits/1"
 
@@ -87,3 +87,23 @@ def read_split_file(path: Path, ids: np.ndarray, y: np.ndarray, name: str,
                         f"but the source has {len(y)} labeled rows; expected each row in "
                         "exactly one part")
     return (*parts, np.array(flags, dtype=bool))
+
+
+def choose_rows(y: np.ndarray, ids: np.ndarray, name: str, *, given: np.ndarray | None = None,
+                split_file=None, val_fraction: float = 0.2, test_fraction: float = 0.2,
+                labeled_fraction: float = 1.0, labeled_sampling: str = "per_class",
+                seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Train / val / test rows (indices into ``y``, the labeled rows' labels; ``ids`` their
+    sample ids) and the train rows' labeled flags, for a source that is not read into
+    :class:`ArrayData` (images, texts): from a run's split file, a given part per row
+    (``given``), or drawn stratified with ``seed``."""
+    if split_file is not None:
+        return read_split_file(split_file, ids, y, name)
+    rng = np.random.default_rng(seed)
+    if given is not None:
+        tr, va, te = given_parts(f"data.source {name!r}", given, y, rng,
+                                 val_fraction=val_fraction, test_fraction=test_fraction,
+                                 field="the given split")
+    else:
+        tr, va, te = draw_parts(y, np.arange(len(y)), rng, val_fraction, test_fraction)
+    return tr, va, te, draw_labeled(y[tr], labeled_fraction, labeled_sampling, rng)

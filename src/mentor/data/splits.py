@@ -54,6 +54,10 @@ class Splits:
     # is not the source's, e.g. generated), what a run writes to splits.json; None: unknown
     rows: dict[str, np.ndarray] | None = None
     rows_digest: str | None = None  # ArrayData.labels_digest of the source the rows index
+    # token ids (a text source): the tokenizer's vocabulary size and the tokenizer itself
+    # (mentor.data.text.Tokenizer); None for numeric inputs
+    vocab_size: int | None = None
+    tokenizer: object | None = None
 
     def standardize(self, x) -> Tensor:
         """Raw inputs ``(N, ...)`` mapped as the splits were (train mean and std)."""

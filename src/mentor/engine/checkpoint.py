@@ -145,6 +145,8 @@ def _check_mentor_meta(meta: dict[str, Any], path: Path, field: str) -> None:
                 and all(integer(n, 1, MAX_FEATURES) for n in shape)
                 and math.prod(shape) <= MAX_FEATURES):
             raise bad("mentor.input_shape", "a list of 1 to 4 positive integers")
+    if "mentor.vocab_size" in meta and not integer(meta["mentor.vocab_size"], 1, 10_000_000):
+        raise bad("mentor.vocab_size", "an integer in [1, 10000000]")
     if "mentor.model" in meta and not (isinstance(meta["mentor.model"], dict)
                                        and isinstance(meta["mentor.model"].get("model"), str)):
         raise bad("mentor.model", "an object naming its 'model'")

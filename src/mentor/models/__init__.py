@@ -33,8 +33,15 @@ def linear(input_shape: Sequence[int], num_classes: int) -> nn.Module:
                  "BatchNorm)")
 def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (256, 256),
         dropout: float = 0.0, batchnorm: bool = False) -> nn.Module:
+    return nn.Sequential(*dense_layers(math.prod(input_shape), hidden, num_classes, dropout,
+                                       batchnorm))
+
+
+def dense_layers(width: int, hidden: Sequence[int], num_classes: int, dropout: float = 0.0,
+                 batchnorm: bool = False) -> list[nn.Module]:
+    """Linear-(BatchNorm)-ReLU-(Dropout) blocks of ``hidden`` widths from ``width`` inputs,
+    then a linear layer to ``num_classes``: the head every built-in model ends with."""
     layers: list[nn.Module] = []
-    width = math.prod(input_shape)
     for h in hidden:
         layers.append(nn.Linear(width, h))
         if batchnorm:
@@ -44,7 +51,7 @@ def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (2
             layers.append(nn.Dropout(dropout))
         width = h
     layers.append(nn.Linear(width, num_classes))
-    return nn.Sequential(*layers)
+    return layers
 
 
 @MODELS.register("cnn", description="small CNN: conv-ReLU blocks (2-D for HxW or CxHxW inputs "
@@ -76,13 +83,34 @@ def cnn(input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = 
             width = nn.Sequential(*layers)(torch.zeros(1, math.prod(input_shape))).shape[-1]
     else:
         raise ValueError(f"cnn.pool must be 'avg' or 'flatten', got {pool!r}")
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = h
-    layers.append(nn.Linear(width, num_classes))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, *dense_layers(width, hidden, num_classes, dropout))
+
+
+class TokenBag(nn.Module):
+    """Mean of the token embeddings of a text (its attention mask's tokens), then an MLP:
+    fastText's bag of embeddings (Joulin et al. 2017, "Bag of Tricks for Efficient Text
+    Classification"). Called with ``input_ids`` and ``attention_mask`` ``(B, L)``."""
+
+    def __init__(self, vocab_size: int, num_classes: int, embed: int, hidden: Sequence[int],
+                 dropout: float):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed)
+        self.head = nn.Sequential(*dense_layers(embed, hidden, num_classes, dropout))
+
+    def forward(self, input_ids, attention_mask=None):
+        e = self.embedding(input_ids)
+        if attention_mask is None:
+            return self.head(e.mean(1))
+        m = attention_mask.to(e.dtype).unsqueeze(-1)
+        return self.head((e * m).sum(1) / m.sum(1).clamp_min(1.0))
+
+
+@MODELS.register("bag", description="text: mean of token embeddings, then an MLP (fastText's "
+                 "bag of tricks); reads token ids from a data.text source",
+                 paper="Joulin et al. 2017, Bag of Tricks for Efficient Text Classification")
+def bag(input_shape: Sequence[int], num_classes: int, *, vocab_size: int, embed: int = 64,
+        hidden: Sequence[int] = (), dropout: float = 0.0) -> nn.Module:
+    return TokenBag(vocab_size, num_classes, embed, hidden, dropout)
 
 
 def count_params(model: nn.Module) -> int:
@@ -94,18 +122,45 @@ def count_params(model: nn.Module) -> int:
 MAX_PARAMS = 2**31
 
 
-def build_model(name: str, input_shape: Sequence[int], num_classes: int, **fields) -> nn.Module:
+def build_model(name: str, input_shape: Sequence[int], num_classes: int, *,
+                vocab_size: int | None = None, check_only: bool = False,
+                **fields) -> nn.Module | None:
     """Build a registered model by name from recipe fields.
+
+    ``vocab_size``: the data are token ids of that vocabulary (a text source); a model that
+    reads token ids takes it, one that reads numeric features is refused. ``check_only``:
+    only the checks and the shapes-only build (a recipe being validated), nothing returned.
 
     The model is first built on the ``meta`` device (shapes only, no memory, no random
     draws) to count its parameters; sizes that cannot be built or exceed
     :data:`MAX_PARAMS` raise a :class:`~mentor.errors.MentorError` naming the fields instead
     of exhausting memory.
     """
+    import inspect
+
     from ..errors import MentorError
     make = MODELS.get(name)
-    shape, classes = tuple(input_shape), int(num_classes)
-    given = ", ".join(f"{k}={v!r}" for k, v in fields.items()) or "its defaults"
+    # a model reads token ids if it takes vocab_size; only token ids if it has no default
+    tokens = inspect.signature(make).parameters.get("vocab_size")
+    if vocab_size is not None and tokens is None:
+        raise MentorError(f"model {name!r} reads numeric features, but the data are token ids "
+                          "(data.text); expected a text model such as 'bag'")
+    if vocab_size is None and tokens is not None and tokens.default is inspect.Parameter.empty:
+        raise MentorError(f"model {name!r} reads token ids; expected a text source "
+                          "(data.text in the recipe)")
+    if vocab_size is not None:
+        fields = {**fields, "vocab_size": int(vocab_size)}
+    return _checked(make, name, tuple(input_shape), int(num_classes), fields,
+                    build=not check_only)
+
+
+def _checked(make, name: str, shape: tuple[int, ...], classes: int, fields: dict,
+             build: bool = True) -> nn.Module | None:
+    """``make(shape, classes, **fields)``, first on the ``meta`` device (shapes only) to
+    count its parameters; ``build=False`` stops there (a recipe being validated)."""
+    from ..errors import MentorError
+    given = ", ".join(f"{k}={v!r}" for k, v in fields.items() if k != "vocab_size") or \
+        "its defaults"
     what = f"model {name!r} with {given} for inputs of shape {list(shape)} and {classes} classes"
     try:
         with torch.device("meta"):
@@ -113,7 +168,7 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, **field
         if n > MAX_PARAMS:
             raise MentorError(f"{what} would have {n:,} parameters; expected at most "
                               f"{MAX_PARAMS:,} (smaller widths)")
-        return make(shape, classes, **fields)
+        return make(shape, classes, **fields) if build else None
     except MentorError:
         raise
     except (RuntimeError, MemoryError, OverflowError, TypeError, ValueError) as e:
@@ -122,4 +177,7 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, **field
                           "memory") from None
 
 
-__all__ = ["MAX_PARAMS", "build_model", "count_params", "linear", "mlp", "cnn", "Reshape"]
+from . import hf  # noqa: E402,F401  (registers the Hugging Face model)
+
+__all__ = ["MAX_PARAMS", "build_model", "count_params", "linear", "mlp", "cnn", "bag", "Reshape",
+           "TokenBag"]

@@ -1,4 +1,4 @@
-"""The built-in model of a recipe or a checkpoint's metadata: ``model`` (linear, mlp, cnn)
+"""The built-in model of a recipe or a checkpoint's metadata: ``model`` (linear, mlp, cnn, bag)
 and the options each uses (a field the chosen model does not use is an error)."""
 
 from __future__ import annotations
@@ -7,9 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MODEL_OPTIONS = ("hidden", "channels", "kernel_size", "dropout", "batchnorm", "pool")
+MODEL_OPTIONS = ("hidden", "channels", "kernel_size", "dropout", "batchnorm", "pool", "embed",
+                 "path", "config", "new_head")
 USED_BY = {"linear": set(), "mlp": {"hidden", "dropout", "batchnorm"},
-            "cnn": {"channels", "kernel_size", "hidden", "dropout", "batchnorm", "pool"}}
+           "cnn": {"channels", "kernel_size", "hidden", "dropout", "batchnorm", "pool"},
+           "bag": {"embed", "hidden", "dropout"},
+           "hf": {"path", "config", "new_head"}}
+
+
+BuiltInModel = Literal["linear", "mlp", "cnn", "bag", "hf"]  # the models a recipe may name
 
 
 class ModelOptions(BaseModel):
@@ -22,6 +28,12 @@ class ModelOptions(BaseModel):
     dropout: float | None = Field(None, ge=0, lt=1)
     batchnorm: bool | None = None
     pool: Literal["avg", "flatten"] | None = None
+    embed: int | None = Field(None, ge=1, le=65_536, description="bag: token embedding width")
+    path: str | None = Field(None, description="hf: a local model folder (save_pretrained)")
+    config: dict[str, Any] | None = Field(None, description="hf: model_type and the fields of "
+                                          "a transformers config (random weights)")
+    new_head: bool | None = Field(None, description="hf: a new classification head sized to "
+                                  "the data (a folder's model trained for other classes)")
 
     def options(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in MODEL_OPTIONS if getattr(self, k) is not None}
@@ -30,7 +42,7 @@ class ModelOptions(BaseModel):
 class ModelSpec(ModelOptions):
     """A built-in model. Fields not used by the chosen model are errors."""
 
-    model: Literal["linear", "mlp", "cnn"]
+    model: BuiltInModel
     num_classes: int | None = Field(None, ge=2, description="must match the data and teacher")
 
     @model_validator(mode="after")
@@ -40,6 +52,9 @@ class ModelSpec(ModelOptions):
             if getattr(self, name) is not None and name not in used:
                 raise ValueError(f"{name!r} is not used by model {self.model!r} (it uses: "
                                  f"{', '.join(sorted(used)) or 'no options'})")
+        if self.model == "hf" and (self.path is None) == (self.config is None):
+            raise ValueError("model 'hf' needs one of 'path' (a local model folder written by "
+                             "save_pretrained) or 'config' (model_type and its fields)")
         for name in ("hidden", "channels"):
             widths = getattr(self, name)
             if widths is not None and any(w < 1 for w in widths):

@@ -211,7 +211,9 @@ def load_checkpoint_teacher(path: str | Path, *, input_shape: Sequence[int],
                               f"but the data has shape {list(input_shape)}; expected the same")
     fields = dict(model_fields)
     name = fields.pop("model")
-    module = build_model(name, input_shape, num_classes, **fields)
+    vocab = meta.get("mentor.vocab_size")  # a text model's vocabulary
+    module = build_model(name, input_shape, num_classes,
+                         vocab_size=vocab if isinstance(vocab, int) else None, **fields)
     wrapper = meta.get("mentor.wrapper")  # a student saved with its inference head
     if isinstance(wrapper, dict) and wrapper.get("kind") == "pairs":
         held = {k.split(".")[1] for k in tensors if k.startswith("members.")}

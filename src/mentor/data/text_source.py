@@ -1,0 +1,127 @@
+"""A table with a text column as :class:`~mentor.data.splits.Splits` of token ids: each split's
+rows are named tensors (``input_ids``, ``attention_mask``; :class:`~mentor.data.rows.NamedRows`)
+that the task passes to the model as keyword arguments.
+
+Labels, unlabeled rows (an empty label) and a given split column work as for numeric tables
+(:mod:`mentor.data.columns`); rows keep their position in the file as sample id. The
+tokenizer is a local folder's, or one trained on the training texts only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .arrays import labels_digest
+from .columns import label_column, split_names
+from .files import UNLABELED
+from .rows import NamedRows
+from .split_file import choose_rows
+from .splits import Split, Splits
+from .text import encode_texts, local_tokenizer, trained_tokenizer
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """``data.text`` and what turns it into token ids."""
+
+    column: str
+    tokenizer: str | None = None  # a local tokenizer folder; None: train one
+    vocab_size: int = 8000
+    max_length: int = 128
+    truncation: bool = True
+
+
+def text_splits(path: Path, target: str | None, options: TextOptions, *,
+                split_column: str | None = None, num_classes: int | None = None,
+                val_fraction: float = 0.2, test_fraction: float = 0.2,
+                labeled_fraction: float = 1.0, labeled_sampling: str = "per_class",
+                split_seed: int = 0, split_file: Path | None = None) -> Splits:
+    """The rows of a table file's ``options.column`` texts and ``target`` labels as splits of
+    token ids (see the module docstring)."""
+    from .._util.safeio import shown
+    from .tables import SPLIT_COLUMN, hf_class_names, read_table
+    where = f"data.source {shown(path)}"
+    if not target:
+        raise DataError(f"data.target is required for a text source ({shown(path)}); expected "
+                        "the name of the label column")
+    table = read_table(path)
+    columns = list(table.column_names)
+    for field, name in (("data.text", options.column), ("data.target", target)):
+        if name not in columns:
+            from ..registry import suggest
+            raise DataError(f"{field} {name!r} is not a column of {where}"
+                            f"{suggest(name, columns)}; columns: {', '.join(columns)}")
+    texts = _texts(table.column(options.column), f"{where}: column {options.column!r}")
+    y_all, _ = label_column(table.column(target), f"{where}: column {target!r}",
+                            hf_class_names(path, target))
+    y_all = _class_ids(y_all, num_classes, where, target)
+    given = split_column if split_column is not None else (
+        SPLIT_COLUMN if SPLIT_COLUMN in columns else None)
+    parts = None if given is None else split_names(table.column(given), f"{where}: {given!r}")
+    known = np.flatnonzero(y_all != UNLABELED)
+    extra = np.flatnonzero(y_all == UNLABELED)
+    if parts is not None and (parts[extra] != "train").any():
+        r = int(extra[parts[extra] != "train"][0])
+        raise DataError(f"{where}: row {r} has no label but its split is {str(parts[r])!r}; "
+                        "expected unlabeled rows in 'train' only")
+    y = y_all[known]
+    tr, va, te, labeled = choose_rows(
+        y, known, str(path), given=None if parts is None else parts[known],
+        split_file=split_file, val_fraction=val_fraction, test_fraction=test_fraction,
+        labeled_fraction=labeled_fraction, labeled_sampling=labeled_sampling, seed=split_seed)
+    train_ids = np.concatenate([known[tr], extra])
+    tok = (local_tokenizer(Path(options.tokenizer)) if options.tokenizer is not None
+           else trained_tokenizer([texts[i] for i in train_ids], options.vocab_size))
+    encoded = encode_texts(tok, texts, options.max_length, options.truncation,
+                           field=f"data.text {options.column!r}")
+    n_classes = int(y.max()) + 1 if num_classes is None else num_classes
+
+    def split(ids: np.ndarray, flags: np.ndarray) -> Split:
+        pick = torch.as_tensor(ids, dtype=torch.long)
+        return Split(NamedRows({k: v[pick] for k, v in encoded.items()}),
+                     torch.as_tensor(y_all[ids], dtype=torch.long),
+                     torch.as_tensor(flags, dtype=torch.bool))
+
+    width = int(encoded["input_ids"].shape[1])
+    splits = Splits(str(path), split(train_ids, np.concatenate([labeled,
+                                                                 np.zeros(len(extra), bool)])),
+                    split(known[va], np.ones(len(va), bool)),
+                    split(known[te], np.ones(len(te), bool)), n_classes, (width,), split_seed,
+                    unknown_rows="unlabeled",
+                    rows={"train": train_ids, "val": known[va], "test": known[te]},
+                    rows_digest=labels_digest(known, y), vocab_size=tok.vocab_size,
+                    tokenizer=tok)
+    return splits
+
+
+def _texts(col, field: str) -> list[str]:
+    import pyarrow as pa
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        raise DataError(f"{field} holds {col.type} values; expected texts (strings)")
+    values = col.to_pylist()
+    for i, v in enumerate(values):
+        if v is None:
+            raise DataError(f"{field} is empty at row {i}; expected a text in every row")
+    return values
+
+
+def _class_ids(y: np.ndarray, num_classes: int | None, where: str, target: str) -> np.ndarray:
+    """Labels as int64 class ids (``-1`` unlabeled), checked like numeric tables' labels."""
+    from .arrays import _label_ids
+    ids = np.asarray(_label_ids(np.asarray(y), where, lambda i: f"row {i}",
+                                ", or -1 for an unlabeled row"), dtype=np.int64)
+    known = ids[ids != UNLABELED]
+    if len(known) == 0:
+        raise DataError(f"{where}: column {target!r} has no label in any row; expected class "
+                        "labels (an empty cell or -1 only marks an unlabeled row)")
+    bad = known[(known < 0) | ((known >= num_classes) if num_classes else False)]
+    if len(bad):
+        raise DataError(f"{where}: column {target!r} has label {int(bad[0])}; expected class "
+                        f"indices 0, 1, ...{f' below {num_classes}' if num_classes else ''}")
+    if len(np.unique(known)) < 2:
+        raise DataError(f"{where}: column {target!r} has one class only; expected at least 2")
+    return ids
