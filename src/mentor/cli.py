@@ -272,9 +272,20 @@ def export_cmd(
         seed: Optional[int] = typer.Option(None, "--seed", help="seed of the student (default:"
                                            " the best validation accuracy of the row's seeds)"),
         threads: int = typer.Option(1, "--threads", min=0, help="torch CPU threads for the "
-                                    "latency in the model card (0 = torch's default)")) -> None:
+                                    "latency in the model card (0 = torch's default)"),
+        standardized_input: bool = typer.Option(
+            False, "--standardized-input", help="export the student alone, taking inputs "
+            "standardized by the caller with the training split's mean and std (in card.json); "
+            "by default the standardization is part of the exported model, which takes raw "
+            "features")) -> None:
     """Export one student of a run (the best by default) with a model card (card.md,
-    card.json): ONNX, TorchScript or safetensors + config.json."""
+    card.json): ONNX, TorchScript or safetensors + config.json.
+
+    The exported model takes raw features, in the order of the training data: the run's
+    standardization (the training split's mean and std) is part of it (in the ONNX and
+    TorchScript graphs; safetensors: config.json's preprocess, rebuilt by
+    mentor.runs.read.load_model). Image folders: pixels scaled to [0, 1], flattened C*H*W.
+    --standardized-input exports the student alone, for inputs standardized by the caller."""
     import torch
 
     from .commands.export import ExportFault, export_student
@@ -284,7 +295,7 @@ def export_cmd(
     console = _out_console()
     try:
         folder, card = export_student(run_dir, fmt, out, setting=setting, method=method,
-                                      seed=seed)
+                                      seed=seed, standardized_input=standardized_input)
     except MentorError as e:
         _fail(str(e))
     except ExportFault as e:
@@ -297,6 +308,7 @@ def export_cmd(
                   f"{100 * a['test_accuracy_std']:.2f} % over seeds"
                   + (f", this seed {100 * acc:.2f} %" if acc is not None else "")
                   + f"; {s['params']:,} parameters; {s['inference']}", highlight=False)
+    console.print(f"input: {card['data']['input']['contract']}", highlight=False)
     console.print(f"parity: max abs logit difference {p['max_abs_diff']:.3g} (tolerance "
                   f"{p['tolerance']:.3g}) on {p['inputs']}", highlight=False)
     console.print(f"wrote {folder}: {', '.join(card['files']['all'])}, card.md, card.json",

@@ -51,6 +51,14 @@ def _student(run, setting, method, seed):
     return model
 
 
+def _raw(card, x):
+    """Standardized rows as the raw rows the exported model takes (x * std + mean)."""
+    st = card["data"]["input"]["standardization"]
+    assert st["in_model"]
+    mean, std = torch.tensor(st["mean"]), torch.tensor(st["std"])
+    return (x.double() * std.double() + mean.double()).float()
+
+
 def cli(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -82,7 +90,7 @@ def test_onnx_runs_in_onnxruntime_with_a_dynamic_batch(exports, run, test_x):
     session = ort.InferenceSession(str(folder / "student.onnx"),
                                    providers=["CPUExecutionProvider"])
     for x in (test_x, test_x[:1], torch.randn(256, 4)):
-        got = session.run(None, {"input": x.numpy()})[0]
+        got = session.run(None, {"input": _raw(card, x).numpy()})[0]
         with torch.no_grad():
             want = model(x).numpy()
         assert got.shape == want.shape
@@ -98,7 +106,7 @@ def test_torchscript_reloads_with_matching_logits(exports, run, test_x):
     loaded = torch.jit.load(str(folder / "student.pt"))
     with torch.no_grad():
         for x in (test_x, test_x[:1], torch.randn(256, 4)):
-            assert (loaded(x) - model(x)).abs().max() < 1e-6
+            assert (loaded(_raw(card, x)) - model(x)).abs().max() < 1e-6
     assert card["parity"]["max_abs_diff"] < 1e-6
 
 
@@ -120,6 +128,9 @@ def test_safetensors_holds_the_same_weights_and_rebuilds_from_config(exports, ru
                                                    s["seed"])(test_x))
     assert meta["mentor.model"]["model"] == config["model"] == "mlp"
     assert card["parity"]["max_abs_diff"] == 0.0
+    rebuilt, _ = load_model(folder / "student.safetensors")  # with its standardization
+    with torch.no_grad():
+        assert (rebuilt(_raw(card, test_x)) - model(test_x)).abs().max() < 1e-6
 
 
 def test_model_card_matches_the_run(exports, run, results):
@@ -192,9 +203,9 @@ def test_head_wrappers_export_their_inference_path(run, tmp_path, test_x, method
         import onnxruntime as ort
         sess = ort.InferenceSession(str(folder / "student.onnx"),
                                     providers=["CPUExecutionProvider"])
-        got = torch.from_numpy(sess.run(None, {"input": test_x.numpy()})[0])
+        got = torch.from_numpy(sess.run(None, {"input": _raw(card, test_x).numpy()})[0])
     else:
-        got = torch.jit.load(str(folder / "student.pt"))(test_x)
+        got = torch.jit.load(str(folder / "student.pt"))(_raw(card, test_x))
     if method == "dhkd":  # the run scored log_softmax of the CE head: same predictions
         assert meta["mentor.wrapper"]["a"] == 0.0 and "second head dropped" in s["inference"]
         got = got.log_softmax(-1)

@@ -6,6 +6,17 @@ card (``card.md``, ``card.json``): teacher lineage, data, method, seeds, accurac
 latency and the parity of the exported file with the PyTorch model. Every file is written
 into a temporary folder that is renamed into place when complete.
 
+Input contract: a run trains its student on features standardized with the training split's
+mean and std. The exported model takes the raw rows: the standardization is put in front of
+the student (:class:`mentor.models.preprocess.Standardized`, in the ONNX and TorchScript
+graphs; ``mentor.preprocess`` metadata and ``config.json``'s ``preprocess`` for safetensors,
+rebuilt by :func:`mentor.runs.read.load_model`). The statistics are those recorded in the
+student checkpoint (``mentor.standardization``), else those of the reloaded training split.
+``standardized_input=True`` exports the student alone, for callers that standardize
+themselves (the statistics are in the card). A run with ``data.standardize: false`` exports
+the student alone; its input is the features as given. Image folders: pixels scaled to
+[0, 1], flattened ``C*H*W`` (the per-channel standardization is in the model).
+
 Formats:
 
 - ``onnx``: ``student.onnx`` from ``torch.onnx.export(..., dynamo=True)`` (needs the
@@ -29,9 +40,11 @@ import os
 import shutil
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -65,9 +78,13 @@ def check_format(fmt: str) -> str:
 
 def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
                    setting: str | None = None, method: str | None = None,
-                   seed: int | None = None, repeats: int = 25) -> tuple[Path, dict]:
-    """Export one student of ``run_dir``; return ``(output folder, card)``."""
+                   seed: int | None = None, repeats: int = 25,
+                   standardized_input: bool = False) -> tuple[Path, dict]:
+    """Export one student of ``run_dir``; return ``(output folder, card)``. The exported
+    model takes raw rows (the run's standardization is part of it) unless
+    ``standardized_input``."""
     from ..models import count_params
+    from ..models.preprocess import for_export as standardized
     from ..runs.read import (choose_student, inference_module, load_model, open_run,
                            parity_inputs, setting_info, sha256, teacher_checkpoint)
 
@@ -85,8 +102,16 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
     shape = list(meta["mentor.input_shape"])
     data = parity_inputs(run_dir, choice.setting, shape)
     data.x = data.x.contiguous()
+    contract = input_contract(run_dir, choice.setting, meta, data, shape, standardized_input)
+    exported, inputs, reference_x, round_trip = module, data.x, data.x, None
+    if contract.in_model:  # raw rows in: the test rows un-standardized (x * std + mean)
+        exported, contract.preprocess = standardized(module, contract.mean, contract.std, shape)
+        mean, std = torch.from_numpy(contract.mean), torch.from_numpy(contract.std)
+        inputs = (data.x.double() * std.double() + mean.double()).float().contiguous()
+        reference_x = (inputs - mean) / std  # the student's own input, computed here
+        round_trip = float((reference_x - data.x).abs().max())
     with torch.no_grad():
-        reference, reference_one = module(data.x), module(data.x[:1])
+        reference, reference_one = module(reference_x), module(reference_x[:1])
     tpath = teacher_checkpoint(run_dir, results, choice.setting)
     teacher = load_model(tpath, "teacher checkpoint") if tpath else None
 
@@ -97,10 +122,10 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
     except OSError as e:
         _write_error(out, e)
     try:
-        files, runtime = _WRITERS[fmt](module, meta, tmp, data.x)
+        files, runtime = _WRITERS[fmt](exported, contract.metadata(meta), tmp, inputs)
         with torch.no_grad():
-            got = runtime(data.x)
-            got_one = runtime(data.x[:1])
+            got = runtime(inputs)
+            got_one = runtime(inputs[:1])
         diff = max(float((got - reference).abs().max()),
                    float((got_one - reference_one).abs().max()))
         scale = max(1.0, float(reference.abs().max()))
@@ -111,7 +136,7 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
                               f"{tolerance:.3g}; nothing was written")
         exported_acc = (float((got.argmax(-1) == data.y).double().mean())
                         if data.y is not None else None)
-        latency = _latency(module, runtime, teacher, shape, repeats)
+        latency = _latency(exported, runtime, teacher, shape, repeats)
         row, tinfo = choice.row, setting_info(results, choice.setting).get("teacher")
         tinfo = tinfo if tinfo is not None else (results.get("teacher") if tpath else None)
         env = _read_json(run_dir / "env.json")
@@ -127,6 +152,7 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
                 "architecture": meta.get("mentor.model"),
                 "num_classes": meta.get("mentor.num_classes"), "input_shape": shape,
                 "wrapper": meta.get("mentor.wrapper"), "inference": note,
+                "preprocess": contract.preprocess,
                 "params": count_params(module), "params_in_training": row.get("params"),
             },
             "accuracy": {
@@ -143,14 +169,21 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
                      "input": {"dtype": "float32", "shape": ["batch", _prod(shape)],
                                "layout": f"rows of {_prod(shape)} features (input shape "
                                          f"{shape} flattened)",
-                               "standardization": ({"mean": data.mean, "std": data.std,
-                                                    "apply": "(x - mean) / std"}
-                                                   if data.mean is not None else None)}},
+                               "contract": contract.text,
+                               "standardized_input": standardized_input,
+                               "standardization": contract.card()}},
             "parity": {"max_abs_diff": diff, "tolerance": tolerance,
                        "tolerance_rule": f"{TOLERANCE[fmt]:g} x max(1, max |reference logit|"
                                          f" = {scale:.3g})",
-                       "inputs": data.description + "; and its first row alone (batch 1)",
-                       "compared": "exported file vs the PyTorch student (logits)"},
+                       "inputs": data.description + ("; un-standardized to raw rows "
+                                                     "(x * std + mean)" if contract.in_model
+                                                     else "")
+                                 + "; and its first row alone (batch 1)",
+                       "compared": ("exported file on the raw rows vs the PyTorch student on "
+                                    "them standardized again ((x - mean) / std, float32) "
+                                    "(logits)" if contract.in_model else
+                                    "exported file vs the PyTorch student (logits)"),
+                       "round_trip_max_abs_diff": round_trip},
             "latency": latency,
             "mentor_version": _mentor_version(),
             "run": {"folder": str(run_dir), "name": results.get("name"),
@@ -170,6 +203,105 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
                 p.rmdir()
         raise
     return out, card
+
+
+# ------------------------------------------------------------------------ input contract
+
+PIXELS = "pixels scaled to [0, 1], flattened C*H*W"
+
+
+@dataclass
+class InputContract:
+    """What the exported model takes: its statistics (float32 ``(features,)``, None when the
+    run did not standardize or they are unknown), whether they are in the model, the card's
+    sentence, and the ``mentor.preprocess`` record once the wrapper is built."""
+    mean: np.ndarray | None
+    std: np.ndarray | None
+    in_model: bool
+    text: str
+    source: str | None  # where the statistics come from
+    images: bool
+    input_shape: list
+    preprocess: dict | None = None
+
+    def metadata(self, meta: dict) -> dict:
+        """The student's metadata for the exported file: ``mentor.preprocess`` when the model
+        standardizes, else ``mentor.standardization`` when its inputs must be standardized."""
+        from ..models.preprocess import PREPROCESS_KEY, STATS_KEY, standardization_record
+        out = {k: v for k, v in meta.items() if k not in (PREPROCESS_KEY, STATS_KEY)}
+        if self.preprocess is not None:
+            out[PREPROCESS_KEY] = self.preprocess
+        elif self.mean is not None:
+            out[STATS_KEY] = standardization_record(self.mean, self.std, self.input_shape)
+        return out
+
+    def card(self) -> dict | None:
+        if self.mean is None:
+            return None
+        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
+                "apply": "(x - mean) / std", "in_model": self.in_model,
+                "per": "channel" if self.images else "feature", "source": self.source}
+
+
+def input_contract(run_dir: Path, setting: str, meta: dict, data, shape: list,
+                   standardized_input: bool = False) -> InputContract:
+    """The input contract of an export of the student with metadata ``meta``: its
+    standardization statistics come from the checkpoint (``mentor.standardization``, written
+    by the run), else from the reloaded training split (``data``: the
+    :class:`~mentor.runs.read.ParityInputs`); a run without them did not standardize
+    (``data.standardize: false``, a text source). Statistics that cannot be found for a run
+    that standardized are refused unless ``standardized_input``."""
+    from ..data.images import is_image_folder
+    from ..models.preprocess import STATS_KEY, flat_statistics
+    from ..runs.read import run_data_spec
+
+    try:
+        spec, _ = run_data_spec(run_dir, setting)
+    except (MentorError, OSError, ValueError, KeyError, TypeError):
+        spec = None
+    recorded = meta.get(STATS_KEY)
+    mean = std = source = None
+    if recorded is not None:
+        mean, std = flat_statistics(recorded, shape, "student checkpoint")
+        source = "recorded in the student checkpoint (mentor.standardization)"
+    elif data.mean is not None:
+        mean = np.asarray(data.mean, dtype=np.float32)
+        std = np.asarray(data.std, dtype=np.float32)
+        source = "the training split of the reloaded data"
+    images = (isinstance(recorded, dict) and recorded.get("per") == "channel") or (
+        spec is not None and (any(getattr(spec, k) is not None for k in
+                                  ("image_size", "channels", "unlabeled", "workers"))
+                              or is_image_folder(Path(spec.source))))
+    what = PIXELS if images else "features"
+    if mean is None:  # the run did not standardize (reloaded without statistics, data
+        # .standardize false, a text source), or its statistics cannot be found
+        unknown = data.problem is not None and (spec is None or (spec.standardize
+                                                                 and spec.text is None))
+        if unknown and not standardized_input:
+            raise MentorError(
+                "the student's input standardization is unknown: its checkpoint records no "
+                "mean and std (a run written before mentor recorded them) and "
+                f"{data.problem}; expected the run's data where its recipe names it, or "
+                "--standardized-input to export a model that takes standardized inputs")
+        if unknown:
+            return InputContract(None, None, False, f"{what}, standardized by the caller with "
+                                 "the training split's mean and std, which this export could "
+                                 "not find (the model does not standardize)", None, images,
+                                 list(shape))
+        return InputContract(None, None, False, f"{what} as given, not standardized (the run "
+                             "did not standardize its inputs)", None, images, list(shape))
+    if standardized_input:
+        per = "per channel" if images else "per feature"
+        return InputContract(mean, std, False, f"{what}, then standardized {per} by the "
+                             "caller: (x - mean) / std with the training split's mean and std "
+                             "(in card.json); the model does not standardize", source, images,
+                             list(shape))
+    if images:
+        text = f"{PIXELS} (the per-channel standardization is part of the model)"
+    else:
+        text = ("raw features in the order of the training data (the standardization is part "
+                "of the model)")
+    return InputContract(mean, std, True, text, source, images, list(shape))
 
 
 def _write_error(out: Path, e: OSError):
@@ -297,28 +429,51 @@ def _write_torchscript(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor
 def _write_safetensors(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor):
     from ..engine.checkpoint import save_weights
     from ..models.heads import for_export
+    from ..models.preprocess import PREPROCESS_KEY, STATS_KEY, Standardized
     from ..runs.read import load_model
 
     arch = dict(meta["mentor.model"])
-    _, wrapper = for_export(module)  # the inference module: a wrapper that predicts is kept
+    # the weights are the bare (or head-wrapped) student's; a standardization in front of it
+    # is rebuilt from its metadata (mentor.preprocess)
+    student = module.module if isinstance(module, Standardized) else module
+    _, wrapper = for_export(student)  # the inference module: a wrapper that predicts is kept
     new_meta = {"mentor.model": arch, "mentor.num_classes": meta["mentor.num_classes"],
                 "mentor.input_shape": list(meta["mentor.input_shape"])}
     if wrapper is not None:
         new_meta["mentor.wrapper"] = wrapper
-    save_weights(tmp / "student.safetensors", module, new_meta)
+    for key in (PREPROCESS_KEY, STATS_KEY):
+        if meta.get(key) is not None:
+            new_meta[key] = meta[key]
+    save_weights(tmp / "student.safetensors", student, new_meta)
     config = {"format": "mentor-student-1", "model": arch.pop("model"), "model_kwargs": arch,
               "num_classes": meta["mentor.num_classes"],
               "input_shape": list(meta["mentor.input_shape"]), "wrapper": wrapper,
+              "preprocess": meta.get(PREPROCESS_KEY),
+              "standardization": meta.get(STATS_KEY),
               "rebuild": "mentor.models.build_model(model, input_shape, num_classes, "
                          "**model_kwargs), wrapped by mentor.models.heads.rebuild(module, wrapper) "
                          "when wrapper is set, then safetensors.torch.load_file -> "
-                         "load_state_dict"}
+                         "load_state_dict; when preprocess is set, the model is "
+                         "mentor.models.preprocess.rebuild(module, preprocess, input_shape): "
+                         "module((x - mean) / std) on raw rows (mean and std repeated over each "
+                         "channel's pixels when per is 'channel'); mentor.runs.read.load_model "
+                         "does all of it",
+              "input": ("raw rows: the model standardizes them (preprocess)"
+                        if meta.get(PREPROCESS_KEY) is not None else
+                        "rows standardized by the caller with standardization's mean and std"
+                        if meta.get(STATS_KEY) is not None else "rows as given")}
     atomic_write_text(tmp / "config.json", json.dumps(config, indent=1))
     reloaded, _ = load_model(tmp / "student.safetensors", "exported student")
     mine, theirs = module.state_dict(), reloaded.state_dict()
     if mine.keys() != theirs.keys() or any(not torch.equal(mine[k], theirs[k]) for k in mine):
         raise ExportFault("the exported safetensors weights differ from the student's after "
                           "reloading; nothing was written")
+    same = isinstance(module, Standardized) == isinstance(reloaded, Standardized) and (
+        not isinstance(module, Standardized)
+        or (torch.equal(module.mean, reloaded.mean) and torch.equal(module.std, reloaded.std)))
+    if not same:
+        raise ExportFault("the exported safetensors student does not rebuild the same input "
+                          "standardization; nothing was written")
     return {"model": "student.safetensors", "config": "config.json",
             "all": ["config.json", "student.safetensors"],
             "runtime": "mentor.runs.read.load_model (rebuild from config, load weights)",
@@ -407,9 +562,10 @@ def card_markdown(card: dict) -> str:
         f"{s['input_shape']}; {s['params']:,} parameters (in training: "
         f"{_count(s.get('params_in_training'))})",
         f"- **Inference**: {s['inference']}",
+        f"- **Input**: {card['data']['input']['contract']}",
         f"- **Data**: {card['data'].get('description')}; input "
         f"{card['data']['input']['layout']}, float32"
-        + ("; standardized with the training split's mean and std (in card.json)"
+        + ("; the training split's mean and std are in card.json"
            if card["data"]["input"]["standardization"] else ""),
     ]
     if t:

@@ -489,6 +489,10 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                                 "mentor.input_shape": list(s.splits.input_shape)}
                         if wrapper is not None:  # e.g. the dual head used at inference
                             meta["mentor.wrapper"] = wrapper
+                        if s.splits.mean is not None:  # the inputs' standardization (export)
+                            from ..models.preprocess import STATS_KEY, standardization_record
+                            meta[STATS_KEY] = standardization_record(
+                                s.splits.mean, s.splits.std, s.splits.input_shape)
                         if s.splits.vocab_size is not None:
                             meta["mentor.vocab_size"] = s.splits.vocab_size
                         save_weights(ckpt / "student.safetensors", saved, meta)

@@ -161,9 +161,13 @@ def choose_student(run_dir: Path, results: dict, setting: str | None = None,
 
 
 def load_model(path: Path, field: str = "checkpoint") -> tuple[nn.Module, dict[str, Any]]:
-    """The model saved in a mentor safetensors file (with its inference wrapper), in eval
-    mode, and the file's metadata. The architecture comes from the metadata."""
+    """The model saved in a mentor safetensors file (with its inference wrapper, and the
+    :class:`mentor.models.preprocess.Standardized` step of an exported student whose metadata
+    has ``mentor.preprocess``), in eval mode, and the file's metadata. The architecture comes
+    from the metadata."""
     from ..engine.checkpoint import read_safetensors
+    from ..models.preprocess import PREPROCESS_KEY
+    from ..models.preprocess import rebuild as rebuild_preprocess
     from ..teachers import load_checkpoint_teacher
 
     _, meta = read_safetensors(Path(path), field)
@@ -176,7 +180,13 @@ def load_model(path: Path, field: str = "checkpoint") -> tuple[nn.Module, dict[s
         raise CheckpointError(f"{field}: '{path}' has num_classes {classes!r} in its metadata; "
                               "expected a positive integer (a file saved by mentor)")
     teacher = load_checkpoint_teacher(path, input_shape=shape, num_classes=classes, field=field)
-    return teacher.module.eval(), meta
+    module = teacher.module
+    if meta.get(PREPROCESS_KEY) is not None:  # an exported student carrying its standardization
+        try:
+            module = rebuild_preprocess(module, meta[PREPROCESS_KEY], shape, f"{field} '{path}'")
+        except MentorError as e:
+            raise CheckpointError(str(e)) from None
+    return module.eval(), meta
 
 
 def inference_module(model: nn.Module, meta: dict[str, Any]) -> tuple[nn.Module, str]:
@@ -248,13 +258,13 @@ class ParityInputs:
     description: str
     mean: list[float] | None = None  # the standardization the run applied (train statistics)
     std: list[float] | None = None
+    problem: str | None = None  # why the data could not be reloaded (x: standard normal rows)
 
 
-def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
-    """``(splits, data spec, file name)`` of ``setting``, rebuilt from the run's recipe
-    (``input.yaml``, else ``recipe.yaml``; the setting's own data section where it has one).
-    ``cache`` keeps loaded splits by data section, for settings that share it. Raises
-    :class:`MentorError` (or the data loader's error) when the data cannot be rebuilt."""
+def run_data_spec(run_dir: Path, setting: str):
+    """``(data spec, file name)`` of ``setting``: the data section of the run's recipe
+    (``input.yaml``, else ``recipe.yaml``; the setting's own data section where it has one),
+    read without loading the data. Raises :class:`MentorError` when there is none."""
     from ..recipe import DataSpec, read_yaml, setting_raw
 
     for name in ("input.yaml", "recipe.yaml"):
@@ -267,16 +277,24 @@ def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
             raw = setting_raw(raw, setting)
         if not isinstance(raw.get("data"), dict):
             raise MentorError(f"{name} has no data section")
-        spec = DataSpec.model_validate(raw["data"])
-        key = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
-        if cache is None or key not in cache:
-            splits = spec.load()
-            if cache is None:
-                return splits, spec, name
-            cache[key] = splits
-        return cache[key], spec, name
+        return DataSpec.model_validate(raw["data"]), name
     raise MentorError("the run folder has no input.yaml or recipe.yaml to rebuild the data "
                       "from")
+
+
+def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
+    """``(splits, data spec, file name)`` of ``setting``, rebuilt from the run's recipe
+    (:func:`run_data_spec`). ``cache`` keeps loaded splits by data section, for settings
+    that share it. Raises :class:`MentorError` (or the data loader's error) when the data
+    cannot be rebuilt."""
+    spec, name = run_data_spec(run_dir, setting)
+    key = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+    if cache is None or key not in cache:
+        splits = spec.load()
+        if cache is None:
+            return splits, spec, name
+        cache[key] = splits
+    return cache[key], spec, name
 
 
 PARITY_ROWS = 4096  # test rows read from a row source (an image folder) for export parity
@@ -304,9 +322,10 @@ def parity_inputs(run_dir: Path, setting: str, input_shape: list[int]) -> Parity
                f"checkpoint {list(input_shape)}")
     g = torch.Generator().manual_seed(0)
     return ParityInputs(torch.randn(64, math.prod(input_shape), generator=g), None,
-                      f"64 standard normal rows of {math.prod(input_shape)} features ({why})")
+                        f"64 standard normal rows of {math.prod(input_shape)} features ({why})",
+                        problem=why)
 
 
 __all__ = ["Choice", "ParityInputs", "choose_student", "inference_module", "load_model",
-           "metrics", "open_run", "parity_inputs", "run_splits", "setting_info", "sha256",
-           "teacher_checkpoint"]
+           "metrics", "open_run", "parity_inputs", "run_data_spec", "run_splits", "setting_info",
+           "sha256", "teacher_checkpoint"]
