@@ -18,7 +18,7 @@ import yaml
 from rich.text import Text
 
 from .. import data as data_mod
-from ..data.augment import Augment
+from ..data.augment import TOKENS, Augment
 from ..data.rows import as_rows, head_rows, read_chunks, subset_rows
 from ..data.splits import Splits
 from ..engine import fit, get_accelerator
@@ -181,7 +181,15 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
         aug = s.recipe.train.augment
         for role, ops in (aug.pipelines().items() if aug is not None else ()):
             if ops is not None:  # names and parameters checked against the input layout
-                Augment(ops, s.splits.input_shape, where=f"train.augment.{role}")
+                pipe = Augment(ops, s.splits.input_shape, where=f"train.augment.{role}")
+                tokens = s.splits.vocab_size is not None
+                if pipe and (pipe.reads == TOKENS) != tokens:
+                    raise MentorError(
+                        f"train.augment.{role}: {pipe.describe()} augments "
+                        f"{'token ids' if pipe.reads == TOKENS else 'numeric rows'}, but the "
+                        f"data are {'token ids (data.text)' if tokens else 'numeric rows'}; "
+                        "expected augmentations of "
+                        f"{'token ids (token_drop, token_span)' if tokens else 'rows'}")
         for label, _, plan, _ in s.methods:
             try:
                 probe_objectives(plan.objectives, CLASSIFICATION.example(s.splits.num_classes))

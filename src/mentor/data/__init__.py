@@ -7,6 +7,7 @@ import torch
 
 from . import augment  # noqa: F401  (registers shift, flip, noise, mask, cutout, scale)
 from . import image_views  # noqa: F401
+from . import text_views  # noqa: F401  (registers token_drop, token_span)
 from ..errors import DataError
 from .arrays import ArrayData, validate_arrays
 from .generated import with_generated

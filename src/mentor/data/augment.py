@@ -28,6 +28,13 @@ from ..registry import AUGMENTS
 from .layout import as_maps, paste_box, row_grid
 
 ELEMENTS = -1  # ``draws`` value: one uniform per input element
+ROWS, TOKENS = "rows", "tokens"  # what an augmentation reads (``fn.inputs``, default rows)
+
+
+def reads(fn) -> str:
+    """``'tokens'`` for an augmentation of named token ids (:mod:`mentor.data.text_views`),
+    else ``'rows'`` (flat numeric rows)."""
+    return getattr(fn, "inputs", ROWS)
 
 
 def draws_for(fn, input_shape: Sequence[int]) -> int:
@@ -192,13 +199,18 @@ class Augment:
                  where: str = "augment"):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.ops = []
+        kinds = {reads(AUGMENTS.get(name)) for name, _ in ops}
+        if len(kinds) > 1:
+            raise MentorError(f"{where}: {', '.join(n for n, _ in ops)} mixes augmentations of "
+                              "token ids and of numeric rows; expected one kind in a view")
+        self.reads = kinds.pop() if kinds else ROWS
         for i, (name, params) in enumerate(ops):
             fn = AUGMENTS.get(name)
             params = dict(params or {})
             n = draws_for(fn, self.input_shape)
             try:  # parameters and layout are checked once, before any training
-                fn(torch.zeros(1, math.prod(self.input_shape)), torch.full((1, max(n, 1)), 0.5),
-                   self.input_shape, **params)
+                fn(self._example(), torch.full((1, max(n, 1)), 0.5), self.input_shape,
+                   **params)
             except MentorError as e:
                 raise MentorError(f"{where}[{i}]: {e}") from None
             except (TypeError, ValueError, OverflowError, RuntimeError) as e:
@@ -206,19 +218,29 @@ class Augment:
                                   f"{params} ({e})") from None
             self.ops.append((name, fn, params, n))
 
-    def __call__(self, x: Tensor, generator: torch.Generator,
-                 positions: Tensor | None = None) -> Tensor:
+    def _example(self):
+        """One zero input of this layout: a flat row, or token ids with their mask."""
+        width = math.prod(self.input_shape)
+        if self.reads == TOKENS:
+            return {"input_ids": torch.zeros(1, width, dtype=torch.long),
+                    "attention_mask": torch.ones(1, width, dtype=torch.long)}
+        return torch.zeros(1, width)
+
+    def __call__(self, x, generator: torch.Generator,
+                 positions: Tensor | None = None):
         """``positions``: the rows' places in a larger batch whose draws ``generator``
-        makes (several processes each augment their share of one global batch)."""
+        makes (several processes each augment their share of one global batch). ``x``: flat
+        rows, or named token tensors for token augmentations."""
         widths = [max(n, 1) for *_, n in self.ops]
+        first = next(iter(x.values())) if type(x) is dict else x
         if positions is None:
-            u = torch.rand(len(x), sum(widths), generator=generator)
+            u = torch.rand(len(first), sum(widths), generator=generator)
         else:  # a row's draws depend only on its position: draw up to the last, take ours
             pos = positions.cpu()
             u = torch.rand(int(pos.max()) + 1, sum(widths), generator=generator)[pos]
         draws = u.split(widths, dim=1)
         for (_, fn, params, _), u in zip(self.ops, draws):
-            x = fn(x, u.to(x.device), self.input_shape, **params)
+            x = fn(x, u.to(first.device), self.input_shape, **params)
         return x
 
     def __bool__(self) -> bool:
@@ -236,14 +258,19 @@ def _describe_op(name: str, params: dict[str, Any]) -> str:
     return f"{name}({text})"
 
 
-def default_views(input_shape: Sequence[int]) -> dict[str, list[tuple[str, dict]]]:
+def default_views(input_shape: Sequence[int],
+                  tokens: bool = False) -> dict[str, list[tuple[str, dict]]]:
     """The weak and strong pipelines used when a recipe names none.
 
     Images (``(H, W)``, ``(C, H, W)``): weak = shift by up to 1 pixel; strong = shift by up to
     1 pixel, Gaussian noise 0.5, cutout of half the side. Rows and signals (``(L,)``): weak =
     noise 0.1; strong = noise 0.3 and 20 % masking. No flips: a mirrored digit is another
-    symbol.
+    symbol. Token ids (``tokens``, :mod:`mentor.data.text_views`): weak = 10 % of the tokens
+    deleted; strong = 30 % deleted, then a span of at least 60 % kept.
     """
+    if tokens:
+        return {"weak": [("token_drop", {"p": 0.1})],
+                "strong": [("token_drop", {"p": 0.3}), ("token_span", {"min_keep": 0.6})]}
     if len(tuple(input_shape)) >= 2:
         return {"weak": [("shift", {"pixels": 1})],
                 "strong": [("shift", {"pixels": 1}), ("noise", {"std": 0.5}),

@@ -300,13 +300,11 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
                                                                   side, views)
     tr.mixer, tr.batch_mixer, tr.sampler, tr.monitor, tr.ahead = (mixer, batch_mixer, sampler,
                                                                    monitor, ahead)
-    tr.pipes = pipelines(augment, spec, data.input_shape)
-    if isinstance(rows, NamedRows) and (tr.pipes or views is not None or mixer is not None
-                                        or batch_mixer is not None):
-        raise MentorError(f"the training inputs are named tensors ({', '.join(rows.x)}), but "
-                          "this method augments or mixes its inputs, which needs one input "
-                          "tensor; expected a method without views or mixing (e.g. kd) or "
-                          "inputs as one tensor")
+    named = isinstance(rows, NamedRows)
+    tokens = named and "input_ids" in rows.x and "attention_mask" in rows.x
+    tr.pipes = pipelines(augment, spec, data.input_shape, tokens)
+    _check_views_fit(rows, tr.pipes, tokens, views is not None or mixer is not None
+                     or batch_mixer is not None)
     tr.autocast = acc.autocast if spec.mixed_precision != "no" else None
     tr.with_labels = takes_labels(student)
     tr.g_batch = spec.batch_size * acc.num_processes
@@ -315,6 +313,30 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
         o.needs_labels and o.rows != "labeled" for o in objectives))
     tr.feed = RowFeed(tr)
     return tr
+
+
+def _check_views_fit(rows, pipes: dict, tokens: bool, mixes: bool) -> None:
+    """Views and mixing that cannot read the inputs stop the run in one sentence: named
+    tensors take token augmentations (token ids) and no mixing; one tensor takes no token
+    augmentation."""
+    from ..data.augment import TOKENS
+    if isinstance(rows, NamedRows):
+        names = ", ".join(rows.x)
+        if mixes or (pipes and not tokens):
+            raise MentorError(f"the training inputs are named tensors ({names}), but this "
+                              "method mixes its inputs or augments them as one tensor; "
+                              "expected a method without mixing (e.g. kd, fixmatch with "
+                              "token views) or inputs as one tensor")
+        wrong = [p.describe() for p in pipes.values() if p and p.reads != TOKENS]
+        if wrong:
+            raise MentorError(f"train.augment {wrong[0]} augments numeric rows, but the inputs "
+                              f"are token ids ({names}); expected token augmentations such "
+                              "as token_drop and token_span")
+        return
+    wrong = [p.describe() for p in pipes.values() if p and p.reads == TOKENS]
+    if wrong:
+        raise MentorError(f"train.augment {wrong[0]} augments token ids, but the inputs are "
+                          "numeric rows; expected augmentations such as noise, shift, crop")
 
 
 def prepare_training(student: nn.Module, spec: TrainSpec, seed: int, *, task: TaskAdapter,

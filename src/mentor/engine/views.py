@@ -53,13 +53,14 @@ ROLES = {"teacher": 1, "student": 2, "labeled": 3}
 
 
 def pipelines(augment: dict[str, str | None] | None, spec: TrainSpec,
-              input_shape: Sequence[int]) -> dict[str, Augment]:
+              input_shape: Sequence[int], tokens: bool = False) -> dict[str, Augment]:
     """Role -> augmentation pipeline for a method's weak/strong views ({} without views).
-    The pipelines are ``spec.augment``'s or the defaults for ``input_shape``."""
+    The pipelines are ``spec.augment``'s or the defaults for ``input_shape`` (``tokens``:
+    the inputs are named token ids, whose views are token augmentations)."""
     if not augment or not any(augment.values()):
         return {}
     chosen = spec.augment.pipelines() if spec.augment is not None else {}
-    defaults = default_views(input_shape)
+    defaults = default_views(input_shape, tokens)
     out = {}
     for role, kind in augment.items():
         if role not in ROLES:
@@ -88,8 +89,12 @@ def role_views(pipes: dict[str, Augment], rows: Tensor, labeled: Tensor | None, 
         g = role_generator(seed, step, ROLES[role])
         return pipe(rows, g, positions=local)
     x_lab, x_unl = view("labeled"), view("student")
-    x_student = x_lab if labeled is None else torch.where(labeled[:, None], x_lab, x_unl)
-    return view("teacher"), x_student
+    if labeled is None:
+        return view("teacher"), x_lab
+    if type(x_lab) is dict:  # named token tensors: each one row by row
+        return view("teacher"), {k: torch.where(labeled[:, None], x_lab[k], x_unl[k])
+                                  for k in x_lab}
+    return view("teacher"), torch.where(labeled[:, None], x_lab, x_unl)
 
 
 def draw_stored_views(n_views: int, size: int, seed: int, step: int) -> Tensor:
