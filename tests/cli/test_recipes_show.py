@@ -39,6 +39,10 @@ NOT_A_FRAGMENT = {
                         "classification recipe",
     ("model", "hf"): "needs a local model folder or a config, and token ids or images; the "
                      "example's digits rows are neither",
+    ("augmentation", "token_span"): "a view of token ids; the example's digits are images",
+    ("augmentation", "token_drop"): "a view of token ids; the example's digits are images",
+    ("data set", "wordnet-glosses"): "a text source: it needs data.text and a text model, "
+                                     "which the example's mlp student is not",
 }
 # data sets generated on loading (5-8 s each); their example has the shape digits' has
 SLOW_TO_LOAD = {("data set", "mnist1d"), ("data set", "mnist1d-shifted")}

@@ -8,7 +8,9 @@ import torch
 from . import augment  # noqa: F401  (registers shift, flip, noise, mask, cutout, scale)
 from . import image_views  # noqa: F401
 from . import text_views  # noqa: F401  (registers token_drop, token_span)
+from . import packaged  # noqa: F401  (registers fashion-mnist, wordnet-glosses)
 from ..errors import DataError
+from ..registry import DATASETS
 from .arrays import ArrayData, validate_arrays
 from .generated import with_generated
 from .rows import DatasetRows, NamedRows, StreamRows, TensorRows
@@ -69,7 +71,7 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
         if features is not None:
             raise DataError("data.features is set with data.text; expected one of them (a text "
                             "source reads its text column only)")
-        return text_splits(Path(source), target, text, split_column=split_column,
+        return text_splits(source if source in DATASETS else Path(source), target, text, split_column=split_column,
                            num_classes=num_classes, val_fraction=val_fraction,
                            test_fraction=test_fraction, labeled_fraction=labeled_fraction,
                            labeled_sampling=labeled_sampling, split_seed=split_seed,

@@ -113,6 +113,9 @@ def load_source(source: str, *, target: str | None = None, num_classes: int | No
                         ".arrow or .jsonl file or a dataset folder")
     _no_columns(source, features, split_column)
     data = DATASETS.get(source)()
+    if not isinstance(data, ArrayData):  # a packaged table of texts
+        raise DataError(f"data.source {source!r} is a text source; expected data.text: text "
+                        "(and data.target: label) with a text model such as 'bag'")
     if num_classes is not None and num_classes != data.num_classes:
         raise DataError(f"data.num_classes is {num_classes} but {source} has "
                         f"{data.num_classes} classes")

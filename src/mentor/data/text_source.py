@@ -35,7 +35,7 @@ class TextOptions:
     truncation: bool = True
 
 
-def text_splits(path: Path, target: str | None, options: TextOptions, *,
+def text_splits(path: Path | str, target: str | None, options: TextOptions, *,
                 split_column: str | None = None, num_classes: int | None = None,
                 val_fraction: float = 0.2, test_fraction: float = 0.2,
                 labeled_fraction: float = 1.0, labeled_sampling: str = "per_class",
@@ -43,12 +43,17 @@ def text_splits(path: Path, target: str | None, options: TextOptions, *,
     """The rows of a table file's ``options.column`` texts and ``target`` labels as splits of
     token ids (see the module docstring)."""
     from .._util.safeio import shown
+    from ..registry import DATASETS
     from .tables import SPLIT_COLUMN, hf_class_names, read_table
     where = f"data.source {shown(path)}"
     if not target:
         raise DataError(f"data.target is required for a text source ({shown(path)}); expected "
                         "the name of the label column")
-    table = read_table(path)
+    packaged = isinstance(path, str) and path in DATASETS
+    table = DATASETS.get(path)() if packaged else read_table(Path(path))
+    if not hasattr(table, "column_names"):
+        raise DataError(f"data.text is set but {where} is not a table of named columns; "
+                        "expected a table file, a dataset folder or a packaged text source")
     columns = list(table.column_names)
     for field, name in (("data.text", options.column), ("data.target", target)):
         if name not in columns:
@@ -57,7 +62,7 @@ def text_splits(path: Path, target: str | None, options: TextOptions, *,
                             f"{suggest(name, columns)}; columns: {', '.join(columns)}")
     texts = _texts(table.column(options.column), f"{where}: column {options.column!r}")
     y_all, _ = label_column(table.column(target), f"{where}: column {target!r}",
-                            hf_class_names(path, target))
+                            () if packaged else hf_class_names(Path(path), target))
     y_all = _class_ids(y_all, num_classes, where, target)
     given = split_column if split_column is not None else (
         SPLIT_COLUMN if SPLIT_COLUMN in columns else None)
