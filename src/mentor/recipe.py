@@ -182,6 +182,9 @@ class TrainSpec(BaseModel):
                                   "epoch; every epoch end is checkpointed too (0: epoch ends "
                                   "only)")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    max_grad_norm: float | None = Field(None, gt=0, le=1e30, description="clip the gradients' "
+                                        "global L2 norm to this before each optimizer step "
+                                        "(none: no clipping)")
     cache_teacher: Literal["auto", "always", "never"] = "auto"
     select: Literal["best_val", "last"] = "best_val"
     unlabeled_ratio: int = Field(0, ge=0, description="semi-supervised batches: batch_size "

@@ -653,6 +653,11 @@ def _optimize(tr: _Training, p: _Progress, micro: Sequence[Callable], epoch: int
         total = _step_across_processes(tr, p, total, fault)
     if tr.updater.observe_gradients is not None:  # e.g. a Fisher-masked EMA reads g^2
         tr.updater.observe_gradients(tr.raw_model)
+    if tr.spec.max_grad_norm is not None:  # after every micro-batch, on the summed gradient
+        if tr.plain:
+            torch.nn.utils.clip_grad_norm_(tr.raw_model.parameters(), tr.spec.max_grad_norm)
+        else:  # Accelerate unscales fp16 gradients first
+            tr.acc.clip_grad_norm_(tr.model.parameters(), tr.spec.max_grad_norm)
     tr.opt_step.step()
     if tr.scheduler is not None:
         tr.scheduler.step()
