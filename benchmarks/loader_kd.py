@@ -50,7 +50,7 @@ from mentor.engine import fit  # noqa: E402
 from mentor.methods import get_method  # noqa: E402
 from mentor.recipe import TrainSpec  # noqa: E402
 from mentor.teachers import as_teacher  # noqa: E402
-from plain_loops import kd_loss, set_threads  # noqa: E402
+from plain_loops import kd_loss, same_weights, set_threads  # noqa: E402
 
 SHAPE = (3, 32, 32)
 
@@ -174,15 +174,7 @@ def main(argv=None) -> int:
             times[v].append(dt)
         print(f"  round {r + 1}/{args.reps}: " +
               "  ".join(f"{v}={times[v][-1]:.3f}s" for v in runners), flush=True)
-    pairs = list(zip(models["p"].parameters(), models["m"].parameters(), strict=True))
-    same = all(torch.equal(a, b) for a, b in pairs)
-    diff = max((a - b).abs().max().item() for a, b in pairs)
-    print(f"sanity: val acc plain {accs['p']:.4f}  mentor {accs['m']:.4f}; max |weight diff| "
-          f"{diff:.2e} ({'bit-identical' if same else 'DIFFERENT'})")
-    if not same or accs["p"] != accs["m"]:
-        print("SANITY FAILED: mentor and the plain DataLoader loop end with different weights "
-              "or accuracy; expected bit-identical weights (they do the same work)",
-              file=sys.stderr)
+    if not same_weights(models["p"], models["m"], accs["p"], accs["m"]):
         return 1
     med = {v: statistics.median(ts) for v, ts in times.items()}
     for v in runners:

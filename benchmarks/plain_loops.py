@@ -6,6 +6,8 @@ epoch -- what a careful hand-written loop costs.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
 
@@ -40,6 +42,23 @@ def kd_loss(zs, zt, y, T: float, alpha: float):
     kl = F.kl_div(F.log_softmax(zs / T, -1), F.log_softmax(zt / T, -1), reduction="batchmean",
                   log_target=True)
     return (1.0 - alpha) * F.cross_entropy(zs, y) + alpha * T * T * kl
+
+
+def same_weights(plain, mentor, acc_plain: float, acc_mentor: float) -> bool:
+    """Print the DataLoader benchmarks' sanity line: whether the plain loop's student and
+    mentor's end with bit-identical weights and the same validation accuracy (they do the
+    same work); when not, say so on stderr and return False (the script exits 1)."""
+    pairs = list(zip(plain.parameters(), mentor.parameters(), strict=True))
+    same = all(torch.equal(a, b) for a, b in pairs)
+    diff = max((a - b).abs().max().item() for a, b in pairs)
+    print(f"sanity: val acc plain {acc_plain:.4f}  mentor {acc_mentor:.4f}; max |weight diff| "
+          f"{diff:.2e} ({'bit-identical' if same else 'DIFFERENT'})")
+    if not same or acc_plain != acc_mentor:
+        print("SANITY FAILED: mentor and the plain DataLoader loop end with different weights "
+              "or accuracy; expected bit-identical weights (they do the same work)",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def index_rows(t, idx):

@@ -1,6 +1,8 @@
 """README's "## Speed": ``benchmarks/kd_overhead.py`` (mentor's training loop against lean
-plain-PyTorch loops on digits) and ``benchmarks/label_throughput.py`` (the label store against
-the raw teacher loop, a student epoch from the store, bytes per row of each storage kind).
+plain-PyTorch loops on digits), ``benchmarks/image_folder.py`` (KD from a folder of PNG files
+against a plain DataLoader + Pillow loop) and ``benchmarks/label_throughput.py`` (the label
+store against the raw teacher loop, a student epoch from the store, bytes per row of each
+storage kind).
 
 Each reruns the script (one torch thread, a fresh process) and reads its ``RESULT`` /
 ``RATIO`` lines; the scripts fail (exit 1, so the measurement fails) when their sanity checks
@@ -91,12 +93,28 @@ def stream_memory(quick: bool) -> dict[str, str]:
             "target": "meets" if float(r["stream_rss"]) <= 1.2 else "misses", "wall": wall(secs)}
 
 
+def image_folder(quick: bool) -> dict[str, str]:
+    r, secs = _script("benchmarks/image_folder.py", quick)
+    return {"ratio": f"{r['image_folder']} ×", "median_ratio": r["median_ratio_image_folder"],
+            "plain": f"{float(r['images_per_s_plain']):,.0f}",
+            "mentor": f"{float(r['images_per_s_mentor']):,.0f}",
+            "images": f"{int(r['images']):,}", "rounds": r["rounds"],
+            "setup": f"{float(r['setup_s_mentor']):.1f} s",
+            "target": "meets" if float(r["image_folder"]) >= 0.95 else "misses",
+            "wall": wall(secs)}
+
+
 measurement("kd-overhead-same-gather", about="`benchmarks/kd_overhead.py --plain-gather "
             "index_select --no-loader`: the lockstep ratios when the plain loops gather rows "
             "as mentor does (machine timings)", ci="quick", minutes=2)(kd_overhead_same_gather)
 measurement("stream-memory", about="`benchmarks/stream_memory.py` (KD from a file of 3x32x32 "
             "images read row by row, 20,000 and 200,000 rows): peak resident memory of each, "
             "their ratio, wall time", ci="quick", minutes=1)(stream_memory)
+measurement("image-folder", about="`benchmarks/image_folder.py` (KD epochs over 20,000 "
+            "generated 32x32 PNGs, 2 DataLoader workers, 8 rounds of an epoch per side in "
+            "ABBA order, 1 thread): images/s of mentor and of a plain DataLoader + Pillow "
+            "loop, their ratio, mentor's verify + statistics setup, wall time (machine "
+            "timings)", ci="quick", minutes=5)(image_folder)
 measurement("label-throughput", about="`benchmarks/label_throughput.py` (synthetic 100-class "
             "teacher, 32,768 rows, 1 thread): store vs raw labeling, store epoch vs plain, "
             "bytes per row, wall time (machine timings but the bytes)", ci="quick",

@@ -26,6 +26,7 @@ SCRIPTS = {
     "kd_overhead.py": ["RATIO online_kd", "RATIO cached_kd", "RESULT overhead_us_online",
                        "RATIO loader_kd"],
     "loader_kd.py": ["RATIO loader_kd", "RESULT min_loader_kd"],
+    "image_folder.py": ["RATIO image_folder", "RESULT images_per_s_mentor"],
     "stream_memory.py": ["RATIO stream_rss", "RESULT rss_mib_10x"],
     "label_throughput.py": ["RATIO label_throughput", "RATIO store_epoch",
                             "RESULT bytes_per_row_float32"],
