@@ -270,7 +270,8 @@ class TeacherSpec(_ModelOptions):
     pretrain: list[StageSpec] | None = Field(None, min_length=1, description="stages trained "
                                              "in order before the recipe's data")
     adapt: bool = Field(True, description="after 'pretrain', train on the recipe's data "
-                        "(false: the teacher is the last pre-training stage)")
+                        "(false: the teacher is the last pre-training stage, or a saved "
+                        "model -- model: hf with a path -- used as it is)")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -281,9 +282,14 @@ class TeacherSpec(_ModelOptions):
         if self.pretrain is not None and self.model is None:
             raise ValueError("'pretrain' stages train a teacher from the recipe ('model'), not "
                              "a checkpoint or an ensemble")
-        if not self.adapt and self.pretrain is None:
+        saved = self.model == "hf" and self.path is not None
+        if not self.adapt and self.pretrain is None and not saved:
             raise ValueError("'adapt: false' leaves the teacher untrained without 'pretrain' "
-                             "stages; expected 'pretrain' or adapt true")
+                             "stages; expected 'pretrain', a saved model (model: hf with a "
+                             "path) or adapt true")
+        if not self.adapt and saved and self.train is not None:
+            raise ValueError("'adapt: false' uses the saved model as it is; remove 'train' "
+                             "(or set adapt true to fine-tune it)")
         if self.pretrain is not None and self.privileged is not None:
             raise ValueError("'pretrain' and 'privileged' cannot be combined yet; expected one "
                              "of them")

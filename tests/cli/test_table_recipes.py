@@ -105,3 +105,28 @@ def test_a_numeric_model_on_a_text_column_is_refused(mentor, write_recipe, recip
                                                "text": "text"}), "t.yaml")
     refused(mentor("run", "t.yaml", "--out", "runs"), "model 'mlp' reads numeric features, "
             "but the data are token ids (data.text); expected a text model such as 'bag'")
+
+
+def test_a_saved_hugging_face_model_teaches_as_it_is(validated_run, write_recipe, recipe_dict,
+                                                     tmp_path):
+    transformers = __import__("pytest").importorskip("transformers")
+    import torch
+    cfg = transformers.AutoConfig.for_model(
+        "bert", vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=32, num_labels=3)
+    torch.manual_seed(0)
+    transformers.AutoModelForSequenceClassification.from_config(cfg).save_pretrained(
+        str(tmp_path / "bert"))
+    words = ["cat dog", "car bus", "rice soup"]
+    pq.write_table(pa.table({"text": [words[i % 3] for i in range(60)],
+                             "label": [i % 3 for i in range(60)]}), tmp_path / "t.parquet")
+    write_recipe(recipe_dict(name="saved", data={"source": "t.parquet", "target": "label",
+                                                 "text": "text"},
+                             student={"model": "bag", "embed": 4},
+                             teacher={"model": "hf", "path": "bert", "adapt": False},
+                             methods=[{"name": "kd"}], train={"epochs": 1, "seeds": [0]}),
+                 "s.yaml")
+    run, results = validated_run("s.yaml")
+    assert results["teacher"]["description"] == ("transformers model from bert as saved (not "
+                                                 "trained here)")
+    assert not (run / "teacher" / "state").exists()  # nothing was trained

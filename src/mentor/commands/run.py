@@ -11,6 +11,7 @@ import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import torch
@@ -315,9 +316,16 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
         res = fit(module, _all_labeled(splits.train), splits.val, objectives=objectives,
                   spec=tspec, seed=spec.seed, num_outputs=splits.num_classes, on_epoch=cb,
                   checkpoint_dir=out_dir / "state" if out_dir else None, resume=resume)
+    elif not history:  # a saved model (model: hf, path) used as it is: scored, not trained
+        module.to(acc.device).eval()
+        val = evaluate(module, splits.val.x.to(acc.device), splits.val.y.to(acc.device), acc)
+        res = SimpleNamespace(model=module, best_val_accuracy=val["accuracy"], best_epoch=0,
+                              resumed_step=0)
     test = evaluate(res.model, test_x, test_y, acc, labels_as_input=priv is not None)
     arch = {"model": mspec.model, **mspec.build_kwargs()}
-    description = _describe_model(arch, splits) + " trained on all train labels"
+    description = _describe_model(arch, splits) + (" trained on all train labels" if spec.adapt
+                                                   or history else " as saved (not trained "
+                                                   "here)")
     if history:
         chain = " then ".join(h["stage"] for h in history)
         description = (_describe_model(arch, splits) + f" pre-trained on {chain}" +

@@ -42,9 +42,12 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
     (:func:`mentor.data.image_source.image_folder_splits`; ``images``: its options
     ``image_size``, ``channels``, ``unlabeled``, ``workers``).
 
-    ``text``: a :class:`mentor.data.text_source.TextOptions` naming a table's text column;
-    the splits hold token ids (``input_ids``, ``attention_mask``) from a local tokenizer or
-    one trained on the training texts.
+    ``text``: a table's text column (its name, or a
+    :class:`mentor.data.text_source.TextOptions` with the tokenizer and length); the splits
+    hold token ids (``input_ids``, ``attention_mask``) from a local tokenizer or one trained
+    on the training texts.
+
+    >>> splits = load("wordnet-glosses", target="label", text="text")  # doctest: +SKIP
 
     >>> splits = load("iris")
     >>> splits.num_classes, splits.train.x.shape[1]
@@ -67,7 +70,9 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
             split_seed=split_seed, standardize=standardize,
             split_file=None if split_file is None else Path(split_file), **(images or {}))
     if text is not None:
-        from .text_source import text_splits
+        from .text_source import TextOptions, text_splits
+        if isinstance(text, str):
+            text = TextOptions(text)
         if features is not None:
             raise DataError("data.features is set with data.text; expected one of them (a text "
                             "source reads its text column only)")
