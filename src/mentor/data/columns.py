@@ -40,9 +40,9 @@ def table_arrays(table, *, name: str, where: str, target: str,
         raise DataError(f"{where}: column {twice[0]!r} appears {columns.count(twice[0])} times; "
                         "expected unique column names (a second copy of the label would be "
                         "read as a feature)")
-    _column(columns, target, "data.target", where)
+    require_column(columns, target, "data.target", where)
     if split_column is not None:
-        _column(columns, split_column, "data.split_column", where)
+        require_column(columns, split_column, "data.split_column", where)
     if features is None:
         taken = {target, split_column, *skip}
         features = [c for c in columns if c not in taken]
@@ -51,7 +51,7 @@ def table_arrays(table, *, name: str, where: str, target: str,
                             "numeric columns (or list columns of numbers) to learn from")
     else:
         for c in features:
-            _column(columns, c, "data.features", where)
+            require_column(columns, c, "data.features", where)
         if target in features:
             raise DataError(f"data.features names the label column {target!r}; expected "
                             "feature columns only")
@@ -80,7 +80,8 @@ def _labeled_rows(data: ArrayData, n: int) -> np.ndarray:
     return np.arange(n) if data.row_ids is None else data.row_ids
 
 
-def _column(columns: list[str], name: str, field: str, where: str) -> None:
+def require_column(columns: list[str], name: str, field: str, where: str) -> None:
+    """A :class:`DataError` naming the nearest column unless ``name`` is one."""
     if name not in columns:
         raise DataError(f"{field} {name!r} is not a column of {where}"
                         f"{suggest(name, columns)}; columns: {', '.join(columns)}")
@@ -96,17 +97,24 @@ def _feature_namer(table, features: Sequence[str]):
     return lambda j: names[j] if j < len(names) else f"feature {j}"
 
 
-def _width(col) -> int | None:
-    """Elements per row of a list column (``None``: a scalar column)."""
+def _lengths(col) -> np.ndarray | None:
+    """Each row's element count of a variable-length list column (``None``: not one)."""
     import pyarrow as pa
-    t = col.type
-    if pa.types.is_fixed_size_list(t):
-        return t.list_size
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        lengths = np.unique(np.concatenate([c.value_lengths().to_numpy(zero_copy_only=False)
-                                            for c in col.chunks]) if col.num_chunks else [])
-        return int(lengths[0]) if len(lengths) else 0
-    return None
+    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)):
+        return None
+    return (np.concatenate([c.value_lengths().to_numpy(zero_copy_only=False)
+                            for c in col.chunks]) if col.num_chunks else np.zeros(0, int))
+
+
+def _width(col) -> int | None:
+    """Elements per row of a list column (its first row's; ``None``: a scalar column)."""
+    import pyarrow as pa
+    if pa.types.is_fixed_size_list(col.type):
+        return col.type.list_size
+    lengths = _lengths(col)
+    if lengths is None:
+        return None
+    return int(lengths[0]) if len(lengths) else 0
 
 
 def _features(table, features: list[str], where: str) -> np.ndarray:
@@ -132,14 +140,12 @@ def _feature_width(col, name: str, where: str) -> int:
                 or pa.types.is_large_string(value) else "")
         raise DataError(f"{where}: column {name!r} holds {value} values; expected numbers for "
                         f"a feature column{hint}")
-    if width is not None and (pa.types.is_list(t) or pa.types.is_large_list(t)):
-        lengths = np.concatenate([c.value_lengths().to_numpy(zero_copy_only=False)
-                                  for c in col.chunks]) if col.num_chunks else np.zeros(0)
-        if len(np.unique(lengths)) > 1:
-            row = int(np.flatnonzero(lengths != lengths[0])[0])
-            raise DataError(f"{where}: column {name!r} holds lists of {int(lengths[0])} numbers "
-                            f"but row {row} has {int(lengths[row])}; expected the same length "
-                            "in every row")
+    lengths = _lengths(col)
+    if lengths is not None and len(np.unique(lengths)) > 1:
+        row = int(np.flatnonzero(lengths != lengths[0])[0])
+        raise DataError(f"{where}: column {name!r} holds lists of {int(lengths[0])} numbers "
+                        f"but row {row} has {int(lengths[row])}; expected the same length in "
+                        "every row")
     return 1 if width is None else width
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .arrays import labels_digest
-from .columns import label_column, split_names
+from .arrays import labels_digest, validate_arrays
+from .columns import label_column, require_column, split_names
 from .files import UNLABELED
 from .rows import NamedRows
 from .split_file import choose_rows
@@ -56,24 +56,26 @@ def text_splits(path: Path | str, target: str | None, options: TextOptions, *,
                         "expected a table file, a dataset folder or a packaged text source")
     columns = list(table.column_names)
     for field, name in (("data.text", options.column), ("data.target", target)):
-        if name not in columns:
-            from ..registry import suggest
-            raise DataError(f"{field} {name!r} is not a column of {where}"
-                            f"{suggest(name, columns)}; columns: {', '.join(columns)}")
+        require_column(columns, name, field, where)
     texts = _texts(table.column(options.column), f"{where}: column {options.column!r}")
-    y_all, _ = label_column(table.column(target), f"{where}: column {target!r}",
-                            () if packaged else hf_class_names(Path(path), target))
-    y_all = _class_ids(y_all, num_classes, where, target)
+    labels, names = label_column(table.column(target), f"{where}: column {target!r}",
+                                 () if packaged else hf_class_names(Path(path), target))
+    # the label rules of every source (validate_arrays), on a placeholder feature column
+    data = validate_arrays(str(path), np.zeros((len(labels), 1), np.float32), labels,
+                           num_classes=num_classes, class_names=names, where=where,
+                           unlabeled_mark=UNLABELED)
+    known = data.ids
+    extra = (np.zeros(0, np.int64) if data.unlabeled_ids is None else data.unlabeled_ids)
+    y_all = np.full(len(labels), UNLABELED, dtype=np.int64)
+    y_all[known] = data.y
     given = split_column if split_column is not None else (
         SPLIT_COLUMN if SPLIT_COLUMN in columns else None)
     parts = None if given is None else split_names(table.column(given), f"{where}: {given!r}")
-    known = np.flatnonzero(y_all != UNLABELED)
-    extra = np.flatnonzero(y_all == UNLABELED)
     if parts is not None and (parts[extra] != "train").any():
         r = int(extra[parts[extra] != "train"][0])
         raise DataError(f"{where}: row {r} has no label but its split is {str(parts[r])!r}; "
                         "expected unlabeled rows in 'train' only")
-    y = y_all[known]
+    y = data.y
     tr, va, te, labeled = choose_rows(
         y, known, str(path), given=None if parts is None else parts[known],
         split_file=split_file, val_fraction=val_fraction, test_fraction=test_fraction,
@@ -83,7 +85,7 @@ def text_splits(path: Path | str, target: str | None, options: TextOptions, *,
            else trained_tokenizer([texts[i] for i in train_ids], options.vocab_size))
     encoded = encode_texts(tok, texts, options.max_length, options.truncation,
                            field=f"data.text {options.column!r}")
-    n_classes = int(y.max()) + 1 if num_classes is None else num_classes
+    n_classes = data.num_classes
 
     def split(ids: np.ndarray, flags: np.ndarray) -> Split:
         pick = torch.as_tensor(ids, dtype=torch.long)
@@ -112,21 +114,3 @@ def _texts(col, field: str) -> list[str]:
         if v is None:
             raise DataError(f"{field} is empty at row {i}; expected a text in every row")
     return values
-
-
-def _class_ids(y: np.ndarray, num_classes: int | None, where: str, target: str) -> np.ndarray:
-    """Labels as int64 class ids (``-1`` unlabeled), checked like numeric tables' labels."""
-    from .arrays import _label_ids
-    ids = np.asarray(_label_ids(np.asarray(y), where, lambda i: f"row {i}",
-                                ", or -1 for an unlabeled row"), dtype=np.int64)
-    known = ids[ids != UNLABELED]
-    if len(known) == 0:
-        raise DataError(f"{where}: column {target!r} has no label in any row; expected class "
-                        "labels (an empty cell or -1 only marks an unlabeled row)")
-    bad = known[(known < 0) | ((known >= num_classes) if num_classes else False)]
-    if len(bad):
-        raise DataError(f"{where}: column {target!r} has label {int(bad[0])}; expected class "
-                        f"indices 0, 1, ...{f' below {num_classes}' if num_classes else ''}")
-    if len(np.unique(known)) < 2:
-        raise DataError(f"{where}: column {target!r} has one class only; expected at least 2")
-    return ids
