@@ -62,9 +62,9 @@ def test_scratch_trains_its_labeled_rows_on_the_presets_weak_view(monkeypatch,
     seen = []
     real = loop.pipelines
 
-    def spy(augment, spec, shape):
+    def spy(augment, spec, shape, *rest):
         seen.append(augment)
-        return real(augment, spec, shape)
+        return real(augment, spec, shape, *rest)
 
     monkeypatch.setattr(loop, "pipelines", spy)
     X_tr, y_semi, _, _ = digits_few_labels
