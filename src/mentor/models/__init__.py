@@ -59,17 +59,21 @@ def dense_layers(width: int, hidden: Sequence[int], num_classes: int, dropout: f
                  "average pool, linear")
 def cnn(input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (16, 32),
         kernel_size: int = 3, hidden: Sequence[int] = (), dropout: float = 0.0,
-        batchnorm: bool = False, pool: str = "avg") -> nn.Module:
-    """Conv-ReLU blocks (1-D: stride 2 after the first block), then ``pool``: ``avg`` (global
+        batchnorm: bool = False, pool: str = "avg", stride: int = 1) -> nn.Module:
+    """Conv-ReLU blocks (1-D: stride 2 after the first block; 2-D: ``stride`` after the first
+    block, default 1: every block at full resolution), then ``pool``: ``avg`` (global
     average, position-free) or ``flatten`` (keeps where features are, as MNIST-1D needs)."""
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"cnn.stride must be an integer >= 1, got {stride!r}")
     two_d = len(input_shape) in (2, 3)  # (H, W) or (C, H, W)
     conv = nn.Conv2d if two_d else nn.Conv1d
     norm = nn.BatchNorm2d if two_d else nn.BatchNorm1d
     c_in = input_shape[0] if len(input_shape) == 3 else 1
     layers: list[nn.Module] = [Reshape(c_in, *input_shape[-2 if two_d else -1:])]
     for i, c in enumerate(channels):
+        later = stride if two_d else 2  # the blocks after the first
         layers.append(conv(c_in, c, kernel_size, padding=kernel_size // 2,
-                           stride=1 if (two_d or i == 0) else 2))
+                           stride=1 if i == 0 else later))
         if batchnorm:
             layers.append(norm(c))
         layers.append(nn.ReLU())

@@ -8,9 +8,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MODEL_OPTIONS = ("hidden", "channels", "kernel_size", "dropout", "batchnorm", "pool", "embed",
-                 "path", "config", "new_head")
+                 "path", "config", "new_head", "stride")
 USED_BY = {"linear": set(), "mlp": {"hidden", "dropout", "batchnorm"},
-           "cnn": {"channels", "kernel_size", "hidden", "dropout", "batchnorm", "pool"},
+           "cnn": {"channels", "kernel_size", "hidden", "dropout", "batchnorm", "pool",
+                   "stride"},
            "bag": {"embed", "hidden", "dropout"},
            "hf": {"path", "config", "new_head"}}
 
@@ -29,6 +30,8 @@ class ModelOptions(BaseModel):
     batchnorm: bool | None = None
     pool: Literal["avg", "flatten"] | None = None
     embed: int | None = Field(None, ge=1, le=65_536, description="bag: token embedding width")
+    stride: int | None = Field(None, ge=1, le=64, description="cnn (2-D): the stride of the "
+                               "blocks after the first (default 1: full resolution)")
     path: str | None = Field(None, description="hf: a local model folder (save_pretrained)")
     config: dict[str, Any] | None = Field(None, description="hf: model_type and the fields of "
                                           "a transformers config (random weights)")
