@@ -10,11 +10,10 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .arrays import labels_digest
 from .images import ImageFiles, channel_stats, list_images, verify_images
 from .rows import DatasetRows
-from .split_file import choose_rows
-from .splits import Split, Splits
+from .split_file import choose_rows, row_splits
+from .splits import Splits
 
 
 def image_folder_splits(root: Path, *, image_size: int | tuple[int, int] = 32,
@@ -36,31 +35,23 @@ def image_folder_splits(root: Path, *, image_size: int | tuple[int, int] = 32,
     verify_images(images.paths)
     known = np.flatnonzero(images.labels >= 0)
     y = images.labels[known]
-    tr, va, te, labeled = choose_rows(
+    parts = choose_rows(
         y, known, str(root), split_file=split_file, val_fraction=val_fraction,
         test_fraction=test_fraction, labeled_fraction=labeled_fraction,
         labeled_sampling=labeled_sampling, seed=split_seed)
     mean = std = None
-    plain = ImageFiles(images.paths, size, channels)
     if standardize:
-        mean, std = channel_stats(plain, known[tr], split_seed)
+        mean, std = channel_stats(ImageFiles(images.paths, size, channels), known[parts[0]],
+                                  split_seed)
     files = ImageFiles(images.paths, size, channels, mean, std)
-    extra = np.flatnonzero(images.labels < 0)
-    train_ids = np.concatenate([known[tr], extra])
-    loader = {"num_workers": workers}
 
-    def split(ids: np.ndarray, flags: np.ndarray) -> Split:
-        rows = DatasetRows(torch.utils.data.Subset(files, ids.tolist()), **loader)
-        return Split(rows, torch.as_tensor(images.labels[ids], dtype=torch.long),
-                     torch.as_tensor(flags, dtype=torch.bool))
+    def rows_of(ids: np.ndarray) -> DatasetRows:
+        return DatasetRows(torch.utils.data.Subset(files, ids.tolist()), num_workers=workers)
 
     per_pixel = size[0] * size[1]
-    return Splits(
-        str(root), split(train_ids, np.concatenate([labeled, np.zeros(len(extra), bool)])),
-        split(known[va], np.ones(len(va), bool)), split(known[te], np.ones(len(te), bool)),
-        len(images.classes), (channels, *size), split_seed,
-        None if mean is None else np.repeat(mean, per_pixel),
-        None if std is None else np.repeat(std, per_pixel),
-        unknown_rows="unlabeled",
-        rows={"train": train_ids, "val": known[va], "test": known[te]},
-        rows_digest=labels_digest(known, y))
+    return row_splits(str(root), rows_of, images.labels, known,
+                      np.flatnonzero(images.labels < 0), parts,
+                      num_classes=len(images.classes), input_shape=(channels, *size),
+                      seed=split_seed,
+                      mean=None if mean is None else np.repeat(mean, per_pixel),
+                      std=None if std is None else np.repeat(std, per_pixel))

@@ -107,3 +107,33 @@ def choose_rows(y: np.ndarray, ids: np.ndarray, name: str, *, given: np.ndarray 
     else:
         tr, va, te = draw_parts(y, np.arange(len(y)), rng, val_fraction, test_fraction)
     return tr, va, te, draw_labeled(y[tr], labeled_fraction, labeled_sampling, rng)
+
+
+def train_ids(known: np.ndarray, tr: np.ndarray, unlabeled: np.ndarray) -> np.ndarray:
+    """The training split's sample ids: its labeled source rows, then the unlabeled ones."""
+    return np.concatenate([known[tr], unlabeled])
+
+
+def row_splits(name: str, rows_of, labels: np.ndarray, known: np.ndarray,
+               unlabeled: np.ndarray, parts: tuple[np.ndarray, ...], *, num_classes: int,
+               input_shape: tuple[int, ...], seed: int, **fields) -> Splits:
+    """:class:`Splits` of a source read by sample id (images, texts): ``rows_of(ids)`` makes
+    a split's row source; ``labels`` holds every row's label (``-1`` unlabeled); ``known``
+    the labeled rows' ids, ``unlabeled`` the others' (joined to train); ``parts`` is
+    :func:`choose_rows`' ``(train, val, test, labeled flags)``. ``fields``: the rest of the
+    :class:`Splits` (standardization, tokenizer)."""
+    import torch
+
+    from .splits import Split
+    tr, va, te, labeled = parts
+    ids = train_ids(known, tr, unlabeled)
+
+    def split(rows: np.ndarray, flags: np.ndarray) -> Split:
+        return Split(rows_of(rows), torch.as_tensor(labels[rows], dtype=torch.long),
+                     torch.as_tensor(flags, dtype=torch.bool))
+    return Splits(name, split(ids, np.concatenate([labeled, np.zeros(len(unlabeled), bool)])),
+                  split(known[va], np.ones(len(va), bool)),
+                  split(known[te], np.ones(len(te), bool)), num_classes, tuple(input_shape),
+                  seed, unknown_rows="unlabeled",
+                  rows={"train": ids, "val": known[va], "test": known[te]},
+                  rows_digest=labels_digest(known, labels[known]), **fields)

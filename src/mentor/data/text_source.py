@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .arrays import labels_digest, validate_arrays
+from .arrays import validate_arrays
 from .columns import label_column, require_column, split_names
 from .files import UNLABELED
 from .rows import NamedRows
-from .split_file import choose_rows
-from .splits import Split, Splits
+from .split_file import choose_rows, row_splits, train_ids
+from .splits import Splits
 from .text import encode_texts, local_tokenizer, trained_tokenizer
 
 
@@ -70,39 +70,31 @@ def text_splits(path: Path | str, target: str | None, options: TextOptions, *,
     y_all[known] = data.y
     given = split_column if split_column is not None else (
         SPLIT_COLUMN if SPLIT_COLUMN in columns else None)
-    parts = None if given is None else split_names(table.column(given), f"{where}: {given!r}")
-    if parts is not None and (parts[extra] != "train").any():
-        r = int(extra[parts[extra] != "train"][0])
-        raise DataError(f"{where}: row {r} has no label but its split is {str(parts[r])!r}; "
+    given_parts = (None if given is None
+                   else split_names(table.column(given), f"{where}: {given!r}"))
+    if given_parts is not None and (given_parts[extra] != "train").any():
+        r = int(extra[given_parts[extra] != "train"][0])
+        raise DataError(f"{where}: row {r} has no label but its split is "
+                        f"{str(given_parts[r])!r}; "
                         "expected unlabeled rows in 'train' only")
-    y = data.y
-    tr, va, te, labeled = choose_rows(
-        y, known, str(path), given=None if parts is None else parts[known],
+    parts = choose_rows(
+        data.y, known, str(path), given=None if given_parts is None else given_parts[known],
         split_file=split_file, val_fraction=val_fraction, test_fraction=test_fraction,
         labeled_fraction=labeled_fraction, labeled_sampling=labeled_sampling, seed=split_seed)
-    train_ids = np.concatenate([known[tr], extra])
     tok = (local_tokenizer(Path(options.tokenizer)) if options.tokenizer is not None
-           else trained_tokenizer([texts[i] for i in train_ids], options.vocab_size))
+           else trained_tokenizer([texts[i] for i in train_ids(known, parts[0], extra)],
+                                  options.vocab_size))
     encoded = encode_texts(tok, texts, options.max_length, options.truncation,
                            field=f"data.text {options.column!r}")
-    n_classes = data.num_classes
 
-    def split(ids: np.ndarray, flags: np.ndarray) -> Split:
+    def rows_of(ids: np.ndarray) -> NamedRows:
         pick = torch.as_tensor(ids, dtype=torch.long)
-        return Split(NamedRows({k: v[pick] for k, v in encoded.items()}),
-                     torch.as_tensor(y_all[ids], dtype=torch.long),
-                     torch.as_tensor(flags, dtype=torch.bool))
+        return NamedRows({k: v[pick] for k, v in encoded.items()})
 
-    width = int(encoded["input_ids"].shape[1])
-    splits = Splits(str(path), split(train_ids, np.concatenate([labeled,
-                                                                 np.zeros(len(extra), bool)])),
-                    split(known[va], np.ones(len(va), bool)),
-                    split(known[te], np.ones(len(te), bool)), n_classes, (width,), split_seed,
-                    unknown_rows="unlabeled",
-                    rows={"train": train_ids, "val": known[va], "test": known[te]},
-                    rows_digest=labels_digest(known, y), vocab_size=tok.vocab_size,
-                    tokenizer=tok)
-    return splits
+    return row_splits(str(path), rows_of, y_all, known, extra, parts,
+                      num_classes=data.num_classes,
+                      input_shape=(int(encoded["input_ids"].shape[1]),), seed=split_seed,
+                      vocab_size=tok.vocab_size, tokenizer=tok)
 
 
 def _texts(col, field: str) -> list[str]:
