@@ -1,7 +1,8 @@
 """Inference latency of a model on a batch: the median of repeated timed forward passes.
 
 :func:`speedup` is the one measurement of teacher vs student: the leaderboard's speed-up
-column (``mentor run``, at the batch of the whole test split) and ``mentor bench --latency``
+column (``mentor run``, at the batch of the test split's first 512 rows, with a time budget per
+model so a slow teacher does not stall the leaderboard) and ``mentor bench --latency``
 (at batch 1 and 256, :func:`compare`) both call it; :func:`mentor.commands.latency.bench_run`
 measures a finished run folder and writes its ``latency.json``.
 """
@@ -19,20 +20,32 @@ from .data.rows import first_tensor
 
 WARMUP = 3  # untimed calls before timing
 ROUNDS = 3  # interleaved rounds; the reported value is the median of their medians
+MIN_REPEATS = 5  # timed calls a time budget never goes below
 BATCHES = (1, 256)
 
 
 @torch.no_grad()
-def median_latency(model, x: Tensor, repeats: int = 25, warmup: int = WARMUP) -> float:
-    """Median seconds of ``model(x)`` (a module or a callable) over ``repeats`` runs."""
+def median_latency(model, x: Tensor, repeats: int = 25, warmup: int = WARMUP,
+                   budget_s: float | None = None) -> float:
+    """Median seconds of ``model(x)`` (a module or a callable) over ``repeats`` runs.
+
+    With ``budget_s`` the timed calls are fewer when one call is slow: as many as fit in
+    ``budget_s`` seconds by the last warm-up call's time, never fewer than
+    :data:`MIN_REPEATS` nor more than ``repeats`` (a fast model keeps all ``repeats``).
+    """
     from .models.call import call_model
     was = getattr(model, "training", None)
     run = model
     if isinstance(model, nn.Module):
         model.eval()
         run = lambda v: call_model(model, v)  # noqa: E731  (named inputs as keywords)
-    for _ in range(warmup):
+    one = 0.0
+    for _ in range(max(warmup, 1)):
+        t0 = time.perf_counter()
         run(x)
+        one = time.perf_counter() - t0
+    if budget_s is not None:
+        repeats = max(MIN_REPEATS, min(repeats, int(budget_s / max(one, 1e-9))))
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -43,12 +56,14 @@ def median_latency(model, x: Tensor, repeats: int = 25, warmup: int = WARMUP) ->
     return statistics.median(times)
 
 
-def speedup(teacher_fn, student: nn.Module, x: Tensor, repeats: int = 25) -> dict[str, float]:
-    """Teacher and student latency on the same batch, interleaved, and their ratio."""
+def speedup(teacher_fn, student: nn.Module, x: Tensor, repeats: int = 25,
+            budget_s: float | None = None) -> dict[str, float]:
+    """Teacher and student latency on the same batch, interleaved, and their ratio
+    (``budget_s``: seconds per model and round, see :func:`median_latency`)."""
     t_teacher, t_student = [], []
     for _ in range(ROUNDS):
-        t_teacher.append(median_latency(teacher_fn, x, repeats))
-        t_student.append(median_latency(student, x, repeats))
+        t_teacher.append(median_latency(teacher_fn, x, repeats, budget_s=budget_s))
+        t_student.append(median_latency(student, x, repeats, budget_s=budget_s))
     tt, ts = statistics.median(t_teacher), statistics.median(t_student)
     return {"teacher_latency_s": tt, "student_latency_s": ts, "speedup": tt / max(ts, 1e-12),
             "batch": len(first_tensor(x)), "threads": torch.get_num_threads()}

@@ -111,3 +111,34 @@ def test_bad_run_folder_exits_2(tmp_path):
     r = CliRunner().invoke(app, ["bench", "--latency", str(partial)])
     assert r.exit_code == 2 and "unfinished run" in r.stderr, r.output
     assert list(partial.iterdir()) == []
+
+
+class _Clock:
+    """A fake ``time.perf_counter``: each call of a timed model moves it by ``step``."""
+
+    def __init__(self, step: float):
+        self.now, self.step, self.calls = 0.0, step, 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def model(self, x):
+        self.calls += 1
+        self.now += self.step
+        return x
+
+
+@pytest.mark.parametrize("step,timed", [(0.3, mentor.latency.MIN_REPEATS), (0.001, 25),
+                                        (0.08, 12)])
+def test_a_time_budget_times_fewer_calls_of_a_slow_model(monkeypatch, step, timed):
+    """The leaderboard's speed-up gives each model about ``budget_s`` seconds of timed calls
+    per round: a slow teacher (a CNN on 512 images) is timed 5 times, not 25, and a fast one
+    keeps all 25 (the digits figures in the docs were measured so)."""
+    clock = _Clock(step)
+    monkeypatch.setattr(mentor.latency.time, "perf_counter", clock)
+    lat = mentor.latency.median_latency(clock.model, [0.0], repeats=25, budget_s=1.0)
+    assert clock.calls == mentor.latency.WARMUP + timed
+    assert lat == pytest.approx(step)
+    clock.calls = 0
+    mentor.latency.median_latency(clock.model, [0.0], repeats=25)
+    assert clock.calls == mentor.latency.WARMUP + 25

@@ -197,7 +197,7 @@ def test_the_speedup_column_is_measured_for_every_method(tmp_path, monkeypatch):
     import mentor.commands.run as runner
     calls = []
 
-    def fake_speedup(teacher_fn, student, x):
+    def fake_speedup(teacher_fn, student, x, budget_s=None):
         calls.append(student)
         return {"teacher_latency_s": 1.0, "student_latency_s": 1.0 / len(calls),
                 "speedup": float(len(calls)), "batch": len(x), "threads": 1}
