@@ -49,8 +49,12 @@ class DataSpec(BaseModel):
                                            "or 1 (grayscale)")
     unlabeled: str | None = Field(None, description="image folder: a folder of images without "
                                   "classes, added to train as unlabeled rows")
-    workers: int | None = Field(None, ge=0, le=64, description="image folder: DataLoader "
-                                "worker processes decoding images (default 2)")
+    workers: int | None = Field(None, ge=0, le=64, description="image folder (default 2) or "
+                                "streamed table (default 0): DataLoader worker processes "
+                                "reading rows")
+    stream: bool | None = Field(None, description="table file: read rows from disk while "
+                                "training instead of holding them in memory (default: for a "
+                                "file or folder over 1 GiB)")
     text: str | None = Field(None, description="text column of a table source: rows become "
                              "token ids for a text model")
     tokenizer: str | None = Field(None, description="text: a local Hugging Face tokenizer "
@@ -112,7 +116,8 @@ class DataSpec(BaseModel):
                            labeled_sampling=self.labeled_sampling, weak_noise=self.weak_noise,
                            weak_flip=self.weak_flip, features=self.features,
                            split_column=self.split_column, split_file=self.splits,
-                           images=self._image_options(), text=self._text_options())
+                           images=self._image_options(), text=self._text_options(),
+                           stream=self.stream)
         if self.generated:
             from .data.sources import GENERATORS
             if self.source not in GENERATORS:

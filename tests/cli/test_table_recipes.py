@@ -130,3 +130,24 @@ def test_a_saved_hugging_face_model_teaches_as_it_is(validated_run, write_recipe
     assert results["teacher"]["description"] == ("transformers model from bert as saved (not "
                                                  "trained here)")
     assert not (run / "teacher" / "state").exists()  # nothing was trained
+
+
+def test_a_streamed_table_runs_on_the_split_of_the_in_memory_one_and_exports(
+        mentor, validated_run, write_recipe, recipe_dict, tmp_path):
+    """``data.stream: true``: the same split file and the same scores as holding the table in
+    memory (its inputs differ by the float rounding of the statistics only), and the student
+    exports with an ONNX parity check on rows read from the stream."""
+    _write(tmp_path)
+    write_recipe(_recipe(recipe_dict, split_seed=3), "mem.yaml")
+    write_recipe(_recipe(recipe_dict, split_seed=3, stream=True, workers=1), "disk.yaml")
+    mem, a = validated_run("mem.yaml", out="mem")
+    disk, b = validated_run("disk.yaml", out="disk")
+    assert (json.loads((disk / "splits" / "default.json").read_text())
+            == json.loads((mem / "splits" / "default.json").read_text()))
+    assert b["settings"][0]["data"] == a["settings"][0]["data"]
+    assert b["rows"][0]["test_accuracy_mean"] == a["rows"][0]["test_accuracy_mean"]
+    proc = mentor("export", str(disk), "--format", "onnx", "--out", "onnx")
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    said = proc.stdout.replace("\n", " ")
+    assert "input: raw features in the order of the training data" in said
+    assert "on test split of d.parquet reloaded from input.yaml (18 rows)" in said

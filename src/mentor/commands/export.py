@@ -270,7 +270,7 @@ def input_contract(run_dir: Path, setting: str, meta: dict, data, shape: list,
         source = "the training split of the reloaded data"
     images = (isinstance(recorded, dict) and recorded.get("per") == "channel") or (
         spec is not None and (any(getattr(spec, k) is not None for k in
-                                  ("image_size", "channels", "unlabeled", "workers"))
+                                  ("image_size", "channels", "unlabeled"))
                               or is_image_folder(Path(spec.source))))
     what = PIXELS if images else "features"
     if mean is None:  # the run did not standardize (reloaded without statistics, data

@@ -28,7 +28,7 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
          labeled_sampling: str = "per_class", weak_noise: float | None = None,
          weak_flip: str = "uniform", features: list[str] | None = None,
          split_column: str | None = None, split_file: str | None = None,
-         images: dict | None = None, text=None) -> Splits:
+         images: dict | None = None, text=None, stream: bool | None = None) -> Splits:
     """Load a data set by name or path and split it (train / validation / test).
 
     A table file (CSV, Parquet, Arrow, JSON Lines) or a Hugging Face ``save_to_disk``
@@ -46,6 +46,10 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
     :class:`mentor.data.text_source.TextOptions` with the tokenizer and length); the splits
     hold token ids (``input_ids``, ``attention_mask``) from a local tokenizer or one trained
     on the training texts.
+
+    ``stream``: read a table's rows from disk while training instead of holding them in
+    memory (:mod:`mentor.data.stream_source`; default: for a file or folder over 1 GiB);
+    ``images["workers"]`` then sets its DataLoader workers (default 0).
 
     >>> splits = load("wordnet-glosses", target="label", text="text")  # doctest: +SKIP
 
@@ -73,6 +77,9 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
         from .text_source import TextOptions, text_splits
         if isinstance(text, str):
             text = TextOptions(text)
+        if stream:
+            raise DataError("data.stream is true with data.text; expected data.stream unset or "
+                            "false (texts are tokenized and held in memory)")
         if features is not None:
             raise DataError("data.features is set with data.text; expected one of them (a text "
                             "source reads its text column only)")
@@ -81,6 +88,19 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
                            test_fraction=test_fraction, labeled_fraction=labeled_fraction,
                            labeled_sampling=labeled_sampling, split_seed=split_seed,
                            split_file=None if split_file is None else Path(split_file))
+    if stream is not None and text is None and not _is_table(source):
+        if stream:
+            raise DataError(f"data.stream is true but data.source {source!r} is not a table "
+                            "file; expected a CSV, Parquet, Arrow or JSON Lines file or a "
+                            "dataset folder (image folders are always read from disk)")
+    elif text is None and (stream or (stream is None and _is_table(source)
+                                      and _big(source))):
+        return _streamed(source, target=target, features=features, split_column=split_column,
+                         num_classes=num_classes, val_fraction=val_fraction,
+                         test_fraction=test_fraction, labeled_fraction=labeled_fraction,
+                         labeled_sampling=labeled_sampling, split_seed=split_seed,
+                         split_file=split_file, standardize=standardize,
+                         weak_noise=weak_noise, images=images)
     if images:
         raise DataError(f"data.{next(iter(images))} is set but data.source {source!r} is not an "
                         "image folder; expected it only with a folder of class sub-folders")
@@ -95,6 +115,35 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
                        labeled_fraction=labeled_fraction, seed=split_seed,
                        standardize=standardize, labeled_sampling=labeled_sampling,
                        weak_noise=weak_noise, weak_flip=weak_flip)
+
+
+def _is_table(source: str) -> bool:
+    from .tables import is_table_path
+    return is_table_path(source)
+
+
+def _big(source: str) -> bool:
+    from pathlib import Path
+
+    from .stream_source import should_stream
+    return should_stream(Path(source))
+
+
+def _streamed(source: str, *, weak_noise, images, split_file, **fields) -> Splits:
+    """A table read from disk while training (``data.stream``)."""
+    from pathlib import Path
+
+    from .stream_source import table_stream_splits
+    if weak_noise is not None:
+        raise DataError(f"data.weak_noise is set but data.source {source!r} is streamed "
+                        "(data.stream); expected data.stream: false to draw weak labels")
+    extra = dict(images or {})
+    workers = extra.pop("workers", 0)
+    if extra:
+        raise DataError(f"data.{next(iter(extra))} is set but data.source {source!r} is not an "
+                        "image folder; expected it only with a folder of class sub-folders")
+    return table_stream_splits(Path(source), split_file=None if split_file is None
+                               else Path(split_file), workers=workers, **fields)
 
 
 def from_arrays(x, y, *, unlabeled=None, name: str = "arrays", num_classes: int | None = None,

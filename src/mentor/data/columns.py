@@ -34,27 +34,8 @@ def table_arrays(table, *, name: str, where: str, target: str,
                  skip: Sequence[str] = ()) -> ArrayData:
     """The rows of a ``pyarrow.Table`` as :class:`ArrayData` (with ``row_ids`` and, when
     ``split_column`` is given, ``split``). ``skip``: columns never read as features."""
-    columns = list(table.column_names)
-    twice = sorted({c for c in columns if columns.count(c) > 1})
-    if twice:
-        raise DataError(f"{where}: column {twice[0]!r} appears {columns.count(twice[0])} times; "
-                        "expected unique column names (a second copy of the label would be "
-                        "read as a feature)")
-    require_column(columns, target, "data.target", where)
-    if split_column is not None:
-        require_column(columns, split_column, "data.split_column", where)
-    if features is None:
-        taken = {target, split_column, *skip}
-        features = [c for c in columns if c not in taken]
-        if not features:
-            raise DataError(f"{where} has no feature column besides {target!r}; expected "
-                            "numeric columns (or list columns of numbers) to learn from")
-    else:
-        for c in features:
-            require_column(columns, c, "data.features", where)
-        if target in features:
-            raise DataError(f"data.features names the label column {target!r}; expected "
-                            "feature columns only")
+    features = feature_columns(list(table.column_names), target, where, features=features,
+                               split_column=split_column, skip=skip)
     x = _features(table, list(features), where)
     y, names = label_column(table.column(target), f"{where}: column {target!r}", class_names)
     data = validate_arrays(name, x, y, num_classes=num_classes, class_names=names,
@@ -74,6 +55,35 @@ def table_arrays(table, *, name: str, where: str, target: str,
                             f"{str(split[off[0]])!r}; expected unlabeled rows in 'train' "
                             "only (validation and test rows need labels to be scored)")
     return replace(data, split=split[keep])
+
+
+def feature_columns(columns: list[str], target: str, where: str, *,
+                    features: Sequence[str] | None = None, split_column: str | None = None,
+                    skip: Sequence[str] = ()) -> list[str]:
+    """The feature columns of a table with columns ``columns``: ``features`` checked, or
+    every column besides the label, the split and ``skip``; the label and split columns
+    must exist and no name may appear twice."""
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise DataError(f"{where}: column {twice[0]!r} appears {columns.count(twice[0])} times; "
+                        "expected unique column names (a second copy of the label would be "
+                        "read as a feature)")
+    require_column(columns, target, "data.target", where)
+    if split_column is not None:
+        require_column(columns, split_column, "data.split_column", where)
+    if features is None:
+        taken = {target, split_column, *skip}
+        features = [c for c in columns if c not in taken]
+        if not features:
+            raise DataError(f"{where} has no feature column besides {target!r}; expected "
+                            "numeric columns (or list columns of numbers) to learn from")
+        return features
+    for c in features:
+        require_column(columns, c, "data.features", where)
+    if target in features:
+        raise DataError(f"data.features names the label column {target!r}; expected "
+                        "feature columns only")
+    return list(features)
 
 
 def _labeled_rows(data: ArrayData, n: int) -> np.ndarray:
@@ -120,16 +130,28 @@ def _width(col) -> int | None:
 def _features(table, features: list[str], where: str) -> np.ndarray:
     """The feature columns as one float32 array ``(rows, features)``, written column by
     column (no copy of the table as a whole)."""
-    widths = [_feature_width(table.column(c), c, where) for c in features]
-    x = np.empty((table.num_rows, sum(widths)), dtype=np.float32)
+    return feature_block(table, features, where)[0]
+
+
+def feature_block(table, features: list[str], where: str, first_row: int = 0,
+                  widths: list[int] | None = None) -> tuple[np.ndarray, list[int]]:
+    """:func:`_features` of one piece of a streamed table, and each column's width.
+    ``first_row``: the piece's first row in the file (errors name file rows); ``widths``:
+    the widths of the pieces before (a list column must keep its length)."""
+    got = [_feature_width(table.column(c), c, where, first_row) for c in features]
+    for c, w, seen in zip(features, got, widths or got):
+        if w != seen:
+            raise DataError(f"{where}: column {c!r} holds lists of {seen} numbers but row "
+                            f"{first_row} has {w}; expected the same length in every row")
+    x = np.empty((table.num_rows, sum(got)), dtype=np.float32)
     at = 0
-    for c, w in zip(features, widths):
-        x[:, at:at + w] = _numbers(table.column(c), c, w, where)
+    for c, w in zip(features, got):
+        x[:, at:at + w] = _numbers(table.column(c), c, w, where, first_row)
         at += w
-    return x
+    return x, got
 
 
-def _feature_width(col, name: str, where: str) -> int:
+def _feature_width(col, name: str, where: str, first_row: int = 0) -> int:
     import pyarrow as pa
     t = col.type
     width = _width(col)
@@ -144,17 +166,17 @@ def _feature_width(col, name: str, where: str) -> int:
     if lengths is not None and len(np.unique(lengths)) > 1:
         row = int(np.flatnonzero(lengths != lengths[0])[0])
         raise DataError(f"{where}: column {name!r} holds lists of {int(lengths[0])} numbers "
-                        f"but row {row} has {int(lengths[row])}; expected the same length in "
-                        "every row")
+                        f"but row {first_row + row} has {int(lengths[row])}; expected the same "
+                        "length in every row")
     return 1 if width is None else width
 
 
-def _numbers(col, name: str, width: int, where: str) -> np.ndarray:
+def _numbers(col, name: str, width: int, where: str, first_row: int = 0) -> np.ndarray:
     """One feature column as float32 ``(rows, width)``; a missing value is refused."""
     import pyarrow as pa
     import pyarrow.compute as pc
     if col.null_count:
-        row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+        row = first_row + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
         raise DataError(f"{where}: column {name!r} is empty at row {row}; expected a number in "
                         "every row of a feature column")
     if _width(col) is None:

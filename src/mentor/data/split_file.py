@@ -12,6 +12,7 @@ silently re-split.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,47 @@ def row_splits(name: str, rows_of, labels: np.ndarray, known: np.ndarray,
                   seed, unknown_rows="unlabeled",
                   rows={"train": ids, "val": known[va], "test": known[te]},
                   rows_digest=labels_digest(known, labels[known]), **fields)
+
+
+@dataclass(frozen=True)
+class LabeledRows:
+    """A table's rows by label, and the parts they go to (:func:`table_parts`)."""
+
+    labels: np.ndarray  # every row's class index, -1 for an unlabeled row
+    known: np.ndarray  # the labeled rows' sample ids
+    unlabeled: np.ndarray  # the unlabeled rows' sample ids (they join train)
+    parts: tuple[np.ndarray, ...]  # choose_rows' (train, val, test, labeled flags)
+    num_classes: int
+
+
+def table_parts(label_col, split_col, *, name: str, where: str, target: str,
+                split_field: str | None, class_names: tuple[str, ...] = (),
+                num_classes: int | None = None, split_file=None, **fractions) -> LabeledRows:
+    """The rows of a table that is not read into :class:`ArrayData` (texts, a streamed table)
+    by its label column ``label_col`` (``-1``, null or ``""``: unlabeled) and, when given, its
+    split column ``split_col`` (named ``split_field`` in errors): labels checked by the rules of
+    every source (:func:`validate_arrays`, on a placeholder feature column), unlabeled rows
+    kept in train, the parts chosen by :func:`choose_rows` (``fractions``: its fractions,
+    sampling and ``seed``)."""
+    from .arrays import validate_arrays
+    from .columns import label_column, split_names
+    from .files import UNLABELED
+    labels, names = label_column(label_col, f"{where}: column {target!r}", class_names)
+    data = validate_arrays(name, np.broadcast_to(np.float32(0), (len(labels), 1)), labels,
+                           num_classes=num_classes, class_names=names, where=where,
+                           unlabeled_mark=UNLABELED)
+    known = data.ids
+    extra = (np.zeros(0, np.int64) if data.unlabeled_ids is None else data.unlabeled_ids)
+    y_all = np.full(len(labels), UNLABELED, dtype=np.int64)
+    y_all[known] = data.y
+    given = None
+    if split_col is not None:
+        given = split_names(split_col, f"{where}: {split_field!r}")
+        off = extra[given[extra] != "train"]
+        if len(off):
+            raise DataError(f"{where}: row {int(off[0])} has no label but its split is "
+                            f"{str(given[off[0]])!r}; expected unlabeled rows in 'train' only "
+                            "(validation and test rows need labels to be scored)")
+    parts = choose_rows(data.y, known, name, given=None if given is None else given[known],
+                        split_file=split_file, **fractions)
+    return LabeledRows(y_all, known, extra, parts, data.num_classes)

@@ -138,21 +138,27 @@ def _split_tables(path: Path, names: list[str], field: str):
                         "expected the same columns in every split") from None
 
 
-def _read_shards(folder: Path, where: str):
-    import pyarrow as pa
+def read_shard_names(folder: Path, where: str) -> list[str]:
+    """The ``.arrow`` shard names a ``save_to_disk`` folder's ``state.json`` lists, each one
+    checked to be a plain file name that exists."""
     state = _json(folder / "state.json", where)
     files = [f.get("filename") for f in state.get("_data_files", []) if isinstance(f, dict)]
     if not files or not all(isinstance(f, str) and "/" not in f and f not in ("", ".", "..")
                             for f in files):
         raise DataError(f"{where}: state.json lists data files {files!r}; expected the .arrow "
                         "shard names save_to_disk writes")
-    tables = []
     for name in files:
-        shard = folder / name
-        if not shard.is_file():
+        if not (folder / name).is_file():
             raise DataError(f"{where}: shard {name!r} listed in state.json is missing")
+    return files
+
+
+def _read_shards(folder: Path, where: str):
+    import pyarrow as pa
+    tables = []
+    for name in read_shard_names(folder, where):
         try:
-            tables.append(_read_ipc(shard))
+            tables.append(_read_ipc(folder / name))
         except Exception as e:
             raise DataError(f"{where}: shard {name!r} is not a readable Arrow file "
                             f"({_first_line(e)})") from None

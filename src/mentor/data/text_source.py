@@ -15,11 +15,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .arrays import validate_arrays
-from .columns import label_column, require_column, split_names
-from .files import UNLABELED
+from .columns import require_column
 from .rows import NamedRows
-from .split_file import choose_rows, row_splits, train_ids
+from .split_file import row_splits, table_parts, train_ids
 from .splits import Splits
 from .text import encode_texts, local_tokenizer, trained_tokenizer
 
@@ -58,29 +56,16 @@ def text_splits(path: Path | str, target: str | None, options: TextOptions, *,
     for field, name in (("data.text", options.column), ("data.target", target)):
         require_column(columns, name, field, where)
     texts = _texts(table.column(options.column), f"{where}: column {options.column!r}")
-    labels, names = label_column(table.column(target), f"{where}: column {target!r}",
-                                 () if packaged else hf_class_names(Path(path), target))
-    # the label rules of every source (validate_arrays), on a placeholder feature column
-    data = validate_arrays(str(path), np.zeros((len(labels), 1), np.float32), labels,
-                           num_classes=num_classes, class_names=names, where=where,
-                           unlabeled_mark=UNLABELED)
-    known = data.ids
-    extra = (np.zeros(0, np.int64) if data.unlabeled_ids is None else data.unlabeled_ids)
-    y_all = np.full(len(labels), UNLABELED, dtype=np.int64)
-    y_all[known] = data.y
     given = split_column if split_column is not None else (
         SPLIT_COLUMN if SPLIT_COLUMN in columns else None)
-    given_parts = (None if given is None
-                   else split_names(table.column(given), f"{where}: {given!r}"))
-    if given_parts is not None and (given_parts[extra] != "train").any():
-        r = int(extra[given_parts[extra] != "train"][0])
-        raise DataError(f"{where}: row {r} has no label but its split is "
-                        f"{str(given_parts[r])!r}; "
-                        "expected unlabeled rows in 'train' only")
-    parts = choose_rows(
-        data.y, known, str(path), given=None if given_parts is None else given_parts[known],
-        split_file=split_file, val_fraction=val_fraction, test_fraction=test_fraction,
-        labeled_fraction=labeled_fraction, labeled_sampling=labeled_sampling, seed=split_seed)
+    rows = table_parts(
+        table.column(target), None if given is None else table.column(given), name=str(path),
+        where=where, target=target, split_field=given,
+        class_names=() if packaged else hf_class_names(Path(path), target),
+        num_classes=num_classes, split_file=split_file, val_fraction=val_fraction,
+        test_fraction=test_fraction, labeled_fraction=labeled_fraction,
+        labeled_sampling=labeled_sampling, seed=split_seed)
+    known, extra, parts = rows.known, rows.unlabeled, rows.parts
     tok = (local_tokenizer(Path(options.tokenizer)) if options.tokenizer is not None
            else trained_tokenizer([texts[i] for i in train_ids(known, parts[0], extra)],
                                   options.vocab_size))
@@ -91,8 +76,8 @@ def text_splits(path: Path | str, target: str | None, options: TextOptions, *,
         pick = torch.as_tensor(ids, dtype=torch.long)
         return NamedRows({k: v[pick] for k, v in encoded.items()})
 
-    return row_splits(str(path), rows_of, y_all, known, extra, parts,
-                      num_classes=data.num_classes,
+    return row_splits(str(path), rows_of, rows.labels, known, extra, parts,
+                      num_classes=rows.num_classes,
                       input_shape=(int(encoded["input_ids"].shape[1]),), seed=split_seed,
                       vocab_size=tok.vocab_size, tokenizer=tok)
 
