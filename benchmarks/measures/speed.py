@@ -93,6 +93,14 @@ def stream_memory(quick: bool) -> dict[str, str]:
             "target": "meets" if float(r["stream_rss"]) <= 1.2 else "misses", "wall": wall(secs)}
 
 
+def stream_table(quick: bool) -> dict[str, str]:
+    r, secs = _script("benchmarks/stream_memory.py", quick, "--source", "table")
+    return {"ratio": r["stream_table_rss"], "rss_1x": f"{r['rss_mib_1x']} MiB",
+            "rss_10x": f"{r['rss_mib_10x']} MiB", "data_10x": f"{r['data_mib_10x']} MiB",
+            "target": "meets" if float(r["stream_table_rss"]) <= 1.2 else "misses",
+            "wall": wall(secs)}
+
+
 def image_folder(quick: bool) -> dict[str, str]:
     r, secs = _script("benchmarks/image_folder.py", quick)
     return {"ratio": f"{r['image_folder']} ×", "median_ratio": r["median_ratio_image_folder"],
@@ -110,6 +118,10 @@ measurement("kd-overhead-same-gather", about="`benchmarks/kd_overhead.py --plain
 measurement("stream-memory", about="`benchmarks/stream_memory.py` (KD from a file of 3x32x32 "
             "images read row by row, 20,000 and 200,000 rows): peak resident memory of each, "
             "their ratio, wall time", ci="quick", minutes=1)(stream_memory)
+measurement("stream-table", about="`benchmarks/stream_memory.py --source table` (KD from a "
+            "Parquet table of 768-float rows streamed by mentor, data.stream, 20,000 and "
+            "200,000 rows): peak resident memory of each, their ratio, wall time", ci="quick",
+            minutes=1)(stream_table)
 measurement("image-folder", about="`benchmarks/image_folder.py` (KD epochs over 20,000 "
             "generated 32x32 PNGs, 2 DataLoader workers, 8 rounds of an epoch per side in "
             "ABBA order, 1 thread): images/s of mentor and of a plain DataLoader + Pillow "
