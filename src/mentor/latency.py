@@ -69,8 +69,11 @@ def speedup(teacher_fn, student: nn.Module, x: Tensor, repeats: int = 25,
             "batch": len(first_tensor(x)), "threads": torch.get_num_threads()}
 
 
-def rows(x: Tensor, n: int) -> Tensor:
-    """``n`` rows of ``x``, repeated cyclically when ``x`` has fewer."""
+def rows(x: Tensor | dict[str, Tensor], n: int) -> Tensor | dict[str, Tensor]:
+    """``n`` rows of ``x`` (each named tensor's, for named inputs), repeated cyclically when
+    ``x`` has fewer."""
+    if type(x) is dict:
+        return {k: rows(v, n) for k, v in x.items()}
     reps = -(-n // len(x))
     return x.repeat(reps, *([1] * (x.dim() - 1)))[:n].contiguous()
 

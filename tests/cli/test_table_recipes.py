@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -76,8 +77,7 @@ def test_a_missing_column_stops_with_the_nearest_name(mentor, write_recipe, reci
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_a_text_column_recipe_runs_a_text_model(validated_run, write_recipe, recipe_dict,
-                                                tmp_path):
+def _text_recipe(write_recipe, recipe_dict, tmp_path, student=None):
     rng = np.random.default_rng(0)
     words = ["cat dog horse bird".split(), "car bus train ship".split(),
              "apple bread rice soup".split()]
@@ -86,15 +86,57 @@ def test_a_text_column_recipe_runs_a_text_model(validated_run, write_recipe, rec
     pq.write_table(pa.table({"text": texts, "label": labels}), tmp_path / "t.parquet")
     write_recipe(recipe_dict(name="txt", data={"source": "t.parquet", "target": "label",
                                                "text": "text", "vocab_size": 50},
-                             student={"model": "bag", "embed": 8},
+                             student=student or {"model": "bag", "embed": 8},
                              teacher={"model": "bag", "embed": 16, "train": {"epochs": 10,
                                                                              "lr": 0.02}},
                              methods=[{"name": "kd"}],
                              train={"epochs": 10, "lr": 0.02, "seeds": [0]}), "t.yaml")
+
+
+def test_a_text_column_recipe_runs_a_text_model(validated_run, write_recipe, recipe_dict,
+                                                tmp_path):
+    _text_recipe(write_recipe, recipe_dict, tmp_path)
     run, results = validated_run("t.yaml")
     data = results["settings"][0]["data"]
     assert "25 unlabeled" in data and data.endswith("3 classes"), data
     assert results["rows"][0]["test_accuracy_mean"] > 0.9  # the words tell the class
+    assert (run / "tokenizer" / "default" / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize("student", [
+    {"model": "bag", "embed": 8},
+    {"model": "hf", "config": {"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1,
+                               "num_attention_heads": 2, "intermediate_size": 32,
+                               "max_position_embeddings": 16}}], ids=["bag", "bert"])
+def test_a_text_student_exports_with_named_token_inputs_and_its_tokenizer(
+        mentor, validated_run, write_recipe, recipe_dict, tmp_path, student):
+    """ONNX and TorchScript files take ``input_ids`` and ``attention_mask``; the run's
+    tokenizer ships beside them, and a new text encoded with it and padded as the run pads
+    is classified by the exported file as the PyTorch student classifies it."""
+    pytest.importorskip("transformers")
+    _text_recipe(write_recipe, recipe_dict, tmp_path, student)
+    run, results = validated_run("t.yaml")
+    for fmt in ("onnx", "torchscript"):
+        proc = mentor("export", str(run), "--format", fmt, "--out", fmt)
+        assert proc.returncode == 0, (proc.stdout, proc.stderr)
+        card = json.loads((tmp_path / fmt / "card.json").read_text())
+        assert card["data"]["input"]["dtype"] == "int64"
+        assert card["parity"]["max_abs_diff"] <= card["parity"]["tolerance"]
+        assert card["accuracy"]["test_accuracy_exported"] == pytest.approx(
+            results["rows"][0]["test_accuracy_mean"])
+        assert (tmp_path / fmt / "tokenizer" / "tokenizer.json").is_file()
+    from tokenizers import Tokenizer
+    import onnxruntime as ort
+    tok = Tokenizer.from_file(str(tmp_path / "onnx" / "tokenizer" / "tokenizer.json"))
+    width = card["student"]["input_shape"][0]
+    ids = tok.encode("bread soup rice apple").ids[:width]
+    feed = {"input_ids": np.array([ids + [0] * (width - len(ids))], dtype=np.int64),
+            "attention_mask": np.array([[1] * len(ids) + [0] * (width - len(ids))],
+                                       dtype=np.int64)}
+    session = ort.InferenceSession(str(tmp_path / "onnx" / "student.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    logits = session.run(None, feed)[0]
+    assert logits.shape == (1, 3) and int(logits.argmax()) == 1  # food (classes sorted)
 
 
 def test_a_numeric_model_on_a_text_column_is_refused(mentor, write_recipe, recipe_dict,

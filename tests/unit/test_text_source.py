@@ -77,8 +77,8 @@ def test_a_local_tokenizer_folder_is_used_and_a_wrong_folder_refused(tmp_path):
     path = tmp_path / "t.jsonl"
     _write(path)
     tok = trained_tokenizer([" ".join(w) for w in WORDS.values()], 60)
-    tok.save(tmp_path / "tok.json")
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tok.json"),
+    tok.save(tmp_path)  # tokenizer.json in the folder
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"),
                                                 pad_token="[PAD]", unk_token="[UNK]")
     fast.save_pretrained(str(tmp_path / "tokdir"))
     s = load(str(path), target="label", text=TextOptions("text", tokenizer=str(

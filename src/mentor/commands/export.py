@@ -50,6 +50,8 @@ from torch import nn
 
 from .._util.atomic import atomic_write_text
 from ..errors import MentorError
+from ..models.call import call_model
+from ..models.token_inputs import TOKEN_INPUTS, TokenInputs, random_tokens
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 # Largest accepted max abs logit difference, for logits within [-1, 1]; beyond that it grows
@@ -100,18 +102,27 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
         note += (f" (training-only parts removed: {choice.row['params']:,} parameters in "
                  f"training, {count_params(module):,} exported)")
     shape = list(meta["mentor.input_shape"])
-    data = parity_inputs(run_dir, choice.setting, shape)
-    data.x = data.x.contiguous()
-    contract = input_contract(run_dir, choice.setting, meta, data, shape, standardized_input)
+    vocab = meta.get("mentor.vocab_size")  # a text student: token ids in
+    data = parity_inputs(run_dir, choice.setting, shape, vocab_size=vocab)
+    if vocab is None:
+        data.x = data.x.contiguous()
+        contract = input_contract(run_dir, choice.setting, meta, data, shape,
+                                  standardized_input)
+    else:
+        contract = token_contract(shape, vocab,
+                                  (run_dir / "tokenizer" / choice.setting).is_dir())
     exported, inputs, reference_x, round_trip = module, data.x, data.x, None
-    if contract.in_model:  # raw rows in: the test rows un-standardized (x * std + mean)
+    if vocab is not None:
+        exported = TokenInputs(module)
+    elif contract.in_model:  # raw rows in: the test rows un-standardized (x * std + mean)
         exported, contract.preprocess = standardized(module, contract.mean, contract.std, shape)
         mean, std = torch.from_numpy(contract.mean), torch.from_numpy(contract.std)
         inputs = (data.x.double() * std.double() + mean.double()).float().contiguous()
         reference_x = (inputs - mean) / std  # the student's own input, computed here
         round_trip = float((reference_x - data.x).abs().max())
     with torch.no_grad():
-        reference, reference_one = module(reference_x), module(reference_x[:1])
+        reference = call_model(module, reference_x)
+        reference_one = call_model(module, _first(reference_x, 1))
     tpath = teacher_checkpoint(run_dir, results, choice.setting)
     teacher = load_model(tpath, "teacher checkpoint") if tpath else None
 
@@ -123,9 +134,13 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
         _write_error(out, e)
     try:
         files, runtime = _WRITERS[fmt](exported, contract.metadata(meta), tmp, inputs)
+        tokenizer = run_dir / "tokenizer" / choice.setting
+        if vocab is not None and tokenizer.is_dir():  # the tokenizer that made its inputs
+            shutil.copytree(tokenizer, tmp / "tokenizer")
+            files["all"] = sorted(p.name for p in tmp.iterdir())
         with torch.no_grad():
             got = runtime(inputs)
-            got_one = runtime(inputs[:1])
+            got_one = runtime(_first(inputs, 1))
         diff = max(float((got - reference).abs().max()),
                    float((got_one - reference_one).abs().max()))
         scale = max(1.0, float(reference.abs().max()))
@@ -136,7 +151,7 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
                               f"{tolerance:.3g}; nothing was written")
         exported_acc = (float((got.argmax(-1) == data.y).double().mean())
                         if data.y is not None else None)
-        latency = _latency(exported, runtime, teacher, shape, repeats)
+        latency = _latency(exported, runtime, teacher, shape, repeats, vocab)
         row, tinfo = choice.row, setting_info(results, choice.setting).get("teacher")
         tinfo = tinfo if tinfo is not None else (results.get("teacher") if tpath else None)
         env = _read_json(run_dir / "env.json")
@@ -166,9 +181,14 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
             "teacher": _teacher_card(run_dir, tinfo, tpath, sha256),
             "data": {"setting": choice.setting,
                      "description": setting_info(results, choice.setting).get("data"),
-                     "input": {"dtype": "float32", "shape": ["batch", _prod(shape)],
-                               "layout": f"rows of {_prod(shape)} features (input shape "
-                                         f"{shape} flattened)",
+                     "input": {"dtype": "float32" if vocab is None else "int64",
+                               "shape": ["batch", _prod(shape)],
+                               "layout": (f"rows of {_prod(shape)} features (input shape "
+                                          f"{shape} flattened)" if vocab is None else
+                                          f"{' and '.join(TOKEN_INPUTS)}, {shape[0]} "
+                                          "positions each"),
+                               "tokenizer": ("tokenizer/ (the run's)" if vocab is not None
+                                             and tokenizer.is_dir() else None),
                                "contract": contract.text,
                                "standardized_input": standardized_input,
                                "standardization": contract.card()}},
@@ -241,6 +261,17 @@ class InputContract:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
                 "apply": "(x - mean) / std", "in_model": self.in_model,
                 "per": "channel" if self.images else "feature", "source": self.source}
+
+
+def token_contract(shape: list, vocab: int, tokenizer: bool) -> InputContract:
+    """The input contract of a text student: token ids, never standardized; ``tokenizer``:
+    whether the run saved its tokenizer (copied into the export)."""
+    made = ("the run's tokenizer (tokenizer/)" if tokenizer else "the run's tokenizer (not "
+            "saved by this run: rebuild it from its recipe)")
+    return InputContract(None, None, False, f"token ids ({' and '.join(TOKEN_INPUTS)}, int64, "
+                         f"batch x {shape[0]}) from {made}, padded to {shape[0]} positions "
+                         f"with attention_mask 0 on padding; vocabulary of {vocab:,} ids",
+                         None, False, list(shape))
 
 
 def input_contract(run_dir: Path, setting: str, meta: dict, data, shape: list,
@@ -359,7 +390,14 @@ def _replace(tmp: Path, out: Path) -> None:
 
 # ------------------------------------------------------------------------------- writers
 
-def _example(x: torch.Tensor) -> torch.Tensor:
+def _first(x, n: int):
+    """The first ``n`` rows of a batch (each named tensor's, for token inputs)."""
+    return {k: v[:n] for k, v in x.items()} if type(x) is dict else x[:n]
+
+
+def _example(x):
+    if type(x) is dict:
+        return {k: _example(v) for k, v in x.items()}
     return x[:2] if len(x) >= 2 else torch.cat([x, x])
 
 
@@ -385,11 +423,17 @@ def _write_onnx(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor):
 
     path = tmp / "student.onnx"
     batch = torch.export.Dim("batch")
+    names = list(x) if type(x) is dict else ["input"]  # token inputs keep their names
+    if type(x) is dict:
+        args, kwargs = (), _example(x)
+        shapes = {k: {0: batch} for k in names}
+    else:
+        args, kwargs, shapes = (_example(x),), None, ({0: batch},)
     try:
         with _quiet(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-            torch.onnx.export(module, (_example(x),), str(path), dynamo=True,
-                              input_names=["input"], output_names=["logits"],
-                              dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+            torch.onnx.export(module, args, str(path), kwargs=kwargs, dynamo=True,
+                              input_names=names, output_names=["logits"],
+                              dynamic_shapes=shapes, external_data=False, verbose=False)
         onnx.checker.check_model(str(path))
     except Exception as e:  # noqa: BLE001 - the exporter raises many types
         first = (str(e).strip().splitlines() or [""])[0]
@@ -401,25 +445,29 @@ def _write_onnx(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor):
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def run(batch: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {"input": batch.numpy()})[0])
+    def run(batch) -> torch.Tensor:
+        feed = ({k: v.numpy() for k, v in batch.items()} if type(batch) is dict
+                else {"input": batch.numpy()})
+        return torch.from_numpy(session.run(None, feed)[0])
     files = sorted(p.name for p in tmp.iterdir())
     return {"model": "student.onnx", "all": files, "opset": opset,
-            "exporter": "torch.onnx.export(dynamo=True)", "input": "input",
-            "output": "logits", "dynamic_axes": {"input": [0], "logits": [0]},
+            "exporter": "torch.onnx.export(dynamo=True)",
+            "input": names[0] if len(names) == 1 else names,
+            "output": "logits", "dynamic_axes": {**{k: [0] for k in names}, "logits": [0]},
             "runtime": f"onnxruntime {ort.__version__} (CPUExecutionProvider)"}, run
 
 
 def _write_torchscript(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor):
     path = tmp / "student.pt"
     with _quiet(), torch.no_grad():
-        traced = torch.jit.trace(module, _example(x))
+        traced = (torch.jit.trace(module, example_kwarg_inputs=_example(x)) if type(x) is dict
+                  else torch.jit.trace(module, _example(x)))
         torch.jit.save(traced, str(path))
         loaded = torch.jit.load(str(path), map_location="cpu").eval()
 
-    def run(batch: torch.Tensor) -> torch.Tensor:
+    def run(batch) -> torch.Tensor:
         with _quiet():
-            return loaded(batch)
+            return loaded(**batch) if type(batch) is dict else loaded(batch)
     return {"model": "student.pt", "all": ["student.pt"], "exporter": "torch.jit.trace",
             "runtime": f"torch.jit.load (torch {torch.__version__})",
             "note": "loading TorchScript runs code stored in the file: load only files you "
@@ -435,7 +483,7 @@ def _write_safetensors(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor
     arch = dict(meta["mentor.model"])
     # the weights are the bare (or head-wrapped) student's; a standardization in front of it
     # is rebuilt from its metadata (mentor.preprocess)
-    student = module.module if isinstance(module, Standardized) else module
+    student = module.module if isinstance(module, (Standardized, TokenInputs)) else module
     _, wrapper = for_export(student)  # the inference module: a wrapper that predicts is kept
     new_meta = {"mentor.model": arch, "mentor.num_classes": meta["mentor.num_classes"],
                 "mentor.input_shape": list(meta["mentor.input_shape"])}
@@ -458,13 +506,16 @@ def _write_safetensors(module: nn.Module, meta: dict, tmp: Path, x: torch.Tensor
                          "module((x - mean) / std) on raw rows (mean and std repeated over each "
                          "channel's pixels when per is 'channel'); mentor.runs.read.load_model "
                          "does all of it",
-              "input": ("raw rows: the model standardizes them (preprocess)"
+              "input": (f"token ids: {' and '.join(TOKEN_INPUTS)} (named tensors, "
+                        "model(**inputs))" if isinstance(module, TokenInputs) else
+                        "raw rows: the model standardizes them (preprocess)"
                         if meta.get(PREPROCESS_KEY) is not None else
                         "rows standardized by the caller with standardization's mean and std"
                         if meta.get(STATS_KEY) is not None else "rows as given")}
     atomic_write_text(tmp / "config.json", json.dumps(config, indent=1))
     reloaded, _ = load_model(tmp / "student.safetensors", "exported student")
-    mine, theirs = module.state_dict(), reloaded.state_dict()
+    mine = (student if isinstance(module, TokenInputs) else module).state_dict()
+    theirs = reloaded.state_dict()
     if mine.keys() != theirs.keys() or any(not torch.equal(mine[k], theirs[k]) for k in mine):
         raise ExportFault("the exported safetensors weights differ from the student's after "
                           "reloading; nothing was written")
@@ -486,20 +537,21 @@ _WRITERS: dict[str, Callable] = {"onnx": _write_onnx, "torchscript": _write_torc
 
 # ------------------------------------------------------------------------------- card
 
-def _latency(module, runtime, teacher, shape, repeats: int) -> dict:
+def _latency(module, runtime, teacher, shape, repeats: int, vocab: int | None = None) -> dict:
     """Batch 1 and 256: the PyTorch student against the teacher (the bench's measurement),
-    and the exported file in its own runtime."""
+    and the exported file in its own runtime (a text student: on random token ids)."""
     from ..latency import BATCHES, compare, method_text
     from .latency import teacher_fn
 
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(max(BATCHES), _prod(shape), generator=g)
+    x = (torch.randn(max(BATCHES), _prod(shape), generator=g) if vocab is None
+         else random_tokens(max(BATCHES), int(shape[0]), vocab))
     call_teacher = teacher_fn(*teacher, shape, x) if teacher is not None else None
     m = compare(call_teacher, {"student": module, "exported": runtime}, x, BATCHES, repeats)
     return {"threads": torch.get_num_threads(), "device": "cpu", "batches": list(BATCHES),
             "teacher": m["teacher"], "student_torch": m["students"]["student"],
             "student_exported": m["students"]["exported"], "method": method_text(repeats),
-            "inputs": "standard normal rows"}
+            "inputs": "standard normal rows" if vocab is None else "random token ids"}
 
 
 def _teacher_card(run_dir: Path, info: dict | None, path: Path | None, sha) -> dict | None:

@@ -620,12 +620,19 @@ def _write_outputs(run: RunPlan, tmp: Path, results: dict, histories: list[dict]
 
 
 def _write_splits(run: RunPlan, tmp: Path) -> None:
-    """``splits/<setting>.json``: each setting's train/val/test rows, for ``data.splits``."""
+    """``splits/<setting>.json``: each setting's train/val/test rows, for ``data.splits``;
+    ``tokenizer/<setting>/``: the tokenizer that made a text setting's token ids (what
+    ``mentor export`` ships beside the student)."""
     from ..data.split_file import split_record, write_split_file
     for s in run.settings:
         record = split_record(s.splits)
         if record is not None:
             write_split_file(tmp / "splits" / f"{s.name}.json", record)
+        tok = s.splits.tokenizer
+        if tok is not None and tok.save is not None:
+            folder = tmp / "tokenizer" / s.name
+            folder.mkdir(parents=True, exist_ok=True)
+            tok.save(folder)
 
 
 def run_recipe(raw: dict, out_root: str | Path = "runs", *, source: str = "recipe",

@@ -3,8 +3,10 @@ word-level tokenizer trained on the training split's texts with ``tokenizers`` w
 has none; padding and truncation to ``max_length`` tokens, attention masks.
 
 A trained tokenizer sees only the training rows (validation and test texts never shape the
-vocabulary) and is saved in the run folder with the tokenizer JSON format, so the exported
-student comes with the tokenizer that made its inputs.
+vocabulary). ``Tokenizer.save(folder)`` writes it there (``tokenizer.json``, or a local
+tokenizer's ``save_pretrained`` files): ``mentor run`` saves each text setting's tokenizer in
+``tokenizer/<setting>/`` of the run folder and ``mentor export`` copies it beside the
+student, so the exported model comes with the tokenizer that made its inputs.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def trained_tokenizer(texts: Sequence[str], vocab_size: int) -> Tokenizer:
         return [e.ids for e in tok.encode_batch(list(batch))]
     return Tokenizer(encode, tok.token_to_id("[PAD]"), tok.get_vocab_size(),
                      f"words of the training texts ({tok.get_vocab_size():,} tokens)",
-                     save=lambda path: tok.save(str(path)))
+                     save=lambda folder: tok.save(str(Path(folder) / "tokenizer.json")))
 
 
 def local_tokenizer(path: Path, field: str = "data.tokenizer") -> Tokenizer:

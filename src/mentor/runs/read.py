@@ -253,7 +253,7 @@ def setting_info(results: dict, setting: str) -> dict:
 @dataclass
 class ParityInputs:
     """Inputs to check an exported model on: the run's test split when it can be reloaded."""
-    x: torch.Tensor  # (N, features) float32, preprocessed as in the run
+    x: torch.Tensor | dict  # (N, features) float32, preprocessed as in the run; or token ids
     y: torch.Tensor | None
     description: str
     mean: list[float] | None = None  # the standardization the run applied (train statistics)
@@ -300,11 +300,12 @@ def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
 PARITY_ROWS = 4096  # test rows read from a row source (an image folder) for export parity
 
 
-def parity_inputs(run_dir: Path, setting: str, input_shape: list[int]) -> ParityInputs:
+def parity_inputs(run_dir: Path, setting: str, input_shape: list[int],
+                  vocab_size: int | None = None) -> ParityInputs:
     """The setting's test split reloaded from the run's recipe (``input.yaml``, else
     ``recipe.yaml``); when the data cannot be reloaded (a file source that moved, a shape
-    that differs), 64 standard normal rows with ``y`` None and the reason in the
-    description."""
+    that differs), 64 standard normal rows -- for a text student (``vocab_size``), 64 texts
+    of random token ids -- with ``y`` None and the reason in the description."""
     try:
         splits, spec, name = run_splits(run_dir, setting)
     except (MentorError, OSError, ValueError, KeyError, TypeError) as e:
@@ -313,13 +314,21 @@ def parity_inputs(run_dir: Path, setting: str, input_shape: list[int]) -> Parity
         if list(splits.input_shape) == list(input_shape):
             stats = ({"mean": [float(v) for v in splits.mean],
                       "std": [float(v) for v in splits.std]} if splits.mean is not None else {})
-            from ..data.rows import head_rows
-            x = head_rows(splits.test.x, PARITY_ROWS).float()
-            return ParityInputs(x, splits.test.y[:len(x)],
+            from ..data.rows import first_tensor, head_rows
+            x = head_rows(splits.test.x, PARITY_ROWS)
+            x = {k: v.contiguous() for k, v in x.items()} if type(x) is dict else x.float()
+            n = len(first_tensor(x))
+            return ParityInputs(x, splits.test.y[:n],
                                 f"test split of {spec.source} reloaded from {name} "
-                                f"({len(x)} rows)", **stats)
+                                f"({n} rows)", **stats)
         why = (f"the data of {name} has input shape {list(splits.input_shape)}, the "
                f"checkpoint {list(input_shape)}")
+    if vocab_size is not None:
+        from ..models.token_inputs import random_tokens
+        length = int(input_shape[0])
+        return ParityInputs(random_tokens(64, length, vocab_size), None,
+                            f"64 texts of random token ids, {length} positions ({why})",
+                            problem=why)
     g = torch.Generator().manual_seed(0)
     return ParityInputs(torch.randn(64, math.prod(input_shape), generator=g), None,
                         f"64 standard normal rows of {math.prod(input_shape)} features ({why})",
