@@ -116,3 +116,26 @@ def test_a_saved_hf_checkpoint_reloads_as_a_teacher(tmp_path):
                                       num_classes=3)
     batch = s.val.x.take(torch.arange(6))
     assert torch.equal(teacher.logits(batch), net(**batch))
+
+
+def test_a_folder_of_another_kind_of_model_is_refused_in_one_sentence(tmp_path):
+    """A causal language model's folder given as a text classifier names what it holds
+    (with new_head: true its body gets a new classification head); a vision model's folder
+    for token ids is refused as a model type without a text classifier."""
+    s = _texts(tmp_path)
+    cfg = transformers.GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(str(tmp_path / "lm"))
+    with pytest.raises(MentorError, match=r"model folder '.*lm' holds a GPT2LMHeadModel, not a "
+                       r"text classifier \(\*ForSequenceClassification\); expected a model "
+                       r"saved with that head, or new_head: true"):
+        build_model("hf", s.input_shape, 3, vocab_size=s.vocab_size, path=str(tmp_path / "lm"))
+    body = build_model("hf", s.input_shape, 3, vocab_size=s.vocab_size,
+                       path=str(tmp_path / "lm"), new_head=True)
+    body.model.config.pad_token_id = 0
+    assert body(**s.val.x.take(torch.arange(2))).shape == (2, 3)
+    vit = build_model("hf", (3, 8, 8), 3, config=VIT)
+    vit.model.save_pretrained(str(tmp_path / "v"))
+    with pytest.raises(MentorError, match=r"is a 'vit' model, which transformers has no text "
+                       r"classifier \(\*ForSequenceClassification\) for"):
+        build_model("hf", s.input_shape, 3, vocab_size=s.vocab_size, path=str(tmp_path / "v"),
+                    new_head=True)

@@ -48,9 +48,17 @@ def _auto(kind: str):
             else transformers.AutoModelForImageClassification)
 
 
+HEADS = {"text": "ForSequenceClassification", "image": "ForImageClassification"}
+
+
 def _check_config(config, kind: str, input_shape, num_classes: int, vocab_size, where: str,
                   new_head: bool) -> None:
     """A folder's config that does not fit the data is refused in one sentence."""
+    saved = [a for a in (getattr(config, "architectures", None) or []) if isinstance(a, str)]
+    if saved and not any(a.endswith(HEADS[kind]) for a in saved) and not new_head:
+        raise MentorError(f"{where} holds a {saved[0]}, not a {kind} classifier (*"
+                          f"{HEADS[kind]}); expected a model saved with that head, or "
+                          "new_head: true to train a new classification head on its body")
     if kind == "text":
         have = getattr(config, "vocab_size", None)
         if isinstance(have, int) and have < vocab_size:
@@ -113,11 +121,19 @@ def hf(input_shape: Sequence[int], num_classes: int, vocab_size: int | None = No
                          "save_pretrained")
     cfg = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
     _check_config(cfg, kind, input_shape, num_classes, vocab_size, where, new_head)
-    if _building_on_meta():  # counting parameters: shapes only, no weights read
-        cfg.num_labels = num_classes
-        return HFClassifier(_auto(kind).from_config(cfg), image)
-    model = _auto(kind).from_pretrained(str(folder), local_files_only=True,
-                                        num_labels=num_classes, ignore_mismatched_sizes=new_head)
+    try:
+        if _building_on_meta():  # counting parameters: shapes only, no weights read
+            cfg.num_labels = num_classes
+            return HFClassifier(_auto(kind).from_config(cfg), image)
+        model = _auto(kind).from_pretrained(str(folder), local_files_only=True,
+                                            num_labels=num_classes,
+                                            ignore_mismatched_sizes=new_head)
+    except ValueError as e:  # a model type without this head ("Unrecognized configuration")
+        if "Unrecognized configuration class" not in str(e):
+            raise
+        raise MentorError(f"{where} is a {cfg.model_type!r} model, which transformers has no "
+                          f"{kind} classifier (*{HEADS[kind]}) for; expected a model type "
+                          f"that classifies {kind}s") from None
     return HFClassifier(model, image)
 
 
