@@ -4,13 +4,12 @@ a training of an HF student resumes mid-epoch bit for bit; its checkpoint reload
 
 from __future__ import annotations
 
-import json
 
-import numpy as np
 import pytest
 import torch
 
 from mentor.errors import MentorError
+from textdata import small_texts
 from mentor.models import build_model
 
 transformers = pytest.importorskip("transformers")
@@ -22,16 +21,7 @@ VIT = {"model_type": "vit", "patch_size": 4, "hidden_size": 16, "num_hidden_laye
 
 
 def _texts(tmp_path, n=120):
-    from mentor.data import load
-    from mentor.data.text_source import TextOptions
-    rng = np.random.default_rng(0)
-    words = ["cat dog horse".split(), "car bus ship".split(), "rice soup cake".split()]
-    with open(tmp_path / "t.jsonl", "w") as f:
-        for i in range(n):
-            f.write(json.dumps({"text": " ".join(rng.choice(words[i % 3], 4)),
-                                "label": i % 3}) + "\n")
-    return load(str(tmp_path / "t.jsonl"), target="label", text=TextOptions("text",
-                                                                             vocab_size=40))
+    return small_texts(tmp_path, n)
 
 
 def test_a_config_model_reads_token_ids_and_images_and_returns_logits(tmp_path):

@@ -98,6 +98,12 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
     choice = choose_student(run_dir, results, setting, method, seed)
     saved, meta = load_model(choice.checkpoint, "student checkpoint")
     module, note = inference_module(saved, meta)
+    if (meta.get("mentor.model") or {}).get("lora") is not None:  # LoRA merged: the plain model
+        from ..models.hf import merged
+        module = merged(module).eval()
+        meta = {**meta, "mentor.model": {k: v for k, v in meta["mentor.model"].items()
+                                         if k != "lora"}}
+        note += "; its LoRA adapter merged into the weights"
     if isinstance(choice.row.get("params"), int) and choice.row["params"] != count_params(module):
         note += (f" (training-only parts removed: {choice.row['params']:,} parameters in "
                  f"training, {count_params(module):,} exported)")

@@ -512,6 +512,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                         if s.splits.vocab_size is not None:
                             meta["mentor.vocab_size"] = s.splits.vocab_size
                         save_weights(ckpt / "student.safetensors", saved, meta)
+                        from ..models.hf import save_adapter
+                        save_adapter(saved, ckpt / "adapter")  # a LoRA student's adapter
                     if tracked is not None:
                         tracked.log({"test_accuracy": ev["accuracy"],
                                      "teacher_agreement": ev.get("teacher_agreement")})

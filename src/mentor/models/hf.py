@@ -6,6 +6,13 @@ seed), for token ids (``AutoModelForSequenceClassification``) or images
 :class:`HFClassifier` wraps the model so it is called like every mentor model: with the
 batch's named tensors (``input_ids``, ``attention_mask``) or flat image rows (reshaped to
 ``pixel_values`` ``(B, C, H, W)``), returning the logits tensor.
+
+``lora``: a parameter-efficient student (Hu et al. 2021, LoRA: Low-Rank Adaptation of Large
+Language Models), built with ``peft``: the model's weights frozen, low-rank adapters on the
+``target_modules`` and the classification head trained. Checkpoints hold every weight (they
+resume exactly); ``mentor run`` also saves the adapter alone (:func:`save_adapter`,
+``adapter/`` beside the student's checkpoint) and ``mentor export`` merges it into the
+weights (:func:`merged`), so the exported model is the plain architecture.
 """
 
 from __future__ import annotations
@@ -82,16 +89,90 @@ def _check_config(config, kind: str, input_shape, num_classes: int, vocab_size, 
                          "untrained classification head")
 
 
+LORA_FIELDS = {"r": 8, "alpha": 16.0, "dropout": 0.0, "target_modules": None}
+
+
+def _lora_config(lora: dict, kind: str):
+    """A ``peft.LoraConfig`` from the recipe's ``lora`` fields (defaults :data:`LORA_FIELDS`;
+    ``target_modules`` None: peft's default modules for the model type)."""
+    try:
+        import peft
+    except ImportError:
+        raise MentorError("lora needs the peft package; expected `pip install mentor[lm]`") \
+            from None
+    if not isinstance(lora, dict) or set(lora) - set(LORA_FIELDS):
+        extra = sorted(set(lora) - set(LORA_FIELDS)) if isinstance(lora, dict) else lora
+        raise MentorError(f"lora has {extra!r}; expected fields among "
+                          f"{', '.join(LORA_FIELDS)}")
+    f = {**LORA_FIELDS, **lora}
+    if not isinstance(f["r"], int) or isinstance(f["r"], bool) or f["r"] < 1:
+        raise MentorError(f"lora.r is {f['r']!r}; expected a rank of at least 1")
+    if not isinstance(f["alpha"], (int, float)) or f["alpha"] <= 0:
+        raise MentorError(f"lora.alpha is {f['alpha']!r}; expected a positive scale")
+    if not isinstance(f["dropout"], (int, float)) or not 0 <= f["dropout"] < 1:
+        raise MentorError(f"lora.dropout is {f['dropout']!r}; expected a value in [0, 1)")
+    targets = f["target_modules"]
+    if targets is not None and (not isinstance(targets, list) or not targets
+                                or not all(isinstance(t, str) for t in targets)):
+        raise MentorError(f"lora.target_modules is {targets!r}; expected module names such as "
+                          "[query, value]")
+    head = {"task_type": "SEQ_CLS"} if kind == "text" else {"modules_to_save": ["classifier"]}
+    return peft.LoraConfig(r=f["r"], lora_alpha=float(f["alpha"]),
+                           lora_dropout=float(f["dropout"]), target_modules=targets, **head)
+
+
+def _with_lora(model: nn.Module, lora: dict | None, kind: str, where: str) -> nn.Module:
+    if lora is None:
+        return model
+    import peft
+    try:
+        return peft.get_peft_model(model, _lora_config(lora, kind))
+    except ValueError as e:  # target modules not found in the model
+        why = (str(e).strip().splitlines() or [""])[0][:200]
+        raise MentorError(f"lora cannot be applied to {where} ({why}); expected "
+                          "target_modules that name its layers (e.g. query, value for BERT)") \
+            from None
+
+
+def save_adapter(module: nn.Module, folder) -> bool:
+    """Save the LoRA adapter of an ``hf`` student with ``lora`` to ``folder``
+    (``adapter_config.json``, ``adapter_model.safetensors``: what ``peft`` loads over the
+    base model); ``False`` for any other model."""
+    if not isinstance(module, HFClassifier) or not _is_peft(module.model):
+        return False
+    module.model.save_pretrained(str(folder))
+    return True
+
+
+def merged(module: nn.Module) -> nn.Module:
+    """An ``hf`` student with ``lora`` as the plain model with its adapters merged into the
+    weights (what inference and export use); any other model as it is."""
+    if isinstance(module, HFClassifier) and _is_peft(module.model):
+        return HFClassifier(module.model.merge_and_unload(), module.image_shape)
+    return module
+
+
+def _is_peft(model: nn.Module) -> bool:
+    try:
+        import peft
+    except ImportError:
+        return False
+    return isinstance(model, peft.PeftModel)
+
+
 @MODELS.register("hf", description="a Hugging Face transformers model: a local folder "
                  "(path, from save_pretrained) or a config (weights from the seed), for token "
-                 "ids or images", paper="Wolf et al. 2020, Transformers: State-of-the-Art "
-                 "Natural Language Processing")
+                 "ids or images; lora: a LoRA adapter over the frozen model (peft)",
+                 paper="Wolf et al. 2020, Transformers: State-of-the-Art Natural Language "
+                 "Processing; Hu et al. 2021, LoRA")
 def hf(input_shape: Sequence[int], num_classes: int, vocab_size: int | None = None,
        path: str | None = None, config: dict[str, Any] | None = None,
-       new_head: bool = False) -> nn.Module:
+       new_head: bool = False, lora: dict[str, Any] | None = None) -> nn.Module:
     """Exactly one of ``path`` (a ``save_pretrained`` folder) or ``config`` (``model_type``
     plus its fields, e.g. ``{model_type: bert, hidden_size: 64, num_hidden_layers: 2}``).
-    ``new_head``: a folder's model gets a new classification head sized to the data."""
+    ``new_head``: a folder's model gets a new classification head sized to the data.
+    ``lora``: ``{r, alpha, dropout, target_modules}`` trains LoRA adapters and the head over
+    the frozen model."""
     try:
         import transformers
     except ImportError:
@@ -113,7 +194,8 @@ def hf(input_shape: Sequence[int], num_classes: int, vocab_size: int | None = No
             fields.setdefault("num_channels", image[0])
             fields.setdefault("image_size", image[1])
         cfg = transformers.AutoConfig.for_model(model_type, num_labels=num_classes, **fields)
-        return HFClassifier(_auto(kind).from_config(cfg), image)
+        return HFClassifier(_with_lora(_auto(kind).from_config(cfg), lora, kind,
+                                       f"a {model_type} model"), image)
     folder = Path(path)
     where = f"model folder '{folder}'"
     if not (folder / "config.json").is_file():
@@ -124,7 +206,8 @@ def hf(input_shape: Sequence[int], num_classes: int, vocab_size: int | None = No
     try:
         if _building_on_meta():  # counting parameters: shapes only, no weights read
             cfg.num_labels = num_classes
-            return HFClassifier(_auto(kind).from_config(cfg), image)
+            return HFClassifier(_with_lora(_auto(kind).from_config(cfg), lora, kind, where),
+                                image)
         model = _auto(kind).from_pretrained(str(folder), local_files_only=True,
                                             num_labels=num_classes,
                                             ignore_mismatched_sizes=new_head)
@@ -134,7 +217,7 @@ def hf(input_shape: Sequence[int], num_classes: int, vocab_size: int | None = No
         raise MentorError(f"{where} is a {cfg.model_type!r} model, which transformers has no "
                           f"{kind} classifier (*{HEADS[kind]}) for; expected a model type "
                           f"that classifies {kind}s") from None
-    return HFClassifier(model, image)
+    return HFClassifier(_with_lora(model, lora, kind, where), image)
 
 
 def _building_on_meta() -> bool:

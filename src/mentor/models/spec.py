@@ -8,12 +8,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MODEL_OPTIONS = ("hidden", "channels", "kernel_size", "dropout", "batchnorm", "pool", "embed",
-                 "path", "config", "new_head", "stride")
+                 "path", "config", "new_head", "lora", "stride")
 USED_BY = {"linear": set(), "mlp": {"hidden", "dropout", "batchnorm"},
            "cnn": {"channels", "kernel_size", "hidden", "dropout", "batchnorm", "pool",
                    "stride"},
            "bag": {"embed", "hidden", "dropout"},
-           "hf": {"path", "config", "new_head"}}
+           "hf": {"path", "config", "new_head", "lora"}}
 
 
 BuiltInModel = Literal["linear", "mlp", "cnn", "bag", "hf"]  # the models a recipe may name
@@ -37,6 +37,9 @@ class ModelOptions(BaseModel):
                                           "a transformers config (random weights)")
     new_head: bool | None = Field(None, description="hf: a new classification head sized to "
                                   "the data (a folder's model trained for other classes)")
+    lora: dict[str, Any] | None = Field(None, description="hf: train LoRA adapters (r, alpha, "
+                                        "dropout, target_modules) and the head over the "
+                                        "frozen model (peft)")
 
     def options(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in MODEL_OPTIONS if getattr(self, k) is not None}
