@@ -174,7 +174,8 @@ class AugmentSpec(BaseModel):
 class TrainSpec(BaseModel):
     model_config = _STRICT
     epochs: int = Field(30, ge=1)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="rows per step over all processes (each of "
+                            "N processes takes batch_size / N)")
     # above ~1e38 torch's optimizers fail converting the step size to float32; far before
     # that a run diverges (a TrainingFault), so 1e30 bounds both
     lr: float = Field(1e-3, gt=0, le=1e30)

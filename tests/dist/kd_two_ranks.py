@@ -28,13 +28,13 @@ torch.manual_seed(0)
 teacher_net = mlp(splits.input_shape, 10, hidden=[64])
 scratch = get_method("scratch").plan()
 t = fit(teacher_net, splits.train, splits.val, objectives=scratch.objectives,
-        spec=TrainSpec(epochs=3, batch_size=32), seed=0, num_outputs=10)
+        spec=TrainSpec(epochs=3, batch_size=64), seed=0, num_outputs=10)
 teacher = ModuleTeacher(t.model, 10)
 torch.manual_seed(1)
 student = mlp(splits.input_shape, 10, hidden=[16])
 plan = get_method("kd").plan(temperature=4.0, alpha=0.9)
 res = fit(student, splits.train, splits.val, objectives=plan.objectives, teacher=teacher,
-          spec=TrainSpec(epochs=4, batch_size=32, lr=3e-3), seed=1, num_outputs=10)
+          spec=TrainSpec(epochs=4, batch_size=64, lr=3e-3), seed=1, num_outputs=10)
 ev = evaluate(res.model, splits.test.x, splits.test.y, acc,
               teacher_logits=teacher.logits(splits.test.x))
 r = acc.process_index
@@ -50,7 +50,7 @@ ssl_plan = get_method("flexmatch").plan(threshold=0.5)
 ssl = fit(ssl_student, ssl_splits.train, ssl_splits.val, objectives=ssl_plan.objectives,
           refiners=ssl_plan.refiners, updater=ssl_plan.updater, augment=ssl_plan.augment,
           input_shape=ssl_splits.input_shape,
-          spec=TrainSpec(epochs=2, batch_size=8, unlabeled_ratio=3, lr=3e-3), seed=2,
+          spec=TrainSpec(epochs=2, batch_size=16, unlabeled_ratio=3, lr=3e-3), seed=2,
           num_outputs=10)
 save_weights(out / f"rank{r}-ssl.safetensors", ssl.model)
 (out / f"rank{r}-ssl.json").write_text(json.dumps({
@@ -59,7 +59,7 @@ save_weights(out / f"rank{r}-ssl.safetensors", ssl.model)
     "selected": ssl_plan.refiners[0].selected.tolist()}))
 
 # KD whose rows come from a map-style dataset (DatasetRows through a DataLoader), on 1,024
-# rows (16 global batches of 2 x 32: equal shards, so the mean of the ranks' gradients is the
+# rows (16 global batches of 64, 32 per rank: equal shards, so the mean of the ranks' gradients is the
 # one-process gradient); each rank counts which rows it read.
 save_weights(out / "teacher.safetensors", teacher_net)
 
@@ -82,7 +82,7 @@ rows = CountedRows(sub.x, sub.y)
 loaded = mentor.data.Split(mentor.data.DatasetRows(rows), sub.y, sub.labeled)
 val_rows = mentor.data.Split(mentor.data.DatasetRows(CountedRows(splits.val.x, splits.val.y)),
                              splits.val.y, splits.val.labeled)
-kd_spec = TrainSpec(epochs=2, batch_size=32, lr=3e-3, cache_teacher="never", select="last")
+kd_spec = TrainSpec(epochs=2, batch_size=64, lr=3e-3, cache_teacher="never", select="last")
 for name, train, val in (("memory", sub, splits.val), ("dataset", loaded, val_rows)):
     torch.manual_seed(3)
     student = mlp(splits.input_shape, 10, hidden=[16])

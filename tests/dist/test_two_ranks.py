@@ -57,7 +57,7 @@ def test_metrics_are_gathered_over_both_shards(two_rank_run):
 
 
 def test_each_rank_took_half_of_each_global_batch(two_rank_run):
-    # 1079 train rows, 32 per rank per step, 2 ranks: 17 steps per epoch, 4 epochs
+    # 1079 train rows, global batches of 64 (32 per rank): 17 steps per epoch, 4 epochs
     splits = mentor.load_data("digits", labeled_fraction=0.5)
     per_epoch = len(splits.train) // 64 + (1 if len(splits.train) % 64 >= 2 else 0)
     info = json.loads((two_rank_run / "rank0.json").read_text())

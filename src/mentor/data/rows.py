@@ -391,5 +391,5 @@ def read_chunks(rows, lo: int, hi: int, chunk: int = 4096) -> Iterator[tuple[Ten
     as slices (views of the tensor, no copy)."""
     ids = list(torch.arange(lo, hi).split(chunk))
     if isinstance(rows, TensorRows):
-        return zip(ids, (rows.x[a:a + chunk] for a in range(lo, hi, chunk)))
+        return zip(ids, (rows.x[a:min(a + chunk, hi)] for a in range(lo, hi, chunk)))
     return zip(ids, rows.batches(ids))

@@ -307,7 +307,7 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
                      or batch_mixer is not None)
     tr.autocast = acc.autocast if spec.mixed_precision != "no" else None
     tr.with_labels = takes_labels(student)
-    tr.g_batch = spec.batch_size * acc.num_processes
+    tr.g_batch = spec.batch_size  # the global batch (each process takes its share)
     # unlabeled rows take the teacher's prediction as label when a loss or the monitor reads it
     tr.need_pseudo = data.lab_mask is not None and (monitor is not None or any(
         o.needs_labels and o.rows != "labeled" for o in objectives))
@@ -399,12 +399,18 @@ def _bind_refiners(refiners: Sequence[RefinerHooks], train: Split, rows, device,
 
 def _batching(train: Split, spec: TrainSpec, seed: int, world: int, objectives,
               augment) -> tuple[TwoStreams | None, int, dict | None]:
-    """(sampler, steps per epoch, views): shuffled global batches of ``batch_size`` rows per
-    process, or -- semi-supervised, ``train.unlabeled_ratio > 0`` -- labeled and unlabeled
-    streams (:class:`~mentor.engine.sampling.TwoStreams`), where a method naming no views gets
-    the presets' labeled view (:func:`~mentor.engine.views.views_for`)."""
+    """(sampler, steps per epoch, views): shuffled global batches of ``batch_size`` rows, each
+    of the ``world`` processes taking an equal share (the convention of ``distill_lm`` too:
+    the same recipe trains on the same batches on any number of processes), or --
+    semi-supervised, ``train.unlabeled_ratio > 0`` -- labeled and unlabeled streams
+    (:class:`~mentor.engine.sampling.TwoStreams`), where a method naming no views gets the
+    presets' labeled view (:func:`~mentor.engine.views.views_for`)."""
     n = len(train)
-    g_batch = spec.batch_size * world
+    if spec.batch_size % world:
+        raise MentorError(f"train.batch_size {spec.batch_size} is not divisible by the {world} "
+                          f"processes; expected a multiple of {world} (the batch size is the "
+                          "global batch, shared equally by the processes)")
+    g_batch = spec.batch_size
     steps_per_epoch = n // g_batch + (1 if n % g_batch >= world else 0)
     sampler = None
     if spec.unlabeled_ratio and not bool(train.labeled.all()):
@@ -417,12 +423,12 @@ def _batching(train: Split, spec: TrainSpec, seed: int, world: int, objectives,
                               "anywhere in the training split, but its rows are a stream read "
                               "front to back; expected unlabeled_ratio 0 or rows with random "
                               "access (a tensor or a map-style dataset)")
-        sampler = TwoStreams(train.labeled, spec.batch_size, spec.unlabeled_ratio, seed, world,
+        sampler = TwoStreams(train.labeled, g_batch // world, spec.unlabeled_ratio, seed, world,
                              draw_unlabeled=any(o.rows != "labeled" for o in objectives))
         steps_per_epoch = sampler.steps_per_epoch
         augment = views_for(augment, semi_supervised=True)  # a baseline sees the presets' views
     if steps_per_epoch == 0:
-        raise MentorError(f"train.batch_size {spec.batch_size} x {world} processes leaves no "
+        raise MentorError(f"train.batch_size {spec.batch_size} ({world} processes) leaves no "
                           f"batch from {n} training samples")
     return sampler, steps_per_epoch, augment
 
