@@ -188,6 +188,9 @@ class TrainSpec(BaseModel):
                                   "epoch; every epoch end is checkpointed too (0: epoch ends "
                                   "only)")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    accumulate: int = Field(1, ge=1, le=1024, description="micro-batches of batch_size rows "
+                            "per optimizer step (gradient accumulation: a step of "
+                            "accumulate x batch_size rows in the memory of one micro-batch)")
     max_grad_norm: float | None = Field(None, gt=0, le=1e30, description="clip the gradients' "
                                         "global L2 norm to this before each optimizer step "
                                         "(none: no clipping)")

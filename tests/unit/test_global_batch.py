@@ -58,3 +58,30 @@ def test_a_shard_of_rows_held_in_memory_is_read_to_its_end_only():
     got = [b for _, b in read_chunks(TensorRows(x), 180, 359, chunk=100)]
     assert torch.equal(torch.cat(got), x[180:])
     assert len(predict_logits(torch.nn.Linear(1, 2), x, 0, 180)) == 180
+
+
+def _fit_digits(method: str, batch_size: int, accumulate: int, **spec):
+    import mentor
+    from mentor.models import mlp
+    s = mentor.load_data("digits", labeled_fraction=spec.pop("labeled_fraction", 1.0))
+    torch.manual_seed(0)
+    return get_method(method).plan().fit(
+        mlp(s.input_shape, 10, hidden=[16]), s.train, s.val, seed=1, num_outputs=10,
+        input_shape=s.input_shape,
+        spec=TrainSpec(epochs=2, batch_size=batch_size, accumulate=accumulate, lr=3e-3,
+                       select="last", **spec))
+
+
+@pytest.mark.parametrize("method, spec", [("scratch", {}),
+                                          ("fixmatch", {"unlabeled_ratio": 2,
+                                                        "labeled_fraction": 0.2})])
+def test_accumulating_micro_batches_is_one_step_of_their_rows(method, spec):
+    """``train.accumulate: 4`` with batches of 16 takes the optimizer steps of batches of 64
+    (the same rows, views and mean loss per step, in a quarter of the memory): the weights
+    agree up to float summation order; without the loss shares they would not."""
+    big = _fit_digits(method, 64, 1, **dict(spec))
+    acc = _fit_digits(method, 16, 4, **dict(spec))
+    assert acc.steps == big.steps
+    for (k, a), b in zip(acc.model.state_dict().items(), big.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), k
+    assert acc.history["train_loss"] == pytest.approx(big.history["train_loss"], rel=1e-5)

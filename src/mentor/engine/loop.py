@@ -307,7 +307,7 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
                      or batch_mixer is not None)
     tr.autocast = acc.autocast if spec.mixed_precision != "no" else None
     tr.with_labels = takes_labels(student)
-    tr.g_batch = spec.batch_size  # the global batch (each process takes its share)
+    tr.g_batch = spec.batch_size * spec.accumulate  # a step's global rows (shared by ranks)
     # unlabeled rows take the teacher's prediction as label when a loss or the monitor reads it
     tr.need_pseudo = data.lab_mask is not None and (monitor is not None or any(
         o.needs_labels and o.rows != "labeled" for o in objectives))
@@ -406,11 +406,14 @@ def _batching(train: Split, spec: TrainSpec, seed: int, world: int, objectives,
     (:class:`~mentor.engine.sampling.TwoStreams`), where a method naming no views gets the
     presets' labeled view (:func:`~mentor.engine.views.views_for`)."""
     n = len(train)
+    if spec.accumulate > 1 and spec.batch_size * spec.accumulate < world:
+        raise MentorError(f"train.accumulate {spec.accumulate} x batch_size {spec.batch_size} "
+                          f"is fewer rows than the {world} processes")
     if spec.batch_size % world:
         raise MentorError(f"train.batch_size {spec.batch_size} is not divisible by the {world} "
                           f"processes; expected a multiple of {world} (the batch size is the "
                           "global batch, shared equally by the processes)")
-    g_batch = spec.batch_size
+    g_batch = spec.batch_size * spec.accumulate  # an optimizer step's rows
     steps_per_epoch = n // g_batch + (1 if n % g_batch >= world else 0)
     sampler = None
     if spec.unlabeled_ratio and not bool(train.labeled.all()):
@@ -506,8 +509,15 @@ class RowFeed:
             with_inputs = ((rows, source.take(rows.idx)) for rows in drawn)
         else:  # a reader (DataLoader workers, a stream) fetches ahead
             with_inputs = _RowsAndInputs(drawn, source)
+        k = tr.spec.accumulate
         for rows, x_rows in with_inputs:
-            yield [_row_step(tr, p, epoch, rows, x_rows)]
+            if k == 1:
+                yield [_row_step(tr, p, epoch, rows, x_rows)]
+            else:  # the step's rows in k interleaved micro-batches, each weighted by its share
+                n = len(rows.idx)
+                yield [_row_step(tr, p, epoch, *_micro_rows(rows, x_rows, part), len(part) / n)
+                       for part in (torch.arange(j, n, k, device=rows.idx.device)
+                                    for j in range(min(k, n)))]
 
     def validate(self, model: nn.Module) -> float:
         tr = self.tr
@@ -540,9 +550,25 @@ class _RowsAndInputs:
             yield self.seen.popleft(), x_rows
 
 
-def _row_step(tr: _Training, p: _Progress, epoch: int, rows: _Rows, x_rows: Tensor):
-    """The step's one micro-batch on the drawn ``rows`` (inputs ``x_rows``): its batch and
-    targets now, its forward pass and weighted objectives when :func:`_optimize` calls it."""
+def _micro_rows(rows: _Rows, x_rows, part: Tensor) -> tuple[_Rows, Tensor]:
+    """Rows ``part`` (positions in this process's share) of a step's rows and inputs, with
+    their positions in the global batch, so their view draws are those of the whole step."""
+    def pick(t):
+        return None if t is None else t[part.to(t.device)]
+    local = part if rows.local is None else pick(rows.local)
+    mixing = None if rows.mixing is None else tuple(pick(m) for m in rows.mixing)
+    picked = _Rows(pick(rows.idx), pick(rows.source), pick(rows.view), mixing, local)
+    x = ({name: pick(v) for name, v in x_rows.items()} if type(x_rows) is dict
+         else pick(x_rows))
+    return picked, x
+
+
+def _row_step(tr: _Training, p: _Progress, epoch: int, rows: _Rows, x_rows: Tensor,
+              share: float = 1.0):
+    """The step's micro-batch on the drawn ``rows`` (inputs ``x_rows``): its batch and
+    targets now, its forward pass and weighted objectives when :func:`_optimize` calls it;
+    ``share``: its rows' share of the step (``train.accumulate``), which scales its loss so
+    the accumulated gradient is the step's mean."""
     batch, x_teacher = _make_batch(tr, rows, x_rows, epoch, p.step)
     if tr.ahead:  # future-peek EMA (FST): K virtual student steps advance the teacher
         peek_ahead(tr, rows, batch, x_teacher, epoch, p.step)
@@ -562,6 +588,8 @@ def _row_step(tr: _Training, p: _Progress, epoch: int, rows: _Rows, x_rows: Tens
 
         def fault():
             raise_fault(tr.objectives, outputs, targets, batch, epoch, p.step, tr.raw_model)
+        if share != 1.0:
+            total = total * share
         # under several processes the loop sums the values: each rank's is its share
         return total, (total.detach() / tr.world if tr.world > 1 else total), fault
     return micro
