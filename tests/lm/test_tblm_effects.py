@@ -40,10 +40,12 @@ def _gaps(a, b):
     return [x - y for x, y in zip(a, b, strict=True)]
 
 
+@pytest.mark.slow  # the full `mentor run tokens` (2 min); CI runs its quick form
 def test_the_teacher_is_good_at_the_task(tokens):
     assert tokens["teacher"] > 0.85, tokens  # measured 93.0 %
 
 
+@pytest.mark.slow  # the full `mentor run tokens` (2 min); CI runs its quick form
 def test_the_bridge_beats_the_data_alone_on_every_seed_by_10_prompts(tokens):
     """Paper 39's bridge against the data alone: separated by the project's rule (gap > 2 x
     the larger std) and at least 2 points (10 of 500 prompts) on each seed (measured +4.4 /
@@ -52,6 +54,7 @@ def test_the_bridge_beats_the_data_alone_on_every_seed_by_10_prompts(tokens):
     assert min(_gaps(tokens["bridge"], tokens["data"])) > 0.02, tokens
 
 
+@pytest.mark.slow  # the full `mentor run tokens` (2 min); CI runs its quick form
 def test_the_bridge_is_above_off_policy_forward_kl_on_every_seed(tokens):
     """The bridge over off-policy forward KL: at least 2 points (10 prompts) on each seed and
     5 points on the mean (measured +9.2 / +8.0 / +13.2, mean +10.1, with AVX2 kernels; +11.2 /
@@ -61,6 +64,7 @@ def test_the_bridge_is_above_off_policy_forward_kl_on_every_seed(tokens):
     assert min(g) > 0.02 and sum(g) / len(g) > 0.05, tokens
 
 
+@pytest.mark.slow  # the full `mentor run tokens` (2 min); CI runs its quick form
 def test_off_policy_forward_kl_is_not_below_the_data_alone(tokens):
     """Off-policy forward KL against the data alone: on the mean at least 2 points higher
     (measured +4.6 with AVX2 kernels, per seed -4.8 / +15.4 / +3.2; +5.5 on the earlier machine, per

@@ -37,6 +37,7 @@ def _finals(name, budget, setting):
     return [curve[-1] for curve in selector_curves(name, budget, setting)]
 
 
+@pytest.mark.slow  # 40-60 s; CI runs benchmarks/active.py --quick
 def test_pcoreset_is_ahead_of_random_on_every_seed_oracle_queries(active_setting):
     """PCoreSet's claim (paper 51) in the direction measured: ahead of random selection on
     each of the 3 split seeds. Whether the gap is separated from the seed noise by the
@@ -46,6 +47,7 @@ def test_pcoreset_is_ahead_of_random_on_every_seed_oracle_queries(active_setting
     assert all(p > r for p, r in zip(pcore, random, strict=True)), (pcore, random)
 
 
+@pytest.mark.slow  # 40-60 s; CI runs benchmarks/active.py --quick
 def test_rad_is_ahead_of_random_on_every_seed_teacher_queries(active_setting):
     """RAD's claim (paper 30) in the direction measured: with 3 rounds of 20 queries to the
     flawed teacher, ahead of random selection on each of the 3 split seeds (separation from
