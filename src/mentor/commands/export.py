@@ -109,14 +109,14 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
                  f"training, {count_params(module):,} exported)")
     shape = list(meta["mentor.input_shape"])
     vocab = meta.get("mentor.vocab_size")  # a text student: token ids in
+    tokenizer = run_dir / "tokenizer" / choice.setting  # the run's, for a text student
     data = parity_inputs(run_dir, choice.setting, shape, vocab_size=vocab)
     if vocab is None:
         data.x = data.x.contiguous()
         contract = input_contract(run_dir, choice.setting, meta, data, shape,
                                   standardized_input)
     else:
-        contract = token_contract(shape, vocab,
-                                  (run_dir / "tokenizer" / choice.setting).is_dir())
+        contract = token_contract(shape, vocab, tokenizer.is_dir())
     exported, inputs, reference_x, round_trip = module, data.x, data.x, None
     if vocab is not None:
         exported = TokenInputs(module)
@@ -140,7 +140,6 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
         _write_error(out, e)
     try:
         files, runtime = _WRITERS[fmt](exported, contract.metadata(meta), tmp, inputs)
-        tokenizer = run_dir / "tokenizer" / choice.setting
         if vocab is not None and tokenizer.is_dir():  # the tokenizer that made its inputs
             shutil.copytree(tokenizer, tmp / "tokenizer")
             files["all"] = sorted(p.name for p in tmp.iterdir())

@@ -88,13 +88,12 @@ def load(source: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2,
                            test_fraction=test_fraction, labeled_fraction=labeled_fraction,
                            labeled_sampling=labeled_sampling, split_seed=split_seed,
                            split_file=None if split_file is None else Path(split_file))
-    if stream is not None and text is None and not _is_table(source):
-        if stream:
-            raise DataError(f"data.stream is true but data.source {source!r} is not a table "
-                            "file; expected a CSV, Parquet, Arrow or JSON Lines file or a "
-                            "dataset folder (image folders are always read from disk)")
-    elif text is None and (stream or (stream is None and _is_table(source)
-                                      and _big(source))):
+    table = _is_table(source)
+    if stream and not table:
+        raise DataError(f"data.stream is true but data.source {source!r} is not a table "
+                        "file; expected a CSV, Parquet, Arrow or JSON Lines file or a "
+                        "dataset folder (image folders are always read from disk)")
+    if table and (stream or (stream is None and _big(source))):
         return _streamed(source, target=target, features=features, split_column=split_column,
                          num_classes=num_classes, val_fraction=val_fraction,
                          test_fraction=test_fraction, labeled_fraction=labeled_fraction,

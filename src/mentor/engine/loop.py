@@ -406,9 +406,6 @@ def _batching(train: Split, spec: TrainSpec, seed: int, world: int, objectives,
     (:class:`~mentor.engine.sampling.TwoStreams`), where a method naming no views gets the
     presets' labeled view (:func:`~mentor.engine.views.views_for`)."""
     n = len(train)
-    if spec.accumulate > 1 and spec.batch_size * spec.accumulate < world:
-        raise MentorError(f"train.accumulate {spec.accumulate} x batch_size {spec.batch_size} "
-                          f"is fewer rows than the {world} processes")
     if spec.batch_size % world:
         raise MentorError(f"train.batch_size {spec.batch_size} is not divisible by the {world} "
                           f"processes; expected a multiple of {world} (the batch size is the "

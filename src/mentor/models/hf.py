@@ -124,9 +124,10 @@ def _lora_config(lora: dict, kind: str):
 def _with_lora(model: nn.Module, lora: dict | None, kind: str, where: str) -> nn.Module:
     if lora is None:
         return model
+    config = _lora_config(lora, kind)  # one sentence if peft is missing or a field is bad
     import peft
     try:
-        return peft.get_peft_model(model, _lora_config(lora, kind))
+        return peft.get_peft_model(model, config)
     except ValueError as e:  # target modules not found in the model
         why = (str(e).strip().splitlines() or [""])[0][:200]
         raise MentorError(f"lora cannot be applied to {where} ({why}); expected "
