@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 
 import torch
+from torch import nn
 import yaml
 
 from .._util.atomic import atomic_write_text
@@ -32,12 +33,21 @@ from ..lm.recipe import LMSpec, TokensRecipe, parse_tokens_recipe
 from ..lm.testbed import VOCAB, Addition, TokenData
 
 
-def build_lm(spec: LMSpec, max_len: int) -> CharLM:
+def build_lm(spec: LMSpec, max_len: int) -> nn.Module:
+    """The recipe's language model: mentor's ``CharLM``, or a ``transformers`` causal LM
+    (``arch: hf``, :func:`mentor.lm.hf_models.causal_lm`)."""
+    if spec.arch == "hf":
+        from ..lm.hf_models import causal_lm
+        return causal_lm(vocab_size=len(VOCAB), max_len=max_len, config=spec.config,
+                         path=spec.path)
     return CharLM(len(VOCAB), spec.d_model, spec.layers, kind=spec.arch, heads=spec.heads,
                   max_len=max_len)
 
 
 def _describe(spec: LMSpec) -> str:
+    if spec.arch == "hf":
+        what = (spec.config or {}).get("model_type") if spec.path is None else spec.path
+        return f"transformers causal LM ({what})"
     return f"{spec.arch} LM d={spec.d_model} x {spec.layers} layer(s)"
 
 

@@ -31,9 +31,23 @@ from ..errors import CheckpointError
 from .._util.safeio import MAX_JSON_BYTES, FileProblem, open_regular, read_bounded, shown
 
 
+def unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors`` with every tensor that shares memory with an earlier one copied: safetensors
+    refuses shared tensors, which tied weights are (a language model's input embedding and
+    output head); loading writes the same values into the tied parameter twice."""
+    seen: set[tuple] = set()
+    out = {}
+    for k, v in tensors.items():
+        key = (v.untyped_storage().data_ptr(), v.device.type)
+        out[k] = v.clone() if key in seen and v.numel() else v
+        seen.add(key)
+    return out
+
+
 def save_weights(path: Path, model: nn.Module, metadata: dict[str, Any] | None = None) -> None:
     """Save ``model``'s state dict as safetensors; ``metadata`` values are stored as JSON."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors = unshared({k: v.detach().contiguous().cpu()
+                        for k, v in model.state_dict().items()})
     meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
 
@@ -292,6 +306,7 @@ def _write_new(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Write ``tensors`` to ``path``: straight to a name nothing points to yet (no rename
     needed: until ``state.json`` names it, a half-written file is an orphan the next
     checkpoint removes), or by rename when the name exists (a re-save of the same step)."""
+    tensors = unshared(tensors)
     if os.path.lexists(path):
         with atomic_path(path, durable=False) as tmp:
             save_file(tensors, str(tmp))

@@ -37,10 +37,24 @@ class TokensData(BaseModel):
 
 class LMSpec(BaseModel):
     model_config = _STRICT
-    arch: Literal["gru", "transformer"] = "gru"
+    arch: Literal["gru", "transformer", "hf"] = "gru"
     d_model: int = Field(64, ge=1)
     layers: int = Field(1, ge=1)
     heads: int = Field(2, ge=1, description="attention heads (transformer)")
+    config: dict[str, Any] | None = Field(None, description="hf: model_type and the fields of "
+                                          "a transformers config (a causal LM, random "
+                                          "weights from the seed)")
+    path: str | None = Field(None, description="hf: a local causal LM folder "
+                             "(save_pretrained)")
+
+    @model_validator(mode="after")
+    def _hf_fields(self):
+        if self.arch == "hf" and (self.config is None) == (self.path is None):
+            raise ValueError("arch 'hf' needs one of 'config' (model_type and its fields) or "
+                             "'path' (a local causal LM folder)")
+        if self.arch != "hf" and (self.config is not None or self.path is not None):
+            raise ValueError(f"'config' and 'path' are for arch 'hf', not {self.arch!r}")
+        return self
 
 
 class TokensTeacher(LMSpec):

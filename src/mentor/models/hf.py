@@ -58,10 +58,26 @@ def _auto(kind: str):
 HEADS = {"text": "ForSequenceClassification", "image": "ForImageClassification"}
 
 
+def folder_config(folder: Path):
+    """``(config, where)`` of a local ``save_pretrained`` folder (``where`` names it in
+    errors); one sentence when it has no ``config.json``."""
+    import transformers
+    where = f"model folder '{folder}'"
+    if not (folder / "config.json").is_file():
+        raise MentorError(f"{where} has no config.json; expected a folder written by "
+                          "save_pretrained")
+    return transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True), where
+
+
+def saved_architectures(config) -> list[str]:
+    """The model classes a folder's config says it was saved from (``architectures``)."""
+    return [a for a in (getattr(config, "architectures", None) or []) if isinstance(a, str)]
+
+
 def _check_config(config, kind: str, input_shape, num_classes: int, vocab_size, where: str,
                   new_head: bool) -> None:
     """A folder's config that does not fit the data is refused in one sentence."""
-    saved = [a for a in (getattr(config, "architectures", None) or []) if isinstance(a, str)]
+    saved = saved_architectures(config)
     if saved and not any(a.endswith(HEADS[kind]) for a in saved) and not new_head:
         raise MentorError(f"{where} holds a {saved[0]}, not a {kind} classifier (*"
                           f"{HEADS[kind]}); expected a model saved with that head, or "
@@ -198,11 +214,7 @@ def hf(input_shape: Sequence[int], num_classes: int, vocab_size: int | None = No
         return HFClassifier(_with_lora(_auto(kind).from_config(cfg), lora, kind,
                                        f"a {model_type} model"), image)
     folder = Path(path)
-    where = f"model folder '{folder}'"
-    if not (folder / "config.json").is_file():
-        raise MentorError(f"{where} has no config.json; expected a folder written by "
-                         "save_pretrained")
-    cfg = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    cfg, where = folder_config(folder)
     _check_config(cfg, kind, input_shape, num_classes, vocab_size, where, new_head)
     try:
         if _building_on_meta():  # counting parameters: shapes only, no weights read

@@ -1,0 +1,81 @@
+"""Hugging Face causal language models (``AutoModelForCausalLM``) as the teacher or student of
+a ``task: tokens`` recipe: built from a config (``model_type`` and its fields; weights from
+the seed) or loaded from a local folder written by ``save_pretrained`` (never downloaded).
+The regimes call them with token ids and read their output's ``.logits``
+(:mod:`mentor.lm.generate`), as they call mentor's own ``CharLM``.
+
+A folder that does not fit is refused in one sentence before any training: a model saved
+with another head (a sequence classifier is not a language model), a vocabulary smaller
+than the testbed's token ids, or fewer positions than its sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import MentorError
+
+CAUSAL_HEADS = ("ForCausalLM", "LMHeadModel")
+
+
+def causal_lm(*, vocab_size: int, max_len: int, config: dict[str, Any] | None = None,
+              path: str | None = None) -> nn.Module:
+    """A causal LM over ``vocab_size`` token ids reading sequences of ``max_len`` tokens."""
+    try:
+        import transformers
+    except ImportError:
+        raise MentorError("arch 'hf' needs the transformers package; expected `pip install "
+                          "mentor[lm]`") from None
+    if config is not None:
+        fields = dict(config)
+        model_type = fields.pop("model_type", None)
+        if not isinstance(model_type, str):
+            raise MentorError(f"config needs 'model_type' (e.g. gpt2); got {model_type!r}")
+        try:
+            cfg = transformers.AutoConfig.for_model(model_type, **fields,
+                                                    vocab_size=vocab_size)
+        except (ValueError, TypeError) as e:
+            raise MentorError(f"config: {_first(e)}; expected a transformers model_type and "
+                              "its fields") from None
+        _check_positions(cfg, max_len, f"config {model_type!r}")
+        return _build(transformers.AutoModelForCausalLM.from_config, cfg, f"a {model_type}")
+    from ..models.hf import folder_config, saved_architectures
+    folder = Path(path)
+    cfg, where = folder_config(folder)
+    saved = saved_architectures(cfg)
+    if saved and not any(a.endswith(CAUSAL_HEADS) for a in saved):
+        raise MentorError(f"{where} holds a {saved[0]}, not a causal language model "
+                          "(*ForCausalLM); expected a model saved with a language-modeling head")
+    have = getattr(cfg, "vocab_size", None)
+    if isinstance(have, int) and have < vocab_size:
+        raise MentorError(f"{where} has a vocabulary of {have:,} tokens but the testbed's ids "
+                          f"go up to {vocab_size - 1:,}; expected at least {vocab_size:,}")
+    _check_positions(cfg, max_len, where)
+    return _build(lambda c: transformers.AutoModelForCausalLM.from_pretrained(
+        str(folder), local_files_only=True), cfg, where)
+
+
+def _build(make, cfg, where: str) -> nn.Module:
+    try:
+        return make(cfg)
+    except ValueError as e:  # a model type without a causal LM ("Unrecognized configuration")
+        raise MentorError(f"{where} model has no causal language model in transformers "
+                          f"({_first(e)}); expected a model type such as gpt2") from None
+
+
+def _check_positions(cfg, max_len: int, where: str) -> None:
+    limit = next((getattr(cfg, k) for k in ("n_positions", "max_position_embeddings")
+                  if isinstance(getattr(cfg, k, None), int)), None)
+    if limit is not None and limit < max_len:
+        raise MentorError(f"{where} reads at most {limit} positions but the testbed's "
+                          f"sequences have {max_len}; expected n_positions (or "
+                          f"max_position_embeddings) of at least {max_len}")
+
+
+def _first(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+__all__ = ["causal_lm"]
