@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DataError
-from .tables import (SPLIT_COLUMN, SPLIT_NAMES, TABLE_SUFFIXES, _first_line, _json,
+from .tables import (SPLIT_COLUMN, SPLIT_NAMES, TABLE_SUFFIXES, _first_line, dict_split_names,
                      read_shard_names)
 
 BATCH_ROWS = 4096  # rows per batch where the reader chooses (Parquet)
@@ -123,11 +123,7 @@ def _hf_batches(path: Path, columns, where: str):
         for shard in read_shard_names(path, where):
             yield from _select(_shard(path / shard, where), columns)
         return
-    names = _json(listed, where).get("splits") or []
-    for name in names:
-        if name not in SPLIT_NAMES:
-            raise DataError(f"{where} has split {name!r}; expected split names among "
-                            f"{', '.join(SPLIT_NAMES)} (validation is mentor's val)")
+    for name in dict_split_names(path, where):
         own = [c for c in columns if c != SPLIT_COLUMN] if columns is not None else None
         for shard in read_shard_names(path / name, f"{where} split {name!r}"):
             for t in _select(_shard(path / name / shard, where), own):

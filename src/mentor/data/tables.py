@@ -104,28 +104,32 @@ def _read_hf(path: Path, field: str):
     """A ``save_to_disk`` folder: one ``Dataset`` (``state.json``) or a ``DatasetDict``."""
     from .._util.safeio import shown
     where = f"{field} {shown(path)}"
-    listed = path / "dataset_dict.json"
-    if listed.is_file():
-        names = _json(listed, where).get("splits")
-        if not isinstance(names, list) or not names or not all(isinstance(n, str)
-                                                                for n in names):
-            raise DataError(f"{where}: dataset_dict.json has splits {names!r}; expected a "
-                            "list of split names")
-        return _split_tables(path, names, field)
+    if (path / "dataset_dict.json").is_file():
+        return _split_tables(path, dict_split_names(path, where), field)
     if (path / "state.json").is_file():
         return _read_shards(path, where)
     raise DataError(f"{where} is a folder without state.json or dataset_dict.json; expected a "
                     "Hugging Face dataset saved with save_to_disk, or an image folder")
 
 
-def _split_tables(path: Path, names: list[str], field: str):
-    import pyarrow as pa
-    from .._util.safeio import shown
-    where = f"{field} {shown(path)}"
+def dict_split_names(path: Path, where: str) -> list[str]:
+    """The split names a ``DatasetDict`` folder's ``dataset_dict.json`` lists, each one a
+    split mentor knows (:data:`SPLIT_NAMES`)."""
+    names = _json(path / "dataset_dict.json", where).get("splits")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise DataError(f"{where}: dataset_dict.json has splits {names!r}; expected a list of "
+                        "split names")
     unknown = [n for n in names if n not in SPLIT_NAMES]
     if unknown:
         raise DataError(f"{where} has split {unknown[0]!r}; expected split names among "
                         f"{', '.join(SPLIT_NAMES)} (validation is mentor's val)")
+    return names
+
+
+def _split_tables(path: Path, names: list[str], field: str):
+    import pyarrow as pa
+    from .._util.safeio import shown
+    where = f"{field} {shown(path)}"
     tables = []
     for name in names:
         t = _read_shards(path / name, f"{where} split {name!r}")
