@@ -14,11 +14,12 @@ from ..losses.tokens import DIVERGENCES, TopKSignal, chunked_head_divergence, to
 from .distill import REGIMES, LMResult, distill_lm
 from .generate import complete, exact_match, logits_of
 from .models import CharLM
+from .served_http import CompletionsClient
 from .signals import LocalTeacher, ServedTeacher, StoredTopKTeacher
 from .testbed import Addition, TokenData
 from .vocab import VocabAlignment, align_vocab
 
-__all__ = ["Addition", "CharLM", "DIVERGENCES", "LMResult", "LocalTeacher", "REGIMES",
+__all__ = ["Addition", "CharLM", "CompletionsClient", "DIVERGENCES", "LMResult", "LocalTeacher", "REGIMES",
            "ServedTeacher", "StoredTopKTeacher", "TokenData", "TopKSignal", "VocabAlignment",
            "align_vocab", "chunked_head_divergence", "complete", "distill_lm", "exact_match",
            "logits_of", "token_count", "token_divergence"]
