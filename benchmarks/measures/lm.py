@@ -179,21 +179,22 @@ class NoisyProgram:
     def __init__(self, task):
         self.task, self.queries = task, 0
 
-    def signal(self, ids, rows=None):
+    def signal(self, ids, rows=None, attention=None):
         raise AssertionError("sequence-level KD only samples from the teacher")
 
-    def generate(self, prompts, new_tokens, *, greedy=True, temperature=1.0, generator=None):
+    def generate(self, batch, new_tokens=None, *, greedy=True, temperature=1.0,
+                 generator=None):
         import torch
 
         from mentor.lm.testbed import encode
-        self.queries += len(prompts)
+        self.queries += len(batch)
         out = []
-        for p in prompts:
+        for p in batch.prompts():
             answer = encode(self.task.answer(p))
             if torch.rand((), generator=generator) < 0.3:
                 answer[-2] = encode(str((int(self.task.answer(p)[-2]) + 1) % 10))[0]
             out.append(answer)
-        return torch.cat([prompts, torch.tensor(out)], 1)
+        return batch.with_completions(out)
 
 
 def gold_agreement_runs(quick: bool = False) -> dict:

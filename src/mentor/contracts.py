@@ -518,3 +518,27 @@ class StepFeed(Protocol):
         """The feed's own state for a checkpoint (its draws beyond ``tr.gen``)."""
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None: ...
+
+
+class TokenTeacher(Protocol):
+    """A language-model teacher of the token feed (:mod:`mentor.lm.signals`: a local model,
+    stored top-k log-probabilities, a served model). ``queries`` counts the sequences it was
+    asked about and ``cost_per_query`` prices each."""
+
+    vocab_size: int
+    queries: int
+    cost_per_query: float
+
+    def signal(self, ids: Tensor, rows: Tensor | None = None,
+               attention: Tensor | None = None) -> Any:
+        """Next-token targets aligned with the student's logits on ``ids`` ``(B, L)``: logits
+        ``(B, L, V)`` or a :class:`~mentor.losses.tokens.TopKSignal`. ``rows`` are the dataset
+        rows of ``ids`` (``None`` for sampled sequences); ``attention`` ``(B, L)`` marks real
+        tokens of right-padded rows (``None``: all)."""
+
+    def generate(self, batch: Any, new_tokens: int | None = None, *, greedy: bool = True,
+                 temperature: float = 1.0, generator: Any = None) -> Any:
+        """``batch``'s prompts (a :class:`~mentor.lm.token_data.TokenData`) with this teacher's
+        completions, each cut after the data's end-of-sequence token, as ``TokenData`` (up to
+        ``new_tokens`` new tokens; default the batch's longest completion). A teacher that
+        cannot generate raises :class:`~mentor.errors.MentorError`."""

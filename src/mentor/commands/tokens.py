@@ -27,7 +27,7 @@ from ..runs.progress import Bars
 from ..runs.folder import INPUT, finish_run_dir, open_run_folder
 from ..runs.env import environment
 from ..lm.distill import distill_lm
-from ..lm.generate import complete, exact_match, logits_of
+from ..lm.generate import complete_data, exact_match, logits_of
 from ..lm.models import CharLM
 from ..lm.recipe import LMSpec, TokensRecipe, parse_tokens_recipe
 from ..lm.testbed import VOCAB, Addition, TokenData
@@ -59,10 +59,9 @@ def tokens_data(recipe: TokensRecipe) -> tuple[TokenData, TokenData, TokenData]:
 @torch.no_grad()
 def agreement(student, teacher, data: TokenData) -> float:
     """Share of prompts whose greedy completion is the same for student and teacher."""
-    p, new = data.prompt_len, data.ids.shape[1] - data.prompt_len
-    a = complete(student, data.prompts(), new)
-    b = complete(teacher, data.prompts(), new)
-    return float((a[:, p:] == b[:, p:]).all(1).double().mean())
+    a = complete_data(student, data).completion_lists()
+    b = complete_data(teacher, data).completion_lists()
+    return sum(x == y for x, y in zip(a, b)) / len(data)
 
 
 def run_tokens(raw: dict, out_root: Path, *, source: str = "recipe", progress: bool = True,

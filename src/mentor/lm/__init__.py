@@ -12,14 +12,15 @@ extra) work wherever a module maps ids ``(B, L)`` to logits ``(B, L, V)``.
 
 from ..losses.tokens import DIVERGENCES, TopKSignal, chunked_head_divergence, token_count, token_divergence
 from .distill import REGIMES, LMResult, distill_lm
-from .generate import complete, exact_match, logits_of
+from .generate import complete, complete_data, exact_match, logits_of
 from .models import CharLM
 from .served_http import CompletionsClient
 from .signals import LocalTeacher, ServedTeacher, StoredTopKTeacher
 from .testbed import Addition, TokenData
 from .vocab import VocabAlignment, align_vocab
 
-__all__ = ["Addition", "CharLM", "CompletionsClient", "DIVERGENCES", "LMResult", "LocalTeacher", "REGIMES",
-           "ServedTeacher", "StoredTopKTeacher", "TokenData", "TopKSignal", "VocabAlignment",
-           "align_vocab", "chunked_head_divergence", "complete", "distill_lm", "exact_match",
-           "logits_of", "token_count", "token_divergence"]
+__all__ = ["Addition", "CharLM", "CompletionsClient", "DIVERGENCES", "LMResult", "LocalTeacher",
+           "REGIMES", "ServedTeacher", "StoredTopKTeacher", "TokenData", "TopKSignal",
+           "VocabAlignment", "align_vocab", "chunked_head_divergence", "complete",
+           "complete_data", "distill_lm", "exact_match", "logits_of", "token_count",
+           "token_divergence"]

@@ -54,7 +54,7 @@ from ..losses.tokens import DIVERGENCES
 from ..tasks.tokens import TOKENS
 from .regimes import Regime, TokenFeed, period_training, rank_seed
 from .signals import as_token_teacher
-from .testbed import TokenData
+from .token_data import TokenData, cut_at_eos, from_lists
 
 REGIMES = ("supervised", "off_policy", "seqkd", "on_policy", "bridge")
 
@@ -91,26 +91,26 @@ def _check(regime, divergence, estimator, lam, steps, batch_size, accumulate, wa
 
 
 def _seqkd_completions(teacher, train: TokenData, gold_tries: int, temperature: float,
-                       generator) -> tuple[Tensor, Tensor]:
+                       generator) -> tuple[list[list[int]], Tensor]:
     """The teacher's completions of every training prompt (greedy, or with gold-agreement
-    rejection sampling): ``(ids, accepted)``, one row per row of ``train``."""
-    p = train.prompt_len
-    new = train.ids.shape[1] - p
-    prompts = train.ids[:, :p]
+    rejection sampling: a sample is kept when it equals the dataset's completion up to its
+    end-of-sequence): ``(completions, accepted)``, one per row of ``train``."""
     if gold_tries <= 0:
-        return teacher.generate(prompts, new), torch.ones(len(train), dtype=torch.bool)
-    ids = train.ids.clone()
+        return (teacher.generate(train).completion_lists(),
+                torch.ones(len(train), dtype=torch.bool))
+    gold = train.completion_lists()
+    done = list(gold)
     accepted = torch.zeros(len(train), dtype=torch.bool)
     for _ in range(gold_tries):
         todo = (~accepted).nonzero().squeeze(-1)
         if len(todo) == 0:
             break
-        out = teacher.generate(prompts[todo], new, greedy=False, temperature=temperature,
-                               generator=generator)
-        ok = (out[:, p:] == train.ids[todo, p:]).all(1)
-        ids[todo[ok]] = out[ok]
-        accepted[todo[ok]] = True
-    return ids, accepted
+        out = teacher.generate(train.subset(todo), greedy=False, temperature=temperature,
+                               generator=generator).completion_lists()
+        for i, c in zip(todo.tolist(), out):
+            if c == cut_at_eos(gold[i], train.eos_id):
+                done[i], accepted[i] = c, True
+    return done, accepted
 
 
 def _seqkd_data(teacher, train: TokenData, gold_tries: int, temperature: float, generator,
@@ -120,24 +120,43 @@ def _seqkd_data(teacher, train: TokenData, gold_tries: int, temperature: float, 
     share of the prompts and all ranks gather the whole set (same row order)."""
     rank, world = (0, 1) if acc is None else (int(acc.process_index), int(acc.num_processes))
     if world == 1:
-        ids, accepted = _seqkd_completions(teacher, train, gold_tries, temperature, generator)
+        completions, accepted = _seqkd_completions(teacher, train, gold_tries, temperature,
+                                                   generator)
     else:
         shares = torch.tensor_split(torch.arange(len(train)), world)
-        ids, accepted = _seqkd_completions(teacher, train.subset(shares[rank]), gold_tries,
-                                           temperature, generator)
-        local = torch.cat([ids.cpu().reshape(-1), accepted.long()])
-        size = max(len(s) for s in shares) * (train.ids.shape[1] + 1)
-        padded = torch.cat([local, local.new_zeros(size - len(local))]).to(acc.device)
-        parts = acc.gather(padded).cpu().view(world, size)
-        width = train.ids.shape[1]
-        ids = torch.cat([q[:len(s) * width].view(len(s), width)
-                         for q, s in zip(parts, shares)])
-        accepted = torch.cat([q[len(s) * width:len(s) * (width + 1)].bool()
-                              for q, s in zip(parts, shares)])
+        mine, ok = _seqkd_completions(teacher, train.subset(shares[rank]), gold_tries,
+                                      temperature, generator)
+        completions, accepted = _gather_lists(mine, ok, acc)
     if not accepted.any():
         raise MentorError(f"no teacher completion agreed with the gold answer in {gold_tries} "
                           "tries on any prompt; expected a teacher that is sometimes right")
-    return TokenData(ids[accepted], train.target[accepted])
+    keep = accepted.nonzero().squeeze(-1).tolist()
+    prompts = train.prompt_lists()
+    return from_lists([prompts[i] for i in keep], [completions[i] for i in keep],
+                      pad_id=train.pad_id, eos_id=train.eos_id)
+
+
+def _gather_lists(mine: list[list[int]], ok: Tensor, acc) -> tuple[list[list[int]], Tensor]:
+    """Every rank's completions and acceptances, in rank order (lists of any lengths: each
+    rank sends its flat tokens, lengths and flags padded to the longest rank's)."""
+    lengths = torch.tensor([len(c) for c in mine], dtype=torch.long)
+    flat = torch.tensor([t for c in mine for t in c], dtype=torch.long)
+    head = torch.tensor([len(mine), len(flat)], dtype=torch.long)
+    sizes = acc.gather(head.to(acc.device)).cpu().view(-1, 2)
+    rows, toks = int(sizes[:, 0].max()), int(sizes[:, 1].max())
+    local = torch.cat([lengths, lengths.new_zeros(rows - len(mine)), ok.long(),
+                       lengths.new_zeros(rows - len(mine)), flat,
+                       flat.new_zeros(toks - len(flat))])
+    parts = acc.gather(local.to(acc.device)).cpu().view(len(sizes), -1)
+    completions, accepted = [], []
+    for part, (n, _) in zip(parts, sizes.tolist()):
+        lens, flags, tokens = part[:n], part[rows:rows + n], part[2 * rows:].tolist()
+        at = 0
+        for length, flag in zip(lens.tolist(), flags.tolist()):
+            completions.append(tokens[at:at + length])
+            accepted.append(bool(flag))
+            at += length
+    return completions, torch.tensor(accepted, dtype=torch.bool)
 
 
 def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData | None = None,

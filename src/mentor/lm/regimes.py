@@ -30,8 +30,8 @@ from ..losses.tokens import token_count, token_divergence
 from ..recipe import TrainSpec
 from ..tasks.tokens import TOKENS, logits_of
 from ..updates import Frozen
-from .generate import complete, exact_match
-from .testbed import TokenData
+from .generate import complete_data, exact_match
+from .token_data import TokenData
 
 
 @dataclass(frozen=True)
@@ -112,45 +112,44 @@ class TokenFeed(PeriodFeed):
         self.batch_size, self.accumulate, self.sampler = batch_size, accumulate, sampler
         self.lo = tr.rank * batch_size // tr.world
         self.hi = (tr.rank + 1) * batch_size // tr.world
-        # every row of a TokenData has the same prompt / completion layout
-        self.mask = train.target[0, 1:].to(tr.device)
 
     def steps(self, p, epoch: int):
         for _ in range(p.batch, self.steps_in(epoch)):
             yield self._step(p.step + 1)
 
     def _step(self, step: int) -> list:
+        """The step's micro-batches, each a right-padded :class:`TokenData` with its own rows'
+        completion masks (sampled completions end at their own end-of-sequence)."""
         tr, train, r = self.tr, self.train, self.regime
-        g, p = tr.gen, train.prompt_len
-        new = train.ids.shape[1] - p
+        g = tr.gen
         tr.model.train()
         drawn = []
         for _ in range(self.accumulate):
             rows = torch.randint(0, len(train), (self.batch_size,), generator=g)
             if tr.world > 1:
                 rows = rows[self.lo:self.hi]
-            ids = train.ids[rows].to(tr.device)
+            batch = to_device(train.subset(rows), tr.device)
             mode = r.name
             if r.on_policy_at(step):
                 if r.name == "bridge" or torch.rand((), generator=g) < r.lam:
-                    ids = complete(tr.raw_model, ids[:, :p], new, greedy=False,
-                                   temperature=r.sample_temperature, generator=self.sampler)
+                    batch = complete_data(tr.raw_model, batch, greedy=False,
+                                          temperature=r.sample_temperature,
+                                          generator=self.sampler)
                     rows, mode = None, "student_samples"
                 else:
                     mode = "dataset_on_policy_loss"
             elif r.name == "bridge":
-                ids = self.teacher.generate(ids[:, :p], new, greedy=False,
-                                            temperature=r.sample_temperature,
-                                            generator=self.sampler)
+                batch = self.teacher.generate(batch, greedy=False,
+                                              temperature=r.sample_temperature,
+                                              generator=self.sampler)
                 rows, mode = None, "teacher_samples"
-            drawn.append((ids, rows, self.mask.expand(len(ids), -1), mode))
-        n = token_count([m for _, _, m, _ in drawn], tr.acc)
-        return [self._micro(step, ids, rows, mask, mode, n)
-                for ids, rows, mask, mode in drawn]
+            drawn.append((batch, rows, mode))
+        n = token_count([b.target[:, 1:] for b, _, _ in drawn], tr.acc)
+        return [self._micro(step, batch, rows, mode, n) for batch, rows, mode in drawn]
 
-    def _micro(self, step, ids, rows, mask, mode, n):
+    def _micro(self, step, batch, rows, mode, n):
         def micro():
-            loss, value = micro_loss(self.tr.model, self.teacher, ids, rows, mask, mode, n,
+            loss, value = micro_loss(self.tr.model, self.teacher, batch, rows, mode, n,
                                      self.regime, step)
 
             def fault():
@@ -176,17 +175,25 @@ class TokenFeed(PeriodFeed):
             self.teacher.queries = int(state["teacher_queries"])
 
 
-def micro_loss(student, teacher, ids: Tensor, rows: Tensor | None, mask: Tensor, mode: str,
-               n, regime: Regime, step: int) -> tuple[Tensor, Tensor]:
+def to_device(data: TokenData, device) -> TokenData:
+    return TokenData(data.ids.to(device), data.target.to(device), data.attention.to(device),
+                     data.pad_id, data.eos_id)
+
+
+def micro_loss(student, teacher, batch: TokenData, rows: Tensor | None, mode: str, n,
+               regime: Regime, step: int) -> tuple[Tensor, Tensor]:
     """(loss to differentiate, the value it stands for) of one micro-batch, per target token
-    of the whole step (``n`` tokens)."""
-    ids_in = ids[:, :-1]
-    zs = logits_of(student, ids_in)
+    of the whole step (``n`` tokens). Position ``t`` of the logits predicts token ``t + 1``,
+    so the loss reads the targets shifted by one; padding is passed to the models as their
+    attention mask."""
+    ids, mask = batch.ids, batch.target[:, 1:]
+    ids_in, att_in = ids[:, :-1], batch.attention[:, :-1]
+    zs = logits_of(student, ids_in, att_in)
     if regime.name in ("supervised", "seqkd"):
         loss = F.cross_entropy(zs[mask].float(), ids[:, 1:][mask], reduction="sum") / n
         return loss, loss.detach()
     on = regime.on_policy_at(step)
-    signal = teacher.signal(ids_in, rows)
+    signal = teacher.signal(ids_in, rows, att_in)
     if isinstance(signal, Tensor):  # a teacher left on another device than the student
         signal = signal.to(zs.device)
     if on and regime.estimator == "sampled" and mode == "student_samples":

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from ..errors import MentorError
 from ..losses.tokens import TopKSignal
-from .generate import complete, logits_of
+from .generate import complete_data, logits_of
+from .token_data import TokenData
 from .vocab import VocabAlignment
 
 
@@ -55,18 +56,22 @@ class LocalTeacher:
         return next(self.model.parameters()).device
 
     @torch.no_grad()
-    def signal(self, ids: Tensor, rows: Tensor | None = None) -> Tensor:
+    def signal(self, ids: Tensor, rows: Tensor | None = None,
+               attention: Tensor | None = None) -> Tensor:
         self.queries += len(ids)
-        z = logits_of(self.model, ids.to(self._device()))
+        dev = self._device()
+        z = logits_of(self.model, ids.to(dev), None if attention is None else attention.to(dev))
         return z if self.alignment is None else self.alignment.teacher(z)
 
-    def generate(self, prompts: Tensor, new_tokens: int, *, greedy: bool = True,
-                 temperature: float = 1.0, generator=None) -> Tensor:
-        self.queries += len(prompts)
-        out = complete(self.model, prompts.to(self._device()), new_tokens, greedy=greedy,
-                       temperature=temperature, generator=generator,
-                       vocab=None if self.alignment is None else self.alignment.size)
-        return out.to(prompts.device)
+    def generate(self, batch: TokenData, new_tokens: int | None = None, *, greedy: bool = True,
+                 temperature: float = 1.0, generator=None) -> TokenData:
+        """``batch``'s prompts with this teacher's completions (:func:`complete_data`)."""
+        self.queries += len(batch)
+        dev, back = self._device(), batch.ids.device
+        out = complete_data(self.model, _on(batch, dev), new_tokens, greedy=greedy,
+                            temperature=temperature, generator=generator,
+                            vocab=None if self.alignment is None else self.alignment.size)
+        return _on(out, back)
 
 
 class StoredTopKTeacher:
@@ -94,7 +99,8 @@ class StoredTopKTeacher:
         self.vocab_size = store.kind.vocab_size
         self.queries = 0
 
-    def signal(self, ids: Tensor, rows: Tensor | None = None) -> TopKSignal:
+    def signal(self, ids: Tensor, rows: Tensor | None = None,
+               attention: Tensor | None = None) -> TopKSignal:
         if rows is None:
             raise MentorError("a stored top-k teacher knows only the dataset sequences it "
                               "labeled; the on-policy and sequence-level regimes need a local "
@@ -125,18 +131,23 @@ class ServedTeacher:
         self.generate_fn = generate_fn
         self.queries = 0
 
-    def signal(self, ids: Tensor, rows: Tensor | None = None) -> TopKSignal:
-        out = self.fn(ids.tolist())
-        self.queries += len(ids)
+    def signal(self, ids: Tensor, rows: Tensor | None = None,
+               attention: Tensor | None = None) -> TopKSignal:
+        """Each row is sent without its padding (``attention``); the positions after a row's
+        end are filled with token 0 at log-probability 0 (no loss reads them)."""
         b, length = ids.shape
+        lengths = [length] * b if attention is None else attention.sum(1).tolist()
+        out = self.fn([r[:int(n)] for r, n in zip(ids.tolist(), lengths)])
+        self.queries += len(ids)
         idx = torch.zeros(b, length, self.k, dtype=torch.long)
         lp = torch.full((b, length, self.k), -1e4)
         if len(out) != b:
             raise MentorError(f"served teacher returned {len(out)} sequences for {b} asked")
         for i, seq in enumerate(out):
-            if len(seq) != length:
+            if len(seq) != lengths[i]:
                 raise MentorError(f"served teacher returned {len(seq)} positions for sequence "
-                                  f"{i} of length {length}; expected one per position")
+                                  f"{i} of length {lengths[i]}; expected one per position")
+            lp[i, len(seq):, 0] = 0.0
             for t, pairs in enumerate(seq):
                 pairs = sorted(pairs, key=lambda p: -p[1])[:self.k]
                 if len(pairs) < self.k:
@@ -150,13 +161,24 @@ class ServedTeacher:
                     idx[i, t, j], lp[i, t, j] = int(tok), min(float(val), 0.0)
         return TopKSignal(idx.to(ids.device), lp.to(ids.device), self.renormalize)
 
-    def generate(self, prompts: Tensor, new_tokens: int, **_) -> Tensor:
+    def generate(self, batch: TokenData, new_tokens: int | None = None, **_) -> TokenData:
+        """``batch``'s prompts with ``generate_fn``'s completions (each cut after the data's
+        end-of-sequence token)."""
         if self.generate_fn is None:
             raise MentorError("this served teacher has no generate_fn; the sequence-level and "
                               "bridge regimes need one")
-        out = self.generate_fn(prompts.tolist(), new_tokens)
-        self.queries += len(prompts)
-        return torch.cat([prompts, torch.tensor(out, dtype=torch.long)], 1)
+        new = batch.max_new_tokens if new_tokens is None else new_tokens
+        out = self.generate_fn(batch.prompt_lists(), new)
+        self.queries += len(batch)
+        if len(out) != len(batch):
+            raise MentorError(f"served teacher generated {len(out)} completions for "
+                              f"{len(batch)} prompts; expected one per prompt")
+        return _on(batch.with_completions(out), batch.ids.device)
+
+
+def _on(data: TokenData, device) -> TokenData:
+    return TokenData(data.ids.to(device), data.target.to(device), data.attention.to(device),
+                     data.pad_id, data.eos_id)
 
 
 def as_token_teacher(obj, **kw):

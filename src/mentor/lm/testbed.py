@@ -9,12 +9,11 @@ held-out prompts (operand pairs never seen in training).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from ..errors import MentorError
+from .token_data import TokenData
 
 CHARS = "0123456789+=;"
 PAD, BOS = 0, 1
@@ -34,34 +33,6 @@ def encode(text: str) -> list[int]:
 def decode(ids) -> str:
     """The text of token ids, ``<pad>``/``<bos>`` dropped."""
     return "".join(VOCAB[int(i)] for i in ids if int(i) > BOS)
-
-
-@dataclass
-class TokenData:
-    """Sequences of one length: ``ids`` (N, L) long and ``target`` (N, L) bool, True where
-    the token is part of the completion (the positions a loss predicts)."""
-
-    ids: Tensor
-    target: Tensor
-
-    def __post_init__(self):
-        if self.ids.ndim != 2 or self.target.shape != self.ids.shape:
-            raise MentorError(f"token data ids {tuple(self.ids.shape)} and target mask "
-                              f"{tuple(self.target.shape)} must both be (sequences, length)")
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def prompt_len(self) -> int:
-        """Length of the prompt (every row has the same: the first target position)."""
-        return int(self.target[0].float().argmax())
-
-    def prompts(self) -> Tensor:
-        return self.ids[:, :self.prompt_len]
-
-    def subset(self, rows) -> "TokenData":
-        return TokenData(self.ids[rows], self.target[rows])
 
 
 class Addition:

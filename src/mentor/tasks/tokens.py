@@ -3,6 +3,8 @@ labels are its next tokens, ``-1`` where no loss or metric reads them (prompt po
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import Tensor, nn
 
@@ -11,10 +13,36 @@ from ..registry import TASKS
 from .row_labels import RowLabels
 
 
-def logits_of(model, ids: Tensor) -> Tensor:
+def takes_attention_mask(model) -> bool:
+    """Whether ``model`` (or the module a DDP wrapper holds) is a Hugging Face model or a PEFT
+    wrapper of one: those take ``attention_mask`` and ``position_ids``."""
+    model = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    kinds = [m.PreTrainedModel for m in [sys.modules.get("transformers")] if m is not None]
+    kinds += [m.PeftModel for m in [sys.modules.get("peft")] if m is not None]
+    return bool(kinds) and isinstance(model, tuple(kinds))
+
+
+def logits_of(model, ids: Tensor, attention: Tensor | None = None) -> Tensor:
     """Next-token logits ``(B, L, V)`` of ``model`` on ``ids`` (Hugging Face outputs unwrapped:
-    their ``.logits``, or a tuple's first element)."""
-    out = model(ids)
+    their ``.logits``, or a tuple's first element).
+
+    ``attention`` ``(B, L)`` marks real tokens (``None``: all). A Hugging Face model gets it as
+    ``attention_mask`` with ``position_ids`` counting real tokens only (0 at each row's first
+    real token), so left- and right-padded rows read as unpadded. Any other module is called
+    on the ids alone, which is right for right padding and a causal model (the pads come after
+    every real position); left padding is refused for it."""
+    if attention is None or bool(attention.all()):
+        out = model(ids)
+    elif takes_attention_mask(model):
+        att = attention.long()
+        positions = (att.cumsum(1) - 1).clamp(min=0)
+        out = model(input_ids=ids, attention_mask=att, position_ids=positions)
+    else:
+        lengths = attention.sum(1, keepdim=True)
+        if bool((attention != (torch.arange(ids.shape[1], device=ids.device) < lengths)).any()):
+            raise MentorError(f"{type(model).__name__} takes no attention mask and these rows are "
+                              "left-padded; expected right padding (or a Hugging Face model)")
+        out = model(ids)
     if hasattr(out, "logits"):
         out = out.logits
     elif isinstance(out, tuple):
