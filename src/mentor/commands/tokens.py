@@ -129,7 +129,8 @@ def _execute(recipe: TokensRecipe, teacher_train, student_train, val, test, tmp:
                 student = build_lm(recipe.student, max_len)
                 cb = bars.start(f"{m.name} / seed {seed}", tr.steps)
                 res = distill_lm(student, teacher, student_train, val=val, steps=tr.steps,
-                                 batch_size=tr.batch_size, lr=tr.lr, accumulate=tr.accumulate,
+                                 batch_size=tr.batch_size, accumulate=tr.accumulate,
+                                 optimization=tr.optimization(),
                                  chunk_size=tr.chunk_size, eval_every=tr.eval_every,
                                  seed=seed, on_eval=cb, resume=True,
                                  checkpoint_dir=tmp / "checkpoints" / m.name / f"seed{seed}"

@@ -305,7 +305,6 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
     tr.pipes = pipelines(augment, spec, data.input_shape, tokens)
     _check_views_fit(rows, tr.pipes, tokens, views is not None or mixer is not None
                      or batch_mixer is not None)
-    tr.autocast = acc.autocast if spec.mixed_precision != "no" else None
     tr.with_labels = takes_labels(student)
     tr.g_batch = spec.batch_size * spec.accumulate  # a step's global rows (shared by ranks)
     # unlabeled rows take the teacher's prediction as label when a loss or the monitor reads it
@@ -362,6 +361,7 @@ def prepare_training(student: nn.Module, spec: TrainSpec, seed: int, *, task: Ta
         optimizer=optimizer, opt_step=optimizer if plain else acc.prepare_optimizer(optimizer),
         plain=plain, scheduler=make_scheduler(optimizer, spec, total_steps),
         steps_per_epoch=steps_per_epoch,
+        autocast=acc.autocast if spec.mixed_precision != "no" else None,
         ckpt=Path(checkpoint_dir) if checkpoint_dir is not None else None,
         gen=torch.Generator().manual_seed(seed), updater=updater, averaged=averaged,
         averager=averager)

@@ -52,7 +52,7 @@ from ..engine.loop import run_training
 from ..errors import MentorError, check_param
 from ..losses.tokens import DIVERGENCES
 from ..tasks.tokens import TOKENS
-from .regimes import Regime, TokenFeed, period_training, rank_seed
+from .regimes import Optimization, Regime, TokenFeed, period_training, rank_seed
 from .signals import as_token_teacher
 from .token_data import TokenData, cut_at_eos, from_lists
 
@@ -167,12 +167,17 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
                gold_tries: int = 0, sample_temperature: float = 1.0,
                chunk_size: int | None = None, eval_every: int = 100, seed: int = 0,
                on_eval=None, accelerator=None, checkpoint_dir=None, resume: bool = False,
-               checkpoint_every: int = 0, max_steps: int | None = None) -> LMResult:
+               checkpoint_every: int = 0, max_steps: int | None = None,
+               optimization: Optimization | None = None) -> LMResult:
     """Train ``student`` (a causal LM: ids -> logits) from ``teacher`` on ``train`` with one
     of :data:`REGIMES` (module docstring). ``divergence`` defaults to forward KL (off-policy,
     bridge warm-up) or reverse KL (on-policy); ``beta``, ``alpha``, ``temperature``, ``t2``
     and ``chunk_size`` go to :func:`~mentor.losses.tokens.token_divergence`. Returns an
     :class:`LMResult` holding the student at its best validation exact match.
+
+    ``optimization`` (:class:`~mentor.lm.regimes.Optimization`) sets the optimizer, weight
+    decay, learning-rate schedule, gradient clipping, mixed precision and gradient
+    checkpointing; without it, Adam at ``lr`` and nothing else.
 
     Checkpoints (the engine's, :mod:`mentor.engine.checkpoint`): with ``checkpoint_dir``
     every evaluation (and every ``checkpoint_every`` steps) is saved; ``max_steps`` stops
@@ -213,7 +218,8 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
         teacher = as_token_teacher(teacher)
     if len(train) == 0:
         raise MentorError("training data has no sequences; expected at least one")
-    acc = accelerator or get_accelerator()
+    optimization = optimization or Optimization(lr=lr)
+    acc = accelerator or get_accelerator(optimization.mixed_precision)
     world = int(acc.num_processes)
     if batch_size % world:
         raise MentorError(f"distill_lm batch_size {batch_size} is not divisible by the world "
@@ -225,8 +231,9 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
     rank = int(acc.process_index)
     torch.manual_seed(seed if world == 1 else rank_seed(seed, rank))
     tr = period_training(student, seed, steps=steps, eval_every=eval_every,
-                         batch_size=batch_size, lr=lr, validated=val is not None,
-                         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
+                         batch_size=batch_size, validated=val is not None,
+                         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                         optimization=optimization)
     # tr.gen: shared by all ranks (rows, coins), in lockstep; sampler: this rank's samples
     sampler = tr.gen if world == 1 else torch.Generator().manual_seed(rank_seed(seed, rank))
     kept = None

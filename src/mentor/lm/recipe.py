@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..errors import RecipeError
 from ..losses.tokens import DIVERGENCES
 from .distill import REGIMES
+from .regimes import Optimization
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -75,6 +76,21 @@ class TokensTrain(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     chunk_size: int | None = Field(None, ge=1, description="positions per chunk of the "
                                    "token loss (None: one chunk)")
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: "
+                                                    "decay to 0 over the steps")
+    max_grad_norm: float | None = Field(None, gt=0, description="clip the gradients' norm")
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the "
+                                         "backward pass (Hugging Face students)")
+
+    def optimization(self) -> Optimization:
+        return Optimization(lr=self.lr, optimizer=self.optimizer,
+                            weight_decay=self.weight_decay, schedule=self.schedule,
+                            max_grad_norm=self.max_grad_norm,
+                            mixed_precision=self.mixed_precision,
+                            gradient_checkpointing=self.gradient_checkpointing)
 
 
 class TokensMethod(BaseModel):

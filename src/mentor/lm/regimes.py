@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 from torch import Tensor
 
 from ..contracts import UpdaterHooks
@@ -28,7 +29,7 @@ from ..engine.loop import prepare_training
 from ..errors import MentorError, TrainingFault
 from ..losses.tokens import token_count, token_divergence
 from ..recipe import TrainSpec
-from ..tasks.tokens import TOKENS, logits_of
+from ..tasks.tokens import TOKENS, logits_of, takes_attention_mask
 from ..updates import Frozen
 from .generate import complete_data, exact_match
 from .token_data import TokenData
@@ -56,15 +57,47 @@ def rank_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed % 2 ** 64, rank]).generate_state(1, np.uint64)[0])
 
 
+@dataclass(frozen=True)
+class Optimization:
+    """How a token feed's steps update the student: the optimizer (``adam``, ``adamw`` or
+    ``sgd``) at ``lr`` with ``weight_decay``, the schedule (``constant``, or ``cosine`` decay
+    to 0 over the run), gradient-norm clipping (``None``: none), mixed precision (``no``,
+    ``bf16``, ``fp16``: Accelerate's autocast) and gradient checkpointing (Hugging Face
+    models: activations recomputed in the backward pass)."""
+
+    lr: float = 3e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    max_grad_norm: float | None = None
+    mixed_precision: str = "no"
+    gradient_checkpointing: bool = False
+
+
 def period_training(student, seed: int, *, steps: int, eval_every: int, batch_size: int,
-                    lr: float, validated: bool, checkpoint_dir=None, checkpoint_every: int = 0):
-    """The engine's training for a token feed: Adam at ``lr``, ``steps`` optimizer steps in
-    evaluation periods of ``eval_every`` steps (the loop's epochs), no teacher updater, the
-    tokens task's metric; the best period's weights when ``validated``, else the last."""
-    spec = TrainSpec(epochs=-(-steps // eval_every), batch_size=batch_size, lr=lr,
-                     optimizer="adam", seeds=[seed],
-                     select="best_val" if validated else "last",
-                     checkpoint_every=checkpoint_every)
+                    lr: float | None = None, validated: bool, checkpoint_dir=None,
+                    checkpoint_every: int = 0, optimization: Optimization | None = None):
+    """The engine's training for a token feed: ``steps`` optimizer steps in evaluation
+    periods of ``eval_every`` steps (the loop's epochs), as ``optimization`` says (default
+    Adam at ``lr``), no teacher updater, the tokens task's metric; the best period's weights
+    when ``validated``, else the last."""
+    o = optimization or Optimization(lr=3e-3 if lr is None else lr)
+    if o.gradient_checkpointing:
+        if not takes_attention_mask(student):
+            raise MentorError(f"gradient_checkpointing needs a Hugging Face model; "
+                              f"{type(student).__name__} has no gradient_checkpointing_enable")
+        student.gradient_checkpointing_enable()
+    try:
+        spec = TrainSpec(epochs=-(-steps // eval_every), batch_size=batch_size, lr=o.lr,
+                         optimizer=o.optimizer, weight_decay=o.weight_decay,
+                         schedule=o.schedule, max_grad_norm=o.max_grad_norm,
+                         mixed_precision=o.mixed_precision, seeds=[seed],
+                         select="best_val" if validated else "last",
+                         checkpoint_every=checkpoint_every)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise MentorError(f"distill_lm {'.'.join(map(str, err['loc']))}: {err['msg']}; got "
+                          f"{err.get('input')!r}") from None
     return prepare_training(student, spec, seed, task=TOKENS, updater=UpdaterHooks(Frozen()),
                             steps_per_epoch=min(eval_every, steps), total_steps=steps,
                             checkpoint_dir=checkpoint_dir)
@@ -149,8 +182,13 @@ class TokenFeed(PeriodFeed):
 
     def _micro(self, step, batch, rows, mode, n):
         def micro():
-            loss, value = micro_loss(self.tr.model, self.teacher, batch, rows, mode, n,
-                                     self.regime, step)
+            if self.tr.autocast is None:
+                loss, value = micro_loss(self.tr.model, self.teacher, batch, rows, mode, n,
+                                         self.regime, step)
+            else:
+                with self.tr.autocast():
+                    loss, value = micro_loss(self.tr.model, self.teacher, batch, rows, mode,
+                                             n, self.regime, step)
 
             def fault():
                 raise TrainingFault(f"step {step}: the {self.regime.name} loss is "
