@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,14 +35,14 @@ from ..lm.recipe import LMSpec, TokensRecipe, parse_tokens_recipe
 from ..lm.testbed import VOCAB, Addition, TokenData
 
 
-def build_lm(spec: LMSpec, max_len: int) -> nn.Module:
-    """The recipe's language model: mentor's ``CharLM``, or a ``transformers`` causal LM
-    (``arch: hf``, :func:`mentor.lm.hf_models.causal_lm`)."""
+def build_lm(spec: LMSpec, max_len: int, vocab: int = len(VOCAB)) -> nn.Module:
+    """The recipe's language model over ``vocab`` token ids: mentor's ``CharLM``, or a
+    ``transformers`` causal LM (``arch: hf``, :func:`mentor.lm.hf_models.causal_lm`)."""
     if spec.arch == "hf":
         from ..lm.hf_models import causal_lm
-        return causal_lm(vocab_size=len(VOCAB), max_len=max_len, config=spec.config,
+        return causal_lm(vocab_size=vocab, max_len=max_len, config=spec.config,
                          path=spec.path)
-    return CharLM(len(VOCAB), spec.d_model, spec.layers, kind=spec.arch, heads=spec.heads,
+    return CharLM(vocab, spec.d_model, spec.layers, kind=spec.arch, heads=spec.heads,
                   max_len=max_len)
 
 
@@ -51,9 +53,30 @@ def _describe(spec: LMSpec) -> str:
     return f"{spec.arch} LM d={spec.d_model} x {spec.layers} layer(s)"
 
 
-def tokens_data(recipe: TokensRecipe) -> tuple[TokenData, TokenData, TokenData]:
+@dataclass
+class TokensSource:
+    """A tokens recipe's data: the splits, the vocabulary size, the tokenizer of a file source
+    (``None`` for the testbed) and a sentence saying what the data is."""
+
+    train: TokenData
+    val: TokenData
+    test: TokenData
+    vocab: int
+    tokenizer: Any
+    text: str
+
+
+def tokens_data(recipe: TokensRecipe) -> TokensSource:
     d = recipe.data
-    return Addition(d.digits).split(d.split_seed, val=d.val, test=d.test)
+    if d.source is None:
+        train, val, test = Addition(d.digits).split(d.split_seed, val=d.val, test=d.test)
+        return TokensSource(train, val, test, len(VOCAB), None,
+                            f"TB-LM {d.testbed}, {d.digits}-digit operands")
+    from ..lm.completions import completion_splits
+    s = completion_splits(d.completion_options())
+    dropped = f", {s.dropped} rows over {d.max_length} tokens dropped" if s.dropped else ""
+    return TokensSource(s.train, s.val, s.test, s.vocab_size, s.tokenizer,
+                        f"prompts and completions of {Path(d.source).name}{dropped}")
 
 
 @torch.no_grad()
@@ -74,13 +97,16 @@ def run_tokens(raw: dict, out_root: Path, *, source: str = "recipe", progress: b
     continues: finished trainings are restored from their last checkpoint, an interrupted one
     continues from it, and the students equal those of an uninterrupted run."""
     recipe = parse_tokens_recipe(raw, source)
-    train, val, test = tokens_data(recipe)
+    source = tokens_data(recipe)
+    train = source.train
     teacher_train = train if recipe.data.teacher_sequences is None else \
         train.subset(slice(0, recipe.data.teacher_sequences))
     student_train = train if recipe.data.student_sequences is None else \
         train.subset(slice(0, recipe.data.student_sequences))
     with open_run_folder(out_root, recipe.name, raw, resume) as (tmp, final, held):
-        results, histories, lines = _execute(recipe, teacher_train, student_train, val, test,
+        if source.tokenizer is not None:  # the students read its ids: it goes with them
+            source.tokenizer.save_pretrained(str(tmp / "tokenizer"))
+        results, histories, lines = _execute(recipe, source, teacher_train, student_train,
                                              tmp, progress)
         atomic_write_text(tmp / "metrics.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
         atomic_write_text(tmp / "recipe.yaml",
@@ -99,15 +125,16 @@ def run_tokens(raw: dict, out_root: Path, *, source: str = "recipe", progress: b
     return final
 
 
-def _execute(recipe: TokensRecipe, teacher_train, student_train, val, test, tmp: Path,
-             show: bool):
+def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_train,
+             tmp: Path, show: bool):
     t = recipe.teacher
-    max_len = teacher_train.ids.shape[1]
+    val, test, vocab = source.val, source.test, source.vocab
+    max_len = max(d.ids.shape[1] for d in (teacher_train, student_train, val, test))
     seeds = recipe.train.seeds
     rows, histories, lines = [], [], []
     with Bars(show, len(recipe.methods) * len(seeds)) as bars:
         torch.manual_seed(t.seed)
-        teacher = build_lm(t, max_len)
+        teacher = build_lm(t, max_len, vocab)
         cb = bars.start("teacher", t.steps)
         tres = distill_lm(teacher, None, teacher_train, val=val, regime="supervised",
                           steps=t.steps, batch_size=t.batch_size, lr=t.lr,
@@ -115,7 +142,7 @@ def _execute(recipe: TokensRecipe, teacher_train, student_train, val, test, tmp:
                           checkpoint_dir=tmp / "teacher" / "state", resume=True)
         teacher = tres.model.eval()
         save_weights(tmp / "teacher" / "model.safetensors", teacher,
-                     {"mentor.lm": {**t.model_dump(), "vocab": len(VOCAB), "max_len": max_len}})
+                     {"mentor.lm": {**t.model_dump(), "vocab": vocab, "max_len": max_len}})
         tinfo = {"description": _describe(t), "params": count_params(teacher),
                  "test_accuracy": exact_match(teacher, test),
                  "val_accuracy": tres.best_val, "sequences": len(teacher_train)}
@@ -126,7 +153,7 @@ def _execute(recipe: TokensRecipe, teacher_train, student_train, val, test, tmp:
             accs, agrees, vals, per_seed = [], [], [], []
             for seed in seeds:
                 torch.manual_seed(seed)
-                student = build_lm(recipe.student, max_len)
+                student = build_lm(recipe.student, max_len, vocab)
                 cb = bars.start(f"{m.name} / seed {seed}", tr.steps)
                 res = distill_lm(student, teacher, student_train, val=val, steps=tr.steps,
                                  batch_size=tr.batch_size, accumulate=tr.accumulate,
@@ -140,7 +167,7 @@ def _execute(recipe: TokensRecipe, teacher_train, student_train, val, test, tmp:
                 agree = agreement(model, teacher, test)
                 save_weights(tmp / "checkpoints" / m.name / f"seed{seed}" / "student.safetensors",
                              model, {"mentor.lm": {**recipe.student.model_dump(),
-                                                   "vocab": len(VOCAB), "max_len": max_len}})
+                                                   "vocab": vocab, "max_len": max_len}})
                 accs.append(acc)
                 agrees.append(agree)
                 vals.append(res.best_val)
@@ -168,16 +195,15 @@ def _execute(recipe: TokensRecipe, teacher_train, student_train, val, test, tmp:
                 "speedup": latency["speedup"], "latency": latency,
                 "teacher_queries_mean": statistics.fmean(r["teacher_queries"] for r in per_seed),
             })
-    d = recipe.data
     results = {
         "name": recipe.name, "description": recipe.description, "task": "tokens",
         "created": environment()["created"], "teacher": tinfo,
         "settings": [{"name": "default",
-                      "description": recipe.description or _data_text(recipe, student_train),
-                      "data": _data_text(recipe, student_train), "teacher": tinfo}],
+                      "description": recipe.description or _data_text(source, student_train),
+                      "data": _data_text(source, student_train), "teacher": tinfo}],
         "rows": rows, "seeds": list(seeds),
         "metric_name": "test exact match",
-        "metric": f"exact match of greedy completions on {d.test} held-out prompts",
+        "metric": f"exact match of greedy completions on {len(test)} held-out prompts",
         "std": "population standard deviation over seeds",
         "selection": "student weights selected by exact match on the validation prompts; "
                      "test prompts evaluated once per run",
@@ -185,10 +211,9 @@ def _execute(recipe: TokensRecipe, teacher_train, student_train, val, test, tmp:
     return results, histories, lines
 
 
-def _data_text(recipe: TokensRecipe, student_train: TokenData) -> str:
-    d = recipe.data
-    return (f"TB-LM {d.testbed}, {d.digits}-digit operands: students see {len(student_train)} "
-            f"training sequences; {d.val} validation and {d.test} test prompts (exact match)")
+def _data_text(source: TokensSource, student_train: TokenData) -> str:
+    return (f"{source.text}: students see {len(student_train)} training sequences; "
+            f"{len(source.val)} validation and {len(source.test)} test prompts (exact match)")
 
 
 def _method_text(m) -> str:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import RecipeError
 from ..losses.tokens import DIVERGENCES
+from .completions import CompletionOptions
 from .distill import REGIMES
 from .regimes import Optimization
 
@@ -34,6 +35,32 @@ class TokensData(BaseModel):
                                           "teacher sees (default: all)")
     student_sequences: int | None = Field(1000, ge=1, description="the first N training "
                                           "sequences, the students' data (None: all)")
+    source: str | None = Field(None, description="a file of prompts and completions (JSON "
+                               "Lines, Parquet, Arrow, CSV or a save_to_disk folder) instead "
+                               "of the testbed")
+    tokenizer: str | None = Field(None, description="source: a local tokenizer folder")
+    prompt: str = Field("prompt", description="source: the prompt column")
+    completion: str = Field("completion", description="source: the completion column")
+    messages: str | None = Field(None, description="source: a column of chat turns, the "
+                                 "last the assistant's answer (instead of prompt/completion)")
+    chat: bool = Field(False, description="source: render text prompts as a user turn with "
+                       "the tokenizer's chat template")
+    max_length: int = Field(512, ge=2, description="source: tokens per row at most")
+    too_long: Literal["error", "drop"] = "error"
+
+    @model_validator(mode="after")
+    def _source_fields(self):
+        if (self.source is None) != (self.tokenizer is None):
+            raise ValueError("data.source and data.tokenizer go together: a file of prompts "
+                             "and completions and the tokenizer folder that reads it")
+        return self
+
+    def completion_options(self) -> CompletionOptions:
+        return CompletionOptions(path=self.source, tokenizer=self.tokenizer,
+                                 prompt=self.prompt, completion=self.completion,
+                                 messages=self.messages, chat=self.chat,
+                                 max_length=self.max_length, too_long=self.too_long,
+                                 val=self.val, test=self.test, split_seed=self.split_seed)
 
 
 class LMSpec(BaseModel):
