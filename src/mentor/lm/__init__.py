@@ -13,6 +13,7 @@ extra) work wherever a module maps ids ``(B, L)`` to logits ``(B, L, V)``.
 from ..losses.tokens import DIVERGENCES, TopKSignal, chunked_head_divergence, token_count, token_divergence
 from .distill import REGIMES, LMResult, distill_lm
 from .generate import complete, complete_data, exact_match, logits_of
+from .labeler_hf import TransformersBackend
 from .models import CharLM
 from .served_http import CompletionsClient
 from .signals import LocalTeacher, ServedTeacher, StoredTopKTeacher
@@ -21,6 +22,7 @@ from .vocab import VocabAlignment, align_vocab
 
 __all__ = ["Addition", "CharLM", "CompletionsClient", "DIVERGENCES", "LMResult", "LocalTeacher",
            "REGIMES", "ServedTeacher", "StoredTopKTeacher", "TokenData", "TopKSignal",
+           "TransformersBackend",
            "VocabAlignment", "align_vocab", "chunked_head_divergence", "complete",
            "complete_data", "distill_lm", "exact_match", "logits_of", "token_count",
            "token_divergence"]

@@ -42,6 +42,7 @@ from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 from .._util.atomic import atomic_write_text
 from ..errors import MentorError, check_param
+from .backend import BatchBackend
 
 __all__ = ["LLMLabeler", "LabelCache", "LabelStats", "PARSERS", "ParseFailure", "Parser",
            "PromptTemplate", "StubBackend", "cache_key", "choice", "decontaminate",
@@ -521,13 +522,20 @@ class LLMLabeler:
     A file cache is flushed every ``flush_every`` new replies and at the end of each
     :meth:`label` call, also when the backend raises, so paid replies are not lost.
 
+    A :class:`~mentor.lm.backend.BatchBackend` (a local model,
+    :class:`~mentor.lm.labeler_hf.TransformersBackend`) is asked for the cache misses of
+    ``backend.batch_size`` items at a time through ``backend.many`` (retries in batches too;
+    an item repeated within one batch is asked again rather than read from the cache), and
+    ``model_id`` defaults to ``backend.model_id``; any other backend is asked one prompt at a
+    time and ``model_id`` defaults to ``"stub"``.
+
     ``cost_per_query`` is what one backend call costs (the active loop reads this attribute
     as the teacher's price); :attr:`stats` counts calls, cache hits and parse failures.
     """
 
     def __init__(self, backend: Callable[[str], str], template: PromptTemplate | str,
                  parser: Callable[[str], Any] | str, *,
-                 cache: LabelCache | str | Path | None = None, model_id: str = "stub",
+                 cache: LabelCache | str | Path | None = None, model_id: str | None = None,
                  retries: int = 0, cost_per_query: float = 0.0, flush_every: int = 100):
         if not callable(backend):
             raise MentorError(f"LLMLabeler.backend must be a callable prompt -> reply, got "
@@ -544,6 +552,13 @@ class LLMLabeler:
                               f"{type(parser).__name__}")
         if cache is not None and not isinstance(cache, LabelCache):
             cache = LabelCache(cache)
+        if model_id is None:
+            model_id = backend.model_id if isinstance(backend, BatchBackend) else "stub"
+        if isinstance(backend, BatchBackend):
+            size = backend.batch_size
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise MentorError(f"LLMLabeler.backend.batch_size must be an integer >= 1, got "
+                                  f"{size!r}")
         if not isinstance(model_id, str) or not model_id:
             raise MentorError(f"LLMLabeler.model_id must be a non-empty string, got {model_id!r}")
         if isinstance(retries, bool) or not isinstance(retries, int):
@@ -580,6 +595,19 @@ class LLMLabeler:
                               f"{type(reply).__name__} for prompt {prompt[:60]!r}")
         return reply
 
+    def _ask_many(self, prompts: list[str]) -> list[str]:
+        if not isinstance(self.backend, BatchBackend):
+            return [self._ask(prompt) for prompt in prompts]
+        replies = self.backend.many(prompts)
+        if (not isinstance(replies, list) or len(replies) != len(prompts)
+                or not all(isinstance(r, str) for r in replies)):
+            got = (f"{len(replies)} items" if isinstance(replies, list)
+                   else type(replies).__name__)
+            raise MentorError(f"LLMLabeler.backend.many must return a list of {len(prompts)} "
+                              f"reply strings, got {got}")
+        self.stats.calls += len(prompts)
+        return replies
+
     def label_one(self, item: Mapping[str, Any]) -> Any:
         """The parsed label of one item (see :meth:`label`)."""
         return self.label([item])[0]
@@ -592,31 +620,39 @@ class LLMLabeler:
         prompts = [self.prompt(item) for item in items]  # all render errors before any call
         out: list[Any] = []
         new_since_flush = 0
+        step = self.backend.batch_size if isinstance(self.backend, BatchBackend) else 1
         try:
-            for prompt in prompts:
-                self.stats.items += 1
-                key = cache_key(self.model_id, prompt)
-                if self.cache is not None:
-                    cached = self.cache.get(key)
+            for start in range(0, len(prompts), step):
+                part = prompts[start:start + step]
+                keys = [cache_key(self.model_id, prompt) for prompt in part]
+                values: list[Any] = [None] * len(part)
+                todo: list[int] = []
+                for j, key in enumerate(keys):
+                    self.stats.items += 1
+                    cached = None if self.cache is None else self.cache.get(key)
                     if cached is not None:
                         value = self.parser(cached)
                         if not isinstance(value, ParseFailure):
                             self.stats.cache_hits += 1
-                            out.append(value)
+                            values[j] = value
                             continue
-                value = None
+                    todo.append(j)
                 for _attempt in range(self.retries + 1):
-                    reply = self._ask(prompt)
-                    value = self.parser(reply)
-                    if not isinstance(value, ParseFailure):
-                        if self.cache is not None:
-                            self.cache.put(key, reply)
-                            new_since_flush += 1
+                    if not todo:
                         break
-                    self.stats.parse_failures += 1
-                if isinstance(value, ParseFailure):
-                    self.stats.unparsed += 1
-                out.append(value)
+                    replies = self._ask_many([part[j] for j in todo])
+                    failed = []
+                    for j, reply in zip(todo, replies):
+                        values[j] = self.parser(reply)
+                        if isinstance(values[j], ParseFailure):
+                            self.stats.parse_failures += 1
+                            failed.append(j)
+                        elif self.cache is not None:
+                            self.cache.put(keys[j], reply)
+                            new_since_flush += 1
+                    todo = failed
+                self.stats.unparsed += len(todo)
+                out.extend(values)
                 if self.cache is not None and new_since_flush >= self.flush_every:
                     self.cache.flush()
                     new_since_flush = 0
