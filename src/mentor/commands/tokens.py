@@ -30,6 +30,7 @@ from ..runs.folder import INPUT, finish_run_dir, open_run_folder
 from ..runs.env import environment
 from ..lm.distill import distill_lm
 from ..lm.generate import complete_data, exact_match, logits_of
+from ..lm.hf_models import save_causal_lm
 from ..lm.models import CharLM
 from ..lm.recipe import LMSpec, TokensRecipe, parse_tokens_recipe
 from ..lm.testbed import VOCAB, Addition, TokenData
@@ -41,7 +42,7 @@ def build_lm(spec: LMSpec, max_len: int, vocab: int = len(VOCAB)) -> nn.Module:
     if spec.arch == "hf":
         from ..lm.hf_models import causal_lm
         return causal_lm(vocab_size=vocab, max_len=max_len, config=spec.config,
-                         path=spec.path)
+                         path=spec.path, lora=spec.lora)
     return CharLM(vocab, spec.d_model, spec.layers, kind=spec.arch, heads=spec.heads,
                   max_len=max_len)
 
@@ -168,6 +169,9 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
                 save_weights(tmp / "checkpoints" / m.name / f"seed{seed}" / "student.safetensors",
                              model, {"mentor.lm": {**recipe.student.model_dump(),
                                                    "vocab": vocab, "max_len": max_len}})
+                if recipe.student.arch == "hf":
+                    save_causal_lm(model, tmp / "checkpoints" / m.name / f"seed{seed}",
+                                   source.tokenizer)
                 accs.append(acc)
                 agrees.append(agree)
                 vals.append(res.best_val)

@@ -21,8 +21,18 @@ CAUSAL_HEADS = ("ForCausalLM", "LMHeadModel")
 
 
 def causal_lm(*, vocab_size: int, max_len: int, config: dict[str, Any] | None = None,
-              path: str | None = None) -> nn.Module:
-    """A causal LM over ``vocab_size`` token ids reading sequences of ``max_len`` tokens."""
+              path: str | None = None, lora: dict[str, Any] | None = None) -> nn.Module:
+    """A causal LM over ``vocab_size`` token ids reading sequences of ``max_len`` tokens; with
+    ``lora`` (:func:`mentor.models.hf.with_lora`'s fields) a ``peft`` model whose base weights
+    are frozen and whose LoRA adapters train (Hu et al. 2021, "LoRA: Low-Rank Adaptation of
+    Large Language Models")."""
+    from ..models.hf import with_lora
+    model = _causal_lm(vocab_size, max_len, config, path)
+    return with_lora(model, lora, "causal", "the causal LM")
+
+
+def _causal_lm(vocab_size: int, max_len: int, config: dict[str, Any] | None,
+               path: str | None) -> nn.Module:
     try:
         import transformers
     except ImportError:
@@ -78,4 +88,20 @@ def _first(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
-__all__ = ["causal_lm"]
+
+def save_causal_lm(model: nn.Module, folder: Path, tokenizer=None) -> None:
+    """A trained Hugging Face student as what users load: ``folder/model`` (``save_pretrained``;
+    a LoRA student with its adapters merged into the weights, the model itself unchanged),
+    ``folder/adapter`` for a LoRA student (what ``peft`` loads over the base model), and the
+    tokenizer beside the model when the data had one."""
+    import copy
+
+    from ..models.hf import merged, save_adapter
+    save_adapter(model, folder / "adapter")
+    plain = merged(copy.deepcopy(model))
+    plain.save_pretrained(str(folder / "model"))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(folder / "model"))
+
+
+__all__ = ["causal_lm", "save_causal_lm"]

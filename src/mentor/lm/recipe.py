@@ -74,14 +74,18 @@ class LMSpec(BaseModel):
                                           "weights from the seed)")
     path: str | None = Field(None, description="hf: a local causal LM folder "
                              "(save_pretrained)")
+    lora: dict[str, Any] | None = Field(None, description="hf: train LoRA adapters over the "
+                                        "frozen model (r, alpha, dropout, target_modules)")
 
     @model_validator(mode="after")
     def _hf_fields(self):
         if self.arch == "hf" and (self.config is None) == (self.path is None):
             raise ValueError("arch 'hf' needs one of 'config' (model_type and its fields) or "
                              "'path' (a local causal LM folder)")
-        if self.arch != "hf" and (self.config is not None or self.path is not None):
-            raise ValueError(f"'config' and 'path' are for arch 'hf', not {self.arch!r}")
+        if self.arch != "hf" and (self.config is not None or self.path is not None
+                                  or self.lora is not None):
+            raise ValueError(f"'config', 'path' and 'lora' are for arch 'hf', not "
+                             f"{self.arch!r}")
         return self
 
 

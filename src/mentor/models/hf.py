@@ -132,12 +132,15 @@ def _lora_config(lora: dict, kind: str):
                                 or not all(isinstance(t, str) for t in targets)):
         raise MentorError(f"lora.target_modules is {targets!r}; expected module names such as "
                           "[query, value]")
-    head = {"task_type": "SEQ_CLS"} if kind == "text" else {"modules_to_save": ["classifier"]}
+    head = ({"task_type": "SEQ_CLS"} if kind == "text" else
+            {"task_type": "CAUSAL_LM"} if kind == "causal" else {"modules_to_save": ["classifier"]})
     return peft.LoraConfig(r=f["r"], lora_alpha=float(f["alpha"]),
                            lora_dropout=float(f["dropout"]), target_modules=targets, **head)
 
 
-def _with_lora(model: nn.Module, lora: dict | None, kind: str, where: str) -> nn.Module:
+def with_lora(model: nn.Module, lora: dict | None, kind: str, where: str) -> nn.Module:
+    """``model`` with LoRA adapters (``lora``: the recipe's fields; ``None``: ``model`` itself)
+    for a ``kind`` of model: ``text`` or ``image`` classifiers, ``causal`` language models."""
     if lora is None:
         return model
     config = _lora_config(lora, kind)  # one sentence if peft is missing or a field is bad
@@ -154,10 +157,12 @@ def _with_lora(model: nn.Module, lora: dict | None, kind: str, where: str) -> nn
 def save_adapter(module: nn.Module, folder) -> bool:
     """Save the LoRA adapter of an ``hf`` student with ``lora`` to ``folder``
     (``adapter_config.json``, ``adapter_model.safetensors``: what ``peft`` loads over the
-    base model); ``False`` for any other model."""
-    if not isinstance(module, HFClassifier) or not _is_peft(module.model):
+    base model), or of a causal LM with ``lora`` (a ``peft`` model itself); ``False`` for any
+    other model."""
+    inner = module.model if isinstance(module, HFClassifier) else module
+    if not _is_peft(inner):
         return False
-    module.model.save_pretrained(str(folder))
+    inner.save_pretrained(str(folder))
     return True
 
 
@@ -166,6 +171,8 @@ def merged(module: nn.Module) -> nn.Module:
     weights (what inference and export use); any other model as it is."""
     if isinstance(module, HFClassifier) and _is_peft(module.model):
         return HFClassifier(module.model.merge_and_unload(), module.image_shape)
+    if _is_peft(module):  # a causal LM with lora
+        return module.merge_and_unload()
     return module
 
 
@@ -211,7 +218,7 @@ def hf(input_shape: Sequence[int], num_classes: int, vocab_size: int | None = No
             fields.setdefault("num_channels", image[0])
             fields.setdefault("image_size", image[1])
         cfg = transformers.AutoConfig.for_model(model_type, num_labels=num_classes, **fields)
-        return HFClassifier(_with_lora(_auto(kind).from_config(cfg), lora, kind,
+        return HFClassifier(with_lora(_auto(kind).from_config(cfg), lora, kind,
                                        f"a {model_type} model"), image)
     folder = Path(path)
     cfg, where = folder_config(folder)
@@ -219,7 +226,7 @@ def hf(input_shape: Sequence[int], num_classes: int, vocab_size: int | None = No
     try:
         if _building_on_meta():  # counting parameters: shapes only, no weights read
             cfg.num_labels = num_classes
-            return HFClassifier(_with_lora(_auto(kind).from_config(cfg), lora, kind, where),
+            return HFClassifier(with_lora(_auto(kind).from_config(cfg), lora, kind, where),
                                 image)
         model = _auto(kind).from_pretrained(str(folder), local_files_only=True,
                                             num_labels=num_classes,
@@ -230,7 +237,7 @@ def hf(input_shape: Sequence[int], num_classes: int, vocab_size: int | None = No
         raise MentorError(f"{where} is a {cfg.model_type!r} model, which transformers has no "
                           f"{kind} classifier (*{HEADS[kind]}) for; expected a model type "
                           f"that classifies {kind}s") from None
-    return HFClassifier(_with_lora(model, lora, kind, where), image)
+    return HFClassifier(with_lora(model, lora, kind, where), image)
 
 
 def _building_on_meta() -> bool:
