@@ -36,12 +36,16 @@ SCRIPTS = {
 }
 # modules in benchmarks/ that are not benchmarks: shared code and the docs' figures CLI
 NOT_BENCHMARKS = {"__init__.py", "plain_loops.py", "docs_numbers.py"}
+# benchmarks whose quick run is checked in a file of their own (it needs an optional package)
+TESTED_ELSEWHERE = {"vs_trl.py": "test_vs_trl_quick.py"}
 
 
 def test_every_benchmark_script_runs_here():
-    scripts = {p.name for p in BENCH.glob("*.py")} - NOT_BENCHMARKS
+    scripts = {p.name for p in BENCH.glob("*.py")} - NOT_BENCHMARKS - set(TESTED_ELSEWHERE)
     assert scripts == set(SCRIPTS), ("a benchmark without a quick run here (add it with a "
                                       f"--quick mode): {sorted(scripts ^ set(SCRIPTS))}")
+    here = Path(__file__).parent
+    assert all((here / test).exists() for test in TESTED_ELSEWHERE.values())
 
 
 def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
