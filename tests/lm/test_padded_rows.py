@@ -193,3 +193,21 @@ def test_regimes_run_on_padded_hugging_face_rows(trained, regime):
 def test_token_count_counts_each_rows_tokens():
     d = from_lists([[1, 4]] * 2, [[5, 2], [6, 7, 8, 2]], eos_id=EOS)
     assert int(token_count([d.target[:, 1:]])) == 6
+
+
+def test_the_models_saved_generation_settings_do_not_leak_in(trained):
+    """A repetition penalty, n-gram ban or top-k saved in the model's generation config
+    would change mentor's greedy and sampled completions; they are left out (and restored)."""
+    val = reversal(16, 6)
+    kw = dict(greedy=False, generator=torch.Generator().manual_seed(1))
+    greedy, sampled = complete_data(trained, val), complete_data(trained, val, **kw)
+    saved = trained.generation_config
+    trained.generation_config = transformers.GenerationConfig(
+        repetition_penalty=50.0, no_repeat_ngram_size=1, do_sample=True, top_k=2)
+    try:
+        kw["generator"] = torch.Generator().manual_seed(1)
+        assert complete_data(trained, val).ids.tolist() == greedy.ids.tolist()
+        assert complete_data(trained, val, **kw).ids.tolist() == sampled.ids.tolist()
+        assert trained.generation_config.repetition_penalty == 50.0
+    finally:
+        trained.generation_config = saved

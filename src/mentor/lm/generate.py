@@ -12,6 +12,8 @@ at its first ``eos_id`` (pads after it) and the batch when every row has stopped
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import Tensor, nn
 
@@ -107,10 +109,19 @@ def _hf_generate(model, prompts, new_tokens, greedy, temperature, generator, voc
     att = (torch.ones_like(prompts) if attention is None else attention.long())
     seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator)) if not greedy else 0
     devices = [prompts.device] if prompts.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        out = model.generate(input_ids=prompts, attention_mask=att, generation_config=config,
-                             logits_processor=processors)
+    # generate() fills every setting left unset from the model's saved generation config
+    # (a repetition penalty, top-k, ...): a blank one stands in for it during the call
+    peft = sys.modules.get("peft")
+    inner = model.get_base_model() if peft is not None and isinstance(model, peft.PeftModel) \
+        else model
+    saved, inner.generation_config = inner.generation_config, GenerationConfig()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            out = model.generate(input_ids=prompts, attention_mask=att,
+                                 generation_config=config, logits_processor=processors)
+    finally:
+        inner.generation_config = saved
     return out  # rows that stopped at eos_id are padded with pad_id by generate
 
 
