@@ -173,3 +173,27 @@ def test_the_cli_refuses_a_bad_source_in_one_sentence(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "data.completion" in r.stderr and "has no column 'answer'" in r.stderr
     assert not any((tmp_path / "runs").glob("*/results.json"))
+
+
+def test_a_trained_teacher_folder_is_used_as_it_is(tmp_path):
+    """teacher.steps 0: the folder's model teaches unchanged (no training on the data)."""
+    from safetensors.torch import load_file
+
+    from mentor.commands.tokens import run_tokens
+    from mentor.errors import RecipeError
+    from mentor.lm.recipe import parse_tokens_recipe
+    cfg = transformers.GPT2Config(vocab_size=len(WORDS), n_positions=32, n_embd=16,
+                                  n_layer=1, n_head=2)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(str(tmp_path / "teacher"))
+    folder = transformers.GPT2LMHeadModel.from_pretrained(str(tmp_path / "teacher"))
+    raw = _recipe(tmp_path)
+    raw["teacher"] = {"arch": "hf", "path": str(tmp_path / "teacher"), "steps": 0}
+    raw["methods"] = raw["methods"][:1]
+    run = run_tokens(raw, tmp_path / "runs", progress=False)
+    saved = load_file(str(run / "teacher" / "model.safetensors"))
+    for k, v in folder.state_dict().items():
+        assert (saved[k] == v).all(), k
+    assert json.loads((run / "results.json").read_text())["teacher"]["sequences"] == 0
+    raw["teacher"] = {"arch": "hf", "config": {"model_type": "gpt2"}, "steps": 0}
+    with pytest.raises(RecipeError, match="teacher.steps 0 uses the teacher as it is"):
+        parse_tokens_recipe(raw)

@@ -136,17 +136,22 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
     with Bars(show, len(recipe.methods) * len(seeds)) as bars:
         torch.manual_seed(t.seed)
         teacher = build_lm(t, max_len, vocab)
-        cb = bars.start("teacher", t.steps)
-        tres = distill_lm(teacher, None, teacher_train, val=val, regime="supervised",
-                          steps=t.steps, batch_size=t.batch_size, lr=t.lr,
-                          eval_every=t.eval_every, seed=t.seed, on_eval=cb,
-                          checkpoint_dir=tmp / "teacher" / "state", resume=True)
-        teacher = tres.model.eval()
+        if t.steps:
+            cb = bars.start("teacher", t.steps)
+            tres = distill_lm(teacher, None, teacher_train, val=val, regime="supervised",
+                              steps=t.steps, batch_size=t.batch_size, lr=t.lr,
+                              eval_every=t.eval_every, seed=t.seed, on_eval=cb,
+                              checkpoint_dir=tmp / "teacher" / "state", resume=True)
+            teacher, teacher_val = tres.model.eval(), tres.best_val
+        else:  # a trained model, used as it is
+            teacher = teacher.eval()
+            teacher_val = exact_match(teacher, val)
         save_weights(tmp / "teacher" / "model.safetensors", teacher,
                      {"mentor.lm": {**t.model_dump(), "vocab": vocab, "max_len": max_len}})
         tinfo = {"description": _describe(t), "params": count_params(teacher),
                  "test_accuracy": exact_match(teacher, test),
-                 "val_accuracy": tres.best_val, "sequences": len(teacher_train)}
+                 "val_accuracy": teacher_val,
+                 "sequences": len(teacher_train) if t.steps else 0}
         test_in = test.ids[:, :-1]
         latency = None
         tr = recipe.train

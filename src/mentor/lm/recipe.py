@@ -90,11 +90,19 @@ class LMSpec(BaseModel):
 
 
 class TokensTeacher(LMSpec):
-    steps: int = Field(800, ge=1)
+    steps: int = Field(800, ge=0, description="training steps on the data (0: a trained "
+                       "model from 'path', used as it is)")
     batch_size: int = Field(128, ge=1)
     lr: float = Field(3e-3, gt=0)
     seed: int = 0
     eval_every: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _untrained(self):
+        if self.steps == 0 and self.path is None:
+            raise ValueError("teacher.steps 0 uses the teacher as it is; expected arch 'hf' "
+                             "with 'path' to a trained model (or steps of at least 1)")
+        return self
 
 
 class TokensTrain(BaseModel):
