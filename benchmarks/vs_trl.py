@@ -65,6 +65,33 @@ Measured:
    computed by one function for both, and the largest weight difference between the two
    students (same batches, and Adam is invariant to the gradient's scale up to its eps and
    float rounding: the students should agree closely, not bit for bit).
+5. On-policy step (``--no-on-policy`` skips it): every step samples the batch's completions
+   from the student with the KV cache (Hugging Face ``generate``), then trains on them with
+   the same JSD. mentor: ``distill_lm(regime="on_policy", lam=1.0, divergence="jsd",
+   sample_temperature=T)`` (``chunk_size`` ``--op-chunk-size``, default None: one pass);
+   TRL: ``GKDTrainer`` with ``lmbda=1`` (always student-generated), ``temperature=T``,
+   ``max_new_tokens=N``, ``seq_kd=False`` and ``gradient_checkpointing=False`` (TRL's
+   SFTConfig defaults it to True, which also turns its generation's KV cache off:
+   ``use_cache=False``). Models: GPT-2 2x64 student and 2x128 teacher of ``--op-vocab``
+   (8,000) WITHOUT an eos id, and TRL's tokenizer has no eos token either (the Trainer copies
+   a tokenizer's eos into the model's generation config), so no row stops early: rows are a
+   ``--op-prompt`` (64) token prompt and an ``N``-token completion (``--op-new``, 64 and 256;
+   mentor generates up to the batch's longest completion, i.e. N; TRL's ``max_new_tokens``).
+   Both sides then call ``generate`` with do_sample=True, temperature T (1), top_k=0,
+   top_p=1 (the full distribution), use_cache=True, no eos: the script prints the EFFECTIVE
+   settings of each side's first call (its generation config merged with the model's, as
+   ``generate`` merges them) and checks that every call appended exactly N tokens to
+   ``--op-batch`` rows. Same prompts in the same order (TRL reads, sequentially, the prompts
+   mentor's run drew), same steps, Adam at the same rate. Timed by a global optimizer-step
+   hook (each interval one whole step: sampling, teacher and student forward, loss,
+   backward, optimizer, the loop), wall clock and process CPU time, median of each run's
+   ``--op-steps`` after ``--op-warmup`` + 1; ``generate`` itself is timed by a wrapper (the
+   same on both sides). tokens/s = batch x N (generated, then trained on) / step time.
+   ``--reps`` rounds alternating which side runs first (mentor first in the first: its
+   prompts are TRL's). The samples differ (each side's own RNG), so losses are not compared
+   beyond their mean. Then the sampling alone, interleaved over ``--op-gen-reps`` rounds on one
+   student: mentor's ``complete_data`` against TRL's ``generate_on_policy_outputs`` with the
+   generation config GKDTrainer builds (where a step's difference comes from).
 
 Machine-readable lines, last (the float64 check first, then the ratios):
 
@@ -74,14 +101,22 @@ Machine-readable lines, last (the float64 check first, then the ratios):
     RESULT vs_trl_val_jsd_mentor / _trl <validation JSD>
     LOSS_EQUAL mentor jsd x beta(1-beta) == TRL generalized_jsd_loss (...)
     RATIO vs_trl_step <median over rounds of mentor / TRL step time>    (target <= 0.8)
+    RESULT vs_trl_on_policy_tokens_per_s_mentor_N<N> / _trl_N<N> <tokens per second>
+    RESULT vs_trl_on_policy_step_ratio_N<N> / _cpu_ratio_N<N> <mentor / TRL step, wall / CPU>
+    RESULT vs_trl_on_policy_sampling_only_ratio_N<N> <mentor / TRL, one batch's sampling alone>
+    RATIO vs_trl_on_policy_step <mentor / TRL on-policy step time: the largest over the N run>
     RESULT vs_trl_memory_glibc_default <ratio with glibc's default malloc>   (full mode)
     RATIO vs_trl_memory <mentor extra peak RSS / TRL's>                 (target <= 0.5)
 
 Run:   PYTHONPATH=src python benchmarks/vs_trl.py           (V 32,000: steps at L 512 batch 2,
-                                                             memory at L 1,024 batch 1; 1
-                                                             thread; ~5-10 min)
+                                                             memory at L 1,024 batch 1;
+                                                             on-policy V 8,000, prompt 64,
+                                                             N 64 and 256, batch 4; 1
+                                                             thread; ~8-14 min)
        PYTHONPATH=src python benchmarks/vs_trl.py --quick   (V 2,000 x L 64 steps, V 8,000 x
-                                                             L 256 memory: < 60 s; a smoke run)
+                                                             L 256 memory, on-policy V 2,000
+                                                             prompt 16 N 16: < 60 s; a smoke
+                                                             run)
 Needs ``trl`` (``pip install -e .[bench]``).
 """
 
@@ -116,18 +151,19 @@ LR = 3e-3
 
 # ------------------------------------------------------------------------------ shared parts
 
-def gpt2(vocab: int, length: int, layers: int, width: int, seed: int):
+def gpt2(vocab: int, length: int, layers: int, width: int, seed: int, eos: int | None = 1):
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(seed)
     cfg = GPT2Config(vocab_size=vocab, n_positions=length, n_layer=layers, n_embd=width,
                      n_head=max(1, width // 64), resid_pdrop=0.0, embd_pdrop=0.0,
-                     attn_pdrop=0.0, bos_token_id=1, eos_token_id=1)
+                     attn_pdrop=0.0, bos_token_id=eos, eos_token_id=eos)
     return GPT2LMHeadModel(cfg)
 
 
-def models(vocab: int, length: int, student_width: int, teacher_width: int, seed: int):
-    return (gpt2(vocab, length, 2, student_width, seed),
-            gpt2(vocab, length, 2, teacher_width, seed + 1).eval())
+def models(vocab: int, length: int, student_width: int, teacher_width: int, seed: int,
+           eos: int | None = 1):
+    return (gpt2(vocab, length, 2, student_width, seed, eos),
+            gpt2(vocab, length, 2, teacher_width, seed + 1, eos).eval())
 
 
 def token_rows(n: int, vocab: int, length: int, seed: int):
@@ -146,14 +182,17 @@ def trl_labels(data):
     return labels
 
 
-def tokenizer(vocab: int):
+def tokenizer(vocab: int, eos: bool = True):
     """A word-level tokenizer of ``vocab`` entries built here (GKDTrainer wants one for its
-    generation settings; nothing is tokenized: the rows are ids already)."""
+    generation settings; nothing is tokenized: the rows are ids already). ``eos=False``: no
+    end-of-sequence token (the Trainer copies the tokenizer's eos into the model's generation
+    config, and a sampled eos would end a row early)."""
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
     tok = Tokenizer(WordLevel({f"t{i}": i for i in range(vocab)}, unk_token="t0"))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="t0", eos_token="t1")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="t0",
+                                   **({"eos_token": "t1"} if eos else {}))
 
 
 class Stamps:
@@ -231,6 +270,8 @@ def run_trl(student, teacher, train, rows, *, beta, steps, batch, seed=0):
 def quiet():
     import transformers
     transformers.logging.set_verbosity_error()
+    import logging
+    logging.getLogger("trl").setLevel(logging.ERROR)  # GKD's lmbda=1 advice to migrate
     import warnings
     warnings.filterwarnings("ignore")
 
@@ -394,6 +435,248 @@ def val_jsd(student, teacher, val, beta, batch) -> float:
     return total / count
 
 
+# ------------------------------------------------------------------------------ 5. on-policy
+
+GEN_KEYS = ("do_sample", "temperature", "top_k", "top_p", "use_cache", "max_new_tokens",
+            "eos_token_id", "pad_token_id")
+
+
+def prompt_rows(n: int, vocab: int, prompt: int, new: int, seed: int):
+    """``n`` rows of a random ``prompt``-token prompt and a random ``new``-token completion
+    (ids >= 2; no end-of-sequence id: no row stops early), as mentor's right-padded
+    ``TokenData`` (``from_lists``, pad 0, ``eos_id=None``)."""
+    from mentor.lm.token_data import from_lists
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(2, vocab, (n, prompt + new), generator=g)
+    return from_lists(ids[:, :prompt].tolist(), ids[:, prompt:].tolist(), pad_id=0,
+                      eos_id=None)
+
+
+class StepStamps:
+    """The wall-clock and process CPU time after every optimizer step (a global ``torch.optim``
+    step post-hook: one per step on both sides, whatever the loop), so each interval is one
+    whole step. The CPU time (one torch thread) is less sensitive to other load on a shared
+    machine."""
+
+    def __init__(self):
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+        self.times: list[float] = []
+        self.cpu: list[float] = []
+        self.handle = register_optimizer_step_post_hook(self._hook)
+
+    def _hook(self, *_):
+        self.times.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+
+    def intervals(self, skip: int, cpu: bool = False) -> list[float]:
+        t = self.cpu if cpu else self.times
+        return [b - a for a, b in zip(t[skip:], t[skip + 1:])]
+
+
+class GenerateSpy:
+    """Wraps ``model.generate`` (an instance attribute; removed by ``close``): the seconds of
+    every call, its prompts, how many tokens it appended and the EFFECTIVE generation settings
+    (the passed ``generation_config`` merged with the model's as ``generate`` merges them)."""
+
+    def __init__(self, model):
+        self.model, self.spans, self.prompts, self.new, self.settings = model, [], [], [], None
+        inner = model.generate
+
+        def generate(*a, **kw):
+            ids = kw["input_ids"] if "input_ids" in kw else a[0]
+            t0 = time.perf_counter()
+            out = inner(*a, **kw)
+            self.spans.append(time.perf_counter() - t0)
+            seq = out.sequences if hasattr(out, "sequences") else out
+            self.prompts.append(ids.detach().cpu().clone())
+            self.new.append(seq.shape[1] - ids.shape[1])
+            if self.settings is None:
+                eff, _ = model._prepare_generation_config(kw.get("generation_config"))
+                self.settings = {k: getattr(eff, k, None) for k in GEN_KEYS}
+            return out
+
+        model.generate = generate
+
+    def close(self):
+        del self.model.generate
+
+
+def run_mentor_on_policy(student, teacher, train, *, beta, steps, batch, temperature,
+                         chunk_size, seed=0):
+    """The real ``distill_lm`` on-policy path: every step samples the batch's completions from
+    the student (``lam=1``) and trains on them with the JSD; returns the per-step losses."""
+    from mentor.lm import distill_lm
+    res = distill_lm(student, teacher, train, regime="on_policy", lam=1.0, divergence="jsd",
+                     beta=beta, sample_temperature=temperature, steps=steps, batch_size=batch,
+                     lr=LR, chunk_size=chunk_size, eval_every=steps, seed=seed)
+    return res.losses
+
+
+def run_trl_on_policy(student, teacher, prompts, new, *, beta, steps, batch, temperature,
+                      seed=0):
+    """The real ``GKDTrainer`` with ``lmbda=1`` (every step generates with the student) on
+    ``prompts`` in order (``prompts``/``prompt_attention_mask`` are what it generates from;
+    ``input_ids``/``labels`` hold a placeholder completion of ``new`` tokens, replaced by the
+    generated one). Returns the per-step losses."""
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl.experimental.gkd import GKDConfig, GKDTrainer
+
+    n, p = prompts.shape
+    ids = torch.cat([prompts, torch.full((n, new), 2, dtype=prompts.dtype)], 1)
+    labels = ids.clone()
+    labels[:, :p] = -100
+    ds = Dataset.from_dict({"prompts": prompts.tolist(),
+                            "prompt_attention_mask": torch.ones_like(prompts).tolist(),
+                            "input_ids": ids.tolist(),
+                            "attention_mask": torch.ones_like(ids).tolist(),
+                            "labels": labels.tolist()}).with_format("torch")
+
+    def collate(feats):
+        return {k: torch.stack([f[k] for f in feats]) for k in feats[0]}
+
+    losses = []
+
+    class Trainer(GKDTrainer):
+        def compute_loss(self, *a, **kw):
+            loss = super().compute_loss(*a, **kw)
+            losses.append(loss.detach())
+            return loss
+
+    with tempfile.TemporaryDirectory() as out:
+        args = GKDConfig(output_dir=out, per_device_train_batch_size=batch, max_steps=steps,
+                         lmbda=1.0, beta=beta, temperature=temperature, seq_kd=False,
+                         max_new_tokens=new, learning_rate=LR, lr_scheduler_type="constant",
+                         warmup_steps=0, weight_decay=0.0, max_grad_norm=0.0,
+                         train_sampling_strategy="sequential", report_to=[], use_cpu=True,
+                         save_strategy="no", disable_tqdm=True, seed=seed,
+                         dataloader_num_workers=0, max_length=p + new, bf16=False, fp16=False,
+                         gradient_checkpointing=False)
+        tr = Trainer(model=student, teacher_model=teacher, args=args, train_dataset=ds,
+                     data_collator=collate,
+                     processing_class=tokenizer(teacher.config.vocab_size, eos=False),
+                     optimizers=(torch.optim.Adam(student.parameters(), lr=LR), None))
+        tr.remove_callback(PrinterCallback)
+        tr.train()
+    return [float(x) for x in losses]
+
+
+def on_policy(args, new: int) -> dict:
+    """mentor's on-policy step against TRL's (``lmbda=1``) at ``new`` generated tokens: step
+    time (median of each run's timed steps; ``--reps`` rounds, alternating which side runs
+    first), its generation part, and the tokens per second."""
+    v, p, b = args.op_vocab, args.op_prompt, args.op_batch
+    total = args.op_warmup + args.op_steps + 1
+    student0, teacher0 = models(v, p + new, 64, 128, args.seed, eos=None)
+    train = prompt_rows(args.train_rows, v, p, new, args.seed)
+    step = {s: [] for s in SIDES}
+    cpu = {s: [] for s in SIDES}
+    gen = {s: [] for s in SIDES}
+    settings, losses, prompts = {}, {}, None
+    for r in range(args.reps):
+        order = SIDES if r % 2 == 0 else SIDES[::-1]
+        if prompts is None:
+            order = SIDES  # TRL reads the prompts mentor drew: mentor first in the first round
+        for side in order:
+            student, teacher = copy.deepcopy(student0), copy.deepcopy(teacher0)
+            spy, stamps = GenerateSpy(student), StepStamps()
+            try:
+                if side == "mentor":
+                    ls = run_mentor_on_policy(student, teacher, train, beta=args.beta,
+                                              steps=total, batch=b,
+                                              temperature=args.op_temperature,
+                                              chunk_size=args.op_chunk_size or None,
+                                              seed=args.seed)
+                    prompts = torch.cat(spy.prompts)
+                else:
+                    ls = run_trl_on_policy(student, teacher, prompts, new, beta=args.beta,
+                                           steps=total, batch=b,
+                                           temperature=args.op_temperature, seed=args.seed)
+            finally:
+                stamps.handle.remove()
+                spy.close()
+            if len(stamps.times) != total or len(spy.spans) != total:
+                raise RuntimeError(f"{side}: {len(stamps.times)} optimizer steps and "
+                                   f"{len(spy.spans)} generate calls; expected {total} each")
+            if set(spy.new) != {new} or any(len(x) != b for x in spy.prompts):
+                raise RuntimeError(f"{side} generated {sorted(set(spy.new))} new tokens "
+                                   f"(expected {new} every step) or not {b} rows")
+            # stamp i ends step i + 1: the intervals after the first op_warmup are steps
+            # op_warmup + 2 .. total, whose generate calls are spans[op_warmup + 1:]
+            step[side].append(statistics.median(stamps.intervals(args.op_warmup)))
+            cpu[side].append(statistics.median(stamps.intervals(args.op_warmup, cpu=True)))
+            gen[side].append(statistics.median(spy.spans[args.op_warmup + 1:]))
+            settings.setdefault(side, spy.settings)
+            losses.setdefault(side, ls)
+            gc.collect()
+    tok = b * new
+    res = {"new": new, "step": step, "gen": gen, "settings": settings, "losses": losses,
+           "ratio": statistics.median(m / t for m, t in zip(step["mentor"], step["trl"])),
+           "cpu_ratio": statistics.median(m / t for m, t in zip(cpu["mentor"], cpu["trl"])),
+           "tok_s": {s: tok / statistics.median(step[s]) for s in SIDES}}
+    return res
+
+
+def generate_only(args, new: int, reps: int) -> dict[str, float]:
+    """Median seconds of sampling one batch's completions alone, interleaved, on one untrained
+    student: mentor's ``complete_data`` (what its on-policy step calls) against TRL's
+    ``GKDTrainer.generate_on_policy_outputs`` with the generation config GKDTrainer builds for
+    ``lmbda=1`` (do_sample, temperature, top_k=0, top_p=1, use_cache, pad id), the student in
+    training mode as in TRL's step."""
+    from transformers import GenerationConfig
+    from trl.experimental.gkd import GKDTrainer
+
+    from mentor.lm.generate import complete_data
+    v, p, b = args.op_vocab, args.op_prompt, args.op_batch
+    student, _ = models(v, p + new, 64, 128, args.seed, eos=None)
+    batch = prompt_rows(b, v, p, new, args.seed + 2)
+    prompts = batch.ids[:, :p]
+    inputs = {"prompts": prompts, "prompt_attention_mask": torch.ones_like(prompts)}
+    config = GenerationConfig(max_new_tokens=new, temperature=args.op_temperature,
+                              do_sample=True, top_k=0, top_p=1.0, use_cache=True,
+                              pad_token_id=0)
+    g = torch.Generator().manual_seed(args.seed)
+
+    def trl():
+        student.train()
+        return GKDTrainer.generate_on_policy_outputs(student, inputs, config)[0]
+
+    fns = {"mentor": lambda: complete_data(student, batch, greedy=False,
+                                           temperature=args.op_temperature, generator=g).ids,
+           "trl": trl}
+    times = {k: [] for k in fns}
+    for r in range(reps + 1):
+        for side in (SIDES if r % 2 == 0 else SIDES[::-1]):
+            t0 = time.perf_counter()
+            out = fns[side]()
+            if r:  # the first round warms up
+                times[side].append(time.perf_counter() - t0)
+            if out.shape != (b, p + new):
+                raise RuntimeError(f"{side} sampled {tuple(out.shape)}; expected {(b, p + new)}")
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def print_on_policy(args, res: dict) -> None:
+    new, b = res["new"], args.op_batch
+    scale = args.beta * (1 - args.beta) if 0 < args.beta < 1 else 1.0
+    print(f"on-policy, {new} new tokens (prompt {args.op_prompt}, batch {b}: {b * new} "
+          f"generated and trained tokens a step):")
+    for s in SIDES:
+        st, g = statistics.median(res["step"][s]), statistics.median(res["gen"][s])
+        print(f"  {s:6s} step {st:.4f} s (runs: "
+              + ", ".join(f"{x:.4f}" for x in res["step"][s])
+              + f")  of which generate {g:.4f} s ({100 * g / st:.0f}%), the rest (teacher and "
+              f"student forward, loss, backward, optimizer, loop) {st - g:.4f} s;  "
+              f"{res['tok_s'][s]:.0f} tokens/s;  mean loss (TRL's convention) "
+              f"{statistics.mean(res['losses'][s]) * (scale if s == 'mentor' else 1):.5f}")
+    print(f"  mentor / TRL step time {res['ratio']:.3f} (wall clock), {res['cpu_ratio']:.3f} "
+          f"(process CPU time); medians over rounds")
+    go = res["gen_only"]
+    print(f"  sampling alone (one batch, {args.op_gen_reps} interleaved rounds, median): mentor "
+          f"complete_data {go['mentor']:.4f} s, TRL generate_on_policy_outputs "
+          f"{go['trl']:.4f} s, ratio {go['mentor'] / go['trl']:.3f}")
+
+
 # ------------------------------------------------------------------------------ main
 
 def main(argv=None) -> int:
@@ -418,9 +701,24 @@ def main(argv=None) -> int:
     ap.add_argument("--no-memory", action="store_true", help="skip the memory comparison")
     ap.add_argument("--mmap-only", action="store_true",
                     help="memory with MALLOC_MMAP_THRESHOLD_=65536 only (not glibc's default)")
+    ap.add_argument("--no-on-policy", action="store_true",
+                    help="skip the on-policy comparison")
+    ap.add_argument("--op-vocab", type=int, default=8_000, help="on-policy runs' vocabulary")
+    ap.add_argument("--op-prompt", type=int, default=64, help="on-policy prompt tokens")
+    ap.add_argument("--op-new", type=str, default="64,256",
+                    help="on-policy new tokens per row, comma-separated: one comparison each")
+    ap.add_argument("--op-batch", type=int, default=4)
+    ap.add_argument("--op-steps", type=int, default=5, help="on-policy timed steps per run")
+    ap.add_argument("--op-warmup", type=int, default=1, help="on-policy untimed steps first")
+    ap.add_argument("--op-gen-reps", type=int, default=6,
+                    help="rounds of the sampling-alone comparison")
+    ap.add_argument("--op-chunk-size", type=int, default=0,
+                    help="mentor's chunk_size on-policy (0: None, mentor's default, one pass)")
+    ap.add_argument("--op-temperature", type=float, default=1.0,
+                    help="sampling temperature (mentor sample_temperature, TRL temperature)")
     ap.add_argument("--quick", action="store_true",
-                    help="small sizes (V 2,000 x L 64 steps, V 8,000 x L 256 memory): a "
-                         "smoke run")
+                    help="small sizes (V 2,000 x L 64 steps, V 8,000 x L 256 memory, "
+                         "on-policy V 2,000 prompt 16 N 16): a smoke run")
     ap.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -429,6 +727,8 @@ def main(argv=None) -> int:
         args.vocab, args.seq, args.batch, args.train_rows, args.val_rows = 2_000, 64, 4, 32, 8
         args.steps, args.warmup, args.reps, args.check_rows = 6, 2, 2, 2
         args.mem_vocab, args.mem_seq, args.chunk_size, args.mmap_only = 8_000, 256, 64, True
+        args.op_vocab, args.op_prompt, args.op_new, args.op_batch = 2_000, 16, "16", 4
+        args.op_steps, args.op_warmup, args.op_gen_reps = 3, 1, 3
     try:
         import trl
     except ImportError:
@@ -499,6 +799,29 @@ def main(argv=None) -> int:
           f"token, mentor's convention; TRL's = x beta(1-beta)): mentor {vm:.6f}  TRL {vt:.6f}  "
           f"diff {vm - vt:+.2e}  (untrained student {v0:.6f}); max |weight diff| {dw:.2e}")
 
+    # ---------------------------------------------------------------- 5. on-policy
+    ops = []
+    if not args.no_on_policy:
+        news = [int(x) for x in args.op_new.split(",")]
+        print(f"on-policy (every step samples the batch's completions from the student, then "
+              f"trains on them): GPT-2 student 2x64, teacher 2x128 without an eos id, "
+              f"V={args.op_vocab}, prompt {args.op_prompt}, new tokens {news}, batch "
+              f"{args.op_batch}, {args.op_warmup + args.op_steps + 1} steps/run, JSD beta "
+              f"{args.beta}; mentor: distill_lm(regime='on_policy', lam=1.0, divergence='jsd', "
+              f"sample_temperature={args.op_temperature}, chunk_size="
+              f"{args.op_chunk_size or None}); TRL: GKDTrainer(lmbda=1.0, temperature="
+              f"{args.op_temperature}, max_new_tokens=N, seq_kd=False, gradient_checkpointing="
+              f"False), same prompts in the same order; tokens/s = batch x N (generated, then "
+              f"trained on) / step time", flush=True)
+        for new in news:
+            ops.append(on_policy(args, new))
+            ops[-1]["gen_only"] = generate_only(args, new, args.op_gen_reps)
+            if len(ops) == 1:
+                for side in SIDES:
+                    print(f"  {side} generate() settings (effective): "
+                          + ", ".join(f"{k}={v}" for k, v in ops[0]["settings"][side].items()))
+            print_on_policy(args, ops[-1])
+
     # ---------------------------------------------------------------- 3. memory
     mem = None
     if not args.no_memory:
@@ -530,6 +853,17 @@ def main(argv=None) -> int:
     print("LOSS_EQUAL mentor jsd x beta(1-beta) == TRL generalized_jsd_loss "
           f"(rel diff float64 {worst64:.1e}, float32 {worst32:.1e})")
     print(f"RATIO vs_trl_step {statistics.median(ratios):.3f}")
+    for res in ops:
+        n = res["new"]
+        print(f"RESULT vs_trl_on_policy_tokens_per_s_mentor_N{n} {res['tok_s']['mentor']:.1f}")
+        print(f"RESULT vs_trl_on_policy_tokens_per_s_trl_N{n} {res['tok_s']['trl']:.1f}")
+        print(f"RESULT vs_trl_on_policy_step_ratio_N{n} {res['ratio']:.3f}")
+        print(f"RESULT vs_trl_on_policy_cpu_ratio_N{n} {res['cpu_ratio']:.3f}")
+        go = res["gen_only"]
+        print(f"RESULT vs_trl_on_policy_sampling_only_ratio_N{n} "
+              f"{go['mentor'] / go['trl']:.3f}")
+    if ops:  # the least favourable to mentor of the sizes run
+        print(f"RATIO vs_trl_on_policy_step {max(r['ratio'] for r in ops):.3f}")
     if mem is not None:
         def ratio(alloc):
             return mem[alloc, "mentor"]["extra_mib"] / mem[alloc, "trl"]["extra_mib"]

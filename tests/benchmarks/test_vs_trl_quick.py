@@ -2,8 +2,10 @@
 off-policy JSD distillation against TRL's GKDTrainer on the same GPT-2 models, data, batches
 and optimizer. Checked: the losses are equal (mentor's jsd × β(1-β) is TRL's
 ``generalized_jsd_loss``, float64 to 1e-8, and the first real training step's loss of both
-paths), both students end with the same validation JSD, and the machine-readable lines are
-printed. The timings and memory of a quick run mean nothing and are not looked at.
+paths), both students end with the same validation JSD, the on-policy comparison (TRL
+``lmbda=1``) samples with the same effective generation settings on both sides, and the
+machine-readable lines are printed. The timings and memory of a quick run mean nothing and
+are not looked at.
 Skipped without trl (``pip install -e .[bench]``)."""
 
 from __future__ import annotations
@@ -43,5 +45,12 @@ def test_vs_trl_quick_losses_agree_and_results_print():
     assert _value("RESULT vs_trl_loss_rel_diff_float32", out) <= 1e-3
     vm, vt = _value("RESULT vs_trl_val_jsd_mentor", out), _value("RESULT vs_trl_val_jsd_trl", out)
     assert abs(vm - vt) <= 1e-2 * vt, (vm, vt)  # same batches, same Adam: the same student
-    for line in ("RATIO vs_trl_step", "RATIO vs_trl_memory"):
+    for line in ("RATIO vs_trl_step", "RATIO vs_trl_memory", "RATIO vs_trl_on_policy_step"):
         _value(line, out)
+    # on-policy: both sides sample the full distribution with the KV cache and no eos, so
+    # each generates exactly N tokens a step (the script also checks every call's length)
+    for side in ("mentor", "trl"):
+        assert re.search(rf"^  {side} generate\(\) settings \(effective\): do_sample=True, "
+                         r"temperature=1.0, top_k=0, top_p=1.0, use_cache=True, "
+                         r"max_new_tokens=16, eos_token_id=None", out, flags=re.M), out[-3000:]
+        assert _value(f"RESULT vs_trl_on_policy_tokens_per_s_{side}_N16", out) > 0
