@@ -20,8 +20,10 @@ objective, on CPU, float32:
 mentor runs the real ``mentor.lm.distill_lm(student, teacher, TokenData(ids, target),
 regime="off_policy", divergence="jsd", beta=..., chunk_size=...)``; TRL the real
 ``trl.experimental.gkd.GKDTrainer`` (offline: a word-level tokenizer built here, pre-tokenized
-rows and a stacking collator; ``report_to=[]``, ``use_cpu=True``, and ``bf16=False``: TRL's
-configs default to bf16, which would not be the same dtype).
+rows and a stacking collator; ``report_to=[]``, ``use_cpu=True``, ``bf16=False``: TRL's
+configs default to bf16, which would not be the same dtype; ``gradient_checkpointing=False``:
+TRL's configs default to recomputing the model's activations, which mentor does not do here,
+so it would trade TRL's step time for memory).
 
 β mapping. Both put ``M = β p_t + (1-β) p_s`` (β is the TEACHER's weight in the mixture: TRL
 mixes ``teacher_log_probs + log(β)`` with ``student_log_probs + log1p(-β)``) and both take
@@ -258,7 +260,8 @@ def run_trl(student, teacher, train, rows, *, beta, steps, batch, seed=0):
                          weight_decay=0.0, max_grad_norm=0.0, train_sampling_strategy="sequential",
                          report_to=[], use_cpu=True, save_strategy="no", disable_tqdm=True,
                          seed=seed, dataloader_num_workers=0,
-                         max_length=train.ids.shape[1], bf16=False, fp16=False)
+                         max_length=train.ids.shape[1], bf16=False, fp16=False,
+                         gradient_checkpointing=False)  # like mentor: activations kept
         tr = Trainer(model=student, teacher_model=teacher, args=args, train_dataset=ds,
                      data_collator=collate, processing_class=tokenizer(teacher.config.vocab_size),
                      optimizers=(torch.optim.Adam(student.parameters(), lr=LR), None))
