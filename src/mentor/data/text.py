@@ -56,15 +56,16 @@ def trained_tokenizer(texts: Sequence[str], vocab_size: int) -> Tokenizer:
                      save=lambda folder: tok.save(str(Path(folder) / "tokenizer.json")))
 
 
-def local_tokenizer(path: Path, field: str = "data.tokenizer") -> Tokenizer:
-    """``transformers.AutoTokenizer`` from a local folder (never downloaded)."""
+def hf_tokenizer(path: Path, field: str = "data.tokenizer"):
+    """``transformers.AutoTokenizer`` from a local folder (never downloaded); one
+    :class:`DataError` sentence for a missing folder, a missing package or another folder."""
     from .._util.safeio import shown
     if not path.is_dir():
         raise DataError(f"{field}: {shown(path)} is not a folder; expected a tokenizer folder "
                         "(tokenizer.json or vocab.txt with tokenizer_config.json)")
     try:
         from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except ImportError:
         raise DataError(f"{field} needs the transformers package; expected `pip install "
                         "mentor[lm]`") from None
@@ -73,6 +74,12 @@ def local_tokenizer(path: Path, field: str = "data.tokenizer") -> Tokenizer:
         raise DataError(f"{field}: {shown(path)} is not a tokenizer folder ({why}); expected "
                         "the files of a Hugging Face tokenizer saved with save_pretrained") \
             from None
+
+
+def local_tokenizer(path: Path, field: str = "data.tokenizer") -> Tokenizer:
+    """A local folder's tokenizer (:func:`hf_tokenizer`) as mentor's :class:`Tokenizer`."""
+    from .._util.safeio import shown
+    tok = hf_tokenizer(path, field)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
 
     def encode(batch: Sequence[str]) -> list[list[int]]:

@@ -62,20 +62,9 @@ class CompletionSplits:
 def load_tokenizer(path: str | Path, field: str = "data.tokenizer"):
     """A Hugging Face tokenizer from a local folder, with a pad token (its end-of-sequence
     token when it has none) and an end-of-sequence token required."""
+    from ..data.text import hf_tokenizer
     folder = Path(path)
-    if not folder.is_dir():
-        raise DataError(f"{field}: {shown(folder)} is not a folder; expected a tokenizer saved "
-                        "with save_pretrained")
-    try:
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except ImportError:
-        raise DataError(f"{field} needs the transformers package; expected `pip install "
-                        "mentor[lm]`") from None
-    except Exception as e:  # OSError, ValueError: not a tokenizer folder
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise DataError(f"{field}: {shown(folder)} is not a tokenizer folder ({why}); "
-                        "expected a Hugging Face tokenizer saved with save_pretrained") from None
+    tok = hf_tokenizer(folder, field)
     if tok.eos_token_id is None:
         raise DataError(f"{field}: the tokenizer in {shown(folder)} has no end-of-sequence "
                         "token; expected one (eos_token) to end completions")

@@ -35,6 +35,7 @@ import torch
 from ..errors import MentorError
 from .backend import BatchBackend
 from .hf_models import CAUSAL_HEADS, _first
+from .token_data import left_pad
 
 __all__ = ["TransformersBackend"]
 
@@ -292,12 +293,9 @@ class TransformersBackend(BatchBackend):
                   attempts: Sequence[int]) -> list[str]:
         import transformers
         device = next(self.model.parameters()).device
-        width = max(len(row) for row in ids)
-        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for i, row in enumerate(ids):  # left padding: every prompt ends where generation starts
-            input_ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            mask[i, width - len(row):] = 1
+        # left padding: every prompt ends where generation starts
+        input_ids, mask = left_pad(ids, self.pad_id)
+        mask, width = mask.long(), input_ids.shape[1]
         config = transformers.GenerationConfig(
             max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
             eos_token_id=self.eos_ids or None, pad_token_id=self.pad_id, temperature=1.0,
