@@ -197,3 +197,22 @@ def test_a_trained_teacher_folder_is_used_as_it_is(tmp_path):
     raw["teacher"] = {"arch": "hf", "config": {"model_type": "gpt2"}, "steps": 0}
     with pytest.raises(RecipeError, match="teacher.steps 0 uses the teacher as it is"):
         parse_tokens_recipe(raw)
+
+
+def test_positions_cover_the_longest_prompt_and_the_longest_completion(tmp_path):
+    """Generation appends a batch's longest completion to its longest prompt, which need not
+    be one row: a model with positions for the longest row only is refused before training
+    (it would fail mid-run when sampling)."""
+    from mentor.commands.tokens import run_tokens
+    from mentor.errors import MentorError
+    items = [{"prompt": "reverse a b c d", "completion": "a"},
+             {"prompt": "say", "completion": "a b c d a b c d"}] * 10
+    raw = _recipe(tmp_path)
+    raw["data"]["source"] = write_jsonl(tmp_path / "d.jsonl", items)
+    raw["data"].update(val=2, test=2)
+    # longest row: 1 + 8 + eos = 10 tokens; longest prompt 5 + longest completion 9 = 14
+    for side in ("teacher", "student"):
+        raw[side]["config"]["n_positions"] = 12
+    with pytest.raises(MentorError, match="reads at most 12 positions but the data's "
+                       "sequences have 14"):
+        run_tokens(raw, tmp_path / "runs", progress=False)

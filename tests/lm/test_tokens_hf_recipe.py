@@ -56,11 +56,11 @@ def test_a_local_folder_is_a_student_and_a_wrong_folder_is_refused(tmp_path):
                    progress=False)
     small = transformers.GPT2Config(vocab_size=4, n_embd=8, n_layer=1, n_head=2, n_positions=16)
     transformers.GPT2LMHeadModel(small).save_pretrained(str(tmp_path / "small"))
-    with pytest.raises(MentorError, match=r"has a vocabulary of 4 tokens but the testbed's ids "
+    with pytest.raises(MentorError, match=r"has a vocabulary of 4 tokens but the data's ids "
                        rf"go up to {len(VOCAB) - 1}"):
         run_recipe(_recipe({"arch": "hf", "path": str(tmp_path / "small")}), tmp_path / "r3",
                    progress=False)
-    with pytest.raises(MentorError, match=r"reads at most 4 positions but the testbed's "
+    with pytest.raises(MentorError, match=r"reads at most 4 positions but the data's "
                        r"sequences have \d+"):
         run_recipe(_recipe({"arch": "hf", "config": {**GPT2, "n_positions": 4}}),
                    tmp_path / "r4", progress=False)

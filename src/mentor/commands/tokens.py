@@ -130,7 +130,10 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
              tmp: Path, show: bool):
     t = recipe.teacher
     val, test, vocab = source.val, source.test, source.vocab
-    max_len = max(d.ids.shape[1] for d in (teacher_train, student_train, val, test))
+    # positions a model reads: a batch's longest prompt followed by its longest completion
+    # (generation appends that many tokens to left-padded prompts; they need not share a row)
+    max_len = max(int(d.prompt_lens.max()) + d.max_new_tokens
+                  for d in (teacher_train, student_train, val, test))
     seeds = recipe.train.seeds
     rows, histories, lines = [], [], []
     with Bars(show, len(recipe.methods) * len(seeds)) as bars:

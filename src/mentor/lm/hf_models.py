@@ -6,7 +6,7 @@ The regimes call them with token ids and read their output's ``.logits``
 
 A folder that does not fit is refused in one sentence before any training: a model saved
 with another head (a sequence classifier is not a language model), a vocabulary smaller
-than the testbed's token ids, or fewer positions than its sequences."""
+than the data's token ids, or fewer positions than its sequences need."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _causal_lm(vocab_size: int, max_len: int, config: dict[str, Any] | None,
                           "(*ForCausalLM); expected a model saved with a language-modeling head")
     have = getattr(cfg, "vocab_size", None)
     if isinstance(have, int) and have < vocab_size:
-        raise MentorError(f"{where} has a vocabulary of {have:,} tokens but the testbed's ids "
+        raise MentorError(f"{where} has a vocabulary of {have:,} tokens but the data's ids "
                           f"go up to {vocab_size - 1:,}; expected at least {vocab_size:,}")
     _check_positions(cfg, max_len, where)
     return _build(lambda c: transformers.AutoModelForCausalLM.from_pretrained(
@@ -79,9 +79,10 @@ def _check_positions(cfg, max_len: int, where: str) -> None:
     limit = next((getattr(cfg, k) for k in ("n_positions", "max_position_embeddings")
                   if isinstance(getattr(cfg, k, None), int)), None)
     if limit is not None and limit < max_len:
-        raise MentorError(f"{where} reads at most {limit} positions but the testbed's "
-                          f"sequences have {max_len}; expected n_positions (or "
-                          f"max_position_embeddings) of at least {max_len}")
+        raise MentorError(f"{where} reads at most {limit} positions but the data's "
+                          f"sequences have {max_len} (the longest prompt and the longest "
+                          f"completion); expected n_positions (or max_position_embeddings) "
+                          f"of at least {max_len}")
 
 
 def _first(e: Exception) -> str:
