@@ -230,17 +230,13 @@ def run_mentor(student, teacher, train, *, beta, steps, batch, chunk_size, seed=
     return res.model, res.losses, torch.cat(drawn)
 
 
-def run_trl(student, teacher, train, rows, *, beta, steps, batch, seed=0):
-    """The real ``GKDTrainer`` path on ``train``'s ``rows`` in order; returns (trained
-    student, the first step's loss)."""
-    from datasets import Dataset
+def train_trl(student, teacher, ds, processing_class, *, steps, batch, seed, **gkd):
+    """``GKDTrainer`` on the dataset ``ds`` in order, as both comparisons run it: plain Adam at
+    ``LR``, constant rate, no clipping, no weight decay, fp32, no gradient checkpointing (like
+    mentor: activations kept), on the CPU; ``gkd`` holds the comparison's own ``GKDConfig``
+    fields (``lmbda``, ``beta``, ...). Returns (trained student, per-step losses)."""
     from transformers import PrinterCallback
     from trl.experimental.gkd import GKDConfig, GKDTrainer
-
-    ids = train.ids[rows]
-    ds = Dataset.from_dict({"input_ids": ids.tolist(),
-                           "attention_mask": torch.ones_like(ids).tolist(),
-                           "labels": trl_labels(train)[rows].tolist()}).with_format("torch")
 
     def collate(feats):
         return {k: torch.stack([f[k] for f in feats]) for k in feats[0]}
@@ -255,19 +251,34 @@ def run_trl(student, teacher, train, rows, *, beta, steps, batch, seed=0):
 
     with tempfile.TemporaryDirectory() as out:
         args = GKDConfig(output_dir=out, per_device_train_batch_size=batch, max_steps=steps,
-                         lmbda=0.0, beta=beta, temperature=1.0, seq_kd=False,
-                         learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0,
-                         weight_decay=0.0, max_grad_norm=0.0, train_sampling_strategy="sequential",
-                         report_to=[], use_cpu=True, save_strategy="no", disable_tqdm=True,
-                         seed=seed, dataloader_num_workers=0,
-                         max_length=train.ids.shape[1], bf16=False, fp16=False,
-                         gradient_checkpointing=False)  # like mentor: activations kept
+                         seq_kd=False, learning_rate=LR, lr_scheduler_type="constant",
+                         warmup_steps=0, weight_decay=0.0, max_grad_norm=0.0,
+                         train_sampling_strategy="sequential", report_to=[], use_cpu=True,
+                         save_strategy="no", disable_tqdm=True, seed=seed,
+                         dataloader_num_workers=0, bf16=False, fp16=False,
+                         gradient_checkpointing=False, **gkd)
         tr = Trainer(model=student, teacher_model=teacher, args=args, train_dataset=ds,
-                     data_collator=collate, processing_class=tokenizer(teacher.config.vocab_size),
+                     data_collator=collate, processing_class=processing_class,
                      optimizers=(torch.optim.Adam(student.parameters(), lr=LR), None))
         tr.remove_callback(PrinterCallback)  # its end-of-run summary would go to stdout
         tr.train()
-    return tr.model, float(losses[0])
+    return tr.model, [float(x) for x in losses]
+
+
+def run_trl(student, teacher, train, rows, *, beta, steps, batch, seed=0):
+    """The real ``GKDTrainer`` path on ``train``'s ``rows`` in order; returns (trained
+    student, the first step's loss)."""
+    from datasets import Dataset
+
+    ids = train.ids[rows]
+    ds = Dataset.from_dict({"input_ids": ids.tolist(),
+                           "attention_mask": torch.ones_like(ids).tolist(),
+                           "labels": trl_labels(train)[rows].tolist()}).with_format("torch")
+
+    model, losses = train_trl(student, teacher, ds, tokenizer(teacher.config.vocab_size),
+                              steps=steps, batch=batch, seed=seed, lmbda=0.0, beta=beta,
+                              temperature=1.0, max_length=train.ids.shape[1])
+    return model, losses[0]
 
 
 def quiet():
@@ -522,8 +533,6 @@ def run_trl_on_policy(student, teacher, prompts, new, *, beta, steps, batch, tem
     ``input_ids``/``labels`` hold a placeholder completion of ``new`` tokens, replaced by the
     generated one). Returns the per-step losses."""
     from datasets import Dataset
-    from transformers import PrinterCallback
-    from trl.experimental.gkd import GKDConfig, GKDTrainer
 
     n, p = prompts.shape
     ids = torch.cat([prompts, torch.full((n, new), 2, dtype=prompts.dtype)], 1)
@@ -535,33 +544,9 @@ def run_trl_on_policy(student, teacher, prompts, new, *, beta, steps, batch, tem
                             "attention_mask": torch.ones_like(ids).tolist(),
                             "labels": labels.tolist()}).with_format("torch")
 
-    def collate(feats):
-        return {k: torch.stack([f[k] for f in feats]) for k in feats[0]}
-
-    losses = []
-
-    class Trainer(GKDTrainer):
-        def compute_loss(self, *a, **kw):
-            loss = super().compute_loss(*a, **kw)
-            losses.append(loss.detach())
-            return loss
-
-    with tempfile.TemporaryDirectory() as out:
-        args = GKDConfig(output_dir=out, per_device_train_batch_size=batch, max_steps=steps,
-                         lmbda=1.0, beta=beta, temperature=temperature, seq_kd=False,
-                         max_new_tokens=new, learning_rate=LR, lr_scheduler_type="constant",
-                         warmup_steps=0, weight_decay=0.0, max_grad_norm=0.0,
-                         train_sampling_strategy="sequential", report_to=[], use_cpu=True,
-                         save_strategy="no", disable_tqdm=True, seed=seed,
-                         dataloader_num_workers=0, max_length=p + new, bf16=False, fp16=False,
-                         gradient_checkpointing=False)
-        tr = Trainer(model=student, teacher_model=teacher, args=args, train_dataset=ds,
-                     data_collator=collate,
-                     processing_class=tokenizer(teacher.config.vocab_size, eos=False),
-                     optimizers=(torch.optim.Adam(student.parameters(), lr=LR), None))
-        tr.remove_callback(PrinterCallback)
-        tr.train()
-    return [float(x) for x in losses]
+    return train_trl(student, teacher, ds, tokenizer(teacher.config.vocab_size, eos=False),
+                     steps=steps, batch=batch, seed=seed, lmbda=1.0, beta=beta,
+                     temperature=temperature, max_new_tokens=new, max_length=p + new)[1]
 
 
 def on_policy(args, new: int) -> dict:

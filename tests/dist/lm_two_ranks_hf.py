@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from mentor.engine import get_accelerator
 from mentor.lm.distill import distill_lm
-from mentor.lm.token_data import from_lists
+from mentor.lm.testbed import reversal
 
 PAD, BOS, EOS, EQ = 0, 1, 2, 3
 SETTINGS = {
@@ -30,15 +30,8 @@ SETTINGS = {
 
 
 def train_data(n=96):
-    """Reversal rows: prompt <bos> s1..sk =, completion sk..s1 <eos>, k from 1 to 4."""
-    g = torch.Generator().manual_seed(0)
-    prompts, completions = [], []
-    for _ in range(n):
-        k = int(torch.randint(1, 5, (1,), generator=g))
-        s = torch.randint(4, 10, (k,), generator=g).tolist()
-        prompts.append([BOS, *s, EQ])
-        completions.append([*s[::-1], EOS])
-    return from_lists(prompts, completions, pad_id=PAD, eos_id=EOS)
+    """Reversal rows of different lengths (:func:`mentor.lm.testbed.reversal`)."""
+    return reversal(n, 0)
 
 
 def models():

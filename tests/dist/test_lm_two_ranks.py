@@ -2,13 +2,11 @@
 Accelerate on CPU) keeps both ranks identical and matches a single-process run of the same
 global batches."""
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from mentor.errors import MentorError
 from mentor.lm.distill import distill_lm
@@ -16,8 +14,7 @@ from mentor.lm.distill import distill_lm
 HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
 sys.path.insert(0, str(HERE))
-from launch import torchrun_two_ranks  # noqa: E402
-sys.path.insert(0, str(HERE))
+from launch import rank_info, rank_weights, torchrun_two_ranks  # noqa: E402
 import lm_two_ranks as script  # noqa: E402
 
 
@@ -28,21 +25,13 @@ def two_rank_run(tmp_path_factory):
     return out
 
 
-def _weights(out, rank, name):
-    return load_file(str(out / f"rank{rank}-{name}.safetensors"))
-
-
-def _info(out, rank, name):
-    return json.loads((out / f"rank{rank}-{name}.json").read_text())
-
-
 @pytest.mark.parametrize("name", list(script.SETTINGS))
-def test_both_ranks_end_with_identical_weights(two_rank_run, name):
-    w0, w1 = _weights(two_rank_run, 0, name), _weights(two_rank_run, 1, name)
+def test_both_ranks_end_with_identicalrank_weights(two_rank_run, name):
+    w0, w1 = rank_weights(two_rank_run, 0, name), rank_weights(two_rank_run, 1, name)
     assert w0.keys() == w1.keys()
     for k in w0:
         assert torch.equal(w0[k], w1[k]), k
-    i0, i1 = _info(two_rank_run, 0, name), _info(two_rank_run, 1, name)
+    i0, i1 = rank_info(two_rank_run, 0, name), rank_info(two_rank_run, 1, name)
     assert i0["world"] == 2 and "MULTI_CPU" in i0["distributed_type"]
     assert i0["losses"] == i1["losses"]  # the global loss, the same on both ranks
     assert i0["teacher_queries"] == i1["teacher_queries"]
@@ -55,10 +44,10 @@ def test_off_policy_equals_single_process_run_of_the_global_batches(two_rank_run
     kw = script.SETTINGS["off"]
     student, teacher = script.models()
     single = distill_lm(student, teacher, script.train_data(), **kw)
-    w = _weights(two_rank_run, 0, "off")
+    w = rank_weights(two_rank_run, 0, "off")
     for k, v in single.model.state_dict().items():
         assert torch.allclose(w[k], v, rtol=0, atol=1e-6), (k, (w[k] - v).abs().max())
-    info = _info(two_rank_run, 0, "off")
+    info = rank_info(two_rank_run, 0, "off")
     assert info["losses"] == pytest.approx(single.losses, rel=1e-5)
     # every rank queried the teacher on its 8 rows of each micro-batch: 16 a micro-batch in all
     assert info["teacher_queries"] == single.teacher_queries == \
@@ -67,14 +56,14 @@ def test_off_policy_equals_single_process_run_of_the_global_batches(two_rank_run
 
 def test_on_policy_counts_queries_of_both_ranks(two_rank_run):
     kw = script.SETTINGS["on"]
-    info = _info(two_rank_run, 0, "on")
+    info = rank_info(two_rank_run, 0, "on")
     assert len(info["losses"]) == kw["steps"]
     assert info["teacher_queries"] == kw["steps"] * kw["accumulate"] * kw["batch_size"]
 
 
 def test_seqkd_completions_are_gathered_from_both_ranks(two_rank_run):
     for r in (0, 1):
-        info = _info(two_rank_run, r, "seqkd")
+        info = rank_info(two_rank_run, r, "seqkd")
         assert info["kept"] == script.TRAIN_SIZE  # greedy: every prompt kept, once
         # each rank completed half of the prompts, then the signal-free seqkd steps
         assert info["teacher_queries"] == script.TRAIN_SIZE
@@ -83,7 +72,7 @@ def test_seqkd_completions_are_gathered_from_both_ranks(two_rank_run):
 def test_a_failure_after_a_collective_is_raised_on_every_rank(two_rank_run):
     """No random-teacher completion agrees with the gold answer: both ranks raise the same
     MentorError after gathering (neither waits for the other)."""
-    errors = [_info(two_rank_run, r, "gold")["error"] for r in (0, 1)]
+    errors = [rank_info(two_rank_run, r, "gold")["error"] for r in (0, 1)]
     assert errors[0] is not None and errors[0] == errors[1]
     assert "agreed with the gold answer" in errors[0]
 

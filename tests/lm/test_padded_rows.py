@@ -26,22 +26,12 @@ from mentor.errors import MentorError  # noqa: E402
 from mentor.lm import CharLM, distill_lm, exact_match  # noqa: E402
 from mentor.lm import regimes  # noqa: E402
 from mentor.lm.generate import complete, complete_data  # noqa: E402
+from mentor.lm.testbed import reversal  # noqa: E402
 from mentor.lm.token_data import TokenData, from_lists  # noqa: E402
 from mentor.losses.tokens import token_count  # noqa: E402
 from mentor.tasks.tokens import logits_of  # noqa: E402
 
 PAD, BOS, EOS, EQ = 0, 1, 2, 3
-
-
-def reversal(n: int, seed: int) -> TokenData:
-    g = torch.Generator().manual_seed(seed)
-    prompts, completions = [], []
-    for _ in range(n):
-        k = int(torch.randint(1, 5, (1,), generator=g))
-        s = torch.randint(4, 10, (k,), generator=g).tolist()
-        prompts.append([BOS, *s, EQ])
-        completions.append([*s[::-1], EOS])
-    return from_lists(prompts, completions, pad_id=PAD, eos_id=EOS)
 
 
 def gpt2(seed: int = 0):

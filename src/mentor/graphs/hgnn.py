@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +94,29 @@ def accuracy(logits: Tensor, y: Tensor, mask: Tensor) -> float:
     return float((logits[mask].argmax(-1) == y[mask]).float().mean())
 
 
+def fit_full_batch(net: nn.Module, loss: Callable[[], Tensor], val: Callable[[], float], *,
+                   epochs: int, lr: float, weight_decay: float) -> tuple[int, float]:
+    """The full-batch training both of LightHGNN's models use: each epoch one Adam step on
+    ``loss()`` (train mode), then ``val()`` (eval mode, no gradient); ``net`` ends with the
+    weights of the first epoch with the best validation score, in eval mode. Returns
+    ``(best epoch, its score)``."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    best_state, best_epoch, best_val = copy.deepcopy(net.state_dict()), -1, -1.0
+    for epoch in range(epochs):
+        net.train()
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+        net.eval()
+        with torch.no_grad():
+            score = val()
+        if score > best_val:
+            best_state, best_epoch, best_val = copy.deepcopy(net.state_dict()), epoch, score
+    net.load_state_dict(best_state)
+    net.eval()
+    return best_epoch, best_val
+
+
 def train_hgnn(data: NodeData, *, seed: int = 0, epochs: int = 200, lr: float = 0.01,
                weight_decay: float = 5e-4, hidden: int = 32, dropout: float = 0.5,
                hypergraph: Hypergraph | None = None) -> TrainedHGNN:
@@ -102,22 +126,11 @@ def train_hgnn(data: NodeData, *, seed: int = 0, epochs: int = 200, lr: float = 
     prop = hgnn_propagation(hypergraph or data.hypergraph)
     torch.manual_seed(seed)
     net = HGNN(data.x.shape[1], data.num_classes, hidden, dropout)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     x, y, tr = data.x, data.y, data.train_mask
-    best_state, best_epoch, best_val = copy.deepcopy(net.state_dict()), -1, -1.0
-    for epoch in range(epochs):
-        net.train()
-        opt.zero_grad()
-        loss = F.cross_entropy(net(x, prop)[tr], y[tr])
-        loss.backward()
-        opt.step()
-        net.eval()
-        with torch.no_grad():
-            val = accuracy(net(x, prop), y, data.val_mask)
-        if val > best_val:
-            best_state, best_epoch, best_val = copy.deepcopy(net.state_dict()), epoch, val
-    net.load_state_dict(best_state)
-    net.eval()
+    best_epoch, best_val = fit_full_batch(
+        net, lambda: F.cross_entropy(net(x, prop)[tr], y[tr]),
+        lambda: accuracy(net(x, prop), y, data.val_mask),
+        epochs=epochs, lr=lr, weight_decay=weight_decay)
     for p in net.parameters():
         p.requires_grad_(False)
     with torch.no_grad():

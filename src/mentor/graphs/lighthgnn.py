@@ -41,7 +41,6 @@ temperature=1.0, ...).fit(data.splits())`` trains a LightHGNN student on the eng
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -49,7 +48,7 @@ from torch import Tensor, nn
 
 from ..errors import MentorError
 from ..losses import cross_entropy, kd
-from .hgnn import accuracy
+from .hgnn import accuracy, fit_full_batch
 from .testbed import Hypergraph, NodeData
 
 
@@ -204,25 +203,15 @@ def distill_mlp(data: NodeData, teacher_logits: Tensor | None = None, *, lamb: f
     torch.manual_seed(seed)
     net = student_mlp(data.x.shape[1], c, hidden, dropout)
     draws = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     x, y, tr = data.x, data.y, data.train_mask
-    best_state, best_epoch, best_val = copy.deepcopy(net.state_dict()), -1, -1.0
-    for epoch in range(epochs):
-        net.train()
-        opt.zero_grad()
-        loss = lighthgnn_loss(net(x), teacher_logits, y, tr, lamb=lamb,
+
+    def loss() -> Tensor:
+        return lighthgnn_loss(net(x), teacher_logits, y, tr, lamb=lamb,
                               temperature=temperature, hypergraph=hg,
                               rho=rho if use_hc else None, hc_weight=hc_weight,
                               generator=draws)
-        loss.backward()
-        opt.step()
-        net.eval()
-        with torch.no_grad():
-            val = accuracy(net(x), y, data.val_mask)
-        if val > best_val:
-            best_state, best_epoch, best_val = copy.deepcopy(net.state_dict()), epoch, val
-    net.load_state_dict(best_state)
-    net.eval()
+    best_epoch, best_val = fit_full_batch(net, loss, lambda: accuracy(net(x), y, data.val_mask),
+                                          epochs=epochs, lr=lr, weight_decay=weight_decay)
     with torch.no_grad():
         test = accuracy(net(x), y, data.test_mask)
     return DistilledMLP(net, best_epoch, best_val, test)

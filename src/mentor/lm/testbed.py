@@ -1,4 +1,5 @@
-"""TB-LM: a synthetic language testbed (METHODS.md §0) -- fixed-width addition strings.
+"""TB-LM: a synthetic language testbed (METHODS.md §0) -- fixed-width addition strings, and
+:func:`reversal`, rows of different lengths for the padding paths.
 
 A sequence is ``<bos>07+12=019;``: two zero-padded operands, ``=``, their zero-padded sum and
 ``;``. The prompt is ``<bos>07+12=``, the completion ``019;``. Every sequence of one task has
@@ -13,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..errors import MentorError
-from .token_data import TokenData
+from .token_data import TokenData, from_lists
 
 CHARS = "0123456789+=;"
 PAD, BOS = 0, 1
@@ -75,3 +76,21 @@ class Addition:
         if train_size is not None:
             tr = tr[:int(train_size)]
         return self.data(tr), self.data(va), self.data(te)
+
+
+REVERSAL_VOCAB = 10  # ids: 0 <pad>, 1 <bos>, 2 <eos>, 3 "=", 4..9 the symbols
+
+
+def reversal(n: int, seed: int = 0) -> TokenData:
+    """``n`` rows of a task whose rows differ in length: prompt ``<bos> s1 .. sk =``,
+    completion ``sk .. s1 <eos>``, ``k`` from 1 to 4 symbols among ids 4..9, drawn from
+    ``seed`` (:data:`REVERSAL_VOCAB` ids; right-padded with 0, ``eos_id`` 2)."""
+    pad, bos, eos, eq = 0, 1, 2, 3
+    g = torch.Generator().manual_seed(seed)
+    prompts, completions = [], []
+    for _ in range(n):
+        k = int(torch.randint(1, 5, (1,), generator=g))
+        s = torch.randint(4, REVERSAL_VOCAB, (k,), generator=g).tolist()
+        prompts.append([bos, *s, eq])
+        completions.append([*s[::-1], eos])
+    return from_lists(prompts, completions, pad_id=pad, eos_id=eos)
