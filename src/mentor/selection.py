@@ -2,8 +2,9 @@
 
 Every place that picks "the best" of a run -- the default student of ``mentor export``,
 the highlighted row of the leaderboards, the method whose confusion matrix ``mentor report``
-shows -- picks by mean validation accuracy (``val_accuracy_mean`` of ``results.json``), the
-first row on ties; test accuracy is reported, never used to choose.
+shows -- picks by mean validation accuracy (``val_accuracy_mean`` of ``results.json``; the
+lowest ``val_perplexity_mean`` for language-model runs selected by perplexity), the first
+row on ties; test figures are reported, never used to choose.
 """
 
 from __future__ import annotations
@@ -12,14 +13,22 @@ import math
 from typing import Any, Sequence
 
 KEY = "val_accuracy_mean"
+PERPLEXITY = "val_perplexity_mean"  # tokens runs selected by perplexity
+
+
+def _number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def val_score(row: dict[str, Any]) -> float:
-    """A row's mean validation accuracy, or -inf when it has none."""
+    """A row's mean validation accuracy; minus its mean validation perplexity when it was
+    selected by perplexity (``val_perplexity_mean``: lower is better); -inf when it has
+    neither."""
     v = row.get(KEY)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return -math.inf
-    return float(v)
+    if _number(v):
+        return float(v)
+    ppl = row.get(PERPLEXITY)
+    return -float(ppl) if _number(ppl) else -math.inf
 
 
 def best_index(rows: Sequence[dict[str, Any]]) -> int | None:

@@ -55,8 +55,8 @@ def test_reads_every_synset_of_the_four_files():
     sedate = next(r for r in full if r.lemma == "sedate" and r.pos == "verb")
     assert sedate.gloss == ('cause to be calm or quiet as by administering a sedative to; '
                             '"The patient must be sedated before the operation"')
-    assert sedate.text().startswith("sedate (verb): cause to be calm") and \
-        sedate.text().endswith('before the operation"')
+    assert sedate.text().startswith("sedate: cause to be calm") and \
+        sedate.text().endswith('before the operation" (verb)')
 
 
 def test_split_is_a_seeded_permutation():
@@ -121,30 +121,35 @@ def test_training_task_and_perplexity_rows_agree(small):
     assert len(train) == 2000 and len(val) == 40 and len(test) == 60
     # a training row is <bos>, the entry's tokens (its definition cut if too long), <eos>;
     # the prompt is the lemma
+    compared = 0
     for i in range(100):
         syn = rows[tr_idx[i]]
         ids = train.ids[i, :int(train.lengths[i])].tolist()
         assert ids[0] == info.bos_id and ids[-1] == info.eos_id
         whole = tok.encode(syn.text(), add_special_tokens=False).ids
-        if int(train.lengths[i]) < info.max_len:
+        if int(train.lengths[i]) < info.max_len and syn.lemma[-1].isalnum():
             assert ids[1:-1] == whole  # the parts encoded apart are the whole text's ids
-        else:
-            assert whole[:info.max_len - 2] == ids[1:-1]
+            compared += 1
+        assert tok.decode(ids[1:-1]).endswith(f" ({syn.pos})")  # never cut
         assert tok.decode(train.prompt_lists()[i]) == syn.lemma
+    assert compared > 50
     assert int(train.lengths.max()) <= info.max_len and info.cut["train"] > 0
-    # perplexity row = task prompt + part of speech + "):" ; its completion the definition
+    # a task row is the entry up to " (" and its part of speech; a perplexity row is the
+    # entry in the training rows' form
     lm = info.lm_test
-    close = tok.encode("):", add_special_tokens=False).ids
     for i in range(len(test)):
         syn = rows[te_idx[i]]
-        assert lm.prompt_lists()[i] == test.prompt_lists()[i] + test.completion_lists()[i] + close
-        assert tok.decode(test.prompt_lists()[i]) == f"{syn.lemma} ("
+        assert lm.prompt_lists()[i] == test.prompt_lists()[i][:len(lm.prompt_lists()[i])]
+        assert tok.decode(lm.prompt_lists()[i]) == syn.lemma
+        prompt = tok.decode(test.prompt_lists()[i])
         assert tok.decode(test.completion_lists()[i]) == syn.pos
-        definition = tok.decode(lm.completion_lists()[i])  # <eos> skipped
+        entry = tok.decode(lm.ids[i, 1:int(lm.lengths[i]) - 1].tolist())
+        assert entry == prompt + syn.pos + ")"
         if int(lm.lengths[i]) < info.max_len:
-            assert definition == " " + syn.gloss
+            assert entry == syn.text()
         else:
-            assert (" " + syn.gloss).startswith(definition)
+            assert prompt.startswith(syn.lemma + ":") and prompt.endswith(" (")
+            assert syn.text().startswith(prompt[:-2])
         assert lm.completion_lists()[i][-1] == info.eos_id
     assert test.eos_id is None  # exact match over the part of speech's tokens
     nouns = sum(rows[i].pos == "noun" for i in te_idx) / 60
@@ -236,3 +241,19 @@ def test_a_student_distills_from_a_teacher_on_the_corpus(small):
         assert len(res.losses) == 2 and all(math.isfinite(x) for x in res.losses)
         assert 0 <= exact_match(res.model, test) <= 1
         assert 1 < corpus.perplexity(res.model, info.lm_test) < 2 * info.vocab_size
+
+
+@needs_wordnet
+def test_an_entry_too_long_for_max_len_is_dropped_and_counted():
+    """At 16 tokens a long lemma leaves no room for its part of speech: the entry is dropped
+    (counted per split), every kept row fits, and the floor is over the kept test entries."""
+    train, val, test, info = corpus.corpus_data(0, val=40, test=60, train=2000,
+                                                vocab_size=600, max_len=16)
+    assert info.dropped["train"] > 0 and info.dropped["test"] > 0
+    for name, rows in (("train", train), ("val", val), ("test", test)):
+        assert len(rows) == info.synsets[name] == \
+            {"train": 2000, "val": 40, "test": 60}[name] - info.dropped[name]
+    assert int(train.lengths.max()) <= 16 and int(info.lm_test.lengths.max()) <= 16
+    tok = info.tokenizer
+    nouns = [tok.decode(c) == "noun" for c in test.completion_lists()]
+    assert info.majority == sum(nouns) / len(nouns)

@@ -64,3 +64,14 @@ def test_a_local_folder_is_a_student_and_a_wrong_folder_is_refused(tmp_path):
                        r"sequences have \d+"):
         run_recipe(_recipe({"arch": "hf", "config": {**GPT2, "n_positions": 4}}),
                    tmp_path / "r4", progress=False)
+
+
+def test_special_ids_of_a_model_type_beyond_the_vocabulary_are_unset():
+    """GPT-2's config names token 50256 as bos and eos; over a vocabulary of 600 it names no
+    token (transformers warns that it may misbehave): unset unless the recipe sets it."""
+    from mentor.lm.hf_models import causal_lm
+    model = causal_lm(vocab_size=600, max_len=16, config=GPT2)
+    assert model.config.bos_token_id is None and model.config.eos_token_id is None
+    model = causal_lm(vocab_size=600, max_len=16, config={**GPT2, "eos_token_id": 2})
+    assert model.config.eos_token_id == 2 and model.config.bos_token_id is None
+    assert causal_lm(vocab_size=60_000, max_len=16, config=GPT2).config.eos_token_id == 50256

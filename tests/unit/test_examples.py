@@ -71,7 +71,9 @@ def test_distill_an_llm():
     # seed 0: +4.4 points with torch's AVX2 kernels, +11.8 on an earlier machine
     # (10 prompts = 2 points)
     assert _pct(lines, "bridge") > _pct(lines, "data alone") + 2
-    _quoted(lines, kernel_dependent=("forward KL", "bridge"))
+    # every line's figure: the GRUs' float sums differ between CPUs (the teacher reads 93.0 %
+    # with AVX2 kernels on an AMD EPYC, 94.4 % with AVX-512 on an Intel Xeon)
+    _quoted(lines, kernel_dependent=("teacher", "data alone", "forward KL", "bridge"))
 
 
 @pytest.mark.parametrize("name", ["compress_my_model.py", "use_my_unlabeled_data.py",

@@ -1,21 +1,21 @@
-"""Run a ``tokens`` recipe (``mentor run tokens``): a TB-LM teacher, then every method x seed
-through :func:`~mentor.lm.distill.distill_lm`; a leaderboard, ``results.json``, metrics,
-checkpoints and ``report.html`` in a run folder written like every mentor run (a partial
-folder renamed when complete).
+"""Run a ``tokens`` recipe (``mentor run tokens``, ``mentor run wordnet-lm``): a teacher
+trained on the recipe's data (:mod:`mentor.lm.sources`), then every method x seed through
+:func:`~mentor.lm.distill.distill_lm`; a leaderboard, ``results.json``, metrics, checkpoints
+and ``report.html`` in a run folder written like every mentor run (a partial folder renamed
+when complete).
 
 Metrics per student: exact match of greedy completions on the test prompts (the
-leaderboard's "test accuracy"), agreement with the teacher's greedy completions, the step
-chosen on the validation prompts, teacher queries, and for sequence-level KD the sequences
-kept by gold-agreement rejection.
+leaderboard's metric), perplexity of the held-out completions (its own column), agreement
+with the teacher's greedy completions, the step chosen on the validation rows
+(``train.select``), teacher queries, and for sequence-level KD the sequences kept by
+gold-agreement rejection.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -32,8 +32,11 @@ from ..lm.distill import distill_lm
 from ..lm.generate import complete_data, exact_match, logits_of
 from ..lm.hf_models import save_causal_lm
 from ..lm.models import CharLM
+from ..lm.scores import perplexity
 from ..lm.recipe import LMSpec, TokensRecipe, parse_tokens_recipe
-from ..lm.testbed import VOCAB, Addition, TokenData
+from ..lm.sources import TokensSource, tokens_data
+from ..lm.testbed import VOCAB
+from ..lm.token_data import TokenData
 
 
 def build_lm(spec: LMSpec, max_len: int, vocab: int = len(VOCAB)) -> nn.Module:
@@ -52,32 +55,6 @@ def _describe(spec: LMSpec) -> str:
         what = (spec.config or {}).get("model_type") if spec.path is None else spec.path
         return f"transformers causal LM ({what})"
     return f"{spec.arch} LM d={spec.d_model} x {spec.layers} layer(s)"
-
-
-@dataclass
-class TokensSource:
-    """A tokens recipe's data: the splits, the vocabulary size, the tokenizer of a file source
-    (``None`` for the testbed) and a sentence saying what the data is."""
-
-    train: TokenData
-    val: TokenData
-    test: TokenData
-    vocab: int
-    tokenizer: Any
-    text: str
-
-
-def tokens_data(recipe: TokensRecipe) -> TokensSource:
-    d = recipe.data
-    if d.source is None:
-        train, val, test = Addition(d.digits).split(d.split_seed, val=d.val, test=d.test)
-        return TokensSource(train, val, test, len(VOCAB), None,
-                            f"TB-LM {d.testbed}, {d.digits}-digit operands")
-    from ..lm.completions import completion_splits
-    s = completion_splits(d.completion_options())
-    dropped = f", {s.dropped} rows over {d.max_length} tokens dropped" if s.dropped else ""
-    return TokensSource(s.train, s.val, s.test, s.vocab_size, s.tokenizer,
-                        f"prompts and completions of {Path(d.source).name}{dropped}")
 
 
 @torch.no_grad()
@@ -133,38 +110,46 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
     # positions a model reads: a batch's longest prompt followed by its longest completion
     # (generation appends that many tokens to left-padded prompts; they need not share a row)
     max_len = max(int(d.prompt_lens.max()) + d.max_new_tokens
-                  for d in (teacher_train, student_train, val, test))
+                  for d in (teacher_train, student_train, val, test, source.lm_val,
+                            source.lm_test))
     seeds = recipe.train.seeds
+    select = recipe.train.select
+    by_ppl = select == "perplexity"
+    chosen_on = source.lm_val if by_ppl else val  # the rows the kept weights are chosen on
     rows, histories, lines = [], [], []
     with Bars(show, len(recipe.methods) * len(seeds)) as bars:
         torch.manual_seed(t.seed)
         teacher = build_lm(t, max_len, vocab)
         if t.steps:
             cb = bars.start("teacher", t.steps)
-            tres = distill_lm(teacher, None, teacher_train, val=val, regime="supervised",
-                              steps=t.steps, batch_size=t.batch_size, lr=t.lr,
-                              eval_every=t.eval_every, seed=t.seed, on_eval=cb,
-                              checkpoint_dir=tmp / "teacher" / "state", resume=True)
+            tres = distill_lm(teacher, None, teacher_train, val=chosen_on,
+                              regime="supervised", steps=t.steps, batch_size=t.batch_size,
+                              optimization=t.optimization(), eval_every=t.eval_every,
+                              seed=t.seed, on_eval=cb,
+                              checkpoint_dir=tmp / "teacher" / "state", resume=True,
+                              select=select)
             teacher, teacher_val = tres.model.eval(), tres.best_val
         else:  # a trained model, used as it is
             teacher = teacher.eval()
-            teacher_val = exact_match(teacher, val)
+            teacher_val = (perplexity if by_ppl else exact_match)(teacher, chosen_on)
         save_weights(tmp / "teacher" / "model.safetensors", teacher,
                      {"mentor.lm": {**t.model_dump(), "vocab": vocab, "max_len": max_len}})
         tinfo = {"description": _describe(t), "params": count_params(teacher),
                  "test_accuracy": exact_match(teacher, test),
-                 "val_accuracy": teacher_val,
+                 "test_perplexity": perplexity(teacher, source.lm_test),
+                 "val_perplexity" if by_ppl else "val_accuracy": teacher_val,
                  "sequences": len(teacher_train) if t.steps else 0}
         test_in = test.ids[:, :-1]
         latency = None
         tr = recipe.train
         for m in recipe.methods:
-            accs, agrees, vals, per_seed = [], [], [], []
+            accs, ppls, agrees, vals, per_seed = [], [], [], [], []
             for seed in seeds:
                 torch.manual_seed(seed)
                 student = build_lm(recipe.student, max_len, vocab)
                 cb = bars.start(f"{m.name} / seed {seed}", tr.steps)
-                res = distill_lm(student, teacher, student_train, val=val, steps=tr.steps,
+                res = distill_lm(student, teacher, student_train, val=chosen_on,
+                                 steps=tr.steps, select=select,
                                  batch_size=tr.batch_size, accumulate=tr.accumulate,
                                  optimization=tr.optimization(),
                                  chunk_size=tr.chunk_size, eval_every=tr.eval_every,
@@ -173,6 +158,7 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
                                  / "state", **m.options())
                 model = res.model.eval()
                 acc = exact_match(model, test)
+                ppl = perplexity(model, source.lm_test)
                 agree = agreement(model, teacher, test)
                 save_weights(tmp / "checkpoints" / m.name / f"seed{seed}" / "student.safetensors",
                              model, {"mentor.lm": {**recipe.student.model_dump(),
@@ -181,14 +167,19 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
                     save_causal_lm(model, tmp / "checkpoints" / m.name / f"seed{seed}",
                                    source.tokenizer)
                 accs.append(acc)
+                ppls.append(ppl)
                 agrees.append(agree)
                 vals.append(res.best_val)
+                curve = {("val_perplexity" if by_ppl else "val_accuracy"):
+                         [h["val_perplexity" if by_ppl else "val_exact_match"]
+                          for h in res.history]}
                 histories.append({"setting": "default", "method": m.name, "seed": seed,
-                                  "step": [h["step"] for h in res.history],
-                                  "val_accuracy": [h["val_exact_match"] for h in res.history]})
+                                  "step": [h["step"] for h in res.history], **curve})
                 per_seed.append({"method": m.name, "seed": seed, "test_exact_match": acc,
+                                 "test_perplexity": ppl,
                                  "teacher_agreement": agree, "best_step": res.best_step,
-                                 "val_exact_match": res.best_val,
+                                 "val_perplexity" if by_ppl else "val_exact_match":
+                                 res.best_val,
                                  "teacher_queries": res.teacher_queries,
                                  "kept_sequences": res.kept_sequences,
                                  "history": res.history})
@@ -202,7 +193,12 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
                 "params": count_params(student), "seeds": list(seeds),
                 "test_accuracy_mean": statistics.fmean(accs),
                 "test_accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
-                "test_accuracies": accs, "val_accuracy_mean": statistics.fmean(vals),
+                "test_accuracies": accs,
+                "test_perplexity_mean": statistics.fmean(ppls),
+                "test_perplexity_std": statistics.pstdev(ppls) if len(ppls) > 1 else 0.0,
+                "test_perplexities": ppls,
+                "val_perplexity_mean" if by_ppl else "val_accuracy_mean":
+                statistics.fmean(vals),
                 "teacher_agreement_mean": statistics.fmean(agrees),
                 "speedup": latency["speedup"], "latency": latency,
                 "teacher_queries_mean": statistics.fmean(r["teacher_queries"] for r in per_seed),
@@ -213,14 +209,30 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
         "settings": [{"name": "default",
                       "description": recipe.description or _data_text(source, student_train),
                       "data": _data_text(source, student_train), "teacher": tinfo}],
-        "rows": rows, "seeds": list(seeds),
+        "rows": rows, "seeds": list(seeds), "data_facts": source.facts,
         "metric_name": "test exact match",
         "metric": f"exact match of greedy completions on {len(test)} held-out prompts",
         "std": "population standard deviation over seeds",
-        "selection": "student weights selected by exact match on the validation prompts; "
-                     "test prompts evaluated once per run",
+        "perplexity": f"perplexity of {_perplexity_rows(source)} (exp of the mean negative "
+                      "log-likelihood per token)",
+        "selection": SELECTION_TEXT[select],
     }
     return results, histories, lines
+
+
+SELECTION_TEXT = {
+    "exact_match": "weights selected by exact match on the validation prompts; test prompts "
+                   "evaluated once per run",
+    "perplexity": "weights selected by perplexity on the validation rows; test rows "
+                  "evaluated once per run",
+    "last": "the last step's weights (no selection); test rows evaluated once per run",
+}
+
+
+def _perplexity_rows(source: TokensSource) -> str:
+    if source.lm_test is source.test:
+        return f"the {len(source.test)} test completions"
+    return f"{len(source.lm_test)} held-out entries after their first word"
 
 
 def _data_text(source: TokensSource, student_train: TokenData) -> str:

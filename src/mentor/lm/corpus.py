@@ -3,25 +3,24 @@
 The corpus is read from the files the Debian package ``wordnet-base`` installs
 (``/usr/share/wordnet/data.{noun,verb,adj,adv}``; WordNet 3.0, Miller 1995, Princeton
 University's licence); nothing is downloaded. Each of its 117,659 synsets is one entry of a
-dictionary: its first lemma, its part of speech and its gloss (the definition; with
-``examples=True`` also the quoted example sentences after it)::
+dictionary: its first lemma, its gloss (the definition; with ``examples=True`` also the
+quoted example sentences after it) and its part of speech::
 
-    dog (noun): a member of the genus Canis (probably descended from the common wolf) ...
+    dog: a member of the genus Canis (probably descended from the common wolf) ... (noun)
 
 Three views of these entries, as right-padded :class:`~mentor.lm.token_data.TokenData`
 whose ids start with ``<bos>``:
 
-* **training rows** -- prompt the lemma, completion `` (noun): `` the gloss and ``<eos>``: a
-  language model of the dictionary (the part of speech, then the definition).
-* **perplexity rows** (``Corpus.lm_val``, ``Corpus.lm_test``) -- prompt the lemma and part of
-  speech, completion the gloss and ``<eos>``: :func:`perplexity` is exp of the mean negative
-  log-likelihood of the held-out definitions' tokens.
-* **task rows** (``val``, ``test``) -- prompt ``dog (``, completion its part of speech (one
-  token): which of noun, verb, adjective, adverb a word is, from the word alone (its
-  spelling: ``-ly``, ``-ize``, ``-ous``, ``-ness``, compounds ...), scored by the exact match
-  of greedy completions (:func:`mentor.lm.exact_match`). 71 % of the synsets are nouns, and
-  many words are more than one (``run``), so ``Corpus.majority`` (always ``noun``) is the
-  floor and no model reaches 100 %.
+* **training rows** -- prompt the lemma, completion ``:``, the gloss, `` (noun)`` and
+  ``<eos>``: a language model of the dictionary.
+* **perplexity rows** (``Corpus.lm_val``, ``Corpus.lm_test``) -- the held-out synsets' entries
+  in the same form: :func:`perplexity` is exp of the mean negative log-likelihood of their
+  tokens after the lemma.
+* **task rows** (``val``, ``test``) -- prompt the entry up to `` (`` (``dog: a member ... (``),
+  completion its part of speech: which of noun, verb, adj, adv the definition defines (verbs'
+  definitions read "cause to ...", adverbs' "in a ... manner", adjectives' "of or relating
+  to ..."), scored by the exact match of greedy completions (:func:`mentor.lm.exact_match`).
+  71 % of the synsets are nouns, so ``Corpus.majority`` (always ``noun``) is the floor.
 
 The split is by synset, a permutation drawn from ``split_seed``: ``test`` synsets, then
 ``val``, then the rest for training. The tokenizer is a byte-level BPE (GPT-2's pre-tokenizer,
@@ -30,7 +29,9 @@ The ``tokenizers`` BPE trainer is deterministic in this form: its nondeterminism
 (huggingface/tokenizers#1794) comes from ids given to continuing-subword tokens (WordPiece's
 ``##``) in hash-map order, and this tokenizer has none; the alphabet is sorted and merge ties
 are broken by ids (tests/lm/test_corpus.py builds it in two processes and compares).
-A definition too long for ``max_len`` tokens in all is cut (``Corpus.cut`` counts them).
+A definition too long for ``max_len`` tokens in all is cut (its last tokens dropped; the part
+of speech and ``<eos>`` kept; ``Corpus.cut`` counts them), and an entry whose lemma alone
+leaves no room is dropped (``Corpus.dropped``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError, MentorError, check_param
-from ..tasks.tokens import logits_of
+from .scores import perplexity, token_accuracy, token_scores  # noqa: F401 (re-exported)
 from .token_data import TokenData
 
 WORDNET = Path("/usr/share/wordnet")
@@ -76,8 +77,8 @@ class Synset:
     lexname: str
 
     def text(self) -> str:
-        """The dictionary entry: ``lemma (pos): gloss``."""
-        return f"{self.lemma} ({self.pos}): {self.gloss}"
+        """The dictionary entry: ``lemma: gloss (pos)``."""
+        return f"{self.lemma}: {self.gloss} ({self.pos})"
 
 
 def read_wordnet(root: Path = WORDNET, *, examples: bool = False) -> list[Synset]:
@@ -157,6 +158,7 @@ class Corpus:
     lm_test: TokenData
     synsets: dict = field(default_factory=dict)
     cut: dict = field(default_factory=dict)
+    dropped: dict = field(default_factory=dict)
     majority: float = float("nan")
 
 
@@ -165,17 +167,18 @@ def corpus_data(split_seed: int = 0, *, val: int = 500, test: int = 1000,
                 examples: bool = False,
                 root: Path = WORDNET) -> tuple[TokenData, TokenData, TokenData, Corpus]:
     """WordNet's glosses as ``(train, val, test, info)`` (module docstring): ``train`` the
-    training rows (prompt ``<bos>lemma``, completion `` (pos): gloss<eos>``), ``val`` and
-    ``test`` the task rows of the held-out synsets (prompt ``<bos>lemma (``, completion the
-    part of speech; scored by :func:`mentor.lm.exact_match`), ``info`` a :class:`Corpus`
-    with the tokenizer, ``vocab_size``, ``pad_id``/``bos_id``/``eos_id`` and the perplexity
+    training rows (prompt ``<bos>lemma``, completion ``: gloss (pos)<eos>``), ``val`` and
+    ``test`` the task rows of the held-out synsets (prompt ``<bos>lemma: gloss (``,
+    completion the part of speech; scored by :func:`mentor.lm.exact_match`), ``info`` a
+    :class:`Corpus` with the tokenizer, ``vocab_size``, ``pad_id``/``bos_id``/``eos_id`` and the perplexity
     rows ``lm_val`` and ``lm_test`` (for :func:`perplexity`).
 
     ``train`` keeps only the first ``train`` training synsets of the split's order (the
     tokenizer learns from those; ``None``: all). The training rows are in the split's random
     order, so ``train.subset(range(n))`` is a random sample of ``n``. A definition too long
-    for ``max_len`` tokens in all is cut (its last tokens dropped, ``<eos>`` kept;
-    ``info.cut`` counts them per split)."""
+    for ``max_len`` tokens in all is cut (its last tokens dropped, the part of speech and
+    ``<eos>`` kept; ``info.cut`` counts them per split); an entry whose lemma and part of
+    speech alone leave no room is dropped (``info.dropped``)."""
     check_param("corpus", "max_len", max_len, low=16)
     rows = read_wordnet(root, examples=examples)
     parts = split_synsets(len(rows), split_seed, val, test)
@@ -185,56 +188,67 @@ def corpus_data(split_seed: int = 0, *, val: int = 500, test: int = 1000,
     train_rows, val_rows, test_rows = ([rows[i] for i in idx] for idx in parts)
     tok = train_tokenizer([r.text() for r in train_rows], vocab_size)
     pad, bos, eos = (tok.token_to_id(s) for s in SPECIAL)
-    encoded, cut = {}, {}
+    encoded, cut, dropped = {}, {}, {}
     for name, part in (("train", train_rows), ("val", val_rows), ("test", test_rows)):
-        encoded[name], cut[name] = _encode(tok, part, bos, eos, max_len)
+        encoded[name], cut[name], dropped[name] = _encode(tok, part, bos, eos, max_len)
     pieces = encoded["train"]
-    train_data = right_padded([p.lemma for p in pieces],
-                              [p.open + p.pos + p.close + p.gloss for p in pieces], pad, eos)
-    task = {k: right_padded([p.lemma + p.open for p in encoded[k]],
+    def entries(rows):  # prompt the lemma, completion the rest of the entry and <eos>
+        return right_padded([p.lemma for p in rows],
+                            [p.colon + p.gloss + p.open + p.pos + p.close for p in rows], pad,
+                            eos)
+    train_data = entries(pieces)
+    task = {k: right_padded([p.lemma + p.colon + p.gloss + p.open for p in encoded[k]],
                             [p.pos for p in encoded[k]], pad, None) for k in ("val", "test")}
-    lm = {k: right_padded([p.lemma + p.open + p.pos + p.close for p in encoded[k]],
-                          [p.gloss for p in encoded[k]], pad, eos) for k in ("val", "test")}
-    common = max(POS, key=lambda p: sum(r.pos == p for r in train_rows))
+    lm = {k: entries(encoded[k]) for k in ("val", "test")}
+    common = max(POS, key=lambda p: sum(x.tag == p for x in encoded["train"]))
     info = Corpus(tok, tok.get_vocab_size(), pad, bos, eos, max_len, lm["val"], lm["test"],
-                  synsets={k: len(v) for k, v in encoded.items()}, cut=cut,
-                  majority=sum(r.pos == common for r in test_rows) / len(test_rows))
+                  synsets={k: len(v) for k, v in encoded.items()}, cut=cut, dropped=dropped,
+                  majority=sum(x.tag == common for x in encoded["test"]) / len(encoded["test"]))
     return train_data, task["val"], task["test"], info
 
 
 @dataclass
 class _Piece:
-    """One entry's ids: ``lemma`` (after ``<bos>``), `` (`` (``open``), the part of speech,
-    ``):`` (``close``) and the gloss with ``<eos>``."""
+    """One entry's ids: ``<bos>`` and the lemma, ``:`` (``colon``), the gloss, `` (``
+    (``open``), the part of speech and ``)`` with ``<eos>`` (``close``)."""
 
     lemma: list
+    colon: list
+    gloss: list
     open: list
     pos: list
     close: list
-    gloss: list
+    tag: str = ""  # the part of speech's name
 
 
 def _encode(tok, rows: list[Synset], bos: int, eos: int, max_len: int):
     """Each entry's parts encoded on their own -- GPT-2's pre-tokenizer splits the text at
     every part's edge anyway (a letter run, a space with punctuation, ...), so the parts'
-    ids are the whole text's (tests check it) -- the gloss cut to fit ``max_len``:
-    ``(pieces, glosses cut)``."""
+    ids are the whole text's (tests check it) unless the lemma ends in punctuation
+    (``St.``, whose ``.`` would join the ``:``) -- the gloss cut to fit ``max_len``:
+    ``(pieces, glosses cut, entries dropped)``: an entry whose lemma and part of speech
+    leave no room at all is dropped."""
     def encode(texts):
         return [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=False)]
-    opening, closing = encode([" (", "):"])
-    pieces, cut = [], 0
-    for lemma, pos, gloss in zip(encode([r.lemma for r in rows]), encode([r.pos for r in rows]),
-                                 encode([" " + r.gloss for r in rows])):
+    colon, opening, closing = encode([":", " (", ")"])
+    pieces, cut, dropped = [], 0, 0
+    for row, lemma, pos, gloss in zip(rows, encode([r.lemma for r in rows]),
+                                      encode([r.pos for r in rows]),
+                                      encode([" " + r.gloss for r in rows])):
         if min(lemma + pos + gloss, default=len(SPECIAL)) < len(SPECIAL):  # "<eos>" as text
             raise DataError("a WordNet text encodes to a special token of the corpus's "
                             f"tokenizer ({', '.join(SPECIAL)}); expected plain text")
-        room = max_len - 2 - len(lemma) - len(opening) - len(pos) - len(closing)
-        if room < 1:
-            raise DataError(f"corpus max_len {max_len} leaves no room for a definition after "
-                            f"the lemma {tok.decode(lemma)!r}; expected a larger max_len")
+        room = max_len - 2 - len(lemma) - len(colon) - len(opening) - len(pos) - len(closing)
+        if room < 0:
+            dropped += 1
+            continue
         cut += len(gloss) > room
-        pieces.append(_Piece([bos, *lemma], opening, pos, closing, [*gloss[:room], eos]))
-    return pieces, cut
+        pieces.append(_Piece([bos, *lemma], colon, gloss[:room], opening, pos,
+                             [*closing, eos], row.pos))
+    if not pieces:
+        raise DataError(f"corpus max_len {max_len} leaves no room for any entry's lemma and "
+                        "part of speech; expected a larger max_len")
+    return pieces, cut, dropped
 
 
 def right_padded(prompts: list[list[int]], completions: list[list[int]], pad_id: int,
@@ -253,45 +267,6 @@ def right_padded(prompts: list[list[int]], completions: list[list[int]], pad_id:
     target = real & (steps[None] >= starts[:, None])
     return TokenData(torch.from_numpy(ids), torch.from_numpy(target),
                      torch.from_numpy(real), pad_id, eos_id)
-
-
-def perplexity(model: nn.Module, data: TokenData, *, batch_size: int = 256) -> float:
-    """exp of the mean negative log-likelihood of ``data``'s target tokens (each predicted
-    from the tokens before it; never a prompt or pad position), every token weighted alike
-    across rows."""
-    return token_scores(model, data, batch_size=batch_size)["perplexity"]
-
-
-def token_accuracy(model: nn.Module, data: TokenData, *, batch_size: int = 256) -> float:
-    """Share of ``data``'s target tokens that are the model's most likely next token given
-    the true tokens before them (teacher-forced top-1 accuracy)."""
-    return token_scores(model, data, batch_size=batch_size)["accuracy"]
-
-
-@torch.no_grad()
-def token_scores(model: nn.Module, data: TokenData, *,
-                 batch_size: int = 256) -> dict[str, float]:
-    """:func:`perplexity` and :func:`token_accuracy` from one pass over ``data``."""
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total, count, hits = torch.zeros((), dtype=torch.float64), 0, 0
-    try:
-        for lo in range(0, len(data), batch_size):
-            b = data.subset(slice(lo, lo + batch_size))
-            ids, att = b.ids.to(device), b.attention.to(device)
-            z = logits_of(model, ids, att)[:, :-1].float()
-            target = b.target[:, 1:].to(device)
-            nxt = ids[:, 1:]
-            nll = -torch.log_softmax(z, -1).gather(-1, nxt[..., None]).squeeze(-1)
-            total += nll[target].double().sum().cpu()
-            hits += int((z.argmax(-1) == nxt)[target].sum())
-            count += int(target.sum())
-    finally:
-        model.train(was)
-    if count == 0:
-        raise MentorError("perplexity needs target tokens; the data has none")
-    return {"perplexity": float(torch.exp(total / count)), "accuracy": hits / count}
 
 
 def gpt2(vocab_size: int, *, layers: int, width: int, positions: int, heads: int = 4,

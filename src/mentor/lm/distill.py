@@ -61,9 +61,9 @@ REGIMES = ("supervised", "off_policy", "seqkd", "on_policy", "bridge")
 
 @dataclass
 class LMResult:
-    """The trained student (best validation exact match), its history (one entry per
-    evaluation: step, that step's loss, validation exact match), every step's loss, the
-    selected step and what was spent."""
+    """The trained student (the one ``select`` kept), its history (one entry per evaluation:
+    step, that step's loss, the validation metric), every step's loss, the selected step,
+    its validation metric (``best_val``) and what was spent."""
 
     model: nn.Module
     history: list[dict] = field(default_factory=list)
@@ -168,12 +168,19 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
                chunk_size: int | None = None, eval_every: int = 100, seed: int = 0,
                on_eval=None, accelerator=None, checkpoint_dir=None, resume: bool = False,
                checkpoint_every: int = 0, max_steps: int | None = None,
-               optimization: Optimization | None = None) -> LMResult:
+               optimization: Optimization | None = None,
+               select: str = "exact_match") -> LMResult:
     """Train ``student`` (a causal LM: ids -> logits) from ``teacher`` on ``train`` with one
     of :data:`REGIMES` (module docstring). ``divergence`` defaults to forward KL (off-policy,
     bridge warm-up) or reverse KL (on-policy); ``beta``, ``alpha``, ``temperature``, ``t2``
     and ``chunk_size`` go to :func:`~mentor.losses.tokens.token_divergence`. Returns an
     :class:`LMResult` holding the student at its best validation exact match.
+
+    ``select`` picks the student kept: ``exact_match`` (highest validation exact match of
+    greedy completions), ``perplexity`` (lowest validation perplexity of ``val``'s target
+    tokens, :func:`mentor.lm.scores.perplexity`: for open-ended text, where exact match
+    says little) or ``last`` (the last step's weights; exact match is still recorded). The
+    history's entries hold ``val_exact_match`` or ``val_perplexity``.
 
     ``optimization`` (:class:`~mentor.lm.regimes.Optimization`) sets the optimizer, weight
     decay, learning-rate schedule, gradient clipping, mixed precision and gradient
@@ -233,7 +240,7 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
     tr = period_training(student, seed, steps=steps, eval_every=eval_every,
                          batch_size=batch_size, validated=val is not None,
                          checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                         optimization=optimization)
+                         optimization=optimization, select=select)
     # tr.gen: shared by all ranks (rows, coins), in lockstep; sampler: this rank's samples
     sampler = tr.gen if world == 1 else torch.Generator().manual_seed(rank_seed(seed, rank))
     kept = None
@@ -246,28 +253,32 @@ def distill_lm(student: nn.Module, teacher, train: TokenData, *, val: TokenData 
         steps=steps, eval_every=eval_every, batch_size=batch_size, accumulate=accumulate,
         sampler=sampler)
 
+    metric = tr.task.metric
+
     def report(epoch: int, metrics: dict) -> None:
-        if on_eval is not None and "val_exact_match" in metrics:
-            on_eval(int(metrics["step"]), {"val_accuracy": metrics["val_exact_match"]})
+        if on_eval is not None and f"val_{metric}" in metrics:
+            shown = "val_accuracy" if metric == TOKENS.metric else f"val_{metric}"
+            on_eval(int(metrics["step"]), {shown: metrics[f"val_{metric}"]})
     fitted = run_training(tr, resume=resume, max_steps=max_steps, on_epoch=report)
-    return _result(fitted, teacher, kept, acc, tr.device)
+    return _result(fitted, teacher, kept, acc, tr.device, metric)
 
 
-def _result(fitted, teacher, kept, acc, device) -> LMResult:
+def _result(fitted, teacher, kept, acc, device, metric: str) -> LMResult:
     """The loop's result as an :class:`LMResult`, with the teacher queries of every rank."""
     queries = teacher.queries if teacher is not None else 0
     if acc.num_processes > 1:
         queries = int(acc.reduce(torch.tensor(queries, device=device), reduction="sum"))
-    return result_of(fitted, int(queries), kept)
+    return result_of(fitted, int(queries), kept, metric)
 
 
-def result_of(fitted, teacher_queries: int, kept: int | None = None) -> LMResult:
+def result_of(fitted, teacher_queries: int, kept: int | None = None,
+              metric: str = TOKENS.metric) -> LMResult:
     """An :class:`LMResult` from the engine's result of a token feed: per-step losses, one
-    history entry per evaluation (its step, that step's loss, the exact match) and the
-    selected step."""
+    history entry per evaluation (its step, that step's loss, the validation ``metric`` as
+    ``val_<metric>``) and the selected step."""
     h = fitted.history
-    vals = h.get(f"val_{TOKENS.metric}", [])
-    history = [{"step": s, "loss": fitted.step_losses[s - 1], "val_exact_match": v}
+    vals = h.get(f"val_{metric}", [])
+    history = [{"step": s, "loss": fitted.step_losses[s - 1], f"val_{metric}": v}
                for s, v in zip(h["step"], vals)]
     res = LMResult(fitted.model, history, list(fitted.step_losses),
                    teacher_queries=teacher_queries, kept_sequences=kept)

@@ -44,6 +44,7 @@ def _causal_lm(vocab_size: int, max_len: int, config: dict[str, Any] | None,
         if not isinstance(model_type, str):
             raise MentorError(f"config needs 'model_type' (e.g. gpt2); got {model_type!r}")
         try:
+            fields.update(_special_ids_beyond(transformers, model_type, fields, vocab_size))
             cfg = transformers.AutoConfig.for_model(model_type, **fields,
                                                     vocab_size=vocab_size)
         except (ValueError, TypeError) as e:
@@ -65,6 +66,20 @@ def _causal_lm(vocab_size: int, max_len: int, config: dict[str, Any] | None,
     _check_positions(cfg, max_len, where)
     return _build(lambda c: transformers.AutoModelForCausalLM.from_pretrained(
         str(folder), local_files_only=True), cfg, where)
+
+
+def _special_ids_beyond(transformers, model_type: str, fields: dict,
+                        vocab_size: int) -> dict[str, None]:
+    """The special-token ids a model type's defaults set beyond ``vocab_size`` (GPT-2's
+    50256) and ``fields`` does not: they name no token of this vocabulary, so they are
+    unset."""
+    try:
+        default = transformers.CONFIG_MAPPING[model_type]()
+    except KeyError:  # an unknown model type: for_model says so
+        return {}
+    return {key: None for key in ("bos_token_id", "eos_token_id", "pad_token_id")
+            if key not in fields and isinstance(getattr(default, key, None), int)
+            and getattr(default, key) >= vocab_size}
 
 
 def _build(make, cfg, where: str) -> nn.Module:
@@ -98,9 +113,16 @@ def save_causal_lm(model: nn.Module, folder: Path, tokenizer=None) -> None:
     import copy
 
     from ..models.hf import merged, save_adapter
+    from transformers.utils import logging as hf_logging
     save_adapter(model, folder / "adapter")
     plain = merged(copy.deepcopy(model))
-    plain.save_pretrained(str(folder / "model"))
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # mentor's own bars say how the run goes
+    try:
+        plain.save_pretrained(str(folder / "model"))
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     if tokenizer is not None:
         tokenizer.save_pretrained(str(folder / "model"))
 

@@ -1,9 +1,10 @@
-"""The ``tokens`` recipe: language-model distillation regimes compared on TB-LM.
+"""The ``tokens`` recipe: language-model distillation regimes compared on one data set.
 
-A recipe with ``task: tokens`` trains a teacher language model on the synthetic testbed (all
-training sequences), then trains one student per method and seed on the first
-``data.student_sequences`` training sequences with one of the regimes of
-:func:`~mentor.lm.distill.distill_lm`, and reports exact match on held-out prompts. Read
+A recipe with ``task: tokens`` trains a teacher language model on the data (TB-LM's synthetic
+addition, WordNet's dictionary entries, or a file of prompts and completions), then trains
+one student per method and seed on the first ``data.student_sequences`` training sequences
+with one of the regimes of :func:`~mentor.lm.distill.distill_lm`, and reports exact match on
+held-out prompts and the perplexity of held-out completions. Read
 with the same rules as every recipe: ``yaml.safe_load``, unknown keys are errors with a
 "did you mean" hint, every problem listed at once.
 """
@@ -18,16 +19,20 @@ from ..errors import RecipeError
 from ..losses.tokens import DIVERGENCES
 from .completions import CompletionOptions
 from .distill import REGIMES
-from .regimes import Optimization
+from .regimes import SELECTIONS, Optimization
 
 _STRICT = ConfigDict(extra="forbid")
 
 
 class TokensData(BaseModel):
     model_config = _STRICT
-    testbed: Literal["addition"] = Field("addition", description="TB-LM task: fixed-width "
-                                         "addition strings")
-    digits: int = Field(2, ge=1, le=4, description="operand digits")
+    testbed: Literal["addition", "wordnet"] = Field(
+        "addition", description="addition: TB-LM's fixed-width addition strings; wordnet: "
+        "WordNet's dictionary entries (Debian wordnet-base, mentor.lm.corpus), perplexity of "
+        "held-out entries and their part of speech")
+    digits: int = Field(2, ge=1, le=4, description="addition: operand digits")
+    vocab_size: int = Field(2000, ge=259, description="wordnet: tokens of the BPE tokenizer "
+                            "trained on the training entries")
     split_seed: int = 0
     val: int = Field(200, ge=1, description="validation prompts (model selection)")
     test: int = Field(500, ge=1, description="test prompts (reported once per run)")
@@ -45,7 +50,8 @@ class TokensData(BaseModel):
                                  "last the assistant's answer (instead of prompt/completion)")
     chat: bool = Field(False, description="source: render text prompts as a user turn with "
                        "the tokenizer's chat template")
-    max_length: int = Field(512, ge=2, description="source: tokens per row at most")
+    max_length: int = Field(512, ge=2, description="source: tokens per row at most (longer "
+                            "rows as too_long says); wordnet: longer definitions are cut")
     too_long: Literal["error", "drop"] = "error"
 
     @model_validator(mode="after")
@@ -53,6 +59,18 @@ class TokensData(BaseModel):
         if (self.source is None) != (self.tokenizer is None):
             raise ValueError("data.source and data.tokenizer go together: a file of prompts "
                              "and completions and the tokenizer folder that reads it")
+        if self.source is not None and "testbed" in self.model_fields_set:
+            raise ValueError(f"data.testbed {self.testbed!r} and data.source are two data "
+                             "sets; expected one of them")
+        own = {"addition": {"digits"}, "wordnet": {"vocab_size"}}
+        for testbed, fields in own.items():
+            wrong = sorted(fields & self.model_fields_set)
+            if wrong and (self.testbed != testbed or self.source is not None):
+                raise ValueError(f"data.{wrong[0]} is for testbed {testbed!r}, not "
+                                 f"{self.source or self.testbed!r}")
+        if self.testbed == "wordnet" and self.source is None and self.max_length < 16:
+            raise ValueError(f"data.max_length {self.max_length} is too short for a "
+                             "dictionary entry; expected at least 16 with testbed 'wordnet'")
         return self
 
     def completion_options(self) -> CompletionOptions:
@@ -96,6 +114,13 @@ class TokensTeacher(LMSpec):
     lr: float = Field(3e-3, gt=0)
     seed: int = 0
     eval_every: int = Field(200, ge=1)
+    schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decay "
+                                                    "to 0 over the steps")
+    max_grad_norm: float | None = Field(None, gt=0, description="clip the gradients' norm")
+
+    def optimization(self) -> Optimization:
+        return Optimization(lr=self.lr, schedule=self.schedule,
+                            max_grad_norm=self.max_grad_norm)
 
     @model_validator(mode="after")
     def _untrained(self):
@@ -123,6 +148,9 @@ class TokensTrain(BaseModel):
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_checkpointing: bool = Field(False, description="recompute activations in the "
                                          "backward pass (Hugging Face students)")
+    select: Literal[SELECTIONS] = Field(  # type: ignore[valid-type]
+        "exact_match", description="the weights kept, teacher's and students': best "
+        "validation exact_match, lowest validation perplexity, or the last step's")
 
     def optimization(self) -> Optimization:
         return Optimization(lr=self.lr, optimizer=self.optimizer,

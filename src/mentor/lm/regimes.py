@@ -29,9 +29,10 @@ from ..engine.loop import prepare_training
 from ..errors import MentorError, TrainingFault
 from ..losses.tokens import token_count, token_divergence
 from ..recipe import TrainSpec
-from ..tasks.tokens import TOKENS, logits_of, takes_attention_mask
+from ..tasks.tokens import TOKENS, TOKENS_PERPLEXITY, logits_of, takes_attention_mask
 from ..updates import Frozen
 from .generate import complete_data, exact_match
+from .scores import perplexity
 from .token_data import TokenData
 
 
@@ -74,13 +75,21 @@ class Optimization:
     gradient_checkpointing: bool = False
 
 
+SELECTIONS = ("exact_match", "perplexity", "last")
+
+
 def period_training(student, seed: int, *, steps: int, eval_every: int, batch_size: int,
                     lr: float | None = None, validated: bool, checkpoint_dir=None,
-                    checkpoint_every: int = 0, optimization: Optimization | None = None):
+                    checkpoint_every: int = 0, optimization: Optimization | None = None,
+                    select: str = "exact_match"):
     """The engine's training for a token feed: ``steps`` optimizer steps in evaluation
     periods of ``eval_every`` steps (the loop's epochs), as ``optimization`` says (default
-    Adam at ``lr``), no teacher updater, the tokens task's metric; the best period's weights
-    when ``validated``, else the last."""
+    Adam at ``lr``), no teacher updater; validation by ``select``'s metric (``exact_match``
+    or ``perplexity``; ``last`` records exact match). The best period's weights when
+    ``validated`` and ``select`` is a metric, else the last."""
+    if select not in SELECTIONS:
+        raise MentorError(f"select {select!r} is unknown; expected one of "
+                          f"{', '.join(SELECTIONS)}")
     o = optimization or Optimization(lr=3e-3 if lr is None else lr)
     if o.gradient_checkpointing:
         if not takes_attention_mask(student):
@@ -92,13 +101,14 @@ def period_training(student, seed: int, *, steps: int, eval_every: int, batch_si
                          optimizer=o.optimizer, weight_decay=o.weight_decay,
                          schedule=o.schedule, max_grad_norm=o.max_grad_norm,
                          mixed_precision=o.mixed_precision, seeds=[seed],
-                         select="best_val" if validated else "last",
+                         select="best_val" if validated and select != "last" else "last",
                          checkpoint_every=checkpoint_every)
     except ValidationError as e:
         err = e.errors()[0]
         raise MentorError(f"distill_lm {'.'.join(map(str, err['loc']))}: {err['msg']}; got "
                           f"{err.get('input')!r}") from None
-    return prepare_training(student, spec, seed, task=TOKENS, updater=UpdaterHooks(Frozen()),
+    task = TOKENS_PERPLEXITY if select == "perplexity" else TOKENS
+    return prepare_training(student, spec, seed, task=task, updater=UpdaterHooks(Frozen()),
                             steps_per_epoch=min(eval_every, steps), total_steps=steps,
                             checkpoint_dir=checkpoint_dir)
 
@@ -106,8 +116,8 @@ def period_training(student, seed: int, *, steps: int, eval_every: int, batch_si
 class PeriodFeed:
     """What the token feeds share: epochs are evaluation periods of ``eval_every`` steps (the
     last one shorter when ``eval_every`` does not divide ``steps``), validation is the exact
-    match of greedy completions on ``val`` (none without it), and each epoch records the step
-    it ended at."""
+    match of greedy completions on ``val`` or its perplexity (the training's task says which;
+    none without ``val``), and each epoch records the step it ended at."""
 
     def __init__(self, tr, val: TokenData | None, steps: int, eval_every: int):
         self.tr, self.val, self.steps_total, self.eval_every = tr, val, steps, eval_every
@@ -121,7 +131,10 @@ class PeriodFeed:
     def validate(self, model) -> float | None:
         if self.val is None:
             return None
-        return exact_match(self.tr.acc.unwrap_model(model), self.val)
+        model = self.tr.acc.unwrap_model(model)
+        if self.tr.task is TOKENS_PERPLEXITY:
+            return perplexity(model, self.val)
+        return exact_match(model, self.val)
 
     def epoch_summary(self, p) -> dict[str, float]:
         return {"step": p.step}

@@ -47,6 +47,21 @@ def fmt_acc(mean: Any, std: Any = None) -> str:
     return f"{100 * m:.2f} ± {100 * s:.2f} %"
 
 
+def fmt_ppl(mean: Any, std: Any = None) -> str:
+    """A perplexity: ``281.34, 3.02 -> "281.3 ± 3.0"``."""
+    m = _num(mean)
+    if m is None:
+        return DASH
+    s = _num(std)
+    return f"{m:.1f}" if s is None else f"{m:.1f} ± {s:.1f}"
+
+
+def has_perplexity(results: dict) -> bool:
+    """Whether the run measured test perplexity (language-model runs)."""
+    return any(_num(r.get("test_perplexity_mean")) is not None
+               for r in results.get("rows") or [])
+
+
 def fmt_pct(value: Any) -> str:
     v = _num(value)
     return DASH if v is None else f"{100 * v:.2f} %"
@@ -84,6 +99,8 @@ _TEACHER_FACTS = {
     "test_accuracy_without_labels": lambda v: f"without the label code {fmt_acc(v)}",
     "params": lambda v: f"{fmt_params(v)} params",
     "val_accuracy": lambda v: f"validation accuracy {fmt_acc(v)}",
+    "test_perplexity": lambda v: f"test perplexity {fmt_ppl(v)}",
+    "val_perplexity": lambda v: f"validation perplexity {fmt_ppl(v)}",
 }
 
 

@@ -12,7 +12,9 @@ from ._fmt import (
     fmt_acc,
     fmt_params,
     fmt_pct,
+    fmt_ppl,
     fmt_speedup,
+    has_perplexity,
     grouped_rows,
     metric_name,
     row_description,
@@ -66,7 +68,8 @@ def _teacher_line(results: dict) -> str:
     parts = [f"<strong>Teacher:</strong> {_e(teacher.get('description') or 'teacher')}"]
     parts += [_e(f) for f in teacher_facts(teacher, ("params", "test_accuracy",
                                                      "test_accuracy_without_labels",
-                                                     "val_accuracy"))]
+                                                     "test_perplexity", "val_accuracy",
+                                                     "val_perplexity"))]
     return f'<p class="teacher">{" · ".join(parts)}</p>'
 
 
@@ -81,15 +84,23 @@ _COLUMNS = [
 ]
 
 
+def _columns(perplexity: bool) -> list[tuple[str, str]]:
+    """The leaderboard's columns; language-model runs add test perplexity after the metric."""
+    if not perplexity:
+        return _COLUMNS
+    at = _COLUMNS.index(("test accuracy", "num")) + 1
+    return [*_COLUMNS[:at], ("test perplexity", "num"), *_COLUMNS[at:]]
+
+
 def _leaderboard_html(setting: str, description: str, rows: list[dict],
-                      metric: str = "test accuracy") -> str:
+                      metric: str = "test accuracy", perplexity: bool = False) -> str:
     out = [f'<section class="setting" id="setting-{_e(setting)}">',
            f"<h3>{_e(setting)}</h3>"]
     if description:
         out.append(f'<p class="desc">{_e(description)}</p>')
     head = "".join(
         f'<th class="{cls}">{_e(metric if name == "test accuracy" else name)}</th>' if cls
-        else f"<th>{_e(name)}</th>" for name, cls in _COLUMNS
+        else f"<th>{_e(name)}</th>" for name, cls in _columns(perplexity)
     )
     out.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>")
     best = best_index(rows)
@@ -100,6 +111,8 @@ def _leaderboard_html(setting: str, description: str, rows: list[dict],
             (row.get("method", ""), ""),
             (fmt_params(row.get("params")), "num"),
             (fmt_acc(row.get("test_accuracy_mean"), row.get("test_accuracy_std")), "num"),
+            *([(fmt_ppl(row.get("test_perplexity_mean"), row.get("test_perplexity_std")),
+                "num")] if perplexity else []),
             (fmt_pct(row.get("teacher_agreement_mean")), "num"),
             (fmt_speedup(row.get("speedup")), "num"),
             ("—" if n_seeds is None else n_seeds, "num"),
@@ -164,7 +177,7 @@ coverage = share of unlabeled rows admitted. Mean over seeds.</figcaption>
     if groups:
         boards = "\n".join(
             _leaderboard_html(setting, descriptions.get(setting, ""), rows,
-                              metric_name(results))
+                              metric_name(results), has_perplexity(results))
             for setting, rows in groups
         )
     else:

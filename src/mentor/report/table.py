@@ -11,7 +11,9 @@ from ._fmt import (
     fmt_acc,
     fmt_params,
     fmt_pct,
+    fmt_ppl,
     fmt_speedup,
+    has_perplexity,
     grouped_rows,
     setting_descriptions,
     metric_name,
@@ -38,7 +40,8 @@ def _caption(results: dict) -> str:
 
 
 def _teacher_line(title: str, teacher: dict) -> str:
-    facts = teacher_facts(teacher, ("test_accuracy", "test_accuracy_without_labels", "params"))
+    facts = teacher_facts(teacher, ("test_accuracy", "test_accuracy_without_labels",
+                                    "test_perplexity", "params"))
     return ", ".join([f"{title}: {teacher.get('description') or 'teacher'}", *facts])
 
 
@@ -63,6 +66,9 @@ def leaderboard_table(results: dict) -> Table:
     table.add_column("method", no_wrap=True)
     table.add_column("student params", justify="right", no_wrap=True)
     table.add_column(metric_name(results), justify="right", no_wrap=True)
+    ppl = has_perplexity(results)
+    if ppl:
+        table.add_column("test perplexity", justify="right", no_wrap=True)
     table.add_column("teacher agreement", justify="right", no_wrap=True)
     table.add_column("speed-up vs teacher", justify="right", no_wrap=True)
     table.add_column("description", overflow="fold", ratio=1)
@@ -78,6 +84,8 @@ def leaderboard_table(results: dict) -> Table:
                 str(row.get("method", "")),
                 fmt_params(row.get("params")),
                 fmt_acc(row.get("test_accuracy_mean"), row.get("test_accuracy_std")),
+                *([fmt_ppl(row.get("test_perplexity_mean"), row.get("test_perplexity_std"))]
+                  if ppl else []),
                 fmt_pct(row.get("teacher_agreement_mean")),
                 fmt_speedup(row.get("speedup")),
                 row_description(row),

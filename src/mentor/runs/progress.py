@@ -7,7 +7,8 @@ from __future__ import annotations
 class Bars:
     """``with Bars(enabled, total) as bars``: ``bars.start(name, steps)`` returns a callback
     ``(step, metrics)`` for the current unit; ``bars.done()`` advances the overall bar. The
-    callback shows validation accuracy when ``metrics`` has it, else test accuracy."""
+    callback shows validation perplexity or accuracy when ``metrics`` has it, else test
+    accuracy."""
 
     def __init__(self, enabled: bool, total: int, *, total_label: str = "all runs", console=None):
         self.enabled = enabled
@@ -39,10 +40,13 @@ class Bars:
         self.current = self.progress.add_task(name, total=steps, info="")
 
         def on_step(step, m):
-            key, short = (("val_accuracy", "val") if "val_accuracy" in m
-                          else ("test_accuracy", "test"))
-            self.progress.update(self.current, completed=step,
-                                 info=f"{short} {100 * m[key]:.1f}%")
+            if "val_perplexity" in m:
+                info = f"val perplexity {m['val_perplexity']:.1f}"
+            else:
+                key, short = (("val_accuracy", "val") if "val_accuracy" in m
+                              else ("test_accuracy", "test"))
+                info = f"{short} {100 * m[key]:.1f}%"
+            self.progress.update(self.current, completed=step, info=info)
         return on_step
 
     def log(self, text: str) -> None:

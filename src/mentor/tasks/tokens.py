@@ -117,3 +117,32 @@ class Tokens(RowLabels):
 
 TOKENS = TASKS.register("tokens", description="next-token logits (B, L, V); labels -1 off "
                         "the completion; teacher-forced exact match")(Tokens())
+
+
+class TokensPerplexity(Tokens):
+    """The tokens task selected by perplexity (lower is better): ``distill_lm(select=
+    "perplexity")`` trains with it. Its metric is exp of the mean negative log-likelihood of
+    every labeled position's label, each position weighted alike across rows and shards
+    (:func:`mentor.lm.scores.perplexity` computes the same on token data). Not registered:
+    a recipe names the ``tokens`` task and a selection."""
+
+    metric = "perplexity"
+    higher_is_better = False
+
+    def metric_state(self, logits: Tensor | None, y: Tensor | None) -> Tensor:
+        """``[Σ negative log-likelihood, labeled positions]`` in float64."""
+        if logits is None:
+            return torch.zeros(2, dtype=torch.float64)
+        seen = y >= 0
+        nll = -torch.log_softmax(logits.double(), -1).gather(
+            -1, y.clamp(min=0)[..., None]).squeeze(-1)
+        return torch.stack([nll[seen].sum(), seen.sum().double()]).cpu()
+
+    def metric_value(self, state: Tensor) -> float:
+        total, count = state.tolist()
+        if count == 0:
+            raise MentorError("perplexity needs labeled positions; the data has none")
+        return float(torch.exp(torch.tensor(total / count, dtype=torch.float64)))
+
+
+TOKENS_PERPLEXITY = TokensPerplexity()
