@@ -116,6 +116,9 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
     select = recipe.train.select
     by_ppl = select == "perplexity"
     chosen_on = source.lm_val if by_ppl else val  # the rows the kept weights are chosen on
+    # the validation figure's names: in results.json (and reports) and in distill_lm's history
+    shown, recorded = (("val_perplexity", "val_perplexity") if by_ppl
+                       else ("val_accuracy", "val_exact_match"))
     rows, histories, lines = [], [], []
     with Bars(show, len(recipe.methods) * len(seeds)) as bars:
         torch.manual_seed(t.seed)
@@ -137,7 +140,7 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
         tinfo = {"description": _describe(t), "params": count_params(teacher),
                  "test_accuracy": exact_match(teacher, test),
                  "test_perplexity": perplexity(teacher, source.lm_test),
-                 "val_perplexity" if by_ppl else "val_accuracy": teacher_val,
+                 shown: teacher_val,
                  "sequences": len(teacher_train) if t.steps else 0}
         test_in = test.ids[:, :-1]
         latency = None
@@ -170,16 +173,13 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
                 ppls.append(ppl)
                 agrees.append(agree)
                 vals.append(res.best_val)
-                curve = {("val_perplexity" if by_ppl else "val_accuracy"):
-                         [h["val_perplexity" if by_ppl else "val_exact_match"]
-                          for h in res.history]}
                 histories.append({"setting": "default", "method": m.name, "seed": seed,
-                                  "step": [h["step"] for h in res.history], **curve})
+                                  "step": [h["step"] for h in res.history],
+                                  shown: [h[recorded] for h in res.history]})
                 per_seed.append({"method": m.name, "seed": seed, "test_exact_match": acc,
                                  "test_perplexity": ppl,
                                  "teacher_agreement": agree, "best_step": res.best_step,
-                                 "val_perplexity" if by_ppl else "val_exact_match":
-                                 res.best_val,
+                                 recorded: res.best_val,
                                  "teacher_queries": res.teacher_queries,
                                  "kept_sequences": res.kept_sequences,
                                  "history": res.history})
@@ -197,8 +197,7 @@ def _execute(recipe: TokensRecipe, source: TokensSource, teacher_train, student_
                 "test_perplexity_mean": statistics.fmean(ppls),
                 "test_perplexity_std": statistics.pstdev(ppls) if len(ppls) > 1 else 0.0,
                 "test_perplexities": ppls,
-                "val_perplexity_mean" if by_ppl else "val_accuracy_mean":
-                statistics.fmean(vals),
+                f"{shown}_mean": statistics.fmean(vals),
                 "teacher_agreement_mean": statistics.fmean(agrees),
                 "speedup": latency["speedup"], "latency": latency,
                 "teacher_queries_mean": statistics.fmean(r["teacher_queries"] for r in per_seed),
