@@ -6,7 +6,12 @@ Per seed 0/1/2 -- the seed draws the testbed, the three simulated judges' readin
 0.5 / 1.0 / 1.5 logits, temperature 0.5) and the student's initial weights -- the same
 student is trained on:
 
-- ``hard``: the least noisy judge's pointwise yes/no labels (binary cross-entropy);
+- ``hard``: the least noisy judge's pointwise yes/no labels (binary cross-entropy), an
+  oracle choice: a user does not know which judge is least noisy;
+- ``majority``: the majority vote of the three judges' pointwise yes/no labels
+  (:meth:`mentor.ranking.SimulatedTeachers.majority_labels`; three judges never tie, a tie
+  would count as not relevant; binary cross-entropy): hard labels from the same judges as
+  the soft labels, the paper's ablation (``soft_vs_majority``);
 - ``soft``: the Bradley–Terry soft labels of all three judges' pairwise comparisons, both
   presentation orders, calibrated on the training queries against the judges' mean pointwise
   answer (:func:`mentor.ranking.soft_labels`; soft BCE);
@@ -30,7 +35,7 @@ from __future__ import annotations
 from ._fmt import mean_std, verdict, wins
 
 SEEDS = (0, 1, 2)
-ARMS = ("hard", "soft", "soft_nce", "gold")
+ARMS = ("hard", "majority", "soft", "soft_nce", "gold")
 
 
 def _v(values: list[float]) -> str:
@@ -43,12 +48,13 @@ def _per_seed(values: list[float]) -> str:
 
 
 def run(seed: int, epochs: int) -> dict[str, dict[str, float]]:
-    """The four arms with the MLP student and hard / soft / gold with the linear one, on
+    """The five arms with the MLP student and hard / soft / gold with the linear one, on
     the testbed of ``seed``."""
     from mentor.ranking import SimulatedTeachers, soft_labels, tb_rank, train_scorer
     data = tb_rank(seed=seed)
     judges = SimulatedTeachers(data, seed=seed)
-    labels = {"hard": judges.hard_labels(0), "soft": soft_labels(data, judges).labels,
+    labels = {"hard": judges.hard_labels(0), "majority": judges.majority_labels(),
+              "soft": soft_labels(data, judges).labels,
               "gold": data.binary().float()}
     mlp = {"hidden": 32, "lr": 0.01, "epochs": epochs, "seed": seed}
     out = {}
@@ -79,10 +85,11 @@ def measure(quick: bool) -> dict[str, str]:
     for arm in ARMS:
         for metric in ("map", "ndcg", "ece"):
             out[f"mlp.{arm}.{metric}"] = _v(vals(f"mlp.{arm}", metric))
-    for arm in ("hard", "soft", "soft_nce"):
+    for arm in ("hard", "majority", "soft", "soft_nce"):
         out[f"mlp.{arm}.ndcg.per_seed"] = _per_seed(vals(f"mlp.{arm}", "ndcg"))
     for metric in ("map", "ndcg", "ece"):
-        for a, b in (("soft", "hard"), ("soft_nce", "soft"), ("soft_nce", "hard")):
+        for a, b in (("soft", "hard"), ("soft_nce", "soft"), ("soft_nce", "hard"),
+                     ("soft", "majority")):
             x, y = vals(f"mlp.{a}", metric), vals(f"mlp.{b}", metric)
             out[f"mlp.{a}_vs_{b}.{metric}"] = verdict(x, y)
             out[f"mlp.{a}_vs_{b}.{metric}.wins"] = wins(y, x) if metric == "ece" else wins(x, y)
@@ -97,6 +104,7 @@ def measure(quick: bool) -> dict[str, str]:
 from . import measurement  # noqa: E402
 
 measurement("memreranker", about="MemReranker's pairwise-to-pointwise labels on TB-RANK (300 "
-            "queries × 20 candidates, three simulated position-biased judges): one judge's "
-            "hard labels vs Bradley-Terry soft labels vs soft labels + InfoNCE, MLP and linear "
+            "queries × 20 candidates, three simulated position-biased judges): the least noisy "
+            "judge's hard labels (an oracle choice) and the judges' majority-vote hard labels "
+            "vs Bradley-Terry soft labels vs soft labels + InfoNCE, MLP and linear "
             "students, test MAP / nDCG@5 / ECE, 3 seeds", ci="quick", minutes=0.25)(measure)

@@ -1,6 +1,7 @@
 """TB-RANK and its simulated judges (METHODS.md §0, §25): the generator is deterministic
 and has the structure it promises; the judges' pairwise answers carry the documented
-position bias and their hard labels are their readings cut at the relevance threshold; bad
+position bias and their hard labels are their readings cut at the relevance threshold; the
+majority vote of their hard labels matches a naive loop, ties counting as not relevant; bad
 input is refused in one sentence naming the field, the value and what is expected."""
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from mentor.errors import DataError
-from mentor.ranking import RankingData, SimulatedTeachers, tb_rank
+from mentor.ranking import RankingData, SimulatedTeachers, majority_vote, tb_rank
 
 SMALL = dict(num_queries=40, num_candidates=10, split=(0.5, 0.25, 0.25))
 
@@ -70,6 +71,71 @@ def test_hard_labels_are_a_judges_reading_cut_at_the_threshold():
     agree = [float((noisy.hard_labels(k) == d.binary().float()).float().mean())
              for k in range(3)]
     assert agree[0] > agree[1] > agree[2] > 0.6  # more reading noise, more wrong labels
+
+
+def _naive_majority(votes):
+    """A strict majority of yes per item, by a plain loop; a tie is 0 (not relevant)."""
+    out = []
+    for item in range(len(votes[0])):
+        yes = no = 0
+        for judge in votes:
+            if judge[item] == 1:
+                yes += 1
+            else:
+                no += 1
+        out.append(1.0 if yes > no else 0.0)
+    return out
+
+
+def test_majority_labels_match_a_naive_loop_over_all_judges():
+    d = tb_rank(**SMALL)
+    judges = SimulatedTeachers(d, seed=0)
+    for t in (1, 2, 3):
+        votes = [judges.hard_labels(k, t).tolist() for k in range(3)]
+        got = judges.majority_labels(t)
+        assert got.dtype == torch.float32 and got.shape == (d.num_rows,)
+        assert got.tolist() == _naive_majority(votes)
+    # every judge counts: the three judges disagree on some rows, and on those rows the
+    # vote differs from each single judge somewhere
+    votes = torch.stack([judges.hard_labels(k) for k in range(3)])
+    split = (votes.sum(0) == 1) | (votes.sum(0) == 2)
+    assert int(split.sum()) > 10
+    for k in range(3):
+        assert not torch.equal(judges.majority_labels(), judges.hard_labels(k))
+    # five judges and random votes, including two and four judges (ties possible)
+    gen = torch.Generator().manual_seed(0)
+    for k in (1, 2, 3, 4, 5):
+        v = (torch.rand(k, 200, generator=gen) < 0.5).float()
+        assert majority_vote(v).tolist() == _naive_majority(v.tolist())
+        assert majority_vote(v.bool()).tolist() == _naive_majority(v.long().tolist())
+
+
+def test_majority_vote_tie_is_not_relevant():
+    # two judges: one yes, one no -> tie -> 0; four judges: two yes -> 0, three yes -> 1
+    assert majority_vote(torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])).tolist() == \
+        [0.0, 1.0, 0.0]
+    four = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]])
+    assert majority_vote(four).tolist() == [0.0, 1.0, 0.0, 0.0]
+    # three judges never tie: two of three is a majority, one of three is not
+    three = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 1]])
+    assert majority_vote(three).tolist() == [1.0, 0.0, 0.0]
+    # an even number of simulated judges: a 2-2 split is 0
+    d = tb_rank(**SMALL)
+    judges = SimulatedTeachers(d, noise=(0.3, 0.6, 0.9, 1.2), position_bias=(0.5,) * 4,
+                               temperature=(0.5,) * 4, seed=2)
+    votes = torch.stack([judges.hard_labels(k) for k in range(4)])
+    tie = votes.sum(0) == 2
+    assert int(tie.sum()) > 0
+    got = judges.majority_labels()
+    assert (got[tie] == 0).all() and torch.equal(got[votes.sum(0) >= 3],
+                                                 torch.ones(int((votes.sum(0) >= 3).sum())))
+    assert got.tolist() == _naive_majority(votes.tolist())
+    with pytest.raises(DataError, match=r"votes has shape \(3,\); expected \(judges, items\)"):
+        majority_vote(torch.ones(3))
+    with pytest.raises(DataError, match=r"votes holds 0\.5; expected 0/1 answers"):
+        majority_vote(torch.tensor([[0.5, 1.0]]))
+    with pytest.raises(DataError, match=r"threshold must be a grade in 1\.\.3, got 4"):
+        judges.majority_labels(4)
 
 
 def _rows(**change):

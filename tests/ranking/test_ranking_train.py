@@ -54,8 +54,12 @@ def test_runs_are_deterministic_and_nce_weight_zero_is_plain_soft_bce():
     judges = SimulatedTeachers(data, seed=0)
     a = compare_labels(data, judges, seed=3, epochs=8, hidden=8)
     b = compare_labels(data, judges, seed=3, epochs=8, hidden=8, nce_weight=0.0)
-    for arm in ("hard", "soft"):
+    assert set(a) == {"hard", "majority", "soft", "soft_nce"}
+    for arm in ("hard", "majority", "soft"):
         assert all(torch.equal(x, y) for x, y in zip(_weights(a[arm]), _weights(b[arm])))
+    # the majority arm is the student trained on the judges' majority vote
+    vote = train_scorer(data, judges.majority_labels(), seed=3, epochs=8, hidden=8)
+    assert all(torch.equal(x, y) for x, y in zip(_weights(vote), _weights(a["majority"])))
     assert all(torch.equal(x, y) for x, y in zip(_weights(b["soft_nce"]), _weights(b["soft"])))
     assert not all(torch.equal(x, y) for x, y in zip(_weights(a["soft_nce"]),
                                                      _weights(a["soft"])))

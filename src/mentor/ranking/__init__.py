@@ -9,12 +9,12 @@ from .calibration import (Comparisons, SoftLabels, average_orders, bradley_terry
 from .losses import info_nce, soft_bce
 from .metrics import (average_precision_per_query, binary_ece, mean_average_precision, ndcg,
                       ndcg_per_query, ranked_grades)
-from .testbed import RankingData, SimulatedTeachers, tb_rank
+from .testbed import RankingData, SimulatedTeachers, majority_vote, tb_rank
 from .train import ARMS, TrainedScorer, compare_labels, evaluate, student_scorer, train_scorer
 
 __all__ = ["Comparisons", "SoftLabels", "average_orders", "bradley_terry", "compare_all",
            "fit_calibration", "query_table", "soft_labels", "info_nce", "soft_bce",
            "average_precision_per_query", "binary_ece", "mean_average_precision", "ndcg",
-           "ndcg_per_query", "ranked_grades", "RankingData", "SimulatedTeachers", "tb_rank",
-           "ARMS", "TrainedScorer", "compare_labels", "evaluate", "student_scorer",
-           "train_scorer"]
+           "ndcg_per_query", "ranked_grades", "RankingData", "SimulatedTeachers",
+           "majority_vote", "tb_rank", "ARMS", "TrainedScorer", "compare_labels", "evaluate",
+           "student_scorer", "train_scorer"]

@@ -20,8 +20,12 @@ is the same in every comparison), and answers "is the first-shown candidate more
 the second?" with ``P_k(i ≻ j | i shown first) = sigmoid((v_k,i − v_k,j)/t_k + b_k)``: a
 position bias ``b_k > 0`` (in logits) favours whichever candidate is shown first
 (:meth:`SimulatedTeachers.preferences`). :meth:`SimulatedTeachers.hard_labels` is one judge's
-pointwise yes/no answer, ``v_k,i ≥`` the relevance cut of the binary threshold: the
-single-teacher hard labels of the ablation.
+pointwise yes/no answer, ``v_k,i ≥`` the relevance cut of the binary threshold;
+:meth:`SimulatedTeachers.majority_labels` is the majority vote of all judges' yes/no answers
+(:func:`majority_vote`; a tie -- possible only for an even number of judges -- is "not
+relevant"). The majority vote is the paper's ablation, hard labels from the same judges
+as the soft labels; one judge's hard labels with the least noisy judge chosen is an oracle
+choice a user would not have.
 
 Bad input (a query with no candidates, an id out of range, shapes that do not fit, a pair
 from two queries) raises :class:`~mentor.errors.DataError`: one sentence naming the field,
@@ -259,6 +263,32 @@ class SimulatedTeachers:
         _threshold(threshold, self.data.max_grade)
         cut = self.data.cuts[threshold - 1]
         return (self.views[teacher] >= cut).float()
+
+    def majority_labels(self, threshold: int = 2) -> Tensor:
+        """The majority vote of all judges' hard labels (:meth:`hard_labels`) for every row,
+        ``(M,)`` float32: the hard-label arm that uses only what the soft labels use (every
+        judge, no knowledge of which judge is least noisy). :func:`majority_vote` of the
+        ``K`` judges' yes/no answers; a tie (possible only for an even number of judges)
+        is 0.0, "not relevant"."""
+        _threshold(threshold, self.data.max_grade)
+        return majority_vote(torch.stack([self.hard_labels(k, threshold)
+                                          for k in range(self.num_teachers)]))
+
+
+def majority_vote(votes: Tensor) -> Tensor:
+    """Per column, 1.0 where strictly more than half of the rows of ``votes`` ``(K, M)``
+    (0/1 answers of ``K`` judges on ``M`` items) are 1, else 0.0, ``(M,)`` float32. Tie
+    rule: exactly half yes is 0.0 ("not relevant"), so a candidate counts as relevant only
+    when a strict majority of the judges says so (ties need an even ``K``)."""
+    v = torch.as_tensor(votes)
+    if v.dim() != 2 or v.shape[0] < 1:
+        raise DataError(f"votes has shape {tuple(v.shape)}; expected (judges, items) with at "
+                        "least one judge")
+    if v.numel() and not bool(((v == 0) | (v == 1)).all()):
+        bad = v[(v != 0) & (v != 1)][0].item()
+        raise DataError(f"votes holds {bad}; expected 0/1 answers")
+    yes = (v == 1).sum(0)
+    return (2 * yes > v.shape[0]).float()
 
 
 def _pairs(data: RankingData, first, second) -> tuple[Tensor, Tensor]:

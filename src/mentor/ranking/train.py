@@ -5,7 +5,8 @@ The student scores each (query, candidate) row alone from its features -- a line
 a small MLP (:func:`student_scorer`) -- and is trained with Adam (full batch, or mini-batches
 of whole queries) on the training queries' rows:
 
-- ``targets`` hard 0/1 labels (one teacher's pointwise answers): binary cross-entropy;
+- ``targets`` hard 0/1 labels (one teacher's pointwise answers, or the judges' majority
+  vote): binary cross-entropy;
 - ``targets`` soft labels (:func:`~mentor.ranking.soft_labels`): soft BCE
   (:func:`~mentor.ranking.soft_bce`, the paper's stage 1);
 - plus ``nce_weight`` × InfoNCE over each query's candidates with the hardest negatives
@@ -15,7 +16,7 @@ of whole queries) on the training queries' rows:
 Model selection uses the validation queries' nDCG@k only (the first epoch with the best
 value is kept; the test queries are scored once, at the end). :class:`TrainedScorer` carries
 test MAP, nDCG@k and the ECE of ``σ(score)`` against binary relevance ``grade ≥ threshold``
-(:mod:`mentor.ranking.metrics`). :func:`compare_labels` runs the three arms of METHODS.md's
+(:mod:`mentor.ranking.metrics`). :func:`compare_labels` runs the four arms of METHODS.md's
 CPU experiment on one data set and one seed.
 """
 
@@ -151,20 +152,26 @@ def train_scorer(data: RankingData, targets: Tensor, *, nce_weight: float = 0.0,
     return TrainedScorer(net, best_epoch, best_val, test["map"], test["ndcg"], test["ece"])
 
 
-ARMS = ("hard", "soft", "soft_nce")
+ARMS = ("hard", "majority", "soft", "soft_nce")
 
 
 def compare_labels(data: RankingData, teachers: SimulatedTeachers, *, teacher: int = 0,
                    threshold: int = 2, seed: int = 0, **train) -> dict[str, TrainedScorer]:
     """METHODS.md §25's CPU experiment on one data set: the same student trained on
-    ``hard`` -- judge ``teacher``'s hard pointwise labels (BCE) --, ``soft`` -- the
-    Bradley–Terry soft labels of all judges (:func:`~mentor.ranking.soft_labels`, soft
-    BCE) -- and ``soft_nce`` -- the soft labels plus InfoNCE (``nce_weight`` 1 unless given
-    in ``train``). ``train``: further arguments of :func:`train_scorer`."""
+    ``hard`` -- judge ``teacher``'s hard pointwise labels (BCE; with ``teacher`` the least
+    noisy judge this is an oracle choice a user would not have) --, ``majority`` -- the
+    majority vote of all judges' hard labels
+    (:meth:`~mentor.ranking.SimulatedTeachers.majority_labels`, BCE; the paper's ablation:
+    hard labels from the same judges as the soft labels) --, ``soft`` -- the Bradley–Terry
+    soft labels of all judges (:func:`~mentor.ranking.soft_labels`, soft BCE) -- and
+    ``soft_nce`` -- the soft labels plus InfoNCE (``nce_weight`` 1 unless given in
+    ``train``). ``train``: further arguments of :func:`train_scorer`."""
     hard = teachers.hard_labels(teacher, threshold)
+    majority = teachers.majority_labels(threshold)
     soft = soft_labels(data, teachers, threshold=threshold).labels
     nce = {"nce_weight": 1.0, **train}
     plain = {k: v for k, v in train.items() if k not in ("nce_weight",)}
     return {"hard": train_scorer(data, hard, seed=seed, threshold=threshold, **plain),
+            "majority": train_scorer(data, majority, seed=seed, threshold=threshold, **plain),
             "soft": train_scorer(data, soft, seed=seed, threshold=threshold, **plain),
             "soft_nce": train_scorer(data, soft, seed=seed, threshold=threshold, **nce)}
