@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -50,3 +51,16 @@ def result_lines(out: str, tag: str = "RESULT") -> dict[str, str]:
     """``{name: value}`` of the ``TAG name value`` lines a benchmark prints."""
     return {m.group(1): m.group(2)
             for m in re.finditer(rf"^{tag} (\S+) (\S+)\s*$", out, flags=re.M)}
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """torch on one thread inside the block (figures that do not depend on the caller's thread
+    count: float sums split over threads round differently), the caller's count after."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -33,6 +33,7 @@ Figures: docs/methods.md's row "25 MemReranker".
 from __future__ import annotations
 
 from ._fmt import mean_std, verdict, wins
+from ._run import one_torch_thread
 
 SEEDS = (0, 1, 2)
 ARMS = ("hard", "majority", "soft", "soft_nce", "gold")
@@ -69,15 +70,10 @@ def run(seed: int, epochs: int) -> dict[str, dict[str, float]]:
 
 
 def measure(quick: bool) -> dict[str, str]:
-    import torch
     from mentor.ranking import tb_rank
     seeds, epochs = ((0,), 20) if quick else (SEEDS, 200)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         runs = [run(s, epochs) for s in seeds]
-    finally:
-        torch.set_num_threads(threads)
 
     def vals(arm: str, metric: str) -> list[float]:
         return [r[arm][metric] for r in runs]

@@ -25,6 +25,7 @@ larger std, else ``not separated``; ``.wins``: the seeds where A's test span F1 
 from __future__ import annotations
 
 from ._fmt import mean_std, verdict, wins
+from ._run import one_torch_thread
 
 SEEDS = (0, 1, 2)
 ARMS = ("strong", "weak", "refined")
@@ -51,15 +52,10 @@ def run(seed: int, quick: bool) -> dict[str, float]:
 
 
 def measure(quick: bool) -> dict[str, str]:
-    import torch
     from mentor.tagging import tb_seq_tagging
     seeds = (0,) if quick else SEEDS
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         runs = [run(s, quick) for s in seeds]
-    finally:
-        torch.set_num_threads(threads)
 
     def vals(key: str) -> list[float]:
         return [r[key] for r in runs]

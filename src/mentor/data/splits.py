@@ -295,3 +295,25 @@ def append_unlabeled(splits: Splits, x: np.ndarray, *, raw: bool = True,
         new = np.full(n, -1, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
         rows = {**rows, "train": np.concatenate([rows["train"], new])}
     return replace(splits, train=train, unknown_rows=kind, rows=rows)
+
+
+def check_split_ids(splits: dict[str, Tensor], n: int, item: str, items: str) -> None:
+    """Each split of ``splits`` (name -> ids) is a 1-D integer tensor of ids in ``0..n-1`` and
+    no id is in two splits; otherwise one :class:`DataError` sentence naming the split, the
+    ``item`` (``"query"``; plural ``items``, ``"queries"``) and what is expected."""
+    seen = torch.zeros(n, dtype=torch.int64)
+    for name, ids in splits.items():
+        if not torch.is_tensor(ids) or ids.dim() != 1 or ids.is_floating_point():
+            raise DataError(f"{name} has shape {tuple(getattr(ids, 'shape', ()))}; "
+                            f"expected a list of integer {item} ids")
+        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= n):
+            bad = int(ids[(ids < 0) | (ids >= n)][0])
+            raise DataError(f"{name} names {item} {bad}, but there are {n} {items}; "
+                            f"expected ids in 0..{n - 1}")
+        seen.index_add_(0, ids.long(), torch.ones(len(ids), dtype=torch.int64))
+    twice = (seen > 1).nonzero().flatten()
+    if len(twice):
+        names = list(splits)
+        listed = ", ".join(names[:-1]) + " and " + names[-1]
+        raise DataError(f"{item} {int(twice[0])} is named twice in {listed}; expected "
+                        "disjoint splits")

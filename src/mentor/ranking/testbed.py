@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.splits import check_split_ids
 from ..errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -102,23 +103,10 @@ class RankingData:
         if len(empty):
             raise DataError(f"query {int(empty[0])} has no candidates; expected at least one "
                             "row per query")
-        seen = torch.zeros(nq, dtype=torch.int64)
-        for name in SPLITS:
-            ids = getattr(self, name)
-            if not torch.is_tensor(ids) or ids.dim() != 1 or ids.is_floating_point():
-                raise DataError(f"{name} has shape {tuple(getattr(ids, 'shape', ()))}; "
-                                "expected a list of integer query ids")
-            if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= nq):
-                bad = int(ids[(ids < 0) | (ids >= nq)][0])
-                raise DataError(f"{name} names query {bad}, but there are {nq} queries; "
-                                f"expected ids in 0..{nq - 1}")
-            seen.index_add_(0, ids.long(), torch.ones(len(ids), dtype=torch.int64))
+        check_split_ids({name: getattr(self, name) for name in SPLITS}, nq, "query",
+                        "queries")
         if not len(self.train):
             raise DataError("train names no query; expected at least one training query")
-        twice = (seen > 1).nonzero().flatten()
-        if len(twice):
-            raise DataError(f"query {int(twice[0])} is named twice in train, val and test; "
-                            "expected disjoint splits")
         if self.relevance is not None and tuple(self.relevance.shape) != (m,):
             raise DataError(f"relevance has shape {tuple(self.relevance.shape)}; expected "
                             f"({m},): one value per row")

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.splits import check_split_ids
 from ..errors import DataError, MentorError
 
 SPLITS = ("strong", "weak_ids", "val", "test")
@@ -123,22 +124,8 @@ class TaggingData:
                             "expected at least one")
         check_tags(self.gold, m, self.num_types, "gold")
         check_tags(self.weak, m, self.num_types, "weak")
-        n = len(t)
-        seen = torch.zeros(n, dtype=torch.int64)
-        for name in SPLITS:
-            ids = getattr(self, name)
-            if not torch.is_tensor(ids) or ids.dim() != 1 or ids.is_floating_point():
-                raise DataError(f"{name} has shape {tuple(getattr(ids, 'shape', ()))}; "
-                                "expected a list of integer sequence ids")
-            if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= n):
-                bad = int(ids[(ids < 0) | (ids >= n)][0])
-                raise DataError(f"{name} names sequence {bad}, but there are {n}; expected "
-                                f"ids in 0..{n - 1}")
-            seen.index_add_(0, ids.long(), torch.ones(len(ids), dtype=torch.int64))
-        twice = (seen > 1).nonzero().flatten()
-        if len(twice):
-            raise DataError(f"sequence {int(twice[0])} is named twice in strong, weak_ids, val "
-                            "and test; expected disjoint splits")
+        check_split_ids({name: getattr(self, name) for name in SPLITS}, len(t), "sequence",
+                        "sequences")
 
     @property
     def num_tags(self) -> int:
