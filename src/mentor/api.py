@@ -51,6 +51,8 @@ class Distiller:
     :func:`mentor.data.from_arrays` (you hold the raw arrays), ``"standardized"`` for
     :func:`mentor.load_data` (you trained on ``splits.train.x``). Mentor teachers (a label
     store, a checkpoint teacher) always take the splits' rows.
+    ``task``: the registered task the student's outputs are for (``"classification"``:
+    class logits per row; ``"tagging"``: tag logits per token, :mod:`mentor.tasks.tagging`).
     Training options are those of the recipe's ``train`` section (``epochs``, ``lr``, ...);
     every other keyword is a parameter of the method (``temperature``, ``alpha``, ...).
     ``refiners`` and ``updater`` add parts to the method's plan: part objects, or registered
@@ -61,7 +63,9 @@ class Distiller:
 
     def __init__(self, student: nn.Module | Callable[[], nn.Module], teacher: Any = None,
                  method: str = "kd", *, seed: int = 0, refiners=(), updater=None,
-                 teacher_inputs: str | None = None, **options: Any):
+                 teacher_inputs: str | None = None, task: str = "classification",
+                 **options: Any):
+        from .registry import TASKS
         if teacher_inputs not in (None, "raw", "standardized"):
             raise MentorError(f"teacher_inputs must be 'raw', 'standardized' or None, got "
                               f"{teacher_inputs!r}")
@@ -73,6 +77,7 @@ class Distiller:
         train_opts = {k: v for k, v in options.items() if k in train_fields}
         method_params = {k: v for k, v in options.items() if k not in train_fields}
         self.spec = TrainSpec(**train_opts, seeds=[seed])
+        self.task = TASKS.get(task)
         self.method = get_method(method)
         refiners, updater = _named_parts(self.method, refiners, updater, method_params)
         self.plan = self.method.plan(**method_params)
@@ -123,16 +128,18 @@ class Distiller:
             num_outputs=data.num_classes, teacher=teacher, input_shape=data.input_shape,
             refiners=self.refiners, updater=self.updater,
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
-            resume=resume, max_steps=max_steps)
+            resume=resume, max_steps=max_steps, task=self.task)
         self.model = self.result.model
         return self.result
 
     def evaluate(self, data: Splits, split: str = "test") -> dict[str, float]:
-        """Accuracy of the trained student on one split (gathered over processes)."""
+        """The task's metric of the trained student on one split (classification:
+        ``accuracy``; tagging: ``span_f1``), gathered over processes."""
         self._check_trained("evaluate")
         acc = get_accelerator(self.spec.mixed_precision)
         part = getattr(data, split)
-        return evaluate(self.model, part.x.to(acc.device), part.y.to(acc.device), acc)
+        return evaluate(self.model, part.x.to(acc.device), part.y.to(acc.device), acc,
+                        task=self.task)
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

@@ -428,6 +428,7 @@ class TaskAdapter(Protocol):
     name: str
     metric: str
     higher_is_better: bool
+    per_row_parts: bool  # refiners, views and mixers may judge its rows (False: tagging)
 
     def num_outputs(self, model: nn.Module, example: Tensor) -> int:
         """The size of the model's output per element (classes, vocabulary), read from its
@@ -484,6 +485,14 @@ class TaskAdapter(Protocol):
 
     def label_name(self, label: Any) -> str:
         """A label in words, for messages (classification: ``"class 3"``)."""
+
+    def elements(self, outputs: Tensor | dict[str, Tensor], targets: Targets | None,
+                 batch: Batch) -> tuple[Tensor | dict[str, Tensor], Targets | None, Batch]:
+        """What the objectives read: the step's outputs, teacher targets and batch as rows of
+        elements, each a ``(C,)`` score vector with one label. Classification and tokens
+        return them as they are (a row is an element; token losses read positions
+        themselves); tagging gives one element per real token, so every classification loss
+        applies per token."""
 
 
 @runtime_checkable

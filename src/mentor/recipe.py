@@ -396,7 +396,9 @@ class Recipe(BaseModel):
                       description="names the run folder <name>-<time> (a folder name is at "
                       "most 255 bytes)")
     description: str = ""
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "tagging"] = Field(
+        "classification", description="classification: a class per row; tagging: a tag per "
+        "token (data.source tb-seq-tagging or a .npz of tokens and tags)")
     data: DataSpec
     teacher: TeacherSpec | None = None
     student: ModelSpec

@@ -37,6 +37,8 @@ NOT_A_FRAGMENT = {
                             "logits (feature-kd's feature_loss: channel uses it)",
     ("task", "tokens"): "the task of a tokens recipe (mentor.lm.recipe), not of a "
                         "classification recipe",
+    ("task", "tagging"): "the task of a tagging recipe (token ids and tags: tb-seq-tagging or "
+                         "a .npz), not of the example's digits",
     ("model", "hf"): "needs a local model folder or a config, and token ids or images; the "
                      "example's digits rows are neither",
     ("augmentation", "token_span"): "a view of token ids; the example's digits are images",

@@ -227,6 +227,9 @@ def _task_example(name):
         return nn.Linear(D, C), torch.randn(5, D), C, 5
     if name == "tokens":
         return _TinyLM(7), torch.randint(0, 7, (5, 6)), 7, 5
+    if name == "tagging":
+        from mentor.models.tagger import BiGRUTagger
+        return BiGRUTagger(9, 5, 4, 4), torch.randint(1, 9, (5, 6)), 5, 5
     raise AssertionError(f"task {name!r} has no example in this battery; add one")
 
 
@@ -247,8 +250,9 @@ def test_every_task_adapter_keeps_its_protocol(name):
     # the validation metric: its name, direction and per-row values
     assert isinstance(task.metric, str) and isinstance(task.higher_is_better, bool)
     assert task.score(logits, pred).shape == (rows,)
+    assert (task.score(logits, pred) == 1).all()  # each row scores fully against itself
     wrong = (pred + 1) % outputs
-    assert not task.score(logits, wrong).any()
+    assert task.score(logits, wrong).double().sum() < rows
     _check_batch_hooks(task, model, x, outputs, rows)
 
 
@@ -283,8 +287,13 @@ def _check_batch_hooks(task, model, x, outputs, rows):
     assert not task.metric_state(None, None).any()
     assert task.metric_value(whole) == 1.0  # every row scores against its own prediction
     mixed = torch.cat([y[:2], task.predict(other)[2:]])
+    assert torch.allclose(parts, task.metric_state(logits, mixed))  # states add over shards
     assert task.metric_value(parts) == pytest.approx(
-        float(task.score(logits, mixed).double().mean()))
+        task.metric_value(task.metric_state(logits, mixed)))
+    # the objectives' elements: rows as they are, or one element per token (tagging)
+    elem_out, _, elem_batch = task.elements(logits, None, Batch(x, y, torch.arange(rows), seen))
+    assert elem_out.shape[:-1] == elem_batch.y.shape and elem_out.shape[-1] == outputs
+    assert elem_batch.labeled.shape == elem_batch.y.shape[:1]
     zeros, labels = task.example(outputs)
     assert len(zeros) == len(labels) == 2 and zeros.shape[-1] == outputs
     assert isinstance(task.label_name(labels[0]), str)

@@ -35,6 +35,7 @@ from ..latency import speedup
 from ..methods import MethodPlan, get_method
 from ..models import build_model, count_params
 from ..registry import TASKS
+from ..contracts import TaskAdapter
 from ..tasks import CLASSIFICATION
 from ..recipe import ModelSpec, Recipe, TeacherSpec, TrainSpec, parse_recipe, setting_raw
 from ..runs.progress import Bars
@@ -124,6 +125,15 @@ def _static_teacher(spec: TeacherSpec, splits: Splits, field: str = "teacher"):
     return None
 
 
+def load_recipe_data(recipe: Recipe) -> Splits:
+    """The splits a recipe's ``data`` section describes, read for its task (tagging:
+    :func:`mentor.tagging.source.tagging_splits`)."""
+    if recipe.task == "tagging":
+        from ..tagging.source import tagging_splits
+        return tagging_splits(recipe.data)
+    return recipe.data.load()
+
+
 def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
     """Validate everything and load data and checkpoint teachers, before writing anything."""
     recipe = parse_recipe(raw, source)
@@ -147,7 +157,7 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
     for name, desc, r in entries:
         key = json.dumps(r.data.model_dump(), sort_keys=True)
         if key not in data_cache:
-            data_cache[key] = r.data.load()
+            data_cache[key] = load_recipe_data(r)
         splits = data_cache[key]
         _check_student(r.student, splits, "student")
         if r.teacher is not None and r.teacher.model is not None:
@@ -193,7 +203,9 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
                         f"{'token ids (token_drop, token_span)' if tokens else 'rows'}")
         for label, _, plan, _ in s.methods:
             try:
-                probe_objectives(plan.objectives, CLASSIFICATION.example(s.splits.num_classes))
+                task = TASKS.get(s.recipe.task)
+                probe_objectives(plan.objectives, task.example(s.splits.num_classes),
+                                 task.elements)
             except MentorError as e:
                 raise MentorError(f"method {label!r}: {e}") from None
     run = RunPlan(recipe, raw, settings, methods)
@@ -244,8 +256,8 @@ def _plan_methods(recipe: Recipe) -> list[tuple[str, str, MethodPlan, dict]]:
     return methods
 
 
-def _all_labeled(split: data_mod.Split) -> data_mod.Split:
-    real = split.y >= 0  # generated rows (label -1) are not the teacher's data
+def _all_labeled(split: data_mod.Split, task: TaskAdapter = CLASSIFICATION) -> data_mod.Split:
+    real = task.known(split.y)  # generated rows (label -1) are not the teacher's data
     return data_mod.Split(subset_rows(split.x, real), split.y[real],
                           torch.ones(int(real.sum()), dtype=torch.bool))
 
@@ -272,8 +284,10 @@ def stage_splits(spec: TeacherSpec, splits: Splits) -> list[Splits]:
 
 def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
                   out_dir: Path | None, on_epoch=None, *, stages: list[Splits] | None = None,
-                  progress=None, resume: bool = False) -> tuple[ModuleTeacher, dict]:
-    """Train the teacher described in the recipe on every training label (method scratch).
+                  progress=None, resume: bool = False,
+                  task: TaskAdapter = CLASSIFICATION) -> tuple[ModuleTeacher, dict]:
+    """Train the teacher described in the recipe on every training label (method scratch),
+    scored by ``task``'s metric (its ``test_accuracy`` is that metric).
 
     With ``teacher.pretrain`` the teacher first trains on each stage's data in turn (weights
     carried over; ``stages`` are their loaded splits), then -- unless ``adapt`` is false --
@@ -303,25 +317,29 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
         name = stage.name or stage.data.source
         sspec = _same_precision(stage.train or tspec, default_train)
         cb = progress(f"teacher / {name}", sspec.epochs) if progress else None
-        res = fit(module, _all_labeled(st.train), st.val, objectives=objectives, spec=sspec,
+        res = fit(module, _all_labeled(st.train, task), st.val, objectives=objectives, spec=sspec,
                   seed=spec.seed + i, num_outputs=splits.num_classes, on_epoch=cb,
                   checkpoint_dir=out_dir / f"state-stage{i}" if out_dir else None,
-                  resume=resume)
+                  resume=resume, task=task)
         module = res.model
         history.append({"stage": name, "data": st.describe(),
                         "val_accuracy": res.best_val_accuracy,
-                        "test_accuracy": evaluate(module, test_x, test_y, acc)["accuracy"]})
+                        "test_accuracy": evaluate(module, test_x, test_y, acc,
+                                                  task=task)[task.metric]})
     if spec.adapt:
         cb = progress("teacher", tspec.epochs) if progress else on_epoch
-        res = fit(module, _all_labeled(splits.train), splits.val, objectives=objectives,
+        res = fit(module, _all_labeled(splits.train, task), splits.val, objectives=objectives,
                   spec=tspec, seed=spec.seed, num_outputs=splits.num_classes, on_epoch=cb,
-                  checkpoint_dir=out_dir / "state" if out_dir else None, resume=resume)
+                  checkpoint_dir=out_dir / "state" if out_dir else None, resume=resume,
+                  task=task)
     elif not history:  # a saved model (model: hf, path) used as it is: scored, not trained
         module.to(acc.device).eval()
-        val = evaluate(module, splits.val.x.to(acc.device), splits.val.y.to(acc.device), acc)
-        res = SimpleNamespace(model=module, best_val_accuracy=val["accuracy"], best_epoch=0,
+        val = evaluate(module, splits.val.x.to(acc.device), splits.val.y.to(acc.device), acc,
+                       task=task)
+        res = SimpleNamespace(model=module, best_val_accuracy=val[task.metric], best_epoch=0,
                               resumed_step=0)
-    test = evaluate(res.model, test_x, test_y, acc, labels_as_input=priv is not None)
+    test = evaluate(res.model, test_x, test_y, acc, labels_as_input=priv is not None,
+                    task=task)
     arch = {"model": mspec.model, **mspec.build_kwargs()}
     description = _describe_model(arch, splits) + (" trained on all train labels" if spec.adapt
                                                    or history else " as saved (not trained "
@@ -341,7 +359,7 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
                        f"x{priv.consistency:g})")
         net = res.model.net
     info = {"description": description, "params": count_params(net),
-            "test_accuracy": test["accuracy"], "val_accuracy": res.best_val_accuracy,
+            "test_accuracy": test[task.metric], "val_accuracy": res.best_val_accuracy,
             "best_epoch": res.best_epoch, "seed": spec.seed}
     if res.resumed_step:
         info["resumed_from_step"] = res.resumed_step
@@ -361,10 +379,15 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
         atomic_write_text(out_dir / "recipe.yaml", yaml.safe_dump(
             {"teacher": spec.model_dump(mode="json", exclude_none=True),
              "train": tspec.model_dump(mode="json"), "data": splits.describe(),
-             "test_accuracy": test["accuracy"]}, sort_keys=False))
+             "test_accuracy": test[task.metric]}, sort_keys=False))
     if priv is not None:
         return res.model.teacher(splits.train.y, description), info
     return ModuleTeacher(res.model, splits.num_classes, description), info
+
+
+def metric_words(task: TaskAdapter) -> str:
+    """A task's test metric in words for reports ("test span F1")."""
+    return "test " + task.metric.replace("_f1", " F1").replace("_", " ")
 
 
 def _describe_model(arch: dict, splits: Splits) -> str:
@@ -377,6 +400,9 @@ def _describe_model(arch: dict, splits: Splits) -> str:
     if name == "bag":
         widths = [arch.get("embed", 64), *arch.get("hidden", []), splits.num_classes]
         return f"token bag {splits.vocab_size}x" + "-".join(map(str, widths))
+    if name == "bigru_tagger":
+        return (f"BiGRU tagger {splits.vocab_size}x{arch.get('embed', 32)}, "
+                f"{arch.get('hidden', [32])[0]} per direction, {splits.num_classes} tags")
     if name == "hf":
         return (f"transformers {arch['config'].get('model_type')} (config)" if arch.get("config")
                 else f"transformers model from {arch.get('path')}")
@@ -454,8 +480,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                             "params": sum(count_params(m) for m in _modules(t)) or None}
                     if not isinstance(t, StoreTeacher):  # a store has no test-split outputs
                         tl = _over_rows(t.logits, s.splits.test.x.to(device))
-                        info["test_accuracy"] = float(task.correct(
-                            tl, s.splits.test.y.to(device)).double().mean())
+                        info["test_accuracy"] = task.metric_value(task.metric_state(
+                            tl, s.splits.test.y.to(device)))
                 else:
                     tdir = tmp / "teacher" if not teachers else tmp / f"teacher-{len(teachers)}"
                     progress, opened = _tracked_teacher(bars, trackers, tdir.name, {
@@ -463,8 +489,10 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                         "train": s.recipe.train.model_dump(mode="json")})
                     t, info = train_teacher(s.recipe.teacher, s.splits, s.recipe.train, tdir,
                                             stages=s.teacher_stages, progress=progress,
-                                            resume=resume)
+                                            resume=resume, task=task)
                     info["folder"] = tdir.name  # where export, report and bench find it
+                    if task is not CLASSIFICATION:  # the report names the task's metric
+                        info["metric_name"] = metric_words(task)
                     stage_info = info.get("stages", [])
                     for i, tr in enumerate(opened):  # the stages', then the teacher's
                         tr.log({"test_accuracy": (stage_info[i] if i < len(stage_info)
@@ -515,10 +543,10 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                         from ..models.hf import save_adapter
                         save_adapter(saved, ckpt / "adapter")  # a LoRA student's adapter
                     if tracked is not None:
-                        tracked.log({"test_accuracy": ev["accuracy"],
+                        tracked.log({"test_accuracy": ev[task.metric],
                                      "teacher_agreement": ev.get("teacher_agreement")})
                         tracked.finish()
-                    accs.append(ev["accuracy"])
+                    accs.append(ev[task.metric])
                     vals.append(res.best_val_accuracy)
                     if "teacher_agreement" in ev:
                         agrees.append(ev["teacher_agreement"])
@@ -526,7 +554,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                                       **res.history})
                     metrics_lines.append(json.dumps({
                         "setting": s.name, "method": label, "seed": seed,
-                        "test_accuracy": ev["accuracy"], "test_n": ev["n"],
+                        "test_accuracy": ev[task.metric], "test_n": ev["n"],
                         "teacher_agreement": ev.get("teacher_agreement"),
                         "best_epoch": res.best_epoch, "val_accuracy": res.best_val_accuracy,
                         "steps": res.steps, "teacher_cached": res.teacher_cached,
@@ -562,6 +590,8 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
         "selection": f"student weights selected by {run.recipe.train.select} on the "
                      "validation split; test split evaluated once per run",
     }
+    if run.recipe.task != "classification":  # the leaderboard's score column names it
+        results["metric_name"] = metric_words(TASKS.get(run.recipe.task))
     if acc.is_main_process:
         atomic_write_text(tmp / "metrics.jsonl", "\n".join(metrics_lines) + "\n")
     return results, histories

@@ -72,7 +72,8 @@ class Splits:
 
     def describe(self) -> str:
         n_lab = int(self.train.labeled.sum())
-        n_gen = int((self.train.y < 0).sum())
+        y = self.train.y
+        n_gen = int((y < 0).sum() if y.ndim == 1 else (y < 0).flatten(1).all(1).sum())
         gen = f", {n_gen} {self.unknown_rows}" if n_gen else ""
         return (f"{self.name}: train {len(self.train)} ({n_lab} labeled{gen}), "
                 f"val {len(self.val)}, test {len(self.test)}, {self.num_classes} classes")

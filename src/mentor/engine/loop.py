@@ -264,7 +264,9 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
     rows = as_rows(train.x)
     task.check(student, teacher if needs_teacher and not own_teacher else None,
                rows.take(torch.arange(min(2, len(rows)))), num_outputs)
-    probe_objectives(objectives, task.example(num_outputs))
+    probe_objectives(objectives, task.example(num_outputs), task.elements)
+    if not task.per_row_parts:
+        _refuse_row_parts(task, refiners, augment, mixer, batch_mixer, views)
     sampler, steps_per_epoch, augment = _batching(train, spec, seed, acc.num_processes,
                                                   objectives, augment)
     tr = prepare_training(student, spec, seed, task=task, updater=updater,
@@ -576,15 +578,18 @@ def _row_step(tr: _Training, p: _Progress, epoch: int, rows: _Rows, x_rows: Tens
 
     def micro():
         if tr.autocast is None:
-            outputs = tr.task.forward(tr.model, batch.x, y_in)
-            total = weighted_sum(tr.objectives, outputs, targets, batch, epoch)
+            outputs, elem_targets, elems = tr.task.elements(
+                tr.task.forward(tr.model, batch.x, y_in), targets, batch)
+            total = weighted_sum(tr.objectives, outputs, elem_targets, elems, epoch)
         else:
             with tr.autocast():
-                outputs = tr.task.forward(tr.model, batch.x, y_in)
-                total = weighted_sum(tr.objectives, outputs, targets, batch, epoch)
+                outputs, elem_targets, elems = tr.task.elements(
+                    tr.task.forward(tr.model, batch.x, y_in), targets, batch)
+                total = weighted_sum(tr.objectives, outputs, elem_targets, elems, epoch)
 
         def fault():
-            raise_fault(tr.objectives, outputs, targets, batch, epoch, p.step, tr.raw_model)
+            raise_fault(tr.objectives, outputs, elem_targets, elems, epoch, p.step,
+                        tr.raw_model)
         if share != 1.0:
             total = total * share
         # under several processes the loop sums the values: each rank's is its share
@@ -635,6 +640,22 @@ def _make_batch(tr: _Training, rows: _Rows, x_rows: Tensor, epoch: int,
                                    rows.local)
         batch = replace(batch, x=xs)
     return batch, x_teacher
+
+
+def _refuse_row_parts(task, refiners, augment, mixer, batch_mixer, views) -> None:
+    """One sentence naming the first part that acts on whole rows, for a task whose rows
+    hold elements those parts do not see (tagging: a row is a sequence of tokens)."""
+    parts = [f"refiner {type(r.part).__name__}" for r in refiners]
+    if augment and any(augment.values()):
+        parts.append("augmentation views (" + ", ".join(
+            f"{role}: {kind}" for role, kind in augment.items() if kind) + ")")
+    parts += [type(m).__name__ for m in (mixer, batch_mixer) if m is not None]
+    if views is not None:
+        parts.append("stored views")
+    if parts:
+        raise MentorError(f"the {task.name} task cannot run {parts[0]}: it acts on whole rows, "
+                          f"and a {task.name} row is a sequence; expected a method without "
+                          "refiners, views or mixers (scratch, kd, dkd, ...)")
 
 
 def _supervise(tr: _Training, rows: _Rows, x_rows: Tensor, batch: Batch, x_teacher: Tensor,

@@ -148,14 +148,17 @@ def weighted_sum(objectives: Sequence[Objective], outputs: Tensor | dict[str, Te
     return total
 
 
-def probe_objectives(objectives, example: tuple[Tensor, Any]) -> None:
+def probe_objectives(objectives, example: tuple[Tensor, Any], elements=None) -> None:
     """Run every objective once on the task's ``example`` (zero outputs and labels of two
-    rows, :meth:`~mentor.contracts.TaskAdapter.example`) so parameters that depend on the
-    output size (e.g. ``topk_kd.k`` and the class count) fail before any training or
-    writing."""
+    rows, :meth:`~mentor.contracts.TaskAdapter.example`), read as the task's ``elements``
+    (:meth:`~mentor.contracts.TaskAdapter.elements`; ``None``: rows as they are), so
+    parameters that depend on the output size (e.g. ``topk_kd.k`` and the class count) fail
+    before any training or writing."""
     zeros, labels = example
     batch = Batch(zeros, labels, torch.arange(2), None)
     targets = Targets(zeros, labels)
+    if elements is not None:
+        zeros, targets, batch = elements(zeros, targets, batch)
     for obj in objectives:
         if obj.on == "logits" and obj.against == "logits":
             try:

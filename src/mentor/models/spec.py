@@ -1,4 +1,5 @@
-"""The built-in model of a recipe or a checkpoint's metadata: ``model`` (linear, mlp, cnn, bag)
+"""The built-in model of a recipe or a checkpoint's metadata: ``model`` (linear, mlp, cnn, bag,
+bigru_tagger, hf)
 and the options each uses (a field the chosen model does not use is an error)."""
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ USED_BY = {"linear": set(), "mlp": {"hidden", "dropout", "batchnorm"},
            "cnn": {"channels", "kernel_size", "hidden", "dropout", "batchnorm", "pool",
                    "stride"},
            "bag": {"embed", "hidden", "dropout"},
+           "bigru_tagger": {"embed", "hidden"},
            "hf": {"path", "config", "new_head", "lora"}}
 
 
-BuiltInModel = Literal["linear", "mlp", "cnn", "bag", "hf"]  # the models a recipe may name
+BuiltInModel = Literal["linear", "mlp", "cnn", "bag", "bigru_tagger", "hf"]  # the models a recipe may name
 
 
 class ModelOptions(BaseModel):
@@ -29,7 +31,8 @@ class ModelOptions(BaseModel):
     dropout: float | None = Field(None, ge=0, lt=1)
     batchnorm: bool | None = None
     pool: Literal["avg", "flatten"] | None = None
-    embed: int | None = Field(None, ge=1, le=65_536, description="bag: token embedding width")
+    embed: int | None = Field(None, ge=1, le=65_536, description="bag, bigru_tagger: token "
+                       "embedding width")
     stride: int | None = Field(None, ge=1, le=64, description="cnn (2-D): the stride of the "
                                "blocks after the first (default 1: full resolution)")
     path: str | None = Field(None, description="hf: a local model folder (save_pretrained)")

@@ -105,8 +105,20 @@ _TEACHER_FACTS = {
 
 
 def teacher_facts(teacher: dict, fields: tuple[str, ...]) -> list[str]:
-    """The recorded teacher facts among ``fields``, formatted, in that order."""
-    return [_TEACHER_FACTS[f](teacher[f]) for f in fields if teacher.get(f) is not None]
+    """The recorded teacher facts among ``fields``, formatted, in that order; a teacher of a
+    task with its own metric (``metric_name``, e.g. "test span F1") names it instead of
+    accuracy."""
+    own = teacher.get("metric_name")
+    out = []
+    for f in fields:
+        if teacher.get(f) is None:
+            continue
+        fact = _TEACHER_FACTS[f](teacher[f])
+        if own and f in ("test_accuracy", "val_accuracy"):
+            fact = fact.replace("test accuracy", own).replace(
+                "validation accuracy", own.replace("test", "validation", 1))
+        out.append(fact)
+    return out
 
 
 def row_description(row: dict) -> str:

@@ -42,6 +42,8 @@ class Bars:
         def on_step(step, m):
             if "val_perplexity" in m:
                 info = f"val perplexity {m['val_perplexity']:.1f}"
+            elif "val_span_f1" in m:
+                info = f"val span F1 {100 * m['val_span_f1']:.1f}%"
             else:
                 key, short = (("val_accuracy", "val") if "val_accuracy" in m
                               else ("test_accuracy", "test"))

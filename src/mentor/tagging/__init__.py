@@ -7,11 +7,12 @@ Value Extraction", CIKM 2021)."""
 
 from .metrics import span_counts, span_f1, spans, token_accuracy
 from .refine import refine
+from .splits import as_splits
 from .testbed import TaggingData, check_tags, corrupt, num_tags, tag_names, tb_seq_tagging
 from .train import (ARMS, Tagger, TrainedTagger, compare_arms, evaluate, probabilities,
                     refined_targets, tagger, train_tagger)
 
-__all__ = ["span_counts", "span_f1", "spans", "token_accuracy", "refine", "TaggingData",
+__all__ = ["span_counts", "span_f1", "spans", "token_accuracy", "refine", "as_splits", "TaggingData",
            "check_tags", "corrupt", "num_tags", "tag_names", "tb_seq_tagging", "ARMS",
            "Tagger", "TrainedTagger", "compare_arms", "evaluate", "probabilities",
            "refined_targets", "tagger", "train_tagger"]

@@ -15,34 +15,13 @@ spans, and 0 when only one side has spans.
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import torch
 from torch import Tensor
 
 from ..errors import DataError
+from ..tasks.tagging import f1_of, spans
 from .testbed import check_tags
-
-
-def spans(tags: Sequence[int]) -> set[tuple[int, int, int]]:
-    """The ``(start, end, type)`` spans of one sequence's BIO tag ids (module docstring)."""
-    out: set[tuple[int, int, int]] = set()
-    start, kind = -1, -1
-    for j, t in enumerate(tags):
-        t = int(t)
-        if t == 0:
-            if kind >= 0:
-                out.add((start, j, kind))
-            start, kind = -1, -1
-            continue
-        k, is_b = (t - 1) // 2, (t - 1) % 2 == 0
-        if is_b or k != kind:
-            if kind >= 0:
-                out.add((start, j, kind))
-            start, kind = j, k
-    if kind >= 0:
-        out.add((start, len(tags), kind))
-    return out
 
 
 def _check(pred: Tensor, gold: Tensor, mask: Tensor, num_types: int) -> None:
@@ -69,13 +48,7 @@ def span_counts(pred: Tensor, gold: Tensor, mask: Tensor,
 
 def span_f1(pred: Tensor, gold: Tensor, mask: Tensor, num_types: int = 3) -> float:
     """Micro span F1 (exact start, end and type) over the real tokens of all sequences."""
-    correct, n_pred, n_gold = span_counts(pred, gold, mask, num_types)
-    if n_pred == 0 and n_gold == 0:
-        return 1.0
-    if correct == 0:
-        return 0.0
-    precision, recall = correct / n_pred, correct / n_gold
-    return 2 * precision * recall / (precision + recall)
+    return f1_of(*span_counts(pred, gold, mask, num_types))
 
 
 def token_accuracy(pred: Tensor, gold: Tensor, mask: Tensor, num_types: int = 3) -> float:

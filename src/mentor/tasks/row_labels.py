@@ -24,6 +24,8 @@ class RowLabels:
     """Labels as one tensor, row ``i`` the labels of sample ``i``; ``-1`` marks unseen. The
     task defines ``predict`` (its prediction from outputs)."""
 
+    per_row_parts = True  # a refiner, view or mixer acts on a row as a whole
+
     def forward(self, model, x, y: Tensor | None = None) -> Tensor:
         """The model's outputs on a batch's inputs ``x``: ``model(x)``; ``model(x, y)`` for a
         model that reads the labels as input (a label-assisted teacher); ``model(**x)`` for
@@ -61,6 +63,10 @@ class RowLabels:
         """The metric from every shard's summed state: the mean per-row score."""
         total, rows = state.tolist()
         return total / max(rows, 1.0)
+
+    def elements(self, outputs, targets, batch):
+        """The objectives read rows as they are: a row is an element."""
+        return outputs, targets, batch
 
     def same(self, labels: Tensor, truth: Tensor) -> Tensor:
         """Per row: ``labels`` equal ``truth`` wherever ``truth`` is seen (``>= 0``)."""
