@@ -288,9 +288,10 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
         raise MentorError(f"{type(mixer).__name__} mixes two views of each sample, but this run "
                           "has no views; expected a label store made with --views/--augment "
                           "as the teacher (or fit(..., views=...)) and a teacher objective")
-    _bind_refiners(refiners, train, rows, acc.device, num_outputs)
+    _bind_refiners(refiners, train, rows, acc.device, num_outputs, task)
     monitor = None
-    if side is not None and data.lab_mask is not None:  # pseudo-label quality, hidden labels
+    # pseudo-label quality against the hidden labels, per row (not yet per token: tagging)
+    if side is not None and data.lab_mask is not None and task.per_row_parts:
         judged = bool(refiners) or own_teacher  # collapse needs an admission or a self-teacher
         monitor = PseudoLabelMonitor(task, train.y.to(acc.device), num_outputs, refiners,
                                      spec.collapse_steps if judged else 0)
@@ -385,12 +386,15 @@ def _parts(objectives, teacher, updater, refiners
 
 
 def _bind_refiners(refiners: Sequence[RefinerHooks], train: Split, rows, device,
-                   num_outputs: int) -> None:
-    """Stateful refiners start afresh with each run, bound to the pool (and to every input,
-    for the ones that read them: clusters)."""
+                   num_outputs: int, task: TaskAdapter) -> None:
+    """Stateful refiners start afresh with each run, bound to the pool's elements (its rows;
+    for tagging its tokens) and to every input, for the ones that read them (clusters)."""
+    y = train.y.to(device)
+    _, _, pool = task.elements(y, None, Batch(None, y, torch.arange(len(y), device=device),
+                                              train.labeled.to(device)))
     for refiner in refiners:
         refiner.reset()
-        refiner.bind(train.labeled.to(device), train.y.to(device), num_outputs)
+        refiner.bind(pool.labeled, pool.y, num_outputs)
         if refiner.reads_inputs:
             if rows.in_memory is None:
                 raise MentorError(f"refiner {type(refiner.part).__name__} reads every training "
@@ -578,18 +582,17 @@ def _row_step(tr: _Training, p: _Progress, epoch: int, rows: _Rows, x_rows: Tens
 
     def micro():
         if tr.autocast is None:
-            outputs, elem_targets, elems = tr.task.elements(
-                tr.task.forward(tr.model, batch.x, y_in), targets, batch)
-            total = weighted_sum(tr.objectives, outputs, elem_targets, elems, epoch)
+            outputs, _, elems = tr.task.elements(
+                tr.task.forward(tr.model, batch.x, y_in), None, batch)
+            total = weighted_sum(tr.objectives, outputs, targets, elems, epoch)
         else:
             with tr.autocast():
-                outputs, elem_targets, elems = tr.task.elements(
-                    tr.task.forward(tr.model, batch.x, y_in), targets, batch)
-                total = weighted_sum(tr.objectives, outputs, elem_targets, elems, epoch)
+                outputs, _, elems = tr.task.elements(
+                    tr.task.forward(tr.model, batch.x, y_in), None, batch)
+                total = weighted_sum(tr.objectives, outputs, targets, elems, epoch)
 
         def fault():
-            raise_fault(tr.objectives, outputs, elem_targets, elems, epoch, p.step,
-                        tr.raw_model)
+            raise_fault(tr.objectives, outputs, targets, elems, epoch, p.step, tr.raw_model)
         if share != 1.0:
             total = total * share
         # under several processes the loop sums the values: each rank's is its share
@@ -644,8 +647,11 @@ def _make_batch(tr: _Training, rows: _Rows, x_rows: Tensor, epoch: int,
 
 def _refuse_row_parts(task, refiners, augment, mixer, batch_mixer, views) -> None:
     """One sentence naming the first part that acts on whole rows, for a task whose rows
-    hold elements those parts do not see (tagging: a row is a sequence of tokens)."""
-    parts = [f"refiner {type(r.part).__name__}" for r in refiners]
+    hold elements those parts do not see (tagging: a row is a sequence of tokens). Refiners
+    judge the task's elements (:func:`~mentor.engine.signal.teacher_targets`), except one
+    that reads every input row up front (clusters)."""
+    parts = [f"refiner {type(r.part).__name__} (it reads every input)" for r in refiners
+             if r.reads_inputs]
     if augment and any(augment.values()):
         parts.append("augmentation views (" + ", ".join(
             f"{role}: {kind}" for role, kind in augment.items() if kind) + ")")
@@ -655,7 +661,7 @@ def _refuse_row_parts(task, refiners, augment, mixer, batch_mixer, views) -> Non
     if parts:
         raise MentorError(f"the {task.name} task cannot run {parts[0]}: it acts on whole rows, "
                           f"and a {task.name} row is a sequence; expected a method without "
-                          "refiners, views or mixers (scratch, kd, dkd, ...)")
+                          "views or mixers (scratch, kd, dkd, or compose with refiners)")
 
 
 def _supervise(tr: _Training, rows: _Rows, x_rows: Tensor, batch: Batch, x_teacher: Tensor,

@@ -28,8 +28,8 @@ def peek_ahead(tr, rows, batch: Batch, x_teacher, epoch: int, step: int) -> None
         tr.updater.peek(teacher, raw_model, step + 1)
         targets, _ = teacher_targets(tr.teacher.signal, x_teacher, rows.idx, rows.view, batch,
                                      tr.need_pseudo, refiners, tr.task)
-        outputs, targets, elems = tr.task.elements(tr.task.forward(tr.model, batch.x, y_in),
-                                                   targets, batch)
+        outputs, _, elems = tr.task.elements(tr.task.forward(tr.model, batch.x, y_in), None,
+                                             batch)
         loss = weighted_sum(tr.objectives, outputs, targets, elems, epoch)
         optimizer.zero_grad(set_to_none=True)
         if tr.plain:

@@ -138,15 +138,18 @@ def prepare_teacher(teacher, *, updater: UpdaterHooks, spec: TrainSpec, device,
 def teacher_targets(signal, x_teacher: Tensor, idx: Tensor, view, batch: Batch,
                     need_pseudo: bool, refiners: Sequence[RefinerHooks],
                     task: TaskAdapter) -> tuple[Targets, Tensor]:
-    """The refined teacher targets of a batch, and the labels before refinement: the true
-    label where the student may see it, else (``need_pseudo``) the task's pseudo-label from
-    the teacher's outputs (:meth:`~mentor.contracts.TaskAdapter.pseudo_labels`)."""
+    """The refined teacher targets of a batch's elements (:meth:`~mentor.contracts.
+    TaskAdapter.elements`: its rows, or one element per token for tagging, so refiners judge
+    each token), and the labels before refinement: the true label where the student may see
+    it, else (``need_pseudo``) the task's pseudo-label from the teacher's outputs
+    (:meth:`~mentor.contracts.TaskAdapter.pseudo_labels`)."""
     zt = signal(x_teacher, idx, view)
     extra = None
     if type(zt) is dict:  # logits plus other outputs (features, members, a reviewer)
         extra, zt = zt, zt["logits"]
     labels = task.pseudo_labels(zt, batch) if need_pseudo else batch.y
     targets = Targets(zt, labels, extra=extra)
+    _, targets, elements = task.elements(zt, targets, batch)
     for refine in refiners:
-        targets = refine(targets, batch)
+        targets = refine(targets, elements)
     return targets, labels
