@@ -29,11 +29,11 @@ def _npz(path, n=400, hide=0.0, bad=None):
 def _recipe(tmp, source, **over):
     raw = {"name": "tag", "task": "tagging",
            "data": {"source": str(source), "labeled_fraction": 0.2},
-           "teacher": {"model": "bigru_tagger", "embed": 16, "hidden": [16], "seed": 0,
-                       "train": {"epochs": 4, "batch_size": 32, "lr": 0.01, "seeds": [0]}},
+           "teacher": {"model": "bigru_tagger", "embed": 32, "hidden": [32], "seed": 0,
+                       "train": {"epochs": 8, "batch_size": 32, "lr": 0.01, "seeds": [0]}},
            "student": {"model": "bigru_tagger", "embed": 8, "hidden": [8]},
            "methods": [{"name": "scratch"}, {"name": "kd", "temperature": 2.0, "alpha": 0.9}],
-           "train": {"epochs": 3, "batch_size": 32, "lr": 0.01, "seeds": [0, 1]}}
+           "train": {"epochs": 8, "batch_size": 32, "lr": 0.01, "seeds": [0, 1]}}
     raw.update(over)
     path = tmp / "tag.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -43,7 +43,7 @@ def _recipe(tmp, source, **over):
 @pytest.fixture(scope="module")
 def tagging_run(tmp_path_factory, cli):
     cwd = tmp_path_factory.mktemp("tagging")
-    recipe = _recipe(cwd, _npz(cwd / "tags.npz"))
+    recipe = _recipe(cwd, _npz(cwd / "tags.npz", n=600))
     proc = cli(["run", str(recipe), "--out", "runs", "--quiet"], cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = list((cwd / "runs").iterdir())
@@ -60,6 +60,8 @@ def test_leaderboard_and_report_name_span_f1(tagging_run):
         {r["method"] for r in results["rows"]} == {"kd", "scratch"}
     for r in results["rows"]:
         assert len(r["test_accuracies"]) == 2 and 0.0 <= r["test_accuracy_mean"] <= 1.0
+    # the students learned spans (the checks below compare real scores, not zeros)
+    assert min(next(r for r in results["rows"] if r["method"] == "kd")["test_accuracies"]) > 0.15
     html = (run / "report.html").read_text()
     assert "test span F1" in html
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -90,6 +92,13 @@ def test_onnx_export_of_the_tagger_keeps_parity(tagging_run, cli):
     card = json.loads((cwd / "exported" / "card.json").read_text())
     assert (cwd / "exported" / "student.onnx").is_file()
     assert card["parity"]["max_abs_diff"] <= card["parity"]["tolerance"]
+    # parity on the run's own test rows, and the exported file scores the run's span F1
+    assert card["parity"]["inputs"].startswith("test split of ")
+    a = card["accuracy"]
+    assert a["metric"] == "test span F1"
+    assert a["test_accuracy_exported"] == pytest.approx(a["test_accuracy_seed"], abs=1e-6)
+    md = (cwd / "exported" / "card.md").read_text()
+    assert "**Test span F1**" in md and "test accuracy" not in md
 
 
 @pytest.mark.parametrize("num_classes, message", [

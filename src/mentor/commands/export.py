@@ -87,8 +87,10 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
     ``standardized_input``."""
     from ..models import count_params
     from ..models.preprocess import for_export as standardized
+    from ..registry import TASKS
     from ..runs.read import (choose_student, inference_module, load_model, open_run,
-                           parity_inputs, setting_info, sha256, teacher_checkpoint)
+                           parity_inputs, recipe_task, setting_info, sha256,
+                           teacher_checkpoint)
 
     check_format(fmt)
     run_dir = Path(run_dir)
@@ -154,7 +156,8 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
             raise ExportFault(f"the exported {fmt} model differs from the PyTorch student by "
                               f"{diff:.3g} (max abs logit difference), above the tolerance "
                               f"{tolerance:.3g}; nothing was written")
-        exported_acc = (float((got.argmax(-1) == data.y).double().mean())
+        task = TASKS.get(recipe_task(run_dir))  # the run's metric, on the exported outputs
+        exported_acc = (task.metric_value(task.metric_state(got.double(), data.y))
                         if data.y is not None else None)
         latency = _latency(exported, runtime, teacher, shape, repeats, vocab)
         row, tinfo = choice.row, setting_info(results, choice.setting).get("teacher")
@@ -181,6 +184,7 @@ def export_student(run_dir: Path, fmt: str, out: Path | None = None, *,
                 "test_accuracy_seed": choice.test_accuracy,
                 "val_accuracy_seed": choice.val_accuracy,
                 "test_accuracy_exported": exported_acc,
+                "metric": results.get("metric_name") or "test accuracy",
                 "std": results.get("std"), "selection": results.get("selection"),
             },
             "teacher": _teacher_card(run_dir, tinfo, tpath, sha256),
@@ -599,6 +603,11 @@ def _ms(entry: dict | None, b: int) -> str:
     return f"{1e3 * e['latency_s']:.3f} ms ({e['throughput_rows_s']:,.0f} rows/s)" if e else "n/a"
 
 
+def _first_upper(words: str) -> str:
+    """``"test span F1"`` -> ``"Test span F1"`` (the rest of the words as they are)."""
+    return words[:1].upper() + words[1:]
+
+
 def card_markdown(card: dict) -> str:
     """The model card as Markdown (the same facts as ``card.json``)."""
     s, a, t, p, lat = (card["student"], card["accuracy"], card["teacher"], card["parity"],
@@ -611,7 +620,8 @@ def card_markdown(card: dict) -> str:
         f"- **Method**: {s.get('method_description') or s['method']} "
         f"(`{s.get('method_name')}`; parameters: {params})",
         f"- **Seeds of the method**: {s.get('seeds')}; this seed: {s['seed']}",
-        f"- **Test accuracy**: {_pct(a['test_accuracy_mean'])} ± {_pct(a['test_accuracy_std'])}"
+        f"- **{_first_upper(a.get('metric', 'test accuracy'))}**: "
+        f"{_pct(a['test_accuracy_mean'])} ± {_pct(a['test_accuracy_std'])}"
         f" over seeds ({a.get('std')}); this seed {_pct(a['test_accuracy_seed'])}"
         f" (validation {_pct(a['val_accuracy_seed'])}); the exported file on the test split: "
         f"{_pct(a['test_accuracy_exported'])}",
@@ -628,7 +638,8 @@ def card_markdown(card: dict) -> str:
     if t:
         lines.append(f"- **Teacher**: {t.get('description')}, {_count(t.get('params'))} "
                      "parameters, "
-                     f"test accuracy {_pct(t.get('test_accuracy'))}; checkpoint "
+                     f"{a.get('metric', 'test accuracy')} {_pct(t.get('test_accuracy'))}; "
+                     "checkpoint "
                      f"`{t.get('checkpoint')}` sha256 `{t.get('sha256')}`")
     else:
         lines.append("- **Teacher**: none in this run")

@@ -261,6 +261,16 @@ class ParityInputs:
     problem: str | None = None  # why the data could not be reloaded (x: standard normal rows)
 
 
+def recipe_task(run_dir: Path) -> str:
+    """The task the run's recipe names (``classification`` when it names none)."""
+    from ..recipe import read_yaml
+    for name in ("input.yaml", "recipe.yaml"):
+        path = Path(run_dir) / name
+        if path.is_file():
+            return str(read_yaml(path).get("task") or "classification")
+    return "classification"
+
+
 def run_data_spec(run_dir: Path, setting: str):
     """``(data spec, file name)`` of ``setting``: the data section of the run's recipe
     (``input.yaml``, else ``recipe.yaml``; the setting's own data section where it has one),
@@ -290,7 +300,11 @@ def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
     spec, name = run_data_spec(run_dir, setting)
     key = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
     if cache is None or key not in cache:
-        splits = spec.load()
+        if recipe_task(run_dir) == "tagging":  # token ids and tags (mentor.tagging.source)
+            from ..tagging.source import tagging_splits
+            splits = tagging_splits(spec)
+        else:
+            splits = spec.load()
         if cache is None:
             return splits, spec, name
         cache[key] = splits
@@ -316,6 +330,8 @@ def parity_inputs(run_dir: Path, setting: str, input_shape: list[int],
                       "std": [float(v) for v in splits.std]} if splits.mean is not None else {})
             from ..data.rows import first_tensor, head_rows
             x = head_rows(splits.test.x, PARITY_ROWS)
+            if vocab_size is not None and type(x) is not dict:  # token ids, 0 pads (tagging)
+                x = {"input_ids": x, "attention_mask": (x != 0).long()}
             x = {k: v.contiguous() for k, v in x.items()} if type(x) is dict else x.float()
             n = len(first_tensor(x))
             return ParityInputs(x, splits.test.y[:n],
