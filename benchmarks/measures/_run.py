@@ -64,3 +64,14 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def over_seeds(run, seeds, quick: bool):
+    """``run(seed, quick)`` for each seed on one torch thread (:func:`one_torch_thread`);
+    returns ``vals(key)``: the runs' values of ``key``, in seed order."""
+    with one_torch_thread():
+        runs = [run(s, quick) for s in seeds]
+
+    def vals(key: str) -> list:
+        return [r[key] for r in runs]
+    return vals

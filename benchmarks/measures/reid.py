@@ -35,7 +35,7 @@ separated``; ``.wins``: the seeds where A is higher.
 from __future__ import annotations
 
 from ._fmt import mean_std, verdict, wins
-from ._run import one_torch_thread
+from ._run import over_seeds
 
 SEEDS = (0, 1, 2)
 TRAINED = ("contrast", "contrast_long", "purification", "purification_kl", "teacher_labels",
@@ -79,13 +79,9 @@ def run(seed: int, quick: bool) -> dict[str, float]:
 def measure(quick: bool) -> dict[str, str]:
     from mentor.embedding import ARMS
     seeds = (0,) if quick else SEEDS
-    with one_torch_thread():
-        runs = [run(s, quick) for s in seeds]
-
-    def vals(key: str) -> list[float]:
-        return [r[key] for r in runs]
+    vals = over_seeds(run, seeds, quick)
     out = {"data": _data(0, quick).describe(), "seeds": str(len(seeds)),
-           "queries": f"{int(runs[0]['evaluated'])} evaluated, {int(runs[0]['skipped'])} "
+           "queries": f"{int(vals('evaluated')[0])} evaluated, {int(vals('skipped')[0])} "
                       "skipped (no match from another camera) on seed 0"}
     for arm in ARMS:
         for m in ("mAP", "rank1"):

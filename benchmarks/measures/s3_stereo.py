@@ -29,7 +29,7 @@ larger std, else ``not separated``; ``.s3_lower``: the seeds where S³'s EPE is 
 from __future__ import annotations
 
 from ._fmt import mean_std, pm, verdict, wins
-from ._run import one_torch_thread
+from ._run import over_seeds
 
 SEEDS = (0, 1, 2)
 ARMS = ("photometric", "symmetric", "no_rescale", "s3")
@@ -71,11 +71,7 @@ def run(seed: int, quick: bool) -> dict[str, float]:
 def measure(quick: bool) -> dict[str, str]:
     from mentor.stereo import tb_stereo
     seeds = (0,) if quick else SEEDS
-    with one_torch_thread():
-        runs = [run(s, quick) for s in seeds]
-
-    def vals(key: str) -> list[float]:
-        return [r[key] for r in runs]
+    vals = over_seeds(run, seeds, quick)
     setting = QUICK if quick else FULL
     out = {"data": tb_stereo(setting["num_scenes"]).describe(), "seeds": str(len(seeds))}
     for arm in ARMS:

@@ -25,7 +25,7 @@ larger std, else ``not separated``; ``.wins``: the seeds where A's test span F1 
 from __future__ import annotations
 
 from ._fmt import mean_std, verdict, wins
-from ._run import one_torch_thread
+from ._run import over_seeds
 
 SEEDS = (0, 1, 2)
 ARMS = ("strong", "weak", "refined")
@@ -54,11 +54,7 @@ def run(seed: int, quick: bool) -> dict[str, float]:
 def measure(quick: bool) -> dict[str, str]:
     from mentor.tagging import tb_seq_tagging
     seeds = (0,) if quick else SEEDS
-    with one_torch_thread():
-        runs = [run(s, quick) for s in seeds]
-
-    def vals(key: str) -> list[float]:
-        return [r[key] for r in runs]
+    vals = over_seeds(run, seeds, quick)
     out = {"data": tb_seq_tagging(num_sequences=1500 if quick else 3000).describe(),
            "seeds": str(len(seeds))}
     for arm in ARMS:

@@ -25,7 +25,7 @@ twice the larger std, else ``not separated``) with per-seed wins.
 from __future__ import annotations
 
 from ._fmt import mean_std, verdict, wins
-from ._run import one_torch_thread
+from ._run import over_seeds
 
 SEEDS = (0, 1, 2)
 ARMS = ("supervised", "mean_teacher", "trs")
@@ -63,11 +63,7 @@ def run(seed: int, quick: bool) -> dict[str, float]:
 def measure(quick: bool) -> dict[str, str]:
     from mentor.keypoints import tb_kpt
     seeds = (0,) if quick else SEEDS
-    with one_torch_thread():
-        runs = [run(s, quick) for s in seeds]
-
-    def vals(key: str) -> list[float]:
-        return [r[key] for r in runs]
+    vals = over_seeds(run, seeds, quick)
     setting = QUICK if quick else FULL
     out = {"data": tb_kpt(setting["num_images"]).describe(), "seeds": str(len(seeds))}
     for arm in ARMS:
