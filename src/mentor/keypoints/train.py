@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._util.args import non_negative, non_negative_int, positive_int, unit_interval
 from ..errors import DataError, MentorError
 from .metrics import argmax_keypoints, gaussian_heatmaps, heatmap_mse, pck
 from .model import TinyPose, tiny_pose
@@ -114,12 +115,6 @@ def evaluate(model: nn.Module, data: KeypointData, split: str, alpha: float = 0.
                                                           data.sigma)).mean())}
 
 
-def _positive(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise MentorError(f"{name} must be a positive integer, got {v!r}")
-    return v
-
-
 def _stream(ids: torch.Tensor, batch_size: int, generator: torch.Generator):
     batches: list[torch.Tensor] = []
     while True:
@@ -140,15 +135,12 @@ def train_keypoints(data: KeypointData, arm: str = "trs", *, seed: int = 0,
         raise MentorError(f"arm must be one of {', '.join(ARMS)}, got {arm!r}")
     for name, v in (("steps", steps), ("batch_size", batch_size),
                     ("unlabeled_batch", unlabeled_batch), ("eval_every", eval_every)):
-        _positive(name, v)
-    if isinstance(rampup, bool) or not isinstance(rampup, int) or rampup < 0:
-        raise MentorError(f"rampup must be an integer >= 0, got {rampup!r}")
+        positive_int(name, v)
+    non_negative_int("rampup", rampup)
     for name, v in (("unsup_weight", unsup_weight), ("reviewer_weight", reviewer_weight),
                     ("noise", noise)):
-        if not float(v) >= 0:
-            raise MentorError(f"{name} must be >= 0, got {v!r}")
-    if not 0.0 <= float(momentum) <= 1.0:
-        raise MentorError(f"momentum must be in [0, 1], got {momentum!r}")
+        non_negative(name, v)
+    unit_interval("momentum", momentum)
     if not len(data.labeled):
         raise DataError("labeled names no image; expected labeled training images")
     if not len(data.val):

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._util.args import non_negative, non_negative_int, positive_int, unit_interval
 from ..errors import DataError, MentorError
 from .metrics import region_metrics
 from .model import TinyStereo, tiny_stereo
@@ -143,12 +144,6 @@ def pseudo_labels(teacher: nn.Module, data: StereoData, batch: torch.Tensor, arm
     return (rescale(d_t, b_s, b_t) if spec.rescaled else d_t), w
 
 
-def _positive(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise MentorError(f"{name} must be a positive integer, got {v!r}")
-    return v
-
-
 def train_stereo(data: StereoData, arm: str = "s3", *, seed: int = 0, steps: int = 400,
                  batch_size: int = 16, lr: float = 2e-3, momentum: float = 0.95,
                  warmup: int = 100, photometric_weight: float = 1.0,
@@ -160,15 +155,12 @@ def train_stereo(data: StereoData, arm: str = "s3", *, seed: int = 0, steps: int
     if arm not in ARMS:
         raise MentorError(f"arm must be one of {', '.join(ARMS)}, got {arm!r}")
     for name, v in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every)):
-        _positive(name, v)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise MentorError(f"warmup must be an integer >= 0, got {warmup!r}")
+        positive_int(name, v)
+    non_negative_int("warmup", warmup)
     for name, v in (("photometric_weight", photometric_weight),
                     ("smooth_weight", smooth_weight), ("pseudo_weight", pseudo_weight)):
-        if not float(v) >= 0:
-            raise MentorError(f"{name} must be >= 0, got {v!r}")
-    if not 0.0 <= float(momentum) <= 1.0:
-        raise MentorError(f"momentum must be in [0, 1], got {momentum!r}")
+        non_negative(name, v)
+    unit_interval("momentum", momentum)
     if not len(data.train):
         raise DataError("train names no scene; expected training scenes")
     if not len(data.val):
