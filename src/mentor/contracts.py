@@ -428,7 +428,10 @@ class TaskAdapter(Protocol):
     name: str
     metric: str
     higher_is_better: bool
-    per_row_parts: bool  # refiners, views and mixers may judge its rows (False: tagging)
+    per_row_parts: bool  # views and mixers may transform its rows (False: tagging)
+    # the adapter of one element (:meth:`elements`): itself where a row is an element, the
+    # classification adapter for a tagging token; the pseudo-label monitor scores with it
+    element_task: "TaskAdapter"
 
     def num_outputs(self, model: nn.Module, example: Tensor) -> int:
         """The size of the model's output per element (classes, vocabulary), read from its

@@ -2,6 +2,7 @@
 (one per real token), so QUEACO's weak-label refiner and a confidence threshold decide per
 token; checked against naive per-token loops, and through a training run."""
 
+import pytest
 import torch
 
 import mentor  # noqa: F401  (registers built-ins)
@@ -106,3 +107,30 @@ def test_refined_weak_tags_train_a_tagger_through_the_engine():
     real = tr.y[weak_rows] != PAD
     truth, weak = tr.y[weak_rows][real], tr.weak_y[weak_rows][real]
     assert (refined == truth).float().mean() > (weak == truth).float().mean() + 0.1
+
+
+def test_pseudo_label_telemetry_scores_tokens():
+    """The monitor scores each unlabeled token: with weak tags kept as they are (threshold
+    above 1), one epoch's precision is the weak tags' token accuracy on the pool and every
+    unlabeled token is covered."""
+    from mentor.engine import fit
+    from mentor.losses.objective import Objective
+    from mentor.models.tagger import BiGRUTagger
+    from mentor.recipe import TrainSpec
+    from mentor.tagging import as_splits, tb_seq_tagging
+    from mentor.teachers import ModuleTeacher
+    torch.set_num_threads(1)
+    splits = as_splits(tb_seq_tagging(200, seed=1, strong_fraction=0.2))
+    tr = splits.train
+    torch.manual_seed(0)
+    res = fit(BiGRUTagger(200, 7, 4, 4), tr, splits.val,
+              objectives=[Objective("ce", 1.0, rows="labeled"),
+                          Objective("pseudo_ce", 1.0, rows="unlabeled")],
+              refiners=[WeakLabelRefiner(2.0)],
+              teacher=ModuleTeacher(BiGRUTagger(200, 7, 4, 4).eval(), 7),
+              spec=TrainSpec(epochs=1, batch_size=16, lr=0.01, collapse_steps=0), seed=0,
+              num_outputs=7, task=TAGGING)
+    pool = ~tr.labeled[:, None] & (tr.y != PAD)
+    weak_ok = (tr.weak_y[pool] == tr.y[pool]).double().mean().item()
+    assert res.history["pl_precision"][-1] == pytest.approx(weak_ok, abs=1e-12)
+    assert res.history["pl_coverage"][-1] == pytest.approx(1.0)

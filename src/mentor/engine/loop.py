@@ -290,8 +290,8 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
                           "as the teacher (or fit(..., views=...)) and a teacher objective")
     _bind_refiners(refiners, train, rows, acc.device, num_outputs, task)
     monitor = None
-    # pseudo-label quality against the hidden labels, per row (not yet per token: tagging)
-    if side is not None and data.lab_mask is not None and task.per_row_parts:
+    # pseudo-label quality against the hidden labels, per element (row, or tagging token)
+    if side is not None and data.lab_mask is not None:
         judged = bool(refiners) or own_teacher  # collapse needs an admission or a self-teacher
         monitor = PseudoLabelMonitor(task, train.y.to(acc.device), num_outputs, refiners,
                                      spec.collapse_steps if judged else 0)

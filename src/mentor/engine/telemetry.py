@@ -18,6 +18,8 @@ the run with a :class:`mentor.errors.TrainingFault` naming the steps and a hint.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
@@ -56,8 +58,15 @@ class PseudoLabelMonitor:
         self.bad, self.bad_since = (int(v) for v in state["bad"])
 
     def observe(self, targets: Targets, batch: Batch, epoch: int, step: int) -> None:
+        """Score a step's refined ``targets`` -- one per element of ``batch``
+        (:meth:`~mentor.contracts.TaskAdapter.elements`: a row, or a tagging token) --
+        against the hidden truth of those elements."""
         if batch.labeled is None:  # the same on every process: all rows labeled
             return
+        truth = self.task.take(self.truth, batch.index)
+        # the elements of the truth are the batch's (padding is the same in both)
+        _, _, batch = self.task.elements(truth, None, replace(batch, y=truth))
+        truth, task = batch.y, self.task.element_task
         unl = ~batch.labeled
         n = len(unl)
         w = torch.ones(n, device=unl.device)
@@ -67,8 +76,6 @@ class PseudoLabelMonitor:
             w = w * targets.weight.detach().to(w.dtype)
         self.sums[4] += float(w[unl].double().sum())
         self.sums[5] += float(unl.sum())
-        task = self.task
-        truth = task.take(self.truth, batch.index)
         known = unl & task.known(truth)
         if bool(known.any()):
             wk = w[known].double()
@@ -93,7 +100,7 @@ class PseudoLabelMonitor:
             top = int(counts.argmax())
             frac = float(counts[top]) / k
             if frac > self.share:
-                reason = (f"{self.task.label_name(values[top])} took {100 * frac:.0f} % of "
+                reason = (f"{self.task.element_task.label_name(values[top])} took {100 * frac:.0f} % of "
                           "the admitted pseudo-labels "
                           f"(limit {100 * self.share:.0f} %)")
         if reason is None:

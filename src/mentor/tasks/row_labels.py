@@ -24,7 +24,12 @@ class RowLabels:
     """Labels as one tensor, row ``i`` the labels of sample ``i``; ``-1`` marks unseen. The
     task defines ``predict`` (its prediction from outputs)."""
 
-    per_row_parts = True  # a refiner, view or mixer acts on a row as a whole
+    per_row_parts = True  # a view or mixer acts on a row as a whole
+
+    @property
+    def element_task(self):
+        """A row is an element: the adapter itself."""
+        return self
 
     def forward(self, model, x, y: Tensor | None = None) -> Tensor:
         """The model's outputs on a batch's inputs ``x``: ``model(x)``; ``model(x, y)`` for a

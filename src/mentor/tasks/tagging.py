@@ -91,6 +91,12 @@ class Tagging(RowLabels):
     # (a token-level confidence mask, position-keeping token views) are not built yet
     per_row_parts = False
 
+    @property
+    def element_task(self):
+        """A token is a classification element (its tag)."""
+        from .classification import CLASSIFICATION
+        return CLASSIFICATION
+
     def num_outputs(self, model: nn.Module, example: Tensor) -> int:
         """The number of tags ``model`` scores per token, read from its outputs on two
         example rows ``(B, L)``."""
