@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, ndcg_score
 
-from mentor.errors import DataError
+from mentor.errors import DataError, MentorError
 from mentor.ranking import (average_precision_per_query, binary_ece, mean_average_precision,
                             ndcg, ndcg_per_query)
 
@@ -161,8 +161,12 @@ def test_bad_input_is_one_sentence_naming_the_field():
         ndcg([1.0, 2.0, 3.0], [1, 2], [0, 0, 0])
     with pytest.raises(DataError, match=r"scores holds nan; expected finite"):
         ndcg([1.0, float("nan")], [1, 2], [0, 0])
-    with pytest.raises(DataError, match=r"k must be a positive integer, got 0"):
+    with pytest.raises(MentorError, match=r"k must be a positive integer, got 0"):
         ndcg([1.0], [1], [0], 0)
+    with pytest.raises(MentorError, match=r"bins must be a positive integer, got 1\.5"):
+        binary_ece([0.2], [1], 1.5)
+    s, g, q = [0.3, 0.1, 0.2, 0.9], [1, 3, 0, 2], [0, 0, 0, 0]
+    assert ndcg(s, g, q, np.int64(2)) == ndcg(s, g, q, 2)  # numpy integers are counts
     with pytest.raises(DataError, match=r"query has dtype float64; expected integers"):
         ndcg([1.0], [1], [0.5])
     with pytest.raises(DataError, match=r"grades holds -1; expected grades >= 0"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mentor.errors import DataError
+from mentor.errors import DataError, MentorError
 from mentor.ranking import RankingData, SimulatedTeachers, majority_vote, tb_rank
 
 SMALL = dict(num_queries=40, num_candidates=10, split=(0.5, 0.25, 0.25))
@@ -185,8 +185,55 @@ def test_bad_input_is_one_sentence_naming_field_value_and_expectation():
         SimulatedTeachers(d, temperature=(1.0, 0.0, 1.0))
     with pytest.raises(DataError, match=r"has no hidden relevance; expected generated data"):
         SimulatedTeachers(_rows())
-    with pytest.raises(DataError, match=r"num_queries must be a positive integer, got 0"):
+    with pytest.raises(MentorError, match=r"num_queries must be a positive integer, got 0"):
         tb_rank(num_queries=0)
     with pytest.raises(DataError, match=r"grade_quantiles must be increasing numbers"):
         tb_rank(grade_quantiles=(0.5, 0.4))
     assert np.isfinite(d.relevance.numpy()).all()
+
+
+def _naive_kept(train: list[int], n: int, seed: int) -> list[int]:
+    """The documented rule, by hand: the first n of a seeded permutation of the training
+    queries, in ascending order."""
+    order = np.random.default_rng(seed).permutation(len(train)).tolist()
+    return sorted(train[i] for i in order[:n])
+
+
+def test_fewer_training_queries_keep_a_nested_seeded_subset_and_leave_val_and_test():
+    d = tb_rank(**SMALL, seed=2)
+    train = d.train.tolist()
+    kept = {}
+    for n in (1, 5, 10, len(train)):
+        s = d.with_train_queries(n, seed=7)
+        kept[n] = s.train.tolist()
+        assert kept[n] == _naive_kept(train, n, 7)
+        assert set(kept[n]) <= set(train) and len(set(kept[n])) == n
+        assert torch.equal(s.val, d.val) and torch.equal(s.test, d.test)
+        for k in ("x", "grade", "query", "relevance"):  # the rows are untouched
+            assert torch.equal(getattr(s, k), getattr(d, k))
+        assert s.cuts == d.cuts and s.meta["train_queries"] == n
+    assert set(kept[1]) <= set(kept[5]) <= set(kept[10])  # nested for one seed
+    assert kept[len(train)] == train  # all of them: the same data
+    assert d.with_train_queries(5, seed=7).train.tolist() == kept[5]  # deterministic
+    assert d.with_train_queries(5, seed=8).train.tolist() != kept[5]  # the seed draws them
+    assert len(d.with_train_queries(np.int64(3)).train) == 3  # numpy integers are counts
+    # only the kept queries' rows are training rows
+    s = d.with_train_queries(4, seed=1)
+    assert torch.equal(torch.unique(s.query[s.rows("train")]), s.train)
+
+
+def test_fewer_training_queries_refuse_a_bad_count_in_one_sentence():
+    d = tb_rank(**SMALL)
+    with pytest.raises(DataError, match=r"train_queries must be at most 20 \(the training "
+                                        r"queries\), got 21"):
+        d.with_train_queries(21)
+    for bad in (0, True, 2.0):
+        with pytest.raises(MentorError, match=rf"train_queries must be a positive integer, "
+                                              rf"got {bad!r}"):
+            d.with_train_queries(bad)
+
+
+def test_counts_accept_numpy_integers_and_refuse_a_negative_noise():
+    assert _same(tb_rank(**{**SMALL, "num_queries": np.int64(40)}), tb_rank(**SMALL))
+    with pytest.raises(MentorError, match=r"label_noise must be >= 0, got -0\.1"):
+        tb_rank(label_noise=-0.1)

@@ -81,9 +81,13 @@ def test_bad_input_is_one_sentence():
     data = tb_rank(num_queries=20)
     with pytest.raises(DataError, match=r"targets has shape \(3,\); expected \(400,\)"):
         train_scorer(data, torch.zeros(3))
-    with pytest.raises(MentorError, match=r"hidden must be a whole number >= 0, got -1"):
+    with pytest.raises(MentorError, match=r"hidden must be an integer >= 0, got -1"):
         train_scorer(data, torch.zeros(400), hidden=-1)
     with pytest.raises(MentorError, match=r"epochs must be a positive integer, got 0"):
         train_scorer(data, torch.zeros(400), epochs=0)
     with pytest.raises(DataError, match=r"targets holds 2\.0; expected soft labels in \[0, 1\]"):
         train_scorer(data, torch.full((400,), 2.0), epochs=1)
+    with pytest.raises(MentorError, match=r"nce_weight must be >= 0, got -0\.5"):
+        train_scorer(data, torch.zeros(400), nce_weight=-0.5)
+    with pytest.raises(MentorError, match=r"batch_queries must be a positive integer, got 0"):
+        train_scorer(data, torch.zeros(400), batch_queries=0)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._util.args import positive_int
 from ..errors import DataError, MentorError
 
 
@@ -43,9 +44,7 @@ def info_nce(scores: Tensor, positive: Tensor, query: Tensor, *, num_negatives: 
     integer query ids (rows need not be grouped). Returns ``(losses, rows)``: one loss per
     positive row that has at least one negative in its query, and those rows (ascending).
     Fewer than ``num_negatives`` negatives: all of them are used."""
-    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or \
-            num_negatives < 1:
-        raise MentorError(f"num_negatives must be a positive integer, got {num_negatives!r}")
+    positive_int("num_negatives", num_negatives)
     if not float(temperature) > 0:
         raise MentorError(f"temperature must be > 0, got {temperature}")
     if scores.dim() != 1:

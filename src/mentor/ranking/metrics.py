@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._util.args import positive_int
 from ..errors import DataError
+from .testbed import _plain
 
 
 def _rows(scores, grades, query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -78,7 +80,7 @@ def ranked_grades(scores, grades, query) -> tuple[np.ndarray, np.ndarray]:
 
 def ndcg_per_query(scores, grades, query, k: int = 5) -> np.ndarray:
     """nDCG@k of every query (ascending query id), float64."""
-    k = _positive("k", k)
+    k = positive_int("k", _plain(k))
     ranked, valid = ranked_grades(scores, grades, query)
     discount = 1.0 / np.log2(np.arange(ranked.shape[1]) + 2.0)
     top = np.arange(ranked.shape[1]) < k
@@ -96,7 +98,7 @@ def ndcg(scores, grades, query, k: int = 5) -> float:
 def average_precision_per_query(scores, grades, query, threshold: int = 2) -> np.ndarray:
     """Average precision of every query (ascending query id), relevant = ``grade ≥
     threshold``, float64."""
-    threshold = _positive("threshold", threshold)
+    threshold = positive_int("threshold", _plain(threshold))
     ranked, valid = ranked_grades(scores, grades, query)
     rel = ((ranked >= threshold) & valid).astype(np.float64)
     precision = np.cumsum(rel, -1) / (np.arange(rel.shape[1]) + 1.0)
@@ -114,7 +116,7 @@ def binary_ece(probs, relevant, bins: int = 10) -> float:
     """Expected calibration error of relevance probabilities ``probs`` ``(M,)`` in [0, 1]
     against binary ``relevant`` ``(M,)``: ``Σ_b n_b/N · |mean relevant_b − mean probs_b|``
     over ``bins`` equal-width bins ``(i/B, (i+1)/B]`` (``p = 0`` in the first)."""
-    bins = _positive("bins", bins)
+    bins = positive_int("bins", _plain(bins))
     p = np.asarray(_numpy(probs), dtype=np.float64)
     y = np.asarray(_numpy(relevant)).astype(np.float64)
     if p.ndim != 1 or y.shape != p.shape:
@@ -129,8 +131,3 @@ def binary_ece(probs, relevant, bins: int = 10) -> float:
     gap = np.abs(np.bincount(idx, y, bins) - np.bincount(idx, p, bins))
     return float(gap.sum() / p.size)
 
-
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DataError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

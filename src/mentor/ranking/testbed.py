@@ -28,13 +28,17 @@ as the soft labels; one judge's hard labels with the least noisy judge chosen is
 choice a user would not have.
 
 Bad input (a query with no candidates, an id out of range, shapes that do not fit, a pair
-from two queries) raises :class:`~mentor.errors.DataError`: one sentence naming the field,
-the value and what is expected.
+from two queries) raises :class:`~mentor.errors.DataError`, a count or level out of range
+(``num_queries``, ``label_noise``, ``train_queries``) :class:`~mentor.errors.MentorError`
+(:mod:`mentor._util.args`): one sentence naming the field, the value and what is expected.
+
+:meth:`RankingData.with_train_queries` keeps fewer training queries (nested subsets for one
+seed), the label-scarce setting of the measurement's curve over training-set sizes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -42,6 +46,7 @@ import torch
 from torch import Tensor
 
 from ..data.splits import check_split_ids
+from .._util.args import non_negative, positive_int
 from ..errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -128,6 +133,22 @@ class RankingData:
         _threshold(threshold, self.max_grade)
         return self.grade >= threshold
 
+    def with_train_queries(self, n: int, seed: int = 0) -> "RankingData":
+        """The same data with only ``n`` of its training queries kept for training (the
+        label-scarce setting: fewer judge-labelled queries), validation and test unchanged.
+        The kept queries are the first ``n`` of a permutation of ``train`` drawn from
+        ``seed``, so for one seed a smaller set is part of every larger one; ``n`` equal to
+        the number of training queries keeps them all (the same data). [reconstruction]"""
+        n = positive_int("train_queries", _plain(n))
+        have = len(self.train)
+        if n > have:
+            raise DataError(f"train_queries must be at most {have} (the training queries), "
+                            f"got {n}")
+        perm = np.random.default_rng(seed).permutation(have)
+        kept = torch.sort(self.train[torch.from_numpy(perm[:n])]).values
+        return replace(self, train=kept, meta={**self.meta, "train_queries": n,
+                                               "train_seed": int(seed)})
+
     def describe(self) -> str:
         sizes = torch.bincount(self.query, minlength=self.num_queries)
         counts = torch.bincount(self.grade, minlength=self.max_grade + 1).tolist()
@@ -152,12 +173,10 @@ def tb_rank(num_queries: int = 300, num_candidates: int = 20, num_features: int 
     ``r ≥`` the ``grade_quantiles[c-1]`` quantile of ``r`` over all rows (three increasing
     quantiles give grades 0..3). ``split``: fractions of the queries for train / val / test
     (a seeded permutation; test takes the rest)."""
-    nq, n, d, h = (_count(k, v) for k, v in (("num_queries", num_queries),
-                                             ("num_candidates", num_candidates),
-                                             ("num_features", num_features),
-                                             ("hidden_units", hidden_units)))
-    if not float(label_noise) >= 0.0:
-        raise DataError(f"label_noise must be >= 0, got {label_noise}")
+    counts = (("num_queries", num_queries), ("num_candidates", num_candidates),
+              ("num_features", num_features), ("hidden_units", hidden_units))
+    nq, n, d, h = (positive_int(k, _plain(v)) for k, v in counts)
+    non_negative("label_noise", label_noise)
     qs = [float(v) for v in grade_quantiles]
     if not qs or any(not 0.0 < v < 1.0 for v in qs) or any(b <= a for a, b in zip(qs, qs[1:])):
         raise DataError(f"grade_quantiles must be increasing numbers in (0, 1), got "
@@ -316,7 +335,7 @@ def _threshold(threshold, max_grade: int) -> None:
         raise DataError(f"threshold must be a grade in 1..{max_grade}, got {threshold!r}")
 
 
-def _count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DataError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def _plain(value):
+    """A numpy integer as a Python int (so :func:`~mentor._util.args.positive_int` takes
+    it and names it plainly); anything else as it is."""
+    return int(value) if isinstance(value, np.integer) else value

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..errors import DataError, MentorError
+from .._util.args import non_negative, non_negative_int, positive_int
+from ..errors import DataError
 from .calibration import soft_labels
 from .losses import info_nce, soft_bce
 from .metrics import binary_ece, mean_average_precision, ndcg
@@ -43,8 +44,7 @@ class _Squeeze(nn.Module):
 def student_scorer(in_features: int, hidden: int = 0) -> nn.Module:
     """``features (M, d) → logits (M,)``: linear when ``hidden`` is 0, else
     ``d-hidden-1`` with a ReLU."""
-    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
-        raise MentorError(f"hidden must be a whole number >= 0, got {hidden!r}")
+    non_negative_int("hidden", hidden)
     if hidden == 0:
         return nn.Sequential(nn.Linear(in_features, 1), _Squeeze())
     return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 1),
@@ -94,15 +94,12 @@ def train_scorer(data: RankingData, targets: Tensor, *, nce_weight: float = 0.0,
     if tuple(targets.shape) != (data.num_rows,):
         raise DataError(f"targets has shape {tuple(targets.shape)}; expected "
                         f"({data.num_rows},): one per row")
-    if not float(nce_weight) >= 0:
-        raise MentorError(f"nce_weight must be >= 0, got {nce_weight}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise MentorError(f"epochs must be a positive integer, got {epochs!r}")
+    non_negative("nce_weight", nce_weight)
+    positive_int("epochs", epochs)
     if not len(data.val):
         raise DataError("val names no query; expected validation queries for model selection")
-    if batch_queries is not None and (not isinstance(batch_queries, int) or batch_queries < 1):
-        raise MentorError(f"batch_queries must be a positive integer or None, got "
-                          f"{batch_queries!r}")
+    if batch_queries is not None:
+        positive_int("batch_queries", batch_queries)
     torch.manual_seed(seed)
     net = student_scorer(data.x.shape[1], hidden)
     order_gen = torch.Generator().manual_seed(seed)
