@@ -36,7 +36,7 @@ FIGURE_PATTERNS = (
     re.compile(r"(?<![\w.])\d+\.\d+e[-+]?\d+\b"),  # 2.9e-6 (tolerances like 1e-5 are allowed)
 )
 # literals that look like figures but are settings (decays, weights), not measurements
-SETTINGS = {"0.999", "0.005", "0.0001", "0.001", "0.003"}
+SETTINGS = {"0.999", "0.005", "0.0001", "0.0005", "0.001", "0.003"}
 
 
 class DocsError(Exception):

@@ -396,9 +396,11 @@ class Recipe(BaseModel):
                       description="names the run folder <name>-<time> (a folder name is at "
                       "most 255 bytes)")
     description: str = ""
-    task: Literal["classification", "tagging"] = Field(
+    task: Literal["classification", "tagging", "graph_nodes"] = Field(
         "classification", description="classification: a class per row; tagging: a tag per "
-        "token (data.source tb-seq-tagging or a .npz of tokens and tags)")
+        "token (data.source tb-seq-tagging or a .npz of tokens and tags); graph_nodes: a "
+        "class per node of a graph (data.source contextual-hypergraph or a .npz of features, "
+        "labels and edges; teacher.model hgnn reads the graph, the student node features)")
     data: DataSpec
     teacher: TeacherSpec | None = None
     student: ModelSpec

@@ -223,7 +223,7 @@ class _TinyLM(nn.Module):
 def _task_example(name):
     """(model, inputs, outputs per row, rows) of each registered task."""
     torch.manual_seed(0)
-    if name == "classification":
+    if name in ("classification", "graph_nodes"):  # a node is a row of node features
         return nn.Linear(D, C), torch.randn(5, D), C, 5
     if name == "tokens":
         return _TinyLM(7), torch.randint(0, 7, (5, 6)), 7, 5

@@ -639,8 +639,9 @@ def card_markdown(card: dict) -> str:
         lines.append(f"- **Teacher**: {t.get('description')}, {_count(t.get('params'))} "
                      "parameters, "
                      f"{a.get('metric', 'test accuracy')} {_pct(t.get('test_accuracy'))}; "
-                     "checkpoint "
-                     f"`{t.get('checkpoint')}` sha256 `{t.get('sha256')}`")
+                     + (f"checkpoint `{t.get('checkpoint')}` sha256 `{t.get('sha256')}`"
+                        if t.get("checkpoint") else "no checkpoint mentor can load alone "
+                        "(a teacher from a label store, or one that reads a graph)"))
     else:
         lines.append("- **Teacher**: none in this run")
     lines += [

@@ -33,7 +33,9 @@ from ..models.heads import for_export
 from ..labels import StoreTeacher
 from ..latency import speedup
 from ..methods import MethodPlan, get_method
+from ..graphs.teacher import GraphTeacher
 from ..models import build_model, count_params
+from ..models.graph import GRAPH_MODELS
 from ..registry import TASKS
 from ..contracts import TaskAdapter
 from ..tasks import CLASSIFICATION
@@ -77,6 +79,29 @@ def _teacher_key(recipe: Recipe) -> str:
     t = recipe.teacher.model_dump(mode="json") if recipe.teacher else None
     return json.dumps({"data": d, "teacher": t, "train": recipe.train.model_dump()},
                       sort_keys=True)
+
+
+def _check_graph_models(recipe: Recipe, splits: Splits, plans) -> None:
+    """A graph model (reads the graph) is a teacher trained on graph data, never a student,
+    a checkpoint or a teacher of feature distillation."""
+    if recipe.student.model in GRAPH_MODELS:
+        raise MentorError(f"student.model {recipe.student.model!r} reads the graph; expected a "
+                          "student that reads node features only (mlp, linear): a graph model "
+                          "can be the teacher of task: graph_nodes")
+    t = recipe.teacher
+    if t is None or t.model not in GRAPH_MODELS:
+        return
+    if t.checkpoint is not None:
+        raise MentorError(f"teacher.checkpoint with teacher.model {t.model!r}: a graph teacher "
+                          "is trained from the recipe; expected no checkpoint")
+    if splits.graph is None:
+        raise MentorError(f"teacher.model {t.model!r} reads a graph; expected task: "
+                          "graph_nodes with a graph source (data.source contextual-hypergraph "
+                          "or a .npz with edges)")
+    for label, _, plan, _ in plans:
+        if plan.taps:
+            raise MentorError(f"method {label!r} distils teacher features, but a graph teacher "
+                              "serves logits by node id; expected a logit method (kd, dkd, ...)")
 
 
 def _check_student(spec: ModelSpec, splits: Splits, where: str) -> None:
@@ -126,12 +151,10 @@ def _static_teacher(spec: TeacherSpec, splits: Splits, field: str = "teacher"):
 
 
 def load_recipe_data(recipe: Recipe) -> Splits:
-    """The splits a recipe's ``data`` section describes, read for its task (tagging:
-    :func:`mentor.tagging.source.tagging_splits`)."""
-    if recipe.task == "tagging":
-        from ..tagging.source import tagging_splits
-        return tagging_splits(recipe.data)
-    return recipe.data.load()
+    """The splits a recipe's ``data`` section describes, read for its task
+    (:func:`mentor.data.for_task.task_splits`)."""
+    from ..data.for_task import task_splits
+    return task_splits(recipe.task, recipe.data)
 
 
 def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
@@ -164,6 +187,7 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
             _check_student(r.teacher.model_spec(), splits, "teacher")
         own = any(sp.name == name and sp.methods for sp in setting_specs)
         planned = _plan_methods(r)
+        _check_graph_models(r, splits, planned)
         semi = r.train.unlabeled_ratio > 0 and not bool(splits.train.labeled.all())
         notes = budget_notes(name, [(m[0], m[2]) for m in planned], semi,
                              list(r.train.allow_unequal))
@@ -295,6 +319,11 @@ def train_teacher(spec: TeacherSpec, splits: Splits, default_train: TrainSpec,
     With ``out_dir`` each training checkpoints into ``out_dir/state*``; ``resume`` continues
     from those checkpoints.
     """
+    if spec.model in GRAPH_MODELS:  # full batch over the data's graph
+        from .graph_teacher import train_recipe_graph_teacher
+        return train_recipe_graph_teacher(spec, splits, default_train, out_dir,
+                                          progress("teacher", (spec.train or default_train)
+                                                   .epochs) if progress else on_epoch)
     acc = get_accelerator(default_train.mixed_precision)
     tspec = _same_precision(spec.train or default_train, default_train)
     mspec = spec.model_spec()
@@ -501,7 +530,7 @@ def _execute(run: RunPlan, tmp: Path, show: bool, resume: bool = False,
                 teachers[s.teacher_key] = (t, info)
             teacher, tinfo = teachers.get(s.teacher_key, (None, None))
             test_x, test_y = s.splits.test.x.to(device), s.splits.test.y.to(device)
-            teacher_fn = _teacher_on(teacher, test_y) if teacher is not None else None
+            teacher_fn = _teacher_on(teacher, s.splits) if teacher is not None else None
             t_test = _over_rows(teacher_fn, test_x) if teacher_fn is not None else None
             for label, mname, plan, params in s.methods:
                 accs, agrees, vals, n_params = [], [], [], 0
@@ -615,12 +644,15 @@ def _latency_rows(test_x):
     return x[:LATENCY_ROWS] if isinstance(x, torch.Tensor) else x
 
 
-def _teacher_on(teacher, test_y: torch.Tensor):
+def _teacher_on(teacher, splits: Splits):
     """The teacher as a function of the test inputs. A privileged teacher gets the test rows'
     privileged information (a label-assisted teacher: the test labels), so its agreement and
-    latency are those of the teacher the student learned from."""
+    latency are those of the teacher the student learned from; a graph teacher gets the test
+    rows' node ids and propagates over the whole graph on each call."""
     if isinstance(teacher, PrivilegedInputTeacher) and teacher.extra is not None:
-        return lambda x: teacher.logits_with(x, test_y[:len(x)])
+        return lambda x: teacher.logits_with(x, splits.test.y[:len(x)])
+    if isinstance(teacher, GraphTeacher):
+        return teacher.on_nodes(splits.rows["test"])
     if isinstance(teacher, StoreTeacher):  # outputs exist for the training rows only
         return None
     return getattr(teacher, "logits", None)

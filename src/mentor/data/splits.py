@@ -58,6 +58,9 @@ class Splits:
     # (mentor.data.text.Tokenizer); None for numeric inputs
     vocab_size: int | None = None
     tokenizer: object | None = None
+    # graph nodes (task graph_nodes): the mentor.graphs.Hypergraph over the rows, which are
+    # its nodes in id order in the train split; what a graph teacher propagates over
+    graph: object | None = None
 
     def standardize(self, x) -> Tensor:
         """Raw inputs ``(N, ...)`` mapped as the splits were (train mean and std)."""

@@ -183,6 +183,7 @@ def _checked(make, name: str, shape: tuple[int, ...], classes: int, fields: dict
 
 from . import hf  # noqa: E402,F401  (registers the Hugging Face model)
 from . import tagger  # noqa: E402,F401  (registers the sequence tagger)
+from . import graph  # noqa: E402,F401  (registers the graph teacher)
 
 __all__ = ["MAX_PARAMS", "build_model", "count_params", "linear", "mlp", "cnn", "bag", "Reshape",
            "TokenBag"]

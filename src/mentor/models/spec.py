@@ -1,6 +1,5 @@
 """The built-in model of a recipe or a checkpoint's metadata: ``model`` (linear, mlp, cnn, bag,
-bigru_tagger, hf)
-and the options each uses (a field the chosen model does not use is an error)."""
+bigru_tagger, hgnn, hf) and the options each uses (a field the chosen model does not use is an error)."""
 
 from __future__ import annotations
 
@@ -15,10 +14,11 @@ USED_BY = {"linear": set(), "mlp": {"hidden", "dropout", "batchnorm"},
                    "stride"},
            "bag": {"embed", "hidden", "dropout"},
            "bigru_tagger": {"embed", "hidden"},
+           "hgnn": {"hidden", "dropout"},
            "hf": {"path", "config", "new_head", "lora"}}
 
 
-BuiltInModel = Literal["linear", "mlp", "cnn", "bag", "bigru_tagger", "hf"]  # the models a recipe may name
+BuiltInModel = Literal["linear", "mlp", "cnn", "bag", "bigru_tagger", "hgnn", "hf"]  # the models a recipe may name
 
 
 class ModelOptions(BaseModel):

@@ -97,6 +97,7 @@ def grouped_rows(results: dict) -> list[tuple[str, list[dict]]]:
 _TEACHER_FACTS = {
     "test_accuracy": lambda v: f"test accuracy {fmt_acc(v)}",
     "test_accuracy_without_labels": lambda v: f"without the label code {fmt_acc(v)}",
+    "test_accuracy_without_graph": lambda v: f"without the graph {fmt_acc(v)}",
     "params": lambda v: f"{fmt_params(v)} params",
     "val_accuracy": lambda v: f"validation accuracy {fmt_acc(v)}",
     "test_perplexity": lambda v: f"test perplexity {fmt_ppl(v)}",

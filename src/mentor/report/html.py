@@ -68,6 +68,7 @@ def _teacher_line(results: dict) -> str:
     parts = [f"<strong>Teacher:</strong> {_e(teacher.get('description') or 'teacher')}"]
     parts += [_e(f) for f in teacher_facts(teacher, ("params", "test_accuracy",
                                                      "test_accuracy_without_labels",
+                                                     "test_accuracy_without_graph",
                                                      "test_perplexity", "val_accuracy",
                                                      "val_perplexity"))]
     return f'<p class="teacher">{" · ".join(parts)}</p>'

@@ -41,7 +41,8 @@ def _caption(results: dict) -> str:
 
 def _teacher_line(title: str, teacher: dict) -> str:
     facts = teacher_facts(teacher, ("test_accuracy", "test_accuracy_without_labels",
-                                    "test_perplexity", "params"))
+                                    "test_accuracy_without_graph", "test_perplexity",
+                                    "params"))
     return ", ".join([f"{title}: {teacher.get('description') or 'teacher'}", *facts])
 
 

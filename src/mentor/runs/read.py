@@ -300,11 +300,8 @@ def run_splits(run_dir: Path, setting: str, cache: dict | None = None):
     spec, name = run_data_spec(run_dir, setting)
     key = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
     if cache is None or key not in cache:
-        if recipe_task(run_dir) == "tagging":  # token ids and tags (mentor.tagging.source)
-            from ..tagging.source import tagging_splits
-            splits = tagging_splits(spec)
-        else:
-            splits = spec.load()
+        from ..data.for_task import task_splits
+        splits = task_splits(recipe_task(run_dir), spec)
         if cache is None:
             return splits, spec, name
         cache[key] = splits
