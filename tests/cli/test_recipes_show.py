@@ -41,6 +41,10 @@ NOT_A_FRAGMENT = {
                          "a .npz), not of the example's digits",
     ("model", "hf"): "needs a local model folder or a config, and token ids or images; the "
                      "example's digits rows are neither",
+    ("task", "graph_nodes"): "the task of a graph recipe (a graph's nodes: "
+                             "contextual-hypergraph or a .npz), not of the example's digits",
+    ("model", "hgnn"): "reads a graph: the teacher of a graph_nodes recipe, never the "
+                       "example's student",
     ("augmentation", "token_span"): "a view of token ids; the example's digits are images",
     ("augmentation", "token_drop"): "a view of token ids; the example's digits are images",
     ("data set", "wordnet-glosses"): "a text source: it needs data.text and a text model, "
