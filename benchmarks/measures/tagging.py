@@ -57,12 +57,21 @@ def measure(quick: bool) -> dict[str, str]:
     vals = over_seeds(run, seeds, quick)
     out = {"data": tb_seq_tagging(num_sequences=1500 if quick else 3000).describe(),
            "seeds": str(len(seeds))}
-    for arm in ARMS:
+    out.update(figures(vals, ARMS, ("weak.wrong", "refined.wrong"),
+                       (("refined", "weak"), ("refined", "strong"), ("weak", "strong"))))
+    return out
+
+
+def figures(vals, arms, extra, pairs) -> dict[str, str]:
+    """Per arm ``ARM.f1`` (mean ± std) and ``ARM.f1.per_seed``; each key of ``extra`` as mean
+    ± std; per pair ``A_vs_B`` (the verdict) and ``A_vs_B.wins``. ``vals``: over_seeds'."""
+    out = {}
+    for arm in arms:
         out[f"{arm}.f1"] = _v(vals(arm))
         out[f"{arm}.f1.per_seed"] = " / ".join(f"{v:.3f}" for v in vals(arm))
-    for key in ("weak.wrong", "refined.wrong"):
+    for key in extra:
         out[key] = _v(vals(key))
-    for a, b in (("refined", "weak"), ("refined", "strong"), ("weak", "strong")):
+    for a, b in pairs:
         out[f"{a}_vs_{b}"] = verdict(vals(a), vals(b))
         out[f"{a}_vs_{b}.wins"] = wins(vals(a), vals(b))
     return out

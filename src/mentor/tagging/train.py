@@ -15,7 +15,8 @@ value are kept, and the test sequences are scored once, at the end (:class:`Trai
 - ``weak``: the strong sequences' clean tags and the weak sequences' weak tags;
 - ``refined``: the strong tags and the weak tags refined by a teacher
   (:func:`~mentor.tagging.refine.refine`) -- the teacher is the ``strong`` arm's tagger,
-  frozen (QUEACO's meta-feedback update of the teacher is not implemented).
+  frozen. QUEACO's meta-feedback update of the teacher, the fourth arm, is
+  :func:`mentor.tagging.meta.compare_meta_arms`.
 """
 
 from __future__ import annotations
@@ -92,12 +93,27 @@ def evaluate(model: nn.Module, data: TaggingData, split: str) -> dict[str, float
             "accuracy": token_accuracy(pred, g, m, data.num_types)}
 
 
+def student_step(net: nn.Module, opt: torch.optim.Optimizer, tokens: Tensor, mask: Tensor,
+                 y: Tensor) -> float:
+    """One optimiser step of ``net`` on the cross-entropy of the real tokens' tags ``y``
+    (mean over the real tokens of the batch); returns the loss before the step."""
+    logits = net(tokens, mask)
+    loss = nn.functional.cross_entropy(logits[mask], y[mask])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 def train_tagger(data: TaggingData, targets: Tensor, ids: Tensor, *, seed: int = 0,
                  epochs: int = 15, lr: float = 0.01, batch_size: int = 32, embed: int = 32,
-                 hidden: int = 32) -> TrainedTagger:
+                 hidden: int = 32, updater=None) -> TrainedTagger:
     """Train :func:`tagger` on ``targets`` ``(N, L)`` (tags for every sequence of ``data``;
     only the sequences ``ids`` are read) and keep the first epoch with the best validation
-    span F1."""
+    span F1. ``updater``: ``None`` (each batch: :func:`student_step` on ``targets``) or an
+    object whose ``step(student, optimizer, batch, targets)`` takes the batch's student step
+    itself -- QUEACO's teacher updater :class:`~mentor.tagging.meta.MetaFeedback`, which
+    re-labels the batch's weak sequences with its current teacher first."""
     check_tags(targets, data.mask, data.num_types, "targets")
     for name, v in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -111,17 +127,14 @@ def train_tagger(data: TaggingData, targets: Tensor, ids: Tensor, *, seed: int =
     net = tagger(data, embed, hidden)
     order = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
     best_state, best_epoch, best_val = copy.deepcopy(net.state_dict()), -1, -1.0
     for epoch in range(epochs):
         net.train()
         for batch in ids[torch.randperm(len(ids), generator=order)].split(batch_size):
-            m = data.mask[batch]
-            logits = net(data.tokens[batch], m)
-            loss = loss_fn(logits[m], targets[batch][m])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            if updater is None:
+                student_step(net, opt, data.tokens[batch], data.mask[batch], targets[batch])
+            else:
+                updater.step(net, opt, batch, targets)
         score = evaluate(net, data, "val")["f1"]
         if score > best_val:
             best_state, best_epoch, best_val = copy.deepcopy(net.state_dict()), epoch, score
