@@ -76,17 +76,25 @@ def run(seed: int, quick: bool) -> dict[str, float]:
     return out
 
 
+def arm_figures(vals, arms, described: str, seeds: int) -> dict[str, str]:
+    """The data line, seed count, query counts and every arm's test mAP / Rank-1 (mean ± std
+    and per seed) of a re-ID measurement whose runs give ``ARM.mAP``, ``ARM.rank1``,
+    ``evaluated`` and ``skipped``."""
+    out = {"data": described, "seeds": str(seeds),
+           "queries": f"{int(vals('evaluated')[0])} evaluated, {int(vals('skipped')[0])} "
+                      "skipped (no match from another camera) on seed 0"}
+    for arm in arms:
+        for m in ("mAP", "rank1"):
+            out[f"{arm}.{m}"] = _v(vals(f"{arm}.{m}"))
+            out[f"{arm}.{m}.per_seed"] = " / ".join(f"{v:.3f}" for v in vals(f"{arm}.{m}"))
+    return out
+
+
 def measure(quick: bool) -> dict[str, str]:
     from mentor.embedding import ARMS
     seeds = (0,) if quick else SEEDS
     vals = over_seeds(run, seeds, quick)
-    out = {"data": _data(0, quick).describe(), "seeds": str(len(seeds)),
-           "queries": f"{int(vals('evaluated')[0])} evaluated, {int(vals('skipped')[0])} "
-                      "skipped (no match from another camera) on seed 0"}
-    for arm in ARMS:
-        for m in ("mAP", "rank1"):
-            out[f"{arm}.{m}"] = _v(vals(f"{arm}.{m}"))
-            out[f"{arm}.{m}.per_seed"] = " / ".join(f"{v:.3f}" for v in vals(f"{arm}.{m}"))
+    out = arm_figures(vals, ARMS, _data(0, quick).describe(), len(seeds))
     for arm in (*TRAINED, "teacher", "raw"):
         out[f"{arm}.purity"] = _v(vals(f"{arm}.purity"))
     for a, b in PAIRS:

@@ -145,22 +145,53 @@ def _nonnegative(name: str, value) -> float:
     return v
 
 
+def settings(train_identities, val_identities, test_identities, source_identities,
+             samples_per_identity, cameras, input_dim, camera_shift, noise, nuisance):
+    """The checked counts and scales of a generated testbed (one sentence per bad value)."""
+    return (_positive_int("train_identities", train_identities),
+            _positive_int("val_identities", val_identities),
+            _positive_int("test_identities", test_identities),
+            _positive_int("source_identities", source_identities, 0),
+            _positive_int("samples_per_identity", samples_per_identity, 2),
+            _positive_int("cameras", cameras, 2), _positive_int("input_dim", input_dim),
+            _nonnegative("camera_shift", camera_shift), _nonnegative("noise", noise),
+            _nonnegative("nuisance", nuisance))
+
+
+def identity_cameras(r: np.random.Generator, count: int, per: int, n_cam: int):
+    """``(identity, camera)`` of ``per`` samples of each of ``count`` identities: cameras
+    uniform, at least two distinct ones per identity (module docstring)."""
+    ident = np.repeat(np.arange(count), per)
+    cams = r.integers(0, n_cam, size=(count, per))
+    for i in range(count):  # at least two distinct cameras per identity
+        if (cams[i] == cams[i, 0]).all():
+            cams[i, -1] = (cams[i, 0] + 1 + r.integers(0, n_cam - 1)) % n_cam
+    return ident, cams.reshape(-1)
+
+
+def target_and_source(draw, rng: np.random.Generator, seed: int, n_target: int, n_src: int,
+                      shifts: np.ndarray, src_shifts: np.ndarray, gain: np.ndarray,
+                      offset: np.ndarray):
+    """``(x, identity, camera)``: ``draw(rng, 0, n_target, shifts)`` for the target
+    identities, then (``n_src`` > 0) the source identities from a random stream of their own
+    (the target samples do not depend on the source) with the style ``x·gain + offset``."""
+    x, identity, camera = draw(rng, 0, n_target, shifts)
+    if n_src:
+        xs, ids, cs = draw(np.random.default_rng([seed, 1]), n_target, n_src, src_shifts)
+        x = np.concatenate([x, xs * gain + offset])
+        identity, camera = np.concatenate([identity, ids]), np.concatenate([camera, cs])
+    return x, identity, camera
+
+
 def tb_reid(*, seed: int = 0, train_identities: int = 150, val_identities: int = 40,
             test_identities: int = 100, source_identities: int = 0,
             samples_per_identity: int = 12, cameras: int = 4, input_dim: int = 64,
             camera_shift: float = 0.3, noise: float = 0.2,
             nuisance: float = 1.0) -> ReIDData:
     """Generate TB-REID (module docstring), deterministic for ``seed``."""
-    n_tr = _positive_int("train_identities", train_identities)
-    n_va = _positive_int("val_identities", val_identities)
-    n_te = _positive_int("test_identities", test_identities)
-    n_src = _positive_int("source_identities", source_identities, 0)
-    per = _positive_int("samples_per_identity", samples_per_identity, 2)
-    n_cam = _positive_int("cameras", cameras, 2)
-    dim = _positive_int("input_dim", input_dim)
-    camera_shift = _nonnegative("camera_shift", camera_shift)
-    noise = _nonnegative("noise", noise)
-    nuisance = _nonnegative("nuisance", nuisance)
+    n_tr, n_va, n_te, n_src, per, n_cam, dim, camera_shift, noise, nuisance = settings(
+        train_identities, val_identities, test_identities, source_identities,
+        samples_per_identity, cameras, input_dim, camera_shift, noise, nuisance)
     rng = np.random.default_rng(seed)
     latent, hidden = 16, 128
     w1 = rng.normal(0.0, 1.5 / np.sqrt(2 * latent), size=(2 * latent, hidden))
@@ -174,24 +205,24 @@ def tb_reid(*, seed: int = 0, train_identities: int = 150, val_identities: int =
     def draw(r: np.random.Generator, first: int, count: int, cam_shifts: np.ndarray):
         """Inputs, identities and cameras of identities ``first .. first+count-1``."""
         protos = r.normal(size=(count, latent))
-        ident = np.repeat(np.arange(count), per)
-        cams = r.integers(0, n_cam, size=(count, per))
-        for i in range(count):  # at least two distinct cameras per identity
-            if (cams[i] == cams[i, 0]).all():
-                cams[i, -1] = (cams[i, 0] + 1 + r.integers(0, n_cam - 1)) % n_cam
-        cams = cams.reshape(-1)
+        ident, cams = identity_cameras(r, count, per, n_cam)
         z_id = protos[ident] + cam_shifts[cams] + noise * r.normal(size=(len(ident), latent))
         z = np.concatenate([z_id, nuisance * r.normal(size=(len(ident), latent))], 1)
         return np.tanh(z @ w1 + b1) @ w2, ident + first, cams
 
     n_target = n_tr + n_va + n_te
-    x, identity, camera = draw(rng, 0, n_target, shifts)
-    if n_src:  # a stream of its own: the target samples do not depend on the source
-        xs, ids, cs = draw(np.random.default_rng([seed, 1]), n_target, n_src, src_shifts)
-        x = np.concatenate([x, xs * gain + offset])
-        identity, camera = np.concatenate([identity, ids]), np.concatenate([camera, cs])
+    x, identity, camera = target_and_source(draw, rng, seed, n_target, n_src, shifts,
+                                            src_shifts, gain, offset)
     is_src = identity >= n_target
 
+    return assemble(x, identity, camera, n_tr, n_va, n_te, is_src, f"TB-REID (seed {seed})")
+
+
+def assemble(x: np.ndarray, identity: np.ndarray, camera: np.ndarray, n_tr: int, n_va: int,
+             n_te: int, is_src: np.ndarray, name: str) -> ReIDData:
+    """:class:`ReIDData` of generated samples: identities ``0..n_tr-1`` train, the next
+    ``n_va`` validation and ``n_te`` test identities split into query / gallery (module
+    docstring), ``is_src`` the source-domain samples."""
     train = np.flatnonzero(identity < n_tr)
     split: dict[str, list[int]] = {"val_query": [], "val_gallery": [], "query": [],
                                    "gallery": []}
@@ -205,4 +236,4 @@ def tb_reid(*, seed: int = 0, train_identities: int = 150, val_identities: int =
     return ReIDData(t(x.astype(np.float32)), t(identity), t(camera), t(train),
                     *(torch.tensor(sorted(split[k]), dtype=torch.long)
                       for k in ("val_query", "val_gallery", "query", "gallery")),
-                    t(np.flatnonzero(is_src)), name=f"TB-REID (seed {seed})")
+                    t(np.flatnonzero(is_src)), name=name)

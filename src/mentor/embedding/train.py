@@ -52,8 +52,9 @@ epoch's clusters and the student's over the memory centroids ``C_s`` [reconstruc
 Deviations from the official code, all [reconstruction]: the teacher-label epoch is the
 first of the same ``epochs`` (officially an extra epoch with twice the iterations); an MLP
 on vectors instead of a ResNet-50 on images, so no image augmentation; no global / upper /
-lower part features (the paper's multi-view features, and CORE-ReID's multi-view
-clustering and fusion, are left out).
+lower part features here (the paper's multi-view features are left out of this trainer;
+CORE-ReID's part views, multi-view clustering and fusion are
+:mod:`mentor.embedding.core`).
 
 Every epoch's record in ``history`` says where its labels came from (``labels_from``:
 ``raw``, ``teacher``, ``student``, ``identity``) and the memory momentum used.
@@ -62,7 +63,7 @@ Every epoch's record in ``history`` says where its labels came from (``labels_fr
 "identity"``; selection still on the target validation split), and ``init=`` starts from a
 given embedder's weights (its embeddings, not the raw inputs, are clustered in the first
 epoch): the pieces of the UDA setting of §43 CORE-ReID (source pre-training, then target
-adaptation); not measured.
+adaptation); CORE-ReID's own UDA trainer, measured, is :mod:`mentor.embedding.core`.
 
 :func:`compare_arms` runs the arms of the measurement on one data set and seed, every
 trained arm with the same data, model, steps per epoch and seed:
