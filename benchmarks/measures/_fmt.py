@@ -54,3 +54,23 @@ def claim(method: Sequence[float], baseline: Sequence[float]) -> str:
     v = verdict(method, baseline)
     word = "separated" if v != "not separated" else "not separated"
     return f"{word}, higher in {wins(method, baseline)} seeds"
+
+
+def verdicts(values, pairs) -> dict[str, str]:
+    """``{a_vs_b: verdict, a_vs_b.wins: wins}`` for each ``(a, b)`` of ``pairs``, with
+    ``values[a]`` the per-seed values of ``a`` (higher is better)."""
+    out = {}
+    for a, b in pairs:
+        out[f"{a}_vs_{b}"] = verdict(values[a], values[b])
+        out[f"{a}_vs_{b}.wins"] = wins(values[a], values[b])
+    return out
+
+
+def method_figures(values, name: str, digits: int = 2) -> dict[str, str]:
+    """``{m.name: mean ± std, m.name.per_seed: per-seed values}`` for each method ``m`` of
+    ``values`` (per-seed fractions, shown as percentages)."""
+    out = {}
+    for m, v in values.items():
+        out[f"{m}.{name}"] = pm(v)
+        out[f"{m}.{name}.per_seed"] = seeds(v, digits)
+    return out

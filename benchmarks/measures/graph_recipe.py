@@ -11,7 +11,7 @@ needs) against the student's, one torch thread. Quick form: 20 epochs, 1 seed.""
 
 from __future__ import annotations
 
-from ._fmt import pct, pm, seeds, verdict, wins
+from ._fmt import method_figures, pct, verdicts
 from ._run import one_torch_thread, row, run_builtin
 
 QUICK = {"train": {"epochs": 20, "batch_size": 2000, "lr": 0.01, "weight_decay": 0.0005,
@@ -27,12 +27,10 @@ def measure(quick: bool) -> dict[str, str]:
            "teacher.no_graph": pct(t["test_accuracy_without_graph"]),
            "data": res["settings"][0]["data"], "seeds": str(len(res["seeds"]))}
     acc = {m: row(res, "default", m)["test_accuracies"] for m in METHODS}
+    out.update(method_figures(acc, "accuracy", 1))
     for m in METHODS:
-        out[f"{m}.accuracy"] = pm(acc[m])
-        out[f"{m}.accuracy.per_seed"] = seeds(acc[m], 1)
         out[f"{m}.speedup"] = f"{row(res, 'default', m)['speedup']:.1f}×"
-    out["kd_vs_scratch"] = verdict(acc["kd"], acc["scratch"])
-    out["kd_vs_scratch.wins"] = wins(acc["kd"], acc["scratch"])
+    out.update(verdicts(acc, (("kd", "scratch"),)))
     out["kd.agreement"] = pct(row(res, "default", "kd")["teacher_agreement_mean"])
     return out
 

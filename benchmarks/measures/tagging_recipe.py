@@ -8,7 +8,7 @@ selection on validation span F1; figures are test span F1. Quick form: 2 epochs,
 
 from __future__ import annotations
 
-from ._fmt import pct, pm, seeds, verdict, wins
+from ._fmt import method_figures, pct, verdicts
 from ._run import one_torch_thread, row, run_builtin
 
 QUICK = {"train": {"epochs": 2, "batch_size": 32, "lr": 0.01, "seeds": [0]}}
@@ -21,12 +21,8 @@ def measure(quick: bool) -> dict[str, str]:
     out = {"teacher": pct(res["teacher"]["test_accuracy"]),
            "data": res["settings"][0]["data"], "seeds": str(len(res["seeds"]))}
     f1 = {m: row(res, "default", m)["test_accuracies"] for m in METHODS}
-    for m in METHODS:
-        out[f"{m}.f1"] = pm(f1[m])
-        out[f"{m}.f1.per_seed"] = seeds(f1[m], 2)
-    for m in ("kd", "dkd"):
-        out[f"{m}_vs_scratch"] = verdict(f1[m], f1["scratch"])
-        out[f"{m}_vs_scratch.wins"] = wins(f1[m], f1["scratch"])
+    out.update(method_figures(f1, "f1", 2))
+    out.update(verdicts(f1, (("kd", "scratch"), ("dkd", "scratch"))))
     return out
 
 

@@ -429,6 +429,9 @@ class TaskAdapter(Protocol):
     metric: str
     higher_is_better: bool
     per_row_parts: bool  # views and mixers may transform its rows (False: tagging)
+    # views of its rows must keep every position (a label per position): only augmentations
+    # that rewrite a token in place (``fn.inputs == "ids"``, e.g. token_resample) -- tagging
+    position_views: bool
     # the adapter of one element (:meth:`elements`): itself where a row is an element, the
     # classification adapter for a tagging token; the pseudo-label monitor scores with it
     element_task: "TaskAdapter"

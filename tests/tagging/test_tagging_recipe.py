@@ -114,13 +114,26 @@ def test_bad_tag_id_exits_2_without_a_run_folder(tmp_path, cli, num_classes, mes
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_a_method_with_views_exits_2_naming_them(tmp_path, cli):
+def test_a_method_with_a_mixer_exits_2_naming_it(tmp_path, cli):
     recipe = _recipe(tmp_path, _npz(tmp_path / "t.npz", n=60),
-                     methods=[{"name": "mean-teacher"}],
-                     train={"epochs": 1, "seeds": [0]})
+                     methods=[{"name": "bcp"}],
+                     train={"epochs": 1, "seeds": [0], "unlabeled_ratio": 1})
+    proc = cli(["run", str(recipe), "--out", "runs", "--quiet"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "the tagging task cannot run" in proc.stderr
+    assert "expected a method without mixers or stored views" in proc.stderr
+
+
+def test_a_recipe_view_that_moves_tokens_exits_2(tmp_path, cli):
+    recipe = _recipe(tmp_path, _npz(tmp_path / "t.npz", n=60),
+                     methods=[{"name": "fixmatch"}],
+                     train={"epochs": 1, "seeds": [0], "unlabeled_ratio": 1,
+                            "augment": {"weak": [{"name": "token_drop", "p": 0.1}]}})
     proc = cli(["run", str(recipe), "--out", "runs", "--quiet"], tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "the tagging task cannot run augmentation views" in proc.stderr
+    assert ("train.augment.weak: token_drop(p=0.1) augments token ids, but the data are token "
+            "ids with a tag per position (task: tagging); expected augmentations of token ids "
+            "that keep every position (token_resample)") in proc.stderr
 
 
 def test_fields_of_other_sources_are_refused(tmp_path, cli):

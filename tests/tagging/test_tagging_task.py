@@ -163,14 +163,3 @@ def test_bad_tags_are_one_sentence():
     with pytest.raises(MentorError, match=r"shape \(2, 2\) but the token ids \(2, 3\)"):
         check_tag_ids(torch.zeros(2, 2, dtype=torch.long), x, 7)
     check_tag_ids(torch.tensor([[0, -1, PAD], [6, PAD, PAD]]), x, 7)
-
-
-def test_views_are_refused_on_tagging():
-    from mentor.tagging import as_splits, tb_seq_tagging
-    splits = as_splits(tb_seq_tagging(60, seed=0, strong_fraction=0.2))
-    d = mentor.SemiSupervised(lambda: BiGRUTagger(200, 7, 4, 4), "fixmatch", task="tagging",
-                              epochs=1, batch_size=8)
-    with pytest.raises(MentorError, match="the tagging task cannot run augmentation views "
-                                          r"\(teacher: weak, student: strong.*expected a "
-                                          "method without views or mixers"):
-        d.fit(splits)

@@ -19,7 +19,7 @@ import yaml
 from rich.text import Text
 
 from .. import data as data_mod
-from ..data.augment import TOKENS, Augment
+from ..data.augment import IDS, ROWS, TOKENS, Augment, view_inputs
 from ..data.rows import as_rows, head_rows, read_chunks, subset_rows
 from ..data.splits import Splits
 from ..engine import fit, get_accelerator
@@ -214,20 +214,19 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
             check_ensemble(s.recipe.teacher, "teacher")
     for s in settings:
         aug = s.recipe.train.augment
+        task = TASKS.get(s.recipe.task)
+        expected = view_inputs(task.position_views, s.splits.vocab_size is not None)
         for role, ops in (aug.pipelines().items() if aug is not None else ()):
             if ops is not None:  # names and parameters checked against the input layout
                 pipe = Augment(ops, s.splits.input_shape, where=f"train.augment.{role}")
-                tokens = s.splits.vocab_size is not None
-                if pipe and (pipe.reads == TOKENS) != tokens:
+                if pipe and pipe.reads != expected:
                     raise MentorError(
                         f"train.augment.{role}: {pipe.describe()} augments "
-                        f"{'token ids' if pipe.reads == TOKENS else 'numeric rows'}, but the "
-                        f"data are {'token ids (data.text)' if tokens else 'numeric rows'}; "
-                        "expected augmentations of "
-                        f"{'token ids (token_drop, token_span)' if tokens else 'rows'}")
+                        f"{_VIEW_WORDS[pipe.reads][0]}, but the data are "
+                        f"{_VIEW_WORDS[expected][1]}; expected augmentations of "
+                        f"{_VIEW_WORDS[expected][2]}")
         for label, _, plan, _ in s.methods:
             try:
-                task = TASKS.get(s.recipe.task)
                 probe_objectives(plan.objectives, task.example(s.splits.num_classes),
                                  task.elements)
             except MentorError as e:
@@ -261,6 +260,15 @@ def plan_run(raw: dict, source: str = "recipe") -> RunPlan:
             raise MentorError("teacher.ensemble members must be checkpoints (training ensemble "
                               "members from a recipe is not supported yet)")
     return run
+
+
+# what each kind of view reads, in words: (as augmented, as the data, as expected)
+_VIEW_WORDS = {
+    ROWS: ("numeric rows", "numeric rows", "rows"),
+    TOKENS: ("token ids", "token ids (data.text)", "token ids (token_drop, token_span)"),
+    IDS: ("token ids in place", "token ids with a tag per position (task: tagging)",
+          "token ids that keep every position (token_resample)"),
+}
 
 
 def _plan_methods(recipe: Recipe) -> list[tuple[str, str, MethodPlan, dict]]:

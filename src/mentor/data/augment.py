@@ -28,13 +28,24 @@ from ..registry import AUGMENTS
 from .layout import as_maps, paste_box, row_grid
 
 ELEMENTS = -1  # ``draws`` value: one uniform per input element
-ROWS, TOKENS = "rows", "tokens"  # what an augmentation reads (``fn.inputs``, default rows)
+# what an augmentation reads (``fn.inputs``, default rows): flat numeric rows, named token
+# ids (input_ids, attention_mask), or one tensor of token ids whose every position keeps its
+# label (a tagging row: the view may rewrite a token, never move one)
+ROWS, TOKENS, IDS = "rows", "tokens", "ids"
 
 
 def reads(fn) -> str:
     """``'tokens'`` for an augmentation of named token ids (:mod:`mentor.data.text_views`),
-    else ``'rows'`` (flat numeric rows)."""
+    ``'ids'`` for a position-keeping one of a token-id tensor (0 pads), else ``'rows'``
+    (flat numeric rows)."""
     return getattr(fn, "inputs", ROWS)
+
+
+def view_inputs(position_views: bool, named_tokens: bool) -> str:
+    """What the views of a training's rows must read: ``'ids'`` for a task whose rows keep a
+    label per position (:attr:`~mentor.contracts.TaskAdapter.position_views`, tagging),
+    ``'tokens'`` for named token ids, else ``'rows'``."""
+    return IDS if position_views else TOKENS if named_tokens else ROWS
 
 
 def draws_for(fn, input_shape: Sequence[int]) -> int:
@@ -224,6 +235,8 @@ class Augment:
         if self.reads == TOKENS:
             return {"input_ids": torch.zeros(1, width, dtype=torch.long),
                     "attention_mask": torch.ones(1, width, dtype=torch.long)}
+        if self.reads == IDS:
+            return torch.ones(1, width, dtype=torch.long)
         return torch.zeros(1, width)
 
     def __call__(self, x, generator: torch.Generator,
@@ -259,18 +272,24 @@ def _describe_op(name: str, params: dict[str, Any]) -> str:
 
 
 def default_views(input_shape: Sequence[int],
-                  tokens: bool = False) -> dict[str, list[tuple[str, dict]]]:
-    """The weak and strong pipelines used when a recipe names none.
+                  inputs: str = ROWS) -> dict[str, list[tuple[str, dict]]]:
+    """The weak and strong pipelines used when a recipe names none, for rows that
+    augmentations of kind ``inputs`` read (:func:`view_inputs`).
 
     Images (``(H, W)``, ``(C, H, W)``): weak = shift by up to 1 pixel; strong = shift by up to
     1 pixel, Gaussian noise 0.5, cutout of half the side. Rows and signals (``(L,)``): weak =
     noise 0.1; strong = noise 0.3 and 20 % masking. No flips: a mirrored digit is another
-    symbol. Token ids (``tokens``, :mod:`mentor.data.text_views`): weak = 10 % of the tokens
-    deleted; strong = 30 % deleted, then a span of at least 60 % kept.
+    symbol. Named token ids (``'tokens'``, :mod:`mentor.data.text_views`): weak = 10 % of the
+    tokens deleted; strong = 30 % deleted, then a span of at least 60 % kept. Token ids that
+    keep a label per position (``'ids'``, tagging): weak = 10 % of the tokens resampled from
+    their row, strong = 30 %.
     """
-    if tokens:
+    if inputs == TOKENS:
         return {"weak": [("token_drop", {"p": 0.1})],
                 "strong": [("token_drop", {"p": 0.3}), ("token_span", {"min_keep": 0.6})]}
+    if inputs == IDS:
+        return {"weak": [("token_resample", {"p": 0.1})],
+                "strong": [("token_resample", {"p": 0.3})]}
     if len(tuple(input_shape)) >= 2:
         return {"weak": [("shift", {"pixels": 1})],
                 "strong": [("shift", {"pixels": 1}), ("noise", {"std": 0.5}),

@@ -14,6 +14,16 @@ with ``fn.inputs = "tokens"``: it takes the batch's named tensors (``input_ids``
   Methods for Text Classification").
 - ``token_span``: keeps one contiguous span of a fraction of the text's tokens, drawn in
   ``[min_keep, 1]`` (a random crop of the text), deleting the rest.
+- ``token_resample`` (rows that keep a label per position, ``fn.inputs = "ids"``: a tagging
+  row, one tensor of token ids with 0 padding the end): each real token becomes, with
+  probability ``p``, a copy of a token drawn uniformly from the same row's real tokens. No
+  token moves and padding stays padding, so the tags stay aligned; the replacement comes
+  from the row, so no vocabulary size is needed. Token-replacement noise as in UDA's
+  word-replacing augmentation [reconstruction: UDA replaces by TF-IDF-chosen vocabulary
+  words, here by the row's own tokens]. Where a token's identity decides its tag (entity
+  words, as in TB-SEQ tagging) a resampled token's true tag changes while its label stays:
+  the view then corrupts labels, and the presets trained through it lose to scratch there
+  (measurement ``tagging-ssl``).
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from torch import Tensor
 
 from ..errors import check_param
 from ..registry import AUGMENTS
-from .augment import ELEMENTS, TOKENS
+from .augment import ELEMENTS, IDS, TOKENS
 
 
 def _keep_one(keep: Tensor, mask: Tensor) -> Tensor:
@@ -69,3 +79,24 @@ def token_span(x: dict[str, Tensor], u: Tensor, input_shape: Sequence[int], *,
 
 token_span.draws = 2
 token_span.inputs = TOKENS
+
+
+@AUGMENTS.register("token_resample", description="tagging: each real token becomes, with "
+                   "probability p, a copy of a token drawn from the same row (positions and "
+                   "padding kept, so the tags stay aligned)",
+                   paper="Xie et al. 2020, UDA (word replacement); row-drawn [reconstruction]")
+def token_resample(x: Tensor, u: Tensor, input_shape: Sequence[int], *,
+                   p: float = 0.1) -> Tensor:
+    """One draw per position: ``u < p`` resamples the token, and ``u / p`` (uniform on
+    ``[0, 1)`` given ``u < p``) picks which of the row's real tokens it copies."""
+    check_param("token_resample", "p", p, low=0, high=1)
+    real = x != 0
+    u = u.to(x.device, torch.float32)[:, :x.shape[1]]
+    length = real.sum(1, keepdim=True)
+    pick = (u / max(p, 1e-12) * length).floor().long().clamp(max=(length - 1).clamp(min=0))
+    drawn = x.gather(1, pick.clamp(min=0))  # real tokens fill each row's front
+    return torch.where(real & (u < p), drawn, x)
+
+
+token_resample.draws = ELEMENTS
+token_resample.inputs = IDS

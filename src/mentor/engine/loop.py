@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from ..contracts import (Batch, Refiner, RefinerHooks, TaskAdapter, Targets, TeacherHooks,
                          TeacherUpdater, UpdaterHooks, takes_labels)
-from ..data.augment import Augment, role_generator
+from ..data.augment import Augment, role_generator, view_inputs
 from ..data.rows import NamedRows, as_rows
 from ..data.splits import Split
 from ..errors import MentorError, TrainingFault
@@ -305,8 +305,9 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
                                                                    monitor, ahead)
     named = isinstance(rows, NamedRows)
     tokens = named and "input_ids" in rows.x and "attention_mask" in rows.x
-    tr.pipes = pipelines(augment, spec, data.input_shape, tokens)
-    _check_views_fit(rows, tr.pipes, tokens, views is not None or mixer is not None
+    inputs = view_inputs(task.position_views, tokens)
+    tr.pipes = pipelines(augment, spec, data.input_shape, inputs)
+    _check_views_fit(rows, tr.pipes, inputs, views is not None or mixer is not None
                      or batch_mixer is not None)
     tr.with_labels = takes_labels(student)
     tr.g_batch = spec.batch_size * spec.accumulate  # a step's global rows (shared by ranks)
@@ -317,11 +318,20 @@ def _prepare(student: nn.Module, train: Split, val: Split, *, objectives, spec, 
     return tr
 
 
-def _check_views_fit(rows, pipes: dict, tokens: bool, mixes: bool) -> None:
+def _check_views_fit(rows, pipes: dict, inputs: str, mixes: bool) -> None:
     """Views and mixing that cannot read the inputs stop the run in one sentence: named
-    tensors take token augmentations (token ids) and no mixing; one tensor takes no token
-    augmentation."""
-    from ..data.augment import TOKENS
+    tensors take token augmentations (token ids) and no mixing; rows that keep a label per
+    position (``inputs`` ``'ids'``, tagging) take position-keeping token views only; one
+    tensor takes no token augmentation."""
+    from ..data.augment import IDS, TOKENS
+    tokens = inputs == TOKENS
+    if inputs == IDS:
+        wrong = [p.describe() for p in pipes.values() if p and p.reads != IDS]
+        if wrong:
+            raise MentorError(f"train.augment {wrong[0]} does not keep every token in its "
+                              "place, but each position of these rows has its own label; "
+                              "expected position-keeping token views such as token_resample")
+        return
     if isinstance(rows, NamedRows):
         names = ", ".join(rows.x)
         if mixes or (pipes and not tokens):
@@ -335,7 +345,7 @@ def _check_views_fit(rows, pipes: dict, tokens: bool, mixes: bool) -> None:
                               f"are token ids ({names}); expected token augmentations such "
                               "as token_drop and token_span")
         return
-    wrong = [p.describe() for p in pipes.values() if p and p.reads == TOKENS]
+    wrong = [p.describe() for p in pipes.values() if p and p.reads in (TOKENS, IDS)]
     if wrong:
         raise MentorError(f"train.augment {wrong[0]} augments token ids, but the inputs are "
                           "numeric rows; expected augmentations such as noise, shift, crop")
@@ -652,16 +662,20 @@ def _refuse_row_parts(task, refiners, augment, mixer, batch_mixer, views) -> Non
     that reads every input row up front (clusters)."""
     parts = [f"refiner {type(r.part).__name__} (it reads every input)" for r in refiners
              if r.reads_inputs]
-    if augment and any(augment.values()):
+    # views that keep every position are checked where the pipelines are built
+    if augment and any(augment.values()) and not task.position_views:
         parts.append("augmentation views (" + ", ".join(
             f"{role}: {kind}" for role, kind in augment.items() if kind) + ")")
     parts += [type(m).__name__ for m in (mixer, batch_mixer) if m is not None]
     if views is not None:
         parts.append("stored views")
     if parts:
+        allowed = ("mixers or stored views (scratch, kd, dkd, fixmatch, mean-teacher, or "
+                   "compose with refiners)" if task.position_views else
+                   "views or mixers (scratch, kd, dkd, or compose with refiners)")
         raise MentorError(f"the {task.name} task cannot run {parts[0]}: it acts on whole rows, "
                           f"and a {task.name} row is a sequence; expected a method without "
-                          "views or mixers (scratch, kd, dkd, or compose with refiners)")
+                          f"{allowed}")
 
 
 def _supervise(tr: _Training, rows: _Rows, x_rows: Tensor, batch: Batch, x_teacher: Tensor,

@@ -53,14 +53,14 @@ ROLES = {"teacher": 1, "student": 2, "labeled": 3}
 
 
 def pipelines(augment: dict[str, str | None] | None, spec: TrainSpec,
-              input_shape: Sequence[int], tokens: bool = False) -> dict[str, Augment]:
+              input_shape: Sequence[int], inputs: str = "rows") -> dict[str, Augment]:
     """Role -> augmentation pipeline for a method's weak/strong views ({} without views).
-    The pipelines are ``spec.augment``'s or the defaults for ``input_shape`` (``tokens``:
-    the inputs are named token ids, whose views are token augmentations)."""
+    The pipelines are ``spec.augment``'s or the defaults for ``input_shape`` and what the
+    views read (``inputs``: :func:`mentor.data.augment.view_inputs`)."""
     if not augment or not any(augment.values()):
         return {}
     chosen = spec.augment.pipelines() if spec.augment is not None else {}
-    defaults = default_views(input_shape, tokens)
+    defaults = default_views(input_shape, inputs)
     out = {}
     for role, kind in augment.items():
         if role not in ROLES:

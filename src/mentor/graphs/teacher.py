@@ -136,4 +136,3 @@ def fit_graph_teacher(module: nn.Module, splits, *, epochs: int = 200, lr: float
         torch.as_tensor(splits.rows["val"], dtype=torch.long, device=device),
         splits.val.y.to(device), epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed,
         num_classes=splits.num_classes, on_epoch=on_epoch)
-

@@ -25,6 +25,7 @@ class RowLabels:
     task defines ``predict`` (its prediction from outputs)."""
 
     per_row_parts = True  # a view or mixer acts on a row as a whole
+    position_views = False  # views chosen by the inputs' layout (rows, named token ids)
 
     @property
     def element_task(self):

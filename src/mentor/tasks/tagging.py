@@ -87,9 +87,9 @@ class Tagging(RowLabels):
     name = "tagging"
     metric = "span_f1"
     higher_is_better = True
-    # refiners judge, views transform and mixers paste whole rows; per-token forms of them
-    # (a token-level confidence mask, position-keeping token views) are not built yet
+    # mixers paste whole rows (refiners judge the elements, views keep positions)
     per_row_parts = False
+    position_views = True  # views rewrite tokens in place (token_resample), never move them
 
     @property
     def element_task(self):
