@@ -40,10 +40,10 @@ def _recipe(tmp, source, **over):
     raw = {"name": "g", "task": "graph_nodes",
            "data": {"source": str(source), "standardize": False},
            "teacher": {"model": "hgnn", "hidden": [16], "seed": 0,
-                       "train": {"epochs": 100, "lr": 0.01, "weight_decay": 5e-4}},
+                       "train": {"epochs": 60, "lr": 0.01, "weight_decay": 5e-4}},
            "student": {"model": "mlp", "hidden": [64], "dropout": 0.5, "batchnorm": True},
            "methods": [{"name": "scratch"}, {"name": "kd", "alpha": 1.0, "temperature": 1.0}],
-           "train": {"epochs": 100, "batch_size": 600, "lr": 0.01, "weight_decay": 5e-4,
+           "train": {"epochs": 50, "batch_size": 600, "lr": 0.01, "weight_decay": 5e-4,
                      "seeds": [0, 1, 2]}}
     raw.update(over)
     path = tmp / "graph.yaml"
