@@ -47,6 +47,8 @@ NOT_A_FRAGMENT = {
                        "example's student",
     ("augmentation", "token_span"): "a view of token ids; the example's digits are images",
     ("augmentation", "token_drop"): "a view of token ids; the example's digits are images",
+    ("augmentation", "token_resample"): "a view of tagging rows (token ids that keep a tag per "
+                                        "position); the example's digits are images",
     ("data set", "wordnet-glosses"): "a text source: it needs data.text and a text model, "
                                      "which the example's mlp student is not",
 }
