@@ -58,11 +58,13 @@ def claim(method: Sequence[float], baseline: Sequence[float]) -> str:
 
 def verdicts(values, pairs) -> dict[str, str]:
     """``{a_vs_b: verdict, a_vs_b.wins: wins}`` for each ``(a, b)`` of ``pairs``, with
-    ``values[a]`` the per-seed values of ``a`` (higher is better)."""
+    ``values[a]`` (a mapping) or ``values(a)`` (a function, as :func:`_run.over_seeds`
+    returns) the per-seed values of ``a`` (higher is better)."""
+    get = values if callable(values) else values.__getitem__
     out = {}
     for a, b in pairs:
-        out[f"{a}_vs_{b}"] = verdict(values[a], values[b])
-        out[f"{a}_vs_{b}.wins"] = wins(values[a], values[b])
+        out[f"{a}_vs_{b}"] = verdict(get(a), get(b))
+        out[f"{a}_vs_{b}.wins"] = wins(get(a), get(b))
     return out
 
 

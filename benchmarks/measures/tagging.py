@@ -24,7 +24,7 @@ larger std, else ``not separated``; ``.wins``: the seeds where A's test span F1 
 
 from __future__ import annotations
 
-from ._fmt import mean_std, verdict, wins
+from ._fmt import mean_std, verdicts
 from ._run import over_seeds
 
 SEEDS = (0, 1, 2)
@@ -71,9 +71,7 @@ def figures(vals, arms, extra, pairs) -> dict[str, str]:
         out[f"{arm}.f1.per_seed"] = " / ".join(f"{v:.3f}" for v in vals(arm))
     for key in extra:
         out[key] = _v(vals(key))
-    for a, b in pairs:
-        out[f"{a}_vs_{b}"] = verdict(vals(a), vals(b))
-        out[f"{a}_vs_{b}.wins"] = wins(vals(a), vals(b))
+    out.update(verdicts(vals, pairs))
     return out
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import tempfile
 
-from ._fmt import pm, seeds, verdict, wins
+from ._fmt import pm, seeds, verdicts
 from ._run import over_seeds
 
 SEEDS = (0, 1, 2)
@@ -130,9 +130,7 @@ def measure(quick: bool) -> dict[str, str]:
     for k in keys:
         out[k] = pm(vals(k), 1)
         out[f"{k}.per_seed"] = seeds(vals(k))
-    for a, b in PAIRS:
-        out[f"{a}_vs_{b}"] = verdict(vals(a), vals(b))
-        out[f"{a}_vs_{b}.wins"] = wins(vals(a), vals(b))
+    out.update(verdicts(vals, PAIRS))
     return out
 
 

@@ -112,23 +112,31 @@ class Distiller:
     def fit(self, data: Splits, *, checkpoint_dir: str | Path | None = None,
             resume: bool = False, max_steps: int | None = None) -> FitResult:
         """Train the student on ``data`` (train split; validation split for model selection).
-        A factory student is built afresh, under ``torch.manual_seed(seed)``."""
+        Torch's RNG is seeded with ``seed`` first, as ``mentor run`` does: a factory student is
+        built afresh from it, then a method's new heads (DHO's, USKD's) and the dropout draws
+        come from it, so the same fit repeats exactly; the caller's RNG state is restored."""
         teacher = None
         if self.plan.needs_teacher:
             teacher = self._teacher(data)
-        if self.factory is not None:
-            self.student = _built(self.factory, self.seed)
-        elif self.result is not None and not resume:
+        if self.factory is None and self.result is not None and not resume:
             warnings.warn("Distiller.fit: the student module was trained by an earlier fit "
                           "and continues from those weights; pass a factory (e.g. "
                           f"student=lambda: {type(self.student).__name__}(...)) to start each "
                           "fit from fresh weights", UserWarning, stacklevel=2)
-        self.result = self.plan.fit(
-            self.student, data.train, data.val, spec=self.spec, seed=self.seed,
-            num_outputs=data.num_classes, teacher=teacher, input_shape=data.input_shape,
-            refiners=self.refiners, updater=self.updater,
-            checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
-            resume=resume, max_steps=max_steps, task=self.task)
+        # as `mentor run`: torch's RNG seeded with ``seed``, then the student built, then the
+        # method's new heads and every dropout draw -- so a fit repeats exactly, whatever the
+        # caller's RNG did before; the caller's RNG state is left as it was
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            if self.factory is not None:
+                self.student = _built(self.factory)
+            self.result = self.plan.fit(
+                self.student, data.train, data.val, spec=self.spec, seed=self.seed,
+                num_outputs=data.num_classes, teacher=teacher, input_shape=data.input_shape,
+                refiners=self.refiners, updater=self.updater,
+                checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+                resume=resume, max_steps=max_steps, task=self.task)
         self.model = self.result.model
         return self.result
 
@@ -212,13 +220,9 @@ def _stacklevel(distiller: Distiller) -> int:
     return 3 if isinstance(distiller, SemiSupervised) else 2
 
 
-def _built(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """``factory()`` under ``torch.manual_seed(seed)`` (as ``mentor run`` builds a student),
-    the caller's torch RNG state left as it was."""
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        student = factory()
+def _built(factory: Callable[[], nn.Module]) -> nn.Module:
+    """``factory()``, checked to be a module (the caller seeds torch's RNG first)."""
+    student = factory()
     if not isinstance(student, nn.Module):
         raise MentorError(f"student: the factory returned a {type(student).__name__}; expected "
                           "a torch.nn.Module")

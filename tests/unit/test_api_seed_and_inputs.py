@@ -82,6 +82,32 @@ def test_the_factory_student_starts_where_mentor_run_starts_it(iris):
     assert _equal(_state(build_model("mlp", (4,), 3, hidden=(8,))), initial[0])
 
 
+def test_new_heads_and_dropout_draw_from_the_seed_not_from_the_callers_rng(iris):
+    """DHO's second head and the dropout masks come from torch's RNG: a fit seeds it first
+    (as `mentor run` does), so the caller's earlier draws change nothing, and the trained
+    weights equal those of the CLI's order of events (seed, build, wrap, train)."""
+    from mentor.methods import get_method
+    from mentor.recipe import TrainSpec
+    from mentor.teachers import ModuleTeacher
+
+    def net():
+        return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),
+                                   torch.nn.Dropout(0.3), torch.nn.Linear(8, 3))
+    torch.manual_seed(0)
+    teacher = ModuleTeacher(torch.nn.Linear(4, 3), 3)
+    runs = []
+    for moved in (1, 7):
+        torch.rand(moved)  # the caller's RNG is somewhere else before each fit
+        d = mentor.Distiller(net, teacher, method="dho", seed=4, **QUICK)
+        d.fit(iris)
+        runs.append(_state(d.model))
+    assert _equal(runs[0], runs[1])
+    torch.manual_seed(4)  # mentor run: seed, build, then the plan wraps and trains
+    res = get_method("dho").plan().fit(net(), iris.train, iris.val, spec=TrainSpec(**QUICK),
+                                       seed=4, num_outputs=3, teacher=teacher)
+    assert _equal(_state(res.model), runs[0])
+
+
 def test_each_fit_of_a_factory_starts_afresh(iris):
     d = mentor.Distiller(_net, None, method="scratch", seed=2, **QUICK)
     with warnings.catch_warnings():
