@@ -112,9 +112,11 @@ class Distiller:
     def fit(self, data: Splits, *, checkpoint_dir: str | Path | None = None,
             resume: bool = False, max_steps: int | None = None) -> FitResult:
         """Train the student on ``data`` (train split; validation split for model selection).
-        Torch's RNG is seeded with ``seed`` first, as ``mentor run`` does: a factory student is
-        built afresh from it, then a method's new heads (DHO's, USKD's) and the dropout draws
-        come from it, so the same fit repeats exactly; the caller's RNG state is restored."""
+        A factory student is built afresh after ``torch.manual_seed(seed)``, as ``mentor run``
+        does, and a method's new heads (DHO's, USKD's) and the dropout draws follow from the
+        same stream, so the same fit repeats exactly; a module student continues the caller's
+        stream (seed it before building it, as ``mentor run`` does). The caller's RNG state is
+        restored afterwards."""
         teacher = None
         if self.plan.needs_teacher:
             teacher = self._teacher(data)
@@ -123,13 +125,15 @@ class Distiller:
                           "and continues from those weights; pass a factory (e.g. "
                           f"student=lambda: {type(self.student).__name__}(...)) to start each "
                           "fit from fresh weights", UserWarning, stacklevel=2)
-        # as `mentor run`: torch's RNG seeded with ``seed``, then the student built, then the
-        # method's new heads and every dropout draw -- so a fit repeats exactly, whatever the
-        # caller's RNG did before; the caller's RNG state is left as it was
+        # as `mentor run`: torch's RNG seeded, the student built, then the method's new heads
+        # and every dropout draw from the same stream. A factory is built after seeding with
+        # ``seed``, so its fit repeats exactly whatever the caller's RNG did; a module was
+        # built by the caller, whose stream (seed, build) goes on. The caller's RNG state is
+        # left as it was either way.
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
             if self.factory is not None:
+                torch.manual_seed(self.seed)
                 self.student = _built(self.factory)
             self.result = self.plan.fit(
                 self.student, data.train, data.val, spec=self.spec, seed=self.seed,
